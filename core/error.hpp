@@ -1,0 +1,29 @@
+#pragma once
+// Error types thrown by the library. The library never prints or exits; tools catch these.
+#include <stdexcept>
+#include <string>
+
+namespace funnel {
+
+struct Error : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// A shape rule rejected its inputs while the graph was being built.
+struct ShapeError : Error {
+  using Error::Error;
+};
+
+// A graph was used in a way it does not support (unknown name, cycle, bad attribute, ...).
+struct GraphError : Error {
+  using Error::Error;
+};
+
+// A forward pass produced NaN or Inf; `node` names the first node (in topological order) that did.
+struct NonFiniteError : Error {
+  NonFiniteError(std::string node_name, const std::string& what)
+      : Error(what), node(std::move(node_name)) {}
+  std::string node;
+};
+
+}  // namespace funnel

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs funnel's build and test dependencies from Debian 12 packages.
+# Idempotent: packages already present are skipped, and apt is not touched at all when nothing is missing.
+set -euo pipefail
+pkgs=(cmake g++ make pkg-config
+      libxtensor-dev libxtensor-blas-dev nlohmann-json3-dev libopenblas-dev
+      libboost-graph-dev catch2 libbenchmark-dev graphviz)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install_deps: all ${#pkgs[@]} packages present"
+  exit 0
+fi
+echo "install_deps: installing ${missing[*]}"
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"

@@ -1,0 +1,352 @@
+#include "autodiff/executor.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <random>
+
+#include "core/error.hpp"
+
+namespace funnel {
+
+namespace {
+std::uint64_t fnv1a(const std::string& s) {
+  std::uint64_t h = 1469598103934665603ull;
+  for (unsigned char c : s) {
+    h ^= c;
+    h *= 1099511628211ull;
+  }
+  return h;
+}
+}  // namespace
+
+template <class T>
+Executor<T>::Executor(const Graph& g) : g_(g) {
+  const std::size_t n = g.size();
+  values_.resize(n);
+  grads_.resize(n);
+  ids_.resize(n);
+  sparse_idx_.assign(n, -1);
+  written_.assign(n, 0);
+  grad_sized_.assign(n, 0);
+  reached_.assign(n, 0);
+  in_ptrs_.resize(n);
+  id_ptrs_.resize(n);
+  gin_ptrs_.resize(n);
+  acc_.resize(n);
+  sparse_ptrs_.resize(n);
+  params_ = g.params();
+  for (const Node& nd : g.nodes()) {
+    if (nd.kind == NodeKind::Param) {
+      values_[nd.id] = Tensor<T>::from_shape(nd.shape.concrete(1));
+      values_[nd.id].fill(T(0));
+      // Sparse when every consumer reads it through a sparse-gradient slot.
+      bool any = false, all = true;
+      for (NodeId c : g.consumers(nd.id)) {
+        const Node& cn = g.node(c);
+        const Op& op = get_op(cn.op);
+        for (std::size_t s = 0; s < cn.inputs.size(); ++s)
+          if (cn.inputs[s] == nd.id) {
+            any = true;
+            all = all && op.sparse_grad(s);
+          }
+      }
+      if (any && all && nd.shape.rank() == 2) {
+        sparse_idx_[nd.id] = static_cast<int>(sparse_.size());
+        sparse_.emplace_back();
+        sparse_.back().init(nd.shape[0], nd.shape[1]);
+      }
+    }
+    if (nd.kind == NodeKind::Op) {
+      const std::size_t k = nd.inputs.size();
+      in_ptrs_[nd.id].resize(k, nullptr);
+      id_ptrs_[nd.id].resize(k, nullptr);
+      gin_ptrs_[nd.id].resize(k, nullptr);
+      acc_[nd.id].resize(k, 0);
+      sparse_ptrs_[nd.id].resize(k, nullptr);
+      for (std::size_t s = 0; s < k; ++s) {
+        NodeId u = nd.inputs[s];
+        if (g.node(u).kind == NodeKind::Ids) id_ptrs_[nd.id][s] = &ids_[u];
+        else in_ptrs_[nd.id][s] = &values_[u];
+      }
+    }
+  }
+  full_plan_.order = g.topo_order();
+}
+
+template <class T>
+void Executor<T>::init_params(std::uint64_t seed) {
+  for (NodeId p : params_) {
+    const Node& nd = g_.node(p);
+    Tensor<T>& v = values_[p];
+    std::mt19937_64 rng(seed ^ fnv1a(nd.name));
+    const double fan_in = nd.shape.rank() >= 1 ? static_cast<double>(nd.shape[0]) : 1.0;
+    const double fan_out = nd.shape.rank() >= 2 ? static_cast<double>(nd.shape[1]) : fan_in;
+    auto fill = [&](auto&& draw) {
+      for (auto& x : v) x = static_cast<T>(draw());
+    };
+    switch (nd.init.kind) {
+      case Init::Kind::Zeros: v.fill(T(0)); break;
+      case Init::Kind::Constant: v.fill(static_cast<T>(nd.init.a)); break;
+      case Init::Kind::Normal: {
+        std::normal_distribution<double> d(0.0, nd.init.a);
+        fill([&] { return d(rng); });
+        break;
+      }
+      case Init::Kind::Uniform: {
+        std::uniform_real_distribution<double> d(nd.init.a, nd.init.b);
+        fill([&] { return d(rng); });
+        break;
+      }
+      case Init::Kind::GlorotUniform: {
+        const double lim = std::sqrt(6.0 / (fan_in + fan_out));
+        std::uniform_real_distribution<double> d(-lim, lim);
+        fill([&] { return d(rng); });
+        break;
+      }
+      case Init::Kind::HeNormal: {
+        std::normal_distribution<double> d(0.0, std::sqrt(2.0 / fan_in));
+        fill([&] { return d(rng); });
+        break;
+      }
+    }
+  }
+}
+
+template <class T>
+Tensor<T>& Executor<T>::param(NodeId id) {
+  if (g_.node(id).kind != NodeKind::Param) throw GraphError("node '" + g_.node(id).name + "' is not a parameter");
+  return values_[id];
+}
+
+template <class T>
+void Executor<T>::set_batch(std::int64_t b) {
+  if (b <= 0) throw Error("batch size must be positive, got " + std::to_string(b));
+  if (b == batch_) return;
+  batch_ = b;
+  for (const Node& nd : g_.nodes()) {
+    if (nd.kind == NodeKind::Param || nd.kind == NodeKind::Ids) continue;
+    auto shp = nd.shape.concrete(b);
+    if (values_[nd.id].shape().size() != shp.size() ||
+        !std::equal(shp.begin(), shp.end(), values_[nd.id].shape().begin()))
+      values_[nd.id].resize(shp);
+    if (grad_sized_[nd.id]) grads_[nd.id].resize(shp);
+  }
+}
+
+template <class T>
+Tensor<T>& Executor<T>::input(NodeId id) {
+  if (g_.node(id).kind != NodeKind::Input) throw GraphError("node '" + g_.node(id).name + "' is not an input");
+  if (batch_ == 0) throw Error("call set_batch() before filling input '" + g_.node(id).name + "'");
+  return values_[id];
+}
+
+template <class T>
+IdBatch& Executor<T>::ids(NodeId id) {
+  if (g_.node(id).kind != NodeKind::Ids) throw GraphError("node '" + g_.node(id).name + "' is not an ids input");
+  return ids_[id];
+}
+
+template <class T>
+const typename Executor<T>::Plan& Executor<T>::forward_plan(const std::vector<NodeId>& targets) {
+  auto it = fwd_plans_.find(targets);
+  if (it != fwd_plans_.end()) return it->second;
+  Plan p;
+  auto anc = g_.ancestors(targets);
+  for (NodeId v : g_.topo_order())
+    if (anc[v]) p.order.push_back(v);
+  return fwd_plans_.emplace(targets, std::move(p)).first->second;
+}
+
+template <class T>
+void Executor<T>::check_inputs(NodeId v) const {
+  const Node& nd = g_.node(v);
+  if (nd.kind == NodeKind::Input) {
+    auto shp = nd.shape.concrete(batch_);
+    const auto& have = values_[v].shape();
+    if (have.size() != shp.size() || !std::equal(shp.begin(), shp.end(), have.begin())) {
+      Shape hs{std::vector<Dim>(have.begin(), have.end())};
+      throw ShapeError("input '" + nd.name + "' holds shape " + hs.str() + " but the graph expects " +
+                       nd.shape.str() + " with B=" + std::to_string(batch_));
+    }
+  } else if (nd.kind == NodeKind::Ids) {
+    const IdBatch& b = ids_[v];
+    if (b.batch != batch_ || b.fields != nd.num_fields || !b.complete() ||
+        b.ids.size() != b.weights.size())
+      throw ShapeError("ids input '" + nd.name + "' holds " + std::to_string(b.batch) + " rows × " +
+                       std::to_string(b.fields) + " fields (" + std::to_string(b.offsets.size()) +
+                       " offsets) but the graph expects B=" + std::to_string(batch_) + " rows × " +
+                       std::to_string(nd.num_fields) + " fields");
+  }
+}
+
+template <class T>
+void Executor<T>::run_forward(const Plan& p) {
+  if (batch_ == 0) throw Error("call set_batch() before forward()");
+  for (NodeId v : p.order) {
+    const Node& nd = g_.node(v);
+    if (nd.kind != NodeKind::Op) {
+      check_inputs(v);
+      continue;
+    }
+    Ctx<T> c;
+    c.node = &nd;
+    c.batch = batch_;
+    c.in = std::span<const Tensor<T>* const>(in_ptrs_[v]);
+    c.ids = std::span<const IdBatch* const>(id_ptrs_[v]);
+    c.out = &values_[v];
+    get_op(nd.op).forward(c);
+    if (check_finite_) {
+      const T* d = values_[v].data();
+      const std::size_t n = values_[v].size();
+      for (std::size_t i = 0; i < n; ++i)
+        if (!std::isfinite(d[i]))
+          throw NonFiniteError(nd.name, "node '" + nd.name + "' (op " + nd.op + ") produced " +
+                                            (std::isnan(d[i]) ? "NaN" : "Inf") + " at flat index " +
+                                            std::to_string(i));
+    }
+  }
+}
+
+template <class T>
+void Executor<T>::forward() {
+  run_forward(full_plan_);
+}
+
+template <class T>
+void Executor<T>::forward(const std::vector<NodeId>& targets) {
+  run_forward(forward_plan(targets));
+}
+
+template <class T>
+const typename Executor<T>::Plan& Executor<T>::backward_plan(const std::vector<LossWeight>& losses) {
+  bwd_key_.clear();
+  for (auto& lw : losses) bwd_key_.push_back(lw.loss);
+  std::sort(bwd_key_.begin(), bwd_key_.end());
+  auto it = bwd_plans_.find(bwd_key_);
+  if (it != bwd_plans_.end()) return it->second;
+  for (NodeId l : bwd_key_) {
+    const Node& nd = g_.node(l);
+    if (!nd.shape.dims.empty())
+      throw GraphError("backward from '" + nd.name + "': a loss must be a scalar, got " + nd.shape.str());
+  }
+  Plan p;
+  auto anc = g_.ancestors(bwd_key_);
+  auto desc = g_.descendants(params_);
+  p.need.assign(g_.size(), 0);
+  for (std::size_t v = 0; v < g_.size(); ++v) p.need[v] = anc[v] && desc[v];
+  const auto& topo = g_.topo_order();
+  for (auto r = topo.rbegin(); r != topo.rend(); ++r)
+    if (p.need[*r] && g_.node(*r).kind == NodeKind::Op) p.order.push_back(*r);
+  return bwd_plans_.emplace(bwd_key_, std::move(p)).first->second;
+}
+
+template <class T>
+void Executor<T>::ensure_grad_buffers() {
+  // Gradient buffers for every node downstream of a parameter (dense params included), sized like values.
+  static const std::vector<NodeId> none;
+  (void)none;
+  for (const Node& nd : g_.nodes()) {
+    if (grad_sized_[nd.id]) continue;
+    if (nd.kind == NodeKind::Ids || nd.kind == NodeKind::Input) continue;
+    if (nd.kind == NodeKind::Param && sparse_idx_[nd.id] >= 0) continue;
+    grads_[nd.id].resize(values_[nd.id].shape());
+    grad_sized_[nd.id] = 1;
+  }
+}
+
+template <class T>
+void Executor<T>::backward(const std::vector<LossWeight>& losses) {
+  if (losses.empty()) throw GraphError("backward needs at least one loss");
+  const Plan& p = backward_plan(losses);
+  ensure_grad_buffers();
+  std::fill(written_.begin(), written_.end(), 0);
+  for (auto& s : sparse_) s.clear();
+  for (std::size_t v = 0; v < g_.size(); ++v) reached_[v] = p.need[v];
+  for (auto& lw : losses) {
+    T* g = grads_[lw.loss].data();
+    if (written_[lw.loss]) g[0] += static_cast<T>(lw.weight);
+    else g[0] = static_cast<T>(lw.weight);
+    written_[lw.loss] = 1;
+    reached_[lw.loss] = 1;
+  }
+  for (NodeId v : p.order) {
+    const Node& nd = g_.node(v);
+    if (!written_[v]) {  // reached only through slots that pass no gradient
+      grads_[v].fill(T(0));
+      written_[v] = 1;
+    }
+    const Op& op = get_op(nd.op);
+    auto& gin = gin_ptrs_[v];
+    auto& acc = acc_[v];
+    auto& sp = sparse_ptrs_[v];
+    bool any = false;
+    for (std::size_t s = 0; s < nd.inputs.size(); ++s) {
+      NodeId u = nd.inputs[s];
+      gin[s] = nullptr;
+      sp[s] = nullptr;
+      acc[s] = 0;
+      if (!p.need[u] || !op.differentiable(s)) continue;
+      any = true;
+      if (sparse_idx_[u] >= 0) {
+        sp[s] = &sparse_[static_cast<std::size_t>(sparse_idx_[u])];
+      } else {
+        gin[s] = &grads_[u];
+        acc[s] = written_[u];
+        // The same node read through two slots (x * x): the later slot adds to what the earlier one wrote.
+        for (std::size_t e = 0; e < s; ++e)
+          if (nd.inputs[e] == u && gin[e]) acc[s] = 1;
+      }
+    }
+    if (!any) continue;
+    Ctx<T> c;
+    c.node = &nd;
+    c.batch = batch_;
+    c.in = std::span<const Tensor<T>* const>(in_ptrs_[v]);
+    c.ids = std::span<const IdBatch* const>(id_ptrs_[v]);
+    c.out = &values_[v];
+    c.gout = &grads_[v];
+    c.gin = std::span<Tensor<T>* const>(gin);
+    c.acc = std::span<const char>(acc);
+    c.sparse = std::span<SparseRows<T>* const>(sp);
+    op.backward(c);
+    for (std::size_t s = 0; s < nd.inputs.size(); ++s)
+      if (gin[s]) written_[nd.inputs[s]] = 1;
+  }
+  for (NodeId q : params_)
+    if (sparse_idx_[q] < 0 && !written_[q]) grads_[q].fill(T(0));
+}
+
+template <class T>
+bool Executor<T>::has_grad(NodeId param) const {
+  return reached_.at(param) != 0;
+}
+
+template <class T>
+const Tensor<T>& Executor<T>::grad(NodeId param) const {
+  if (sparse_idx_.at(param) >= 0)
+    throw GraphError("parameter '" + g_.node(param).name + "' has a sparse gradient: use sparse_grad()");
+  if (!grad_sized_[param]) throw GraphError("no gradient yet for '" + g_.node(param).name + "': run backward()");
+  return grads_[param];
+}
+
+template <class T>
+Tensor<T>& Executor<T>::grad_mut(NodeId param) {
+  return const_cast<Tensor<T>&>(static_cast<const Executor&>(*this).grad(param));
+}
+
+template <class T>
+const SparseRows<T>& Executor<T>::sparse_grad(NodeId param) const {
+  int k = sparse_idx_.at(param);
+  if (k < 0) throw GraphError("parameter '" + g_.node(param).name + "' has a dense gradient: use grad()");
+  return sparse_[static_cast<std::size_t>(k)];
+}
+
+template <class T>
+SparseRows<T>& Executor<T>::sparse_grad_mut(NodeId param) {
+  return const_cast<SparseRows<T>&>(static_cast<const Executor&>(*this).sparse_grad(param));
+}
+
+template class Executor<float>;
+template class Executor<double>;
+
+}  // namespace funnel

@@ -1,0 +1,116 @@
+#pragma once
+// Executor<T>: binds values of one scalar type to a Graph and runs it forward and backward.
+// float to train, double to check gradients. Buffers are sized once per batch size and reused, so a
+// steady-state step (same batch size, same losses) does not allocate.
+//
+// Backward runs the op VJPs in reverse topological order from one loss, a weighted sum of losses, or a chosen
+// subset. Nodes that reach no requested loss, or depend on no parameter, are pruned. Where a node fans out,
+// gradients accumulate. Embedding tables whose every consumer takes sparse gradients get SparseRows.
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "core/graph.hpp"
+#include "core/ids.hpp"
+#include "ops/op.hpp"
+
+namespace funnel {
+
+struct LossWeight {
+  NodeId loss;
+  double weight = 1.0;
+};
+
+template <class T>
+class Executor {
+ public:
+  explicit Executor(const Graph& g);
+  Executor(const Executor&) = delete;
+  Executor& operator=(const Executor&) = delete;
+
+  const Graph& graph() const { return g_; }
+
+  // ---- parameters ----
+  // Draws every parameter from its initializer. The draw of a parameter depends on (seed, its name) only.
+  void init_params(std::uint64_t seed);
+  Tensor<T>& param(NodeId id);
+  Tensor<T>& param(const std::string& name) { return param(g_.at(name)); }
+  const std::vector<NodeId>& params() const { return params_; }
+
+  // ---- a batch ----
+  // Sizes every batch-dependent buffer for b rows; does nothing when b is unchanged.
+  void set_batch(std::int64_t b);
+  std::int64_t batch() const { return batch_; }
+  // The buffer of an Input node, already sized for the batch: fill it in place.
+  Tensor<T>& input(NodeId id);
+  Tensor<T>& input(const std::string& name) { return input(g_.at(name)); }
+  IdBatch& ids(NodeId id);
+  IdBatch& ids(const std::string& name) { return ids(g_.at(name)); }
+
+  // ---- running ----
+  void forward();                                    // every node
+  void forward(const std::vector<NodeId>& targets);  // only what the targets need
+  const Tensor<T>& value(NodeId id) const { return values_.at(id); }
+  const Tensor<T>& value(const std::string& name) const { return value(g_.at(name)); }
+  // A scalar node's value.
+  T scalar(NodeId id) const { return values_.at(id).data()[0]; }
+
+  // Backward from a weighted sum of losses (the forward pass must have run). Gradients of the last call
+  // replace those of the one before.
+  void backward(const std::vector<LossWeight>& losses);
+  void backward(NodeId loss) { backward(std::vector<LossWeight>{{loss, 1.0}}); }
+
+  // ---- gradients of the last backward ----
+  bool has_grad(NodeId param) const;  // reached by a requested loss (structurally)
+  bool is_sparse(NodeId param) const { return sparse_idx_.at(param) >= 0; }
+  const Tensor<T>& grad(NodeId param) const;  // dense parameters
+  Tensor<T>& grad_mut(NodeId param);          // e.g. to reduce across processes in place
+  const Tensor<T>& grad(const std::string& name) const { return grad(g_.at(name)); }
+  const SparseRows<T>& sparse_grad(NodeId param) const;
+  SparseRows<T>& sparse_grad_mut(NodeId param);
+  // Gradient of any non-parameter node reached by the last backward (e.g. for tests and the dot tool).
+  const Tensor<T>& node_grad(NodeId id) const { return grads_.at(id); }
+
+  // NaN/Inf in a forward output throws NonFiniteError naming the node (on by default).
+  void set_check_finite(bool on) { check_finite_ = on; }
+
+ private:
+  struct Plan {
+    std::vector<NodeId> order;  // nodes to run, in the order to run them
+    std::vector<char> need;     // backward: node needs a gradient
+  };
+  const Plan& forward_plan(const std::vector<NodeId>& targets);
+  const Plan& backward_plan(const std::vector<LossWeight>& losses);
+  void run_forward(const Plan& p);
+  void ensure_grad_buffers();
+  void check_inputs(NodeId v) const;
+
+  const Graph& g_;
+  std::int64_t batch_ = 0;
+  bool check_finite_ = true;
+  std::vector<NodeId> params_;
+  std::vector<Tensor<T>> values_;
+  std::vector<Tensor<T>> grads_;
+  std::vector<IdBatch> ids_;
+  std::vector<int> sparse_idx_;  // per node: index into sparse_ for sparse parameters, else -1
+  std::vector<SparseRows<T>> sparse_;
+  std::vector<char> written_;
+  std::vector<char> grad_sized_;
+  std::vector<char> reached_;  // per node: reached by the last backward
+  // Per node, the pointer arrays handed to the op (sized once).
+  std::vector<std::vector<const Tensor<T>*>> in_ptrs_;
+  std::vector<std::vector<const IdBatch*>> id_ptrs_;
+  std::vector<std::vector<Tensor<T>*>> gin_ptrs_;
+  std::vector<std::vector<char>> acc_;
+  std::vector<std::vector<SparseRows<T>*>> sparse_ptrs_;
+  Plan full_plan_;
+  std::map<std::vector<NodeId>, Plan> fwd_plans_;
+  std::map<std::vector<NodeId>, Plan> bwd_plans_;
+  std::vector<NodeId> bwd_key_;  // scratch, reused
+};
+
+extern template class Executor<float>;
+extern template class Executor<double>;
+
+}  // namespace funnel

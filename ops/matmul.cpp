@@ -1,0 +1,55 @@
+// matmul: Y = X · W with X (B×K) and W (K×N), Y (B×N). The dense layer's core.
+//   dX = dY · Wᵀ   (gemm, transB)
+//   dW = Xᵀ · dY   (gemm, transA)
+#include "ops/blas.hpp"
+#include "autodiff/gradcheck.hpp"
+#include "ops/op.hpp"
+
+namespace funnel {
+namespace {
+
+struct MatMul : OpT<MatMul> {
+  const char* name() const override { return "matmul"; }
+  const char* doc() const override { return "Y = X·W, X: B×K, W: K×N (BLAS gemm, transpose flags in backward)"; }
+  int arity() const override { return 2; }
+
+  Shape infer(const Node& n, const std::vector<Shape>& in) const override {
+    if (in[0].rank() != 2 || in[1].rank() != 2) shape_error(n, in, "both inputs must be matrices");
+    if (in[0][1] != in[1][0] || in[0][1] == kBatch)
+      shape_error(n, in, "inner dimensions differ: " + in[0].str() + " · " + in[1].str());
+    return Shape{in[0][0], in[1][1]};
+  }
+
+  template <class T>
+  static void fwd(Ctx<T>& c) {
+    const Tensor<T>& x = c.x(0);
+    const Tensor<T>& w = c.x(1);
+    const int m = static_cast<int>(x.shape()[0]), k = static_cast<int>(x.shape()[1]);
+    const int n = static_cast<int>(w.shape()[1]);
+    blas::gemm(false, false, m, n, k, T(1), x.data(), k, w.data(), n, T(0), c.out->data(), n);
+  }
+
+  template <class T>
+  static void bwd(Ctx<T>& c) {
+    const Tensor<T>& x = c.x(0);
+    const Tensor<T>& w = c.x(1);
+    const int m = static_cast<int>(x.shape()[0]), k = static_cast<int>(x.shape()[1]);
+    const int n = static_cast<int>(w.shape()[1]);
+    const T* gy = c.gout->data();
+    if (c.gin[0])  // dX (m×k) = dY (m×n) · Wᵀ (n×k)
+      blas::gemm(false, true, m, k, n, T(1), gy, n, w.data(), n, c.acc[0] ? T(1) : T(0), c.gin[0]->data(), k);
+    if (c.gin[1])  // dW (k×n) = Xᵀ (k×m) · dY (m×n)
+      blas::gemm(true, false, k, n, m, T(1), x.data(), k, gy, n, c.acc[1] ? T(1) : T(0), c.gin[1]->data(), n);
+  }
+};
+
+FUNNEL_REGISTER_OP(MatMul);
+
+const OpExampleRegistrar example{{"matmul", "B=3, B×4 · 4×5, X and W trainable", 3, [](Graph& g) {
+                                    NodeId x = g.add_param("x", Shape{3, 4}, Init::normal(1.0));
+                                    NodeId w = g.add_param("w", Shape{4, 5}, Init::normal(1.0));
+                                    return probe_loss(g, g.add_op("matmul", {x, w}));
+                                  }, nullptr}};
+
+}  // namespace
+}  // namespace funnel

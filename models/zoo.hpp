@@ -4,6 +4,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "core/dsl.hpp"
 #include "core/graph.hpp"
 
@@ -38,5 +40,9 @@ struct ModelHandle {
 std::vector<std::string> model_kinds();  // esmm, base, esmm-ns, division
 // Builds the model into an empty graph. Throws GraphError on a bad config.
 ModelHandle build_model(Graph& g, const ModelConfig& cfg);
+
+// The config as JSON (for checkpoints) and back; unknown or ill-typed keys are GraphErrors naming the key.
+nlohmann::json to_json(const ModelConfig& cfg);
+ModelConfig model_config_from_json(const nlohmann::json& j);
 
 }  // namespace funnel

@@ -1,0 +1,196 @@
+#pragma once
+// Internal helpers shared by the readers (not part of the public API): memory-mapped files, a line cursor,
+// number parsing, bad-row bookkeeping and the row appender that builds a Dataset's CSR arrays.
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/error.hpp"
+#include "data/dataset.hpp"
+#include "data/feature_map.hpp"
+#include "data/readers.hpp"
+
+namespace funnel::detail {
+
+// Read-only view of a whole file: mmap for regular files, a plain read for anything else (pipes, /proc, ...).
+// Throws funnel::Error naming the path and the reason (missing, a directory, unreadable).
+class MappedFile {
+ public:
+  explicit MappedFile(const std::string& path, bool sequential = false);
+  ~MappedFile();
+  MappedFile(const MappedFile&) = delete;
+  MappedFile& operator=(const MappedFile&) = delete;
+  std::string_view view() const { return {data_, size_}; }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+  const char* data_ = "";
+  std::size_t size_ = 0;
+  void* map_ = nullptr;
+  std::string fallback_;
+};
+
+// Iterates over the lines of a buffer; strips "\n" and a trailing "\r". Line numbers are 1-based.
+struct LineCursor {
+  std::string_view text;
+  std::size_t pos = 0;
+  std::int64_t line_no = 0;
+  bool unterminated = false;  // the line just returned had no '\n' (last line of the buffer)
+
+  explicit LineCursor(std::string_view t) : text(t) {}
+  bool next(std::string_view& line) {
+    if (pos >= text.size()) return false;
+    const char* b = text.data() + pos;
+    const std::size_t left = text.size() - pos;
+    const void* nl = std::memchr(b, '\n', left);
+    std::size_t len;
+    if (nl) {
+      len = static_cast<std::size_t>(static_cast<const char*>(nl) - b);
+      pos += len + 1;
+      unterminated = false;
+    } else {
+      len = left;
+      pos = text.size();
+      unterminated = true;
+    }
+    if (len && b[len - 1] == '\r') --len;
+    line = {b, len};
+    ++line_no;
+    return true;
+  }
+};
+
+// A rejected row: reason key, the column (field) name, what was expected and the offending text.
+struct RowError {
+  const char* reason = nullptr;
+  std::string field;
+  std::string expected;
+  std::string_view got;
+  std::string got_owned;  // used instead of `got` when non-empty
+  void set(const char* r, std::string f, std::string e, std::string_view g) {
+    reason = r;
+    field = std::move(f);
+    expected = std::move(e);
+    got = g;
+    got_owned.clear();
+  }
+};
+
+// Printable, shortened rendering of raw input for messages (control bytes as \xNN).
+std::string show(std::string_view s, std::size_t max_len = 80);
+
+// Handles a bad row according to the policy: throws funnel::Error or counts it.
+class BadRows {
+ public:
+  BadRows(OnBadRow mode, ReadReport& rep) : mode_(mode), rep_(rep) {}
+  // `prefix` is prepended to the reason key (e.g. "common:"); `counts_as_row` false for common-file rows.
+  void handle(const std::string& file, std::int64_t line, const RowError& e, bool unterminated,
+              const char* prefix = "", bool counts_as_row = true);
+
+ private:
+  OnBadRow mode_;
+  ReadReport& rep_;
+};
+
+// Label cell: "0" or "1" (also "0.0"/"1.0" style numbers equal to 0 or 1). Returns -1 when invalid.
+inline int parse_label(std::string_view s) {
+  if (s.size() == 1 && (s[0] == '0' || s[0] == '1')) return s[0] - '0';
+  double v = 0;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (s.empty() || ec != std::errc() || p != s.data() + s.size()) return -1;
+  if (v == 0.0) return 0;
+  if (v == 1.0) return 1;
+  return -1;
+}
+
+// A finite float filling the whole cell.
+inline bool parse_float(std::string_view s, float& out) {
+  if (s.size() == 3 && s[0] == '1' && s[1] == '.' && s[2] == '0') {  // the common case in Ali-CCP
+    out = 1.0f;
+    return true;
+  }
+  if (s.empty()) return false;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
+  return ec == std::errc() && p == s.data() + s.size() && std::isfinite(out);
+}
+
+// A non-negative decimal integer filling the whole cell.
+inline bool parse_count(std::string_view s, std::int64_t& out) {
+  if (s.empty() || s.size() > 18) return false;
+  std::int64_t v = 0;
+  for (char c : s) {
+    if (c < '0' || c > '9') return false;
+    v = v * 10 + (c - '0');
+  }
+  out = v;
+  return true;
+}
+
+// Collects rows into a Dataset: per row a list of (field, id, weight) in any order, sorted into cells by field.
+class RowAppender {
+ public:
+  RowAppender(Dataset& d, FeatureMap& map) : d_(d), map_(map), cnt_(static_cast<std::size_t>(d.num_fields) + 1) {}
+  // One row from up to two segments of (field, id, weight) triples (e.g. a skeleton row and its common features).
+  void append(const std::int32_t* field, const std::int64_t* id, const float* w, std::size_t n, int click,
+              int conversion, const float* dense, const std::int32_t* field2 = nullptr,
+              const std::int64_t* id2 = nullptr, const float* w2 = nullptr, std::size_t n2 = 0) {
+    const std::size_t F = static_cast<std::size_t>(d_.num_fields);
+    const std::size_t base = d_.ids.size();
+    d_.ids.resize(base + n + n2);
+    d_.weights.resize(base + n + n2);
+    std::fill(cnt_.begin(), cnt_.end(), 0);
+    for (std::size_t i = 0; i < n; ++i) ++cnt_[static_cast<std::size_t>(field[i]) + 1];
+    for (std::size_t i = 0; i < n2; ++i) ++cnt_[static_cast<std::size_t>(field2[i]) + 1];
+    for (std::size_t f = 0; f < F; ++f) {
+      cnt_[f + 1] += cnt_[f];
+      d_.offsets.push_back(static_cast<std::int64_t>(base + cnt_[f + 1]));
+    }
+    std::int64_t* ids = d_.ids.data();
+    float* ws = d_.weights.data();
+    for (std::size_t i = 0; i < n; ++i) {
+      const std::size_t k = base + cnt_[static_cast<std::size_t>(field[i])]++;
+      ids[k] = id[i];
+      ws[k] = w[i];
+    }
+    for (std::size_t i = 0; i < n2; ++i) {
+      const std::size_t k = base + cnt_[static_cast<std::size_t>(field2[i])]++;
+      ids[k] = id2[i];
+      ws[k] = w2[i];
+    }
+    map_.count({d_.ids.data() + base, n + n2});
+    d_.labels.push_back(static_cast<std::uint8_t>(click));
+    d_.labels.push_back(static_cast<std::uint8_t>(click & conversion));
+    if (dense)
+      for (std::int64_t j = 0; j < d_.num_dense; ++j) d_.dense.push_back(dense[j]);
+  }
+
+ private:
+  Dataset& d_;
+  FeatureMap& map_;
+  std::vector<std::size_t> cnt_;
+};
+
+// Runs f(); if it throws and `map` was empty before, leaves it empty again.
+template <class F>
+Dataset guarded(FeatureMap& map, F&& f) {
+  const bool was_empty = map.empty();
+  try {
+    return f();
+  } catch (...) {
+    if (was_empty) map.clear();
+    throw;
+  }
+}
+
+// Prepares `d` (fields, dense names, empty arrays) from a started or ready map.
+void init_dataset(Dataset& d, const FeatureMap& map);
+// Finishes the map (vocab: provisional -> final ids), sets vocab, checks that rows were kept.
+void finish_dataset(Dataset& d, FeatureMap& map, const ReadReport& rep, const std::string& name);
+
+}  // namespace funnel::detail

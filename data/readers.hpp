@@ -1,0 +1,110 @@
+#pragma once
+// Readers that turn files into a Dataset (data/dataset.hpp). One entry point, read_dataset(spec, ...):
+//
+//   csv:FILE              CSV with a header. Label columns `click` and `purchase` (or `conversion`); columns whose
+//                         name starts with `D` are dense floats; every other column is a categorical field (the
+//                         cell text is the value; an empty cell is an absent value). No quoting.
+//   slots:FILE            lines `sample_id,click,conversion,field:feature,...`; a field may repeat (multi-valued).
+//                         Fields = every field seen in a valid row, sorted by name; absent field -> empty cell.
+//   aliccp:DIR[:train|:test]  the raw Ali-CCP release: DIR/sample_skeleton_{split}.csv joined with
+//                         DIR/common_features_{split}.csv on common_feature_index (default split: train).
+//                         Features are `field\x02feature\x03value` separated by \x01. Fields: the 23 Ali-CCP field
+//                         ids (aliccp_fields()). The skeleton is streamed through mmap and parsed in place.
+//   cache:FILE            a binary cache written by write_cache() (dataset + the feature map it was built with).
+//
+// Labels are cumulative (stage 0 click, stage 1 click·conversion), num_stages = 2. Labels must be 0 or 1 and a
+// conversion without a click is a bad row.
+//
+// Feature map: if `map` is empty it is built from this data with options.mapping (hash: ready at once; vocab: the
+// values of the rows kept are counted, rare ones go to the field's OOV row). If `map` is ready (e.g. loaded from a
+// checkpoint) it is used unchanged: the data must have the map's fields (csv: the same categorical and dense
+// columns in any order; slots: fields the map does not know are dropped and counted in
+// ReadReport::dropped_features; aliccp: always the 23 fields). On an exception an empty map is left empty.
+//
+// Bad rows (wrong column count, bad number, missing separator, unknown common_feature_index, labels not 0/1,
+// conversion without click, feature_num mismatch, unknown field id, ...): with on_bad_row = Error the reader
+// throws funnel::Error "FILE:LINE: field 'NAME': expected ..., got '...'"; with Skip the row is dropped and counted
+// in ReadReport::skipped_by_reason. A bad row in the aliccp common file is counted under "common:<reason>"; skeleton
+// rows that point at it then count as unknown_common_index.
+//
+// Last line without a newline: parsed like any other line (many files lack the final newline). If it was cut
+// mid-row it fails validation like any bad row; the error message then says that the file may be truncated, and
+// ReadReport::unterminated_last_line is set. Empty files, missing files, directories where a file is expected
+// and files with no valid row at all throw funnel::Error.
+#include <cstdint>
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "data/dataset.hpp"
+#include "data/feature_map.hpp"
+
+namespace funnel {
+
+enum class OnBadRow { Error, Skip };
+enum class PoolWeights { Ones, Values };  // weight of each id: 1, or the feature's value (aliccp `\x03value`)
+
+struct ReadOptions {
+  OnBadRow on_bad_row = OnBadRow::Error;
+  FeatureMapConfig mapping;          // used when the map passed to the reader is empty
+  PoolWeights weights = PoolWeights::Ones;
+  std::int64_t max_rows = 0;         // stop after this many kept rows (0 = all)
+};
+
+struct ReadReport {
+  std::string source;                // the spec read
+  std::int64_t bytes = 0;            // bytes of input scanned
+  std::int64_t rows_read = 0;        // data rows looked at (header excluded; aliccp: skeleton rows)
+  std::int64_t rows_kept = 0;
+  std::int64_t rows_skipped = 0;     // == sum of skipped_by_reason (common-file reasons excluded)
+  std::map<std::string, std::int64_t> skipped_by_reason;  // reason -> rows
+  std::int64_t common_rows = 0;      // aliccp: rows of the common file read (incl. skipped ones)
+  std::map<std::string, std::int64_t> dropped_features;   // features dropped from kept rows: "unknown_field:NAME"
+  std::vector<std::string> first_errors;                  // the first few skip messages, for diagnostics
+  bool unterminated_last_line = false;
+  bool stopped_at_max_rows = false;
+};
+
+// The bad-row reasons (keys of skipped_by_reason).
+namespace reason {
+inline constexpr const char* column_count = "column_count";
+inline constexpr const char* bad_number = "bad_number";
+inline constexpr const char* bad_label = "bad_label";
+inline constexpr const char* conversion_without_click = "conversion_without_click";
+inline constexpr const char* missing_separator = "missing_separator";
+inline constexpr const char* empty_value = "empty_value";
+inline constexpr const char* unknown_common_index = "unknown_common_index";
+inline constexpr const char* duplicate_common_index = "duplicate_common_index";
+inline constexpr const char* feature_num_mismatch = "feature_num_mismatch";
+inline constexpr const char* unknown_field = "unknown_field";
+}  // namespace reason
+
+Dataset read_dataset(const std::string& spec, const ReadOptions& options, FeatureMap& map,
+                     ReadReport* report = nullptr);
+
+// The accepted spec forms (for error messages and --help).
+std::string dataset_spec_help();
+
+// Buffer entry points (used by read_dataset, the fuzzers and tests). `name` is the file name used in messages.
+Dataset read_csv_buffer(std::string_view text, const std::string& name, const ReadOptions& options,
+                        FeatureMap& map, ReadReport* report = nullptr);
+Dataset read_slots_buffer(std::string_view text, const std::string& name, const ReadOptions& options,
+                          FeatureMap& map, ReadReport* report = nullptr);
+Dataset read_aliccp_buffers(std::string_view skeleton, const std::string& skeleton_name, std::string_view common,
+                            const std::string& common_name, const ReadOptions& options, FeatureMap& map,
+                            ReadReport* report = nullptr);
+
+// The 23 Ali-CCP field ids, in the order used as the dataset's fields.
+const std::vector<std::string>& aliccp_fields();
+
+// Binary cache: the dataset and its (ready) feature map. Written atomically (temp file + rename).
+void write_cache(const Dataset& d, const FeatureMap& map, const std::string& file);
+// Loads a cache (mmap). If `map` is empty it receives the cached map; if ready it must equal the cached one.
+Dataset read_cache(const std::string& file, FeatureMap& map, ReadReport* report = nullptr);
+
+// Option parsing helpers for tools: "error"|"skip", "ones"|"values". Throw funnel::Error on anything else.
+OnBadRow parse_on_bad_row(std::string_view s);
+PoolWeights parse_pool_weights(std::string_view s);
+
+}  // namespace funnel

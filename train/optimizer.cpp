@@ -1,0 +1,311 @@
+#include "train/optimizer.hpp"
+
+#include <cmath>
+#include <map>
+
+#include "core/error.hpp"
+
+namespace funnel {
+
+namespace {
+
+std::string shape_str(const std::vector<std::int64_t>& s) {
+  std::string r = "[";
+  for (std::size_t i = 0; i < s.size(); ++i) r += (i ? ", " : "") + std::to_string(s[i]);
+  return r + "]";
+}
+
+std::vector<std::int64_t> param_shape(const Node& nd) {
+  auto c = nd.shape.concrete(1);
+  return std::vector<std::int64_t>(c.begin(), c.end());
+}
+
+std::size_t numel(const std::vector<std::int64_t>& s) {
+  std::size_t n = 1;
+  for (auto d : s) n *= static_cast<std::size_t>(d);
+  return n;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- config
+
+nlohmann::json to_json(const OptimizerConfig& c) {
+  return nlohmann::json{{"lr", c.lr},       {"weight_decay", c.weight_decay}, {"momentum", c.momentum},
+                        {"beta1", c.beta1}, {"beta2", c.beta2},               {"eps", c.eps},
+                        {"initial_accumulator", c.initial_accumulator}};
+}
+
+OptimizerConfig optimizer_config_from_json(const nlohmann::json& j) {
+  if (!j.is_object()) throw Error("optimizer config: expected a JSON object, got " + std::string(j.type_name()));
+  OptimizerConfig c;
+  const std::map<std::string, double*> fields{{"lr", &c.lr},
+                                              {"weight_decay", &c.weight_decay},
+                                              {"momentum", &c.momentum},
+                                              {"beta1", &c.beta1},
+                                              {"beta2", &c.beta2},
+                                              {"eps", &c.eps},
+                                              {"initial_accumulator", &c.initial_accumulator}};
+  for (auto it = j.begin(); it != j.end(); ++it) {
+    auto f = fields.find(it.key());
+    if (f == fields.end()) {
+      std::string known;
+      for (auto& [k, _] : fields) known += (known.empty() ? "" : ", ") + k;
+      throw Error("optimizer config: unknown key '" + it.key() + "' (known: " + known + ")");
+    }
+    if (!it.value().is_number())
+      throw Error("optimizer config: key '" + it.key() + "' must be a number, got " + it.value().dump());
+    *f->second = it.value().get<double>();
+  }
+  return c;
+}
+
+// ---------------------------------------------------------------- base
+
+template <class T>
+Optimizer<T>::Optimizer(const OptimizerConfig& cfg) : cfg_(cfg) {}
+
+template <class T>
+void Optimizer<T>::allocate(const Graph& g) {
+  const auto slots = slot_names();
+  state_.clear();
+  index_.assign(g.size(), -1);
+  for (NodeId p : g.params()) {
+    const Node& nd = g.node(p);
+    ParamState ps;
+    ps.id = p;
+    ps.name = nd.name;
+    ps.shape = param_shape(nd);
+    const std::size_t n = numel(ps.shape);
+    for (std::size_t s = 0; s < slots.size(); ++s) ps.slots.emplace_back(n, initial_slot_value(s));
+    for (auto& v : ps.slots) ps.slot_ptrs.push_back(v.data());
+    index_[p] = static_cast<int>(state_.size());
+    state_.push_back(std::move(ps));
+  }
+  // slot_ptrs point into the vectors' heaps, which moving a ParamState keeps.
+  graph_ = &g;
+}
+
+template <class T>
+void Optimizer<T>::step(Executor<T>& ex) {
+  const Graph& g = ex.graph();
+  if (!graph_) {
+    allocate(g);
+  } else if (graph_ != &g) {
+    // Another graph object (e.g. rebuilt after loading): accept it when its parameters match.
+    auto ps = g.params();
+    bool same = ps.size() == state_.size();
+    for (std::size_t i = 0; same && i < ps.size(); ++i)
+      same = ps[i] == state_[i].id && g.node(ps[i]).name == state_[i].name &&
+             param_shape(g.node(ps[i])) == state_[i].shape;
+    if (!same)
+      throw Error(std::string(name()) +
+                  " optimizer: step() on an executor whose graph has other parameters than the one its state was "
+                  "made for");
+    graph_ = &g;
+  }
+  ++step_;
+  for (ParamState& ps : state_) {
+    if (!ex.has_grad(ps.id)) continue;
+    T* p = ex.param(ps.id).data();
+    if (ex.is_sparse(ps.id)) {
+      const SparseRows<T>& sg = ex.sparse_grad(ps.id);
+      if (sg.size() == 0) continue;
+      update_sparse(p, sg.values.data(), sg.rows.data(), sg.size(), static_cast<std::size_t>(sg.dim),
+                    ps.slot_ptrs.data(), step_);
+    } else {
+      const Tensor<T>& gr = ex.grad(ps.id);
+      update_dense(p, gr.data(), gr.size(), ps.slot_ptrs.data(), step_);
+    }
+  }
+}
+
+template <class T>
+OptimizerStateT<T> Optimizer<T>::export_state() const {
+  OptimizerStateT<T> s;
+  s.optimizer = name();
+  s.step = step_;
+  const auto slots = slot_names();
+  for (const ParamState& ps : state_)
+    for (std::size_t k = 0; k < slots.size(); ++k) s.arrays.push_back({ps.name + "/" + slots[k], ps.shape, ps.slots[k]});
+  return s;
+}
+
+template <class T>
+void Optimizer<T>::import_state(const Graph& g, const OptimizerStateT<T>& s) {
+  const std::string me = name();
+  if (s.optimizer != me)
+    throw Error("cannot import " + (s.optimizer.empty() ? std::string("unnamed") : "'" + s.optimizer + "'") +
+                " optimizer state into a '" + me + "' optimizer");
+  if (s.step < 0) throw Error(me + " optimizer state: negative step count " + std::to_string(s.step));
+  if (s.step == 0 && s.arrays.empty()) {  // fresh
+    state_.clear();
+    index_.clear();
+    graph_ = nullptr;
+    step_ = 0;
+    return;
+  }
+  std::map<std::string, const NamedArrayT<T>*> by_name;
+  for (const auto& a : s.arrays)
+    if (!by_name.emplace(a.name, &a).second) throw Error(me + " optimizer state: array '" + a.name + "' appears twice");
+  const auto slots = slot_names();
+  // Validate everything before touching the current state.
+  std::size_t used = 0;
+  for (NodeId p : g.params()) {
+    const Node& nd = g.node(p);
+    const auto shp = param_shape(nd);
+    for (const auto& sl : slots) {
+      const std::string an = nd.name + "/" + sl;
+      auto it = by_name.find(an);
+      if (it == by_name.end()) throw Error(me + " optimizer state: missing array '" + an + "'");
+      const auto& a = *it->second;
+      if (a.shape != shp)
+        throw Error(me + " optimizer state: array '" + an + "' has shape " + shape_str(a.shape) +
+                    " but parameter '" + nd.name + "' has shape " + shape_str(shp));
+      if (a.data.size() != numel(shp))
+        throw Error(me + " optimizer state: array '" + an + "' holds " + std::to_string(a.data.size()) +
+                    " values, its shape " + shape_str(a.shape) + " needs " + std::to_string(numel(shp)));
+      ++used;
+    }
+  }
+  if (used != by_name.size()) {
+    for (const auto& a : s.arrays) {
+      bool known = false;
+      for (NodeId p : g.params())
+        for (const auto& sl : slots) known = known || a.name == g.node(p).name + "/" + sl;
+      if (!known) throw Error(me + " optimizer state: array '" + a.name + "' matches no parameter/slot of the graph");
+    }
+  }
+  allocate(g);
+  for (ParamState& ps : state_)
+    for (std::size_t k = 0; k < slots.size(); ++k) {
+      const auto& src = by_name.at(ps.name + "/" + slots[k])->data;
+      std::copy(src.begin(), src.end(), ps.slots[k].begin());
+    }
+  step_ = s.step;
+}
+
+// ---------------------------------------------------------------- SGD
+
+template <class T>
+std::vector<std::string> Sgd<T>::slot_names() const {
+  if (this->cfg_.momentum > 0.0) return {"momentum"};
+  return {};
+}
+
+template <class T>
+void Sgd<T>::update_dense(T* p, const T* g, std::size_t n, T* const* slots, std::int64_t) {
+  const T lr = static_cast<T>(this->cfg_.lr), wd = static_cast<T>(this->cfg_.weight_decay);
+  if (this->cfg_.momentum > 0.0) {
+    const T mu = static_cast<T>(this->cfg_.momentum);
+    T* v = slots[0];
+    for (std::size_t i = 0; i < n; ++i) {
+      v[i] = mu * v[i] + (g[i] + wd * p[i]);
+      p[i] -= lr * v[i];
+    }
+  } else {
+    for (std::size_t i = 0; i < n; ++i) p[i] -= lr * (g[i] + wd * p[i]);
+  }
+}
+
+template <class T>
+void Sgd<T>::update_sparse(T* p, const T* g, const std::int64_t* idx, std::size_t rows, std::size_t dim,
+                           T* const* slots, std::int64_t t) {
+  for (std::size_t k = 0; k < rows; ++k) {
+    const std::size_t off = static_cast<std::size_t>(idx[k]) * dim;
+    T* row_slots[1] = {this->cfg_.momentum > 0.0 ? slots[0] + off : nullptr};
+    update_dense(p + off, g + k * dim, dim, row_slots, t);
+  }
+}
+
+// ---------------------------------------------------------------- Adagrad
+
+template <class T>
+void Adagrad<T>::update_dense(T* p, const T* g, std::size_t n, T* const* slots, std::int64_t) {
+  const T lr = static_cast<T>(this->cfg_.lr), wd = static_cast<T>(this->cfg_.weight_decay);
+  const T eps = static_cast<T>(this->cfg_.eps);
+  T* acc = slots[0];
+  for (std::size_t i = 0; i < n; ++i) {
+    const T gi = g[i] + wd * p[i];
+    acc[i] += gi * gi;
+    p[i] -= lr * gi / (std::sqrt(acc[i]) + eps);
+  }
+}
+
+template <class T>
+void Adagrad<T>::update_sparse(T* p, const T* g, const std::int64_t* idx, std::size_t rows, std::size_t dim,
+                               T* const* slots, std::int64_t t) {
+  for (std::size_t k = 0; k < rows; ++k) {
+    const std::size_t off = static_cast<std::size_t>(idx[k]) * dim;
+    T* row_slots[1] = {slots[0] + off};
+    update_dense(p + off, g + k * dim, dim, row_slots, t);
+  }
+}
+
+// ---------------------------------------------------------------- Adam
+
+template <class T>
+void Adam<T>::update_dense(T* p, const T* g, std::size_t n, T* const* slots, std::int64_t t) {
+  const OptimizerConfig& c = this->cfg_;
+  const double bc1 = 1.0 - std::pow(c.beta1, static_cast<double>(t));
+  const double bc2 = 1.0 - std::pow(c.beta2, static_cast<double>(t));
+  const T b1 = static_cast<T>(c.beta1), b2 = static_cast<T>(c.beta2);
+  const T a1 = static_cast<T>(1.0 - c.beta1), a2 = static_cast<T>(1.0 - c.beta2);
+  const T step_size = static_cast<T>(c.lr / bc1);
+  const T inv_sqrt_bc2 = static_cast<T>(1.0 / std::sqrt(bc2));
+  const T eps = static_cast<T>(c.eps), wd = static_cast<T>(c.weight_decay);
+  T* m = slots[0];
+  T* v = slots[1];
+  for (std::size_t i = 0; i < n; ++i) {
+    const T gi = g[i] + wd * p[i];
+    m[i] = b1 * m[i] + a1 * gi;
+    v[i] = b2 * v[i] + a2 * gi * gi;
+    p[i] -= step_size * m[i] / (std::sqrt(v[i]) * inv_sqrt_bc2 + eps);
+  }
+}
+
+template <class T>
+void Adam<T>::update_sparse(T* p, const T* g, const std::int64_t* idx, std::size_t rows, std::size_t dim,
+                            T* const* slots, std::int64_t t) {
+  for (std::size_t k = 0; k < rows; ++k) {
+    const std::size_t off = static_cast<std::size_t>(idx[k]) * dim;
+    T* row_slots[2] = {slots[0] + off, slots[1] + off};
+    update_dense(p + off, g + k * dim, dim, row_slots, t);
+  }
+}
+
+// ---------------------------------------------------------------- factory
+
+std::vector<std::string> optimizer_names() { return {"adagrad", "adam", "sgd"}; }
+
+template <class T>
+std::unique_ptr<Optimizer<T>> make_optimizer(const std::string& name, const OptimizerConfig& cfg) {
+  auto bad = [&](const std::string& what) { throw Error(name + " optimizer: " + what); };
+  if (!(cfg.lr > 0.0) || !std::isfinite(cfg.lr)) bad("lr must be a positive number, got " + std::to_string(cfg.lr));
+  if (!(cfg.weight_decay >= 0.0)) bad("weight_decay must be >= 0, got " + std::to_string(cfg.weight_decay));
+  if (!(cfg.momentum >= 0.0 && cfg.momentum < 1.0)) bad("momentum must be in [0, 1), got " + std::to_string(cfg.momentum));
+  if (!(cfg.beta1 >= 0.0 && cfg.beta1 < 1.0)) bad("beta1 must be in [0, 1), got " + std::to_string(cfg.beta1));
+  if (!(cfg.beta2 >= 0.0 && cfg.beta2 < 1.0)) bad("beta2 must be in [0, 1), got " + std::to_string(cfg.beta2));
+  if (!(cfg.eps > 0.0)) bad("eps must be > 0, got " + std::to_string(cfg.eps));
+  if (!(cfg.initial_accumulator >= 0.0))
+    bad("initial_accumulator must be >= 0, got " + std::to_string(cfg.initial_accumulator));
+  if (name == "adam") return std::make_unique<Adam<T>>(cfg);
+  if (name == "adagrad") return std::make_unique<Adagrad<T>>(cfg);
+  if (name == "sgd") return std::make_unique<Sgd<T>>(cfg);
+  std::string known;
+  for (const auto& n : optimizer_names()) known += (known.empty() ? "" : ", ") + n;
+  throw Error("unknown optimizer '" + name + "' (known: " + known + ")");
+}
+
+template class Optimizer<float>;
+template class Optimizer<double>;
+template class Sgd<float>;
+template class Sgd<double>;
+template class Adagrad<float>;
+template class Adagrad<double>;
+template class Adam<float>;
+template class Adam<double>;
+template std::unique_ptr<Optimizer<float>> make_optimizer<float>(const std::string&, const OptimizerConfig&);
+template std::unique_ptr<Optimizer<double>> make_optimizer<double>(const std::string&, const OptimizerConfig&);
+
+}  // namespace funnel

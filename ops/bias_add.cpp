@@ -1,0 +1,71 @@
+// bias_add: y[i, j] = x[i, j] + b[j], x: R×N (R usually the batch), b: N. The dense layer's bias.
+//   dx = dy
+//   db[j] = Σ_i dy[i, j]   (column sums)
+#include <cstring>
+
+#include "autodiff/gradcheck.hpp"
+#include "ops/op.hpp"
+
+namespace funnel {
+namespace {
+
+struct BiasAdd : OpT<BiasAdd> {
+  const char* name() const override { return "bias_add"; }
+  const char* doc() const override { return "y = x + b broadcast over rows, x: B×N, b: N"; }
+  int arity() const override { return 2; }
+
+  Shape infer(const Node& n, const std::vector<Shape>& in) const override {
+    if (in[0].rank() != 2) shape_error(n, in, "x must be a matrix (B×N), got " + in[0].str());
+    if (in[1].rank() != 1) shape_error(n, in, "bias must be a vector (N), got " + in[1].str());
+    if (in[0][1] == kBatch || in[0][1] != in[1][0])
+      shape_error(n, in, "bias length " + in[1].str() + " differs from the last dimension of x " + in[0].str());
+    return in[0];
+  }
+
+  template <class T>
+  static void fwd(Ctx<T>& c) {
+    const Tensor<T>& x = c.x(0);
+    const std::size_t rows = x.shape()[0], cols = x.shape()[1];
+    const T* xp = x.data();
+    const T* b = c.x(1).data();
+    T* y = c.out->data();
+    for (std::size_t i = 0; i < rows; ++i) {
+      const T* xr = xp + i * cols;
+      T* yr = y + i * cols;
+      for (std::size_t j = 0; j < cols; ++j) yr[j] = xr[j] + b[j];
+    }
+  }
+
+  template <class T>
+  static void bwd(Ctx<T>& c) {
+    const Tensor<T>& x = c.x(0);
+    const std::size_t rows = x.shape()[0], cols = x.shape()[1];
+    const T* gy = c.gout->data();
+    if (c.gin[0]) {
+      T* gx = c.gin[0]->data();
+      if (c.acc[0])
+        for (std::size_t k = 0; k < rows * cols; ++k) gx[k] += gy[k];
+      else
+        std::memcpy(gx, gy, rows * cols * sizeof(T));
+    }
+    if (c.gin[1]) {
+      T* gb = c.gin[1]->data();
+      if (!c.acc[1]) std::memset(gb, 0, cols * sizeof(T));
+      for (std::size_t i = 0; i < rows; ++i) {
+        const T* gr = gy + i * cols;
+        for (std::size_t j = 0; j < cols; ++j) gb[j] += gr[j];
+      }
+    }
+  }
+};
+
+FUNNEL_REGISTER_OP(BiasAdd);
+
+const OpExampleRegistrar example{{"bias_add", "B=3, B×4 + 4, x and b trainable", 3, [](Graph& g) {
+                                    NodeId x = g.add_param("x", Shape{3, 4}, Init::normal(1.0));
+                                    NodeId b = g.add_param("b", Shape{4}, Init::normal(1.0));
+                                    return probe_loss(g, g.add_op("bias_add", {x, b}));
+                                  }, nullptr}};
+
+}  // namespace
+}  // namespace funnel

@@ -1,0 +1,138 @@
+// concat: y = [x_1, x_2, ..., x_k] joined along axis `axis` (number attribute, default 1; negative counts from
+// the end). Inputs have the same rank r >= 2 and agree on every other dimension (the batch dim included);
+// axis 0 (the batch dim) cannot be joined. Viewing each input as outer × (d_i · inner) with outer the product of
+// the dims before the axis and inner of those after, y's row o is the inputs' rows o laid end to end.
+//   dx_i = the slice of dy that x_i was copied to
+#include <cmath>
+#include <cstring>
+
+#include "autodiff/gradcheck.hpp"
+#include "ops/op.hpp"
+
+namespace funnel {
+namespace {
+
+struct Concat : OpT<Concat> {
+  const char* name() const override { return "concat"; }
+  const char* doc() const override { return "y = [x_1, ..., x_k] along attribute axis (default 1), variadic"; }
+  int arity() const override { return -1; }
+
+  // The axis attribute as an index into dims, validated against rank r.
+  static std::size_t axis_of(const Node& n, const std::vector<Shape>& in, std::size_t r) {
+    const double a = n.attrs.get_num("axis", 1.0);
+    if (a != std::floor(a)) shape_error(n, in, "axis must be an integer");
+    auto ax = static_cast<std::int64_t>(a);
+    const auto rank = static_cast<std::int64_t>(r);
+    if (ax < 0) ax += rank;
+    if (ax < 1 || ax >= rank)
+      shape_error(n, in, "axis " + std::to_string(static_cast<std::int64_t>(a)) + " is out of range for rank " +
+                             std::to_string(r) + " (axis 0, the batch dim, cannot be joined)");
+    return static_cast<std::size_t>(ax);
+  }
+
+  Shape infer(const Node& n, const std::vector<Shape>& in) const override {
+    const std::size_t r = in[0].rank();
+    if (r < 2) shape_error(n, in, "inputs must have rank >= 2, input 0 is " + in[0].str());
+    const std::size_t ax = axis_of(n, in, r);
+    Shape out = in[0];
+    Dim total = 0;
+    for (std::size_t i = 0; i < in.size(); ++i) {
+      if (in[i].rank() != r)
+        shape_error(n, in, "input " + std::to_string(i) + " has rank " + std::to_string(in[i].rank()) +
+                               ", input 0 has rank " + std::to_string(r));
+      for (std::size_t d = 0; d < r; ++d) {
+        if (d == ax) continue;
+        if (!dims_match(in[i][d], in[0][d]))
+          shape_error(n, in, "input " + std::to_string(i) + " (" + in[i].str() + ") differs from input 0 (" +
+                                 in[0].str() + ") in dimension " + std::to_string(d));
+      }
+      if (in[i][ax] == kBatch) shape_error(n, in, "cannot join along the batch dimension");
+      total += in[i][ax];
+    }
+    out.dims[ax] = total;
+    return out;
+  }
+
+  // outer (product of dims before the axis) and inner (after) from a concrete tensor shape.
+  template <class T>
+  static void split(const Tensor<T>& t, std::size_t ax, std::size_t& outer, std::size_t& inner) {
+    outer = 1;
+    inner = 1;
+    for (std::size_t d = 0; d < ax; ++d) outer *= t.shape()[d];
+    for (std::size_t d = ax + 1; d < t.dimension(); ++d) inner *= t.shape()[d];
+  }
+
+  static std::size_t axis(const Node& n) {
+    auto ax = static_cast<std::int64_t>(n.attrs.get_num("axis", 1.0));
+    if (ax < 0) ax += static_cast<std::int64_t>(n.shape.rank());
+    return static_cast<std::size_t>(ax);
+  }
+
+  template <class T>
+  static void fwd(Ctx<T>& c) {
+    const std::size_t ax = axis(*c.node);
+    std::size_t outer, inner;
+    split(*c.out, ax, outer, inner);
+    const std::size_t row = c.out->shape()[ax] * inner;
+    T* y = c.out->data();
+    std::size_t off = 0;
+    for (std::size_t i = 0; i < c.in.size(); ++i) {
+      const Tensor<T>& x = c.x(i);
+      const std::size_t chunk = x.shape()[ax] * inner;
+      const T* xp = x.data();
+      for (std::size_t o = 0; o < outer; ++o) std::memcpy(y + o * row + off, xp + o * chunk, chunk * sizeof(T));
+      off += chunk;
+    }
+  }
+
+  template <class T>
+  static void bwd(Ctx<T>& c) {
+    const std::size_t ax = axis(*c.node);
+    std::size_t outer, inner;
+    split(*c.out, ax, outer, inner);
+    const std::size_t row = c.out->shape()[ax] * inner;
+    const T* gy = c.gout->data();
+    std::size_t off = 0;
+    // Slot by slot, so a node read through two slots accumulates in order.
+    for (std::size_t i = 0; i < c.in.size(); ++i) {
+      const std::size_t chunk = c.x(i).shape()[ax] * inner;
+      if (c.gin[i]) {
+        T* gx = c.gin[i]->data();
+        for (std::size_t o = 0; o < outer; ++o) {
+          const T* src = gy + o * row + off;
+          T* dst = gx + o * chunk;
+          if (c.acc[i])
+            for (std::size_t k = 0; k < chunk; ++k) dst[k] += src[k];
+          else
+            std::memcpy(dst, src, chunk * sizeof(T));
+        }
+      }
+      off += chunk;
+    }
+  }
+};
+
+FUNNEL_REGISTER_OP(Concat);
+
+const OpExampleRegistrar example{{"concat", "axis 1: 3×2, 3×4, 3×1", 3, [](Graph& g) {
+                                    NodeId a = g.add_param("a", Shape{3, 2}, Init::normal(1.0));
+                                    NodeId b = g.add_param("b", Shape{3, 4}, Init::normal(1.0));
+                                    NodeId d = g.add_param("d", Shape{3, 1}, Init::normal(1.0));
+                                    return probe_loss(g, g.add_op("concat", {a, b, d}));
+                                  }, nullptr}};
+const OpExampleRegistrar example_mid{{"concat", "rank 3, axis 1, one node in two slots: 2×1×3, 2×2×3, 2×1×3", 3,
+                                      [](Graph& g) {
+                                        NodeId a = g.add_param("a", Shape{2, 1, 3}, Init::normal(1.0));
+                                        NodeId b = g.add_param("b", Shape{2, 2, 3}, Init::normal(1.0));
+                                        return probe_loss(g, g.add_op("concat", {a, b, a}));
+                                      }, nullptr}};
+const OpExampleRegistrar example_last{{"concat", "rank 3, axis -1: 2×3×1, 2×3×2", 3, [](Graph& g) {
+                                         NodeId a = g.add_param("a", Shape{2, 3, 1}, Init::normal(1.0));
+                                         NodeId b = g.add_param("b", Shape{2, 3, 2}, Init::normal(1.0));
+                                         Attrs at;
+                                         at.num["axis"] = -1;
+                                         return probe_loss(g, g.add_op("concat", {a, b}, at));
+                                       }, nullptr}};
+
+}  // namespace
+}  // namespace funnel

@@ -1,0 +1,93 @@
+// divide: y = clip(a / b̃, lo, hi), elementwise, same shapes; number attributes "lo" and "hi" (defaults −∞, +∞).
+// The DIVISION baseline's pCVR = clip(pCTCVR / pCTR, 0, 1).
+// Division guard: b̃ = b when |b| >= kTiny (1e-12, float and double), else kTiny with b's sign (+kTiny for ±0),
+// so the quotient is always finite for finite a.
+//   inside lo <= a/b̃ <= hi (boundaries included, as torch.clamp does):
+//     da = dy / b̃,  db = −dy · (a/b̃) / b̃   (db = 0 where |b| < kTiny, b̃ being constant there)
+//   where clipped (a/b̃ < lo or > hi): da = db = 0
+#include <cmath>
+#include <limits>
+
+#include "autodiff/gradcheck.hpp"
+#include "ops/op.hpp"
+
+namespace funnel {
+namespace {
+
+constexpr double kTiny = 1e-12;
+
+struct Divide : OpT<Divide> {
+  const char* name() const override { return "divide"; }
+  const char* doc() const override { return "y = clip(a/b, lo, hi), same shapes, |b| guarded >= 1e-12"; }
+  int arity() const override { return 2; }
+
+  static double lo(const Node& n) { return n.attrs.get_num("lo", -std::numeric_limits<double>::infinity()); }
+  static double hi(const Node& n) { return n.attrs.get_num("hi", std::numeric_limits<double>::infinity()); }
+
+  Shape infer(const Node& n, const std::vector<Shape>& in) const override {
+    if (in[0] != in[1]) shape_error(n, in, "operands must have the same shape");
+    if (!(lo(n) <= hi(n)))
+      throw GraphError("node '" + n.name + "' (op divide): attribute lo (" + std::to_string(lo(n)) +
+                       ") must not exceed hi (" + std::to_string(hi(n)) + ")");
+    return in[0];
+  }
+
+  template <class T>
+  static T guard(T b) {
+    const T t = static_cast<T>(kTiny);
+    if (b >= T(0)) return b < t ? t : b;
+    return b > -t ? -t : b;
+  }
+
+  template <class T>
+  static void fwd(Ctx<T>& c) {
+    const T l = static_cast<T>(lo(*c.node)), h = static_cast<T>(hi(*c.node));
+    const T* a = c.x(0).data();
+    const T* b = c.x(1).data();
+    T* y = c.out->data();
+    const std::size_t n = c.out->size();
+    for (std::size_t i = 0; i < n; ++i) {
+      const T q = a[i] / guard(b[i]);
+      y[i] = q < l ? l : (q > h ? h : q);
+    }
+  }
+
+  template <class T>
+  static void bwd(Ctx<T>& c) {
+    const T l = static_cast<T>(lo(*c.node)), h = static_cast<T>(hi(*c.node));
+    const T tiny = static_cast<T>(kTiny);
+    const T* a = c.x(0).data();
+    const T* b = c.x(1).data();
+    const T* gy = c.gout->data();
+    const std::size_t n = c.out->size();
+    for (std::size_t i = 0; i < n; ++i) {
+      const T bg = guard(b[i]);
+      const T q = a[i] / bg;
+      const bool pass = q >= l && q <= h;
+      const T ga = pass ? gy[i] / bg : T(0);
+      const T gb = pass && std::abs(b[i]) >= tiny ? -ga * q : T(0);
+      // Slot 0 before slot 1 for each element (divide(x, x) shares one buffer).
+      if (c.gin[0]) c.put(0, i, ga);
+      if (c.gin[1]) c.put(1, i, gb);
+    }
+  }
+};
+
+FUNNEL_REGISTER_OP(Divide);
+
+// a ~ U(−2, 2), b ~ U(0.5, 1.5) and clip to [−1, 1.5]: some quotients clipped, most inside; kinks are rare.
+NodeId build_example(Graph& g, double blo, double bhi) {
+  NodeId a = g.add_param("a", Shape{4, 5}, Init::uniform(-2.0, 2.0));
+  NodeId b = g.add_param("b", Shape{4, 5}, Init::uniform(blo, bhi));
+  Attrs at;
+  at.num["lo"] = -1.0;
+  at.num["hi"] = 1.5;
+  return probe_loss(g, g.add_op("divide", {a, b}, at));
+}
+const OpExampleRegistrar example{{"divide", "4×5, b in [0.5, 1.5], clip to [-1, 1.5]", 3,
+                                  [](Graph& g) { return build_example(g, 0.5, 1.5); }, nullptr}};
+const OpExampleRegistrar example_neg{{"divide", "4×5, b in [-1.5, -0.5], clip to [-1, 1.5]", 3,
+                                      [](Graph& g) { return build_example(g, -1.5, -0.5); }, nullptr}};
+
+}  // namespace
+}  // namespace funnel

@@ -1,0 +1,172 @@
+// embedding: pooled lookup of every field of an ids batch in a table. Inputs: table (V×D parameter) and an Ids
+// node with F fields (shape B×F, value an IdBatch); string attribute "pool" = "sum" (default) or "mean".
+// Output B×F×D. For row b, field f with ids i_1..i_m and weights w_1..w_m (see core/ids.hpp):
+//   sum:  y[b, f] = Σ_k w_k · table[i_k]
+//   mean: y[b, f] = Σ_k w_k · table[i_k] / Σ_k w_k   (zeros when the cell is empty or Σ_k w_k = 0)
+//   VJP:  dtable[i_k] += s · w_k · dy[b, f] with s = 1 (sum) or 1/Σ_k w_k (mean); the ids get no gradient.
+// The table gradient is sparse (SparseRows: only touched rows) unless the table is also read densely elsewhere,
+// in which case it accumulates into the dense gradient. Forward and backward are O(total ids · D).
+// Every id is checked against [0, V) in forward; a bad id throws funnel::Error naming node, row, field and id.
+#include <cstring>
+
+#include "autodiff/gradcheck.hpp"
+#include "ops/op.hpp"
+
+namespace funnel {
+namespace {
+
+struct Embedding : OpT<Embedding> {
+  const char* name() const override { return "embedding"; }
+  const char* doc() const override { return "B×F×D lookup of ids (B×F) in table V×D, pool=sum|mean, sparse grad"; }
+  int arity() const override { return 2; }
+  bool differentiable(std::size_t i) const override { return i == 0; }
+  bool sparse_grad(std::size_t i) const override { return i == 0; }
+
+  static bool is_mean(const Node& n) { return n.attrs.get_str("pool", "sum") == "mean"; }
+
+  Shape infer(const Node& n, const std::vector<Shape>& in) const override {
+    const std::string pool = n.attrs.get_str("pool", "sum");
+    if (pool != "sum" && pool != "mean")
+      throw GraphError("node '" + n.name + "' (op embedding): attribute pool must be 'sum' or 'mean', got '" +
+                       pool + "'");
+    if (in[0].rank() != 2 || in[0][0] <= 0 || in[0][1] <= 0)
+      shape_error(n, in, "table must be a V×D matrix with fixed dims, got " + in[0].str());
+    if (in[1].rank() != 2 || in[1][0] != kBatch || in[1][1] <= 0)
+      shape_error(n, in, "input 1 must be an ids node (B×F), got " + in[1].str());
+    return Shape{kBatch, in[1][1], in[0][1]};
+  }
+
+  // The ids batch of input 1, checked against the node (the executor checks it too; this guards direct use).
+  template <class T>
+  static const IdBatch& check(const Ctx<T>& c) {
+    const IdBatch* b = c.ids[1];
+    if (!b) throw GraphError("node '" + c.node->name + "' (op embedding): input 1 is not an ids node");
+    const auto cells = static_cast<std::size_t>(b->batch * b->fields);
+    if (b->batch != c.batch || b->fields != c.node->shape[1] || b->offsets.size() != cells + 1 ||
+        b->weights.size() != b->ids.size())
+      throw ShapeError("node '" + c.node->name + "' (op embedding): ids hold " + std::to_string(b->batch) +
+                       " rows × " + std::to_string(b->fields) + " fields, expected B=" + std::to_string(c.batch) +
+                       " × " + std::to_string(c.node->shape[1]));
+    return *b;
+  }
+
+  template <class T>
+  static void fwd(Ctx<T>& c) {
+    const IdBatch& b = check(c);
+    const Tensor<T>& table = c.x(0);
+    const std::int64_t V = static_cast<std::int64_t>(table.shape()[0]);
+    const std::size_t D = table.shape()[1];
+    const std::size_t cells = static_cast<std::size_t>(b.batch * b.fields);
+    const bool mean = is_mean(*c.node);
+    const T* tp = table.data();
+    T* y = c.out->data();
+    const std::int64_t* off = b.offsets.data();
+    const std::int64_t* ids = b.ids.data();
+    const float* ws = b.weights.data();
+    for (std::size_t cell = 0; cell < cells; ++cell) {
+      T* o = y + cell * D;
+      std::memset(o, 0, D * sizeof(T));
+      T wsum = T(0);
+      for (std::int64_t k = off[cell]; k < off[cell + 1]; ++k) {
+        const std::int64_t id = ids[k];
+        if (id < 0 || id >= V)
+          throw Error("node '" + c.node->name + "' (op embedding): row " + std::to_string(cell / b.fields) +
+                      ", field " + std::to_string(cell % b.fields) + ": id " + std::to_string(id) +
+                      " is out of range for a table of " + std::to_string(V) + " rows");
+        const T w = static_cast<T>(ws[k]);
+        wsum += w;
+        const T* r = tp + static_cast<std::size_t>(id) * D;
+        for (std::size_t j = 0; j < D; ++j) o[j] += w * r[j];
+      }
+      if (mean) {
+        if (wsum != T(0)) {
+          const T inv = T(1) / wsum;
+          for (std::size_t j = 0; j < D; ++j) o[j] *= inv;
+        } else {
+          std::memset(o, 0, D * sizeof(T));
+        }
+      }
+    }
+  }
+
+  template <class T>
+  static void bwd(Ctx<T>& c) {
+    SparseRows<T>* sp = c.sparse[0];
+    Tensor<T>* dense = c.gin[0];
+    if (!sp && !dense) return;
+    const IdBatch& b = check(c);
+    const std::size_t D = c.x(0).shape()[1];
+    const std::size_t cells = static_cast<std::size_t>(b.batch * b.fields);
+    const bool mean = is_mean(*c.node);
+    const T* gy = c.gout->data();
+    const std::int64_t* off = b.offsets.data();
+    const std::int64_t* ids = b.ids.data();
+    const float* ws = b.weights.data();
+    T* gd = nullptr;
+    if (!sp) {
+      gd = dense->data();
+      if (!c.acc[0]) std::memset(gd, 0, dense->size() * sizeof(T));
+    }
+    for (std::size_t cell = 0; cell < cells; ++cell) {
+      const std::int64_t k0 = off[cell], k1 = off[cell + 1];
+      if (k0 == k1) continue;
+      T s = T(1);
+      if (mean) {
+        T wsum = T(0);
+        for (std::int64_t k = k0; k < k1; ++k) wsum += static_cast<T>(ws[k]);
+        if (wsum == T(0)) continue;  // forward wrote zeros: no dependence on the table
+        s = T(1) / wsum;
+      }
+      const T* g = gy + cell * D;
+      for (std::int64_t k = k0; k < k1; ++k) {
+        const T w = s * static_cast<T>(ws[k]);
+        T* acc = sp ? sp->row(ids[k]) : gd + static_cast<std::size_t>(ids[k]) * D;
+        for (std::size_t j = 0; j < D; ++j) acc[j] += w * g[j];
+      }
+    }
+  }
+};
+
+FUNNEL_REGISTER_OP(Embedding);
+
+// B=3 rows, F=3 fields over a 7×4 table:
+//   row 0: {1}            {2 (w 0.5), 5 (w 2)}   {}            <- an empty cell
+//   row 1: {1}            {3, 3 (w 1.5)}         {6 (w -0.5)}  <- an id repeated inside a cell
+//   row 2: {4}            {1 (w 0.25), 0}        {2, 5, 6}     <- row 1 of the table again, a third time
+// Ids 1 and 2 recur across rows, so rows accumulate. Mean pooling divides each cell by its weight sum
+// (never 0 here).
+void feed_ids(Executor<double>& e, std::mt19937_64&) {
+  IdBatch& b = e.ids("ids");
+  b.reset(3, 3);
+  b.push(1); b.end_cell();
+  b.push(2, 0.5f); b.push(5, 2.0f); b.end_cell();
+  b.end_cell();
+  b.push(1); b.end_cell();
+  b.push(3); b.push(3, 1.5f); b.end_cell();
+  b.push(6, -0.5f); b.end_cell();
+  b.push(4); b.end_cell();
+  b.push(1, 0.25f); b.push(0); b.end_cell();
+  b.push(2); b.push(5); b.push(6); b.end_cell();
+}
+NodeId build_example(Graph& g, const char* pool, bool dense_too) {
+  NodeId t = g.add_param("table", Shape{7, 4}, Init::normal(1.0));
+  NodeId ids = g.add_ids("ids", 3);
+  Attrs at;
+  at.str["pool"] = pool;
+  NodeId l = probe_loss(g, g.add_op("embedding", {t, ids}, at));
+  if (!dense_too) return l;
+  // The table also read densely: its gradient becomes dense and embedding accumulates into it.
+  NodeId s = g.add_op("sum", {g.add_op("mul", {t, t})});
+  NodeId total = g.add_op("add", {l, s});
+  g.mark_loss(total);
+  return total;
+}
+const OpExampleRegistrar example_sum{{"embedding", "B=3, F=3, sum pool: weights, empty cell, repeated ids", 3,
+                                      [](Graph& g) { return build_example(g, "sum", false); }, feed_ids}};
+const OpExampleRegistrar example_mean{{"embedding", "B=3, F=3, mean pool: weights, empty cell, repeated ids", 3,
+                                       [](Graph& g) { return build_example(g, "mean", false); }, feed_ids}};
+const OpExampleRegistrar example_dense{{"embedding", "B=3, F=3, mean pool, table also read densely", 3,
+                                        [](Graph& g) { return build_example(g, "mean", true); }, feed_ids}};
+
+}  // namespace
+}  // namespace funnel

@@ -1,0 +1,87 @@
+// reshape: y = x with dims attribute "shape" (ints), same elements in the same row-major order.
+// The target may start with kBatch (-1), the batch dim; then x must carry the batch dim too and the non-batch
+// extents must have the same product (so B×3×4 -> B×12 holds for every B). Without kBatch, neither may carry the
+// batch dim and the element counts must agree. Every other target dim must be positive.
+//   dx = dy, viewed in x's shape
+#include <cstring>
+
+#include "autodiff/gradcheck.hpp"
+#include "ops/op.hpp"
+
+namespace funnel {
+namespace {
+
+struct Reshape : OpT<Reshape> {
+  const char* name() const override { return "reshape"; }
+  const char* doc() const override { return "y = x with dims from attribute shape (may start with the batch dim)"; }
+  int arity() const override { return 1; }
+
+  Shape infer(const Node& n, const std::vector<Shape>& in) const override {
+    const std::vector<std::int64_t>* dims = n.attrs.get_ints("shape");
+    if (!dims) shape_error(n, in, "missing ints attribute 'shape'");
+    Shape target{*dims};
+    for (std::size_t d = 0; d < target.rank(); ++d) {
+      if (target[d] == kBatch && d == 0) continue;
+      if (target[d] <= 0)
+        shape_error(n, in, "target shape " + target.str() + ": dimension " + std::to_string(d) +
+                               " must be positive (only the first may be the batch dim)");
+    }
+    const Shape& x = in[0];
+    int x_batch = 0;
+    Dim x_prod = 1;
+    for (Dim d : x.dims) {
+      if (d == kBatch) ++x_batch;
+      else x_prod *= d;
+    }
+    const bool t_batch = target.rank() > 0 && target[0] == kBatch;
+    if (x_batch > 1) shape_error(n, in, "input carries the batch dim more than once");
+    if (t_batch != (x_batch == 1))
+      shape_error(n, in, t_batch ? "target " + target.str() + " has the batch dim but the input has not"
+                                 : "input has the batch dim but target " + target.str() + " has not");
+    Dim t_prod = 1;
+    for (Dim d : target.dims)
+      if (d != kBatch) t_prod *= d;
+    if (t_prod != x_prod)
+      shape_error(n, in, std::string(t_batch ? "per-row element counts differ: " : "element counts differ: ") +
+                             std::to_string(x_prod) + " in the input vs " + std::to_string(t_prod) + " in target " +
+                             target.str());
+    return target;
+  }
+
+  template <class T>
+  static void fwd(Ctx<T>& c) {
+    std::memcpy(c.out->data(), c.x(0).data(), c.out->size() * sizeof(T));
+  }
+
+  template <class T>
+  static void bwd(Ctx<T>& c) {
+    const T* gy = c.gout->data();
+    T* gx = c.gin[0]->data();
+    const std::size_t n = c.out->size();
+    if (c.acc[0])
+      for (std::size_t i = 0; i < n; ++i) gx[i] += gy[i];
+    else
+      std::memcpy(gx, gy, n * sizeof(T));
+  }
+};
+
+FUNNEL_REGISTER_OP(Reshape);
+
+const OpExampleRegistrar example{{"reshape", "2×3×4 -> 4×6", 3, [](Graph& g) {
+                                    NodeId x = g.add_param("x", Shape{2, 3, 4}, Init::normal(1.0));
+                                    Attrs at;
+                                    at.ints["shape"] = {4, 6};
+                                    return probe_loss(g, g.add_op("reshape", {x}, at));
+                                  }, nullptr}};
+// A batch-carrying value: the trainable B×6 in (B×6) · w (6×6), reshaped to B×3×2.
+const OpExampleRegistrar example_batch{{"reshape", "B=3, B×6 -> B×3×2 (batch dim kept)", 3, [](Graph& g) {
+                                          NodeId in = g.add_input("in", Shape{kBatch, 6});
+                                          NodeId w = g.add_param("w", Shape{6, 6}, Init::normal(1.0));
+                                          NodeId x = g.add_op("matmul", {in, w});
+                                          Attrs at;
+                                          at.ints["shape"] = {kBatch, 3, 2};
+                                          return probe_loss(g, g.add_op("reshape", {x}, at));
+                                        }, nullptr}};
+
+}  // namespace
+}  // namespace funnel

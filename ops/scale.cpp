@@ -1,0 +1,48 @@
+// scale: y = w · x, elementwise, any shape; w is the number attribute "w" (default 1). Weights losses.
+//   dx = w · dy
+#include "autodiff/gradcheck.hpp"
+#include "ops/op.hpp"
+
+namespace funnel {
+namespace {
+
+struct Scale : OpT<Scale> {
+  const char* name() const override { return "scale"; }
+  const char* doc() const override { return "y = w·x, attribute w (a number)"; }
+  int arity() const override { return 1; }
+
+  Shape infer(const Node&, const std::vector<Shape>& in) const override { return in[0]; }
+
+  template <class T>
+  static void fwd(Ctx<T>& c) {
+    const T w = static_cast<T>(c.attrs().get_num("w", 1.0));
+    const T* x = c.x(0).data();
+    T* y = c.out->data();
+    const std::size_t n = c.out->size();
+    for (std::size_t i = 0; i < n; ++i) y[i] = w * x[i];
+  }
+
+  template <class T>
+  static void bwd(Ctx<T>& c) {
+    const T w = static_cast<T>(c.attrs().get_num("w", 1.0));
+    const T* gy = c.gout->data();
+    T* gx = c.gin[0]->data();
+    const std::size_t n = c.out->size();
+    if (c.acc[0])
+      for (std::size_t i = 0; i < n; ++i) gx[i] += w * gy[i];
+    else
+      for (std::size_t i = 0; i < n; ++i) gx[i] = w * gy[i];
+  }
+};
+
+FUNNEL_REGISTER_OP(Scale);
+
+const OpExampleRegistrar example{{"scale", "B=3, B×4 times -2.5", 3, [](Graph& g) {
+                                    NodeId x = g.add_param("x", Shape{3, 4}, Init::normal(1.0));
+                                    Attrs at;
+                                    at.num["w"] = -2.5;
+                                    return probe_loss(g, g.add_op("scale", {x}, at));
+                                  }, nullptr}};
+
+}  // namespace
+}  // namespace funnel

@@ -1,0 +1,56 @@
+// sigmoid: y = 1 / (1 + exp(-x)), elementwise, any shape. Evaluated without overflow: for x < 0 as
+// e / (1 + e) with e = exp(x) <= 1, so exp never sees a large positive argument; saturates to exactly 0 or 1.
+//   dx = dy · y · (1 − y)   (from the saved output)
+#include "autodiff/gradcheck.hpp"
+#include "ops/op.hpp"
+
+#include <cmath>
+
+namespace funnel {
+namespace {
+
+struct Sigmoid : OpT<Sigmoid> {
+  const char* name() const override { return "sigmoid"; }
+  const char* doc() const override { return "y = 1/(1+exp(-x)), elementwise, overflow-free"; }
+  int arity() const override { return 1; }
+
+  Shape infer(const Node&, const std::vector<Shape>& in) const override { return in[0]; }
+
+  template <class T>
+  static void fwd(Ctx<T>& c) {
+    const T* x = c.x(0).data();
+    T* y = c.out->data();
+    const std::size_t n = c.out->size();
+    for (std::size_t i = 0; i < n; ++i) {
+      const T v = x[i];
+      if (v >= T(0)) {
+        y[i] = T(1) / (T(1) + std::exp(-v));
+      } else {
+        const T e = std::exp(v);
+        y[i] = e / (T(1) + e);
+      }
+    }
+  }
+
+  template <class T>
+  static void bwd(Ctx<T>& c) {
+    const T* y = c.out->data();
+    const T* gy = c.gout->data();
+    T* gx = c.gin[0]->data();
+    const std::size_t n = c.out->size();
+    if (c.acc[0])
+      for (std::size_t i = 0; i < n; ++i) gx[i] += gy[i] * y[i] * (T(1) - y[i]);
+    else
+      for (std::size_t i = 0; i < n; ++i) gx[i] = gy[i] * y[i] * (T(1) - y[i]);
+  }
+};
+
+FUNNEL_REGISTER_OP(Sigmoid);
+
+const OpExampleRegistrar example{{"sigmoid", "B=3, B×5, x ~ N(0, 3²)", 3, [](Graph& g) {
+                                    NodeId x = g.add_param("x", Shape{3, 5}, Init::normal(3.0));
+                                    return probe_loss(g, g.add_op("sigmoid", {x}));
+                                  }, nullptr}};
+
+}  // namespace
+}  // namespace funnel

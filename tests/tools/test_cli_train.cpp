@@ -1,0 +1,165 @@
+// The `funnel` train / eval / predict / compare commands, run as a user would.
+#include <catch2/catch.hpp>
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+namespace fs = std::filesystem;
+
+namespace {
+const std::string kBin = std::string(FUNNEL_BIN_DIR) + "/funnel";
+const std::string kSmall = "synthetic:rows=6000,fields=4,vocab=30,seed=5";
+const std::string kModel = " --embedding-dim 4 --hidden 8,4 --batch-size 256 --threads 1";
+
+struct Run {
+  int code;
+  std::string out;
+};
+Run run(const std::string& args) {
+  std::string cmd = kBin + " " + args + " 2>&1";
+  FILE* p = popen(cmd.c_str(), "r");
+  REQUIRE(p);
+  std::string out;
+  char buf[4096];
+  while (std::size_t n = fread(buf, 1, sizeof buf, p)) out.append(buf, n);
+  int st = pclose(p);
+  return {WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st), out};
+}
+fs::path temp_dir(const std::string& name) {
+  fs::path d = fs::temp_directory_path() / ("funnel_cli_" + name + "_" + std::to_string(::getpid()));
+  fs::remove_all(d);
+  fs::create_directories(d);
+  return d;
+}
+std::string slurp(const fs::path& p) {
+  std::ifstream f(p);
+  std::stringstream s;
+  s << f.rdbuf();
+  return s.str();
+}
+}  // namespace
+
+TEST_CASE("train, save, predict and eval round-trip", "[cli]") {
+  fs::path d = temp_dir("roundtrip");
+  Run t = run("train --data " + kSmall + kModel + " --epochs 2 --save " + (d / "ck").string() + " --metrics-json " +
+              (d / "m.json").string());
+  INFO(t.out);
+  REQUIRE(t.code == 0);
+  CHECK(t.out.find("ctr_auc") != std::string::npos);
+  REQUIRE(fs::exists(d / "ck" / "manifest.json"));
+  auto m = nlohmann::json::parse(slurp(d / "m.json"));
+  REQUIRE(m["epochs"].size() == 2);
+  for (const char* k : {"ctr_auc", "cvr_auc", "ctcvr_auc", "cvr_auc_entire_space", "loss_ctr", "loss_ctcvr"})
+    CHECK(m["epochs"][1].contains(k));
+  CHECK(m["samples_per_sec"].get<double>() > 0);
+
+  Run p = run("predict --checkpoint " + (d / "ck").string() + " --data " + kSmall + " --out " +
+              (d / "p.csv").string());
+  INFO(p.out);
+  REQUIRE(p.code == 0);
+  std::ifstream csv(d / "p.csv");
+  std::string header;
+  std::getline(csv, header);
+  CHECK(header == "pctr,pcvr,pctcvr");
+  std::size_t lines = 0;
+  for (std::string l; std::getline(csv, l);) {
+    double a, b, c;
+    char x, y;
+    std::istringstream s(l);
+    s >> a >> x >> b >> y >> c;
+    REQUIRE(s);
+    CHECK(c == Approx(a * b).epsilon(1e-5));
+    ++lines;
+  }
+  CHECK(lines == 6000);
+
+  // Predicting twice from the same checkpoint gives the same bytes.
+  Run p2 = run("predict --checkpoint " + (d / "ck").string() + " --data " + kSmall + " --out " +
+               (d / "p2.csv").string());
+  REQUIRE(p2.code == 0);
+  CHECK(slurp(d / "p.csv") == slurp(d / "p2.csv"));
+
+  Run e = run("eval --checkpoint " + (d / "ck").string() + " --data " + kSmall);
+  INFO(e.out);
+  REQUIRE(e.code == 0);
+  CHECK(e.out.find("\"ctcvr_auc\"") != std::string::npos);
+
+  // Resume from the checkpoint: the step count continues.
+  Run r = run("train --data " + kSmall + kModel + " --epochs 1 --init " + (d / "ck").string() + " --save " +
+              (d / "ck2").string());
+  INFO(r.out);
+  REQUIRE(r.code == 0);
+  auto m1 = nlohmann::json::parse(slurp(d / "ck" / "manifest.json"));
+  auto m2 = nlohmann::json::parse(slurp(d / "ck2" / "manifest.json"));
+  CHECK(m2["step"].get<long long>() > m1["step"].get<long long>());
+  fs::remove_all(d);
+}
+
+TEST_CASE("bad flags and bad values are clear errors", "[cli]") {
+  Run a = run("train --bogus 1");
+  CHECK(a.code == 2);
+  CHECK(a.out.find("unknown flag --bogus") != std::string::npos);
+  Run b = run("train --epochs many");
+  CHECK(b.code == 2);
+  CHECK(b.out.find("--epochs") != std::string::npos);
+  Run c = run("train --model xgboost");
+  CHECK(c.code == 2);
+  CHECK(c.out.find("xgboost") != std::string::npos);
+  Run d = run("predict --data " + kSmall + " --out /tmp/x.csv");
+  CHECK(d.code == 2);
+  CHECK(d.out.find("--checkpoint") != std::string::npos);
+  Run e = run("eval --checkpoint /nonexistent/dir --data " + kSmall);
+  CHECK(e.code == 1);
+  CHECK(e.out.find("/nonexistent/dir") != std::string::npos);
+  Run f = run("train --data synthetic:rows=abc");
+  CHECK(f.code != 0);
+  CHECK(f.out.find("rows") != std::string::npos);
+}
+
+TEST_CASE("SIGTERM finishes the step, saves and exits non-zero", "[cli]") {
+  fs::path d = temp_dir("sigterm");
+  std::string out = (d / "log.txt").string();
+  pid_t pid = fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    std::freopen(out.c_str(), "w", stderr);
+    std::freopen("/dev/null", "w", stdout);
+    std::string ck = (d / "ck").string();
+    execl(kBin.c_str(), kBin.c_str(), "train", "--data", "synthetic:rows=400000,fields=8,vocab=200", "--epochs", "50",
+          "--batch-size", "64", "--save", ck.c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  // Wait until training has started (the log shows a step line), then ask it to stop.
+  for (int i = 0; i < 600; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    if (slurp(out).find("step ") != std::string::npos) break;
+  }
+  kill(pid, SIGTERM);
+  int st = 0;
+  waitpid(pid, &st, 0);
+  INFO(slurp(out));
+  REQUIRE(WIFEXITED(st));
+  CHECK(WEXITSTATUS(st) != 0);
+  CHECK(fs::exists(d / "ck" / "manifest.json"));
+  CHECK(slurp(out).find("interrupted") != std::string::npos);
+  fs::remove_all(d);
+}
+
+TEST_CASE("compare prints the paper's table for every model", "[cli]") {
+  Run c = run("compare --data " + kSmall + kModel + " --epochs 1");
+  INFO(c.out);
+  REQUIRE(c.code == 0);
+  for (const char* m : {"esmm", "base", "esmm-ns", "division", "CVR AUC", "CTCVR AUC", "entire space"})
+    CHECK(c.out.find(m) != std::string::npos);
+}

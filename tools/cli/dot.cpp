@@ -1,0 +1,164 @@
+// funnel dot: draw a zoo model's graph as Graphviz DOT (stdout), or render it to SVG/PNG with Graphviz.
+//   funnel dot [--model NAME] [--grad-flow] [--backward] [--out FILE.dot|FILE.svg|FILE.png]
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include "autodiff/gradflow.hpp"
+#include "core/dot.hpp"
+#include "core/error.hpp"
+#include "models/zoo.hpp"
+#include "tools/cli/command.hpp"
+
+namespace {
+
+using funnel::cli::UsageError;
+
+std::string shell_quote(const std::string& s) {
+  std::string o = "'";
+  for (char c : s) {
+    if (c == '\'') o += "'\\''";
+    else o += c;
+  }
+  return o + "'";
+}
+
+bool on_path(const std::string& exe) {
+  const char* path = std::getenv("PATH");
+  if (!path) return false;
+  std::string p = path;
+  std::size_t start = 0;
+  while (start <= p.size()) {
+    std::size_t end = p.find(':', start);
+    if (end == std::string::npos) end = p.size();
+    std::string dir = p.substr(start, end - start);
+    if (dir.empty()) dir = ".";
+    if (::access((dir + "/" + exe).c_str(), X_OK) == 0) return true;
+    start = end + 1;
+  }
+  return false;
+}
+
+void write_text(const std::string& path, const std::string& text) {
+  std::ofstream f(path, std::ios::binary | std::ios::trunc);
+  if (!f) throw funnel::Error("cannot write '" + path + "'");
+  f << text;
+  f.flush();
+  if (!f) throw funnel::Error("error writing '" + path + "'");
+}
+
+void rename_or_throw(const std::string& from, const std::string& to) {
+  std::error_code ec;
+  std::filesystem::rename(from, to, ec);
+  if (ec) {
+    std::filesystem::remove(from, ec);
+    throw funnel::Error("cannot rename '" + from + "' to '" + to + "'");
+  }
+}
+
+std::string extension(const std::string& path) {
+  auto slash = path.rfind('/');
+  auto dot = path.rfind('.');
+  if (dot == std::string::npos || (slash != std::string::npos && dot < slash)) return "";
+  return path.substr(dot + 1);
+}
+
+// Writes `dot_text` to `out` (.dot as is, .svg/.png through Graphviz), atomically: temp files, then a rename.
+void write_output(const std::string& out, const std::string& dot_text) {
+  const std::string ext = extension(out);
+  const std::string tmp = out + ".tmp-" + std::to_string(::getpid());
+  if (ext == "dot" || ext == "gv") {
+    write_text(tmp, dot_text);
+    rename_or_throw(tmp, out);
+    return;
+  }
+  if (ext != "svg" && ext != "png")
+    throw UsageError("--out " + out + ": expected a .dot, .gv, .svg or .png file name, got extension '" + ext + "'");
+  if (!on_path("dot"))
+    throw funnel::Error("rendering " + out + " needs Graphviz's `dot` on PATH (Debian/Ubuntu: apt-get install "
+                        "graphviz); without it, write DOT with --out FILE.dot or to stdout");
+  const std::string tmp_dot = tmp + ".dot";
+  write_text(tmp_dot, dot_text);
+  const std::string cmd = "dot -T" + ext + " " + shell_quote(tmp_dot) + " -o " + shell_quote(tmp);
+  const int rc = std::system(cmd.c_str());
+  std::error_code ec;
+  std::filesystem::remove(tmp_dot, ec);
+  if (rc != 0) {
+    std::filesystem::remove(tmp, ec);
+    throw funnel::Error("Graphviz failed (exit status " + std::to_string(rc) + ") running: " + cmd);
+  }
+  rename_or_throw(tmp, out);
+}
+
+std::string model_title(const funnel::ModelConfig& c, bool grad_flow, bool backward) {
+  std::ostringstream t;
+  if (c.kind == "esmm") t << "ESMM: shared embedding, CTR and CVR towers, pCTCVR = pCTR × pCVR";
+  else if (c.kind == "esmm-ns") t << "ESMM-NS: ESMM without embedding sharing";
+  else if (c.kind == "base") t << "BASE: CTR model + CVR model trained on clicked impressions";
+  else if (c.kind == "division") t << "DIVISION: pCVR = pCTCVR / pCTR from two separate models";
+  else t << c.kind;
+  t << "\n" << c.num_fields << " fields, vocab " << c.vocab << ", dim " << c.dim << ", hidden ";
+  for (std::size_t i = 0; i < c.hidden.size(); ++i) t << (i ? "," : "") << c.hidden[i];
+  if (grad_flow) t << " — coloured by which loss's gradient reaches each parameter and edge";
+  if (backward) t << " — with the backward graph";
+  return t.str();
+}
+
+int run_dot(int argc, char** argv) {
+  funnel::cli::Flags f(argc, argv, {"model", "out", "fields", "vocab", "dim", "hidden", "stages", "rankdir", "seed"},
+                       {"grad-flow", "backward", "no-numeric", "no-legend", "no-edge-shapes"});
+  funnel::ModelConfig cfg;
+  cfg.kind = f.str("model", "esmm");
+  bool known = false;
+  for (const auto& k : funnel::model_kinds()) known = known || k == cfg.kind;
+  if (!known) {
+    std::string names;
+    for (const auto& k : funnel::model_kinds()) names += (names.empty() ? "" : ", ") + k;
+    throw UsageError("--model: unknown model '" + cfg.kind + "' (known: " + names + ")");
+  }
+  cfg.num_fields = f.integer("fields", cfg.num_fields, 1);
+  cfg.vocab = f.integer("vocab", cfg.vocab, 1);
+  cfg.dim = f.integer("dim", cfg.dim, 1);
+  cfg.hidden = f.int_list("hidden", cfg.hidden);
+  cfg.num_stages = f.integer("stages", cfg.num_stages, 2);
+
+  funnel::Graph g;
+  funnel::build_model(g, cfg);
+
+  funnel::DotOptions opt;
+  opt.backward = f.has("backward");
+  opt.legend = !f.has("no-legend");
+  opt.edge_shapes = !f.has("no-edge-shapes");
+  opt.rankdir = f.str("rankdir", "TB");
+  if (opt.rankdir != "TB" && opt.rankdir != "LR") throw UsageError("--rankdir: expected TB or LR, got " + opt.rankdir);
+  opt.title = model_title(cfg, f.has("grad-flow"), opt.backward);
+
+  funnel::GradFlow gf;
+  if (f.has("grad-flow")) {
+    funnel::GradFlowOptions go;
+    go.numeric = !f.has("no-numeric");
+    go.seed = static_cast<std::uint64_t>(f.integer("seed", 1, 0));
+    gf = funnel::analyze_grad_flow(g, go);
+    opt.grad_flow = &gf;
+    for (const auto& d : gf.disagreements()) std::fprintf(stderr, "funnel dot: grad flow: %s\n", d.c_str());
+  }
+  const std::string text = funnel::to_dot(g, opt);
+  if (!f.has("out")) {
+    std::fwrite(text.data(), 1, text.size(), stdout);
+    return 0;
+  }
+  const std::string out = f.str("out", "");
+  write_output(out, text);
+  if (opt.grad_flow) std::printf("%s", funnel::to_text(gf, g).c_str());
+  std::printf("wrote %s (%zu nodes)\n", out.c_str(), g.size());
+  return 0;
+}
+
+}  // namespace
+
+FUNNEL_COMMAND(dot, "dot", "draw a model graph (Graphviz DOT/SVG/PNG), optionally its gradient flow", run_dot);

@@ -1,0 +1,91 @@
+// funnel train: train a zoo model (ESMM by default) on synthetic or real data, report the paper's metrics.
+#include <unistd.h>
+
+#include <atomic>
+#include <cmath>
+#include <csignal>
+#include <cstdio>
+#include <string>
+
+#include "core/error.hpp"
+#include "tools/cli/common.hpp"
+#include "tools/cli/session.hpp"
+
+namespace funnel::cli {
+namespace {
+
+std::atomic<bool> g_stop{false};
+extern "C" void on_signal(int) { g_stop.store(true); }
+
+int run_train(int argc, char** argv) {
+  std::set<std::string> valued{"data", "eval-data", "model", "epochs", "batch-size", "lr", "optimizer",
+                               "embedding-dim", "hidden", "seed", "threads", "max-steps", "init", "save",
+                               "save-every", "metrics-json", "l2", "stages", "eval-fraction", "pool"};
+  valued.insert(kDataFlags.begin(), kDataFlags.end());
+  Flags f(argc, argv, valued, {"no-shuffle", "quiet"});
+  SessionOptions so = session_options(f);
+
+  struct sigaction sa {};
+  sa.sa_handler = on_signal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+
+  Session s(so, f);
+  std::fprintf(stderr, "train: %s\n", s.train_description().c_str());
+  if (s.has_eval()) std::fprintf(stderr, "eval:  %s\n", s.eval_description().c_str());
+  std::fprintf(stderr, "model: %s\n", s.model_description().c_str());
+
+  const bool tty = ::isatty(2) && !f.has("quiet");
+  TrainHooks hooks;
+  hooks.stop = &g_stop;
+  std::int64_t last_print = 0;
+  hooks.on_step = [&](const StepInfo& i) {
+    const bool last = i.rows_done == i.rows_total;
+    if (tty) {
+      if (i.step % 5 != 0 && !last) return;
+      double eta = i.rows_per_sec > 0 ? static_cast<double>(i.rows_total - i.rows_done) / i.rows_per_sec : 0.0;
+      std::fprintf(stderr, "\repoch %lld  %5.1f%%  %9.0f rows/s  loss", static_cast<long long>(i.epoch + 1),
+                   100.0 * static_cast<double>(i.rows_done) / static_cast<double>(i.rows_total), i.rows_per_sec);
+      for (std::size_t k = 0; k < i.running_losses.size(); ++k)
+        std::fprintf(stderr, " %s=%.5f", s.loss_name(k).c_str(), i.running_losses[k]);
+      std::fprintf(stderr, "  ETA %4.0fs ", eta);
+      if (last) std::fprintf(stderr, "\n");
+    } else if (i.step - last_print >= 200 || last) {
+      last_print = i.step;
+      std::fprintf(stderr, "step %lld epoch %lld rows %lld/%lld %.0f rows/s loss", static_cast<long long>(i.step),
+                   static_cast<long long>(i.epoch + 1), static_cast<long long>(i.rows_done),
+                   static_cast<long long>(i.rows_total), i.rows_per_sec);
+      for (std::size_t k = 0; k < i.running_losses.size(); ++k)
+        std::fprintf(stderr, " %s=%.5f", s.loss_name(k).c_str(), i.running_losses[k]);
+      std::fprintf(stderr, "\n");
+    }
+  };
+  if (so.train.save_every > 0) {
+    if (!f.has("save")) throw UsageError("--save-every needs --save DIR");
+    hooks.save = [&](std::int64_t step, std::int64_t) { s.save(f.str("save", ""), step); };
+  }
+  TrainResult res = s.train(hooks);
+  std::printf("%s", format_epochs(res, s).c_str());
+  if (f.has("metrics-json")) {
+    write_file_atomic(f.str("metrics-json", ""), metrics_json(res, s).dump(2) + "\n");
+    std::fprintf(stderr, "wrote %s\n", f.str("metrics-json", "").c_str());
+  }
+  if (f.has("save")) {
+    s.save(f.str("save", ""), res.steps);
+    std::fprintf(stderr, "saved checkpoint %s (step %lld)\n", f.str("save", "").c_str(),
+                 static_cast<long long>(res.steps));
+  }
+  if (res.stopped) {
+    std::fprintf(stderr, "train: interrupted at step %lld%s\n", static_cast<long long>(res.steps),
+                 f.has("save") ? " (checkpoint saved)" : "");
+    return 130;
+  }
+  return 0;
+}
+
+}  // namespace
+}  // namespace funnel::cli
+
+FUNNEL_COMMAND(train, "train", "train a model (esmm, base, esmm-ns, division) and report its metrics",
+               funnel::cli::run_train);

@@ -24,6 +24,10 @@ std::function<void(std::string_view)>& fault_hook() {
   static std::function<void(std::string_view)> h;
   return h;
 }
+bool& no_exchange() {
+  static bool v = false;
+  return v;
+}
 void hook(std::string_view stage) {
   if (fault_hook()) fault_hook()(stage);
 }
@@ -169,6 +173,7 @@ std::vector<float> read_entry(const std::string& dir, const CheckpointParam& p) 
 
 namespace testing {
 void set_checkpoint_fault_hook(std::function<void(std::string_view stage)> h) { fault_hook() = std::move(h); }
+void set_checkpoint_no_exchange(bool on) { no_exchange() = on; }
 }  // namespace testing
 
 std::string checkpoint_file_name(const std::string& param_name) {
@@ -266,7 +271,9 @@ void save_checkpoint(const std::string& dir_in, Executor<float>& ex, const Optim
     hook("swap");
 
     if (exists) {
-      if (::renameat2(AT_FDCWD, tmp.c_str(), AT_FDCWD, dir.c_str(), RENAME_EXCHANGE) == 0) {
+      const int rc = no_exchange() ? (errno = EINVAL, -1)
+                                   : ::renameat2(AT_FDCWD, tmp.c_str(), AT_FDCWD, dir.c_str(), RENAME_EXCHANGE);
+      if (rc == 0) {
         // tmp now holds the old checkpoint.
         fsync_dir(parent.string());
         fs::remove_all(tmp, ec);
@@ -279,10 +286,13 @@ void save_checkpoint(const std::string& dir_in, Executor<float>& ex, const Optim
       fs::remove_all(old, ec);
       if (::rename(dir.c_str(), old.c_str()) != 0)
         throw Error(dir + ": cannot move the old checkpoint aside to " + old + ": " + errno_str());
-      if (::rename(tmp.c_str(), dir.c_str()) != 0) {
-        const std::string e = errno_str();
+      try {
+        hook("aside");
+        if (::rename(tmp.c_str(), dir.c_str()) != 0)
+          throw Error(dir + ": cannot move the new checkpoint " + tmp + " in place: " + errno_str());
+      } catch (...) {
         ::rename(old.c_str(), dir.c_str());  // put the old one back
-        throw Error(dir + ": cannot move the new checkpoint " + tmp + " in place: " + e);
+        throw;
       }
       fsync_dir(parent.string());
       fs::remove_all(old, ec);

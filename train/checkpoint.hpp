@@ -73,6 +73,9 @@ namespace testing {
 // each optimizer array, "manifest" after the manifest, "swap" just before DIR is replaced). A hook that throws
 // simulates a failure at that point. Not thread-safe; pass an empty function to remove it.
 void set_checkpoint_fault_hook(std::function<void(std::string_view stage)> hook);
+// Pretend the file system lacks renameat2(RENAME_EXCHANGE), to exercise the rename-aside path (whose extra hook
+// stage "aside" sits between moving the old checkpoint aside and moving the new one in).
+void set_checkpoint_no_exchange(bool on);
 }  // namespace testing
 
 }  // namespace funnel

@@ -39,7 +39,7 @@ struct SyntheticConfig {
   double later_stage_ratio = 0.3;    // target P(stage s) = ratio · P(stage s-1) for s ≥ 2
   double zipf_exponent = 1.1;        // value frequency ∝ 1 / (rank + 1)^exponent
   double logit_std = 1.2;            // std of the per-stage sum of main effects (before interactions)
-  double shared = 0.6;               // correlation of one value's effects across stages, in [0, 1]
+  double shared = 0.85;              // correlation of one value's effects across stages, in [0, 1]
   double interaction = 0.5;          // scale of the pairwise field interactions in stages ≥ 1 (0 = none)
   double click_coupling = 0.2;       // stages ≥ 1: + coupling · (stage-0 effect sum)² / logit_std (0 = none)
 };

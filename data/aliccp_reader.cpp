@@ -190,7 +190,7 @@ Dataset read_aliccp_buffers(std::string_view skeleton, const std::string& skelet
     const bool use_values = options.weights == PoolWeights::Values;
     detail::BadRows bad(options.on_bad_row, rep);
     RowError err;
-    std::string_view line, col;
+    std::string_view line;
 
     // --- common features ----------------------------------------------------------------------------------------
     struct Span {
@@ -283,6 +283,7 @@ Dataset read_aliccp_buffers(std::string_view skeleton, const std::string& skelet
       app.append(sk.fld.data(), sk.id.data(), sk.w.data(), sk.size(), click, conv, nullptr, cf.fld.data() + span->begin,
                  cf.id.data() + span->begin, cf.w.data() + span->begin, span->n);
       ++rep.rows_kept;
+      app.plan(cur.pos, skeleton.size(), options.max_rows);
       if (options.max_rows && rep.rows_kept >= options.max_rows) {
         rep.stopped_at_max_rows = cur.pos < skeleton.size();
         break;

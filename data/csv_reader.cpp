@@ -163,6 +163,7 @@ Dataset read_csv_buffer(std::string_view text, const std::string& name, const Re
       }
       app.append(fld.data(), ids.data(), w.data(), fld.size(), click, conv, dense.data());
       ++rep.rows_kept;
+      app.plan(cur.pos, text.size(), options.max_rows);
       if (options.max_rows && rep.rows_kept >= options.max_rows) {
         rep.stopped_at_max_rows = cur.pos < text.size();
         break;

@@ -132,18 +132,27 @@ inline bool parse_count(std::string_view s, std::int64_t& out) {
   return true;
 }
 
+// Asks the kernel to back a large buffer with transparent huge pages (first-touch page faults dominate filling
+// gigabytes of fresh output on some VMs). A hint only; ignored for small buffers or when unsupported.
+void advise_huge_pages(const void* p, std::size_t bytes);
+
 // Collects rows into a Dataset: per row a list of (field, id, weight) in any order, sorted into cells by field.
 class RowAppender {
  public:
   RowAppender(Dataset& d, FeatureMap& map) : d_(d), map_(map), cnt_(static_cast<std::size_t>(d.num_fields) + 1) {}
   // One row from up to two segments of (field, id, weight) triples (e.g. a skeleton row and its common features).
+  // The row is sorted into cells in a small scratch buffer and appended, so the big arrays are written once,
+  // in order (no zero-fill).
   void append(const std::int32_t* field, const std::int64_t* id, const float* w, std::size_t n, int click,
               int conversion, const float* dense, const std::int32_t* field2 = nullptr,
               const std::int64_t* id2 = nullptr, const float* w2 = nullptr, std::size_t n2 = 0) {
     const std::size_t F = static_cast<std::size_t>(d_.num_fields);
     const std::size_t base = d_.ids.size();
-    d_.ids.resize(base + n + n2);
-    d_.weights.resize(base + n + n2);
+    const std::size_t total = n + n2;
+    if (row_ids_.size() < total) {
+      row_ids_.resize(total);
+      row_w_.resize(total);
+    }
     std::fill(cnt_.begin(), cnt_.end(), 0);
     for (std::size_t i = 0; i < n; ++i) ++cnt_[static_cast<std::size_t>(field[i]) + 1];
     for (std::size_t i = 0; i < n2; ++i) ++cnt_[static_cast<std::size_t>(field2[i]) + 1];
@@ -151,29 +160,55 @@ class RowAppender {
       cnt_[f + 1] += cnt_[f];
       d_.offsets.push_back(static_cast<std::int64_t>(base + cnt_[f + 1]));
     }
-    std::int64_t* ids = d_.ids.data();
-    float* ws = d_.weights.data();
+    std::int64_t* ids = row_ids_.data();
+    float* ws = row_w_.data();
     for (std::size_t i = 0; i < n; ++i) {
-      const std::size_t k = base + cnt_[static_cast<std::size_t>(field[i])]++;
+      const std::size_t k = cnt_[static_cast<std::size_t>(field[i])]++;
       ids[k] = id[i];
       ws[k] = w[i];
     }
     for (std::size_t i = 0; i < n2; ++i) {
-      const std::size_t k = base + cnt_[static_cast<std::size_t>(field2[i])]++;
+      const std::size_t k = cnt_[static_cast<std::size_t>(field2[i])]++;
       ids[k] = id2[i];
       ws[k] = w2[i];
     }
-    map_.count({d_.ids.data() + base, n + n2});
+    map_.count({ids, total});
+    d_.ids.insert(d_.ids.end(), ids, ids + total);
+    d_.weights.insert(d_.weights.end(), ws, ws + total);
     d_.labels.push_back(static_cast<std::uint8_t>(click));
     d_.labels.push_back(static_cast<std::uint8_t>(click & conversion));
     if (dense)
       for (std::int64_t j = 0; j < d_.num_dense; ++j) d_.dense.push_back(dense[j]);
+    ++rows_;
+  }
+
+  // Once, early in the file: reserve the arrays for the whole file by extrapolating from the rows so far
+  // (`consumed` of `total` input bytes), so that they are not reallocated and copied as they grow.
+  void plan(std::size_t consumed, std::size_t total, std::int64_t max_rows) {
+    if (planned_ || rows_ < 1024 || consumed == 0) return;
+    planned_ = true;
+    double scale = 1.05 * static_cast<double>(total) / static_cast<double>(consumed);
+    if (max_rows > 0) scale = std::min(scale, static_cast<double>(max_rows) / static_cast<double>(rows_));
+    if (scale <= 1.0) return;
+    auto grow = [&](auto& v) {
+      v.reserve(static_cast<std::size_t>(static_cast<double>(v.size()) * scale) + 16);
+      advise_huge_pages(v.data(), v.capacity() * sizeof(v[0]));
+    };
+    grow(d_.offsets);
+    grow(d_.ids);
+    grow(d_.weights);
+    grow(d_.labels);
+    grow(d_.dense);
   }
 
  private:
   Dataset& d_;
   FeatureMap& map_;
   std::vector<std::size_t> cnt_;
+  std::vector<std::int64_t> row_ids_;
+  std::vector<float> row_w_;
+  std::int64_t rows_ = 0;
+  bool planned_ = false;
 };
 
 // Runs f(); if it throws and `map` was empty before, leaves it empty again.

@@ -63,6 +63,19 @@ MappedFile::~MappedFile() {
   if (map_) ::munmap(map_, size_);
 }
 
+void advise_huge_pages(const void* p, std::size_t bytes) {
+  constexpr std::uintptr_t kHuge = std::uintptr_t{1} << 21;
+  if (bytes < 32 * kHuge) return;
+  const auto b = (reinterpret_cast<std::uintptr_t>(p) + kHuge - 1) & ~(kHuge - 1);
+  const auto e = (reinterpret_cast<std::uintptr_t>(p) + bytes) & ~(kHuge - 1);
+#ifdef MADV_HUGEPAGE
+  if (e > b) ::madvise(reinterpret_cast<void*>(b), e - b, MADV_HUGEPAGE);
+#else
+  (void)b;
+  (void)e;
+#endif
+}
+
 std::string show(std::string_view s, std::size_t max_len) {
   std::string out;
   const std::size_t n = std::min(s.size(), max_len);

@@ -142,6 +142,7 @@ Dataset read_slots_buffer(std::string_view text, const std::string& name, const 
       }
       app.append(fld.data(), ids.data(), w.data(), fld.size(), row.click, row.conv, nullptr);
       ++rep.rows_kept;
+      app.plan(cur.pos, text.size(), options.max_rows);
       if (options.max_rows && rep.rows_kept >= options.max_rows) {
         rep.stopped_at_max_rows = cur.pos < text.size();
         break;

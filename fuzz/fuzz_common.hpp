@@ -1,0 +1,38 @@
+#pragma once
+// Shared by the libFuzzer targets: run a reader on the input with both bad-row policies and both map kinds.
+// Any funnel::Error is an accepted outcome; anything else (crash, sanitizer report, other exception) is a bug.
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+#include "core/error.hpp"
+#include "data/readers.hpp"
+
+namespace funnel::fuzz {
+
+template <class Read>
+void run_all_modes(Read&& read) {
+  for (auto bad : {OnBadRow::Error, OnBadRow::Skip}) {
+    for (auto kind : {MapKind::Hash, MapKind::Vocab}) {
+      ReadOptions o;
+      o.on_bad_row = bad;
+      o.mapping.kind = kind;
+      o.mapping.buckets = 97;
+      o.weights = kind == MapKind::Vocab ? PoolWeights::Values : PoolWeights::Ones;
+      FeatureMap map;
+      ReadReport rep;
+      try {
+        const Dataset d = read(o, map, rep);
+        // Invariants of every successful read.
+        if (d.offsets.size() != static_cast<std::size_t>(d.rows() * d.num_fields + 1)) __builtin_trap();
+        if (d.offsets.back() != static_cast<std::int64_t>(d.ids.size())) __builtin_trap();
+        for (auto id : d.ids)
+          if (id < 0 || id >= d.vocab) __builtin_trap();
+        if (rep.rows_read != rep.rows_kept + rep.rows_skipped) __builtin_trap();
+      } catch (const Error&) {
+      }
+    }
+  }
+}
+
+}  // namespace funnel::fuzz

@@ -161,9 +161,11 @@ template <class T>
 void Executor<T>::check_inputs(NodeId v) const {
   const Node& nd = g_.node(v);
   if (nd.kind == NodeKind::Input) {
-    auto shp = nd.shape.concrete(batch_);
     const auto& have = values_[v].shape();
-    if (have.size() != shp.size() || !std::equal(shp.begin(), shp.end(), have.begin())) {
+    bool same = have.size() == nd.shape.rank();
+    for (std::size_t i = 0; same && i < have.size(); ++i)
+      same = static_cast<std::int64_t>(have[i]) == (nd.shape[i] == kBatch ? batch_ : nd.shape[i]);
+    if (!same) {
       Shape hs{std::vector<Dim>(have.begin(), have.end())};
       throw ShapeError("input '" + nd.name + "' holds shape " + hs.str() + " but the graph expects " +
                        nd.shape.str() + " with B=" + std::to_string(batch_));
@@ -260,7 +262,18 @@ void Executor<T>::backward(const std::vector<LossWeight>& losses) {
   const Plan& p = backward_plan(losses);
   ensure_grad_buffers();
   std::fill(written_.begin(), written_.end(), 0);
-  for (auto& s : sparse_) s.clear();
+  // Sparse gradients touch at most min(table rows, ids in the batch) rows: reserve that once, so that a batch
+  // touching more distinct rows than earlier ones does not allocate inside the op.
+  std::size_t total_ids = 0;
+  for (const IdBatch& b : ids_) total_ids += b.ids.size();
+  for (auto& s : sparse_) {
+    s.clear();
+    const std::size_t cap = std::min(static_cast<std::size_t>(s.num_rows), total_ids);
+    if (s.rows.capacity() < cap) {
+      s.rows.reserve(cap);
+      s.values.reserve(cap * static_cast<std::size_t>(s.dim));
+    }
+  }
   for (std::size_t v = 0; v < g_.size(); ++v) reached_[v] = p.need[v];
   for (auto& lw : losses) {
     T* g = grads_[lw.loss].data();
@@ -314,6 +327,12 @@ void Executor<T>::backward(const std::vector<LossWeight>& losses) {
   }
   for (NodeId q : params_)
     if (sparse_idx_[q] < 0 && !written_[q]) grads_[q].fill(T(0));
+}
+
+template <class T>
+void Executor<T>::backward(NodeId loss) {
+  single_loss_[0] = LossWeight{loss, 1.0};
+  backward(single_loss_);
 }
 
 template <class T>

@@ -59,7 +59,7 @@ class Executor {
   // Backward from a weighted sum of losses (the forward pass must have run). Gradients of the last call
   // replace those of the one before.
   void backward(const std::vector<LossWeight>& losses);
-  void backward(NodeId loss) { backward(std::vector<LossWeight>{{loss, 1.0}}); }
+  void backward(NodeId loss);
 
   // ---- gradients of the last backward ----
   bool has_grad(NodeId param) const;  // reached by a requested loss (structurally)
@@ -108,6 +108,7 @@ class Executor {
   std::map<std::vector<NodeId>, Plan> fwd_plans_;
   std::map<std::vector<NodeId>, Plan> bwd_plans_;
   std::vector<NodeId> bwd_key_;  // scratch, reused
+  std::vector<LossWeight> single_loss_{LossWeight{0, 1.0}};
 };
 
 extern template class Executor<float>;

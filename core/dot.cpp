@@ -278,7 +278,8 @@ struct Writer {
     std::vector<Row> rows;
     rows.push_back({"#fff2cc", "#b59a3c", "input: dense features, labels (parallelogram)"});
     rows.push_back({"#fde2c8", "#b8733a", "ids: categorical features (parallelogram)"});
-    rows.push_back({"#dae8fc", "#3c6ea8", "parameter (box)"});
+    if (gf) rows.push_back({"#ffffff", "#444444", "parameter (box, filled by its gradient colour below)"});
+    else rows.push_back({"#dae8fc", "#3c6ea8", "parameter (box)"});
     rows.push_back({"#f2f2f2", "#666666", "op (rounded box)"});
     rows.push_back({"#d5e8d4", "#4f8a3c", "output (double border)"});
     rows.push_back({"#f8cecc", "#b85450", "loss (octagon)"});

@@ -59,7 +59,14 @@ Var flatten(Var x, const std::string& name) {
     throw ShapeError("flatten of '" + x.name() + "': expects B×..., got " + s.str());
   Dim prod = 1;
   for (std::size_t i = 1; i < s.rank(); ++i) prod *= s[i];
-  return reshape(x, Shape{kBatch, prod}, name.empty() ? "flatten" : name);
+  std::string n = name;
+  if (n.empty()) {  // "flatten", "flatten_1", ... unique in the current scope
+    Graph& g = *x.g;
+    const std::string prefix = g.current_scope().empty() ? "" : g.current_scope() + "/";
+    n = "flatten";
+    for (int k = 1; g.find(prefix + n); ++k) n = "flatten_" + std::to_string(k);
+  }
+  return reshape(x, Shape{kBatch, prod}, n);
 }
 Var sum(Var x, const std::string& name) { return op1("sum", x, name); }
 Var mean(Var x, const std::string& name) { return op1("mean", x, name); }

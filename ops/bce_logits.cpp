@@ -47,13 +47,9 @@ struct BceLogits : OpT<BceLogits> {
     const bool acc = c.acc[0];
     for (std::size_t i = 0; i < n; ++i) {
       const T zi = z[i];
-      T sig;
-      if (zi >= T(0)) {
-        sig = T(1) / (T(1) + std::exp(-zi));
-      } else {
-        const T e = std::exp(zi);
-        sig = e / (T(1) + e);
-      }
+      const T e = std::exp(-std::abs(zi));  // σ(z) without overflow
+      const T r = T(1) / (T(1) + e);
+      const T sig = zi >= T(0) ? r : e * r;
       const T g = scale * (sig - y[i]);
       if (acc) gz[i] += g; else gz[i] = g;
     }

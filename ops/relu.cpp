@@ -18,7 +18,7 @@ struct Relu : OpT<Relu> {
     const T* x = c.x(0).data();
     T* y = c.out->data();
     const std::size_t n = c.out->size();
-    for (std::size_t i = 0; i < n; ++i) y[i] = x[i] > T(0) ? x[i] : T(0);
+    for (std::size_t i = 0; i < n; ++i) y[i] = x[i] < T(0) ? T(0) : x[i];  // NaN stays NaN
   }
 
   template <class T>

@@ -21,7 +21,7 @@ SessionOptions session_options(const Flags& f) {
   const std::string pool = f.str("pool", "sum");
   if (pool != "sum" && pool != "mean") throw UsageError("--pool: expected sum or mean, got '" + pool + "'");
   o.model.pool = pool == "sum" ? Pool::Sum : Pool::Mean;
-  o.train.epochs = f.integer("epochs", 3, 1);
+  o.train.epochs = f.integer("epochs", 1, 1);
   o.train.batch_size = f.integer("batch-size", 1024, 1);
   o.train.max_steps = f.integer("max-steps", 0, 0);
   o.train.seed = static_cast<std::uint64_t>(f.integer("seed", 1, 0));

@@ -163,3 +163,15 @@ TEST_CASE("compare prints the paper's table for every model", "[cli]") {
   for (const char* m : {"esmm", "base", "esmm-ns", "division", "CVR AUC", "CTCVR AUC", "entire space"})
     CHECK(c.out.find(m) != std::string::npos);
 }
+
+TEST_CASE("every command answers --help with its flags and exit 0", "[cli]") {
+  for (const char* cmd : {"train", "eval", "predict", "compare", "convert", "dot", "gradcheck", "ops"}) {
+    Run h = run(std::string(cmd) + " --help");
+    INFO(cmd << ": " << h.out);
+    CHECK(h.code == 0);
+    CHECK(h.out.find(std::string("usage: funnel ") + cmd) != std::string::npos);
+  }
+  Run t = run("train -h");
+  CHECK(t.code == 0);
+  CHECK(t.out.find("--batch-size VALUE") != std::string::npos);
+}

@@ -30,6 +30,13 @@ const Command* find_command(const std::string& name) {
 Flags::Flags(int argc, char** argv, const std::set<std::string>& valued, const std::set<std::string>& boolean) {
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
+    if (a == "--help" || a == "-h") {
+      std::string text = "flags:";
+      for (auto& v : valued) text += "\n  --" + v + " VALUE";
+      for (auto& b : boolean) text += "\n  --" + b;
+      if (valued.empty() && boolean.empty()) text += " (none)";
+      throw HelpRequested(text);
+    }
     if (a.rfind("--", 0) != 0) throw UsageError("unexpected argument '" + a + "' (flags start with --)");
     std::string name = a.substr(2), value;
     bool has_eq = false;

@@ -13,6 +13,11 @@ struct UsageError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// Thrown by Flags when --help or -h is given; what() lists the command's flags. main prints it and exits 0.
+struct HelpRequested : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
 struct Command {
   const char* name;
   const char* summary;

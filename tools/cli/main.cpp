@@ -19,6 +19,9 @@ int main(int argc, char** argv) {
   }
   try {
     return cmd->run(argc - 1, argv + 1);
+  } catch (const HelpRequested& h) {
+    std::printf("usage: funnel %s [flags]\n%s\n%s\n", cmd->name, cmd->summary, h.what());
+    return 0;
   } catch (const UsageError& e) {
     std::fprintf(stderr, "funnel %s: %s\n", cmd->name, e.what());
     return 2;

@@ -168,3 +168,25 @@ TEST_CASE("funnel gradcheck usage errors exit 2", "[cli][gradcheck]") {
   CHECK(run("gradcheck --model nope").code == 2);
   CHECK(run("gradcheck --op matmul --eps -1").code == 2);
 }
+
+TEST_CASE("funnel dot: rendering without Graphviz on PATH is a clear error naming the package", "[cli][dot]") {
+  fs::path d = temp_dir("nodot");
+  const std::string cmd = "env PATH=" + (d / "empty").string() + " " + kBin + " dot --out " + (d / "g.svg").string() +
+                          " 2>&1";
+  FILE* p = popen(cmd.c_str(), "r");
+  REQUIRE(p);
+  std::string out;
+  char buf[4096];
+  while (std::size_t n = fread(buf, 1, sizeof buf, p)) out.append(buf, n);
+  const int st = pclose(p);
+  INFO(out);
+  CHECK(WIFEXITED(st));
+  CHECK(WEXITSTATUS(st) == 1);
+  CHECK(out.find("apt-get install graphviz") != std::string::npos);
+  CHECK_FALSE(fs::exists(d / "g.svg"));
+  // Writing DOT needs no Graphviz.
+  const std::string cmd2 = "env PATH=" + (d / "empty").string() + " " + kBin + " dot --out " + (d / "g.dot").string();
+  CHECK(std::system(cmd2.c_str()) == 0);
+  CHECK(fs::exists(d / "g.dot"));
+  fs::remove_all(d);
+}

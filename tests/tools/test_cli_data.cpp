@@ -17,39 +17,18 @@
 
 #include <nlohmann/json.hpp>
 
+#include "tools/cli_util.hpp"
+
 namespace fs = std::filesystem;
 
 namespace {
-const std::string kBin = std::string(FUNNEL_BIN_DIR) + "/funnel";
 const std::string kFixtures = std::string(FUNNEL_SOURCE_DIR) + "/tests/data/fixtures/";
 const std::string kModel = " --embedding-dim 4 --hidden 8,4 --batch-size 32 --threads 1 --epochs 2";
 
-struct Run {
-  int code;
-  std::string out;
-};
-Run run(const std::string& args) {
-  const std::string cmd = kBin + " " + args + " 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  REQUIRE(p);
-  std::string out;
-  char buf[4096];
-  while (std::size_t n = fread(buf, 1, sizeof buf, p)) out.append(buf, n);
-  const int st = pclose(p);
-  return {WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st), out};
-}
-fs::path temp_dir(const std::string& name) {
-  fs::path d = fs::temp_directory_path() / ("funnel_cli_data_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(d);
-  fs::create_directories(d);
-  return d;
-}
-std::string slurp(const fs::path& p) {
-  std::ifstream f(p);
-  std::stringstream s;
-  s << f.rdbuf();
-  return s.str();
-}
+using funnel::test::Run;
+using funnel::test::slurp;
+Run run(const std::string& args) { return funnel::test::run_funnel(args, true); }
+fs::path temp_dir(const std::string& name) { return funnel::test::fresh_temp_dir("cli_data_" + name); }
 std::size_t count_lines(const std::string& s) { return static_cast<std::size_t>(std::count(s.begin(), s.end(), '\n')); }
 
 std::string feat(const std::string& field, const std::string& id, const std::string& value = "1.0") {

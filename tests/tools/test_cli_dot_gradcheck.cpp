@@ -11,42 +11,19 @@
 #include <sstream>
 #include <string>
 
+#include "tools/cli_util.hpp"
+
 namespace fs = std::filesystem;
 
 namespace {
 
-const std::string kBin = std::string(FUNNEL_BIN_DIR) + "/funnel";
+const std::string& kBin = funnel::test::kFunnel;
 
-struct Run {
-  int code;
-  std::string out;
-};
-
+using funnel::test::Run;
+using funnel::test::slurp;
 // Runs `funnel <args>`; stdout only unless `merge_stderr`.
-Run run(const std::string& args, bool merge_stderr = false) {
-  std::string cmd = kBin + " " + args + (merge_stderr ? " 2>&1" : " 2>/dev/null");
-  FILE* p = popen(cmd.c_str(), "r");
-  REQUIRE(p);
-  std::string out;
-  char buf[4096];
-  while (std::size_t n = fread(buf, 1, sizeof buf, p)) out.append(buf, n);
-  int st = pclose(p);
-  return {WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st), out};
-}
-
-fs::path temp_dir(const std::string& name) {
-  fs::path d = fs::temp_directory_path() / ("funnel_cli_dot_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(d);
-  fs::create_directories(d);
-  return d;
-}
-
-std::string slurp(const fs::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  std::stringstream s;
-  s << f.rdbuf();
-  return s.str();
-}
+Run run(const std::string& args, bool merge_stderr = false) { return funnel::test::run_funnel(args, merge_stderr); }
+fs::path temp_dir(const std::string& name) { return funnel::test::fresh_temp_dir("cli_dot_" + name); }
 
 bool have_graphviz() { return std::system("command -v dot >/dev/null 2>&1") == 0; }
 
@@ -173,15 +150,10 @@ TEST_CASE("funnel dot: rendering without Graphviz on PATH is a clear error namin
   fs::path d = temp_dir("nodot");
   const std::string cmd = "env PATH=" + (d / "empty").string() + " " + kBin + " dot --out " + (d / "g.svg").string() +
                           " 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  REQUIRE(p);
-  std::string out;
-  char buf[4096];
-  while (std::size_t n = fread(buf, 1, sizeof buf, p)) out.append(buf, n);
-  const int st = pclose(p);
+  const Run r = funnel::test::run_shell(cmd);
+  const std::string& out = r.out;
   INFO(out);
-  CHECK(WIFEXITED(st));
-  CHECK(WEXITSTATUS(st) == 1);
+  CHECK(r.code == 1);
   CHECK(out.find("apt-get install graphviz") != std::string::npos);
   CHECK_FALSE(fs::exists(d / "g.svg"));
   // Writing DOT needs no Graphviz.

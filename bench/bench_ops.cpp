@@ -1,0 +1,336 @@
+// Op, BLAS and training-step benchmarks on ESMM's shapes (20 fields × dim 18 -> 360 -> 200 -> 80 -> 1, embedding
+// 100,000 × 18, batch 128 and 1024).
+//
+//   op/<op>/<input shapes>/B:<b>/{fwd,bwd}   every op of the registry, alone (bench/op_cases.hpp), with bytes/s
+//                                            (and FLOP/s for matmul). The list is made from the registry itself: an
+//                                            op without a case shows up as op/<op>/NO_CASE with an error.
+//   sgemm/B:<b>/<K>x<N>/{fwd,dx,dw}          raw cblas_sgemm with the dense layer's three gemms
+//   dense_vs_sgemm/B:<b>/<K>x<N>             in one loop: the three raw gemms, the matmul op forward+backward and the
+//                                            whole dense layer (matmul + bias_add + relu, forward+backward); counters
+//                                            give each one's time and the ratios to raw sgemm, measured side by side
+//   esmm_step/B:<b>                          one ESMM training step as `funnel train` runs it: batch gathering,
+//                                            forward, both losses, backward, Adam (lazy sparse rows for the
+//                                            embedding); samples/s, GFLOP/s and the time of the step's gemms alone
+//                                            (gemm_frac = gemm time / step time, the fraction of the gemm bound)
+//
+// Threads: FUNNEL_BENCH_THREADS (default 1) goes to openblas_set_num_threads.
+//   build/bin/funnel-bench --benchmark_filter='dense_vs_sgemm|esmm_step'
+//   build/bin/funnel-bench --benchmark_out=bench.json --benchmark_out_format=json
+#include <benchmark/benchmark.h>
+#include <cblas.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <memory>
+#include <numeric>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "bench/op_cases.hpp"
+#include "data/synthetic.hpp"
+#include "train/optimizer.hpp"
+#include "train/trainer.hpp"
+
+namespace {
+
+using namespace funnel;
+using namespace funnel::bench;
+using Clock = std::chrono::steady_clock;
+
+const std::vector<std::int64_t> kBatches{128, 1024};
+
+double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+// ---------------------------------------------------------------- single ops
+
+void run_op(benchmark::State& st, const OpCase& oc, std::int64_t b, bool backward) {
+  OpRun r(oc, b);
+  r.forward();
+  if (backward) r.backward();
+  for (auto _ : st) {
+    if (backward) r.backward();
+    else r.forward();
+    benchmark::ClobberMemory();
+  }
+  const double bytes = backward ? r.bwd_bytes() : r.fwd_bytes();
+  st.SetBytesProcessed(static_cast<std::int64_t>(bytes * static_cast<double>(st.iterations())));
+  st.SetItemsProcessed(st.iterations() * b);  // rows
+  const auto& fl = backward ? oc.bwd_flops : oc.fwd_flops;
+  if (fl) st.counters["FLOP/s"] = benchmark::Counter(fl(b), benchmark::Counter::kIsIterationInvariantRate);
+}
+
+void register_ops() {
+  const auto cases = op_cases();
+  for (const std::string& name : op_names()) {
+    bool any = false;
+    for (const OpCase& oc : cases) {
+      if (oc.op != name) continue;
+      any = true;
+      for (std::int64_t b : kBatches)
+        for (bool bwd : {false, true})
+          benchmark::RegisterBenchmark(("op/" + name + "/" + oc.label + "/B:" + std::to_string(b) +
+                                        (bwd ? "/bwd" : "/fwd")).c_str(),
+                                       [oc, b, bwd](benchmark::State& st) { run_op(st, oc, b, bwd); })
+              ->Unit(benchmark::kMicrosecond)
+              ->MinTime(0.2);
+    }
+    if (!any)
+      benchmark::RegisterBenchmark(("op/" + name + "/NO_CASE").c_str(), [name](benchmark::State& st) {
+        st.SkipWithError(("op '" + name + "' has no benchmark case in bench/op_cases.hpp").c_str());
+        for (auto _ : st) {
+        }
+      });
+  }
+}
+
+// ---------------------------------------------------------------- sgemm and the dense layer
+
+struct Buffers {
+  std::vector<float> x, w, y, gy, gx, gw, b, gb, z;
+  Buffers(std::int64_t m, std::int64_t k, std::int64_t n) {
+    std::mt19937_64 rng(7);
+    std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+    auto fill = [&](std::vector<float>& v, std::int64_t size) {
+      v.resize(static_cast<std::size_t>(size));
+      for (auto& e : v) e = u(rng);
+    };
+    fill(x, m * k);
+    fill(w, k * n);
+    fill(y, m * n);
+    fill(gy, m * n);
+    fill(gx, m * k);
+    fill(gw, k * n);
+    fill(b, n);
+    fill(gb, n);
+    fill(z, m * n);
+  }
+};
+
+// The three gemms of a dense layer's forward and backward, row-major like ops/matmul.cpp.
+void gemm_fwd(Buffers& d, int m, int k, int n) {
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, n, k, 1.0f, d.x.data(), k, d.w.data(), n, 0.0f,
+              d.y.data(), n);
+}
+void gemm_dx(Buffers& d, int m, int k, int n) {
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, k, n, 1.0f, d.gy.data(), n, d.w.data(), n, 0.0f,
+              d.gx.data(), k);
+}
+void gemm_dw(Buffers& d, int m, int k, int n) {
+  cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, k, n, m, 1.0f, d.x.data(), k, d.gy.data(), n, 0.0f,
+              d.gw.data(), n);
+}
+
+void bm_sgemm(benchmark::State& st, std::int64_t b, Layer l, int which) {
+  Buffers d(b, l.k, l.n);
+  const int m = static_cast<int>(b), k = static_cast<int>(l.k), n = static_cast<int>(l.n);
+  for (auto _ : st) {
+    if (which == 0) gemm_fwd(d, m, k, n);
+    else if (which == 1) gemm_dx(d, m, k, n);
+    else gemm_dw(d, m, k, n);
+    benchmark::ClobberMemory();
+  }
+  st.counters["FLOP/s"] =
+      benchmark::Counter(2.0 * static_cast<double>(b * l.k * l.n), benchmark::Counter::kIsIterationInvariantRate);
+}
+
+// A dense layer built from the registry's ops: z = x·W, y = z + b, h = relu(y) (no relu on the 1-unit logit).
+struct DenseLayer {
+  std::unique_ptr<OpRun> mm, bias, act;
+  DenseLayer(std::int64_t b, Layer l) {
+    using IS = InputSpec;
+    mm = std::make_unique<OpRun>(
+        OpCase{"matmul", "", {IS::value({kBatch, l.k}), IS::value({l.k, l.n}, -0.1f, 0.1f)}, {}, nullptr, nullptr}, b);
+    bias = std::make_unique<OpRun>(
+        OpCase{"bias_add", "", {IS::value({kBatch, l.n}), IS::value({l.n})}, {}, nullptr, nullptr}, b);
+    if (l.n > 1) act = std::make_unique<OpRun>(OpCase{"relu", "", {IS::value({kBatch, l.n})}, {}, nullptr, nullptr}, b);
+  }
+  // The buffers are the OpRuns' own (not chained): the work per op is the same as in a chained layer.
+  void run() {
+    mm->forward();
+    bias->forward();
+    if (act) {
+      act->forward();
+      act->backward();
+    }
+    bias->backward();
+    mm->backward();
+  }
+};
+
+void bm_dense_vs_sgemm(benchmark::State& st, std::int64_t b, Layer l) {
+  Buffers d(b, l.k, l.n);
+  const int m = static_cast<int>(b), k = static_cast<int>(l.k), n = static_cast<int>(l.n);
+  OpCase mmc{"matmul", "", {InputSpec::value({kBatch, l.k}), InputSpec::value({l.k, l.n}, -0.1f, 0.1f)}, {}, nullptr,
+             nullptr};
+  OpRun mm(mmc, b);
+  DenseLayer layer(b, l);
+  double t_gemm = 0, t_mm = 0, t_layer = 0;
+  for (auto _ : st) {
+    auto t0 = Clock::now();
+    gemm_fwd(d, m, k, n);
+    gemm_dx(d, m, k, n);
+    gemm_dw(d, m, k, n);
+    t_gemm += seconds_since(t0);
+    t0 = Clock::now();
+    mm.forward();
+    mm.backward();
+    t_mm += seconds_since(t0);
+    t0 = Clock::now();
+    layer.run();
+    t_layer += seconds_since(t0);
+    benchmark::ClobberMemory();
+  }
+  const double it = static_cast<double>(st.iterations());
+  st.counters["sgemm_us"] = 1e6 * t_gemm / it;
+  st.counters["matmul_op_us"] = 1e6 * t_mm / it;
+  st.counters["dense_layer_us"] = 1e6 * t_layer / it;
+  st.counters["matmul/sgemm"] = t_mm / t_gemm;
+  st.counters["layer/sgemm"] = t_layer / t_gemm;
+  st.counters["sgemm_GFLOP/s"] = 6.0 * static_cast<double>(b * l.k * l.n) * it / t_gemm / 1e9;
+}
+
+void register_blas() {
+  for (std::int64_t b : kBatches)
+    for (const Layer& l : esmm_layers()) {
+      const std::string shape = std::to_string(l.k) + "x" + std::to_string(l.n);
+      const char* names[] = {"fwd", "dx", "dw"};
+      for (int w = 0; w < 3; ++w)
+        benchmark::RegisterBenchmark(("sgemm/B:" + std::to_string(b) + "/" + shape + "/" + names[w]).c_str(),
+                                     [b, l, w](benchmark::State& st) { bm_sgemm(st, b, l, w); })
+            ->Unit(benchmark::kMicrosecond)
+            ->MinTime(0.2);
+      benchmark::RegisterBenchmark(("dense_vs_sgemm/B:" + std::to_string(b) + "/" + shape).c_str(),
+                                   [b, l](benchmark::State& st) { bm_dense_vs_sgemm(st, b, l); })
+          ->Unit(benchmark::kMicrosecond)
+          ->MinTime(0.5);
+    }
+}
+
+// ---------------------------------------------------------------- the ESMM training step
+
+// FLOPs of the towers' gemms per sample: 2·K·N forward, 4·K·N backward (dX and dW), per layer and tower.
+double esmm_flops_per_sample() {
+  double kn = 0;
+  for (const Layer& l : esmm_layers()) kn += static_cast<double>(l.k * l.n);
+  return 2.0 * 6.0 * kn;  // two towers
+}
+
+// The step's 18 gemms alone (3 layers × 3 gemms × 2 towers), seconds per step.
+double esmm_gemm_seconds(std::int64_t b) {
+  std::vector<Buffers> bufs;
+  for (const Layer& l : esmm_layers()) bufs.emplace_back(b, l.k, l.n);
+  auto once = [&] {
+    for (int tower = 0; tower < 2; ++tower)
+      for (std::size_t i = 0; i < bufs.size(); ++i) {
+        const int m = static_cast<int>(b), k = static_cast<int>(esmm_layers()[i].k),
+                  n = static_cast<int>(esmm_layers()[i].n);
+        gemm_fwd(bufs[i], m, k, n);
+        gemm_dx(bufs[i], m, k, n);
+        gemm_dw(bufs[i], m, k, n);
+      }
+  };
+  once();
+  double best = 1e9;
+  for (int rep = 0; rep < 5; ++rep) {
+    const int n = b >= 1024 ? 5 : 20;
+    auto t0 = Clock::now();
+    for (int i = 0; i < n; ++i) once();
+    best = std::min(best, seconds_since(t0) / n);
+  }
+  return best;
+}
+
+struct EsmmSetup {
+  Dataset data;
+  std::unique_ptr<Model> model;
+  std::unique_ptr<Optimizer<float>> opt;
+  std::vector<std::int64_t> order;
+  std::size_t pos = 0;
+  explicit EsmmSetup(std::int64_t b) {
+    SyntheticConfig sc;
+    sc.rows = std::max<std::int64_t>(32 * b, 16384);
+    sc.fields = kFields;
+    sc.vocab_per_field = kVocab / kFields;
+    data = make_synthetic(sc);
+    ModelConfig mc;
+    mc.num_fields = kFields;
+    mc.vocab = kVocab;
+    mc.dim = kDim;
+    mc.hidden = {200, 80};
+    model = std::make_unique<Model>(mc);
+    model->exec().init_params(1);
+    OptimizerConfig oc;
+    oc.lr = 0.002;
+    opt = make_optimizer<float>("adam", oc);
+    order.resize(static_cast<std::size_t>(data.rows()));
+    std::iota(order.begin(), order.end(), std::int64_t{0});
+    std::mt19937_64 rng(3);
+    std::shuffle(order.begin(), order.end(), rng);
+  }
+  std::span<const std::int64_t> next(std::int64_t b) {
+    if (pos + static_cast<std::size_t>(b) > order.size()) pos = 0;
+    std::span<const std::int64_t> r(order.data() + pos, static_cast<std::size_t>(b));
+    pos += static_cast<std::size_t>(b);
+    return r;
+  }
+};
+
+void bm_esmm_step(benchmark::State& st, std::int64_t b) {
+  EsmmSetup s(b);
+  for (int i = 0; i < 3; ++i) {  // warm up: buffers sized, optimizer state allocated
+    s.model->bind(s.data, s.next(b));
+    s.model->compute_gradients();
+    s.opt->step(s.model->exec());
+  }
+  double t_bind = 0, t_grad = 0, t_opt = 0;
+  for (auto _ : st) {
+    auto t0 = Clock::now();
+    s.model->bind(s.data, s.next(b));
+    auto t1 = Clock::now();
+    s.model->compute_gradients();
+    auto t2 = Clock::now();
+    s.opt->step(s.model->exec());
+    auto t3 = Clock::now();
+    t_bind += std::chrono::duration<double>(t1 - t0).count();
+    t_grad += std::chrono::duration<double>(t2 - t1).count();
+    t_opt += std::chrono::duration<double>(t3 - t2).count();
+  }
+  const double it = static_cast<double>(st.iterations());
+  const double step = (t_bind + t_grad + t_opt) / it;
+  const double gemm = esmm_gemm_seconds(b);
+  st.SetItemsProcessed(st.iterations() * b);
+  st.counters["GFLOP/s"] = esmm_flops_per_sample() * static_cast<double>(b) / step / 1e9;
+  st.counters["bind_us"] = 1e6 * t_bind / it;
+  st.counters["fwd+bwd_us"] = 1e6 * t_grad / it;
+  st.counters["adam_us"] = 1e6 * t_opt / it;
+  st.counters["gemm_us"] = 1e6 * gemm;
+  st.counters["gemm_frac"] = gemm / step;
+}
+
+void register_steps() {
+  for (std::int64_t b : kBatches)
+    benchmark::RegisterBenchmark(("esmm_step/B:" + std::to_string(b)).c_str(),
+                                 [b](benchmark::State& st) { bm_esmm_step(st, b); })
+        ->Unit(benchmark::kMillisecond)
+        ->MinTime(2.0)
+        ->UseRealTime();
+}
+
+}  // namespace
+
+// Registers the benchmarks after static initialisation (the op registry is filled by the op files' static
+// registrars), then runs them. Replaces the weak main of bench_parse.cpp.
+int main(int argc, char** argv) {
+  const char* th = std::getenv("FUNNEL_BENCH_THREADS");
+  openblas_set_num_threads(th ? std::max(1, std::atoi(th)) : 1);
+  register_ops();
+  register_blas();
+  register_steps();
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

@@ -1,0 +1,280 @@
+#pragma once
+// The op benchmark cases and the harness that runs one op alone, shared by bench/bench_ops.cpp and the test that
+// checks every registered op has a case (tests/ops/test_bench_cases.cpp). Header-only and free of Google
+// Benchmark, so the test binary needs nothing extra.
+//
+// OpRun builds a one-op graph (so the op's shape rule runs and its Node carries the attributes), then holds the
+// op's input values, output, output gradient, input gradients and sparse-row accumulators itself and calls the
+// op's forward/backward through a Ctx exactly as Executor<float> does (autodiff/executor.cpp), minus the
+// executor's bookkeeping (plan walk, finite check): what is timed is the op.
+//
+// Shapes are those of ESMM (20 fields × dim 18 -> 360 -> 200 -> 80 -> 1, embedding 100,000 × 18) plus a few wider
+// ones for the elementwise ops; the batch size is a benchmark argument.
+#include <cstdint>
+#include <cstring>
+#include <functional>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "core/graph.hpp"
+#include "core/ids.hpp"
+#include "ops/op.hpp"
+
+namespace funnel::bench {
+
+struct InputSpec {
+  enum class Kind { Value, Ids };
+  Kind kind = Kind::Value;
+  Shape shape;            // may start with kBatch (fed per batch); fixed shapes become parameters
+  float lo = -1.0f;       // values drawn uniformly from [lo, hi]
+  float hi = 1.0f;
+  bool binary = false;    // 0/1 labels instead
+  std::int64_t fields = 0;          // Ids: fields per row (one id per cell)
+  std::int64_t vocab_per_field = 0;  // Ids: field f draws from [f·vpf, (f+1)·vpf)
+
+  static InputSpec value(Shape s, float lo = -1.0f, float hi = 1.0f) {
+    InputSpec i;
+    i.shape = std::move(s);
+    i.lo = lo;
+    i.hi = hi;
+    return i;
+  }
+  static InputSpec labels(Shape s) {
+    InputSpec i = value(std::move(s), 0.0f, 1.0f);
+    i.binary = true;
+    return i;
+  }
+  static InputSpec ids(std::int64_t fields, std::int64_t vocab_per_field) {
+    InputSpec i;
+    i.kind = Kind::Ids;
+    i.shape = Shape{kBatch, fields};
+    i.fields = fields;
+    i.vocab_per_field = vocab_per_field;
+    return i;
+  }
+};
+
+struct OpCase {
+  std::string op;
+  std::string label;  // the shapes, e.g. "B×360·360×200"
+  std::vector<InputSpec> inputs;
+  Attrs attrs;
+  // FLOPs of one forward / backward call at batch B (0: the op is counted in bytes only).
+  std::function<double(std::int64_t)> fwd_flops;
+  std::function<double(std::int64_t)> bwd_flops;
+};
+
+// One op with its buffers, ready to run forward and backward at a fixed batch size.
+class OpRun {
+ public:
+  OpRun(const OpCase& oc, std::int64_t batch, std::uint64_t seed = 1) : batch_(batch) {
+    std::vector<NodeId> in_nodes;
+    for (std::size_t i = 0; i < oc.inputs.size(); ++i) {
+      const InputSpec& s = oc.inputs[i];
+      const std::string nm = "in" + std::to_string(i);
+      if (s.kind == InputSpec::Kind::Ids) in_nodes.push_back(g_.add_ids(nm, s.fields));
+      else if (s.shape.has_batch()) in_nodes.push_back(g_.add_input(nm, s.shape));
+      else in_nodes.push_back(g_.add_param(nm, s.shape, Init::zeros()));
+    }
+    node_ = g_.add_op(oc.op, in_nodes, oc.attrs, "op");
+    op_ = &get_op(oc.op);
+    const Node& nd = g_.node(node_);
+    const std::size_t k = oc.inputs.size();
+    values_.resize(k);
+    grads_.resize(k);
+    ids_.resize(k);
+    sparse_.resize(k);
+    in_ptrs_.assign(k, nullptr);
+    id_ptrs_.assign(k, nullptr);
+    gin_ptrs_.assign(k, nullptr);
+    sparse_ptrs_.assign(k, nullptr);
+    acc_.assign(k, 0);
+    std::mt19937_64 rng(seed);
+    for (std::size_t i = 0; i < k; ++i) {
+      const InputSpec& s = oc.inputs[i];
+      if (s.kind == InputSpec::Kind::Ids) {
+        IdBatch& b = ids_[i];
+        b.reset(batch, s.fields);
+        for (std::int64_t r = 0; r < batch; ++r)
+          for (std::int64_t f = 0; f < s.fields; ++f) {
+            std::uniform_int_distribution<std::int64_t> d(0, s.vocab_per_field - 1);
+            b.push(f * s.vocab_per_field + d(rng));
+            b.end_cell();
+          }
+        id_ptrs_[i] = &b;
+        continue;
+      }
+      values_[i] = Tensor<float>::from_shape(s.shape.concrete(batch));
+      std::uniform_real_distribution<float> u(s.lo, s.hi);
+      for (auto& v : values_[i]) v = s.binary ? (u(rng) < 0.3f ? 1.0f : 0.0f) : u(rng);
+      in_ptrs_[i] = &values_[i];
+    }
+    for (std::size_t i = 0; i < k; ++i)  // tables read through ids: the rows gathered
+      if (in_ptrs_[i] && values_[i].dimension() == 2)
+        for (auto& ib : ids_)
+          gathered_ += static_cast<double>(ib.ids.size()) * static_cast<double>(values_[i].shape()[1]) * 4.0;
+    out_ = Tensor<float>::from_shape(nd.shape.concrete(batch));
+    out_.fill(0.0f);
+    gout_ = Tensor<float>::from_shape(nd.shape.concrete(batch));
+    std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+    for (auto& v : gout_) v = u(rng);
+    for (std::size_t i = 0; i < k; ++i) {
+      if (!op_->differentiable(i) || oc.inputs[i].kind == InputSpec::Kind::Ids) continue;
+      if (op_->sparse_grad(i)) {
+        sparse_[i] = std::make_unique<SparseRows<float>>();
+        sparse_[i]->init(static_cast<std::int64_t>(values_[i].shape()[0]),
+                         static_cast<std::int64_t>(values_[i].shape()[1]));
+        std::size_t total = 0;
+        for (auto& b : ids_) total += b.ids.size();
+        sparse_[i]->rows.reserve(total);
+        sparse_[i]->values.reserve(total * values_[i].shape()[1]);
+        sparse_ptrs_[i] = sparse_[i].get();
+        has_sparse_ = true;
+      } else {
+        grads_[i] = Tensor<float>::from_shape(values_[i].shape());
+        grads_[i].fill(0.0f);
+        gin_ptrs_[i] = &grads_[i];
+      }
+    }
+    c_.node = &g_.node(node_);
+    c_.batch = batch;
+    c_.in = std::span<const Tensor<float>* const>(in_ptrs_);
+    c_.ids = std::span<const IdBatch* const>(id_ptrs_);
+    c_.out = &out_;
+    c_.gout = &gout_;
+    c_.gin = std::span<Tensor<float>* const>(gin_ptrs_);
+    c_.acc = std::span<const char>(acc_);
+    c_.sparse = std::span<SparseRows<float>* const>(sparse_ptrs_);
+  }
+  OpRun(const OpRun&) = delete;
+  OpRun& operator=(const OpRun&) = delete;
+
+  void forward() { op_->forward(c_); }
+  // The executor clears sparse accumulators before each backward; so does this (O(rows touched)).
+  void backward() {
+    for (auto& s : sparse_)
+      if (s) s->clear();
+    op_->backward(c_);
+  }
+
+  const Tensor<float>& out() const { return out_; }
+  // Bytes an ideal implementation moves. Forward reads the inputs and writes the output; with ids, a table is not
+  // streamed: only the gathered rows count, plus the ids and weights. Backward reads the output gradient and the
+  // inputs and writes the input gradients (for a sparse table, the touched rows).
+  double fwd_bytes() const { return in_bytes() + static_cast<double>(out_.size()) * 4.0; }
+  double bwd_bytes() const {
+    double b = static_cast<double>(gout_.size()) * 4.0 + in_bytes();
+    for (std::size_t i = 0; i < grads_.size(); ++i)
+      if (gin_ptrs_[i]) b += static_cast<double>(grads_[i].size()) * 4.0;
+    return b + (has_sparse_ ? gathered_ : 0.0);
+  }
+  std::int64_t batch() const { return batch_; }
+
+ private:
+  double in_bytes() const {
+    double b = 0;
+    for (std::size_t i = 0; i < values_.size(); ++i) {
+      if (id_ptrs_[i]) b += static_cast<double>(ids_[i].ids.size()) * 12.0;  // id + weight
+      else if (!(gathered_ > 0 && values_[i].dimension() == 2)) b += static_cast<double>(values_[i].size()) * 4.0;
+    }
+    return b + gathered_;
+  }
+
+  std::int64_t batch_;
+  Graph g_;
+  NodeId node_ = 0;
+  const Op* op_ = nullptr;
+  std::vector<Tensor<float>> values_, grads_;
+  std::vector<IdBatch> ids_;
+  std::vector<std::unique_ptr<SparseRows<float>>> sparse_;
+  std::vector<const Tensor<float>*> in_ptrs_;
+  std::vector<const IdBatch*> id_ptrs_;
+  std::vector<Tensor<float>*> gin_ptrs_;
+  std::vector<SparseRows<float>*> sparse_ptrs_;
+  std::vector<char> acc_;
+  Tensor<float> out_, gout_;
+  double gathered_ = 0.0;  // bytes of table rows read through ids
+  bool has_sparse_ = false;
+  Ctx<float> c_;
+};
+
+// ESMM's dimensions.
+inline constexpr std::int64_t kFields = 20;
+inline constexpr std::int64_t kDim = 18;
+inline constexpr std::int64_t kVocab = 100000;
+inline constexpr std::int64_t kConcat = kFields * kDim;  // 360
+// The dense layers of one tower: K -> N.
+struct Layer {
+  std::int64_t k, n;
+};
+inline const std::vector<Layer>& esmm_layers() {
+  static const std::vector<Layer> l{{kConcat, 200}, {200, 80}, {80, 1}};
+  return l;
+}
+
+inline std::string dims_str(const std::vector<std::int64_t>& d) {
+  std::string s;
+  for (std::size_t i = 0; i < d.size(); ++i) s += (i ? "x" : "") + (d[i] == kBatch ? std::string("B") : std::to_string(d[i]));
+  return s;
+}
+
+// Every benchmark case, by op. Elementwise ops run at the ESMM widths they see (B×1 heads, B×80, B×200) and
+// at B×360 (the embedding width).
+inline std::vector<OpCase> op_cases() {
+  using IS = InputSpec;
+  std::vector<OpCase> cs;
+  auto add = [&](std::string op, std::vector<IS> in, Attrs at = {}, std::function<double(std::int64_t)> ff = nullptr,
+                 std::function<double(std::int64_t)> bf = nullptr) {
+    std::string label;
+    for (auto& i : in) label += (label.empty() ? "" : ",") + dims_str(i.shape.dims);
+    cs.push_back(OpCase{std::move(op), label, std::move(in), std::move(at), std::move(ff), std::move(bf)});
+  };
+  for (const Layer& l : esmm_layers()) {
+    const double kn = static_cast<double>(l.k * l.n);
+    add("matmul", {IS::value({kBatch, l.k}), IS::value({l.k, l.n}, -0.1f, 0.1f)}, {},
+        [kn](std::int64_t b) { return 2.0 * kn * static_cast<double>(b); },
+        [kn](std::int64_t b) { return 4.0 * kn * static_cast<double>(b); });
+    add("bias_add", {IS::value({kBatch, l.n}), IS::value({l.n})});
+  }
+  for (std::int64_t w : {std::int64_t{200}, std::int64_t{80}}) add("relu", {IS::value({kBatch, w})});
+  for (std::int64_t w : {std::int64_t{1}, std::int64_t{200}}) add("sigmoid", {IS::value({kBatch, w}, -4.0f, 4.0f)});
+  for (std::int64_t w : {std::int64_t{1}, kConcat}) {
+    add("mul", {IS::value({kBatch, w}), IS::value({kBatch, w})});
+    add("add", {IS::value({kBatch, w}), IS::value({kBatch, w})});
+    Attrs sc;
+    sc.num["w"] = 0.5;
+    add("scale", {IS::value({kBatch, w})}, sc);
+    add("sum", {IS::value({kBatch, w})});
+    add("mean", {IS::value({kBatch, w})});
+  }
+  {
+    Attrs dv;
+    dv.num["lo"] = 0.0;
+    dv.num["hi"] = 1.0;
+    add("divide", {IS::value({kBatch, 1}, 0.0f, 0.05f), IS::value({kBatch, 1}, 0.05f, 0.5f)}, dv);
+  }
+  add("bce", {IS::value({kBatch, 1}, 0.001f, 0.999f), IS::labels({kBatch, 1})});
+  add("bce", {IS::value({kBatch, 1}, 0.001f, 0.999f), IS::labels({kBatch, 1}), IS::labels({kBatch, 1})});
+  add("bce_logits", {IS::value({kBatch, 1}, -5.0f, 5.0f), IS::labels({kBatch, 1})});
+  for (const char* pool : {"sum", "mean"}) {
+    Attrs at;
+    at.str["pool"] = pool;
+    add("embedding", {IS::value({kVocab, kDim}, -0.05f, 0.05f), IS::ids(kFields, kVocab / kFields)}, at);
+    cs.back().label += std::string(",pool=") + pool;
+  }
+  {
+    Attrs at;
+    at.ints["shape"] = {kBatch, kConcat};
+    add("reshape", {IS::value({kBatch, kFields, kDim})}, at);  // ESMM's flatten
+  }
+  {
+    Attrs at;
+    at.num["axis"] = 1;
+    add("concat", {IS::value({kBatch, kConcat}), IS::value({kBatch, 13})}, at);  // embeddings + dense features
+  }
+  return cs;
+}
+
+}  // namespace funnel::bench

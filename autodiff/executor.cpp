@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
+#include <type_traits>
 #include <random>
 
 #include "core/error.hpp"
@@ -181,6 +183,25 @@ void Executor<T>::check_inputs(NodeId v) const {
   }
 }
 
+namespace {
+
+// True when no element is NaN or Inf: an all-ones exponent, tested on the bits with a branch-free OR so the loop
+// vectorizes (a per-element isfinite() with an early exit cost ~5% of an ESMM step).
+template <class T>
+bool all_finite(const T* d, std::size_t n) {
+  using U = std::conditional_t<sizeof(T) == 4, std::uint32_t, std::uint64_t>;
+  constexpr U exp_mask = static_cast<U>(sizeof(T) == 4 ? 0x7f800000ull : 0x7ff0000000000000ull);
+  U bad = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    U b;
+    std::memcpy(&b, d + i, sizeof b);
+    bad |= static_cast<U>((b & exp_mask) == exp_mask);
+  }
+  return bad == 0;
+}
+
+}  // namespace
+
 template <class T>
 void Executor<T>::run_forward(const Plan& p) {
   if (batch_ == 0) throw Error("call set_batch() before forward()");
@@ -197,14 +218,12 @@ void Executor<T>::run_forward(const Plan& p) {
     c.ids = std::span<const IdBatch* const>(id_ptrs_[v]);
     c.out = &values_[v];
     get_op(nd.op).forward(c);
-    if (check_finite_) {
+    if (check_finite_ && !all_finite(values_[v].data(), values_[v].size())) {
       const T* d = values_[v].data();
-      const std::size_t n = values_[v].size();
-      for (std::size_t i = 0; i < n; ++i)
-        if (!std::isfinite(d[i]))
-          throw NonFiniteError(nd.name, "node '" + nd.name + "' (op " + nd.op + ") produced " +
-                                            (std::isnan(d[i]) ? "NaN" : "Inf") + " at flat index " +
-                                            std::to_string(i));
+      std::size_t i = 0;
+      while (std::isfinite(d[i])) ++i;
+      throw NonFiniteError(nd.name, "node '" + nd.name + "' (op " + nd.op + ") produced " +
+                                        (std::isnan(d[i]) ? "NaN" : "Inf") + " at flat index " + std::to_string(i));
     }
   }
 }

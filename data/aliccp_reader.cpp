@@ -10,6 +10,8 @@
 // the row refers to its common row's block instead of copying it (a cell is the skeleton's ids, then the common
 // row's). Blocks no kept row uses are dropped at the end.
 // Unknown field ids make the row bad (reason unknown_field): Ali-CCP has exactly the 23 fields of aliccp_fields().
+#include <algorithm>
+
 #include "data/reader_util.hpp"
 
 namespace funnel {
@@ -69,13 +71,17 @@ const FieldTable& field_table() {
   return t;
 }
 
-// common_feature_index -> block index (-1: the key's row was bad), open addressing over views into the common
-// file (which outlives the table). `bad` remembers that some row with the key was bad, for messages.
+// common_feature_index -> block index (-1: the key's row was bad), open addressing. Keys of up to 16 bytes (the
+// release's keys are 16 hex digits) are compared from a copy in the entry, so a lookup does not touch the common
+// file again; longer keys are compared through a view into it (the file outlives the table). `bad` remembers that
+// some row with the key was bad, for messages.
 class KeyIndex {
  public:
   struct Entry {
     std::uint64_t hash = 0;
-    std::string_view key;
+    std::uint64_t w0 = 0, w1 = 0;  // the first 16 bytes of the key, zero-padded
+    const char* ptr = nullptr;
+    std::uint32_t len = 0;
     std::int32_t block = -1;
     bool used = false;
     bool bad = false;
@@ -83,26 +89,39 @@ class KeyIndex {
   // The entry of `key`, inserted (block -1, not bad) if absent.
   Entry& upsert(std::string_view key) {
     if ((used_ + 1) * 2 > slots_.size()) grow();
-    const std::uint64_t h = hash(key);
-    Entry& e = probe(key, h);
+    const Probe q(key);
+    Entry& e = probe(q);
     if (!e.used) {
-      e = Entry{h, key, -1, true, false};
+      e = Entry{q.hash, q.w0, q.w1, key.data(), static_cast<std::uint32_t>(key.size()), -1, true, false};
       ++used_;
     }
     return e;
   }
   const Entry* find(std::string_view key) const {
-    const Entry& e = const_cast<KeyIndex*>(this)->probe(key, hash(key));
+    const Entry& e = const_cast<KeyIndex*>(this)->probe(Probe(key));
     return e.used ? &e : nullptr;
   }
 
  private:
-  static std::uint64_t hash(std::string_view k) { return feature_hash(k, 0xc0ffeeULL); }
-  Entry& probe(std::string_view key, std::uint64_t h) {
+  struct Probe {
+    std::string_view key;
+    std::uint64_t hash, w0 = 0, w1 = 0;
+    explicit Probe(std::string_view k) : key(k), hash(feature_hash(k, 0xc0ffeeULL)) {
+      const std::size_t n = std::min<std::size_t>(k.size(), 16);
+      char b[16] = {};
+      std::memcpy(b, k.data(), n);
+      std::memcpy(&w0, b, 8);
+      std::memcpy(&w1, b + 8, 8);
+    }
+  };
+  Entry& probe(const Probe& q) {
     const std::size_t mask = slots_.size() - 1;
-    for (std::size_t i = h & mask;; i = (i + 1) & mask) {
+    for (std::size_t i = q.hash & mask;; i = (i + 1) & mask) {
       Entry& e = slots_[i];
-      if (!e.used || (e.hash == h && e.key == key)) return e;
+      if (!e.used) return e;
+      if (e.hash == q.hash && e.w0 == q.w0 && e.w1 == q.w1 && e.len == q.key.size() &&
+          (e.len <= 16 || std::memcmp(e.ptr + 16, q.key.data() + 16, e.len - 16) == 0))
+        return e;
     }
   }
   void grow() {
@@ -281,6 +300,7 @@ Dataset read_aliccp_buffers(std::string_view skeleton, const std::string& skelet
           continue;
         }
         entry->block = app.add_block(cf.fld.data(), cf.id.data(), cf.w.data(), cf.size());
+        app.plan_blocks(cur.pos, common.size());
       }
     }
 

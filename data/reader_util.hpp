@@ -223,6 +223,22 @@ class RowAppender {
     }
   }
 
+  // Same for the blocks, early in the file they come from (`consumed` of `total` bytes).
+  void plan_blocks(std::size_t consumed, std::size_t total) {
+    if (blocks_planned_ || uses_.size() < 256 || consumed == 0) return;
+    blocks_planned_ = true;
+    const double scale = 1.05 * static_cast<double>(total) / static_cast<double>(consumed);
+    if (scale <= 1.0) return;
+    auto grow = [&](auto& v) {
+      v.reserve(static_cast<std::size_t>(static_cast<double>(v.size()) * scale) + 16);
+      advise_huge_pages(v.data(), v.capacity() * sizeof(v[0]));
+    };
+    grow(d_.block_offsets);
+    grow(d_.block_ids);
+    grow(d_.block_weights);
+    grow(uses_);
+  }
+
   // Once, early in the file: reserve the arrays for the whole file by extrapolating from the rows so far
   // (`consumed` of `total` input bytes), so that they are not reallocated and copied as they grow.
   void plan(std::size_t consumed, std::size_t total, std::int64_t max_rows) {
@@ -276,6 +292,7 @@ class RowAppender {
   std::vector<std::int64_t> uses_;  // per block: rows using it
   std::int64_t rows_ = 0;
   bool planned_ = false;
+  bool blocks_planned_ = false;
   bool blocks_ = false;
 };
 

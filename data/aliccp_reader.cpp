@@ -90,7 +90,7 @@ class KeyIndex {
   Entry& upsert(std::string_view key) {
     if ((used_ + 1) * 2 > slots_.size()) grow();
     const Probe q(key);
-    Entry& e = probe(q);
+    Entry& e = slots_[slot(q)];
     if (!e.used) {
       e = Entry{q.hash, q.w0, q.w1, key.data(), static_cast<std::uint32_t>(key.size()), -1, true, false};
       ++used_;
@@ -98,7 +98,7 @@ class KeyIndex {
     return e;
   }
   const Entry* find(std::string_view key) const {
-    const Entry& e = const_cast<KeyIndex*>(this)->probe(Probe(key));
+    const Entry& e = slots_[slot(Probe(key))];
     return e.used ? &e : nullptr;
   }
 
@@ -114,14 +114,15 @@ class KeyIndex {
       std::memcpy(&w1, b + 8, 8);
     }
   };
-  Entry& probe(const Probe& q) {
+  // The slot holding the key, or the empty slot where it would go.
+  std::size_t slot(const Probe& q) const {
     const std::size_t mask = slots_.size() - 1;
     for (std::size_t i = q.hash & mask;; i = (i + 1) & mask) {
-      Entry& e = slots_[i];
-      if (!e.used) return e;
+      const Entry& e = slots_[i];
+      if (!e.used) return i;
       if (e.hash == q.hash && e.w0 == q.w0 && e.w1 == q.w1 && e.len == q.key.size() &&
           (e.len <= 16 || std::memcmp(e.ptr + 16, q.key.data() + 16, e.len - 16) == 0))
-        return e;
+        return i;
     }
   }
   void grow() {

@@ -4,12 +4,13 @@
 //   sample_skeleton_{split}.csv: sample_id,click,conversion,common_feature_index,feature_num,feature_list
 //   feature_list: features separated by \x01, each `field_id \x02 feature_id \x03 value`.
 //
-// The common file is parsed once into flat arrays (field, row id, weight) with a hash map from
-// common_feature_index to its span. The skeleton is scanned in place (mmap, no per-line allocation once the
-// scratch buffers have grown); each row is joined with its common span and sorted into cells by field.
+// Each row of the common file becomes a shared block of the dataset (Dataset::row_block), sorted into cells by
+// field, with a hash table from common_feature_index to the block. The skeleton is scanned in place (mmap, no
+// per-line allocation once the scratch buffers have grown); each row's own features are sorted into cells and
+// the row refers to its common row's block instead of copying it (a cell is the skeleton's ids, then the common
+// row's). Blocks no kept row uses are dropped at the end.
 // Unknown field ids make the row bad (reason unknown_field): Ali-CCP has exactly the 23 fields of aliccp_fields().
-#include <unordered_map>
-#include <unordered_set>
+#include <algorithm>
 
 #include "data/reader_util.hpp"
 
@@ -69,6 +70,75 @@ const FieldTable& field_table() {
   static const FieldTable t;
   return t;
 }
+
+// common_feature_index -> block index (-1: the key's row was bad), open addressing. Keys of up to 16 bytes (the
+// release's keys are 16 hex digits) are compared from a copy in the entry, so a lookup does not touch the common
+// file again; longer keys are compared through a view into it (the file outlives the table). `bad` remembers that
+// some row with the key was bad, for messages.
+class KeyIndex {
+ public:
+  struct Entry {
+    std::uint64_t hash = 0;
+    std::uint64_t w0 = 0, w1 = 0;  // the first 16 bytes of the key, zero-padded
+    const char* ptr = nullptr;
+    std::uint32_t len = 0;
+    std::int32_t block = -1;
+    bool used = false;
+    bool bad = false;
+  };
+  // The entry of `key`, inserted (block -1, not bad) if absent.
+  Entry& upsert(std::string_view key) {
+    if ((used_ + 1) * 2 > slots_.size()) grow();
+    const Probe q(key);
+    Entry& e = slots_[slot(q)];
+    if (!e.used) {
+      e = Entry{q.hash, q.w0, q.w1, key.data(), static_cast<std::uint32_t>(key.size()), -1, true, false};
+      ++used_;
+    }
+    return e;
+  }
+  const Entry* find(std::string_view key) const {
+    const Entry& e = slots_[slot(Probe(key))];
+    return e.used ? &e : nullptr;
+  }
+
+ private:
+  struct Probe {
+    std::string_view key;
+    std::uint64_t hash, w0 = 0, w1 = 0;
+    explicit Probe(std::string_view k) : key(k), hash(feature_hash(k, 0xc0ffeeULL)) {
+      const std::size_t n = std::min<std::size_t>(k.size(), 16);
+      char b[16] = {};
+      std::memcpy(b, k.data(), n);
+      std::memcpy(&w0, b, 8);
+      std::memcpy(&w1, b + 8, 8);
+    }
+  };
+  // The slot holding the key, or the empty slot where it would go.
+  std::size_t slot(const Probe& q) const {
+    const std::size_t mask = slots_.size() - 1;
+    for (std::size_t i = q.hash & mask;; i = (i + 1) & mask) {
+      const Entry& e = slots_[i];
+      if (!e.used) return i;
+      if (e.hash == q.hash && e.w0 == q.w0 && e.w1 == q.w1 && e.len == q.key.size() &&
+          (e.len <= 16 || std::memcmp(e.ptr + 16, q.key.data() + 16, e.len - 16) == 0))
+        return i;
+    }
+  }
+  void grow() {
+    std::vector<Entry> old(slots_.size() * 2);
+    old.swap(slots_);
+    const std::size_t mask = slots_.size() - 1;
+    for (const Entry& e : old) {
+      if (!e.used) continue;
+      std::size_t i = e.hash & mask;
+      while (slots_[i].used) i = (i + 1) & mask;
+      slots_[i] = e;
+    }
+  }
+  std::vector<Entry> slots_ = std::vector<Entry>(64);
+  std::size_t used_ = 0;
+};
 
 struct Triples {
   std::vector<std::int32_t> fld;
@@ -192,15 +262,14 @@ Dataset read_aliccp_buffers(std::string_view skeleton, const std::string& skelet
     RowError err;
     std::string_view line;
 
-    // --- common features ----------------------------------------------------------------------------------------
-    struct Span {
-      std::size_t begin;
-      std::size_t n;
-    };
+    Dataset d;
+    detail::init_dataset(d, map);
+    detail::RowAppender app(d, map);
+    app.use_blocks();
+
+    // --- common features: one block per good row ---------------------------------------------------------------
     Triples cf;
-    std::vector<Span> spans;
-    std::unordered_map<std::string_view, std::uint32_t> index;
-    std::unordered_set<std::string_view> bad_keys;
+    KeyIndex index;
     {
       detail::LineCursor cur(common);
       while (cur.next(line)) {
@@ -209,7 +278,8 @@ Dataset read_aliccp_buffers(std::string_view skeleton, const std::string& skelet
         const char* end = p + line.size();
         std::string_view key, num;
         std::int64_t n = 0;
-        const std::size_t mark = cf.size();
+        cf.clear();
+        KeyIndex::Entry* entry = nullptr;
         bool ok = true;
         if (!next_col(p, end, key) || !next_col(p, end, num) || std::memchr(p, ',', static_cast<std::size_t>(end - p))) {
           err.set(reason::column_count, "row", "3 comma-separated columns (common_feature_index,feature_num,feature_list)",
@@ -218,7 +288,7 @@ Dataset read_aliccp_buffers(std::string_view skeleton, const std::string& skelet
         } else if (key.empty()) {
           err.set(reason::empty_value, "common_feature_index", "a non-empty key", key);
           ok = false;
-        } else if (index.count(key)) {
+        } else if ((entry = &index.upsert(key))->block >= 0) {
           err.set(reason::duplicate_common_index, "common_feature_index", "a key not seen before in this file", key);
           ok = false;
         } else {
@@ -226,22 +296,16 @@ Dataset read_aliccp_buffers(std::string_view skeleton, const std::string& skelet
                parse_features({p, static_cast<std::size_t>(end - p)}, n, map, use_values, cf, err);
         }
         if (!ok) {
-          cf.fld.resize(mark);
-          cf.id.resize(mark);
-          cf.w.resize(mark);
-          if (!key.empty()) bad_keys.insert(key);
+          if (!key.empty()) index.upsert(key).bad = true;
           bad.handle(common_name, cur.line_no, err, cur.unterminated, "common:", false);
           continue;
         }
-        index.emplace(key, static_cast<std::uint32_t>(spans.size()));
-        spans.push_back({mark, cf.size() - mark});
+        entry->block = app.add_block(cf.fld.data(), cf.id.data(), cf.w.data(), cf.size());
+        app.plan_blocks(cur.pos, common.size());
       }
     }
 
     // --- skeleton ----------------------------------------------------------------------------------------------
-    Dataset d;
-    detail::init_dataset(d, map);
-    detail::RowAppender app(d, map);
     Triples sk;
     detail::LineCursor cur(skeleton);
     while (cur.next(line)) {
@@ -254,7 +318,7 @@ Dataset read_aliccp_buffers(std::string_view skeleton, const std::string& skelet
       bool ok = false;
       int click = -1, conv = -1;
       std::int64_t n = 0;
-      const Span* span = nullptr;
+      std::int32_t block = -1;
       if (!next_col(p, end, sid) || !next_col(p, end, clk) || !next_col(p, end, cnv) || !next_col(p, end, key) ||
           !next_col(p, end, num) || std::memchr(p, ',', static_cast<std::size_t>(end - p))) {
         err.set(reason::column_count, "row",
@@ -268,11 +332,11 @@ Dataset read_aliccp_buffers(std::string_view skeleton, const std::string& skelet
         err.set(reason::bad_label, "conversion", "0 or 1", cnv);
       } else if (click == 0 && conv == 1) {
         err.set(reason::conversion_without_click, "conversion", "0 when click is 0 (a conversion needs a click)", cnv);
-      } else if (const auto it = index.find(key); it == index.end()) {
+      } else if (const KeyIndex::Entry* e = index.find(key); !e || e->block < 0) {
         err.set(reason::unknown_common_index, "common_feature_index",
-                "a key of " + common_name + (bad_keys.count(key) ? " (its row there was bad and skipped)" : ""), key);
+                "a key of " + common_name + (e && e->bad ? " (its row there was bad and skipped)" : ""), key);
       } else {
-        span = &spans[it->second];
+        block = e->block;
         ok = parse_feature_num(num, n, err) &&
              parse_features({p, static_cast<std::size_t>(end - p)}, n, map, use_values, sk, err);
       }
@@ -280,8 +344,7 @@ Dataset read_aliccp_buffers(std::string_view skeleton, const std::string& skelet
         bad.handle(skeleton_name, cur.line_no, err, cur.unterminated);
         continue;
       }
-      app.append(sk.fld.data(), sk.id.data(), sk.w.data(), sk.size(), click, conv, nullptr, cf.fld.data() + span->begin,
-                 cf.id.data() + span->begin, cf.w.data() + span->begin, span->n);
+      app.append(sk.fld.data(), sk.id.data(), sk.w.data(), sk.size(), click, conv, nullptr, block);
       ++rep.rows_kept;
       app.plan(cur.pos, skeleton.size(), options.max_rows);
       if (options.max_rows && rep.rows_kept >= options.max_rows) {
@@ -289,6 +352,7 @@ Dataset read_aliccp_buffers(std::string_view skeleton, const std::string& skelet
         break;
       }
     }
+    app.finish();
     detail::finish_dataset(d, map, rep, skeleton_name);
     return d;
   });

@@ -1,13 +1,15 @@
 // Binary dataset cache.
 //
 // Layout (little-endian host order, checked by an endian tag):
-//   "FUNNELDS" | u32 version (1) | u32 0x01020304
+//   "FUNNELDS" | u32 version (2) | u32 0x01020304
 //   i64 num_fields, num_stages, num_dense, vocab, rows
-//   i64 n_offsets, n_ids, n_dense, n_labels, n_true_prob, n_entire
+//   i64 n_offsets, n_ids, n_dense, n_labels, n_true_prob, n_entire, n_row_block, n_block_offsets, n_block_ids
 //   string list field_names, string list dense_names   (u64 count, then u64 length + bytes each)
 //   u64 length + feature map JSON text
-//   arrays: offsets i64, ids i64, weights f32 (n_ids), dense f32, labels u8, true_prob f32, entire_labels u8
+//   arrays: offsets i64, ids i64, weights f32 (n_ids), dense f32, labels u8, true_prob f32, entire_labels u8,
+//           row_block i32, block_offsets i64, block_ids i64, block_weights f32 (n_block_ids)
 //   u64 checksum of every byte before it
+// Version 1 (before shared blocks) had no block counts or arrays; it is refused with a message to re-convert.
 // Written to FILE.tmp.<pid> and renamed over FILE, so a reader never sees a half-written cache.
 #include <unistd.h>
 
@@ -23,7 +25,7 @@ namespace funnel {
 namespace {
 
 constexpr char kMagic[8] = {'F', 'U', 'N', 'N', 'E', 'L', 'D', 'S'};
-constexpr std::uint32_t kVersion = 1;
+constexpr std::uint32_t kVersion = 2;
 constexpr std::uint32_t kEndian = 0x01020304;
 
 // Streaming 64-bit checksum over a byte sequence (independent of how it is chunked).
@@ -184,9 +186,12 @@ void write_cache(const Dataset& d, const FeatureMap& map, const std::string& fil
                                  static_cast<std::int64_t>(d.dense.size()),
                                  static_cast<std::int64_t>(d.labels.size()),
                                  static_cast<std::int64_t>(d.true_prob.size()),
-                                 static_cast<std::int64_t>(d.entire_labels.size())};
+                                 static_cast<std::int64_t>(d.entire_labels.size()),
+                                 static_cast<std::int64_t>(d.row_block.size()),
+                                 static_cast<std::int64_t>(d.block_offsets.size()),
+                                 static_cast<std::int64_t>(d.block_ids.size())};
     for (auto v : head) w.pod(v);
-    if (d.weights.size() != d.ids.size()) throw Error("write_cache: dataset has weights.size() != ids.size()");
+    if (const std::string p = dataset_problem(d); !p.empty()) throw Error("write_cache: inconsistent dataset: " + p);
     for (const auto* list : {&d.field_names, &d.dense_names}) {
       w.pod(static_cast<std::uint64_t>(list->size()));
       for (const auto& s : *list) w.str(s);
@@ -199,6 +204,10 @@ void write_cache(const Dataset& d, const FeatureMap& map, const std::string& fil
     w.array(d.labels);
     w.array(d.true_prob);
     w.array(d.entire_labels);
+    w.array(d.row_block);
+    w.array(d.block_offsets);
+    w.array(d.block_ids);
+    w.array(d.block_weights);
     w.close();
   } catch (...) {
     std::error_code ec;
@@ -229,11 +238,12 @@ Dataset read_cache(const std::string& file, FeatureMap& map, ReadReport* report)
   r.take(8, "magic");
   const auto version = r.pod<std::uint32_t>("version");
   if (version != kVersion)
-    throw Error("cache '" + file + "': expected format version " + std::to_string(kVersion) + ", got " +
-                std::to_string(version));
+    throw Error("cache '" + file + "': expected format version " + std::to_string(kVersion) + ", got version " +
+                std::to_string(version) +
+                (version < kVersion ? " (written by an older funnel: convert the data again with funnel convert)" : ""));
   if (r.pod<std::uint32_t>("endian tag") != kEndian)
     throw Error("cache '" + file + "': written on a machine with a different byte order");
-  std::int64_t h[11];
+  std::int64_t h[14];
   for (auto& v : h) v = r.pod<std::int64_t>("header");
   Dataset d;
   d.num_fields = h[0];
@@ -251,19 +261,17 @@ Dataset read_cache(const std::string& file, FeatureMap& map, ReadReport* report)
   r.array(d.labels, h[8], "labels");
   r.array(d.true_prob, h[9], "true_prob");
   r.array(d.entire_labels, h[10], "entire_labels");
+  r.array(d.row_block, h[11], "row_block");
+  r.array(d.block_offsets, h[12], "block_offsets");
+  r.array(d.block_ids, h[13], "block_ids");
+  r.array(d.block_weights, h[13], "block_weights");
   if (r.pos() != all.size() - 8)
     throw Error("cache '" + file + "': expected " + std::to_string(r.pos() + 8) + " bytes, got " +
                 std::to_string(all.size()) + " (trailing data)");
   if (sum.value() != stored) throw Error("cache '" + file + "': checksum mismatch (file corrupted)");
   check(d.num_fields > 0 && d.num_stages > 0 && d.num_dense >= 0 && rows >= 0, file, "bad sizes in the header");
-  check(static_cast<std::int64_t>(d.field_names.size()) == d.num_fields, file, "field names vs num_fields");
-  check(static_cast<std::int64_t>(d.dense_names.size()) == d.num_dense, file, "dense names vs num_dense");
-  check(h[5] == rows * d.num_fields + 1, file, "offsets size vs rows x fields");
-  check(h[7] == rows * d.num_dense, file, "dense size vs rows x num_dense");
   check(h[8] == rows * d.num_stages, file, "labels size vs rows x num_stages");
-  check(d.offsets.front() == 0 && d.offsets.back() == h[6], file, "offsets do not span the ids");
-  for (std::size_t i = 1; i < d.offsets.size(); ++i) check(d.offsets[i - 1] <= d.offsets[i], file, "offsets decrease");
-  for (auto id : d.ids) check(id >= 0 && id < d.vocab, file, "an id outside [0, vocab)");
+  if (const std::string p = dataset_problem(d); !p.empty()) check(false, file, p);
   FeatureMap cached;
   try {
     cached = FeatureMap::from_json(nlohmann::json::parse(js));

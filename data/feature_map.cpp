@@ -172,7 +172,7 @@ std::int64_t FeatureMap::lookup(std::int64_t f, std::string_view value) const {
   return lookup_vocab(f, value);
 }
 
-void FeatureMap::finish(std::span<std::int64_t> ids) {
+void FeatureMap::finish(std::span<std::int64_t> ids, std::span<std::int64_t> more) {
   if (state_ == State::Ready) return;
   if (state_ != State::Building) throw Error("feature map: finish() on an empty map");
   const std::size_t F = fields_.size();
@@ -198,11 +198,12 @@ void FeatureMap::finish(std::span<std::int64_t> ids) {
   }
   for (std::size_t p = 0; p < remap.size(); ++p)
     if (remap[p] < 0) remap[p] = base_[static_cast<std::size_t>(prov_field_[p])];  // rare -> OOV
-  for (auto& id : ids) {
-    if (id < 0 || static_cast<std::size_t>(id) >= remap.size())
-      throw Error("feature map: finish() got an id that is not a provisional id: " + std::to_string(id));
-    id = remap[static_cast<std::size_t>(id)];
-  }
+  for (auto span : {ids, more})
+    for (auto& id : span) {
+      if (id < 0 || static_cast<std::size_t>(id) >= remap.size())
+        throw Error("feature map: finish() got an id that is not a provisional id: " + std::to_string(id));
+      id = remap[static_cast<std::size_t>(id)];
+    }
   tables_ = std::move(kept);
   counts_.clear();
   counts_.shrink_to_fit();

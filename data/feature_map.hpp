@@ -108,8 +108,14 @@ class FeatureMap {
     if (state_ != State::Building) return;
     for (auto id : ids) ++counts_[static_cast<std::size_t>(id)];
   }
-  // Finish building: rewrites provisional ids in `ids` to final rows; the map becomes ready. No-op if ready.
-  void finish(std::span<std::int64_t> ids);
+  // Same as calling count(ids) `times` times (ids shared by several kept rows, e.g. a dataset's shared block).
+  void count(std::span<const std::int64_t> ids, std::int64_t times) {
+    if (state_ != State::Building) return;
+    for (auto id : ids) counts_[static_cast<std::size_t>(id)] += times;
+  }
+  // Finish building: rewrites provisional ids in `ids` and `more` (e.g. a dataset's shared block ids) to final
+  // rows; the map becomes ready. No-op if ready.
+  void finish(std::span<std::int64_t> ids, std::span<std::int64_t> more = {});
   // Forget everything (back to empty).
   void clear();
 

@@ -3,6 +3,7 @@
 // number parsing, bad-row bookkeeping and the row appender that builds a Dataset's CSR arrays.
 #include <algorithm>
 #include <charconv>
+#include <climits>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -136,50 +137,106 @@ inline bool parse_count(std::string_view s, std::int64_t& out) {
 // gigabytes of fresh output on some VMs). A hint only; ignored for small buffers or when unsupported.
 void advise_huge_pages(const void* p, std::size_t bytes);
 
-// Collects rows into a Dataset: per row a list of (field, id, weight) in any order, sorted into cells by field.
+// Collects rows into a Dataset: per row a list of (field, id, weight) in any order, sorted into cells by field
+// (stable: ids of one field keep their input order). Optionally with shared blocks (Dataset::row_block): a block is
+// added once with add_block() and rows refer to it by index.
 class RowAppender {
  public:
   RowAppender(Dataset& d, FeatureMap& map) : d_(d), map_(map), cnt_(static_cast<std::size_t>(d.num_fields) + 1) {}
-  // One row from up to two segments of (field, id, weight) triples (e.g. a skeleton row and its common features).
-  // The row is sorted into cells in a small scratch buffer and appended, so the big arrays are written once,
-  // in order (no zero-fill).
+
+  // Every row appended from now on gets a row_block entry (-1 if it uses no block). Call before the first row.
+  void use_blocks() {
+    blocks_ = true;
+    if (d_.block_offsets.empty()) d_.block_offsets.push_back(0);
+  }
+
+  // A shared block from (field, id, weight) triples; returns its index. Its ids are counted for the feature map
+  // once per row that uses it (in finish()), as if they had been copied into those rows.
+  std::int32_t add_block(const std::int32_t* field, const std::int64_t* id, const float* w, std::size_t n) {
+    const std::size_t base = d_.block_ids.size();
+    sort_cells(field, id, w, n, base, d_.block_offsets);
+    d_.block_ids.insert(d_.block_ids.end(), row_ids_.data(), row_ids_.data() + n);
+    d_.block_weights.insert(d_.block_weights.end(), row_w_.data(), row_w_.data() + n);
+    if (uses_.size() >= static_cast<std::size_t>(INT32_MAX)) throw Error("too many shared blocks (more than 2^31-1)");
+    uses_.push_back(0);
+    return static_cast<std::int32_t>(uses_.size() - 1);
+  }
+
+  // One row: its own (field, id, weight) triples and optionally a block (index from add_block, or -1). A cell's
+  // ids are the row's own followed by the block's (the order of copying the block into the row).
   void append(const std::int32_t* field, const std::int64_t* id, const float* w, std::size_t n, int click,
-              int conversion, const float* dense, const std::int32_t* field2 = nullptr,
-              const std::int64_t* id2 = nullptr, const float* w2 = nullptr, std::size_t n2 = 0) {
-    const std::size_t F = static_cast<std::size_t>(d_.num_fields);
+              int conversion, const float* dense, std::int32_t block = -1) {
     const std::size_t base = d_.ids.size();
-    const std::size_t total = n + n2;
-    if (row_ids_.size() < total) {
-      row_ids_.resize(total);
-      row_w_.resize(total);
+    sort_cells(field, id, w, n, base, d_.offsets);
+    map_.count({row_ids_.data(), n});
+    d_.ids.insert(d_.ids.end(), row_ids_.data(), row_ids_.data() + n);
+    d_.weights.insert(d_.weights.end(), row_w_.data(), row_w_.data() + n);
+    if (blocks_) {
+      d_.row_block.push_back(block);
+      if (block >= 0) ++uses_[static_cast<std::size_t>(block)];
     }
-    std::fill(cnt_.begin(), cnt_.end(), 0);
-    for (std::size_t i = 0; i < n; ++i) ++cnt_[static_cast<std::size_t>(field[i]) + 1];
-    for (std::size_t i = 0; i < n2; ++i) ++cnt_[static_cast<std::size_t>(field2[i]) + 1];
-    for (std::size_t f = 0; f < F; ++f) {
-      cnt_[f + 1] += cnt_[f];
-      d_.offsets.push_back(static_cast<std::int64_t>(base + cnt_[f + 1]));
-    }
-    std::int64_t* ids = row_ids_.data();
-    float* ws = row_w_.data();
-    for (std::size_t i = 0; i < n; ++i) {
-      const std::size_t k = cnt_[static_cast<std::size_t>(field[i])]++;
-      ids[k] = id[i];
-      ws[k] = w[i];
-    }
-    for (std::size_t i = 0; i < n2; ++i) {
-      const std::size_t k = cnt_[static_cast<std::size_t>(field2[i])]++;
-      ids[k] = id2[i];
-      ws[k] = w2[i];
-    }
-    map_.count({ids, total});
-    d_.ids.insert(d_.ids.end(), ids, ids + total);
-    d_.weights.insert(d_.weights.end(), ws, ws + total);
     d_.labels.push_back(static_cast<std::uint8_t>(click));
     d_.labels.push_back(static_cast<std::uint8_t>(click & conversion));
     if (dense)
       for (std::int64_t j = 0; j < d_.num_dense; ++j) d_.dense.push_back(dense[j]);
     ++rows_;
+  }
+
+  // After the last row: counts the ids of each block once per row using it (building vocab maps) and drops the
+  // blocks no row uses (renumbering the rest, order kept). A dataset without rows keeps no blocks.
+  void finish() {
+    if (!blocks_) return;
+    const std::size_t F = static_cast<std::size_t>(d_.num_fields);
+    std::vector<std::int32_t> remap(uses_.size(), -1);
+    std::size_t kept = 0, ids_to = 0;
+    for (std::size_t b = 0; b < uses_.size(); ++b) {
+      const auto beg = static_cast<std::size_t>(d_.block_offsets[b * F]);
+      const auto end = static_cast<std::size_t>(d_.block_offsets[(b + 1) * F]);
+      if (!uses_[b]) continue;
+      map_.count({d_.block_ids.data() + beg, end - beg}, uses_[b]);
+      if (kept != b) {  // move block b down to slot `kept` (its offsets are rebased below)
+        std::copy(d_.block_ids.begin() + static_cast<std::ptrdiff_t>(beg), d_.block_ids.begin() + static_cast<std::ptrdiff_t>(end),
+                  d_.block_ids.begin() + static_cast<std::ptrdiff_t>(ids_to));
+        std::copy(d_.block_weights.begin() + static_cast<std::ptrdiff_t>(beg),
+                  d_.block_weights.begin() + static_cast<std::ptrdiff_t>(end),
+                  d_.block_weights.begin() + static_cast<std::ptrdiff_t>(ids_to));
+        for (std::size_t f = 0; f < F; ++f)
+          d_.block_offsets[kept * F + f + 1] =
+              d_.block_offsets[b * F + f + 1] - static_cast<std::int64_t>(beg) + static_cast<std::int64_t>(ids_to);
+      }
+      remap[b] = static_cast<std::int32_t>(kept++);
+      ids_to += end - beg;
+    }
+    if (kept != uses_.size()) {
+      d_.block_offsets.resize(kept * F + 1);
+      d_.block_ids.resize(ids_to);
+      d_.block_weights.resize(ids_to);
+      d_.block_ids.shrink_to_fit();
+      d_.block_weights.shrink_to_fit();
+      for (auto& b : d_.row_block)
+        if (b >= 0) b = remap[static_cast<std::size_t>(b)];
+    }
+    if (d_.row_block.empty()) {
+      d_.block_offsets.clear();
+      d_.block_ids.clear();
+      d_.block_weights.clear();
+    }
+  }
+
+  // Same for the blocks, early in the file they come from (`consumed` of `total` bytes).
+  void plan_blocks(std::size_t consumed, std::size_t total) {
+    if (blocks_planned_ || uses_.size() < 256 || consumed == 0) return;
+    blocks_planned_ = true;
+    const double scale = 1.05 * static_cast<double>(total) / static_cast<double>(consumed);
+    if (scale <= 1.0) return;
+    auto grow = [&](auto& v) {
+      v.reserve(static_cast<std::size_t>(static_cast<double>(v.size()) * scale) + 16);
+      advise_huge_pages(v.data(), v.capacity() * sizeof(v[0]));
+    };
+    grow(d_.block_offsets);
+    grow(d_.block_ids);
+    grow(d_.block_weights);
+    grow(uses_);
   }
 
   // Once, early in the file: reserve the arrays for the whole file by extrapolating from the rows so far
@@ -199,16 +256,44 @@ class RowAppender {
     grow(d_.weights);
     grow(d_.labels);
     grow(d_.dense);
+    grow(d_.row_block);
   }
 
  private:
+  // Sorts n triples into F cells (counting sort by field, stable) in the scratch buffers row_ids_/row_w_ and
+  // appends the F cell ends (base + cumulative count) to `offsets`.
+  void sort_cells(const std::int32_t* field, const std::int64_t* id, const float* w, std::size_t n, std::size_t base,
+                  std::vector<std::int64_t>& offsets) {
+    const std::size_t F = static_cast<std::size_t>(d_.num_fields);
+    if (row_ids_.size() < n) {
+      row_ids_.resize(n);
+      row_w_.resize(n);
+    }
+    std::fill(cnt_.begin(), cnt_.end(), 0);
+    for (std::size_t i = 0; i < n; ++i) ++cnt_[static_cast<std::size_t>(field[i]) + 1];
+    for (std::size_t f = 0; f < F; ++f) {
+      cnt_[f + 1] += cnt_[f];
+      offsets.push_back(static_cast<std::int64_t>(base + cnt_[f + 1]));
+    }
+    std::int64_t* ids = row_ids_.data();
+    float* ws = row_w_.data();
+    for (std::size_t i = 0; i < n; ++i) {
+      const std::size_t k = cnt_[static_cast<std::size_t>(field[i])]++;
+      ids[k] = id[i];
+      ws[k] = w[i];
+    }
+  }
+
   Dataset& d_;
   FeatureMap& map_;
   std::vector<std::size_t> cnt_;
   std::vector<std::int64_t> row_ids_;
   std::vector<float> row_w_;
+  std::vector<std::int64_t> uses_;  // per block: rows using it
   std::int64_t rows_ = 0;
   bool planned_ = false;
+  bool blocks_planned_ = false;
+  bool blocks_ = false;
 };
 
 // Runs f(); if it throws and `map` was empty before, leaves it empty again.

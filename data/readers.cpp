@@ -123,7 +123,7 @@ void finish_dataset(Dataset& d, FeatureMap& map, const ReadReport& rep, const st
     if (!rep.first_errors.empty()) why += "; first: " + rep.first_errors.front();
     throw Error(why);
   }
-  map.finish(d.ids);
+  map.finish(d.ids, d.block_ids);
   d.vocab = map.vocab();
 }
 

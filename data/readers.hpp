@@ -10,6 +10,8 @@
 //                         DIR/common_features_{split}.csv on common_feature_index (default split: train).
 //                         Features are `field\x02feature\x03value` separated by \x01. Fields: the 23 Ali-CCP field
 //                         ids (aliccp_fields()). The skeleton is streamed through mmap and parsed in place.
+//                         Each common-features row is stored once, as a shared block (Dataset::row_block)
+//                         that the skeleton rows using it refer to; unused ones are dropped.
 //   cache:FILE            a binary cache written by write_cache() (dataset + the feature map it was built with).
 //
 // Labels are cumulative (stage 0 click, stage 1 click·conversion), num_stages = 2. Labels must be 0 or 1 and a

@@ -23,11 +23,8 @@ void run_all_modes(Read&& read) {
       ReadReport rep;
       try {
         const Dataset d = read(o, map, rep);
-        // Invariants of every successful read.
-        if (d.offsets.size() != static_cast<std::size_t>(d.rows() * d.num_fields + 1)) __builtin_trap();
-        if (d.offsets.back() != static_cast<std::int64_t>(d.ids.size())) __builtin_trap();
-        for (auto id : d.ids)
-          if (id < 0 || id >= d.vocab) __builtin_trap();
+        // Invariants of every successful read (CSR sizes, ids in [0, vocab), shared block references).
+        if (!dataset_problem(d).empty()) __builtin_trap();
         if (rep.rows_read != rep.rows_kept + rep.rows_skipped) __builtin_trap();
       } catch (const Error&) {
       }

@@ -124,6 +124,27 @@ void split_tail(const Dataset& all, double fraction, Dataset& head, Dataset& tai
     if (!all.true_prob.empty()) out.true_prob.assign(all.true_prob.begin() + lo * S, all.true_prob.begin() + hi * S);
     if (!all.entire_labels.empty())
       out.entire_labels.assign(all.entire_labels.begin() + lo * S, all.entire_labels.begin() + hi * S);
+    if (all.has_blocks()) {
+      // Only the shared blocks the part's rows use, renumbered in order of first use.
+      std::vector<std::int32_t> remap(static_cast<std::size_t>(all.num_blocks()), -1);
+      out.block_offsets.assign(1, 0);
+      out.row_block.reserve(static_cast<std::size_t>(hi - lo));
+      for (std::int64_t r = lo; r < hi; ++r) {
+        const std::int32_t blk = all.row_block[static_cast<std::size_t>(r)];
+        if (blk >= 0 && remap[static_cast<std::size_t>(blk)] < 0) {
+          remap[static_cast<std::size_t>(blk)] = static_cast<std::int32_t>(out.num_blocks());
+          const auto bo = static_cast<std::size_t>(blk * F);
+          const auto bb = all.block_offsets[bo], be = all.block_offsets[bo + static_cast<std::size_t>(F)];
+          const auto base = static_cast<std::int64_t>(out.block_ids.size());
+          for (std::int64_t f = 1; f <= F; ++f)
+            out.block_offsets.push_back(all.block_offsets[bo + static_cast<std::size_t>(f)] - bb + base);
+          out.block_ids.insert(out.block_ids.end(), all.block_ids.begin() + bb, all.block_ids.begin() + be);
+          out.block_weights.insert(out.block_weights.end(), all.block_weights.begin() + bb,
+                                   all.block_weights.begin() + be);
+        }
+        out.row_block.push_back(blk >= 0 ? remap[static_cast<std::size_t>(blk)] : -1);
+      }
+    }
   };
   part(head, 0, cut);
   part(tail, cut, n);

@@ -63,7 +63,8 @@ TrainResult train(Model& m, Optimizer<float>& opt, const Dataset& train, const D
 // Whole-set metrics of the model on `d` (the paper's: CTR AUC on all, CVR AUC on clicked, CTCVR AUC on all).
 FunnelMetrics evaluate(Model& m, const Dataset& d, std::int64_t batch_size);
 
-// Split off the last `fraction` of rows (for a held-out evaluation set when none is given).
+// Split off the last `fraction` of rows (for a held-out evaluation set when none is given). With shared blocks
+// (Dataset::row_block) each part keeps only the blocks its rows use, renumbered in order of first use.
 void split_tail(const Dataset& all, double fraction, Dataset& head, Dataset& tail);
 
 }  // namespace funnel

@@ -56,13 +56,16 @@ std::int64_t fidx(const std::string& name) {
   return std::find(f.begin(), f.end(), name) - f.begin();
 }
 
+// A cell's ids / weights: the row's own, then those of its shared block (the common features).
 std::vector<std::int64_t> cell(const Dataset& d, std::int64_t r, const std::string& field) {
-  const auto i = static_cast<std::size_t>(r * d.num_fields + fidx(field));
-  return {d.ids.begin() + d.offsets[i], d.ids.begin() + d.offsets[i + 1]};
+  std::vector<std::int64_t> v;
+  d.for_each_id(r, fidx(field), [&](std::int64_t id, float) { v.push_back(id); });
+  return v;
 }
 std::vector<float> cell_w(const Dataset& d, std::int64_t r, const std::string& field) {
-  const auto i = static_cast<std::size_t>(r * d.num_fields + fidx(field));
-  return {d.weights.begin() + d.offsets[i], d.weights.begin() + d.offsets[i + 1]};
+  std::vector<float> v;
+  d.for_each_id(r, fidx(field), [&](std::int64_t, float w) { v.push_back(w); });
+  return v;
 }
 
 // A directory with the good common file and a skeleton whose line 2 is `bad_line`.
@@ -107,7 +110,7 @@ TEST_CASE("aliccp: join, multi-valued fields, absent fields, value weights", "[a
   // Row 2: empty skeleton feature list, user u1 again.
   CHECK(cell(d, 2, "205").empty());
   CHECK(cell(d, 2, "109_14") == cell(d, 0, "109_14"));
-  CHECK(d.ids.size() == 3 + 5 + 2 + 2 + 5);
+  CHECK(d.total_ids() == 3 + 5 + 2 + 2 + 5);
   CHECK(rep.rows_read == 3);
   CHECK(rep.common_rows == 2);
   CHECK(rep.bytes == static_cast<std::int64_t>(kCommon.size() + kSkeleton.size()));
@@ -116,6 +119,7 @@ TEST_CASE("aliccp: join, multi-valued fields, absent fields, value weights", "[a
   FeatureMap m2;
   const Dataset ones = read_dataset(t.spec("train"), {}, m2);
   for (float w : ones.weights) CHECK(w == 1.0f);
+  for (float w : ones.block_weights) CHECK(w == 1.0f);
 }
 
 TEST_CASE("aliccp: test split and vocab mapping with min_count", "[aliccp]") {

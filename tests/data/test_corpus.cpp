@@ -49,6 +49,7 @@ int run(const fs::path& file, Read&& read) {
         REQUIRE(d.offsets.back() == static_cast<std::int64_t>(d.ids.size()));
         REQUIRE(d.weights.size() == d.ids.size());
         for (auto id : d.ids) REQUIRE((id >= 0 && id < d.vocab));
+        REQUIRE(dataset_problem(d) == "");  // also the shared blocks of aliccp data
         REQUIRE(rep.rows_read == rep.rows_kept + rep.rows_skipped);
         REQUIRE(map.ready());
       } catch (const Error& e) {

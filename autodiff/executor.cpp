@@ -1,12 +1,14 @@
 #include "autodiff/executor.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
-#include <type_traits>
 #include <random>
+#include <type_traits>
 
 #include "core/error.hpp"
+#include "core/parallel.hpp"
 
 namespace funnel {
 
@@ -191,13 +193,17 @@ template <class T>
 bool all_finite(const T* d, std::size_t n) {
   using U = std::conditional_t<sizeof(T) == 4, std::uint32_t, std::uint64_t>;
   constexpr U exp_mask = static_cast<U>(sizeof(T) == 4 ? 0x7f800000ull : 0x7ff0000000000000ull);
-  U bad = 0;
-  for (std::size_t i = 0; i < n; ++i) {
-    U b;
-    std::memcpy(&b, d + i, sizeof b);
-    bad |= static_cast<U>((b & exp_mask) == exp_mask);
-  }
-  return bad == 0;
+  std::atomic<bool> ok{true};
+  parallel_for(static_cast<std::int64_t>(n), 4 * kElementGrain, [&](std::int64_t i0, std::int64_t i1) {
+    U bad = 0;
+    for (auto i = static_cast<std::size_t>(i0); i < static_cast<std::size_t>(i1); ++i) {
+      U b;
+      std::memcpy(&b, d + i, sizeof b);
+      bad |= static_cast<U>((b & exp_mask) == exp_mask);
+    }
+    if (bad) ok.store(false, std::memory_order_relaxed);
+  });
+  return ok.load();
 }
 
 }  // namespace

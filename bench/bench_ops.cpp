@@ -13,7 +13,8 @@
 //                                            embedding); samples/s, GFLOP/s and the time of the step's gemms alone
 //                                            (gemm_frac = gemm time / step time, the fraction of the gemm bound)
 //
-// Threads: FUNNEL_BENCH_THREADS (default 1) goes to openblas_set_num_threads.
+// Threads: FUNNEL_BENCH_THREADS (default 1) goes to funnel::set_num_threads (the raw sgemm cases stay one BLAS
+// call on one thread; esmm_step's gemm_us splits its gemms over the threads like the matmul op).
 //   build/bin/funnel-bench --benchmark_filter='dense_vs_sgemm|esmm_step'
 //   build/bin/funnel-bench --benchmark_out=bench.json --benchmark_out_format=json
 #include <benchmark/benchmark.h>
@@ -29,6 +30,8 @@
 #include <vector>
 
 #include "bench/op_cases.hpp"
+#include "core/parallel.hpp"
+#include "ops/blas.hpp"
 #include "data/synthetic.hpp"
 #include "train/optimizer.hpp"
 #include "train/trainer.hpp"
@@ -226,9 +229,10 @@ double esmm_gemm_seconds(std::int64_t b) {
       for (std::size_t i = 0; i < bufs.size(); ++i) {
         const int m = static_cast<int>(b), k = static_cast<int>(esmm_layers()[i].k),
                   n = static_cast<int>(esmm_layers()[i].n);
-        gemm_fwd(bufs[i], m, k, n);
-        gemm_dx(bufs[i], m, k, n);
-        gemm_dw(bufs[i], m, k, n);
+        Buffers& d = bufs[i];  // the same three gemms, split over the thread pool like ops/matmul.cpp's
+        blas::gemm(false, false, m, n, k, 1.0f, d.x.data(), k, d.w.data(), n, 0.0f, d.y.data(), n);
+        blas::gemm(false, true, m, k, n, 1.0f, d.gy.data(), n, d.w.data(), n, 0.0f, d.gx.data(), k);
+        blas::gemm(true, false, k, n, m, 1.0f, d.x.data(), k, d.gy.data(), n, 0.0f, d.gw.data(), n);
       }
   };
   once();
@@ -324,7 +328,7 @@ void register_steps() {
 // registrars), then runs them. Replaces the weak main of bench_parse.cpp.
 int main(int argc, char** argv) {
   const char* th = std::getenv("FUNNEL_BENCH_THREADS");
-  openblas_set_num_threads(th ? std::max(1, std::atoi(th)) : 1);
+  set_num_threads(th ? std::max(1, std::atoi(th)) : 1);
   register_ops();
   register_blas();
   register_steps();

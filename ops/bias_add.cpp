@@ -1,9 +1,11 @@
 // bias_add: y[i, j] = x[i, j] + b[j], x: R×N (R usually the batch), b: N. The dense layer's bias.
 //   dx = dy
 //   db[j] = Σ_i dy[i, j]   (column sums)
+#include <algorithm>
 #include <cstring>
 
 #include "autodiff/gradcheck.hpp"
+#include "core/parallel.hpp"
 #include "ops/op.hpp"
 
 namespace funnel {
@@ -29,11 +31,14 @@ struct BiasAdd : OpT<BiasAdd> {
     const T* xp = x.data();
     const T* b = c.x(1).data();
     T* y = c.out->data();
-    for (std::size_t i = 0; i < rows; ++i) {
-      const T* xr = xp + i * cols;
-      T* yr = y + i * cols;
-      for (std::size_t j = 0; j < cols; ++j) yr[j] = xr[j] + b[j];
-    }
+    const auto grain_rows = std::max<std::int64_t>(1, kElementGrain / static_cast<std::int64_t>(cols));
+    parallel_for(static_cast<std::int64_t>(rows), grain_rows, [&](std::int64_t r0, std::int64_t r1) {
+      for (auto i = static_cast<std::size_t>(r0); i < static_cast<std::size_t>(r1); ++i) {
+        const T* xr = xp + i * cols;
+        T* yr = y + i * cols;
+        for (std::size_t j = 0; j < cols; ++j) yr[j] = xr[j] + b[j];
+      }
+    });
   }
 
   template <class T>
@@ -43,18 +48,27 @@ struct BiasAdd : OpT<BiasAdd> {
     const T* gy = c.gout->data();
     if (c.gin[0]) {
       T* gx = c.gin[0]->data();
-      if (c.acc[0])
-        for (std::size_t k = 0; k < rows * cols; ++k) gx[k] += gy[k];
-      else
-        std::memcpy(gx, gy, rows * cols * sizeof(T));
+      const bool acc = c.acc[0];
+      parallel_for(static_cast<std::int64_t>(rows * cols), kElementGrain, [&](std::int64_t b, std::int64_t e) {
+        if (acc)
+          for (auto k = static_cast<std::size_t>(b); k < static_cast<std::size_t>(e); ++k) gx[k] += gy[k];
+        else
+          std::memcpy(gx + b, gy + b, static_cast<std::size_t>(e - b) * sizeof(T));
+      });
     }
     if (c.gin[1]) {
       T* gb = c.gin[1]->data();
       if (!c.acc[1]) std::memset(gb, 0, cols * sizeof(T));
-      for (std::size_t i = 0; i < rows; ++i) {
-        const T* gr = gy + i * cols;
-        for (std::size_t j = 0; j < cols; ++j) gb[j] += gr[j];
-      }
+      // Column sums, split by columns: each column adds its rows in order, whatever the thread count.
+      const bool big = static_cast<std::int64_t>(rows * cols) >= 2 * kElementGrain;
+      parallel_for(static_cast<std::int64_t>(cols), big ? 16 : static_cast<std::int64_t>(cols),
+                   [&](std::int64_t j0, std::int64_t j1) {
+                     for (std::size_t i = 0; i < rows; ++i) {
+                       const T* gr = gy + i * cols;
+                       for (auto j = static_cast<std::size_t>(j0); j < static_cast<std::size_t>(j1); ++j)
+                         gb[j] += gr[j];
+                     }
+                   });
     }
   }
 };

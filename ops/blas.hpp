@@ -1,19 +1,56 @@
 #pragma once
 // Row-major gemm for float and double: C = alpha * op(A) * op(B) + beta * C. Calls BLAS directly with transpose
-// flags; no copies.
+// flags; no copies. With more than one thread (core/parallel.hpp) a large gemm is cut into independent gemms on
+// blocks of rows of C (or of columns when C has few rows), one per thread; each output element is still one BLAS
+// dot product over all of k.
 #include <cblas.h>
+
+#include <algorithm>
+#include <cstdint>
+
+#include "core/parallel.hpp"
 
 namespace funnel::blas {
 
-inline void gemm(bool ta, bool tb, int m, int n, int k, float alpha, const float* a, int lda, const float* b,
-                 int ldb, float beta, float* c, int ldc) {
+inline void gemm1(bool ta, bool tb, int m, int n, int k, float alpha, const float* a, int lda, const float* b,
+                  int ldb, float beta, float* c, int ldc) {
   cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m, n, k, alpha, a, lda,
               b, ldb, beta, c, ldc);
 }
-inline void gemm(bool ta, bool tb, int m, int n, int k, double alpha, const double* a, int lda, const double* b,
-                 int ldb, double beta, double* c, int ldc) {
+inline void gemm1(bool ta, bool tb, int m, int n, int k, double alpha, const double* a, int lda, const double* b,
+                  int ldb, double beta, double* c, int ldc) {
   cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m, n, k, alpha, a, lda,
               b, ldb, beta, c, ldc);
+}
+
+// Below this many multiply-adds a gemm runs on one thread (waking a worker costs about as much).
+inline constexpr std::int64_t kParallelGemmMacs = std::int64_t{1} << 18;
+// Cuts between threads fall on multiples of these. Row cuts on a multiple of the BLAS kernel's register tile give
+// the same bits as one call (checked for OpenBLAS's Haswell sgemm kernels, whose tile is 12 rows of row-major C;
+// 96 also covers tiles of 4, 6, 8, 16, 24, 32 and 48). Column cuts change the kernel's blocking and so the last
+// bits, so they are used only when C has too few rows to cut.
+inline constexpr std::int64_t kGemmRowBlock = 96;
+inline constexpr std::int64_t kGemmColBlock = 64;
+
+template <class T>
+void gemm(bool ta, bool tb, int m, int n, int k, T alpha, const T* a, int lda, const T* b, int ldb, T beta, T* c,
+          int ldc) {
+  const bool big = static_cast<std::int64_t>(m) * n * k >= kParallelGemmMacs;
+  const bool by_rows = m >= 2 * kGemmRowBlock;
+  if (!big || num_threads() == 1 || (!by_rows && n < 2 * kGemmColBlock)) {
+    gemm1(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    return;
+  }
+  const std::int64_t block = by_rows ? kGemmRowBlock : kGemmColBlock;
+  const std::int64_t dim = by_rows ? m : n;
+  parallel_for((dim + block - 1) / block, 1, [&](std::int64_t b0, std::int64_t b1) {
+    const std::int64_t lo = b0 * block, hi = std::min(dim, b1 * block);
+    const int len = static_cast<int>(hi - lo);
+    if (by_rows)  // rows lo..hi of op(A) and of C
+      gemm1(ta, tb, len, n, k, alpha, ta ? a + lo : a + lo * lda, lda, b, ldb, beta, c + lo * ldc, ldc);
+    else  // columns lo..hi of op(B) and of C
+      gemm1(ta, tb, m, len, k, alpha, a, lda, tb ? b + lo * ldb : b + lo, ldb, beta, c + lo, ldc);
+  });
 }
 
 }  // namespace funnel::blas

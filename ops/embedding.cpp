@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "autodiff/gradcheck.hpp"
+#include "core/parallel.hpp"
 #include "ops/op.hpp"
 
 namespace funnel {
@@ -53,6 +54,8 @@ struct Embedding : OpT<Embedding> {
   // Rows are scattered over the table, so the lookups are bound by memory latency: fetch the row of the id
   // kPrefetch positions ahead (its first and last cache line) while this one is being added.
   static constexpr std::int64_t kPrefetch = 8;
+  // Smallest share of one thread: ids to range-check, cells to gather, touched rows to accumulate.
+  static constexpr std::int64_t kGrainIds = 8192, kGrainCells = 1024, kGrainRows = 1024;
   template <class T>
   static void prefetch_row(const T* tp, const std::int64_t* ids, std::int64_t k, std::size_t nids, std::size_t D) {
     if (static_cast<std::size_t>(k) >= nids) return;
@@ -85,34 +88,40 @@ struct Embedding : OpT<Embedding> {
     const std::int64_t* off = b.offsets.data();
     const std::int64_t* ids = b.ids.data();
     const float* ws = b.weights.data();
-    // Range check first, in its own tight loop, so the gather loop below stays free of the error path.
+    // Range check first, in its own tight loop, so the gather loop below stays free of the error path. Chunks
+    // are rethrown in order, so the error names the first bad id.
     const std::size_t nids = b.ids.size();
-    for (std::size_t k = 0; k < nids; ++k)
-      if (static_cast<std::uint64_t>(ids[k]) >= static_cast<std::uint64_t>(V)) out_of_range(c, b, k, V);
-    for (std::size_t cell = 0; cell < cells; ++cell) {
-      T* __restrict o = y + cell * D;
-      const std::int64_t k0 = off[cell], k1 = off[cell + 1];
-      T wsum = T(0);
-      for (std::int64_t k = k0; k < k1; ++k) {
-        prefetch_row(tp, ids, k + kPrefetch, nids, D);
-        const T w = static_cast<T>(ws[k]);
-        wsum += w;
-        const T* __restrict r = tp + static_cast<std::size_t>(ids[k]) * D;
-        if (k == k0)  // the first id writes, the rest add: no separate zero fill
-          for (std::size_t j = 0; j < D; ++j) o[j] = w * r[j];
-        else
-          for (std::size_t j = 0; j < D; ++j) o[j] += w * r[j];
-      }
-      if (k0 == k1) std::memset(o, 0, D * sizeof(T));
-      if (mean) {
-        if (wsum != T(0)) {
-          const T inv = T(1) / wsum;
-          for (std::size_t j = 0; j < D; ++j) o[j] *= inv;
-        } else {
-          std::memset(o, 0, D * sizeof(T));
+    parallel_for(static_cast<std::int64_t>(nids), kGrainIds, [&](std::int64_t k0, std::int64_t k1) {
+      for (auto k = static_cast<std::size_t>(k0); k < static_cast<std::size_t>(k1); ++k)
+        if (static_cast<std::uint64_t>(ids[k]) >= static_cast<std::uint64_t>(V)) out_of_range(c, b, k, V);
+    });
+    // Cells write disjoint output rows: split them over the threads.
+    parallel_for(static_cast<std::int64_t>(cells), kGrainCells, [&](std::int64_t c0, std::int64_t c1) {
+      for (auto cell = static_cast<std::size_t>(c0); cell < static_cast<std::size_t>(c1); ++cell) {
+        T* __restrict o = y + cell * D;
+        const std::int64_t k0 = off[cell], k1 = off[cell + 1];
+        T wsum = T(0);
+        for (std::int64_t k = k0; k < k1; ++k) {
+          prefetch_row(tp, ids, k + kPrefetch, nids, D);
+          const T w = static_cast<T>(ws[k]);
+          wsum += w;
+          const T* __restrict r = tp + static_cast<std::size_t>(ids[k]) * D;
+          if (k == k0)  // the first id writes, the rest add: no separate zero fill
+            for (std::size_t j = 0; j < D; ++j) o[j] = w * r[j];
+          else
+            for (std::size_t j = 0; j < D; ++j) o[j] += w * r[j];
+        }
+        if (k0 == k1) std::memset(o, 0, D * sizeof(T));
+        if (mean) {
+          if (wsum != T(0)) {
+            const T inv = T(1) / wsum;
+            for (std::size_t j = 0; j < D; ++j) o[j] *= inv;
+          } else {
+            std::memset(o, 0, D * sizeof(T));
+          }
         }
       }
-    }
+    });
   }
 
   template <class T>
@@ -128,28 +137,56 @@ struct Embedding : OpT<Embedding> {
     const std::int64_t* off = b.offsets.data();
     const std::int64_t* ids = b.ids.data();
     const float* ws = b.weights.data();
-    T* gd = nullptr;
+    // Pooling scale of a cell: 1 (sum), 1/Σw (mean), 0 when the mean cell's weights sum to 0 (forward wrote zeros:
+    // no dependence on the table).
+    auto scale = [&](std::int64_t k0, std::int64_t k1) {
+      if (!mean) return T(1);
+      T wsum = T(0);
+      for (std::int64_t k = k0; k < k1; ++k) wsum += static_cast<T>(ws[k]);
+      return wsum == T(0) ? T(0) : T(1) / wsum;
+    };
     if (!sp) {
-      gd = dense->data();
+      T* gd = dense->data();
       if (!c.acc[0]) std::memset(gd, 0, dense->size() * sizeof(T));
+      for (std::size_t cell = 0; cell < cells; ++cell) {
+        const std::int64_t k0 = off[cell], k1 = off[cell + 1];
+        const T s = scale(k0, k1);
+        if (s == T(0)) continue;
+        const T* g = gy + cell * D;
+        for (std::int64_t k = k0; k < k1; ++k) {
+          const T w = s * static_cast<T>(ws[k]);
+          T* acc = gd + static_cast<std::size_t>(ids[k]) * D;
+          for (std::size_t j = 0; j < D; ++j) acc[j] += w * g[j];
+        }
+      }
+      return;
     }
+    // Sparse: first give every touched row its accumulator slot (in first-touch order, serially), then split the
+    // slots over the threads. Each thread walks all ids in order and adds only into its own slots, so every row
+    // sums its terms in the same order as one thread would: the result has the same bits for any thread count.
     for (std::size_t cell = 0; cell < cells; ++cell) {
       const std::int64_t k0 = off[cell], k1 = off[cell + 1];
-      if (k0 == k1) continue;
-      T s = T(1);
-      if (mean) {
-        T wsum = T(0);
-        for (std::int64_t k = k0; k < k1; ++k) wsum += static_cast<T>(ws[k]);
-        if (wsum == T(0)) continue;  // forward wrote zeros: no dependence on the table
-        s = T(1) / wsum;
-      }
-      const T* g = gy + cell * D;
-      for (std::int64_t k = k0; k < k1; ++k) {
-        const T w = s * static_cast<T>(ws[k]);
-        T* acc = sp ? sp->row(ids[k]) : gd + static_cast<std::size_t>(ids[k]) * D;
-        for (std::size_t j = 0; j < D; ++j) acc[j] += w * g[j];
-      }
+      if (k0 == k1 || scale(k0, k1) == T(0)) continue;
+      for (std::int64_t k = k0; k < k1; ++k) sp->row(ids[k]);
     }
+    const std::int32_t* slot = sp->slot.data();
+    T* vals = sp->values.data();
+    parallel_for(static_cast<std::int64_t>(sp->size()), kGrainRows, [&](std::int64_t s0, std::int64_t s1) {
+      for (std::size_t cell = 0; cell < cells; ++cell) {
+        const std::int64_t k0 = off[cell], k1 = off[cell + 1];
+        if (k0 == k1) continue;
+        const T s = scale(k0, k1);
+        if (s == T(0)) continue;
+        const T* g = gy + cell * D;
+        for (std::int64_t k = k0; k < k1; ++k) {
+          const std::int64_t r = slot[static_cast<std::size_t>(ids[k])];
+          if (r < s0 || r >= s1) continue;
+          const T w = s * static_cast<T>(ws[k]);
+          T* acc = vals + static_cast<std::size_t>(r) * D;
+          for (std::size_t j = 0; j < D; ++j) acc[j] += w * g[j];
+        }
+      }
+    });
   }
 };
 

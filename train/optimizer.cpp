@@ -1,13 +1,17 @@
 #include "train/optimizer.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <map>
 
 #include "core/error.hpp"
+#include "core/parallel.hpp"
 
 namespace funnel {
 
 namespace {
+
+constexpr std::size_t kMaxSlots = 4;  // state arrays per parameter (Adam has 2)
 
 std::string shape_str(const std::vector<std::int64_t>& s) {
   std::string r = "[";
@@ -68,6 +72,7 @@ Optimizer<T>::Optimizer(const OptimizerConfig& cfg) : cfg_(cfg) {}
 template <class T>
 void Optimizer<T>::allocate(const Graph& g) {
   const auto slots = slot_names();
+  if (slots.size() > kMaxSlots) throw Error(std::string(name()) + " optimizer: more state slots than kMaxSlots");
   state_.clear();
   index_.assign(g.size(), -1);
   for (NodeId p : g.params()) {
@@ -108,14 +113,24 @@ void Optimizer<T>::step(Executor<T>& ex) {
   for (ParamState& ps : state_) {
     if (!ex.has_grad(ps.id)) continue;
     T* p = ex.param(ps.id).data();
+    // Every update is elementwise (rows of a sparse gradient are distinct), so ranges split over the threads give
+    // the same bits as one pass.
     if (ex.is_sparse(ps.id)) {
       const SparseRows<T>& sg = ex.sparse_grad(ps.id);
       if (sg.size() == 0) continue;
-      update_sparse(p, sg.values.data(), sg.rows.data(), sg.size(), static_cast<std::size_t>(sg.dim),
-                    ps.slot_ptrs.data(), step_);
+      const auto dim = static_cast<std::size_t>(sg.dim);
+      const auto grain = std::max<std::int64_t>(1, kElementGrain / 4 / static_cast<std::int64_t>(dim));
+      parallel_for(static_cast<std::int64_t>(sg.size()), grain, [&](std::int64_t r0, std::int64_t r1) {
+        update_sparse(p, sg.values.data() + static_cast<std::size_t>(r0) * dim, sg.rows.data() + r0,
+                      static_cast<std::size_t>(r1 - r0), dim, ps.slot_ptrs.data(), step_);
+      });
     } else {
       const Tensor<T>& gr = ex.grad(ps.id);
-      update_dense(p, gr.data(), gr.size(), ps.slot_ptrs.data(), step_);
+      parallel_for(static_cast<std::int64_t>(gr.size()), kElementGrain / 4, [&](std::int64_t b, std::int64_t e) {
+        T* slots[kMaxSlots];
+        for (std::size_t k = 0; k < ps.slot_ptrs.size(); ++k) slots[k] = ps.slot_ptrs[k] + b;
+        update_dense(p + b, gr.data() + b, static_cast<std::size_t>(e - b), slots, step_);
+      });
     }
   }
 }

@@ -1,6 +1,5 @@
 #include "tools/cli/common.hpp"
 
-#include <cblas.h>
 
 #include <cstdio>
 #include <filesystem>
@@ -9,6 +8,7 @@
 #include <unistd.h>
 
 #include "core/error.hpp"
+#include "core/parallel.hpp"
 #include "data/synthetic.hpp"
 
 namespace funnel::cli {
@@ -96,7 +96,7 @@ void write_file_atomic(const std::string& path, const std::string& text) {
 
 void set_threads(int n) {
   if (n < 1) throw UsageError("--threads must be at least 1");
-  openblas_set_num_threads(n);
+  funnel::set_num_threads(n);
 }
 
 }  // namespace funnel::cli

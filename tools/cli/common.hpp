@@ -35,7 +35,7 @@ std::string describe(const Dataset& d);
 // Write `text` to `path` atomically (temp file + rename).
 void write_file_atomic(const std::string& path, const std::string& text);
 
-// Set the number of BLAS and worker threads.
+// Set the number of threads (funnel::set_num_threads: the worker pool that also splits gemms; BLAS stays at one).
 void set_threads(int n);
 
 }  // namespace funnel::cli

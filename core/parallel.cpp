@@ -1,0 +1,170 @@
+#include "core/parallel.hpp"
+
+#include <cblas.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <exception>
+#include <thread>
+#include <vector>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define FUNNEL_CPU_RELAX() _mm_pause()
+#else
+#define FUNNEL_CPU_RELAX() ((void)0)
+#endif
+
+namespace funnel {
+namespace {
+
+// Workers spin this long after their last chunk before sleeping on a futex (std::atomic::wait): a training step
+// runs dozens of parallel loops back to back, and waking a sleeping thread (~80 µs measured on a 2-vCPU VM) costs
+// more than most of them.
+constexpr auto kSpin = std::chrono::microseconds(200);
+
+// Chunks are claimed, not assigned: every participant (the caller and the workers) takes the next unclaimed chunk
+// until none is left, so a worker that the OS has not scheduled yet costs nothing: the caller runs its share.
+// Chunk bounds stay fixed (n·k/chunks), so results do not depend on which thread ran which chunk.
+//
+// The job ticket packs (job number : 32 | chunk count : 16 | next chunk : 16). A claim is a compare-and-swap
+// of the ticket, so a thread holding a stale ticket (an earlier job's) can never take a chunk of a later one, and
+// a successful claim (acquire) sees the job fields the caller wrote before publishing the ticket (release).
+class ThreadPool {
+ public:
+  ThreadPool() {
+    openblas_set_num_threads(1);
+    resize(1);
+  }
+  ~ThreadPool() { stop_workers(); }
+
+  void resize(int n) {
+    stop_workers();
+    threads_ = n;
+    owner_ = std::this_thread::get_id();
+    errors_.assign(static_cast<std::size_t>(std::min(n, kMaxChunks)), nullptr);
+    for (int i = 1; i < n; ++i) workers_.emplace_back([this] { loop(); });
+  }
+  int threads() const { return threads_; }
+
+  int chunks_for(std::int64_t n, std::int64_t grain) const {
+    if (threads_ <= 1 || busy_ || std::this_thread::get_id() != owner_) return 1;
+    const std::int64_t c = n / std::max<std::int64_t>(grain, 1);
+    return static_cast<int>(std::clamp<std::int64_t>(c, 1, std::min(threads_, kMaxChunks)));
+  }
+
+  void run(std::int64_t n, int chunks, detail::ChunkFn fn, const void* ctx) {
+    busy_ = true;
+    n_ = n;
+    fn_ = fn;
+    ctx_ = ctx;
+    done_.store(0, std::memory_order_relaxed);
+    ++job_;
+    ticket_.store(pack(job_, chunks, 0), std::memory_order_release);
+    ticket_.notify_all();
+    while (claim_and_run()) {
+    }
+    for (int spins = 0; done_.load(std::memory_order_acquire) != chunks; ++spins) {
+      if (spins < 4096) FUNNEL_CPU_RELAX();
+      else std::this_thread::yield();
+    }
+    busy_ = false;
+    for (int k = 0; k < chunks; ++k) {
+      if (errors_[static_cast<std::size_t>(k)]) {
+        std::exception_ptr e = errors_[static_cast<std::size_t>(k)];
+        std::fill(errors_.begin(), errors_.end(), nullptr);
+        std::rethrow_exception(e);
+      }
+    }
+  }
+
+ private:
+  static constexpr int kMaxChunks = 1 << 15;
+  static std::uint64_t pack(std::uint64_t job, int chunks, int next) {
+    return (job << 32) | (static_cast<std::uint64_t>(chunks) << 16) | static_cast<std::uint64_t>(next);
+  }
+  static int chunks_of(std::uint64_t t) { return static_cast<int>((t >> 16) & 0xffff); }
+  static int next_of(std::uint64_t t) { return static_cast<int>(t & 0xffff); }
+
+  // Claims one chunk of the current job and runs it; false when none is left.
+  bool claim_and_run() {
+    std::uint64_t t = ticket_.load(std::memory_order_acquire);
+    for (;;) {
+      const int chunks = chunks_of(t), k = next_of(t);
+      if (k >= chunks) return false;
+      if (ticket_.compare_exchange_weak(t, t + 1, std::memory_order_acq_rel, std::memory_order_acquire)) {
+        const std::int64_t b = n_ * k / chunks, e = n_ * (k + 1) / chunks;
+        try {
+          fn_(ctx_, b, e);
+        } catch (...) {
+          errors_[static_cast<std::size_t>(k)] = std::current_exception();
+        }
+        done_.fetch_add(1, std::memory_order_release);
+        return true;
+      }
+    }
+  }
+
+  void loop() {
+    for (;;) {
+      while (claim_and_run()) {
+      }
+      const auto t0 = std::chrono::steady_clock::now();
+      for (int spins = 0;; ++spins) {
+        if (stop_.load(std::memory_order_acquire)) return;
+        const std::uint64_t t = ticket_.load(std::memory_order_acquire);
+        if (next_of(t) < chunks_of(t)) break;
+        FUNNEL_CPU_RELAX();
+        if ((spins & 63) == 63 && std::chrono::steady_clock::now() - t0 > kSpin) ticket_.wait(t);
+      }
+    }
+  }
+
+  void stop_workers() {
+    if (workers_.empty()) return;
+    stop_.store(true, std::memory_order_release);
+    ticket_.fetch_add(std::uint64_t{1} << 32, std::memory_order_acq_rel);  // wake sleepers; nothing to claim
+    ticket_.notify_all();
+    for (auto& w : workers_) w.join();
+    workers_.clear();
+    stop_.store(false, std::memory_order_release);
+  }
+
+  int threads_ = 1;
+  bool busy_ = false;
+  std::thread::id owner_;
+  std::vector<std::thread> workers_;
+  std::vector<std::exception_ptr> errors_;  // per chunk
+  std::uint64_t job_ = 0;
+  std::atomic<std::uint64_t> ticket_{0};
+  std::atomic<int> done_{0};
+  std::atomic<bool> stop_{false};
+  // The current job: written before the ticket is published, read after a successful claim.
+  std::int64_t n_ = 0;
+  detail::ChunkFn fn_ = nullptr;
+  const void* ctx_ = nullptr;
+};
+
+ThreadPool& pool() {
+  static ThreadPool p;
+  return p;
+}
+
+}  // namespace
+
+void set_num_threads(int n) {
+  if (n < 1) n = 1;
+  ThreadPool& p = pool();
+  openblas_set_num_threads(1);
+  if (n != p.threads()) p.resize(n);
+}
+
+int num_threads() { return pool().threads(); }
+
+namespace detail {
+void run_chunks(std::int64_t n, int chunks, ChunkFn fn, const void* ctx) { pool().run(n, chunks, fn, ctx); }
+int chunks_for(std::int64_t n, std::int64_t grain) { return pool().chunks_for(n, grain); }
+}  // namespace detail
+
+}  // namespace funnel

@@ -1,114 +1,22 @@
 // A steady-state training step (same batch size: fill inputs, forward, backward) performs no heap allocation.
 //
-// This file replaces the global operator new/delete for the whole test_autodiff binary. Allocations are only
-// counted while `g_counting` is on (a scoped flag, see CountAllocs), so every other test is unaffected. The first
-// few counted allocations record a backtrace, printed when a check fails, so the culprit can be found directly
-// (build with -g and pipe through addr2line, or read the symbol names).
+// The allocation counter (tests/support/alloc_counter.*) replaces the global operator new/delete for the whole
+// test_autodiff binary; it only counts while a CountAllocs lives, so every other test is unaffected.
 #include <catch2/catch.hpp>
 
-#include <execinfo.h>
-#include <unistd.h>
-
-#include <algorithm>
-#include <atomic>
-#include <cstdio>
-#include <cstdlib>
-#include <new>
+#include <cstdint>
 #include <random>
 #include <vector>
 
 #include "autodiff/executor.hpp"
 #include "models/zoo.hpp"
-
-namespace {
-
-std::atomic<bool> g_counting{false};
-std::atomic<long> g_allocs{0};
-constexpr int kTraces = 64;
-constexpr int kDepth = 24;
-constexpr int kSite = 5;  // frames that identify an allocation site when printing
-void* g_trace[kTraces][kDepth];
-int g_trace_len[kTraces];
-
-void* counted_alloc(std::size_t n, std::size_t align) {
-  if (g_counting.load(std::memory_order_relaxed)) {
-    long k = g_allocs.fetch_add(1, std::memory_order_relaxed);
-    if (k < kTraces) {
-      g_counting.store(false);  // backtrace() itself must not be counted
-      g_trace_len[k] = backtrace(g_trace[k], kDepth);
-      g_counting.store(true);
-    }
-  }
-  if (n == 0) n = 1;
-  void* p = nullptr;
-  if (align <= alignof(std::max_align_t)) {
-    p = std::malloc(n);
-  } else if (posix_memalign(&p, align, n) != 0) {
-    p = nullptr;
-  }
-  return p;
-}
-
-void* alloc_or_throw(std::size_t n, std::size_t align) {
-  void* p = counted_alloc(n, align);
-  if (!p) throw std::bad_alloc();
-  return p;
-}
-
-}  // namespace
-
-void* operator new(std::size_t n) { return alloc_or_throw(n, 0); }
-void* operator new[](std::size_t n) { return alloc_or_throw(n, 0); }
-void* operator new(std::size_t n, std::align_val_t a) { return alloc_or_throw(n, static_cast<std::size_t>(a)); }
-void* operator new[](std::size_t n, std::align_val_t a) { return alloc_or_throw(n, static_cast<std::size_t>(a)); }
-void* operator new(std::size_t n, const std::nothrow_t&) noexcept { return counted_alloc(n, 0); }
-void* operator new[](std::size_t n, const std::nothrow_t&) noexcept { return counted_alloc(n, 0); }
-void* operator new(std::size_t n, std::align_val_t a, const std::nothrow_t&) noexcept {
-  return counted_alloc(n, static_cast<std::size_t>(a));
-}
-void* operator new[](std::size_t n, std::align_val_t a, const std::nothrow_t&) noexcept {
-  return counted_alloc(n, static_cast<std::size_t>(a));
-}
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete[](void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
-void operator delete(void* p, std::align_val_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::align_val_t) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
-void operator delete(void* p, const std::nothrow_t&) noexcept { std::free(p); }
-void operator delete[](void* p, const std::nothrow_t&) noexcept { std::free(p); }
+#include "support/alloc_counter.hpp"
 
 using namespace funnel;
+using funnel::test::CountAllocs;
+using funnel::test::print_traces;
 
 namespace {
-
-// Counts operator new calls made while it lives.
-struct CountAllocs {
-  CountAllocs() {
-    g_allocs = 0;
-    g_counting = true;
-  }
-  ~CountAllocs() { g_counting = false; }
-  long stop() {
-    g_counting = false;
-    return g_allocs.load();
-  }
-};
-
-// Prints one call stack per distinct allocation site (innermost frames) among the recorded allocations once (resolve with addr2line -f -C -e <binary>).
-void print_traces(long n) {
-  const int recorded = static_cast<int>(n < kTraces ? n : kTraces);
-  for (int k = 0; k < recorded; ++k) {
-    bool seen = false;
-    for (int j = 0; j < k && !seen; ++j)
-      seen = std::equal(g_trace[j], g_trace[j] + std::min({g_trace_len[j], g_trace_len[k], kSite}), g_trace[k]);
-    if (seen) continue;
-    std::fprintf(stderr, "---- allocation %d of %ld (first from this site):\n", k + 1, n);
-    backtrace_symbols_fd(g_trace[k], g_trace_len[k], STDERR_FILENO);
-  }
-}
 
 struct Step {
   ModelConfig cfg;
@@ -179,8 +87,7 @@ TEST_CASE("the allocation counter sees allocations (self-test)", "[autodiff][no_
 }
 
 TEST_CASE("a steady-state ESMM training step performs zero heap allocations", "[autodiff][no_alloc]") {
-  void* prime[2];
-  backtrace(prime, 2);  // load the unwinder before counting
+  funnel::test::prime_backtrace();  // load the unwinder before counting
   Step s(Step::small("esmm"));
   const std::int64_t B = 16;
 
@@ -252,8 +159,7 @@ TEST_CASE("a steady-state ESMM training step performs zero heap allocations", "[
 }
 
 TEST_CASE("steady-state steps of the other zoo models do not allocate", "[autodiff][no_alloc]") {
-  void* prime[2];
-  backtrace(prime, 2);
+  funnel::test::prime_backtrace();
   for (const char* kind : {"base", "esmm-ns", "division"}) {
     INFO(kind);
     ModelConfig c = Step::small(kind);

@@ -28,6 +28,8 @@ Executor<T>::Executor(const Graph& g) : g_(g) {
   const std::size_t n = g.size();
   values_.resize(n);
   grads_.resize(n);
+  spare_values_.resize(n);
+  spare_grads_.resize(n);
   ids_.resize(n);
   sparse_idx_.assign(n, -1);
   written_.assign(n, 0);
@@ -126,14 +128,23 @@ template <class T>
 void Executor<T>::set_batch(std::int64_t b) {
   if (b <= 0) throw Error("batch size must be positive, got " + std::to_string(b));
   if (b == batch_) return;
+  // The buffers of the previous batch size become the spares: alternating between two sizes (full batches and an
+  // epoch's shorter last one) swaps them back instead of reallocating every buffer twice per epoch.
+  auto has_shape = [b](const Tensor<T>& t, const Shape& s) {
+    if (t.shape().size() != s.rank()) return false;
+    for (std::size_t i = 0; i < s.rank(); ++i)
+      if (static_cast<std::int64_t>(t.shape()[i]) != (s[i] == kBatch ? b : s[i])) return false;
+    return true;
+  };
   batch_ = b;
   for (const Node& nd : g_.nodes()) {
     if (nd.kind == NodeKind::Param || nd.kind == NodeKind::Ids) continue;
-    auto shp = nd.shape.concrete(b);
-    if (values_[nd.id].shape().size() != shp.size() ||
-        !std::equal(shp.begin(), shp.end(), values_[nd.id].shape().begin()))
-      values_[nd.id].resize(shp);
-    if (grad_sized_[nd.id]) grads_[nd.id].resize(shp);
+    if (nd.shape.has_batch()) {  // fixed shapes keep their buffers (and an Input's values)
+      std::swap(values_[nd.id], spare_values_[nd.id]);
+      std::swap(grads_[nd.id], spare_grads_[nd.id]);
+    }
+    if (!has_shape(values_[nd.id], nd.shape)) values_[nd.id].resize(nd.shape.concrete(b));
+    if (grad_sized_[nd.id] && !has_shape(grads_[nd.id], nd.shape)) grads_[nd.id].resize(nd.shape.concrete(b));
   }
 }
 
@@ -295,8 +306,11 @@ void Executor<T>::backward(const std::vector<LossWeight>& losses) {
     s.clear();
     const std::size_t cap = std::min(static_cast<std::size_t>(s.num_rows), total_ids);
     if (s.rows.capacity() < cap) {
-      s.rows.reserve(cap);
-      s.values.reserve(cap * static_cast<std::size_t>(s.dim));
+      // Twice what this batch needs (at most the table): with multi-valued fields the number of ids varies from
+      // batch to batch, and an exact reserve would reallocate at every new maximum. Untouched pages cost no RSS.
+      const std::size_t want = std::min(static_cast<std::size_t>(s.num_rows), 2 * cap);
+      s.rows.reserve(want);
+      s.values.reserve(want * static_cast<std::size_t>(s.dim));
     }
   }
   for (std::size_t v = 0; v < g_.size(); ++v) reached_[v] = p.need[v];

@@ -92,6 +92,9 @@ class Executor {
   std::vector<NodeId> params_;
   std::vector<Tensor<T>> values_;
   std::vector<Tensor<T>> grads_;
+  // The buffers of the batch size before the current one (see set_batch).
+  std::vector<Tensor<T>> spare_values_;
+  std::vector<Tensor<T>> spare_grads_;
   std::vector<IdBatch> ids_;
   std::vector<int> sparse_idx_;  // per node: index into sparse_ for sparse parameters, else -1
   std::vector<SparseRows<T>> sparse_;

@@ -199,11 +199,10 @@ TEST_CASE("a steady-state step (bind rows of a Dataset, compute gradients, optim
   }
 }
 
-// KNOWN TO FAIL (hence [!mayfail]: reported, not counted as a failure): Executor::backward reserves the sparse
-// embedding gradient (rows and values) for exactly min(table rows, ids in the batch), so every batch holding more
-// ids than any batch before reallocates both (2 allocations). Drop the tag once that reserve grows with headroom.
+// The number of ids per batch varies with multi-valued cells: the batch's id arrays (gather_batch) and the sparse
+// embedding gradient (Executor::backward) reserve twice what they need, so a new maximum does not reallocate.
 TEST_CASE("steps whose batches hold a varying number of ids (same batch size) do not allocate",
-          "[train][no_alloc][!mayfail]") {
+          "[train][no_alloc]") {
   funnel::test::prime_backtrace();
   const Dataset multi = make_dataset(400, 0, 0, 21);
   const Dataset shared = make_dataset(400, 30, 0, 22);
@@ -216,13 +215,11 @@ TEST_CASE("steps whose batches hold a varying number of ids (same batch size) do
   }
 }
 
-// KNOWN TO FAIL (hence [!mayfail]): what train() does at epoch boundaries: full batches, a shorter last batch
-// (rows % batch_size), then full batches of the next epoch. The first shorter batch is new and may allocate (it is
-// reported, not checked); at the next epoch's boundary nothing is new. Today Executor::set_batch reallocates the
-// value and gradient tensors of every non-parameter node (and Shape::concrete builds a vector per node) whenever
-// the batch size changes: at every shorter batch and again at the full batch after it.
+// What train() does at epoch boundaries: full batches, a shorter last batch (rows % batch_size), then full batches
+// of the next epoch. The first shorter batch is new and may allocate (reported, not checked); from then on
+// Executor::set_batch swaps between the buffers of the two batch sizes.
 TEST_CASE("the shorter last batch of an epoch and the full batch after it do not allocate from the second epoch",
-          "[train][no_alloc][!mayfail]") {
+          "[train][no_alloc]") {
   funnel::test::prime_backtrace();
   const Dataset d = make_dataset(400, 30, 16, 13);
   const std::int64_t B = 32, last = 400 % B;

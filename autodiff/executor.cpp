@@ -205,7 +205,7 @@ bool all_finite(const T* d, std::size_t n) {
   using U = std::conditional_t<sizeof(T) == 4, std::uint32_t, std::uint64_t>;
   constexpr U exp_mask = static_cast<U>(sizeof(T) == 4 ? 0x7f800000ull : 0x7ff0000000000000ull);
   std::atomic<bool> ok{true};
-  parallel_for(static_cast<std::int64_t>(n), 4 * kElementGrain, [&](std::int64_t i0, std::int64_t i1) {
+  parallel_for(static_cast<std::int64_t>(n), 4 * kElementGrain, [d, &ok](std::int64_t i0, std::int64_t i1) {
     U bad = 0;
     for (auto i = static_cast<std::size_t>(i0); i < static_cast<std::size_t>(i1); ++i) {
       U b;

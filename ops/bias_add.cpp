@@ -32,11 +32,12 @@ struct BiasAdd : OpT<BiasAdd> {
     const T* b = c.x(1).data();
     T* y = c.out->data();
     const auto grain_rows = std::max<std::int64_t>(1, kElementGrain / static_cast<std::int64_t>(cols));
-    parallel_for(static_cast<std::int64_t>(rows), grain_rows, [&](std::int64_t r0, std::int64_t r1) {
+    parallel_for(static_cast<std::int64_t>(rows), grain_rows, [xp, b, y, cols](std::int64_t r0, std::int64_t r1) {
+      const T* __restrict bs = b;
       for (auto i = static_cast<std::size_t>(r0); i < static_cast<std::size_t>(r1); ++i) {
-        const T* xr = xp + i * cols;
-        T* yr = y + i * cols;
-        for (std::size_t j = 0; j < cols; ++j) yr[j] = xr[j] + b[j];
+        const T* __restrict xr = xp + i * cols;
+        T* __restrict yr = y + i * cols;
+        for (std::size_t j = 0; j < cols; ++j) yr[j] = xr[j] + bs[j];
       }
     });
   }
@@ -49,9 +50,11 @@ struct BiasAdd : OpT<BiasAdd> {
     if (c.gin[0]) {
       T* gx = c.gin[0]->data();
       const bool acc = c.acc[0];
-      parallel_for(static_cast<std::int64_t>(rows * cols), kElementGrain, [&](std::int64_t b, std::int64_t e) {
+      parallel_for(static_cast<std::int64_t>(rows * cols), kElementGrain, [gx, gy, acc](std::int64_t b, std::int64_t e) {
+        T* __restrict gxs = gx;
+        const T* __restrict gys = gy;
         if (acc)
-          for (auto k = static_cast<std::size_t>(b); k < static_cast<std::size_t>(e); ++k) gx[k] += gy[k];
+          for (auto k = static_cast<std::size_t>(b); k < static_cast<std::size_t>(e); ++k) gxs[k] += gys[k];
         else
           std::memcpy(gx + b, gy + b, static_cast<std::size_t>(e - b) * sizeof(T));
       });
@@ -62,11 +65,12 @@ struct BiasAdd : OpT<BiasAdd> {
       // Column sums, split by columns: each column adds its rows in order, whatever the thread count.
       const bool big = static_cast<std::int64_t>(rows * cols) >= 2 * kElementGrain;
       parallel_for(static_cast<std::int64_t>(cols), big ? 16 : static_cast<std::int64_t>(cols),
-                   [&](std::int64_t j0, std::int64_t j1) {
+                   [gy, gb, rows, cols](std::int64_t j0, std::int64_t j1) {
+                     T* __restrict gbs = gb;
                      for (std::size_t i = 0; i < rows; ++i) {
-                       const T* gr = gy + i * cols;
+                       const T* __restrict gr = gy + i * cols;
                        for (auto j = static_cast<std::size_t>(j0); j < static_cast<std::size_t>(j1); ++j)
-                         gb[j] += gr[j];
+                         gbs[j] += gr[j];
                      }
                    });
     }

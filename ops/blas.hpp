@@ -27,9 +27,9 @@ inline void gemm1(bool ta, bool tb, int m, int n, int k, double alpha, const dou
 inline constexpr std::int64_t kParallelGemmMacs = std::int64_t{1} << 18;
 // Cuts between threads fall on multiples of these. Row cuts on a multiple of the BLAS kernel's register tile give
 // the same bits as one call (checked for OpenBLAS's Haswell sgemm kernels, whose tile is 12 rows of row-major C;
-// 96 also covers tiles of 4, 6, 8, 16, 24, 32 and 48). Column cuts change the kernel's blocking and so the last
-// bits, so they are used only when C has too few rows to cut.
-inline constexpr std::int64_t kGemmRowBlock = 96;
+// 48 also covers tiles of 4, 6, 8, 16 and 24; 96 balanced 1024 rows 480/544 over two threads, 48 gives 528/496).
+// Column cuts change the kernel's blocking and so the last bits, so they are used only when C has too few rows.
+inline constexpr std::int64_t kGemmRowBlock = 48;
 inline constexpr std::int64_t kGemmColBlock = 64;
 
 template <class T>

@@ -19,15 +19,17 @@ struct Relu : OpT<Relu> {
     const T* x = c.x(0).data();
     T* y = c.out->data();
     const std::size_t n = c.out->size();
-    parallel_for(static_cast<std::int64_t>(n), kElementGrain, [&](std::int64_t b, std::int64_t e) {
-      for (auto i = static_cast<std::size_t>(b); i < static_cast<std::size_t>(e); ++i)
-        y[i] = x[i] < T(0) ? T(0) : x[i];  // NaN stays NaN
+    parallel_for(static_cast<std::int64_t>(n), kElementGrain, [x, y](std::int64_t b, std::int64_t e) {
+      const T* __restrict xs = x + b;
+      T* __restrict ys = y + b;
+      for (std::int64_t i = 0; i < e - b; ++i) ys[i] = xs[i] < T(0) ? T(0) : xs[i];  // NaN stays NaN
     });
   }
 
   // The mask is read from the output (y > 0 exactly when x > 0, NaN included): the next layer's weight gradient
-  // has just read y, so it is in cache, while x was last touched in the forward pass (on an ESMM step at batch
-  // 1024 this took relu's backward from ~200 µs to a few tens, per call).
+  // has just read y, so it is in cache, while x was last touched in the forward pass. Restrict-qualified locals and
+  // a select let the loop vectorize (with the pointers read through lambda captures it compiled to a scalar loop
+  // with a data-dependent branch: ~4% of an ESMM step at batch 1024).
   template <class T>
   static void bwd(Ctx<T>& c) {
     const T* x = c.out->data();
@@ -35,12 +37,15 @@ struct Relu : OpT<Relu> {
     T* gx = c.gin[0]->data();
     const std::size_t n = c.out->size();
     const bool acc = c.acc[0];
-    parallel_for(static_cast<std::int64_t>(n), kElementGrain, [&](std::int64_t b, std::int64_t e) {
-      const auto i0 = static_cast<std::size_t>(b), i1 = static_cast<std::size_t>(e);
+    parallel_for(static_cast<std::int64_t>(n), kElementGrain, [x, gy, gx, acc](std::int64_t b, std::int64_t e) {
+      const T* __restrict xs = x + b;
+      const T* __restrict gys = gy + b;
+      T* __restrict gxs = gx + b;
+      const std::int64_t m = e - b;
       if (acc)
-        for (std::size_t i = i0; i < i1; ++i) gx[i] += x[i] > T(0) ? gy[i] : T(0);
+        for (std::int64_t i = 0; i < m; ++i) gxs[i] += xs[i] > T(0) ? gys[i] : T(0);
       else
-        for (std::size_t i = i0; i < i1; ++i) gx[i] = x[i] > T(0) ? gy[i] : T(0);
+        for (std::int64_t i = 0; i < m; ++i) gxs[i] = xs[i] > T(0) ? gys[i] : T(0);
     });
   }
 };

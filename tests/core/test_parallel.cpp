@@ -148,7 +148,7 @@ TEST_CASE("ESMM trains to the same bits on 1, 2 and 3 threads (gemm, embedding, 
     mc.num_fields = data.num_fields;
     mc.vocab = data.vocab;
     mc.dim = 16;
-    // Every gemm with ≥ 2^18 multiply-adds is cut by rows (≥ 192 rows): 1000×192·192×192, dW 192×192 and 192×96.
+    // Every gemm with ≥ 2^18 multiply-adds is cut by rows (≥ 2·kGemmRowBlock rows): 1000×192·192×192, dW 192×192 and 192×96.
     mc.hidden = {192, 96};
     Model m(mc);
     m.exec().init_params(3);

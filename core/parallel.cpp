@@ -61,8 +61,10 @@ class ThreadPool {
     ctx_ = ctx;
     done_.store(0, std::memory_order_relaxed);
     ++job_;
-    ticket_.store(pack(job_, chunks, 0), std::memory_order_release);
-    ticket_.notify_all();
+    ticket_.store(pack(job_, chunks, 0), std::memory_order_seq_cst);
+    // A futex wake is a system call (~10 µs on a VM): only when a worker may be asleep. A worker counts itself in
+    // sleepers_ before it re-reads the ticket and waits, so either it sees this ticket or this load sees it.
+    if (sleepers_.load(std::memory_order_seq_cst) > 0) ticket_.notify_all();
     while (claim_and_run()) {
     }
     for (int spins = 0; done_.load(std::memory_order_acquire) != chunks; ++spins) {
@@ -116,7 +118,11 @@ class ThreadPool {
         const std::uint64_t t = ticket_.load(std::memory_order_acquire);
         if (next_of(t) < chunks_of(t)) break;
         FUNNEL_CPU_RELAX();
-        if ((spins & 63) == 63 && std::chrono::steady_clock::now() - t0 > kSpin) ticket_.wait(t);
+        if ((spins & 63) == 63 && std::chrono::steady_clock::now() - t0 > kSpin) {
+          sleepers_.fetch_add(1, std::memory_order_seq_cst);
+          ticket_.wait(t);  // loads the ticket first: returns at once if it changed since t
+          sleepers_.fetch_sub(1, std::memory_order_seq_cst);
+        }
       }
     }
   }
@@ -139,6 +145,7 @@ class ThreadPool {
   std::uint64_t job_ = 0;
   std::atomic<std::uint64_t> ticket_{0};
   std::atomic<int> done_{0};
+  std::atomic<int> sleepers_{0};
   std::atomic<bool> stop_{false};
   // The current job: written before the ticket is published, read after a successful claim.
   std::int64_t n_ = 0;

@@ -312,6 +312,7 @@ void Executor<T>::backward(const std::vector<LossWeight>& losses) {
       s.rows.reserve(want);
       s.values.reserve(want * static_cast<std::size_t>(s.dim));
     }
+    if (s.id_slot.capacity() < total_ids) s.id_slot.reserve(2 * total_ids);
   }
   for (std::size_t v = 0; v < g_.size(); ++v) reached_[v] = p.need[v];
   for (auto& lw : losses) {

@@ -161,28 +161,30 @@ struct Embedding : OpT<Embedding> {
       }
       return;
     }
-    // Sparse: first give every touched row its accumulator slot (in first-touch order, serially), then split the
-    // slots over the threads. Each thread walks all ids in order and adds only into its own slots, so every row
-    // sums its terms in the same order as one thread would: the result has the same bits for any thread count.
+    // Sparse: first give every touched row its accumulator slot (in first-touch order, serially) and note each id's
+    // slot, then split the slots over the threads. Each thread walks all ids in order and adds only into its own
+    // slots, so every row sums its terms in the same order as one thread would: the same bits for any thread count.
+    std::vector<std::int32_t>& id_slot = sp->id_slot;
+    id_slot.resize(b.ids.size());  // reserved by the executor: no allocation in a steady state
     for (std::size_t cell = 0; cell < cells; ++cell) {
       const std::int64_t k0 = off[cell], k1 = off[cell + 1];
-      if (k0 == k1 || scale(k0, k1) == T(0)) continue;
-      for (std::int64_t k = k0; k < k1; ++k) sp->row(ids[k]);
+      const bool skip = k0 == k1 || scale(k0, k1) == T(0);
+      for (std::int64_t k = k0; k < k1; ++k)
+        id_slot[static_cast<std::size_t>(k)] = skip ? -1 : sp->index(ids[k]);
     }
-    const std::int32_t* slot = sp->slot.data();
+    const std::int32_t* ks = id_slot.data();
     T* vals = sp->values.data();
     parallel_for(static_cast<std::int64_t>(sp->size()), kGrainRows, [&](std::int64_t s0, std::int64_t s1) {
       for (std::size_t cell = 0; cell < cells; ++cell) {
         const std::int64_t k0 = off[cell], k1 = off[cell + 1];
-        if (k0 == k1) continue;
+        if (k0 == k1 || ks[k0] < 0) continue;  // a skipped cell has every id at -1
         const T s = scale(k0, k1);
-        if (s == T(0)) continue;
         const T* g = gy + cell * D;
         for (std::int64_t k = k0; k < k1; ++k) {
-          const std::int64_t r = slot[static_cast<std::size_t>(ids[k])];
+          const std::int64_t r = ks[k];
           if (r < s0 || r >= s1) continue;
           const T w = s * static_cast<T>(ws[k]);
-          T* acc = vals + static_cast<std::size_t>(r) * D;
+          T* __restrict acc = vals + static_cast<std::size_t>(r) * D;
           for (std::size_t j = 0; j < D; ++j) acc[j] += w * g[j];
         }
       }

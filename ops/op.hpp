@@ -33,6 +33,7 @@ struct SparseRows {
   std::vector<std::int64_t> rows;  // touched rows, in first-touch order
   std::vector<T> values;           // rows.size() * dim, row-major
   std::vector<std::int32_t> slot;  // num_rows entries: index into rows, or -1
+  std::vector<std::int32_t> id_slot;  // scratch for ops: per id of the batch, the index of its row (or -1)
 
   void init(std::int64_t n, std::int64_t d) {
     num_rows = n;
@@ -47,16 +48,18 @@ struct SparseRows {
     rows.clear();
     values.clear();
   }
-  // The accumulator row for table row r, zero-filled on first touch.
-  T* row(std::int64_t r) {
+  // The index of table row r's accumulator, which is zero-filled on first touch.
+  std::int32_t index(std::int64_t r) {
     std::int32_t& s = slot[static_cast<std::size_t>(r)];
     if (s < 0) {
       s = static_cast<std::int32_t>(rows.size());
       rows.push_back(r);
       values.resize(values.size() + static_cast<std::size_t>(dim), T(0));
     }
-    return values.data() + static_cast<std::size_t>(s) * static_cast<std::size_t>(dim);
+    return s;
   }
+  // The accumulator row for table row r, zero-filled on first touch.
+  T* row(std::int64_t r) { return values.data() + static_cast<std::size_t>(index(r)) * static_cast<std::size_t>(dim); }
   const T* row_at(std::size_t k) const { return values.data() + k * static_cast<std::size_t>(dim); }
   std::size_t size() const { return rows.size(); }
 };

@@ -71,21 +71,6 @@ struct Step {
 
 }  // namespace
 
-TEST_CASE("the allocation counter sees allocations (self-test)", "[autodiff][no_alloc]") {
-  long n;
-  {
-    CountAllocs count;
-    static std::vector<int>* volatile sink = nullptr;  // volatile: the new/delete pair cannot be elided
-    sink = new std::vector<int>(100);
-    delete sink;
-    n = count.stop();
-  }
-  CHECK(n == 2);
-  CountAllocs count;
-  n = count.stop();
-  CHECK(n == 0);
-}
-
 TEST_CASE("a steady-state ESMM training step performs zero heap allocations", "[autodiff][no_alloc]") {
   funnel::test::prime_backtrace();  // load the unwinder before counting
   Step s(Step::small("esmm"));

@@ -2,6 +2,8 @@
 // alloc_counter.hpp. Linked only into the test binaries that measure allocations.
 #include "support/alloc_counter.hpp"
 
+#include <catch2/catch.hpp>
+
 #include <execinfo.h>
 #include <unistd.h>
 
@@ -11,6 +13,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <new>
+#include <vector>
 
 namespace {
 
@@ -102,3 +105,20 @@ void print_traces(long n) {
 }
 
 }  // namespace funnel::test
+
+// Registered in every binary this file is linked into, so each one checks its own replaced operator new.
+TEST_CASE("the allocation counter sees allocations (self-test)", "[no_alloc]") {
+  using funnel::test::CountAllocs;
+  long n;
+  {
+    CountAllocs count;
+    static std::vector<int>* volatile sink = nullptr;  // volatile: the new/delete pair cannot be elided
+    sink = new std::vector<int>(100);
+    delete sink;
+    n = count.stop();
+  }
+  CHECK(n == 2);
+  CountAllocs count;
+  n = count.stop();
+  CHECK(n == 0);
+}

@@ -140,21 +140,6 @@ const char* what(const Dataset& d) { return d.has_blocks() ? "shared blocks" : "
 
 }  // namespace
 
-TEST_CASE("the allocation counter sees allocations in this binary (self-test)", "[train][no_alloc]") {
-  long n;
-  {
-    CountAllocs count;
-    static std::vector<int>* volatile sink = nullptr;  // volatile: the new/delete pair cannot be elided
-    sink = new std::vector<int>(100);
-    delete sink;
-    n = count.stop();
-  }
-  CHECK(n == 2);
-  CountAllocs count;
-  n = count.stop();
-  CHECK(n == 0);
-}
-
 TEST_CASE("a steady-state step (bind rows of a Dataset, compute gradients, optimizer step) does not allocate",
           "[train][no_alloc]") {
   // Steady state: the same batch size and the same number of ids per batch (every row has 16 ids, spread over

@@ -111,18 +111,24 @@ struct Buffers {
   }
 };
 
-// The three gemms of a dense layer's forward and backward, row-major like ops/matmul.cpp.
-void gemm_fwd(Buffers& d, int m, int k, int n) {
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, n, k, 1.0f, d.x.data(), k, d.w.data(), n, 0.0f,
-              d.y.data(), n);
+// The three gemms of a dense layer's forward and backward, row-major like ops/matmul.cpp: one raw cblas_sgemm call
+// each, or (split) through blas::gemm, which cuts them over the thread pool like the matmul op.
+void gemm(bool split, bool ta, bool tb, int m, int n, int k, const float* a, int lda, const float* b, int ldb,
+          float* c, int ldc) {
+  if (split)
+    blas::gemm(ta, tb, m, n, k, 1.0f, a, lda, b, ldb, 0.0f, c, ldc);
+  else
+    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m, n, k, 1.0f, a,
+                lda, b, ldb, 0.0f, c, ldc);
 }
-void gemm_dx(Buffers& d, int m, int k, int n) {
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, k, n, 1.0f, d.gy.data(), n, d.w.data(), n, 0.0f,
-              d.gx.data(), k);
+void gemm_fwd(Buffers& d, int m, int k, int n, bool split = false) {
+  gemm(split, false, false, m, n, k, d.x.data(), k, d.w.data(), n, d.y.data(), n);
 }
-void gemm_dw(Buffers& d, int m, int k, int n) {
-  cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, k, n, m, 1.0f, d.x.data(), k, d.gy.data(), n, 0.0f,
-              d.gw.data(), n);
+void gemm_dx(Buffers& d, int m, int k, int n, bool split = false) {
+  gemm(split, false, true, m, k, n, d.gy.data(), n, d.w.data(), n, d.gx.data(), k);
+}
+void gemm_dw(Buffers& d, int m, int k, int n, bool split = false) {
+  gemm(split, true, false, k, n, m, d.x.data(), k, d.gy.data(), n, d.gw.data(), n);
 }
 
 void bm_sgemm(benchmark::State& st, std::int64_t b, Layer l, int which) {
@@ -229,10 +235,9 @@ double esmm_gemm_seconds(std::int64_t b) {
       for (std::size_t i = 0; i < bufs.size(); ++i) {
         const int m = static_cast<int>(b), k = static_cast<int>(esmm_layers()[i].k),
                   n = static_cast<int>(esmm_layers()[i].n);
-        Buffers& d = bufs[i];  // the same three gemms, split over the thread pool like ops/matmul.cpp's
-        blas::gemm(false, false, m, n, k, 1.0f, d.x.data(), k, d.w.data(), n, 0.0f, d.y.data(), n);
-        blas::gemm(false, true, m, k, n, 1.0f, d.gy.data(), n, d.w.data(), n, 0.0f, d.gx.data(), k);
-        blas::gemm(true, false, k, n, m, 1.0f, d.x.data(), k, d.gy.data(), n, 0.0f, d.gw.data(), n);
+        gemm_fwd(bufs[i], m, k, n, true);  // split over the threads like the step's own gemms
+        gemm_dx(bufs[i], m, k, n, true);
+        gemm_dw(bufs[i], m, k, n, true);
       }
   };
   once();

@@ -6,6 +6,7 @@
 #include <fstream>
 
 #include "core/error.hpp"
+#include "support/temp_dir.hpp"
 #include "data/readers.hpp"
 
 using namespace funnel;
@@ -13,21 +14,9 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    static int n = 0;
-    path = fs::temp_directory_path() / ("funnel_aliccp_" + std::to_string(::getpid()) + "_" + std::to_string(n++));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  void write(const std::string& name, const std::string& text) const {
-    std::ofstream(path / name, std::ios::binary) << text;
-  }
+// A directory for the release's files, and the --data spec that reads it.
+struct TempDir : funnel::test::TempDir {
+  TempDir() : funnel::test::TempDir("aliccp") {}
   std::string spec(const std::string& split = "") const {
     return "aliccp:" + path.string() + (split.empty() ? "" : ":" + split);
   }

@@ -13,6 +13,7 @@
 #include <set>
 
 #include "core/error.hpp"
+#include "support/temp_dir.hpp"
 #include "data/readers.hpp"
 #include "train/loop.hpp"
 
@@ -21,22 +22,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    static int n = 0;
-    path = fs::temp_directory_path() / ("funnel_blocks_" + std::to_string(::getpid()) + "_" + std::to_string(n++));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  void write(const std::string& name, const std::string& text) const {
-    std::ofstream(path / name, std::ios::binary) << text;
-  }
-};
+using funnel::test::TempDir;
 
 std::int64_t fidx(const std::string& name) {
   const auto& f = aliccp_fields();

@@ -11,6 +11,7 @@
 #include "autodiff/executor.hpp"
 #include "core/dsl.hpp"
 #include "core/error.hpp"
+#include "support/temp_dir.hpp"
 #include "train/checkpoint.hpp"
 #include "train/npy.hpp"
 #include "train/optimizer.hpp"
@@ -21,21 +22,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    static int counter = 0;
-    path = fs::temp_directory_path() /
-           ("funnel_ckpt_test_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string sub(const std::string& name) const { return (path / name).string(); }
-};
+using funnel::test::TempDir;
 
 // A small model with an embedding table (sparse gradient) and a scoped MLP: names with '/'.
 struct Model {
@@ -110,7 +97,7 @@ struct HookGuard {
 
 TEST_CASE("checkpoint round trip is bit-exact, optimizer state included", "[checkpoint]") {
   TempDir t;
-  const std::string dir = t.sub("ckpt");
+  const std::string dir = t.file("ckpt");
   Trained a(1);
   save_checkpoint(dir, a.ex, a.opt.get(), kModel, kData, 30, 2);
 
@@ -165,7 +152,7 @@ TEST_CASE("checkpoint round trip is bit-exact, optimizer state included", "[chec
 
 TEST_CASE("a checkpoint saved without an optimizer carries no state", "[checkpoint]") {
   TempDir t;
-  const std::string dir = t.sub("p");
+  const std::string dir = t.file("p");
   Trained a(1, "sgd", 1);
   save_checkpoint(dir, a.ex, nullptr, kModel, kData, 1);
   CHECK_FALSE(fs::exists(dir + "/optimizer"));
@@ -178,7 +165,7 @@ TEST_CASE("a checkpoint saved without an optimizer carries no state", "[checkpoi
 
 TEST_CASE("loading rejects damaged or mismatched checkpoints and changes nothing", "[checkpoint]") {
   TempDir t;
-  const std::string dir = t.sub("ckpt");
+  const std::string dir = t.file("ckpt");
   Trained a(1);
   save_checkpoint(dir, a.ex, a.opt.get(), kModel, kData, 3);
   Trained b(42, "adam", 0);
@@ -212,7 +199,7 @@ TEST_CASE("loading rejects damaged or mismatched checkpoints and changes nothing
   SECTION("missing manifest") {
     fs::remove(dir + "/manifest.json");
     CHECK_THROWS_WITH(load_checkpoint(dir, b.ex, b.opt.get()), Contains(dir + "/manifest.json") && Contains("missing"));
-    CHECK_THROWS_WITH(read_checkpoint_info(t.sub("nowhere")), Contains("no such checkpoint directory"));
+    CHECK_THROWS_WITH(read_checkpoint_info(t.file("nowhere")), Contains("no such checkpoint directory"));
   }
   SECTION("manifest that is not JSON") {
     std::string s = slurp(dir + "/manifest.json");
@@ -266,7 +253,7 @@ TEST_CASE("loading rejects damaged or mismatched checkpoints and changes nothing
 TEST_CASE("a save that fails midway leaves the old checkpoint intact", "[checkpoint][atomic]") {
   TempDir t;
   HookGuard guard;
-  const std::string dir = t.sub("ckpt");
+  const std::string dir = t.file("ckpt");
   Trained a(1);
   save_checkpoint(dir, a.ex, a.opt.get(), kModel, kData, 3);
   const std::string manifest_before = slurp(dir + "/manifest.json");
@@ -293,7 +280,7 @@ TEST_CASE("a save that fails midway leaves the old checkpoint intact", "[checkpo
 
 TEST_CASE("a crash that leaves the temporary directory behind does not disturb the next save", "[checkpoint][atomic]") {
   TempDir t;
-  const std::string dir = t.sub("ckpt");
+  const std::string dir = t.file("ckpt");
   const std::string stale = dir + ".tmp-" + std::to_string(::getpid());
   fs::create_directories(stale + "/optimizer");
   spit(stale + "/junk.npy", "junk");
@@ -311,7 +298,7 @@ TEST_CASE("saving over an existing checkpoint replaces it completely", "[checkpo
   HookGuard guard;
   SECTION("with renameat2 RENAME_EXCHANGE") {}
   SECTION("with the rename-aside fallback") { funnel::testing::set_checkpoint_no_exchange(true); }
-  const std::string dir = t.sub("ckpt");
+  const std::string dir = t.file("ckpt");
   Trained a(1, "adam");
   save_checkpoint(dir, a.ex, a.opt.get(), kModel, kData, 3);
   spit(dir + "/stray.txt", "from the old checkpoint");
@@ -334,7 +321,7 @@ TEST_CASE("saving over an existing checkpoint replaces it completely", "[checkpo
 TEST_CASE("the rename-aside fallback restores the old checkpoint when the swap fails", "[checkpoint][atomic]") {
   TempDir t;
   HookGuard guard;
-  const std::string dir = t.sub("ckpt");
+  const std::string dir = t.file("ckpt");
   Trained a(1);
   save_checkpoint(dir, a.ex, a.opt.get(), kModel, kData, 3);
   funnel::testing::set_checkpoint_no_exchange(true);
@@ -356,7 +343,7 @@ TEST_CASE("the rename-aside fallback restores the old checkpoint when the swap f
 
 TEST_CASE("a crash between the fallback's renames is reported with the directory to recover", "[checkpoint]") {
   TempDir t;
-  const std::string dir = t.sub("ckpt");
+  const std::string dir = t.file("ckpt");
   Trained a(1);
   save_checkpoint(dir, a.ex, nullptr, kModel, kData, 3);
   fs::rename(dir, dir + ".old-12345");  // what a crash at that point leaves
@@ -365,7 +352,7 @@ TEST_CASE("a crash between the fallback's renames is reported with the directory
 
 TEST_CASE("save refuses to replace a directory that is not a checkpoint", "[checkpoint]") {
   TempDir t;
-  const std::string dir = t.sub("precious");
+  const std::string dir = t.file("precious");
   fs::create_directories(dir);
   spit(dir + "/thesis.tex", "do not delete");
   Trained a(1);
@@ -373,11 +360,11 @@ TEST_CASE("save refuses to replace a directory that is not a checkpoint", "[chec
                     Contains(dir) && Contains("not a checkpoint"));
   CHECK(slurp(dir + "/thesis.tex") == "do not delete");
   // A missing parent directory is created; an empty existing directory is fine.
-  save_checkpoint(t.sub("deep/er/ckpt"), a.ex, nullptr, kModel, kData, 1);
-  CHECK(fs::exists(t.sub("deep/er/ckpt/manifest.json")));
-  fs::create_directories(t.sub("empty"));
-  save_checkpoint(t.sub("empty"), a.ex, nullptr, kModel, kData, 1);
-  CHECK(fs::exists(t.sub("empty/manifest.json")));
+  save_checkpoint(t.file("deep/er/ckpt"), a.ex, nullptr, kModel, kData, 1);
+  CHECK(fs::exists(t.file("deep/er/ckpt/manifest.json")));
+  fs::create_directories(t.file("empty"));
+  save_checkpoint(t.file("empty"), a.ex, nullptr, kModel, kData, 1);
+  CHECK(fs::exists(t.file("empty/manifest.json")));
 }
 
 TEST_CASE("checkpoint helpers", "[checkpoint]") {

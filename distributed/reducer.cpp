@@ -28,8 +28,18 @@ void Reducer::reduce(Executor<float>& ex, float weight, std::span<float> extra, 
   if (fused_.size() < extra.size()) throw CommError("Reducer: the extra values changed length");
   const std::size_t extra_at = fused_.size() - extra.size();
   if (c_.size() == 1 && weight == 1.0f) {
-    last_ = {};
-    return;  // one rank, whole batch: the gradients already are the result
+    // One rank, whole batch: the gradients already are the result. Count what a rank would send (to measure
+    // the payload of a rank whose share of a bigger job's batch is this batch).
+    last_.dense = fused_.size() * sizeof(float);
+    last_.sparse = sparse_.size() * sizeof(std::int64_t);
+    last_.sparse_rows = 0;
+    for (NodeId p : sparse_) {
+      const SparseRows<float>& sg = ex.sparse_grad(p);
+      last_.sparse_rows += sg.rows.size();
+      last_.sparse += sg.rows.size() * sizeof(std::int64_t) + sg.values.size() * sizeof(float);
+    }
+    last_.merged_sparse_rows = last_.sparse_rows;
+    return;
   }
 
   // ---- dense: one fused buffer ----

@@ -21,7 +21,8 @@
 namespace funnel::dist {
 
 struct ReduceBytes {
-  std::uint64_t dense = 0;   // fused dense buffer handed to the reduction (this rank, one step)
+  // Payload of this rank in the last step (with one rank: what a rank would send for that batch).
+  std::uint64_t dense = 0;   // fused dense buffer handed to the reduction
   std::uint64_t sparse = 0;  // row ids + values + counts this rank contributed to the all-gathers
   std::uint64_t sparse_rows = 0;         // rows this rank contributed
   std::uint64_t merged_sparse_rows = 0;  // rows after the merge (the union over ranks)

@@ -13,6 +13,8 @@
 
 #include "data/synthetic.hpp"
 #include "distributed/data_parallel.hpp"
+#include "support/temp_dir.hpp"
+#include "train/checkpoint.hpp"
 
 using namespace funnel;
 using namespace funnel::dist;
@@ -265,4 +267,46 @@ TEST_CASE("sharded evaluation gives the whole set's metrics of one process", "[d
   CHECK(all.cvr_auc == Approx(one.cvr_auc).margin(1e-6));
   CHECK(all.ctcvr_auc == Approx(one.ctcvr_auc).margin(1e-6));
   CHECK(all.ctr_logloss == Approx(one.ctr_logloss).epsilon(1e-5));
+}
+
+// Checkpoints hold the replicated model once (rank 0 writes them), so they load on any number of ranks.
+TEST_CASE("checkpoints cross rank counts: 1 process -> N ranks -> 1 process", "[distributed]") {
+  auto& w = world();
+  const Dataset d = small_data();
+  // A directory every rank sees (one machine here; across machines it must be on a shared file system).
+  std::unique_ptr<funnel::test::TempDir> tmp;
+  if (w.rank() == 0) tmp = std::make_unique<funnel::test::TempDir>("dp_ckpt");
+  const std::string root = w.broadcast_string(tmp ? tmp->path.string() : std::string(), 0);
+  const std::string ck_one = root + "/one", ck_many = root + "/many";
+  TrainOptions first = options(false), second = options(false);
+  first.max_steps = 10;
+  second.max_steps = 20;
+
+  // One process trains 10 steps; rank 0 saves (every rank computed the same single-process run).
+  Run a = single(d, "adam", first);
+  if (w.rank() == 0) save_checkpoint(ck_one, a.model->exec(), a.opt.get(), to_json(a.model->config()), {}, 10);
+  w.barrier();
+  // N ranks continue from it to step 20; rank 0 saves.
+  Model m(small_model(d));
+  auto opt = make_optimizer<float>("adam", opt_config("adam"));
+  const CheckpointInfo info = load_checkpoint(ck_one, m.exec(), opt.get());
+  REQUIRE(info.step == 10);
+  DataParallel dp(w, m);
+  TrainResult r = train_data_parallel(dp, m, *opt, d, nullptr, second, TrainHooks{}, info.step);
+  REQUIRE(r.steps == 20);
+  if (w.rank() == 0) save_checkpoint(ck_many, m.exec(), opt.get(), to_json(m.config()), {}, r.steps);
+  w.barrier();
+  // One process continued from the same checkpoint: equal up to reduction order.
+  Model ref(small_model(d));
+  auto ref_opt = make_optimizer<float>("adam", opt_config("adam"));
+  load_checkpoint(ck_one, ref.exec(), ref_opt.get());
+  train(ref, *ref_opt, d, nullptr, second, TrainHooks{}, 10);
+  CHECK(max_diff(m, ref).first <= 2e-5);
+  // The N-rank checkpoint loads in one process bit for bit, optimizer state included.
+  Model back(small_model(d));
+  auto back_opt = make_optimizer<float>("adam", opt_config("adam"));
+  CHECK(load_checkpoint(ck_many, back.exec(), back_opt.get()).step == 20);
+  CHECK(max_diff(m, back).first == 0.0);
+  CHECK(back_opt->steps() == opt->steps());
+  w.barrier();  // rank 0 removes the directory only after everyone has read it
 }

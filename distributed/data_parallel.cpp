@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <ctime>
 #include <cstring>
 #include <numeric>
 #include <random>
@@ -11,6 +12,11 @@ namespace funnel::dist {
 namespace {
 using Clock = std::chrono::steady_clock;
 double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+double thread_cpu() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
+}
 }  // namespace
 
 std::span<const std::int64_t> shard_of(std::span<const std::int64_t> rows, int r, int n) {
@@ -34,6 +40,7 @@ bool DataParallel::step(const Dataset& d, std::span<const std::int64_t> rows, Op
                 std::to_string(c_.size()) + " ranks: use a batch size of at least the number of ranks");
   const auto mine = shard_of(rows, c_.rank(), c_.size());
   auto t0 = Clock::now();
+  const double cpu0 = thread_cpu();
   std::string error, node;
   if (!mine.empty()) {
     try {
@@ -47,6 +54,7 @@ bool DataParallel::step(const Dataset& d, std::span<const std::int64_t> rows, Op
     }
   }
   stats_.compute_seconds += since(t0);
+  stats_.compute_cpu_seconds += thread_cpu() - cpu0;
   t0 = Clock::now();
 
   // Agreement: [stop requested anywhere, 1 + highest failing rank].
@@ -70,7 +78,9 @@ bool DataParallel::step(const Dataset& d, std::span<const std::int64_t> rows, Op
   std::copy(extra_.begin(), extra_.end(), losses_.begin());
   stats_.comm_seconds += since(t0);
 
+  t0 = Clock::now();
   opt.step(m_.exec());
+  stats_.optimizer_seconds += since(t0);
   ++steps_;
   ++stats_.steps;
   const auto& b = reducer_.last_bytes();

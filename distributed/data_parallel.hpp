@@ -45,6 +45,8 @@ struct DataParallelStats {
   std::int64_t steps = 0;
   double comm_seconds = 0.0;     // in the step's collectives (including waiting for slower ranks)
   double compute_seconds = 0.0;  // local forward + backward
+  double compute_cpu_seconds = 0.0;  // the same, CPU time of the calling thread (what a busy machine cannot skew)
+  double optimizer_seconds = 0.0;
   std::uint64_t dense_bytes = 0;   // sums over steps, this rank's payload
   std::uint64_t sparse_bytes = 0;
   std::uint64_t sparse_rows = 0;

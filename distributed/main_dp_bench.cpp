@@ -90,6 +90,8 @@ int main(int argc, char** argv) {
                      {"step_ms", 1e3 * sec / n},
                      {"compute_ms", 1e3 * (s1.compute_seconds - s0.compute_seconds) / n},
                      {"comm_ms", 1e3 * (s1.comm_seconds - s0.comm_seconds) / n},
+                     {"compute_cpu_ms", 1e3 * (s1.compute_cpu_seconds - s0.compute_cpu_seconds) / n},
+                     {"optimizer_ms", 1e3 * (s1.optimizer_seconds - s0.optimizer_seconds) / n},
                      {"dense_bytes_per_step", static_cast<double>(s1.dense_bytes - s0.dense_bytes) / n},
                      {"sparse_bytes_per_step", static_cast<double>(s1.sparse_bytes - s0.sparse_bytes) / n},
                      {"sparse_rows_per_step", static_cast<double>(s1.sparse_rows - s0.sparse_rows) / n},

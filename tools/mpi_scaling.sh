@@ -10,9 +10,11 @@ rounds=${1:-7}
 steps=${2:-300}
 bench=build/bin/funnel-dp-bench
 [ -x "$bench" ] || { echo "mpi_scaling: build $bench first (cmake --build build --target funnel-dp-bench)" >&2; exit 2; }
-# As root Open MPI wants these; --bind-to none because the cores are shared with other work.
+# As root Open MPI wants these; --bind-to none because the cores are shared with other work, and
+# mpi_yield_when_idle so that a rank waiting in a collective yields its core instead of spinning on it (on a
+# loaded machine the spinning rank otherwise takes CPU from its own partner: measured 4.4k vs 8.7k rows/s).
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-mpirun="mpirun --oversubscribe --bind-to none"
+mpirun="mpirun --oversubscribe --bind-to none --mca mpi_yield_when_idle 1"
 common="--rows 200000 --fields 20 --vocab 5000 --dim 18 --steps $steps --warmup 30"
 out=$(mktemp) && trap 'rm -f "$out"' EXIT
 for ((i = 1; i <= rounds; i++)); do
@@ -34,11 +36,18 @@ med = lambda tag, key: statistics.median(r[key] for r in rows[tag])
 a, b, c = (med(t, "rows_per_sec") for t in "ABC")
 n = len(rows["A"])
 print(f"## Throughput (medians of {n} interleaved runs, rows/s; shared machine, so noisy)\n")
-print("| configuration | rows/s | vs 1×1 | step ms | compute ms | comm ms |")
-print("|---|---:|---:|---:|---:|---:|")
+print("| configuration | rows/s | vs 1×1 | step ms | fwd+bwd ms | fwd+bwd CPU ms | optimizer ms | comm ms |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|")
 for tag, name in (("A", "1 rank × 1 thread"), ("B", "2 ranks × 1 thread"), ("C", "1 rank × 2 threads")):
     r = med(tag, "rows_per_sec")
-    print(f"| {name} | {r:,.0f} | {r / a:.2f}× | {med(tag, 'step_ms'):.2f} | {med(tag, 'compute_ms'):.2f} | {med(tag, 'comm_ms'):.2f} |")
+    print(f"| {name} | {r:,.0f} | {r / a:.2f}× | {med(tag, 'step_ms'):.2f} | {med(tag, 'compute_ms'):.2f} | "
+          f"{med(tag, 'compute_cpu_ms'):.2f} | {med(tag, 'optimizer_ms'):.2f} | {med(tag, 'comm_ms'):.2f} |")
+# What the step would take on two otherwise idle cores: CPU time of forward+backward (wall clock on a loaded
+# machine mostly measures the scheduler) + optimizer + the communication of an idle machine (not measurable here).
+ca = med("A", "compute_cpu_ms") + med("A", "optimizer_ms")
+cb = med("B", "compute_cpu_ms") + med("B", "optimizer_ms")
+print(f"\nCPU-time view (rank 0, forward+backward CPU + optimizer): 1 rank {ca:.1f} ms for 1024 rows, each of 2 ranks "
+      f"{cb:.1f} ms for 512 rows: {ca / cb:.2f}× before communication.")
 print(f"\nAll runs (rows/s): " + "; ".join(f"{t}: " + ", ".join(f"{r['rows_per_sec']:.0f}" for r in rows[t]) for t in "ABC"))
 print("\n## Bytes per step (this rank's payload, measured)\n")
 print("| configuration | dense | sparse (ids + values) | sparse rows |")

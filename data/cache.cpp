@@ -28,12 +28,10 @@ void write_cache(const Dataset& d, const FeatureMap& map, const std::string& fil
 
 Dataset read_cache(const std::string& file, FeatureMap& map, ReadReport* report) {
   const CacheFile cf(file);
-  if (map.empty()) {
-    map = cf.map();
-  } else if (!(map == cf.map())) {
+  if (!map.empty() && !(map == cf.map()))
     throw Error("cache '" + file + "': built with a different feature map than the one passed in");
-  }
   Dataset d = cf.to_dataset();
+  if (map.empty()) map = cf.map();
   if (report) {
     report->bytes += cf.file_bytes();
     report->rows_read += cf.rows();

@@ -13,7 +13,8 @@
 //   blocks         64-byte aligned: u64 start[nb+1], uW cell_len[nb*F], u32 ids[n], f32 weights[n] (unless ones)
 //   meta           JSON: sizes, names, feature map, chunk table (offset, bytes, checksum, rows, n_ids, width,
 //                  flags), blocks (offset, bytes, checksum, count, n_ids, width, ones)
-//   [size-64, size) footer: "FUNNELV3", u64 meta offset, u64 meta bytes, u64 meta checksum, u64 file size, zeros
+//   [size-64, size) footer: "FUNNELV3", u64 meta offset, u64 meta bytes, u64 meta checksum, u64 file size,
+//                  u64 checksum of the footer's first 40 bytes, zeros
 //
 // Checksums: the 64-bit word hash of data/stream_cache.cpp's Checksum over the bytes of a chunk / of the block
 // section / of the meta.
@@ -590,6 +591,8 @@ void CacheWriter::commit(const FeatureMap& map) {
   const std::uint64_t vals[4] = {meta_off, text.size(), checksum(text.data(), text.size()), pos_ + kFooterBytes};
   std::memcpy(foot, kFooterTag, 8);
   std::memcpy(foot + 8, vals, sizeof vals);
+  const std::uint64_t foot_sum = checksum(foot, 40);
+  std::memcpy(foot + 40, &foot_sum, 8);
   m.out().write_at(pos_, foot, sizeof foot);
   pos_ += kFooterBytes;
   m.out().sync_close();
@@ -638,8 +641,12 @@ CacheFile::CacheFile(const std::string& path) : path_(path) {
     if (endian != kEndian) fail("written on a machine with a different byte order");
     if (size_ < kHeaderBytes + kFooterBytes || std::memcmp(data_ + size_ - kFooterBytes, kFooterTag, 8) != 0)
       fail("truncated file: no end-of-cache footer (the copy or the conversion did not finish; convert again)");
-    std::uint64_t v[4];
-    std::memcpy(v, data_ + size_ - kFooterBytes + 8, sizeof v);
+    std::uint64_t v[4], foot_sum;
+    const unsigned char* foot = data_ + size_ - kFooterBytes;
+    std::memcpy(v, foot + 8, sizeof v);
+    std::memcpy(&foot_sum, foot + 40, 8);
+    if (foot_sum != checksum(foot, 40) || std::any_of(foot + 48, foot + kFooterBytes, [](unsigned char x) { return x != 0; }))
+      fail("checksum mismatch in the footer (file corrupted)");
     if (v[3] != size_)
       fail("truncated or extended file: the footer says " + std::to_string(v[3]) + " bytes, the file has " +
            std::to_string(size_));

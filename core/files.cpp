@@ -248,11 +248,12 @@ void write_output_file(const std::string& path, std::string_view bytes, const st
   fsync_dir(dir);
 }
 
-std::string read_regular_file(const std::string& path, std::size_t max_bytes) {
+namespace {
+// Opens `path` for reading without blocking and checks that it is a regular file; returns the descriptor.
+int open_regular(const std::string& path, struct stat& st, const std::string& what) {
   const std::string shown = printable(path);
   const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
-  if (fd < 0) throw Error(shown + ": cannot open: " + err_str(errno));
-  struct stat st {};
+  if (fd < 0) throw Error(shown + ": cannot open: " + err_str(errno) + (what.empty() ? "" : " (" + what + ")"));
   if (::fstat(fd, &st) != 0) {
     const int e = errno;
     ::close(fd);
@@ -266,8 +267,59 @@ std::string read_regular_file(const std::string& path, std::size_t max_bytes) {
                        : S_ISBLK(st.st_mode)  ? "a block device"
                        : S_ISSOCK(st.st_mode) ? "a socket"
                                               : "not a regular file";
-    throw Error(shown + ": is " + std::string(kind) + ", expected a regular file");
+    throw Error(shown + ": is " + std::string(kind) + ", expected a regular file" +
+                (what.empty() ? "" : " (" + what + ")"));
   }
+  return fd;
+}
+}  // namespace
+
+void check_regular_file(const std::string& path, const std::string& what) {
+  struct stat st {};
+  ::close(open_regular(path, st, what));
+}
+
+void copy_to_output(const std::string& src, const OutputPlan& target) {
+  struct stat st {};
+  const int in = open_regular(src, st, "");
+  const std::string shown = printable(target.path);
+  int out = target.fd;
+  if (target.kind == OutputPlan::Kind::Descriptor) {
+    if (out == 1) std::fflush(stdout);
+  } else {
+    out = ::open(target.kind == OutputPlan::Kind::Replace ? target.real_path.c_str() : target.path.c_str(),
+                 O_WRONLY | O_CLOEXEC | O_NOCTTY);
+    if (out < 0) {
+      const int e = errno;
+      ::close(in);
+      throw Error(shown + ": cannot open for writing: " + err_str(e));
+    }
+  }
+  std::string buf(1 << 20, '\0');
+  try {
+    for (;;) {
+      const ssize_t n = ::read(in, buf.data(), buf.size());
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        throw Error(printable(src) + ": read failed: " + err_str(errno));
+      }
+      if (n == 0) break;
+      write_all(out, {buf.data(), static_cast<std::size_t>(n)}, shown);
+    }
+  } catch (...) {
+    ::close(in);
+    if (target.kind != OutputPlan::Kind::Descriptor) ::close(out);
+    throw;
+  }
+  ::close(in);
+  if (target.kind != OutputPlan::Kind::Descriptor && ::close(out) != 0)
+    throw Error(shown + ": close failed: " + err_str(errno));
+}
+
+std::string read_regular_file(const std::string& path, std::size_t max_bytes) {
+  const std::string shown = printable(path);
+  struct stat st {};
+  const int fd = open_regular(path, st, "");
   if (static_cast<std::size_t>(st.st_size) > max_bytes) {
     ::close(fd);
     throw Error(shown + ": is " + std::to_string(st.st_size) + " bytes, more than the " + std::to_string(max_bytes) +

@@ -53,6 +53,14 @@ std::string resolve_path(const std::string& path);
 // Writes all of `bytes` to `fd` (retrying short writes and EINTR); throws funnel::Error naming `name`.
 void write_all(int fd, std::string_view bytes, const std::string& name);
 
+// Copies the file `src` to a checked target (check_output_target), in 1 MiB pieces: for outputs produced as a
+// file first (e.g. a data cache) that must reach a device, FIFO or descriptor target in place.
+void copy_to_output(const std::string& src, const OutputPlan& target);
+
+// Throws funnel::Error unless `path` is a regular file (opened with O_NONBLOCK and fstat'ed: never blocks on a
+// FIFO). `what` says what the file was expected to be, for the message.
+void check_regular_file(const std::string& path, const std::string& what = "");
+
 // Reads a whole regular file of at most `max_bytes`. The file is opened with O_NONBLOCK and checked with fstat
 // before any read, so a FIFO or device in its place is refused at once instead of blocking or never ending.
 std::string read_regular_file(const std::string& path, std::size_t max_bytes);

@@ -157,7 +157,11 @@ OutputPlan check_output_target(const std::string& path, const std::vector<std::s
     return plan;
   }
   plan.kind = OutputPlan::Kind::Replace;
-  plan.real_path = resolve_path(path);
+  try {
+    plan.real_path = resolve_path(path);
+  } catch (const Error& e) {
+    throw Error(what + " " + e.what());
+  }
   const std::string dir = dir_of(plan.real_path);
   struct stat sd {};
   if (::stat(dir.c_str(), &sd) != 0 || !S_ISDIR(sd.st_mode))

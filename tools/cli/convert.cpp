@@ -3,7 +3,12 @@
 #include <chrono>
 #include <cstdio>
 
+#include <unistd.h>
+
+#include <cstdlib>
+
 #include "core/error.hpp"
+#include "core/files.hpp"
 #include "data/readers.hpp"
 #include "data/synthetic.hpp"
 #include "tools/cli/common.hpp"
@@ -20,13 +25,30 @@ int run_convert(int argc, char** argv) {
   if (is_synthetic_spec(spec))
     throw UsageError("--data " + spec + ": synthetic data is generated in memory and needs no cache; convert "
                      "reads csv:, slots:, aliccp: or cache: specs");
+  const OutputPlan target = check_output_target(out, dataset_spec_inputs(spec), "--out");
   const ReadOptions opts = read_options(flags);
   FeatureMap map;
   ReadReport rep;
   const auto t0 = std::chrono::steady_clock::now();
   Dataset d = read_dataset(spec, opts, map, &rep);
   const auto t1 = std::chrono::steady_clock::now();
-  write_cache(d, map, out);
+  if (target.kind == OutputPlan::Kind::Replace) {
+    write_cache(d, map, target.real_path);  // temp file beside the real target + rename
+  } else {
+    // A device, FIFO or descriptor: never renamed over. The cache is built in a temporary file and copied in.
+    char tmpl[] = "/tmp/funnel-cache-XXXXXX";
+    const int fd = ::mkstemp(tmpl);
+    if (fd < 0) throw Error("cannot create a temporary file in /tmp for the cache");
+    ::close(fd);
+    try {
+      write_cache(d, map, tmpl);
+      copy_to_output(tmpl, target);
+    } catch (...) {
+      ::unlink(tmpl);
+      throw;
+    }
+    ::unlink(tmpl);
+  }
   const auto t2 = std::chrono::steady_clock::now();
   const double parse_s = std::chrono::duration<double>(t1 - t0).count();
   const double write_s = std::chrono::duration<double>(t2 - t1).count();

@@ -38,12 +38,8 @@ struct Clip : OpT<Clip> {
     const T l = static_cast<T>(lo(*c.node)), h = static_cast<T>(hi(*c.node));
     const T* x = c.x(0).data();
     const T* gy = c.gout->data();
-    T* gx = c.gin[0]->data();
     const std::size_t n = c.out->size();
-    if (c.acc[0])
-      for (std::size_t i = 0; i < n; ++i) gx[i] += (x[i] >= l && x[i] <= h) ? gy[i] : T(0);
-    else
-      for (std::size_t i = 0; i < n; ++i) gx[i] = (x[i] >= l && x[i] <= h) ? gy[i] : T(0);
+    for (std::size_t i = 0; i < n; ++i) c.put(0, i, (x[i] >= l && x[i] <= h) ? gy[i] : T(0));
   }
 };
 

@@ -26,12 +26,8 @@ struct Shift : OpT<Shift> {
   template <class T>
   static void bwd(Ctx<T>& c) {
     const T* gy = c.gout->data();
-    T* gx = c.gin[0]->data();
     const std::size_t n = c.out->size();
-    if (c.acc[0])
-      for (std::size_t i = 0; i < n; ++i) gx[i] += gy[i];
-    else
-      for (std::size_t i = 0; i < n; ++i) gx[i] = gy[i];
+    for (std::size_t i = 0; i < n; ++i) c.put(0, i, gy[i]);
   }
 };
 

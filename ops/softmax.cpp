@@ -50,20 +50,14 @@ struct Softmax : OpT<Softmax> {
   static void bwd(Ctx<T>& c) {
     const T* y = c.out->data();
     const T* gy = c.gout->data();
-    T* gx = c.gin[0]->data();
-    const bool acc = c.acc[0];
     const std::size_t k = width(*c.out), rows = k ? c.out->size() / k : 0;
     for (std::size_t r = 0; r < rows; ++r) {
       const T* yr = y + r * k;
       const T* gr = gy + r * k;
-      T* xr = gx + r * k;
       double dot = 0.0;
       for (std::size_t j = 0; j < k; ++j) dot += static_cast<double>(gr[j]) * static_cast<double>(yr[j]);
       const T d = static_cast<T>(dot);
-      if (acc)
-        for (std::size_t j = 0; j < k; ++j) xr[j] += yr[j] * (gr[j] - d);
-      else
-        for (std::size_t j = 0; j < k; ++j) xr[j] = yr[j] * (gr[j] - d);
+      for (std::size_t j = 0; j < k; ++j) c.put(0, r * k + j, yr[j] * (gr[j] - d));
     }
   }
 };

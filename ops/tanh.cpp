@@ -27,12 +27,8 @@ struct Tanh : OpT<Tanh> {
   static void bwd(Ctx<T>& c) {
     const T* y = c.out->data();
     const T* gy = c.gout->data();
-    T* gx = c.gin[0]->data();
     const std::size_t n = c.out->size();
-    if (c.acc[0])
-      for (std::size_t i = 0; i < n; ++i) gx[i] += gy[i] * (T(1) - y[i] * y[i]);
-    else
-      for (std::size_t i = 0; i < n; ++i) gx[i] = gy[i] * (T(1) - y[i] * y[i]);
+    for (std::size_t i = 0; i < n; ++i) c.put(0, i, gy[i] * (T(1) - y[i] * y[i]));
   }
 };
 

@@ -62,12 +62,8 @@ struct WeightedSum : OpT<WeightedSum> {
           c.put(0, be, s);
         }
         if (c.gin[1]) {
-          T* gx = c.gin[1]->data() + be * d;
           const T we = w[be];
-          if (c.acc[1])
-            for (std::size_t j = 0; j < d; ++j) gx[j] += we * gb[j];
-          else
-            for (std::size_t j = 0; j < d; ++j) gx[j] = we * gb[j];
+          for (std::size_t j = 0; j < d; ++j) c.put(1, be * d + j, we * gb[j]);
         }
       }
     }

@@ -31,6 +31,8 @@ inline constexpr std::int64_t kParallelGemmMacs = std::int64_t{1} << 18;
 // the same bits as one call (checked for OpenBLAS's Haswell sgemm kernels, whose tile is 12 rows of row-major C;
 // 48 also covers tiles of 4, 6, 8, 16 and 24; 96 balanced 1024 rows 480/544 over two threads, 48 gives 528/496).
 // Column cuts change the kernel's blocking and so the last bits, so they are used only when C has too few rows.
+// oneDNN's sgemm keeps the bits under these row cuts for A·B and Aᵀ·B at ESMM's shapes (tests/ops/test_gemm_backend),
+// but not for A·Bᵀ: see kOnednnNtRowBlock below.
 inline constexpr std::int64_t kGemmRowBlock = 48;
 inline constexpr std::int64_t kGemmColBlock = 64;
 

@@ -193,14 +193,15 @@ def main():
     make_data(eval_csv, eval_npz, 2000, a.seed + 1)
     print(f"load average at start: {os.getloadavg()[0]:.1f} (1 min), {os.cpu_count()} CPUs", flush=True)
 
-    gemm_us = {}
+    gemm_us, gemm_frac = {}, {}
     if os.access(bench, os.X_OK):
         for g in backends:
             for b in batches:
-                out, _ = measured([bench, f"--benchmark_filter=esmm_step/{g}/B:{b}$", "--benchmark_format=json",
+                out, _ = measured([bench, f"--benchmark_filter=esmm_step/{g}/B:{b}/", "--benchmark_format=json",
                                    "--benchmark_min_time=0.5"])
                 for r in json.loads(out)["benchmarks"]:
                     gemm_us[(g, b)] = r["gemm_us"]
+                    gemm_frac[(g, b)] = r["gemm_frac"]
 
     def run_torch(b, t, steps, autocast):
         cmd = [sys.executable, os.path.abspath(__file__), "--torch-worker", npz, "--batch", str(b), "--steps",
@@ -248,21 +249,23 @@ def main():
                 row = {"batch": b, "threads": t, "side": s, "median_samples_per_sec": med,
                        "ratio_vs_torch_fp32_median": median(ratios), "ratio_min": min(ratios),
                        "ratio_max": max(ratios), "median_peak_rss_mib": median([x[1] for x in per[s]]),
-                       "gemm_bound_fraction": None}
+                       "gemm_bound_fraction": None, "bench_gemm_frac": None}
                 g = s[len("funnel-"):] if s.startswith("funnel-") else None
                 if g and (g, b) in gemm_us and t == 1:
                     row["gemm_bound_fraction"] = gemm_us[(g, b)] * 1e-6 * med / b
+                    row["bench_gemm_frac"] = gemm_frac[(g, b)]
                 summary.append(row)
 
     print(f"\nload average at end: {os.getloadavg()[0]:.1f}")
     print(f"\n{'batch':>6} {'threads':>7} {'side':<16} {'median/s':>10} {'ratio vs torch fp32 (min-max)':>30} "
-          f"{'peak RSS':>9} {'gemm bound':>10}")
+          f"{'peak RSS':>9} {'gemm bound':>10} {'bench frac':>10}")
     for r in summary:
         rr = (f"{r['ratio_vs_torch_fp32_median']:.2f}x ({r['ratio_min']:.2f}-{r['ratio_max']:.2f})"
               if r["side"] != "torch" else "1")
         gb = "" if r["gemm_bound_fraction"] is None else f"{r['gemm_bound_fraction']:.0%}"
+        bf = "" if r["bench_gemm_frac"] is None else f"{r['bench_gemm_frac']:.0%}"
         print(f"{r['batch']:>6} {r['threads']:>7} {r['side']:<16} {r['median_samples_per_sec']:>10,.0f} {rr:>30} "
-              f"{r['median_peak_rss_mib']:>5.0f} MiB {gb:>10}")
+              f"{r['median_peak_rss_mib']:>5.0f} MiB {gb:>10} {bf:>10}")
     if len(threads) > 1:
         for b in batches:
             for s in sides:
@@ -273,7 +276,8 @@ def main():
                               f"{r['median_samples_per_sec'] / one[0]['median_samples_per_sec']:.2f}x (medians)")
     print("\nratio: per round, funnel (or torch-bf16) samples/s / PyTorch fp32 samples/s of the same round; median and"
           " min-max over rounds.\ngemm bound: time of the step's 18 gemms alone on that backend (funnel-bench"
-          " esmm_step gemm_us) / funnel's median time per step")
+          " esmm_step gemm_us) / funnel's median time per step;\nbench frac: the same bound measured inside funnel-bench"
+          " (esmm_step gemm_frac: the gemms alone and the whole step timed in one process, back to back)")
     if a.json:
         with open(a.json, "w") as f:
             json.dump({"runs": runs, "summary": summary}, f, indent=1)

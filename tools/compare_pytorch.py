@@ -105,11 +105,12 @@ def torch_worker(npz, batch, steps, threads, warmup, seed, autocast):
 
     for i in range(warmup):
         step(i)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for i in range(warmup, warmup + steps):
         loss = step(i)
-    dt = time.perf_counter() - t0
-    print(json.dumps({"samples_per_sec": steps * batch / dt, "loss": float(loss)}))
+    dt, cpu = time.perf_counter() - t0, time.process_time() - c0
+    print(json.dumps({"samples_per_sec": steps * batch / dt, "cpu_us_per_sample": 1e6 * cpu / (steps * batch),
+                      "loss": float(loss)}))
 
 
 def measured(cmd):

@@ -3,7 +3,7 @@
 # Idempotent: packages already present are skipped, and apt is not touched at all when nothing is missing.
 set -euo pipefail
 pkgs=(cmake g++ make pkg-config
-      libxtensor-dev libxtensor-blas-dev nlohmann-json3-dev libopenblas-dev
+      libxtensor-dev libxtensor-blas-dev nlohmann-json3-dev libopenblas-dev libdnnl-dev
       libboost-graph-dev catch2 libbenchmark-dev graphviz
       libopenmpi-dev openmpi-bin)
 missing=()

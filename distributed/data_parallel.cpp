@@ -200,7 +200,8 @@ FunnelMetrics evaluate_sharded(Communicator& c, Model& m, const Dataset& d, std:
   // This rank's scores, interleaved per row: pctr, pcvr, pctcvr.
   std::vector<float> mine(static_cast<std::size_t>(3 * (hi - lo)));
   const auto& h = m.handle();
-  const std::vector<NodeId> targets{h.pctr, h.pcvr, h.pctcvr};
+  // The funnel's first two stages by role: p(click), p(conversion | click), p(click and conversion).
+  const std::vector<NodeId> targets{h.stage_probs[0], h.cond_probs[1], h.stage_probs[1]};
   std::vector<std::int64_t> rows;
   auto& ex = m.exec();
   for (std::int64_t start = lo; start < hi; start += batch_size) {

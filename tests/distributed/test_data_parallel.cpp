@@ -284,7 +284,8 @@ TEST_CASE("checkpoints cross rank counts: 1 process -> N ranks -> 1 process", "[
 
   // One process trains 10 steps; rank 0 saves (every rank computed the same single-process run).
   Run a = single(d, "adam", first);
-  if (w.rank() == 0) save_checkpoint(ck_one, a.model->exec(), a.opt.get(), to_json(a.model->config()), {}, 10);
+  const nlohmann::json no_data = nlohmann::json::object();
+  if (w.rank() == 0) save_checkpoint(ck_one, a.model->exec(), a.opt.get(), to_json(a.model->config()), no_data, 10);
   w.barrier();
   // N ranks continue from it to step 20; rank 0 saves.
   Model m(small_model(d));
@@ -294,7 +295,7 @@ TEST_CASE("checkpoints cross rank counts: 1 process -> N ranks -> 1 process", "[
   DataParallel dp(w, m);
   TrainResult r = train_data_parallel(dp, m, *opt, d, nullptr, second, TrainHooks{}, info.step);
   REQUIRE(r.steps == 20);
-  if (w.rank() == 0) save_checkpoint(ck_many, m.exec(), opt.get(), to_json(m.config()), {}, r.steps);
+  if (w.rank() == 0) save_checkpoint(ck_many, m.exec(), opt.get(), to_json(m.config()), no_data, r.steps);
   w.barrier();
   // One process continued from the same checkpoint: equal up to reduction order.
   Model ref(small_model(d));

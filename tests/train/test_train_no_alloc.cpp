@@ -15,7 +15,7 @@
 
 #include "support/alloc_counter.hpp"
 #include "train/optimizer.hpp"
-#include "train/trainer.hpp"
+#include "train/model.hpp"
 
 using namespace funnel;
 using funnel::test::CountAllocs;

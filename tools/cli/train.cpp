@@ -9,7 +9,7 @@
 
 #include "core/error.hpp"
 #include "tools/cli/common.hpp"
-#include "tools/cli/session.hpp"
+#include "tools/cli/train_flags.hpp"
 
 namespace funnel::cli {
 namespace {
@@ -23,7 +23,8 @@ int run_train(int argc, char** argv) {
                                "save-every", "metrics-json", "l2", "stages", "eval-fraction", "pool", "model-options"};
   valued.insert(kDataFlags.begin(), kDataFlags.end());
   Flags f(argc, argv, valued, {"no-shuffle", "quiet"});
-  SessionOptions so = session_options(f);
+  const RunOptions ro = run_options(f);
+  const TrainerOptions& so = ro.trainer;
 
   struct sigaction sa {};
   sa.sa_handler = on_signal;
@@ -31,9 +32,10 @@ int run_train(int argc, char** argv) {
   sigaction(SIGINT, &sa, nullptr);
   sigaction(SIGTERM, &sa, nullptr);
 
-  Session s(so, f);
-  std::fprintf(stderr, "train: %s\n", s.train_description().c_str());
-  if (s.has_eval()) std::fprintf(stderr, "eval:  %s\n", s.eval_description().c_str());
+  set_threads(so.threads);
+  Trainer s(so, load_run_data(ro, f));
+  std::fprintf(stderr, "train: %s\n", s.data().train.description.c_str());
+  if (s.data().has_eval) std::fprintf(stderr, "eval:  %s\n", s.data().eval_description.c_str());
   std::fprintf(stderr, "model: %s\n", s.model_description().c_str());
 
   const bool tty = ::isatty(2) && !f.has("quiet");
@@ -68,7 +70,7 @@ int run_train(int argc, char** argv) {
   TrainResult res = s.train(hooks);
   std::printf("%s", format_epochs(res, s).c_str());
   if (f.has("metrics-json")) {
-    write_file_atomic(f.str("metrics-json", ""), metrics_json(res, s).dump(2) + "\n");
+    write_file_atomic(f.str("metrics-json", ""), s.metrics_json(res).dump(2) + "\n");
     std::fprintf(stderr, "wrote %s\n", f.str("metrics-json", "").c_str());
   }
   if (f.has("save")) {

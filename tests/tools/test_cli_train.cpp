@@ -108,6 +108,25 @@ TEST_CASE("bad flags and bad values are clear errors", "[cli]") {
   CHECK(f.out.find("rows") != std::string::npos);
 }
 
+TEST_CASE("FUNNEL_GEMM picks the float gemm backend; a bad value exits 2 naming it", "[cli]") {
+  using funnel::test::kFunnel;
+  using funnel::test::run_shell;
+  Run bad = run_shell("FUNNEL_GEMM=mkl " + kFunnel + " train --data " + kSmall + kModel + " --max-steps 2 2>&1");
+  CHECK(bad.code == 2);
+  CHECK(bad.out.find("FUNNEL_GEMM") != std::string::npos);
+  CHECK(bad.out.find("mkl") != std::string::npos);
+  for (const char* be : {"openblas", "onednn"}) {
+    INFO(be);
+    Run ok = run_shell(std::string("FUNNEL_GEMM=") + be + " " + kFunnel + " train --data " + kSmall + kModel +
+                       " --max-steps 3 2>&1");
+#ifdef FUNNEL_HAVE_ONEDNN
+    CHECK(ok.code == 0);
+#else
+    CHECK(ok.code == (std::string(be) == "onednn" ? 2 : 0));
+#endif
+  }
+}
+
 TEST_CASE("SIGTERM finishes the step, saves and exits non-zero", "[cli]") {
   fs::path d = temp_dir("sigterm");
   std::string out = (d / "log.txt").string();

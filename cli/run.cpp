@@ -1,13 +1,13 @@
-// The `funnel` command line (tools/cli/cli.hpp). Each subcommand lives in tools/cli/<name>.cpp and registers
-// itself with FUNNEL_COMMAND.
+// The `funnel` command line (cli/cli.hpp). Each subcommand lives in cli/<name>.cpp and registers itself with
+// FUNNEL_COMMAND.
 #include <cstdio>
 #include <exception>
 #include <string>
 
 #include "core/files.hpp"
 #include "core/signals.hpp"
-#include "tools/cli/cli.hpp"
-#include "tools/cli/command.hpp"
+#include "cli/cli.hpp"
+#include "cli/command.hpp"
 
 namespace funnel::cli {
 

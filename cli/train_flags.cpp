@@ -1,4 +1,4 @@
-#include "tools/cli/train_flags.hpp"
+#include "cli/train_flags.hpp"
 
 #include <cmath>
 #include <cstdio>

@@ -1,4 +1,4 @@
-#include "tools/cli/common.hpp"
+#include "cli/common.hpp"
 
 
 #include <cstdio>

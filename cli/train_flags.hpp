@@ -4,7 +4,7 @@
 #include <memory>
 #include <string>
 
-#include "tools/cli/common.hpp"
+#include "cli/common.hpp"
 #include "train/trainer.hpp"
 
 namespace funnel::cli {

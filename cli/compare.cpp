@@ -4,8 +4,8 @@
 #include <cstdio>
 
 #include "core/error.hpp"
-#include "tools/cli/common.hpp"
-#include "tools/cli/train_flags.hpp"
+#include "cli/common.hpp"
+#include "cli/train_flags.hpp"
 
 namespace funnel::cli {
 namespace {

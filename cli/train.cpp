@@ -13,8 +13,8 @@
 #include "core/files.hpp"
 #include "core/signals.hpp"
 #include "train/checkpoint.hpp"
-#include "tools/cli/common.hpp"
-#include "tools/cli/train_flags.hpp"
+#include "cli/common.hpp"
+#include "cli/train_flags.hpp"
 
 namespace funnel::cli {
 namespace {

@@ -5,7 +5,7 @@
 
 #include "core/error.hpp"
 #include "core/files.hpp"
-#include "tools/cli/common.hpp"
+#include "cli/common.hpp"
 #include "train/trainer.hpp"
 
 namespace funnel::cli {

@@ -6,7 +6,7 @@
 
 #include "data/readers.hpp"
 #include "models/model.hpp"
-#include "tools/cli/command.hpp"
+#include "cli/command.hpp"
 #include "train/data_spec.hpp"
 
 namespace funnel::cli {

@@ -1,5 +1,6 @@
 #pragma once
-// The whole `funnel` command line as one library call. tools/cli/main.cpp is nothing but
+// The whole `funnel` command line as one library call (the funnel_cli library: this folder). tools/main.cpp is
+// nothing but
 //
 //   int main(int argc, char** argv) { return funnel::cli::run(argc, argv); }
 //

@@ -1,4 +1,0 @@
-// funnel: the command-line entry point; everything else is in the funnel_cli library (tools/cli/cli.hpp).
-#include "tools/cli/cli.hpp"
-
-int main(int argc, char** argv) { return funnel::cli::run(argc, argv); }

@@ -38,6 +38,7 @@ TrainResult train(Model& m, Optimizer<float>& opt, const Dataset& data, const Da
       std::span<const std::int64_t> rows(order.data() + start, static_cast<std::size_t>(end - start));
       m.bind(data, rows);
       m.compute_gradients();
+      if (hooks.after_gradients) hooks.after_gradients(m, step + 1);
       opt.step(m.exec());
       seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       ++step;

@@ -10,7 +10,7 @@
 #include "data/dataset.hpp"
 #include "train/metrics.hpp"
 #include "train/optimizer.hpp"
-#include "train/trainer.hpp"
+#include "train/model.hpp"
 
 namespace funnel {
 
@@ -43,6 +43,9 @@ struct EpochReport {
 };
 
 struct TrainHooks {
+  // After the backward pass and before the optimizer step, with the step about to be taken (1-based): the
+  // gradients are in m.exec() (grad_mut, sparse_grad_mut) and may be changed, e.g. all-reduced across processes.
+  std::function<void(Model& m, std::int64_t step)> after_gradients;
   std::function<void(const StepInfo&)> on_step;        // after every step
   std::function<void(const EpochReport&)> on_epoch;    // after every epoch's evaluation
   std::function<void(std::int64_t step, std::int64_t epoch)> save;  // every save_every steps

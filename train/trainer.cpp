@@ -1,88 +1,126 @@
 #include "train/trainer.hpp"
 
 #include <algorithm>
+#include <cmath>
+#include <sstream>
 
 #include "core/error.hpp"
+#include "core/parallel.hpp"
 
 namespace funnel {
 
-Model::Model(const ModelConfig& cfg) : cfg_(cfg) {
-  h_ = build_model(graph_, cfg_);
-  ex_ = std::make_unique<Executor<float>>(graph_);
-  for (std::size_t i = 0; i < h_.losses.size(); ++i) losses_.push_back({h_.losses[i], h_.loss_weights[i]});
-  last_losses_.assign(h_.losses.size(), 0.0f);
-}
-
-void Model::bind(const Dataset& d, std::span<const std::int64_t> rows) {
-  const auto B = static_cast<std::int64_t>(rows.size());
-  const std::int64_t S = d.num_stages;
-  ex_->set_batch(B);
-  label_scratch_.resize(static_cast<std::size_t>(B * S));
-  float* dense = h_.dense.empty() ? nullptr : ex_->input(h_.dense[0]).data();
-  gather_batch(d, rows, ex_->ids(h_.ids), label_scratch_.data(), dense);
-  for (std::int64_t s = 0; s < static_cast<std::int64_t>(h_.labels.size()); ++s) {
-    float* y = ex_->input(h_.labels[static_cast<std::size_t>(s)]).data();
-    for (std::int64_t b = 0; b < B; ++b) y[b] = label_scratch_[static_cast<std::size_t>(b * S + s)];
+Trainer::Trainer(const TrainerOptions& o, std::shared_ptr<const TrainData> data) : o_(o), data_(std::move(data)) {
+  if (!data_) throw Error("Trainer: no data");
+  if (o_.threads < 1) throw Error("Trainer: threads must be at least 1");
+  set_num_threads(o_.threads);
+  const Dataset& d = data_->train.data;
+  o_.model.num_fields = d.num_fields;
+  o_.model.vocab = std::max<std::int64_t>(d.vocab, 1);
+  o_.model.num_dense = d.num_dense;
+  o_.model.num_stages = d.num_stages;
+  if (!o_.init_dir.empty()) {
+    CheckpointInfo info = read_checkpoint_info(o_.init_dir);
+    ModelConfig saved = model_config_from_json(info.model);
+    if (saved.kind != o_.model.kind || saved.num_fields != o_.model.num_fields || saved.vocab != o_.model.vocab ||
+        saved.num_dense != o_.model.num_dense || saved.num_stages != o_.model.num_stages ||
+        (o_.model_dims_given && (saved.dim != o_.model.dim || saved.hidden != o_.model.hidden)) ||
+        (!o_.model.options.empty() && saved.options != o_.model.options))
+      throw Error("--init " + o_.init_dir + ": the checkpoint's model (" + to_json(saved).dump() +
+                  ") does not match this run's (" + to_json(o_.model).dump() + ")");
+    o_.model = saved;
+  }
+  model_ = std::make_unique<Model>(o_.model);
+  model_->exec().init_params(o_.train.seed);
+  opt_ = make_optimizer<float>(o_.optimizer, o_.opt);
+  if (!o_.init_dir.empty()) {
+    CheckpointInfo info = load_checkpoint(o_.init_dir, model_->exec(), opt_.get());
+    start_step_ = info.step;
   }
 }
 
-void Model::compute_gradients() {
-  ex_->forward(h_.losses);
-  for (std::size_t i = 0; i < h_.losses.size(); ++i) last_losses_[i] = ex_->scalar(h_.losses[i]);
-  ex_->backward(losses_);
+TrainResult Trainer::train(const TrainHooks& hooks) {
+  TrainResult r = funnel::train(*model_, *opt_, data_->train.data, data_->has_eval ? &data_->eval : nullptr, o_.train,
+                                hooks, start_step_);
+  start_step_ = r.steps;
+  return r;
 }
 
-std::vector<std::vector<float>> predict_nodes(Model& m, const Dataset& d, std::int64_t batch_size,
-                                              const std::vector<NodeId>& nodes) {
-  check_compatible(m.config(), d, "prediction data");
-  if (batch_size <= 0) throw Error("batch size must be positive");
-  const std::int64_t n = d.rows();
-  std::vector<std::vector<float>> out(nodes.size(), std::vector<float>(static_cast<std::size_t>(n)));
-  std::vector<std::int64_t> rows;
-  auto& ex = m.exec();
-  for (std::int64_t start = 0; start < n; start += batch_size) {
-    const std::int64_t end = std::min(n, start + batch_size);
-    rows.resize(static_cast<std::size_t>(end - start));
-    for (std::int64_t r = start; r < end; ++r) rows[static_cast<std::size_t>(r - start)] = r;
-    m.bind(d, rows);
-    ex.forward(nodes);
-    for (std::size_t k = 0; k < nodes.size(); ++k) {
-      const float* v = ex.value(nodes[k]).data();
-      std::copy(v, v + (end - start), out[k].begin() + start);
+void Trainer::save(const std::string& dir, std::int64_t step) {
+  save_checkpoint(dir, model_->exec(), opt_.get(), to_json(o_.model), data_->train.json, step);
+}
+
+std::string Trainer::model_description() const {
+  std::ostringstream s;
+  s << o_.model.kind << ": " << o_.model.num_fields << " fields × vocab " << o_.model.vocab << " × dim "
+    << o_.model.dim << ", towers";
+  for (auto u : o_.model.hidden) s << " " << u;
+  s << " 1";
+  if (!o_.model.options.empty()) s << ", options " << o_.model.options.dump();
+  s << ", " << o_.optimizer << " lr " << o_.opt.lr << ", batch " << o_.train.batch_size << ", "
+    << o_.train.epochs << " epoch(s), seed " << o_.train.seed << ", " << o_.threads << " thread(s)";
+  return s.str();
+}
+
+const std::string& Trainer::loss_name(std::size_t k) const { return model_->handle().loss_names.at(k); }
+
+nlohmann::json metrics_to_json(const FunnelMetrics& m) {
+  auto num = [](double v) { return std::isnan(v) ? nlohmann::json(nullptr) : nlohmann::json(v); };
+  nlohmann::json j{{"rows", m.rows},
+                   {"clicks", m.clicks},
+                   {"conversions", m.conversions},
+                   {"ctr_auc", num(m.ctr_auc)},
+                   {"cvr_auc", num(m.cvr_auc)},
+                   {"ctcvr_auc", num(m.ctcvr_auc)},
+                   {"ctr_logloss", num(m.ctr_logloss)},
+                   {"cvr_logloss", num(m.cvr_logloss)},
+                   {"ctcvr_logloss", num(m.ctcvr_logloss)},
+                   {"mean_pctr", num(m.mean_pctr)},
+                   {"click_rate", num(m.click_rate)},
+                   {"mean_pcvr_clicked", num(m.mean_pcvr_clicked)},
+                   {"cvr_rate", num(m.cvr_rate)},
+                   {"mean_pctcvr", num(m.mean_pctcvr)},
+                   {"ctcvr_rate", num(m.ctcvr_rate)}};
+  if (m.has_entire_space) {
+    j["cvr_auc_entire_space"] = num(m.cvr_auc_entire_space);
+    j["cvr_logloss_entire_space"] = num(m.cvr_logloss_entire_space);
+  }
+  return j;
+}
+
+nlohmann::json Trainer::metrics_json(const TrainResult& r) const {
+  nlohmann::json epochs = nlohmann::json::array();
+  double total_rows = 0, total_sec = 0;
+  for (auto& e : r.epochs) {
+    nlohmann::json j = e.has_eval ? metrics_to_json(e.eval) : nlohmann::json::object();
+    j["epoch"] = e.epoch + 1;
+    j["steps"] = e.steps;
+    j["samples_per_sec"] = e.samples_per_sec;
+    for (std::size_t k = 0; k < e.mean_losses.size(); ++k) j["loss_" + loss_name(k)] = e.mean_losses[k];
+    epochs.push_back(j);
+    if (e.samples_per_sec > 0) {
+      const double rows = static_cast<double>(e.steps) * static_cast<double>(o_.train.batch_size);
+      total_rows += rows;
+      total_sec += rows / e.samples_per_sec;
     }
   }
-  return out;
+  return nlohmann::json{{"model", to_json(o_.model)},
+                        {"optimizer", o_.optimizer},
+                        {"lr", o_.opt.lr},
+                        {"batch_size", o_.train.batch_size},
+                        {"seed", o_.train.seed},
+                        {"threads", o_.threads},
+                        {"steps", r.steps},
+                        {"stopped", r.stopped},
+                        {"samples_per_sec", total_sec > 0 ? total_rows / total_sec : 0.0},
+                        {"epochs", epochs}};
 }
 
-Predictions predict(Model& m, const Dataset& d, std::int64_t batch_size) {
-  Predictions p;
-  std::vector<NodeId> nodes;
-  for (const auto& c : m.handle().columns) {
-    p.names.push_back(c.name);
-    nodes.push_back(c.node);
-  }
-  p.columns = predict_nodes(m, d, batch_size, nodes);
-  return p;
-}
-
-const std::vector<float>& Predictions::column(std::string_view name) const {
-  for (std::size_t k = 0; k < names.size(); ++k)
-    if (names[k] == name) return columns[k];
-  std::string known;
-  for (const auto& n : names) known += (known.empty() ? "" : ", ") + n;
-  throw Error("no prediction column '" + std::string(name) + "' (columns: " + known + ")");
-}
-
-void check_compatible(const ModelConfig& cfg, const Dataset& d, const std::string& what) {
-  auto bad = [&](const std::string& why) { throw Error(what + " does not fit the model: " + why); };
-  if (d.num_fields != cfg.num_fields)
-    bad("it has " + std::to_string(d.num_fields) + " fields, the model " + std::to_string(cfg.num_fields));
-  if (d.vocab > cfg.vocab)
-    bad("its ids need " + std::to_string(d.vocab) + " embedding rows, the model has " + std::to_string(cfg.vocab));
-  if (d.num_dense != cfg.num_dense)
-    bad("it has " + std::to_string(d.num_dense) + " dense columns, the model " + std::to_string(cfg.num_dense));
-  if (d.num_stages != cfg.num_stages)
-    bad("it has " + std::to_string(d.num_stages) + " funnel stages, the model " + std::to_string(cfg.num_stages));
+LoadedModel load_model(const std::string& dir) {
+  LoadedModel l;
+  l.info = read_checkpoint_info(dir);
+  l.model = std::make_unique<Model>(model_config_from_json(l.info.model));
+  load_checkpoint(dir, l.model->exec(), nullptr);
+  return l;
 }
 
 }  // namespace funnel

@@ -1,64 +1,75 @@
 #pragma once
-// Training and prediction for registered models: batches cut from a Dataset, "compute gradients" and "apply optimizer"
-// as separate steps (so gradients can be all-reduced across processes in between), whole-set evaluation.
-#include <atomic>
+// A training run as a library: data (train/data_spec.hpp), a registered model, an optimizer, optionally resumed
+// from a checkpoint; the loop with hooks (train/loop.hpp: on_step, after_gradients, on_epoch, save, stop);
+// checkpoints and a metrics report. The `funnel` CLI is one user of it; a program of one's own is another:
+//
+//   TrainerOptions o;
+//   o.model.kind = "esmm";
+//   Trainer t(o, load_train_data({.train = "synthetic"}, ReadOptions{}));
+//   TrainHooks h;
+//   h.after_gradients = [](Model& m, std::int64_t step) { /* e.g. all-reduce m.exec()'s gradients */ };
+//   TrainResult r = t.train(h);
+//   t.save("out/ck", r.steps);
 #include <cstdint>
-#include <functional>
 #include <memory>
-#include <random>
 #include <string>
-#include <string_view>
-#include <vector>
 
-#include "autodiff/executor.hpp"
-#include "core/graph.hpp"
-#include "data/dataset.hpp"
-#include "models/model.hpp"
+#include <nlohmann/json.hpp>
+
+#include "train/checkpoint.hpp"
+#include "train/data_spec.hpp"
+#include "train/loop.hpp"
+#include "train/model.hpp"
+#include "train/optimizer.hpp"
 
 namespace funnel {
 
-// A built model: graph, node handle and a float executor bound to it.
-class Model {
+struct TrainerOptions {
+  ModelConfig model;               // kind, dims, options; fields/vocab/dense/stages come from the data
+  bool model_dims_given = false;   // dim / hidden set by the user: a resumed checkpoint must agree
+  TrainOptions train;
+  std::string optimizer = "adam";  // adam | adagrad | sgd
+  OptimizerConfig opt;
+  std::string init_dir;            // resume from this checkpoint (parameters, optimizer state, step)
+  int threads = 1;                 // funnel's worker pool (set_num_threads) when the trainer is made
+};
+
+class Trainer {
  public:
-  explicit Model(const ModelConfig& cfg);
-  Model(const Model&) = delete;
-  Model& operator=(const Model&) = delete;
+  // Builds the model for the data (and from the checkpoint when init_dir is set: its config must match).
+  Trainer(const TrainerOptions& o, std::shared_ptr<const TrainData> data);
 
-  const ModelConfig& config() const { return cfg_; }
-  const Graph& graph() const { return graph_; }
-  const ModelHandle& handle() const { return h_; }
-  Executor<float>& exec() { return *ex_; }
+  // Trains from the current step (0, or the checkpoint's) for o.train's epochs/steps.
+  TrainResult train(const TrainHooks& hooks = {});
+  // Writes a checkpoint of the model, optimizer state and data mapping (atomically).
+  void save(const std::string& dir, std::int64_t step);
 
-  // Copy rows of `d` into the executor's inputs (ids, dense, labels).
-  void bind(const Dataset& d, std::span<const std::int64_t> rows);
-  // Forward + backward over the weighted losses of the bound batch; returns the loss values.
-  void compute_gradients();
-  const std::vector<float>& last_losses() const { return last_losses_; }
+  Model& model() { return *model_; }
+  Optimizer<float>& optimizer() { return *opt_; }
+  const TrainerOptions& options() const { return o_; }  // o.model completed from the data / checkpoint
+  const TrainData& data() const { return *data_; }
+  std::int64_t start_step() const { return start_step_; }
+
+  std::string model_description() const;                       // one line: model, sizes, optimizer, batch...
+  const std::string& loss_name(std::size_t k) const;           // the model's k-th loss ("ctr", "ctcvr")
+  nlohmann::json metrics_json(const TrainResult& r) const;     // the run and every epoch's metrics
 
  private:
-  ModelConfig cfg_;
-  Graph graph_;
-  ModelHandle h_;
-  std::unique_ptr<Executor<float>> ex_;
-  std::vector<LossWeight> losses_;
-  std::vector<float> last_losses_;
-  std::vector<float> label_scratch_;
+  TrainerOptions o_;
+  std::shared_ptr<const TrainData> data_;
+  std::unique_ptr<Model> model_;
+  std::unique_ptr<Optimizer<float>> opt_;
+  std::int64_t start_step_ = 0;
 };
 
-// One value per row for each of the model's prediction columns (ModelHandle::columns).
-struct Predictions {
-  std::vector<std::string> names;               // column names, in the model's order
-  std::vector<std::vector<float>> columns;      // columns[k][row]
-  const std::vector<float>& column(std::string_view name) const;  // Error listing the names when absent
-  std::int64_t rows() const { return columns.empty() ? 0 : static_cast<std::int64_t>(columns[0].size()); }
-};
-// Predictions for every row of `d`, in order (labels are not read).
-Predictions predict(Model& m, const Dataset& d, std::int64_t batch_size);
-// The values of the B×1 nodes `nodes` for every row of `d`, in order: out[k][row].
-std::vector<std::vector<float>> predict_nodes(Model& m, const Dataset& d, std::int64_t batch_size,
-                                              const std::vector<NodeId>& nodes);
+// The metrics as JSON (NaN as null).
+nlohmann::json metrics_to_json(const FunnelMetrics& m);
 
-// Throws funnel::Error when the data does not fit the model (fields, vocab, dense columns, stages).
-void check_compatible(const ModelConfig& cfg, const Dataset& d, const std::string& what);
+// A model and its parameters from a checkpoint directory, for evaluation and prediction.
+struct LoadedModel {
+  std::unique_ptr<Model> model;
+  CheckpointInfo info;  // info.data maps new data the way the training data was mapped
+};
+LoadedModel load_model(const std::string& checkpoint_dir);
 
 }  // namespace funnel

@@ -17,7 +17,7 @@
 #include "ops/gemm_backend.hpp"
 #include "support/alloc_counter.hpp"
 #include "train/optimizer.hpp"
-#include "train/trainer.hpp"
+#include "train/model.hpp"
 
 using namespace funnel;
 using funnel::test::CountAllocs;

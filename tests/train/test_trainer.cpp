@@ -1,159 +1,121 @@
-// Training ESMM end to end on small synthetic data: it learns, it is deterministic, the separate
-// compute-gradients / apply-optimizer steps compose, and predictions follow the model's structure.
+// Trainer (train/trainer.*): a whole training run as a library call — data from specs, the model built for it,
+// hooks, checkpoints, resume, metrics JSON — and load_model for evaluation and prediction.
 #include <catch2/catch.hpp>
 
 #include <unistd.h>
 
-#include <cmath>
 #include <filesystem>
+#include <string>
+#include <vector>
 
-#include "train/checkpoint.hpp"
-
-#include "data/synthetic.hpp"
-#include "train/loop.hpp"
+#include "core/error.hpp"
+#include "train/trainer.hpp"
 
 using namespace funnel;
+using Catch::Matchers::Contains;
 
 namespace {
-SyntheticConfig small_data() {
-  SyntheticConfig c;
-  c.rows = 30000;
-  c.fields = 6;
-  c.vocab_per_field = 50;
-  c.seed = 7;
-  c.ctr = 0.1;
-  c.ctcvr = 0.02;
-  return c;
+
+const char* kSpec = "synthetic:rows=4000,fields=4,vocab=30,seed=5";
+
+TrainerOptions small(const std::string& kind) {
+  TrainerOptions o;
+  o.model.kind = kind;
+  o.model.dim = 4;
+  o.model.hidden = {8, 4};
+  o.train.batch_size = 256;
+  o.optimizer = "adam";
+  o.opt.lr = 0.01;
+  return o;
 }
-ModelConfig small_model(const Dataset& d, const std::string& kind) {
-  ModelConfig m;
-  m.kind = kind;
-  m.num_fields = d.num_fields;
-  m.vocab = d.vocab;
-  m.dim = 6;
-  m.hidden = {16, 8};
-  return m;
+
+std::shared_ptr<const TrainData> data() {
+  static std::shared_ptr<const TrainData> d = load_train_data({.train = kSpec}, ReadOptions{});
+  return d;
 }
+
+std::string temp_dir(const std::string& name) {
+  auto d = std::filesystem::temp_directory_path() / ("funnel_trainer_" + name + "_" + std::to_string(::getpid()));
+  std::filesystem::remove_all(d);
+  return d.string();
+}
+
 }  // namespace
 
-TEST_CASE("ESMM learns on synthetic data and beats chance on every metric", "[train]") {
-  Dataset all = make_synthetic(small_data());
-  Dataset tr, ev;
-  split_tail(all, 0.3, tr, ev);
-  REQUIRE(tr.rows() + ev.rows() == all.rows());
-  Model m(small_model(tr, "esmm"));
-  m.exec().init_params(1);
-  OptimizerConfig oc;
-  oc.lr = 0.01;
-  auto opt = make_optimizer<float>("adam", oc);
-  TrainOptions o;
-  o.epochs = 2;
-  o.batch_size = 256;
-  TrainResult r = train(m, *opt, tr, &ev, o, {});
-  REQUIRE(r.epochs.size() == 2);
-  const auto& e = r.epochs.back().eval;
-  CHECK(e.ctr_auc > 0.6);
-  CHECK(e.ctcvr_auc > 0.6);
-  CHECK(e.cvr_auc_entire_space > 0.55);
-  CHECK(r.epochs[1].mean_losses[0] < r.epochs[0].mean_losses[0] + 1e-3);
-  CHECK(std::abs(e.mean_pctr - e.click_rate) < 0.03);
-}
-
-TEST_CASE("training is deterministic for a seed", "[train]") {
-  Dataset d = make_synthetic(small_data());
-  auto run = [&](std::uint64_t seed) {
-    Model m(small_model(d, "esmm"));
-    m.exec().init_params(seed);
-    auto opt = make_optimizer<float>("adam", {});
-    TrainOptions o;
-    o.batch_size = 512;
-    o.max_steps = 20;
-    o.seed = seed;
-    train(m, *opt, d, nullptr, o, {});
-    return predict(m, d, 1000).column("pctcvr");
-  };
-  auto a = run(3), b = run(3), c = run(4);
-  CHECK(a == b);
-  CHECK(a != c);
-}
-
-TEST_CASE("predictions satisfy pctcvr = pctr × pcvr for ESMM and clip for DIVISION", "[train]") {
-  Dataset d = make_synthetic(small_data());
-  for (std::string kind : {"esmm", "division"}) {
-    Model m(small_model(d, kind));
-    m.exec().init_params(2);
-    Predictions p = predict(m, d, 777);
-    REQUIRE(p.column("pctr").size() == static_cast<std::size_t>(d.rows()));
-    for (std::size_t i = 0; i < p.column("pctr").size(); i += 97) {
-      if (kind == "esmm") CHECK(p.column("pctcvr")[i] == Approx(p.column("pctr")[i] * p.column("pcvr")[i]).epsilon(1e-6));
-      CHECK(p.column("pcvr")[i] >= 0.0f);
-      CHECK(p.column("pcvr")[i] <= 1.0f);
-    }
-  }
-}
-
-TEST_CASE("max_steps and the stop flag end training early", "[train]") {
-  Dataset d = make_synthetic(small_data());
-  Model m(small_model(d, "esmm"));
-  m.exec().init_params(1);
-  auto opt = make_optimizer<float>("sgd", {});
-  TrainOptions o;
-  o.batch_size = 100;
-  o.max_steps = 7;
-  CHECK(train(m, *opt, d, nullptr, o, {}).steps == 7);
-  std::atomic<bool> stop{false};
+TEST_CASE("Trainer: the model is built for the data, trained with hooks, evaluated every epoch", "[train][trainer]") {
+  TrainerOptions o = small("esmm");
+  o.train.epochs = 2;
+  Trainer t(o, data());
+  CHECK(t.options().model.num_fields == 4);
+  CHECK(t.options().model.vocab == data()->train.data.vocab);
+  CHECK(t.model().handle().kind == "esmm");
+  int grads = 0, steps = 0, epochs = 0;
   TrainHooks h;
-  h.stop = &stop;
-  int calls = 0;
-  h.on_step = [&](const StepInfo&) {
-    if (++calls == 3) stop = true;
+  h.after_gradients = [&](Model&, std::int64_t step) { CHECK(step == ++grads); };
+  h.on_step = [&](const StepInfo&) { ++steps; };
+  h.on_epoch = [&](const EpochReport& e) {
+    ++epochs;
+    CHECK(e.has_eval);
   };
-  o.max_steps = 0;
-  TrainResult r = train(m, *opt, d, nullptr, o, h);
-  CHECK(r.stopped);
-  CHECK(r.steps == 3);
+  TrainResult r = t.train(h);
+  const std::int64_t per_epoch = (data()->train.data.rows() + 255) / 256;
+  CHECK(r.steps == 2 * per_epoch);
+  CHECK(grads == r.steps);
+  CHECK(steps == r.steps);
+  CHECK(epochs == 2);
+  REQUIRE(r.epochs.size() == 2);
+  CHECK(r.epochs[1].eval.ctr_auc > 0.5);
+  CHECK(t.loss_name(0) == "ctr");
+  CHECK(t.loss_name(1) == "ctcvr");
+  CHECK_THAT(t.model_description(), Contains("esmm: 4 fields") && Contains("adam lr 0.01"));
+
+  const nlohmann::json j = t.metrics_json(r);
+  CHECK(j["model"]["kind"] == "esmm");
+  CHECK(j["steps"] == r.steps);
+  REQUIRE(j["epochs"].size() == 2);
+  CHECK(j["epochs"][1].contains("loss_ctcvr"));
+  CHECK(j["epochs"][1]["ctr_auc"].get<double>() == r.epochs[1].eval.ctr_auc);
+  // A second call continues from the last step.
+  CHECK(t.train().steps == 4 * per_epoch);
 }
 
-TEST_CASE("data that does not fit the model is a clear error", "[train]") {
-  Dataset d = make_synthetic(small_data());
-  ModelConfig mc = small_model(d, "esmm");
-  mc.num_fields = 5;
-  Model m(mc);
-  CHECK_THROWS_WITH(predict(m, d, 100), Catch::Contains("6 fields") && Catch::Contains("5"));
-}
+TEST_CASE("Trainer: save, load_model for prediction, resume with --init; a different model is refused",
+          "[train][trainer]") {
+  const std::string dir = temp_dir("ck");
+  TrainerOptions o = small("base");
+  o.train.max_steps = 6;
+  Trainer t(o, data());
+  TrainResult r = t.train();
+  REQUIRE(r.steps == 6);
+  t.save(dir, r.steps);
 
-TEST_CASE("predictions from a saved checkpoint equal those of the in-memory model; --init resumes the optimizer",
-          "[train][checkpoint]") {
-  Dataset d = make_synthetic(small_data());
-  const ModelConfig mc = small_model(d, "esmm");
-  Model m(mc);
-  m.exec().init_params(5);
-  auto opt = make_optimizer<float>("adam", {});
-  TrainOptions o;
-  o.batch_size = 256;
-  o.max_steps = 15;
-  train(m, *opt, d, nullptr, o, {});
-  const Predictions before = predict(m, d, 1000);
+  LoadedModel l = load_model(dir);
+  CHECK(l.model->config().kind == "base");
+  CHECK(l.info.step == 6);
+  const auto& ev = data()->eval;
+  CHECK(predict(*l.model, ev, 500).column("pcvr") == predict(t.model(), ev, 500).column("pcvr"));
 
-  const std::string dir = (std::filesystem::temp_directory_path() /
-                           ("funnel_trainer_ck_" + std::to_string(::getpid()))).string();
-  save_checkpoint(dir, m.exec(), opt.get(), to_json(mc), nlohmann::json::object(), 15, 1);
+  TrainerOptions resume = o;
+  resume.init_dir = dir;
+  resume.train.max_steps = 9;
+  Trainer t2(resume, data());
+  CHECK(t2.start_step() == 6);
+  CHECK(t2.train().steps == 9);
 
-  Model loaded(mc);
-  loaded.exec().init_params(99);  // different values, overwritten by the load
-  auto opt2 = make_optimizer<float>("adam", {});
-  load_checkpoint(dir, loaded.exec(), opt2.get());
-  const Predictions after = predict(loaded, d, 1000);
-  CHECK(after.column("pctr") == before.column("pctr"));
-  CHECK(after.column("pcvr") == before.column("pcvr"));
-  CHECK(after.column("pctcvr") == before.column("pctcvr"));
-
-  // Continuing both (same batches, same optimizer state) keeps them bit-identical.
-  TrainOptions more = o;
-  more.max_steps = 5;
-  more.seed = 11;
-  train(m, *opt, d, nullptr, more, {});
-  train(loaded, *opt2, d, nullptr, more, {});
-  CHECK(predict(loaded, d, 1000).column("pctcvr") == predict(m, d, 1000).column("pctcvr"));
+  TrainerOptions other = resume;
+  other.model.kind = "esmm";
+  CHECK_THROWS_WITH(Trainer(other, data()), Contains(dir) && Contains("does not match"));
   std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("Trainer: bad options are errors before any training", "[train][trainer]") {
+  TrainerOptions o = small("nope");
+  CHECK_THROWS_WITH(Trainer(o, data()), Contains("unknown model 'nope'"));
+  o = small("esmm");
+  o.threads = 0;
+  CHECK_THROWS_WITH(Trainer(o, data()), Contains("threads"));
+  o = small("esmm");
+  CHECK_THROWS_WITH(Trainer(o, nullptr), Contains("no data"));
+  o.optimizer = "lbfgs";
+  CHECK_THROWS_AS(Trainer(o, data()), Error);
 }

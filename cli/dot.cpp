@@ -13,8 +13,8 @@
 #include "core/dot.hpp"
 #include "core/error.hpp"
 #include "models/model.hpp"
-#include "tools/cli/command.hpp"
-#include "tools/cli/common.hpp"
+#include "cli/command.hpp"
+#include "cli/common.hpp"
 
 namespace {
 

@@ -4,8 +4,8 @@
 #include <cstdio>
 
 #include "core/error.hpp"
-#include "tools/cli/common.hpp"
-#include "tools/cli/session.hpp"
+#include "cli/common.hpp"
+#include "cli/train_flags.hpp"
 
 namespace funnel::cli {
 namespace {
@@ -23,9 +23,9 @@ int run_compare(int argc, char** argv) {
       throw UsageError("--models: unknown model '" + name + "' (known: " + model_kinds_text() + ")");
     width = std::max(width, static_cast<int>(name.size()));
   }
-  SessionOptions base = session_options(f);
-  set_threads(base.threads);
-  auto data = load_session_data(base, f);
+  const RunOptions base = run_options(f);
+  set_threads(base.trainer.threads);
+  std::shared_ptr<const TrainData> data = load_run_data(base, f);
   std::fprintf(stderr, "train: %s\neval:  %s\n", data->train.description.c_str(), data->eval_description.c_str());
   const bool truth = data->eval.has_truth();
   struct Row {
@@ -36,14 +36,14 @@ int run_compare(int argc, char** argv) {
   std::vector<Row> rows;
   nlohmann::json all = nlohmann::json::object();
   for (const auto& name : models) {
-    SessionOptions o = base;
+    TrainerOptions o = base.trainer;
     o.model.kind = name;
-    Session s(o, data);
+    Trainer s(o, data);
     std::fprintf(stderr, "training %s ...\n", name.c_str());
     TrainResult r = s.train({});
     if (r.epochs.empty() || !r.epochs.back().has_eval) throw Error("model " + name + " produced no evaluation");
     rows.push_back({name, r.epochs.back().eval, r.epochs.back().samples_per_sec});
-    all[name] = metrics_json(r, s);
+    all[name] = s.metrics_json(r);
   }
   std::printf("\n%-*s %8s %9s %8s%s\n", width, "model", "CVR AUC", "CTCVR AUC", "CTR AUC",
               truth ? "  CVR AUC (entire space)" : "");
@@ -54,7 +54,7 @@ int run_compare(int argc, char** argv) {
   }
   std::printf("(CVR AUC on clicked impressions, CTCVR and CTR AUC on all impressions%s; same data and seed %llu)\n",
               truth ? ", entire-space CVR AUC on all impressions against their drawn conversion labels" : "",
-              static_cast<unsigned long long>(base.train.seed));
+              static_cast<unsigned long long>(base.trainer.train.seed));
   if (f.has("metrics-json")) write_file_atomic(f.str("metrics-json", ""), all.dump(2) + "\n");
   return 0;
 }

@@ -1,4 +1,4 @@
-#include "tools/cli/command.hpp"
+#include "cli/command.hpp"
 
 #include <algorithm>
 #include <cstdlib>

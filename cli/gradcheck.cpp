@@ -13,8 +13,8 @@
 #include "autodiff/gradflow.hpp"
 #include "models/model.hpp"
 #include "ops/op.hpp"
-#include "tools/cli/command.hpp"
-#include "tools/cli/common.hpp"
+#include "cli/command.hpp"
+#include "cli/common.hpp"
 
 namespace {
 

@@ -13,8 +13,8 @@
 #include "core/files.hpp"
 #include "core/signals.hpp"
 #include "train/checkpoint.hpp"
-#include "tools/cli/common.hpp"
-#include "tools/cli/session.hpp"
+#include "cli/common.hpp"
+#include "cli/train_flags.hpp"
 
 namespace funnel::cli {
 namespace {
@@ -25,20 +25,22 @@ int run_train(int argc, char** argv) {
                                "save-every", "metrics-json", "l2", "stages", "eval-fraction", "pool", "model-options"};
   valued.insert(kDataFlags.begin(), kDataFlags.end());
   Flags f(argc, argv, valued, {"no-shuffle", "quiet"});
-  SessionOptions so = session_options(f);
+  const RunOptions ro = run_options(f);
+  const TrainerOptions& so = ro.trainer;
   // Every output target is checked (and the checkpoint directory locked) before any data is read.
   if (so.train.save_every > 0 && !f.has("save")) throw UsageError("--save-every needs --save DIR");
-  std::vector<std::string> inputs = dataset_spec_inputs(so.data_spec);
-  for (const auto& e : dataset_spec_inputs(so.eval_spec)) inputs.push_back(e);
+  std::vector<std::string> inputs = dataset_spec_inputs(ro.data.train);
+  for (const auto& e : dataset_spec_inputs(ro.data.eval)) inputs.push_back(e);
   if (!so.init_dir.empty()) inputs.push_back(so.init_dir);
   if (f.has("metrics-json")) check_output_target(f.str("metrics-json", ""), inputs, "--metrics-json");
   std::optional<CheckpointLock> save_lock;
   if (f.has("save")) save_lock.emplace(f.str("save", ""));
   install_stop_signals();  // INT, TERM, HUP, PIPE: finish the step, save, exit non-zero
 
-  Session s(so, f);
-  std::fprintf(stderr, "train: %s\n", s.train_description().c_str());
-  if (s.has_eval()) std::fprintf(stderr, "eval:  %s\n", s.eval_description().c_str());
+  set_threads(so.threads);
+  Trainer s(so, load_run_data(ro, f));
+  std::fprintf(stderr, "train: %s\n", s.data().train.description.c_str());
+  if (s.data().has_eval) std::fprintf(stderr, "eval:  %s\n", s.data().eval_description.c_str());
   std::fprintf(stderr, "model: %s\n", s.model_description().c_str());
 
   const bool tty = ::isatty(2) && !f.has("quiet");
@@ -80,7 +82,7 @@ int run_train(int argc, char** argv) {
   int rc = 0;
   if (f.has("metrics-json")) {
     try {
-      write_output_file(f.str("metrics-json", ""), metrics_json(res, s).dump(2) + "\n", inputs, "--metrics-json");
+      write_output_file(f.str("metrics-json", ""), s.metrics_json(res).dump(2) + "\n", inputs, "--metrics-json");
       std::fprintf(stderr, "wrote %s\n", f.str("metrics-json", "").c_str());
     } catch (const Error& e) {
       std::fprintf(stderr, "funnel train: error: %s%s\n", e.what(), f.has("save") ? " (the checkpoint was saved)" : "");

@@ -5,9 +5,8 @@
 
 #include "core/error.hpp"
 #include "core/files.hpp"
-#include "tools/cli/common.hpp"
-#include "tools/cli/session.hpp"
-#include "train/checkpoint.hpp"
+#include "cli/common.hpp"
+#include "train/trainer.hpp"
 
 namespace funnel::cli {
 namespace {
@@ -18,12 +17,10 @@ struct Loaded {
 };
 
 Loaded load(const Flags& f) {
-  const std::string dir = f.required("checkpoint");
-  CheckpointInfo info = read_checkpoint_info(dir);
+  LoadedModel m = load_model(f.required("checkpoint"));
   Loaded l;
-  l.model = std::make_unique<Model>(model_config_from_json(info.model));
-  load_checkpoint(dir, l.model->exec(), nullptr);
-  l.data = load_data(f.required("data"), f, &info.data);
+  l.model = std::move(m.model);
+  l.data = read_data(f.required("data"), f, &m.info.data);
   check_compatible(l.model->config(), l.data.data, "'" + f.required("data") + "'");
   return l;
 }

@@ -2,7 +2,7 @@
 #include <cstdio>
 
 #include "ops/op.hpp"
-#include "tools/cli/command.hpp"
+#include "cli/command.hpp"
 
 namespace {
 int run_ops(int argc, char** argv) {

@@ -3,7 +3,7 @@
 #include <cstdio>
 
 #include "models/model.hpp"
-#include "tools/cli/command.hpp"
+#include "cli/command.hpp"
 
 namespace {
 int run_models(int argc, char** argv) {

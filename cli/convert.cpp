@@ -12,7 +12,7 @@
 #include "data/readers.hpp"
 #include "data/stream_cache.hpp"
 #include "data/synthetic.hpp"
-#include "tools/cli/common.hpp"
+#include "cli/common.hpp"
 
 namespace funnel::cli {
 namespace {

@@ -1,0 +1,63 @@
+#include "cli/common.hpp"
+
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+#include <unistd.h>
+
+#include "core/error.hpp"
+#include "core/files.hpp"
+#include "core/parallel.hpp"
+#include "ops/gemm_backend.hpp"
+
+namespace funnel::cli {
+
+const std::set<std::string> kDataFlags{"on-bad-row", "buckets", "min-count", "pool-weights", "max-rows"};
+
+ReadOptions read_options(const Flags& f) {
+  ReadOptions o;
+  o.on_bad_row = parse_on_bad_row(f.str("on-bad-row", "error"));
+  o.weights = parse_pool_weights(f.str("pool-weights", "ones"));
+  o.max_rows = f.integer("max-rows", 0, 0);
+  if (f.has("min-count")) {
+    o.mapping.kind = MapKind::Vocab;
+    o.mapping.min_count = f.integer("min-count", 1, 1);
+  }
+  if (f.has("buckets")) {
+    if (f.has("min-count")) throw UsageError("--buckets (hashing) and --min-count (vocabulary) exclude each other");
+    o.mapping.buckets = f.integer("buckets", 1 << 16, 1);
+  }
+  return o;
+}
+
+LoadedData read_data(const std::string& spec, const Flags& flags, const nlohmann::json* map_json) {
+  LoadedData d = funnel::load_data(spec, read_options(flags), map_json);
+  if (!d.skipped.empty()) std::fprintf(stderr, "%s\n", d.skipped.c_str());
+  return d;
+}
+
+void write_file_atomic(const std::string& path, const std::string& text) { write_output_file(path, text); }
+
+nlohmann::json model_options_flag(const Flags& f) {
+  if (!f.has("model-options")) return nlohmann::json::object();
+  try {
+    return parse_model_options(f.str("model-options", ""));
+  } catch (const std::exception& e) {
+    throw UsageError(std::string("--model-options: ") + e.what());
+  }
+}
+
+void set_threads(int n) {
+  if (n < 1) throw UsageError("--threads must be at least 1");
+  funnel::set_num_threads(n);
+  try {
+    (void)funnel::gemm_backend();  // reads FUNNEL_GEMM now, so a bad value stops the command before any work
+  } catch (const std::invalid_argument& e) {
+    throw UsageError(e.what());
+  }
+}
+
+}  // namespace funnel::cli

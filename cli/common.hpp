@@ -1,0 +1,32 @@
+#pragma once
+// Shared by the train / eval / predict / compare subcommands: data flags, model flags, output helpers.
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "data/readers.hpp"
+#include "models/model.hpp"
+#include "cli/command.hpp"
+#include "train/data_spec.hpp"
+
+namespace funnel::cli {
+
+// Flags understood by read_options() / read_data().
+extern const std::set<std::string> kDataFlags;
+
+// Reads the data flags into ReadOptions.
+ReadOptions read_options(const Flags& flags);
+
+// funnel::load_data with the reader flags; prints the skipped-row note, if any, to stderr.
+LoadedData read_data(const std::string& spec, const Flags& flags, const nlohmann::json* map_json = nullptr);
+
+// Write `text` to `path` atomically (temp file + rename).
+void write_file_atomic(const std::string& path, const std::string& text);
+
+// --model-options KEY=VALUE,...: the model's own knobs, as a JSON object (empty when the flag is absent).
+nlohmann::json model_options_flag(const Flags& flags);
+
+// Set the number of threads (funnel::set_num_threads: the worker pool that also splits gemms; BLAS stays at one).
+void set_threads(int n);
+
+}  // namespace funnel::cli

@@ -1,0 +1,85 @@
+#include "cli/train_flags.hpp"
+
+#include <cmath>
+#include <cstdio>
+#include <sstream>
+
+namespace funnel::cli {
+
+RunOptions run_options(const Flags& f) {
+  RunOptions r;
+  TrainerOptions& o = r.trainer;
+  o.model.kind = f.str("model", "esmm");
+  if (!find_model(o.model.kind))
+    throw UsageError("--model: expected one of " + model_kinds_text() + " (see funnel models), got '" +
+                     o.model.kind + "'");
+  o.model.options = model_options_flag(f);
+  o.model_dims_given = f.has("embedding-dim") || f.has("hidden");
+  o.model.dim = f.integer("embedding-dim", 18, 1);
+  o.model.hidden = f.int_list("hidden", {200, 80});
+  const std::string pool = f.str("pool", "sum");
+  if (pool != "sum" && pool != "mean") throw UsageError("--pool: expected sum or mean, got '" + pool + "'");
+  o.model.pool = pool == "sum" ? Pool::Sum : Pool::Mean;
+  o.train.epochs = f.integer("epochs", 1, 1);
+  o.train.batch_size = f.integer("batch-size", 1024, 1);
+  o.train.max_steps = f.integer("max-steps", 0, 0);
+  o.train.seed = static_cast<std::uint64_t>(f.integer("seed", 1, 0));
+  o.train.shuffle = !f.has("no-shuffle");
+  o.train.save_every = f.integer("save-every", 0, 0);
+  o.optimizer = f.str("optimizer", "adam");
+  if (o.optimizer != "adam" && o.optimizer != "adagrad" && o.optimizer != "sgd")
+    throw UsageError("--optimizer: expected adam, adagrad or sgd, got '" + o.optimizer + "'");
+  o.opt.lr = f.number("lr", o.optimizer == "sgd" ? 0.05 : o.optimizer == "adagrad" ? 0.05 : 0.002);
+  if (!(o.opt.lr > 0) || !std::isfinite(o.opt.lr)) throw UsageError("--lr must be a positive number");
+  o.opt.weight_decay = f.number("l2", 0.0);
+  if (o.opt.weight_decay < 0) throw UsageError("--l2 must be non-negative");
+  o.init_dir = f.str("init", "");
+  o.threads = static_cast<int>(f.integer("threads", 1, 1));
+  if (f.has("stages")) o.model.num_stages = f.integer("stages", 2, 2);
+  r.data.train = f.str("data", "synthetic");
+  r.data.eval = f.str("eval-data", "");
+  r.data.eval_fraction = f.number("eval-fraction", 0.2);
+  if (!(r.data.eval_fraction > 0 && r.data.eval_fraction < 1)) throw UsageError("--eval-fraction must be in (0, 1)");
+  r.data.stages = o.model.num_stages;
+  return r;
+}
+
+std::shared_ptr<TrainData> load_run_data(const RunOptions& o, const Flags& f) {
+  auto d = load_train_data(o.data, read_options(f));
+  for (const auto& n : d->notes) std::fprintf(stderr, "%s\n", n.c_str());
+  return d;
+}
+
+namespace {
+std::string fmt(double v) {
+  if (std::isnan(v)) return "   n/a";
+  char b[32];
+  std::snprintf(b, sizeof b, "%.4f", v);
+  return b;
+}
+}  // namespace
+
+std::string format_epochs(const TrainResult& r, const Trainer& t) {
+  std::ostringstream o;
+  const bool truth = t.data().has_eval && t.data().eval.has_truth();
+  o << "\nepoch  ctr_auc  cvr_auc  ctcvr_auc" << (truth ? "  cvr_auc_entire" : "")
+    << "  ctr_logloss  ctcvr_logloss  mean_pctr/ctr  mean_pctcvr/ctcvr  samples/s\n";
+  for (auto& e : r.epochs) {
+    o << "  " << e.epoch + 1 << "    ";
+    if (!e.has_eval) {
+      o << "(no evaluation)\n";
+      continue;
+    }
+    const auto& m = e.eval;
+    char line[512];
+    std::snprintf(line, sizeof line, "%s   %s   %s   %s%s       %s         %s    %.4f/%.4f      %.5f/%.5f   %9.0f\n",
+                  fmt(m.ctr_auc).c_str(), fmt(m.cvr_auc).c_str(), fmt(m.ctcvr_auc).c_str(),
+                  truth ? fmt(m.cvr_auc_entire_space).c_str() : "", truth ? "       " : "", fmt(m.ctr_logloss).c_str(),
+                  fmt(m.ctcvr_logloss).c_str(), m.mean_pctr, m.click_rate, m.mean_pctcvr, m.ctcvr_rate,
+                  e.samples_per_sec);
+    o << line;
+  }
+  return o.str();
+}
+
+}  // namespace funnel::cli

@@ -1,0 +1,25 @@
+#pragma once
+// The training flags shared by `train` and `compare`: flags -> TrainerOptions and DataSources (the library's
+// Trainer does the rest), and the epoch table both print.
+#include <memory>
+#include <string>
+
+#include "cli/common.hpp"
+#include "train/trainer.hpp"
+
+namespace funnel::cli {
+
+struct RunOptions {
+  TrainerOptions trainer;
+  DataSources data;
+};
+// Reads and validates the model, optimizer, loop and data flags (UsageError naming the flag).
+RunOptions run_options(const Flags& f);
+
+// Loads the run's data (reader flags from `f`) and prints the readers' skipped-row notes to stderr.
+std::shared_ptr<TrainData> load_run_data(const RunOptions& o, const Flags& f);
+
+// The per-epoch metrics table.
+std::string format_epochs(const TrainResult& r, const Trainer& t);
+
+}  // namespace funnel::cli

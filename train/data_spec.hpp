@@ -1,0 +1,49 @@
+#pragma once
+// Training data from specs: "synthetic[:k=v,...]" or a reader spec (csv:, slots:, aliccp:, cache:), mapped with a
+// new feature map or with a checkpoint's, and the train / evaluation split a training run uses.
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "data/dataset.hpp"
+#include "data/feature_map.hpp"
+#include "data/readers.hpp"
+
+namespace funnel {
+
+struct LoadedData {
+  Dataset data;
+  FeatureMap map;          // empty for synthetic data
+  nlohmann::json json;     // how to map new data the same way (goes into checkpoints)
+  std::string description; // "SPEC: N rows, ..."
+  std::string skipped;     // "skipped N bad rows of M: reason=n ..." when rows were skipped, else empty
+};
+
+// Reads `spec`. `map_json`, when not null, is a checkpoint's data JSON: the data is mapped the same way as the
+// training data was (and must be of the same kind: synthetic of the same shape, or mapped real data).
+LoadedData load_data(const std::string& spec, const ReadOptions& options, const nlohmann::json* map_json = nullptr);
+
+// A one-line summary of a data set: rows, clicks, conversions, fields, vocab (dense columns, stages).
+std::string describe(const Dataset& d);
+
+struct DataSources {
+  std::string train = "synthetic";  // a data spec
+  std::string eval{};               // empty: hold out the last eval_fraction of the training data
+  double eval_fraction = 0.2;
+  std::int64_t stages = 2;          // synthetic data gets this many funnel stages unless its spec says
+};
+
+// The data of a training run: the training set with its mapping, and the evaluation set mapped the same way.
+struct TrainData {
+  LoadedData train;
+  Dataset eval;
+  bool has_eval = false;
+  std::string eval_description;
+  std::vector<std::string> notes;  // skipped-row summaries of the reads, for the user
+};
+std::shared_ptr<TrainData> load_train_data(const DataSources& s, const ReadOptions& options);
+
+}  // namespace funnel

@@ -1,0 +1,65 @@
+#pragma once
+// A built model ready to train and predict: graph, handle and a float executor; batches cut from a Dataset,
+// "compute gradients" and "apply optimizer" as separate steps (so gradients can be all-reduced across processes in
+// between), predictions for a whole data set.
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <random>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "autodiff/executor.hpp"
+#include "core/graph.hpp"
+#include "data/dataset.hpp"
+#include "models/model.hpp"
+
+namespace funnel {
+
+// A built model: graph, node handle and a float executor bound to it.
+class Model {
+ public:
+  explicit Model(const ModelConfig& cfg);
+  Model(const Model&) = delete;
+  Model& operator=(const Model&) = delete;
+
+  const ModelConfig& config() const { return cfg_; }
+  const Graph& graph() const { return graph_; }
+  const ModelHandle& handle() const { return h_; }
+  Executor<float>& exec() { return *ex_; }
+
+  // Copy rows of `d` into the executor's inputs (ids, dense, labels).
+  void bind(const Dataset& d, std::span<const std::int64_t> rows);
+  // Forward + backward over the weighted losses of the bound batch; returns the loss values.
+  void compute_gradients();
+  const std::vector<float>& last_losses() const { return last_losses_; }
+
+ private:
+  ModelConfig cfg_;
+  Graph graph_;
+  ModelHandle h_;
+  std::unique_ptr<Executor<float>> ex_;
+  std::vector<LossWeight> losses_;
+  std::vector<float> last_losses_;
+  std::vector<float> label_scratch_;
+};
+
+// One value per row for each of the model's prediction columns (ModelHandle::columns).
+struct Predictions {
+  std::vector<std::string> names;               // column names, in the model's order
+  std::vector<std::vector<float>> columns;      // columns[k][row]
+  const std::vector<float>& column(std::string_view name) const;  // Error listing the names when absent
+  std::int64_t rows() const { return columns.empty() ? 0 : static_cast<std::int64_t>(columns[0].size()); }
+};
+// Predictions for every row of `d`, in order (labels are not read).
+Predictions predict(Model& m, const Dataset& d, std::int64_t batch_size);
+// The values of the B×1 nodes `nodes` for every row of `d`, in order: out[k][row].
+std::vector<std::vector<float>> predict_nodes(Model& m, const Dataset& d, std::int64_t batch_size,
+                                              const std::vector<NodeId>& nodes);
+
+// Throws funnel::Error when the data does not fit the model (fields, vocab, dense columns, stages).
+void check_compatible(const ModelConfig& cfg, const Dataset& d, const std::string& what);
+
+}  // namespace funnel

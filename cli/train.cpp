@@ -15,6 +15,9 @@
 #include "train/checkpoint.hpp"
 #include "cli/common.hpp"
 #include "cli/train_flags.hpp"
+#ifdef FUNNEL_HAS_MPI
+#include "distributed/run_trainer.hpp"
+#endif
 
 namespace funnel::cli {
 namespace {
@@ -22,32 +25,48 @@ namespace {
 int run_train(int argc, char** argv) {
   std::set<std::string> valued{"data", "eval-data", "model", "epochs", "batch-size", "lr", "optimizer",
                                "embedding-dim", "hidden", "seed", "threads", "max-steps", "init", "save",
-                               "save-every", "metrics-json", "l2", "stages", "eval-fraction", "pool", "model-options"};
+                               "save-every", "metrics-json", "l2", "stages", "eval-fraction", "pool", "model-options",
+                               "check-replicas"};
   valued.insert(kDataFlags.begin(), kDataFlags.end());
   Flags f(argc, argv, valued, {"no-shuffle", "quiet"});
   const RunOptions ro = run_options(f);
   const TrainerOptions& so = ro.trainer;
-  // Every output target is checked (and the checkpoint directory locked) before any data is read.
+  // Under mpirun: data parallel over the ranks (distributed/); rank 0 alone prints and writes.
+#ifdef FUNNEL_HAS_MPI
+  dist::Communicator& comm = dist::world();
+  const int ranks = comm.size();
+  const bool lead = comm.rank() == 0;
+#else
+  const int ranks = 1;
+  const bool lead = true;
+#endif
+  const std::int64_t check_every = f.integer("check-replicas", 0, 0);  // Every output target is checked (and the checkpoint directory locked) before any data is read.
   if (so.train.save_every > 0 && !f.has("save")) throw UsageError("--save-every needs --save DIR");
   std::vector<std::string> inputs = dataset_spec_inputs(ro.data.train);
   for (const auto& e : dataset_spec_inputs(ro.data.eval)) inputs.push_back(e);
   if (!so.init_dir.empty()) inputs.push_back(so.init_dir);
-  if (f.has("metrics-json")) check_output_target(f.str("metrics-json", ""), inputs, "--metrics-json");
+  if (lead && f.has("metrics-json")) check_output_target(f.str("metrics-json", ""), inputs, "--metrics-json");
   std::optional<CheckpointLock> save_lock;
-  if (f.has("save")) save_lock.emplace(f.str("save", ""));
+  if (lead && f.has("save")) save_lock.emplace(f.str("save", ""));
   install_stop_signals();  // INT, TERM, HUP, PIPE: finish the step, save, exit non-zero
 
   set_threads(so.threads);
   Trainer s(so, load_run_data(ro, f));
-  std::fprintf(stderr, "train: %s\n", s.data().train.description.c_str());
-  if (s.data().has_eval) std::fprintf(stderr, "eval:  %s\n", s.data().eval_description.c_str());
-  std::fprintf(stderr, "model: %s\n", s.model_description().c_str());
+  if (lead) {
+    std::fprintf(stderr, "train: %s\n", s.data().train.description.c_str());
+    if (s.data().has_eval) std::fprintf(stderr, "eval:  %s\n", s.data().eval_description.c_str());
+    std::fprintf(stderr, "model: %s\n", s.model_description().c_str());
+    if (ranks > 1)
+      std::fprintf(stderr, "mpi:   data parallel over %d ranks, global batch %lld (%lld rows per rank)\n", ranks,
+                   static_cast<long long>(so.train.batch_size), static_cast<long long>(so.train.batch_size / ranks));
+  }
 
   const bool tty = ::isatty(2) && !f.has("quiet");
   TrainHooks hooks;
   hooks.stop = &stop_requested();
   std::int64_t last_print = 0;
   hooks.on_step = [&](const StepInfo& i) {
+    if (!lead) return;
     const bool last = i.rows_done == i.rows_total;
     if (tty) {
       if (i.step % 5 != 0 && !last) return;
@@ -69,9 +88,24 @@ int run_train(int argc, char** argv) {
     }
   };
   if (so.train.save_every > 0) {
-    hooks.save = [&](std::int64_t step, std::int64_t) { s.save(f.str("save", ""), step); };
+    hooks.save = [&](std::int64_t step, std::int64_t) {
+      if (lead) s.save(f.str("save", ""), step);
+    };
   }
+#ifdef FUNNEL_HAS_MPI
+  TrainResult res = ranks > 1 || check_every > 0
+                        ? dist::train(comm, s, hooks, dist::DataParallelOptions{.check_every = check_every})
+                        : s.train(hooks);
+#else
+  if (check_every > 0) throw UsageError("--check-replicas needs a build with MPI (FUNNEL_MPI)");
   TrainResult res = s.train(hooks);
+#endif
+  if (!lead) {
+#ifdef FUNNEL_HAS_MPI
+    dist::finalize_world();
+#endif
+    return res.stopped ? stop_exit_code() : 0;
+  }
   std::printf("%s", format_epochs(res, s).c_str());
   // The checkpoint first: a failing metrics write must not cost it.
   if (f.has("save")) {
@@ -89,6 +123,9 @@ int run_train(int argc, char** argv) {
       rc = 1;
     }
   }
+#ifdef FUNNEL_HAS_MPI
+  dist::finalize_world();
+#endif
   if (res.stopped) {
     std::fprintf(stderr, "train: interrupted by signal %d at step %lld%s\n", stop_signal(), static_cast<long long>(res.steps),
                  f.has("save") ? " (checkpoint saved)" : "");

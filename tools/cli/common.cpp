@@ -52,12 +52,7 @@ LoadedData load_data(const std::string& spec, const Flags& flags, const nlohmann
     }
     ReadReport rep;
     out.data = read_dataset(spec, o, out.map, &rep);
-    if (rep.rows_skipped > 0) {
-      std::ostringstream s;
-      s << "skipped " << rep.rows_skipped << " bad rows of " << rep.rows_read << ":";
-      for (auto& [k, v] : rep.skipped_by_reason) s << " " << k << "=" << v;
-      std::fprintf(stderr, "%s\n", s.str().c_str());
-    }
+    if (const std::string sum = read_summary(rep); !sum.empty()) std::fprintf(stderr, "%s", sum.c_str());
     out.json = {{"kind", "mapped"}, {"map", out.map.to_json()}};
   }
   out.description = spec + ": " + describe(out.data);

@@ -30,6 +30,6 @@ if [ "${FUNNEL_SKIP_FUZZ:-0}" != 1 ]; then
       echo "fuzz-$name: FAILED (the input is in build-fuzz/crash-$name-*)"
       exit 1
     fi
-    echo "fuzz-$name: ${secs}s, $(grep -o 'stat::number_of_executed_units: *[0-9]*' build-fuzz/fuzz-$name.log | grep -o '[0-9]*$' || echo '?') inputs, no failure"
+    echo "fuzz-$name: ${secs}s, $(grep -o 'Done [0-9]* runs' build-fuzz/fuzz-$name.log || echo '?'), no failure"
   done
 fi

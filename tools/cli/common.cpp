@@ -77,6 +77,7 @@ void write_file_atomic(const std::string& path, const std::string& text) { write
 
 void set_threads(int n) {
   if (n < 1) throw UsageError("--threads must be at least 1");
+  if (n > 256) throw UsageError("--threads: at most 256, got " + std::to_string(n));
   funnel::set_num_threads(n);
 }
 

@@ -17,6 +17,11 @@ int run_compare(int argc, char** argv) {
   Flags f(argc, argv, valued, {"no-shuffle"});
   auto models = f.str_list("models", {"esmm", "base", "esmm-ns", "division"});
   SessionOptions base = session_options(f);
+  for (const auto& name : models) {  // every name is checked before any data is read or model trained
+    bool known = false;
+    for (auto& k : model_kinds()) known = known || k == name;
+    if (!known) throw UsageError("--models: unknown model '" + name + "' (known: esmm, base, esmm-ns, division)");
+  }
   set_threads(base.threads);
   auto data = load_session_data(base, f);
   std::fprintf(stderr, "train: %s\neval:  %s\n", data->train.description.c_str(), data->eval_description.c_str());

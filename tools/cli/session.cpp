@@ -17,7 +17,10 @@ SessionOptions session_options(const Flags& f) {
   if (!known) throw UsageError("--model: expected esmm, base, esmm-ns or division, got '" + o.model.kind + "'");
   o.model_dims_given = f.has("embedding-dim") || f.has("hidden");
   o.model.dim = f.integer("embedding-dim", 18, 1);
+  if (o.model.dim > 4096) throw UsageError("--embedding-dim: at most 4096, got " + std::to_string(o.model.dim));
   o.model.hidden = f.int_list("hidden", {200, 80});
+  for (auto h : o.model.hidden)
+    if (h > 65536) throw UsageError("--hidden: each layer at most 65536 units, got " + std::to_string(h));
   const std::string pool = f.str("pool", "sum");
   if (pool != "sum" && pool != "mean") throw UsageError("--pool: expected sum or mean, got '" + pool + "'");
   o.model.pool = pool == "sum" ? Pool::Sum : Pool::Mean;
@@ -39,7 +42,11 @@ SessionOptions session_options(const Flags& f) {
   o.eval_fraction = f.number("eval-fraction", 0.2);
   if (!(o.eval_fraction > 0 && o.eval_fraction < 1)) throw UsageError("--eval-fraction must be in (0, 1)");
   o.init_dir = f.str("init", "");
-  o.threads = static_cast<int>(f.integer("threads", 1, 1));
+  o.reset_optimizer = f.has("reset-optimizer");
+  if (o.reset_optimizer && o.init_dir.empty()) throw UsageError("--reset-optimizer needs --init DIR");
+  const std::int64_t threads = f.integer("threads", 1, 1);
+  if (threads > 256) throw UsageError("--threads: at most 256, got " + std::to_string(threads));
+  o.threads = static_cast<int>(threads);
   if (f.has("stages")) {
     o.model.num_stages = f.integer("stages", 2, 2);
   }
@@ -51,7 +58,10 @@ std::shared_ptr<SessionData> load_session_data(const SessionOptions& o, const Fl
   std::string spec = o.data_spec;
   if (o.model.num_stages > 2 && spec.rfind("synthetic", 0) == 0 && spec.find("stages=") == std::string::npos)
     spec += (spec == "synthetic" ? ":" : ",") + std::string("stages=") + std::to_string(o.model.num_stages);
-  LoadedData all = load_data(spec, f);
+  // --init: the new data goes through the checkpoint's own feature map, so every id keeps its embedding row.
+  nlohmann::json init_data;
+  if (!o.init_dir.empty()) init_data = read_checkpoint_info(o.init_dir).data;
+  LoadedData all = load_data(spec, f, o.init_dir.empty() ? nullptr : &init_data);
   if (o.eval_spec.empty()) {
     d->train.map = std::move(all.map);
     d->train.json = all.json;
@@ -101,14 +111,16 @@ void Session::init() {
   model_->exec().init_params(o_.train.seed);
   opt_ = make_optimizer<float>(o_.optimizer, o_.opt);
   if (!o_.init_dir.empty()) {
-    CheckpointInfo info = load_checkpoint(o_.init_dir, model_->exec(), opt_.get());
+    CheckpointInfo info = load_checkpoint(o_.init_dir, model_->exec(), o_.reset_optimizer ? nullptr : opt_.get());
     start_step_ = info.step;
   }
 }
 
 TrainResult Session::train(const TrainHooks& hooks) {
   const TrainHooks& h = hooks;
-  return funnel::train(*model_, *opt_, data_->train.data, data_->has_eval ? &data_->eval : nullptr, o_.train, h,
+  TrainOptions t = o_.train;
+  if (t.max_steps > 0) t.max_steps += start_step_;  // --max-steps counts this run's steps, also after --init
+  return funnel::train(*model_, *opt_, data_->train.data, data_->has_eval ? &data_->eval : nullptr, t, h,
                        start_step_);
 }
 

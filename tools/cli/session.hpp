@@ -22,6 +22,7 @@ struct SessionOptions {
   std::string eval_spec;       // empty: hold out the tail of the training data
   double eval_fraction = 0.2;
   std::string init_dir;
+  bool reset_optimizer = false;  // --init: take the parameters only, start the optimizer afresh
   int threads = 1;
 };
 SessionOptions session_options(const Flags& f);

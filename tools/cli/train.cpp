@@ -24,7 +24,7 @@ int run_train(int argc, char** argv) {
                                "embedding-dim", "hidden", "seed", "threads", "max-steps", "init", "save",
                                "save-every", "metrics-json", "l2", "stages", "eval-fraction", "pool"};
   valued.insert(kDataFlags.begin(), kDataFlags.end());
-  Flags f(argc, argv, valued, {"no-shuffle", "quiet"});
+  Flags f(argc, argv, valued, {"no-shuffle", "quiet", "reset-optimizer"});
   SessionOptions so = session_options(f);
   // Every output target is checked (and the checkpoint directory locked) before any data is read.
   if (so.train.save_every > 0 && !f.has("save")) throw UsageError("--save-every needs --save DIR");

@@ -257,7 +257,7 @@ Dataset read_csv_buffer(std::string_view text, const std::string& name, const Re
 
     Dataset d;
     detail::init_dataset(d, map);
-    detail::RowAppender app(d, map);
+    detail::RowAppender app(d, map, options.sink);
     detail::BadRows bad(options.on_bad_row, rep);
     std::vector<std::int32_t> fld;
     std::vector<std::int64_t> ids;
@@ -325,6 +325,7 @@ Dataset read_csv_buffer(std::string_view text, const std::string& name, const Re
         break;
       }
     }
+    app.finish();
     detail::finish_dataset(d, map, rep, name);
     return d;
   });

@@ -50,6 +50,7 @@
 
 #include "data/dataset.hpp"
 #include "data/feature_map.hpp"
+#include "data/row_sink.hpp"
 
 namespace funnel {
 
@@ -64,6 +65,9 @@ struct ReadOptions {
   // csv: the file has no header line; these are its columns (e.g. a checkpoint's training columns). A first
   // line equal to them is still taken as a header and skipped.
   std::vector<std::string> csv_columns;
+  // Streaming: rows and shared blocks go to the sink as they are read (data/row_sink.hpp); the Dataset returned
+  // is then empty of rows. Used by `convert` to write a cache in bounded memory.
+  RowSink* sink = nullptr;
 };
 
 struct ReadReport {

@@ -116,7 +116,7 @@ Dataset read_slots_buffer(std::string_view text, const std::string& name, const 
 
     Dataset d;
     detail::init_dataset(d, map);
-    detail::RowAppender app(d, map);
+    detail::RowAppender app(d, map, options.sink);
     detail::BadRows bad(options.on_bad_row, rep);
     std::vector<std::int32_t> fld;
     std::vector<std::int64_t> ids;
@@ -165,6 +165,7 @@ Dataset read_slots_buffer(std::string_view text, const std::string& name, const 
       throw Error(name + ": none of the file's fields is known to the feature map (the map has " + fields +
                   "; the file has " + seen + ")");
     }
+    app.finish();
     detail::finish_dataset(d, map, rep, name);
     return d;
   });

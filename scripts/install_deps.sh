@@ -3,8 +3,9 @@
 # Idempotent: packages already present are skipped, and apt is not touched at all when nothing is missing.
 set -euo pipefail
 pkgs=(cmake g++ make pkg-config
-      libxtensor-dev libxtensor-blas-dev nlohmann-json3-dev libopenblas-dev
+      libxtensor-dev libxtensor-blas-dev nlohmann-json3-dev libopenblas-dev libdnnl-dev
       libboost-graph-dev catch2 libbenchmark-dev graphviz
+      libopenmpi-dev openmpi-bin
       clang-14 libclang-rt-14-dev libcli11-dev)  # clang + libFuzzer for scripts/test.sh's fuzzing; CLI11
 missing=()
 for p in "${pkgs[@]}"; do

@@ -52,6 +52,7 @@ nlohmann::json model_options_flag(const Flags& f) {
 
 void set_threads(int n) {
   if (n < 1) throw UsageError("--threads must be at least 1");
+  if (n > 256) throw UsageError("--threads: at most 256, got " + std::to_string(n));
   funnel::set_num_threads(n);
   try {
     (void)funnel::gemm_backend();  // reads FUNNEL_GEMM now, so a bad value stops the command before any work

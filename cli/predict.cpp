@@ -32,15 +32,18 @@ std::vector<std::string> inputs_of(const Flags& f) {
   return in;
 }
 
+// The data flags that apply to eval/predict: the feature map (hash buckets, vocabulary) comes from the
+// checkpoint, so --buckets and --min-count are unknown flags here (exit 2) instead of being ignored.
 std::set<std::string> flags_with(std::set<std::string> s) {
-  s.insert(kDataFlags.begin(), kDataFlags.end());
+  for (const auto& k : kDataFlags)
+    if (k != "buckets" && k != "min-count") s.insert(k);
   return s;
 }
 
 int run_eval(int argc, char** argv) {
   Flags f(argc, argv, flags_with({"checkpoint", "data", "batch-size", "threads", "metrics-json"}), {});
   if (f.has("metrics-json")) check_output_target(f.str("metrics-json", ""), inputs_of(f), "--metrics-json");
-  set_threads(static_cast<int>(f.integer("threads", 1, 1)));
+  set_threads(static_cast<int>(std::min<std::int64_t>(f.integer("threads", 1, 1), 1 << 20)));
   Loaded l = load(f);
   std::fprintf(stderr, "eval: %s\n", l.data.description.c_str());
   FunnelMetrics m = evaluate(*l.model, l.data.data, f.integer("batch-size", 4096, 1));
@@ -52,7 +55,7 @@ int run_eval(int argc, char** argv) {
 
 int run_predict(int argc, char** argv) {
   Flags f(argc, argv, flags_with({"checkpoint", "data", "out", "batch-size", "threads"}), {});
-  set_threads(static_cast<int>(f.integer("threads", 1, 1)));
+  set_threads(static_cast<int>(std::min<std::int64_t>(f.integer("threads", 1, 1), 1 << 20)));
   const std::string out = f.required("out");
   check_output_target(out, inputs_of(f), "--out");
   Loaded l = load(f);

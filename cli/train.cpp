@@ -28,7 +28,7 @@ int run_train(int argc, char** argv) {
                                "save-every", "metrics-json", "l2", "stages", "eval-fraction", "pool", "model-options",
                                "check-replicas"};
   valued.insert(kDataFlags.begin(), kDataFlags.end());
-  Flags f(argc, argv, valued, {"no-shuffle", "quiet"});
+  Flags f(argc, argv, valued, {"no-shuffle", "quiet", "reset-optimizer"});
   const RunOptions ro = run_options(f);
   const TrainerOptions& so = ro.trainer;
   // Under mpirun: data parallel over the ranks (distributed/); rank 0 alone prints and writes.
@@ -40,7 +40,8 @@ int run_train(int argc, char** argv) {
   const int ranks = 1;
   const bool lead = true;
 #endif
-  const std::int64_t check_every = f.integer("check-replicas", 0, 0);  // Every output target is checked (and the checkpoint directory locked) before any data is read.
+  const std::int64_t check_every = f.integer("check-replicas", 0, 0);
+  // Every output target is checked (and the checkpoint directory locked) before any data is read.
   if (so.train.save_every > 0 && !f.has("save")) throw UsageError("--save-every needs --save DIR");
   std::vector<std::string> inputs = dataset_spec_inputs(ro.data.train);
   for (const auto& e : dataset_spec_inputs(ro.data.eval)) inputs.push_back(e);

@@ -1,5 +1,7 @@
 #include "cli/train_flags.hpp"
 
+#include "train/checkpoint.hpp"
+
 #include <cmath>
 #include <cstdio>
 #include <sstream>
@@ -16,7 +18,10 @@ RunOptions run_options(const Flags& f) {
   o.model.options = model_options_flag(f);
   o.model_dims_given = f.has("embedding-dim") || f.has("hidden");
   o.model.dim = f.integer("embedding-dim", 18, 1);
+  if (o.model.dim > 4096) throw UsageError("--embedding-dim: at most 4096, got " + std::to_string(o.model.dim));
   o.model.hidden = f.int_list("hidden", {200, 80});
+  for (auto h : o.model.hidden)
+    if (h > 65536) throw UsageError("--hidden: each layer at most 65536 units, got " + std::to_string(h));
   const std::string pool = f.str("pool", "sum");
   if (pool != "sum" && pool != "mean") throw UsageError("--pool: expected sum or mean, got '" + pool + "'");
   o.model.pool = pool == "sum" ? Pool::Sum : Pool::Mean;
@@ -34,13 +39,18 @@ RunOptions run_options(const Flags& f) {
   o.opt.weight_decay = f.number("l2", 0.0);
   if (o.opt.weight_decay < 0) throw UsageError("--l2 must be non-negative");
   o.init_dir = f.str("init", "");
-  o.threads = static_cast<int>(f.integer("threads", 1, 1));
+  o.reset_optimizer = f.has("reset-optimizer");
+  if (o.reset_optimizer && o.init_dir.empty()) throw UsageError("--reset-optimizer needs --init DIR");
+  const std::int64_t threads = f.integer("threads", 1, 1);
+  if (threads > 256) throw UsageError("--threads: at most 256, got " + std::to_string(threads));
+  o.threads = static_cast<int>(threads);
   if (f.has("stages")) o.model.num_stages = f.integer("stages", 2, 2);
   r.data.train = f.str("data", "synthetic");
   r.data.eval = f.str("eval-data", "");
   r.data.eval_fraction = f.number("eval-fraction", 0.2);
   if (!(r.data.eval_fraction > 0 && r.data.eval_fraction < 1)) throw UsageError("--eval-fraction must be in (0, 1)");
   r.data.stages = o.model.num_stages;
+  if (!o.init_dir.empty()) r.data.init_map = read_checkpoint_info(o.init_dir).data;
   return r;
 }
 

@@ -85,6 +85,7 @@ class KeyIndex {
     std::int32_t block = -1;
     bool used = false;
     bool bad = false;
+    bool referenced = false;  // a skeleton row looked the key up
   };
   // The entry of `key`, inserted (block -1, not bad) if absent.
   Entry& upsert(std::string_view key) {
@@ -92,13 +93,13 @@ class KeyIndex {
     const Probe q(key);
     Entry& e = slots_[slot(q)];
     if (!e.used) {
-      e = Entry{q.hash, q.w0, q.w1, key.data(), static_cast<std::uint32_t>(key.size()), -1, true, false};
+      e = Entry{q.hash, q.w0, q.w1, key.data(), static_cast<std::uint32_t>(key.size()), -1, true, false, false};
       ++used_;
     }
     return e;
   }
-  const Entry* find(std::string_view key) const {
-    const Entry& e = slots_[slot(Probe(key))];
+  Entry* find(std::string_view key) {
+    Entry& e = slots_[slot(Probe(key))];
     return e.used ? &e : nullptr;
   }
 
@@ -139,6 +140,11 @@ class KeyIndex {
   std::vector<Entry> slots_ = std::vector<Entry>(64);
   std::size_t used_ = 0;
 };
+
+bool mark_referenced(KeyIndex::Entry* e) {
+  if (e) e->referenced = true;
+  return e != nullptr;
+}
 
 struct Triples {
   std::vector<std::int32_t> fld;
@@ -270,8 +276,9 @@ Dataset read_aliccp_buffers(std::string_view skeleton, const std::string& skelet
     // --- common features: one block per good row ---------------------------------------------------------------
     Triples cf;
     KeyIndex index;
+    std::vector<std::string_view> bad_keys;  // keys of the common file's bad rows (views into it)
     {
-      detail::LineCursor cur(common);
+      detail::LineCursor cur(common, common_name);
       while (cur.next(line)) {
         ++rep.common_rows;
         const char* p = line.data();
@@ -281,7 +288,12 @@ Dataset read_aliccp_buffers(std::string_view skeleton, const std::string& skelet
         cf.clear();
         KeyIndex::Entry* entry = nullptr;
         bool ok = true;
-        if (!next_col(p, end, key) || !next_col(p, end, num) || std::memchr(p, ',', static_cast<std::size_t>(end - p))) {
+        if (cur.unterminated) {
+          rep.unterminated_last_line = true;
+          next_col(p, end, key);
+          detail::set_truncated(err, line);
+          ok = false;
+        } else if (!next_col(p, end, key) || !next_col(p, end, num) || std::memchr(p, ',', static_cast<std::size_t>(end - p))) {
           err.set(reason::column_count, "row", "3 comma-separated columns (common_feature_index,feature_num,feature_list)",
                   line);
           ok = false;
@@ -297,7 +309,9 @@ Dataset read_aliccp_buffers(std::string_view skeleton, const std::string& skelet
         }
         if (!ok) {
           if (!key.empty()) index.upsert(key).bad = true;
-          bad.handle(common_name, cur.line_no, err, cur.unterminated, "common:", false);
+          bad_keys.push_back(key);
+          ++rep.common_rows_skipped;
+          bad.handle(common_name, cur.line_no, err, false, "common:", false);
           continue;
         }
         entry->block = app.add_block(cf.fld.data(), cf.id.data(), cf.w.data(), cf.size());
@@ -307,10 +321,15 @@ Dataset read_aliccp_buffers(std::string_view skeleton, const std::string& skelet
 
     // --- skeleton ----------------------------------------------------------------------------------------------
     Triples sk;
-    detail::LineCursor cur(skeleton);
+    detail::LineCursor cur(skeleton, skeleton_name);
     while (cur.next(line)) {
       ++rep.rows_read;
-      if (cur.unterminated) rep.unterminated_last_line = true;
+      if (cur.unterminated) {
+        rep.unterminated_last_line = true;
+        detail::set_truncated(err, line);
+        bad.handle(skeleton_name, cur.line_no, err, false);
+        continue;
+      }
       const char* p = line.data();
       const char* end = p + line.size();
       std::string_view sid, clk, cnv, key, num;
@@ -332,7 +351,7 @@ Dataset read_aliccp_buffers(std::string_view skeleton, const std::string& skelet
         err.set(reason::bad_label, "conversion", "0 or 1", cnv);
       } else if (click == 0 && conv == 1) {
         err.set(reason::conversion_without_click, "conversion", "0 when click is 0 (a conversion needs a click)", cnv);
-      } else if (const KeyIndex::Entry* e = index.find(key); !e || e->block < 0) {
+      } else if (KeyIndex::Entry* e = index.find(key); !mark_referenced(e) || e->block < 0) {
         err.set(reason::unknown_common_index, "common_feature_index",
                 "a key of " + common_name + (e && e->bad ? " (its row there was bad and skipped)" : ""), key);
       } else {
@@ -351,6 +370,11 @@ Dataset read_aliccp_buffers(std::string_view skeleton, const std::string& skelet
         rep.stopped_at_max_rows = cur.pos < skeleton.size();
         break;
       }
+    }
+    // Bad common rows that no sample row asked for: they are in common_rows_skipped but in no row's reason.
+    for (std::string_view k : bad_keys) {
+      const KeyIndex::Entry* e = k.empty() ? nullptr : index.find(k);
+      if (!e || !e->referenced) ++rep.common_rows_unused;
     }
     app.finish();
     detail::finish_dataset(d, map, rep, skeleton_name);

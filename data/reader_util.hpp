@@ -21,6 +21,11 @@ namespace funnel::detail {
 
 // Read-only view of a whole file: mmap for regular files, a plain read for anything else (pipes, /proc, ...).
 // Throws funnel::Error naming the path and the reason (missing, a directory, unreadable).
+// A mapped file that is truncated while it is read would raise SIGBUS on the pages past its new end; a handler
+// (installed with the first mapping) maps zero pages there instead and notes it, and check_unchanged() then
+// throws an Error naming the file. check_unchanged() also compares size and modification time with those at
+// open, so a file rewritten under the reader is an error too. Readers call it after parsing (also when parsing
+// failed: a changed file explains a parse error better than the error itself).
 class MappedFile {
  public:
   explicit MappedFile(const std::string& path, bool sequential = false);
@@ -29,42 +34,67 @@ class MappedFile {
   MappedFile& operator=(const MappedFile&) = delete;
   std::string_view view() const { return {data_, size_}; }
   const std::string& path() const { return path_; }
+  void check_unchanged() const;
 
  private:
   std::string path_;
   const char* data_ = "";
   std::size_t size_ = 0;
   void* map_ = nullptr;
+  int fd_ = -1;
+  int guard_ = -1;  // slot in the SIGBUS guard table
+  std::int64_t mtime_ns_ = 0;
   std::string fallback_;
 };
 
-// Iterates over the lines of a buffer; strips "\n" and a trailing "\r". Line numbers are 1-based.
+// Longest line (or CSV record) a reader accepts; longer ones are an error found without scanning further.
+inline constexpr std::size_t kMaxLineBytes = std::size_t{16} << 20;
+
+// Iterates over the lines of a buffer. A UTF-8 byte order mark at the start is skipped. Line ends: "\n", "\r\n",
+// or "\r" alone when the first line end of the buffer is a lone "\r" (old Mac files). Line numbers are 1-based.
+// A line longer than max_line throws funnel::Error naming the file and line, after looking at max_line bytes only.
 struct LineCursor {
   std::string_view text;
   std::size_t pos = 0;
   std::int64_t line_no = 0;
-  bool unterminated = false;  // the line just returned had no '\n' (last line of the buffer)
+  bool unterminated = false;  // the line just returned had no line end (last line of the buffer)
+  char eol = '\n';
+  std::size_t max_line = kMaxLineBytes;
+  std::string name;  // for messages
 
-  explicit LineCursor(std::string_view t) : text(t) {}
+  explicit LineCursor(std::string_view t, std::string file_name = "input") : text(t), name(std::move(file_name)) {
+    if (text.size() >= 3 && text.compare(0, 3, "\xEF\xBB\xBF") == 0) pos = 3;
+    const std::string_view head = text.substr(pos, std::min<std::size_t>(text.size() - pos, 1 << 20));
+    const auto cr = head.find('\r');
+    if (cr != std::string_view::npos && cr < head.find('\n') && (cr + 1 >= head.size() || head[cr + 1] != '\n'))
+      eol = '\r';
+  }
   bool next(std::string_view& line) {
     if (pos >= text.size()) return false;
     const char* b = text.data() + pos;
     const std::size_t left = text.size() - pos;
-    const void* nl = std::memchr(b, '\n', left);
+    const std::size_t window = std::min(left, max_line + 2);
+    const void* nl = std::memchr(b, eol, window);
     std::size_t len;
     if (nl) {
       len = static_cast<std::size_t>(static_cast<const char*>(nl) - b);
       pos += len + 1;
       unterminated = false;
     } else {
+      if (left > window) too_long(line_no + 1);
       len = left;
       pos = text.size();
       unterminated = true;
     }
-    if (len && b[len - 1] == '\r') --len;
+    if (eol == '\n' && len && b[len - 1] == '\r') --len;
+    if (len > max_line) too_long(line_no + 1);
     line = {b, len};
     ++line_no;
     return true;
+  }
+  [[noreturn]] void too_long(std::int64_t line) const {
+    throw Error(name + ":" + std::to_string(line) + ": line longer than " + std::to_string(max_line >> 20) +
+                " MiB (no line end within it): is this really a text file of the expected format?");
   }
 };
 
@@ -86,6 +116,14 @@ struct RowError {
 
 // Printable, shortened rendering of raw input for messages (control bytes as \xNN).
 std::string show(std::string_view s, std::size_t max_len = 80);
+
+// The reason for an unterminated last line (see readers.hpp): the row may have been cut off.
+inline void set_truncated(RowError& err, std::string_view line) {
+  err.set(reason::truncated_last_row, "row",
+          "a line end after the last row (it has none: the file may be truncated mid-row; if the row is "
+          "complete, append a newline)",
+          line);
+}
 
 // Handles a bad row according to the policy: throws funnel::Error or counts it.
 class BadRows {

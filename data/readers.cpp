@@ -5,62 +5,157 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
+#include <csignal>
 #include <cstring>
 #include <filesystem>
+#include <mutex>
+
+#include "core/files.hpp"
 
 #include "data/reader_util.hpp"
 
 namespace funnel {
 namespace detail {
 
+namespace {
+
+// SIGBUS guard for mapped input files: a table of mappings, each with a "faulted" flag. A fault inside one maps
+// zero pages from the faulting page to the end of that mapping (so the reader finishes on harmless zeros) and
+// marks it; MappedFile::check_unchanged then reports the file. Faults elsewhere go to the previous handler.
+struct GuardSlot {
+  std::atomic<std::uintptr_t> base{0};
+  std::atomic<std::size_t> len{0};
+  std::atomic<int> faulted{0};
+};
+constexpr int kGuardSlots = 64;
+GuardSlot g_guard[kGuardSlots];
+struct sigaction g_prev_bus {};
+std::once_flag g_guard_once;
+std::uintptr_t g_page = 4096;
+
+extern "C" void on_sigbus(int sig, siginfo_t* si, void* ctx) {
+  const auto a = reinterpret_cast<std::uintptr_t>(si->si_addr);
+  for (auto& s : g_guard) {
+    const std::uintptr_t b = s.base.load();
+    const std::size_t n = s.len.load();
+    if (b && a >= b && a < b + n) {
+      const std::uintptr_t page = a & ~(g_page - 1);
+      const std::uintptr_t end = (b + n + g_page - 1) & ~(g_page - 1);
+      void* m = ::mmap(reinterpret_cast<void*>(page), end - page, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED,
+                       -1, 0);
+      if (m != MAP_FAILED) {
+        s.faulted.store(1);
+        return;  // the faulting read is retried and sees zeros
+      }
+    }
+  }
+  if ((g_prev_bus.sa_flags & SA_SIGINFO) && g_prev_bus.sa_sigaction) {
+    g_prev_bus.sa_sigaction(sig, si, ctx);
+  } else if (g_prev_bus.sa_handler != SIG_DFL && g_prev_bus.sa_handler != SIG_IGN) {
+    g_prev_bus.sa_handler(sig);
+  } else {
+    ::signal(SIGBUS, SIG_DFL);  // returning re-runs the access, which now ends the process as usual
+  }
+}
+
+int guard_mapping(const void* base, std::size_t len) {
+  std::call_once(g_guard_once, [] {
+    g_page = static_cast<std::uintptr_t>(::sysconf(_SC_PAGESIZE));
+    struct sigaction sa {};
+    sa.sa_sigaction = on_sigbus;
+    sa.sa_flags = SA_SIGINFO | SA_NODEFER;
+    sigemptyset(&sa.sa_mask);
+    ::sigaction(SIGBUS, &sa, &g_prev_bus);
+  });
+  for (int i = 0; i < kGuardSlots; ++i) {
+    std::uintptr_t expected = 0;
+    if (g_guard[i].base.load() == 0) {
+      g_guard[i].faulted.store(0);
+      g_guard[i].len.store(len);
+      if (g_guard[i].base.compare_exchange_strong(expected, reinterpret_cast<std::uintptr_t>(base))) return i;
+    }
+  }
+  return -1;  // table full: unguarded (the fstat check still runs)
+}
+
+std::int64_t mtime_ns(const struct stat& st) {
+  return static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+}
+
+}  // namespace
+
 MappedFile::MappedFile(const std::string& path, bool sequential) : path_(path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) throw Error("cannot open '" + path + "': " + std::strerror(errno));
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) throw Error("cannot open '" + printable(path) + "': " + std::strerror(errno));
   struct stat st {};
   if (::fstat(fd, &st) != 0) {
     const int e = errno;
     ::close(fd);
-    throw Error("cannot stat '" + path + "': " + std::strerror(e));
+    throw Error("cannot stat '" + printable(path) + "': " + std::strerror(e));
   }
   if (S_ISDIR(st.st_mode)) {
     ::close(fd);
-    throw Error("cannot read '" + path + "': it is a directory, expected a file");
+    throw Error("cannot read '" + printable(path) + "': it is a directory, expected a file");
   }
   if (S_ISREG(st.st_mode)) {
     size_ = static_cast<std::size_t>(st.st_size);
+    mtime_ns_ = mtime_ns(st);
     if (size_ > 0) {
       void* m = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
       if (m == MAP_FAILED) {
         const int e = errno;
         ::close(fd);
-        throw Error("cannot map '" + path + "': " + std::strerror(e));
+        throw Error("cannot map '" + printable(path) + "': " + std::strerror(e));
       }
       if (sequential) ::madvise(m, size_, MADV_SEQUENTIAL);
       map_ = m;
       data_ = static_cast<const char*>(m);
+      guard_ = guard_mapping(m, size_);
     }
-  } else {
-    char buf[1 << 16];
-    for (;;) {
-      const ssize_t n = ::read(fd, buf, sizeof buf);
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        const int e = errno;
-        ::close(fd);
-        throw Error("cannot read '" + path + "': " + std::strerror(e));
-      }
-      if (n == 0) break;
-      fallback_.append(buf, static_cast<std::size_t>(n));
-    }
-    data_ = fallback_.data();
-    size_ = fallback_.size();
+    fd_ = fd;  // kept open for check_unchanged
+    return;
   }
+  // A pipe or other stream: read it whole (blocking reads from here on).
+  ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+  char buf[1 << 16];
+  for (;;) {
+    const ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      const int e = errno;
+      ::close(fd);
+      throw Error("cannot read '" + printable(path) + "': " + std::strerror(e));
+    }
+    if (n == 0) break;
+    fallback_.append(buf, static_cast<std::size_t>(n));
+  }
+  data_ = fallback_.data();
+  size_ = fallback_.size();
   ::close(fd);
 }
 
 MappedFile::~MappedFile() {
+  if (guard_ >= 0) {
+    g_guard[guard_].len.store(0);
+    g_guard[guard_].base.store(0);
+  }
   if (map_) ::munmap(map_, size_);
+  if (fd_ >= 0) ::close(fd_);
+}
+
+void MappedFile::check_unchanged() const {
+  if (fd_ < 0) return;
+  const std::string shown = printable(path_);
+  struct stat st {};
+  const bool faulted = guard_ >= 0 && g_guard[guard_].faulted.load();
+  if (::fstat(fd_, &st) != 0) throw Error(shown + ": cannot stat it after reading: " + std::strerror(errno));
+  if (faulted || static_cast<std::size_t>(st.st_size) != size_)
+    throw Error(shown + ": the file changed while it was read (it had " + std::to_string(size_) + " bytes, now " +
+                std::to_string(st.st_size) + "): read it again once nothing writes to it");
+  if (mtime_ns(st) != mtime_ns_)
+    throw Error(shown + ": the file was modified while it was read: read it again once nothing writes to it");
 }
 
 void advise_huge_pages(const void* p, std::size_t bytes) {
@@ -133,6 +228,19 @@ namespace {
 
 bool starts_with(const std::string& s, std::string_view p) { return s.compare(0, p.size(), p) == 0; }
 
+// Runs a read over mapped files; a file that changed while it was read is the error, also when the read failed.
+template <class F>
+Dataset checked(std::initializer_list<const detail::MappedFile*> files, F&& read) {
+  try {
+    Dataset d = read();
+    for (const auto* f : files) f->check_unchanged();
+    return d;
+  } catch (const Error&) {
+    for (const auto* f : files) f->check_unchanged();
+    throw;
+  }
+}
+
 }  // namespace
 
 std::vector<std::string> dataset_spec_inputs(const std::string& spec) {
@@ -148,6 +256,38 @@ std::vector<std::string> dataset_spec_inputs(const std::string& spec) {
     return {dir + "/sample_skeleton_" + split + ".csv", dir + "/common_features_" + split + ".csv"};
   }
   return {};
+}
+
+std::string read_summary(const ReadReport& rep) {
+  std::string out;
+  if (rep.rows_skipped > 0) {
+    out += "skipped " + std::to_string(rep.rows_skipped) + " of " + std::to_string(rep.rows_read) + " rows:";
+    for (const auto& [k, v] : rep.skipped_by_reason)
+      if (k.rfind("common:", 0) != 0) out += " " + k + "=" + std::to_string(v);
+    out += "\n";
+  }
+  if (rep.common_rows_skipped > 0) {
+    out += "common features file: skipped " + std::to_string(rep.common_rows_skipped) + " of " +
+           std::to_string(rep.common_rows) + " rows:";
+    for (const auto& [k, v] : rep.skipped_by_reason)
+      if (k.rfind("common:", 0) == 0) out += " " + k.substr(7) + "=" + std::to_string(v);
+    out += " (" + std::to_string(rep.common_rows_unused) +
+           " of them used by no sample; the samples using the others are counted as unknown_common_index)\n";
+  }
+  if (!rep.ignored_columns.empty()) {
+    out += "ignored " + std::to_string(rep.ignored_columns.size()) + " column(s) the feature map does not know:";
+    for (const auto& c : rep.ignored_columns) out += " " + printable(c, 60);
+    out += "\n";
+  }
+  if (!rep.dropped_features.empty()) {
+    std::int64_t n = 0;
+    for (const auto& [k, v] : rep.dropped_features) n += v;
+    out += "dropped " + std::to_string(n) + " feature(s) of fields the feature map does not know:";
+    for (const auto& [k, v] : rep.dropped_features) out += " " + k + "=" + std::to_string(v);
+    out += "\n";
+  }
+  if (rep.stopped_at_max_rows) out += "stopped at --max-rows " + std::to_string(rep.rows_kept) + "\n";
+  return out;
 }
 
 std::string dataset_spec_help() {
@@ -180,8 +320,10 @@ Dataset read_dataset(const std::string& spec, const ReadOptions& options, Featur
     const std::string file = spec.substr(csv ? 4 : 6);
     if (file.empty()) throw Error("dataset spec '" + spec + "': expected a file name after the colon");
     detail::MappedFile mf(file, true);
-    return csv ? read_csv_buffer(mf.view(), file, options, map, &rep)
-               : read_slots_buffer(mf.view(), file, options, map, &rep);
+    return checked({&mf}, [&] {
+      return csv ? read_csv_buffer(mf.view(), file, options, map, &rep)
+                 : read_slots_buffer(mf.view(), file, options, map, &rep);
+    });
   }
   if (starts_with(spec, "aliccp:")) {
     std::string dir = spec.substr(7);
@@ -205,7 +347,7 @@ Dataset read_dataset(const std::string& spec, const ReadOptions& options, Featur
     const std::string common = dir + "/common_features_" + split + ".csv";
     detail::MappedFile cf(common, false);
     detail::MappedFile sf(skel, true);
-    return read_aliccp_buffers(sf.view(), skel, cf.view(), common, options, map, &rep);
+    return checked({&cf, &sf}, [&] { return read_aliccp_buffers(sf.view(), skel, cf.view(), common, options, map, &rep); });
   }
   if (starts_with(spec, "cache:")) {
     const std::string file = spec.substr(6);

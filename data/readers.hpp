@@ -1,9 +1,12 @@
 #pragma once
 // Readers that turn files into a Dataset (data/dataset.hpp). One entry point, read_dataset(spec, ...):
 //
-//   csv:FILE              CSV with a header. Label columns `click` and `purchase` (or `conversion`); columns whose
-//                         name starts with `D` are dense floats; every other column is a categorical field (the
-//                         cell text is the value; an empty cell is an absent value). No quoting.
+//   csv:FILE              CSV (RFC 4180: cells may be quoted, "" is a quote inside quotes, a quoted cell may hold
+//                         commas and line ends) with a header. Label columns `click` and `purchase` (or
+//                         `conversion`); columns whose name starts with `D` are dense floats; every other column is
+//                         a categorical field (the cell text, unquoted, is the value; an empty cell is an absent
+//                         value). A first line that looks like data (no `click` column, numeric cells) is reported
+//                         as a missing header; ReadOptions::csv_columns reads such a file with given columns.
 //   slots:FILE            lines `sample_id,click,conversion,field:feature,...`; a field may repeat (multi-valued).
 //                         Fields = every field seen in a valid row, sorted by name; absent field -> empty cell.
 //   aliccp:DIR[:train|:test]  the raw Ali-CCP release: DIR/sample_skeleton_{split}.csv joined with
@@ -29,10 +32,16 @@
 // in ReadReport::skipped_by_reason. A bad row in the aliccp common file is counted under "common:<reason>"; skeleton
 // rows that point at it then count as unknown_common_index.
 //
-// Last line without a newline: parsed like any other line (many files lack the final newline). If it was cut
-// mid-row it fails validation like any bad row; the error message then says that the file may be truncated, and
-// ReadReport::unterminated_last_line is set. Empty files, missing files, directories where a file is expected
-// and files with no valid row at all throw funnel::Error.
+// Text: a UTF-8 byte order mark is skipped; lines end in \n, \r\n or (whole file) \r. A line longer than
+// kMaxLineBytes (16 MiB) is an error found without reading on (reader_util.hpp).
+// Last line without a line end: the file may have been cut off mid-row, which no check can tell from a complete
+// row, so it is a bad row with reason truncated_last_row (an error naming the file and line, or a counted skip)
+// and ReadReport::unterminated_last_line is set. Empty files, missing files, directories where a file is expected
+// and files with no valid row at all throw funnel::Error. A file that changes while it is read (truncated,
+// rewritten) is an error naming it, never a crash (MappedFile).
+// Unknown fields with a ready map: csv columns the map does not know are not read and are listed in
+// ReadReport::ignored_columns; slots features of unknown fields are counted in dropped_features; when no column
+// or field of the file is known, it is an error. read_summary() renders all of it for tools.
 #include <cstdint>
 #include <map>
 #include <string>
@@ -53,6 +62,9 @@ struct ReadOptions {
   FeatureMapConfig mapping;          // used when the map passed to the reader is empty
   PoolWeights weights = PoolWeights::Ones;
   std::int64_t max_rows = 0;         // stop after this many kept rows (0 = all)
+  // csv: the file has no header line; these are its columns (e.g. a checkpoint's training columns). A first
+  // line equal to them is still taken as a header and skipped.
+  std::vector<std::string> csv_columns;
   // Streaming: rows and shared blocks go to the sink as they are read (data/row_sink.hpp); the Dataset returned
   // is then empty of rows. Used by `convert` to write a cache in bounded memory.
   RowSink* sink = nullptr;
@@ -66,6 +78,10 @@ struct ReadReport {
   std::int64_t rows_skipped = 0;     // == sum of skipped_by_reason (common-file reasons excluded)
   std::map<std::string, std::int64_t> skipped_by_reason;  // reason -> rows
   std::int64_t common_rows = 0;      // aliccp: rows of the common file read (incl. skipped ones)
+  std::int64_t common_rows_skipped = 0;     // aliccp: bad rows of the common file (== sum of "common:" reasons)
+  std::int64_t common_rows_unused = 0;      // aliccp: of those, rows whose key no sample row refers to
+  std::vector<std::string> ignored_columns; // csv with a ready map: columns the map does not know (not read)
+  std::vector<std::string> header;          // csv: the columns (from the header line or csv_columns)
   std::map<std::string, std::int64_t> dropped_features;   // features dropped from kept rows: "unknown_field:NAME"
   std::vector<std::string> first_errors;                  // the first few skip messages, for diagnostics
   bool unterminated_last_line = false;
@@ -84,6 +100,8 @@ inline constexpr const char* unknown_common_index = "unknown_common_index";
 inline constexpr const char* duplicate_common_index = "duplicate_common_index";
 inline constexpr const char* feature_num_mismatch = "feature_num_mismatch";
 inline constexpr const char* unknown_field = "unknown_field";
+inline constexpr const char* truncated_last_row = "truncated_last_row";
+inline constexpr const char* bad_quotes = "bad_quotes";
 }  // namespace reason
 
 Dataset read_dataset(const std::string& spec, const ReadOptions& options, FeatureMap& map,
@@ -92,6 +110,11 @@ Dataset read_dataset(const std::string& spec, const ReadOptions& options, Featur
 // The files a spec reads (csv:/slots:/cache: FILE, aliccp: its two files; none for other specs), for checking
 // that an output is not one of a command's inputs.
 std::vector<std::string> dataset_spec_inputs(const std::string& spec);
+
+// What a read skipped, dropped and ignored, one line each ("" when nothing): rows skipped by reason (they add up
+// to rows_skipped), the aliccp common file's bad rows and how many of them no sample used, ignored csv columns,
+// dropped features, an unterminated last line.
+std::string read_summary(const ReadReport& rep);
 
 // The accepted spec forms (for error messages and --help).
 std::string dataset_spec_help();

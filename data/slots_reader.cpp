@@ -3,6 +3,7 @@
 #include <set>
 #include <unordered_map>
 
+#include "core/files.hpp"
 #include "data/reader_util.hpp"
 
 namespace funnel {
@@ -88,11 +89,12 @@ Dataset read_slots_buffer(std::string_view text, const std::string& name, const 
     if (map.empty()) {
       // Pass 1: the field set = every field of a valid row (within max_rows), sorted.
       std::set<std::string, std::less<>> names;
-      detail::LineCursor cur(text);
+      detail::LineCursor cur(text, name);
       std::int64_t kept = 0;
       detail::BadRows strict(options.on_bad_row, rep);
       while (cur.next(line)) {
-        if (!parse_slots_line(line, row, err)) {
+        if (cur.unterminated) detail::set_truncated(err, line);
+        if (cur.unterminated || !parse_slots_line(line, row, err)) {
           // Error mode: report the first bad row now. Skip mode: counted in pass 2.
           if (options.on_bad_row == OnBadRow::Error) strict.handle(name, cur.line_no, err, cur.unterminated);
           continue;
@@ -103,7 +105,7 @@ Dataset read_slots_buffer(std::string_view text, const std::string& name, const 
       }
       if (names.empty())
         throw Error(name + ": no valid row with a field:feature pair, so there are no fields (first line: '" +
-                    detail::show(text.substr(0, text.find('\n'))) + "')");
+                    printable(text.substr(0, text.find('\n')), 80) + "')");
       map.start(options.mapping, std::vector<std::string>(names.begin(), names.end()), {});
     }
     if (!map.dense_names().empty())
@@ -119,10 +121,16 @@ Dataset read_slots_buffer(std::string_view text, const std::string& name, const 
     std::vector<std::int32_t> fld;
     std::vector<std::int64_t> ids;
     std::vector<float> w;
-    detail::LineCursor cur(text);
+    detail::LineCursor cur(text, name);
+    std::int64_t known = 0, unknown = 0;
     while (cur.next(line)) {
       ++rep.rows_read;
-      if (cur.unterminated) rep.unterminated_last_line = true;
+      if (cur.unterminated) {
+        rep.unterminated_last_line = true;
+        detail::set_truncated(err, line);
+        bad.handle(name, cur.line_no, err, false);
+        continue;
+      }
       if (!parse_slots_line(line, row, err)) {
         bad.handle(name, cur.line_no, err, cur.unterminated);
         continue;
@@ -133,9 +141,11 @@ Dataset read_slots_buffer(std::string_view text, const std::string& name, const 
       for (const auto& [f, v] : row.feats) {
         const auto it = field_of.find(f);
         if (it == field_of.end()) {  // only with a ready map from other data
-          rep.dropped_features["unknown_field:" + std::string(f)] += 1;
+          rep.dropped_features["unknown_field:" + printable(f, 60)] += 1;
+          ++unknown;
           continue;
         }
+        ++known;
         fld.push_back(it->second);
         ids.push_back(map.map(it->second, v));
         w.push_back(1.0f);
@@ -147,6 +157,13 @@ Dataset read_slots_buffer(std::string_view text, const std::string& name, const 
         rep.stopped_at_max_rows = cur.pos < text.size();
         break;
       }
+    }
+    if (known == 0 && unknown > 0) {
+      std::string fields, seen;
+      for (const auto& f : map.fields()) fields += (fields.empty() ? "" : ", ") + printable(f);
+      for (const auto& [k, v] : rep.dropped_features) seen += (seen.empty() ? "" : ", ") + k.substr(14);
+      throw Error(name + ": none of the file's fields is known to the feature map (the map has " + fields +
+                  "; the file has " + seen + ")");
     }
     app.finish();
     detail::finish_dataset(d, map, rep, name);

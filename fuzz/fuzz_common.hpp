@@ -26,6 +26,10 @@ void run_all_modes(Read&& read) {
         // Invariants of every successful read (CSR sizes, ids in [0, vocab), shared block references).
         if (!dataset_problem(d).empty()) __builtin_trap();
         if (rep.rows_read != rep.rows_kept + rep.rows_skipped) __builtin_trap();
+        std::int64_t row_reasons = 0, common_reasons = 0;
+        for (const auto& [k, v] : rep.skipped_by_reason) (k.rfind("common:", 0) == 0 ? common_reasons : row_reasons) += v;
+        if (row_reasons != rep.rows_skipped || common_reasons != rep.common_rows_skipped) __builtin_trap();
+        if (rep.common_rows_unused > rep.common_rows_skipped || rep.common_rows_skipped > rep.common_rows) __builtin_trap();
       } catch (const Error&) {
       }
     }

@@ -537,7 +537,7 @@ CheckpointInfo load_checkpoint(const std::string& dir_in, Executor<float>& ex, O
   if (opt && !info.optimizer.empty()) {
     if (info.optimizer != opt->name())
       throw Error(dir + ": the checkpoint holds '" + info.optimizer + "' optimizer state, the optimizer is '" +
-                  opt->name() + "' (load without an optimizer to take the parameters only)");
+                  opt->name() + "' (load without an optimizer to take the parameters only: train --reset-optimizer)");
     OptimizerState st;
     st.optimizer = info.optimizer;
     st.step = info.optimizer_step;

@@ -27,12 +27,8 @@ LoadedData load_data(const std::string& spec, const ReadOptions& options, const 
     }
     ReadReport rep;
     out.data = read_dataset(spec, options, out.map, &rep);
-    if (rep.rows_skipped > 0) {
-      std::ostringstream s;
-      s << "skipped " << rep.rows_skipped << " bad rows of " << rep.rows_read << ":";
-      for (auto& [k, v] : rep.skipped_by_reason) s << " " << k << "=" << v;
-      out.skipped = s.str();
-    }
+    out.skipped = read_summary(rep);
+    while (!out.skipped.empty() && out.skipped.back() == '\n') out.skipped.pop_back();
     out.json = {{"kind", "mapped"}, {"map", out.map.to_json()}};
   }
   out.description = spec + ": " + describe(out.data);
@@ -58,7 +54,8 @@ std::shared_ptr<TrainData> load_train_data(const DataSources& src, const ReadOpt
   std::string spec = src.train;
   if (src.stages > 2 && spec.rfind("synthetic", 0) == 0 && spec.find("stages=") == std::string::npos)
     spec += (spec == "synthetic" ? ":" : ",") + std::string("stages=") + std::to_string(src.stages);
-  LoadedData all = load_data(spec, options);
+  // Resuming (--init): the new data goes through the checkpoint's own feature map, so every id keeps its row.
+  LoadedData all = load_data(spec, options, src.init_map.is_null() ? nullptr : &src.init_map);
   if (!all.skipped.empty()) d->notes.push_back(all.skipped);
   if (src.eval.empty()) {
     if (!(src.eval_fraction > 0 && src.eval_fraction < 1)) throw Error("the evaluation fraction must be in (0, 1)");

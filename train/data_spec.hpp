@@ -34,6 +34,7 @@ struct DataSources {
   std::string eval{};               // empty: hold out the last eval_fraction of the training data
   double eval_fraction = 0.2;
   std::int64_t stages = 2;          // synthetic data gets this many funnel stages unless its spec says
+  nlohmann::json init_map{};        // resuming: the checkpoint's data mapping (null: build one from the data)
 };
 
 // The data of a training run: the training set with its mapping, and the evaluation set mapped the same way.

@@ -33,13 +33,15 @@ Trainer::Trainer(const TrainerOptions& o, std::shared_ptr<const TrainData> data)
   model_->exec().init_params(o_.train.seed);
   opt_ = make_optimizer<float>(o_.optimizer, o_.opt);
   if (!o_.init_dir.empty()) {
-    CheckpointInfo info = load_checkpoint(o_.init_dir, model_->exec(), opt_.get());
+    CheckpointInfo info = load_checkpoint(o_.init_dir, model_->exec(), o_.reset_optimizer ? nullptr : opt_.get());
     start_step_ = info.step;
   }
 }
 
 TrainResult Trainer::train(const TrainHooks& hooks) {
-  TrainResult r = funnel::train(*model_, *opt_, data_->train.data, data_->has_eval ? &data_->eval : nullptr, o_.train,
+  TrainOptions t = o_.train;
+  if (t.max_steps > 0) t.max_steps += start_step_;  // max_steps counts this run's steps, also after a resume
+  TrainResult r = funnel::train(*model_, *opt_, data_->train.data, data_->has_eval ? &data_->eval : nullptr, t,
                                 hooks, start_step_);
   start_step_ = r.steps;
   return r;

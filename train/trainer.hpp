@@ -31,6 +31,7 @@ struct TrainerOptions {
   std::string optimizer = "adam";  // adam | adagrad | sgd
   OptimizerConfig opt;
   std::string init_dir;            // resume from this checkpoint (parameters, optimizer state, step)
+  bool reset_optimizer = false;    // with init_dir: take the parameters only, start the optimizer afresh
   int threads = 1;                 // funnel's worker pool (set_num_threads) when the trainer is made
 };
 

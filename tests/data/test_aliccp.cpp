@@ -180,17 +180,18 @@ TEST_CASE("aliccp: skip mode counts every reason, including common-file rows", "
                                            "12,0,0,u1,3," + f + "\n" +   // feature_num_mismatch
                                            "13,0,0,u1,1," + feat("888", "1") + "\n" +  // unknown_field
                                            "14,0,0,u2,1," + feat("205", "")  + "\n" +  // empty_value
-                                           "15,1,0,u2,1," + f);  // good, cut without newline
+                                           "15,1,0,u2,1," + f);  // looks good, but has no newline: truncated
   ReadOptions o;
   o.on_bad_row = OnBadRow::Skip;
   ReadReport rep;
   FeatureMap map;
   const Dataset d = read_dataset(t.spec(), o, map, &rep);
-  CHECK(d.rows() == 4);
+  CHECK(d.rows() == 3);
   CHECK(rep.rows_read == 15);
-  CHECK(rep.rows_kept == 4);
-  CHECK(rep.rows_skipped == 11);
+  CHECK(rep.rows_kept == 3);
+  CHECK(rep.rows_skipped == 12);
   const std::map<std::string, std::int64_t> want{
+      {"truncated_last_row", 1},
       {"column_count", 1},          {"bad_number", 2},
       {"missing_separator", 1},     {"unknown_common_index", 2},
       {"bad_label", 1},             {"conversion_without_click", 1},
@@ -204,6 +205,14 @@ TEST_CASE("aliccp: skip mode counts every reason, including common-file rows", "
     if (k.rfind("common:", 0) != 0) rows += v;
   CHECK(rows == rep.rows_skipped);
   CHECK(rep.common_rows == 6);
+  // The common file's summary adds up too: 2 good rows, 4 bad ones, of which u3 and u5 are used by no sample.
+  CHECK(rep.common_rows_skipped == 4);
+  CHECK(rep.common_rows_unused == 2);
+  CHECK(rep.rows_read == rep.rows_kept + rep.rows_skipped);
+  const std::string summary = read_summary(rep);
+  using Catch::Contains;
+  CHECK_THAT(summary, Contains("skipped 12 of 15 rows") && Contains("truncated_last_row=1") &&
+                          Contains("common features file: skipped 4 of 6 rows") && Contains("2 of them used by no sample"));
   CHECK(rep.unterminated_last_line);
   CHECK(rep.first_errors.size() == 10u);
   CHECK(rep.first_errors[0].find("common_features_train.csv:3: field 'row'") != std::string::npos);
@@ -218,7 +227,7 @@ TEST_CASE("aliccp: bad common rows throw in error mode", "[aliccp]") {
                     Catch::Contains("common_features_train.csv:3: field 'common_feature_index': expected a key not seen"));
   t.write("common_features_train.csv", kCommon + "u9,3," + feat("101", "1"));
   CHECK_THROWS_WITH(read_dataset(t.spec(), {}, m),
-                    Catch::Contains("common_features_train.csv:3: field 'feature_num'") && Catch::Contains("truncated"));
+                    Catch::Contains("common_features_train.csv:3: field 'row'") && Catch::Contains("truncated"));
   CHECK(m.empty());
 }
 

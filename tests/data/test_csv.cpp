@@ -111,8 +111,15 @@ TEST_CASE("csv: ready map checks the columns and sends unseen values to OOV", "[
   CHECK(p.dense == std::vector<float>{2.0f});
   CHECK_THROWS_WITH(read_csv_buffer("click,purchase,u,Dx\n1,0,a,1\n", "new.csv", o, map),
                     Catch::Contains("missing: i"));
-  CHECK_THROWS_WITH(read_csv_buffer("click,purchase,u,i,Dx,w\n1,0,a,b,1,c\n", "new.csv", o, map),
-                    Catch::Contains("field 'w'"));
+  // A column the map does not know is not read, and reported.
+  ReadReport rep;
+  const Dataset w = read_csv_buffer("click,purchase,u,i,Dx,w\n1,0,a,b,1,c\n", "new.csv", o, map, &rep);
+  CHECK(w.ids == std::vector<std::int64_t>{d.ids[0], d.ids[1]});
+  CHECK(rep.ignored_columns == std::vector<std::string>{"w"});
+  CHECK_THAT(read_summary(rep), Catch::Contains("ignored 1 column(s)") && Catch::Contains(" w"));
+  // Nothing known at all: an error.
+  CHECK_THROWS_WITH(read_csv_buffer("click,purchase,x,y\n1,0,a,b\n", "other.csv", o, map),
+                    Catch::Contains("other.csv:1") && Catch::Contains("none of them"));
 }
 
 TEST_CASE("csv: empty categorical cells are absent values", "[csv]") {
@@ -155,17 +162,18 @@ TEST_CASE("csv: skip mode counts every bad row by reason", "[csv]") {
       "0,0,b,2\n"
       "1,0,c,3",
       o, &rep);
-  CHECK(d.rows() == 3);
+  CHECK(d.rows() == 2);
   CHECK(rep.rows_read == 8);
-  CHECK(rep.rows_kept == 3);
-  CHECK(rep.rows_skipped == 5);
+  CHECK(rep.rows_kept == 2);
+  CHECK(rep.rows_skipped == 6);
+  CHECK(rep.skipped_by_reason.at("truncated_last_row") == 1);  // "1,0,c,3" has no newline
   CHECK(rep.skipped_by_reason.at("column_count") == 2);
   CHECK(rep.skipped_by_reason.at("bad_label") == 1);
   CHECK(rep.skipped_by_reason.at("bad_number") == 1);
   CHECK(rep.skipped_by_reason.at("conversion_without_click") == 1);
-  CHECK(rep.first_errors.size() == 5u);
+  CHECK(rep.first_errors.size() == 6u);
   CHECK(rep.unterminated_last_line);
-  CHECK(d.dense == std::vector<float>{0.5f, 2.0f, 3.0f});
+  CHECK(d.dense == std::vector<float>{0.5f, 2.0f});
 }
 
 TEST_CASE("csv: file-level errors", "[csv]") {

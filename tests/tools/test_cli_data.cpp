@@ -146,7 +146,7 @@ TEST_CASE("bad Ali-CCP rows: an error naming file and line, or skipped and count
   Run skip = run("train --data " + spec + kModel + " --on-bad-row skip");
   INFO(skip.out);
   CHECK(skip.code == 0);
-  CHECK(skip.out.find("skipped 3 bad rows of 400") != std::string::npos);
+  CHECK(skip.out.find("skipped 3 of 400 rows") != std::string::npos);
   CHECK(skip.out.find("conversion_without_click=1") != std::string::npos);
   CHECK(skip.out.find("unknown_common_index=1") != std::string::npos);
 

@@ -13,6 +13,8 @@
 #include <string>
 #include <thread>
 
+#include <nlohmann/json.hpp>
+
 #include "tools/cli_util.hpp"
 
 namespace fs = std::filesystem;
@@ -187,5 +189,59 @@ TEST_CASE("HUP and PIPE stop training like INT and TERM: the step ends, the chec
     CHECK(WEXITSTATUS(st) == 128 + sig);
     CHECK(fs::exists(d / "ck" / "manifest.json"));
     fs::remove_all(d);
+  }
+}
+
+TEST_CASE("train --init maps new data through the checkpoint's feature map and counts this run's steps", "[cli][init]") {
+  fs::path d = temp_dir("init");
+  auto write = [&](const std::string& name, const std::string& a, const std::string& b, const std::string& c) {
+    std::string text = "click,purchase,u\n";
+    for (int i = 0; i < 300; ++i) text += std::to_string(i % 2) + ",0," + (i % 3 == 0 ? a : i % 3 == 1 ? b : c) + "\n";
+    spit(d / name, text);
+  };
+  write("a.csv", "apple", "berry", "cherry");
+  write("b.csv", "xeno", "yak", "zebra");  // as many values, none of them known
+  const std::string ck = (d / "ck").string(), ck2 = (d / "ck2").string();
+  Run a = run("train --data csv:" + (d / "a.csv").string() + " --min-count 1" + kModel + " --save " + ck);
+  INFO(a.out);
+  REQUIRE(a.code == 0);
+  const auto first = nlohmann::json::parse(slurp(fs::path(ck) / "manifest.json"));
+  Run b = run("train --init " + ck + " --data csv:" + (d / "b.csv").string() + " --min-count 1" + kModel +
+              " --epochs 10 --max-steps 3 --save " + ck2);
+  INFO(b.out);
+  REQUIRE(b.code == 0);
+  const auto second = nlohmann::json::parse(slurp(fs::path(ck2) / "manifest.json"));
+  // The feature map is the checkpoint's (apple/berry/cherry), not one rebuilt from b.csv.
+  CHECK(second["data"] == first["data"]);
+  CHECK(second["data"].dump().find("apple") != std::string::npos);
+  CHECK(second["data"].dump().find("zebra") == std::string::npos);
+  // --max-steps 3 after --init: three more steps than the checkpoint had.
+  CHECK(second["step"].get<std::int64_t>() == first["step"].get<std::int64_t>() + 3);
+  // Another optimizer: refused with a hint, accepted with --reset-optimizer.
+  Run c = run("train --init " + ck + " --data csv:" + (d / "a.csv").string() + kModel + " --optimizer sgd --max-steps 1");
+  CHECK(c.code == 1);
+  CHECK(c.out.find("--reset-optimizer") != std::string::npos);
+  Run r = run("train --init " + ck + " --data csv:" + (d / "a.csv").string() + kModel +
+              " --optimizer sgd --reset-optimizer --max-steps 1 --save " + ck2);
+  INFO(r.out);
+  CHECK(r.code == 0);
+  CHECK(nlohmann::json::parse(slurp(fs::path(ck2) / "manifest.json"))["optimizer"]["name"] == "sgd");
+  fs::remove_all(d);
+}
+
+TEST_CASE("bad flag values are exit 2 naming the flag, before any work", "[cli][flags]") {
+  struct Case {
+    std::string args, flag;
+  };
+  for (const Case& c : {Case{"train --hidden 1000000000", "--hidden"}, Case{"train --embedding-dim 99999999", "--embedding-dim"},
+                        Case{"train --threads 100000", "--threads"}, Case{"eval --checkpoint x --data synthetic --threads 100000", "--threads"},
+                        Case{"compare --models esmm,foo", "--models"},
+                        Case{"predict --checkpoint x --data synthetic --out y --buckets 5", "--buckets"}}) {
+    Run r = run(c.args);
+    INFO(c.args << ": " << r.out);
+    CHECK(r.code == 2);
+    CHECK(r.out.find(c.flag) != std::string::npos);
+    CHECK(r.out.find("training") == std::string::npos);
+    CHECK(r.out.find("model:") == std::string::npos);
   }
 }

@@ -308,6 +308,7 @@ Dataset read_aliccp_buffers(std::string_view skeleton, const std::string& skelet
     // --- skeleton ----------------------------------------------------------------------------------------------
     Triples sk;
     detail::LineCursor cur(skeleton);
+    app.input(skeleton);
     while (cur.next(line)) {
       ++rep.rows_read;
       if (cur.unterminated) rep.unterminated_last_line = true;

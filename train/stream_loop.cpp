@@ -42,12 +42,13 @@ void bind_stream_batch(Model& m, StreamBatch& b) {
     std::memcpy(ex.input(h.dense[0]).data(), b.dense.data(), b.dense.size() * sizeof(float));
 }
 
-TrainResult train_stream(Model& m, Optimizer<float>& opt, BatchStream& stream, const CacheFile* eval,
+TrainResult train_stream(Model& m, Optimizer<float>& opt, BatchStream& stream, const CachePart& eval_part,
                          const TrainOptions& o, const TrainHooks& hooks, std::int64_t start_step) {
   check_cache(m.config(), stream.file(), "training data");
+  const CacheFile* eval = eval_part.file;
   if (eval) check_cache(m.config(), *eval, "evaluation data");
   TrainResult res;
-  const std::int64_t n = stream.file().rows();
+  const std::int64_t n = stream.rows();
   std::int64_t step = start_step;
   const std::size_t L = m.handle().losses.size();
   StepInfo info;
@@ -93,7 +94,7 @@ TrainResult train_stream(Model& m, Optimizer<float>& opt, BatchStream& stream, c
     for (auto& v : rep.mean_losses) v = rep.steps ? v / static_cast<double>(rep.steps) : 0.0;
     rep.samples_per_sec = seconds > 0 ? static_cast<double>(rows_done) / seconds : 0.0;
     if (eval && !res.stopped && rep.steps > 0) {
-      rep.eval = evaluate_stream(m, *eval, o.eval_batch_size);
+      rep.eval = evaluate_stream(m, eval_part, o.eval_batch_size);
       rep.has_eval = true;
     }
     res.steps = step;
@@ -107,10 +108,13 @@ TrainResult train_stream(Model& m, Optimizer<float>& opt, BatchStream& stream, c
   return res;
 }
 
-void predict_stream(Model& m, const CacheFile& f, std::int64_t batch_size,
+void predict_stream(Model& m, const CachePart& part, std::int64_t batch_size,
                     const std::function<void(const float*, const float*, const float*, std::int64_t)>& out) {
+  const CacheFile& f = *part.file;
   check_cache(m.config(), f, "prediction data");
   StreamOptions so;
+  so.chunk_begin = part.chunk_begin;
+  so.chunk_end = part.chunk_end;
   so.batch_size = batch_size;
   so.shuffle = false;
   BatchStream stream(f, so);
@@ -125,10 +129,13 @@ void predict_stream(Model& m, const CacheFile& f, std::int64_t batch_size,
   }
 }
 
-FunnelMetrics evaluate_stream(Model& m, const CacheFile& f, std::int64_t batch_size) {
+FunnelMetrics evaluate_stream(Model& m, const CachePart& part, std::int64_t batch_size) {
+  const CacheFile& f = *part.file;
   check_cache(m.config(), f, "evaluation data");
   StreamingFunnelMetrics acc;
   StreamOptions so;
+  so.chunk_begin = part.chunk_begin;
+  so.chunk_end = part.chunk_end;
   so.batch_size = batch_size;
   so.shuffle = false;
   BatchStream stream(f, so);

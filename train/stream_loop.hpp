@@ -21,15 +21,21 @@ void bind_stream_batch(Model& m, StreamBatch& b);
 
 // The streaming counterpart of train(): every epoch is one pass of `train` (its order: StreamOptions), evaluation
 // after each epoch on `eval` (in order) when given. Same hooks, reports and determinism as train().
-TrainResult train_stream(Model& m, Optimizer<float>& opt, BatchStream& train, const CacheFile* eval,
+// A part of a cache: the chunks [chunk_begin, chunk_end) (-1: to the last).
+struct CachePart {
+  const CacheFile* file = nullptr;
+  std::int64_t chunk_begin = 0, chunk_end = -1;
+};
+
+TrainResult train_stream(Model& m, Optimizer<float>& opt, BatchStream& train, const CachePart& eval,
                          const TrainOptions& o, const TrainHooks& hooks, std::int64_t start_step = 0);
 
 // Whole-set metrics of the model on a cache, read in order with a prefetching reader. Equal to
 // evaluate_funnel() over the same rows (same arithmetic, same order).
-FunnelMetrics evaluate_stream(Model& m, const CacheFile& f, std::int64_t batch_size);
+FunnelMetrics evaluate_stream(Model& m, const CachePart& part, std::int64_t batch_size);
 
 // Predictions for every row of the cache, in order: `out(pctr, pcvr, pctcvr, n)` per batch.
-void predict_stream(Model& m, const CacheFile& f, std::int64_t batch_size,
+void predict_stream(Model& m, const CachePart& part, std::int64_t batch_size,
                     const std::function<void(const float*, const float*, const float*, std::int64_t)>& out);
 
 // Exact whole-set funnel metrics accumulated batch by batch (4 bytes per row per AUC; see above).

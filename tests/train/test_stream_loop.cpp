@@ -75,7 +75,7 @@ TEST_CASE("stream loop: unshuffled streaming training is bit-identical to the in
   so.shuffle = false;
   so.prefetch = 3;
   BatchStream bs(f, so);
-  const TrainResult rb = train_stream(b, *ob, bs, &f, o, {});
+  const TrainResult rb = train_stream(b, *ob, bs, {&f}, o, {});
   CHECK(ra.steps == rb.steps);
   CHECK(same_params(a, b));
   REQUIRE(ra.epochs.size() == 2);
@@ -97,13 +97,25 @@ TEST_CASE("stream loop: unshuffled streaming training is bit-identical to the in
   const Predictions p = predict(b, d, 300);
   std::int64_t at = 0;
   bool same = true;
-  predict_stream(b, f, 300, [&](const float* x, const float* y, const float* z, std::int64_t n) {
+  predict_stream(b, {&f}, 300, [&](const float* x, const float* y, const float* z, std::int64_t n) {
     for (std::int64_t i = 0; i < n; ++i, ++at)
       same = same && x[i] == p.pctr[static_cast<std::size_t>(at)] && y[i] == p.pcvr[static_cast<std::size_t>(at)] &&
              z[i] == p.pctcvr[static_cast<std::size_t>(at)];
   });
   CHECK(at == d.rows());
   CHECK(same);
+
+  // A part of the cache (a held-out tail of whole chunks) streams just those rows.
+  const std::int64_t cut = tail_split_chunk(f, 0.2);
+  CHECK(cut == 7);  // 2500 rows in chunks of 300: rows 2100.. are the last fifth (nearest chunk boundary)
+  Dataset head, tail;
+  split_tail(d, static_cast<double>(d.rows() - f.chunk_begin(cut)) / static_cast<double>(d.rows()), head, tail);
+  REQUIRE(tail.rows() == d.rows() - f.chunk_begin(cut));
+  const FunnelMetrics want = evaluate(b, tail, 256);
+  const FunnelMetrics got = evaluate_stream(b, {&f, cut, -1}, 256);
+  CHECK(got.rows == want.rows);
+  CHECK(got.ctr_auc == want.ctr_auc);
+  CHECK(got.ctcvr_logloss == want.ctcvr_logloss);
 }
 
 TEST_CASE("stream loop: shuffled streaming training is deterministic for a seed and differs across seeds", "[stream]") {
@@ -121,7 +133,7 @@ TEST_CASE("stream loop: shuffled streaming training is deterministic for a seed 
     so.shuffle_window = 700;
     so.seed = seed;
     BatchStream bs(f, so);
-    train_stream(*m, *opt, bs, nullptr, o, {});
+    train_stream(*m, *opt, bs, {}, o, {});
     return m;
   };
   auto a = run(5), b = run(5), c = run(6);

@@ -81,7 +81,7 @@ int main(int argc, char** argv) {
       so.prefetch = prefetch;
       so.seed = static_cast<std::uint64_t>(seed);
       funnel::BatchStream bs(f, so);
-      r = funnel::train_stream(m, *opt, bs, nullptr, o, {});
+      r = funnel::train_stream(m, *opt, bs, {}, o, {});
       wait = bs.wait_seconds();
     } else {
       funnel::FeatureMap map;

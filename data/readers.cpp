@@ -142,6 +142,21 @@ bool starts_with(const std::string& s, std::string_view p) { return s.compare(0,
 
 }  // namespace
 
+std::vector<std::string> dataset_spec_inputs(const std::string& spec) {
+  for (const char* p : {"csv:", "slots:", "cache:"})
+    if (starts_with(spec, p)) return {spec.substr(std::strlen(p))};
+  if (starts_with(spec, "aliccp:")) {
+    std::string dir = spec.substr(7), split = "train";
+    const auto colon = dir.rfind(':');
+    if (colon != std::string::npos) {
+      split = dir.substr(colon + 1);
+      dir = dir.substr(0, colon);
+    }
+    return {dir + "/sample_skeleton_" + split + ".csv", dir + "/common_features_" + split + ".csv"};
+  }
+  return {};
+}
+
 std::string dataset_spec_help() {
   return "csv:FILE (CSV with header: click, purchase|conversion, categorical columns, dense D* columns), "
          "slots:FILE (sample_id,click,conversion,field:feature,...), "

@@ -89,6 +89,10 @@ inline constexpr const char* unknown_field = "unknown_field";
 Dataset read_dataset(const std::string& spec, const ReadOptions& options, FeatureMap& map,
                      ReadReport* report = nullptr);
 
+// The files a spec reads (csv:/slots:/cache: FILE, aliccp: its two files; none for other specs), for checking
+// that an output is not one of a command's inputs.
+std::vector<std::string> dataset_spec_inputs(const std::string& spec);
+
 // The accepted spec forms (for error messages and --help).
 std::string dataset_spec_help();
 

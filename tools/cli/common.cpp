@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "core/error.hpp"
+#include "core/files.hpp"
 #include "core/parallel.hpp"
 #include "data/synthetic.hpp"
 
@@ -77,22 +78,7 @@ std::string describe(const Dataset& d) {
   return s.str();
 }
 
-void write_file_atomic(const std::string& path, const std::string& text) {
-  const std::string tmp = path + ".tmp-" + std::to_string(::getpid());
-  {
-    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    if (!f) throw Error("cannot write '" + tmp + "'");
-    f << text;
-    f.flush();
-    if (!f) throw Error("error writing '" + tmp + "'");
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) {
-    std::filesystem::remove(tmp);
-    throw Error("cannot rename '" + tmp + "' to '" + path + "': " + ec.message());
-  }
-}
+void write_file_atomic(const std::string& path, const std::string& text) { write_output_file(path, text); }
 
 void set_threads(int n) {
   if (n < 1) throw UsageError("--threads must be at least 1");

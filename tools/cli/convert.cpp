@@ -3,7 +3,12 @@
 #include <chrono>
 #include <cstdio>
 
+#include <unistd.h>
+
+#include <cstdlib>
+
 #include "core/error.hpp"
+#include "core/files.hpp"
 #include "data/readers.hpp"
 #include "data/stream_cache.hpp"
 #include "data/synthetic.hpp"
@@ -21,14 +26,32 @@ int run_convert(int argc, char** argv) {
   if (is_synthetic_spec(spec))
     throw UsageError("--data " + spec + ": synthetic data is generated in memory and needs no cache; convert "
                      "reads csv:, slots:, aliccp: or cache: specs");
+  const OutputPlan target = check_output_target(out, dataset_spec_inputs(spec), "--out");
   const ReadOptions opts = read_options(flags);
   FeatureMap map;
   ReadReport rep;
   const auto t0 = std::chrono::steady_clock::now();
   // Streaming: rows go to the cache a chunk at a time (data/stream_cache.hpp), so memory does not grow with rows.
-  convert_to_cache(spec, opts, map, out, &rep);
+  // A regular target is replaced atomically (temp file beside it + rename); a device, FIFO or descriptor is never
+  // renamed over: the cache is built in a temporary file and copied in.
+  std::string written_path = target.real_path;
+  if (target.kind == OutputPlan::Kind::Replace) {
+    convert_to_cache(spec, opts, map, target.real_path, &rep);
+  } else {
+    char tmpl[] = "/tmp/funnel-cache-XXXXXX";
+    const int fd = ::mkstemp(tmpl);
+    if (fd < 0) throw Error("cannot create a temporary file in /tmp for the cache");
+    ::close(fd);
+    written_path = tmpl;
+  }
+  struct Unlink {
+    std::string p;
+    ~Unlink() { if (!p.empty()) ::unlink(p.c_str()); }
+  } cleanup{target.kind == OutputPlan::Kind::Replace ? std::string() : written_path};
+  if (target.kind != OutputPlan::Kind::Replace) convert_to_cache(spec, opts, map, written_path, &rep);
   const double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  const CacheFile written(out);
+  const CacheFile written(written_path);
+  if (target.kind != OutputPlan::Kind::Replace) copy_to_output(written_path, target);
   std::printf("%s: %lld rows, %lld clicks, %lld conversions, %lld fields, vocab %lld, %lld shared blocks\n",
               spec.c_str(), static_cast<long long>(written.rows()), static_cast<long long>(written.clicks()),
               static_cast<long long>(written.conversions()), static_cast<long long>(written.num_fields()),

@@ -272,6 +272,7 @@ Dataset read_aliccp_buffers(std::string_view skeleton, const std::string& skelet
     KeyIndex index;
     {
       detail::LineCursor cur(common);
+      app.input(common);
       while (cur.next(line)) {
         ++rep.common_rows;
         const char* p = line.data();

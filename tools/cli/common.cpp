@@ -5,11 +5,13 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <stdexcept>
 #include <unistd.h>
 
 #include "core/error.hpp"
 #include "core/files.hpp"
 #include "core/parallel.hpp"
+#include "ops/gemm_backend.hpp"
 #include "data/synthetic.hpp"
 
 namespace funnel::cli {
@@ -80,9 +82,23 @@ std::string describe(const Dataset& d) {
 
 void write_file_atomic(const std::string& path, const std::string& text) { write_output_file(path, text); }
 
+nlohmann::json model_options_flag(const Flags& f) {
+  if (!f.has("model-options")) return nlohmann::json::object();
+  try {
+    return parse_model_options(f.str("model-options", ""));
+  } catch (const std::exception& e) {
+    throw UsageError(std::string("--model-options: ") + e.what());
+  }
+}
+
 void set_threads(int n) {
   if (n < 1) throw UsageError("--threads must be at least 1");
   funnel::set_num_threads(n);
+  try {
+    (void)funnel::gemm_backend();  // reads FUNNEL_GEMM now, so a bad value stops the command before any work
+  } catch (const std::invalid_argument& e) {
+    throw UsageError(e.what());
+  }
 }
 
 }  // namespace funnel::cli

@@ -109,7 +109,7 @@ TrainResult train_stream(Model& m, Optimizer<float>& opt, BatchStream& stream, c
 }
 
 void predict_stream(Model& m, const CachePart& part, std::int64_t batch_size,
-                    const std::function<void(const float*, const float*, const float*, std::int64_t)>& out) {
+                    const std::function<void(const std::vector<const float*>&, std::int64_t)>& out) {
   const CacheFile& f = *part.file;
   check_cache(m.config(), f, "prediction data");
   StreamOptions so;
@@ -119,13 +119,15 @@ void predict_stream(Model& m, const CachePart& part, std::int64_t batch_size,
   so.shuffle = false;
   BatchStream stream(f, so);
   stream.start_epoch(0);
-  const auto& h = m.handle();
-  const std::vector<NodeId> targets{h.pctr, h.pcvr, h.pctcvr};
+  std::vector<NodeId> targets;
+  for (const auto& c : m.handle().columns) targets.push_back(c.node);
+  std::vector<const float*> cols(targets.size());
   auto& ex = m.exec();
   while (StreamBatch* b = stream.next()) {
     bind_stream_batch(m, *b);
     ex.forward(targets);
-    out(ex.value(h.pctr).data(), ex.value(h.pcvr).data(), ex.value(h.pctcvr).data(), b->size);
+    for (std::size_t k = 0; k < targets.size(); ++k) cols[k] = ex.value(targets[k]).data();
+    out(cols, b->size);
   }
 }
 
@@ -141,7 +143,8 @@ FunnelMetrics evaluate_stream(Model& m, const CachePart& part, std::int64_t batc
   BatchStream stream(f, so);
   stream.start_epoch(0);
   const auto& h = m.handle();
-  const std::vector<NodeId> targets{h.pctr, h.pcvr, h.pctcvr};
+  // The funnel's first two stages by role: p(click), p(conversion | click), p(click and conversion).
+  const std::vector<NodeId> targets{h.stage_probs.at(0), h.cond_probs.at(1), h.stage_probs.at(1)};
   auto& ex = m.exec();
   std::vector<float> click, ctcvr;
   while (StreamBatch* b = stream.next()) {
@@ -154,7 +157,8 @@ FunnelMetrics evaluate_stream(Model& m, const CachePart& part, std::int64_t batc
     }
     bind_stream_batch(m, *b);
     ex.forward(targets);
-    acc.add(ex.value(h.pctr).data(), ex.value(h.pcvr).data(), ex.value(h.pctcvr).data(), click.data(), ctcvr.data(), B);
+    acc.add(ex.value(targets[0]).data(), ex.value(targets[1]).data(), ex.value(targets[2]).data(), click.data(),
+            ctcvr.data(), B);
   }
   return acc.result();
 }

@@ -34,9 +34,10 @@ TrainResult train_stream(Model& m, Optimizer<float>& opt, BatchStream& train, co
 // evaluate_funnel() over the same rows (same arithmetic, same order).
 FunnelMetrics evaluate_stream(Model& m, const CachePart& part, std::int64_t batch_size);
 
-// Predictions for every row of the cache, in order: `out(pctr, pcvr, pctcvr, n)` per batch.
+// Predictions for every row of the part, in order: `out(columns, n)` per batch of n rows, one pointer per
+// prediction column of the model (ModelHandle::columns, e.g. pctr, pcvr, pctcvr), each n values.
 void predict_stream(Model& m, const CachePart& part, std::int64_t batch_size,
-                    const std::function<void(const float*, const float*, const float*, std::int64_t)>& out);
+                    const std::function<void(const std::vector<const float*>&, std::int64_t)>& out);
 
 // Exact whole-set funnel metrics accumulated batch by batch (4 bytes per row per AUC; see above).
 class StreamingFunnelMetrics {

@@ -97,10 +97,10 @@ TEST_CASE("stream loop: unshuffled streaming training is bit-identical to the in
   const Predictions p = predict(b, d, 300);
   std::int64_t at = 0;
   bool same = true;
-  predict_stream(b, {&f}, 300, [&](const float* x, const float* y, const float* z, std::int64_t n) {
+  predict_stream(b, {&f}, 300, [&](const std::vector<const float*>& cols, std::int64_t n) {
+    REQUIRE(cols.size() == p.columns.size());
     for (std::int64_t i = 0; i < n; ++i, ++at)
-      same = same && x[i] == p.pctr[static_cast<std::size_t>(at)] && y[i] == p.pcvr[static_cast<std::size_t>(at)] &&
-             z[i] == p.pctcvr[static_cast<std::size_t>(at)];
+      for (std::size_t k = 0; k < cols.size(); ++k) same = same && cols[k][i] == p.columns[k][static_cast<std::size_t>(at)];
   });
   CHECK(at == d.rows());
   CHECK(same);

@@ -279,6 +279,7 @@ Dataset read_aliccp_buffers(std::string_view skeleton, const std::string& skelet
     std::vector<std::string_view> bad_keys;  // keys of the common file's bad rows (views into it)
     {
       detail::LineCursor cur(common, common_name);
+      app.input(common);
       while (cur.next(line)) {
         ++rep.common_rows;
         const char* p = line.data();
@@ -322,6 +323,7 @@ Dataset read_aliccp_buffers(std::string_view skeleton, const std::string& skelet
     // --- skeleton ----------------------------------------------------------------------------------------------
     Triples sk;
     detail::LineCursor cur(skeleton, skeleton_name);
+    app.input(skeleton);
     while (cur.next(line)) {
       ++rep.rows_read;
       if (cur.unterminated) {

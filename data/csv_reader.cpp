@@ -258,6 +258,7 @@ Dataset read_csv_buffer(std::string_view text, const std::string& name, const Re
     Dataset d;
     detail::init_dataset(d, map);
     detail::RowAppender app(d, map, options.sink);
+    app.input(text);
     detail::BadRows bad(options.on_bad_row, rep);
     std::vector<std::int32_t> fld;
     std::vector<std::int64_t> ids;

@@ -175,6 +175,9 @@ inline bool parse_count(std::string_view s, std::int64_t& out) {
 // Asks the kernel to back a large buffer with transparent huge pages (first-touch page faults dominate filling
 // gigabytes of fresh output on some VMs). A hint only; ignored for small buffers or when unsupported.
 void advise_huge_pages(const void* p, std::size_t bytes);
+// Asks the kernel to reclaim the whole pages inside [p, p + bytes) (MADV_PAGEOUT: file pages leave the resident
+// set and are read again from the file if touched; the contents never change). A hint; for input already parsed.
+void release_pages(const void* p, std::size_t bytes);
 
 // Collects rows into a Dataset: per row a list of (field, id, weight) in any order, sorted into cells by field
 // (stable: ids of one field keep their input order). Optionally with shared blocks (Dataset::row_block): a block is
@@ -279,8 +282,16 @@ class RowAppender {
     }
   }
 
+  // Streaming (with a sink): the buffer whose rows plan() is told about; parsed parts of it are dropped from the
+  // resident set as reading advances, so memory does not grow with the input. Only for input never read again.
+  void input(std::string_view text) {
+    in_ = text;
+    in_released_ = 0;
+  }
+
   // Same for the blocks, early in the file they come from (`consumed` of `total` bytes).
   void plan_blocks(std::size_t consumed, std::size_t total) {
+    release_input(consumed);
     if (sink_ || blocks_planned_ || uses_.size() < 256 || consumed == 0) return;
     blocks_planned_ = true;
     const double scale = 1.05 * static_cast<double>(total) / static_cast<double>(consumed);
@@ -298,6 +309,7 @@ class RowAppender {
   // Once, early in the file: reserve the arrays for the whole file by extrapolating from the rows so far
   // (`consumed` of `total` input bytes), so that they are not reallocated and copied as they grow.
   void plan(std::size_t consumed, std::size_t total, std::int64_t max_rows) {
+    release_input(consumed);
     if (sink_ || planned_ || rows_ < 1024 || consumed == 0) return;
     planned_ = true;
     double scale = 1.05 * static_cast<double>(total) / static_cast<double>(consumed);
@@ -316,6 +328,14 @@ class RowAppender {
   }
 
  private:
+  // Streaming: every 64 MB of input parsed, its pages leave the resident set.
+  void release_input(std::size_t consumed) {
+    if (sink_ && consumed >= in_released_ + (std::size_t{64} << 20) && consumed <= in_.size()) {
+      release_pages(in_.data() + in_released_, consumed - in_released_);
+      in_released_ = consumed;
+    }
+  }
+
   // Hands the rows collected so far to the sink and empties the row arrays (keeping their capacity).
   void hand_over() {
     if (d_.rows() > 0) sink_->add_rows(d_);
@@ -363,6 +383,8 @@ class RowAppender {
   bool blocks_ = false;
   RowSink* sink_ = nullptr;
   std::vector<std::int64_t> sink_ends_;
+  std::string_view in_;
+  std::size_t in_released_ = 0;
 };
 
 // Runs f(); if it throws and `map` was empty before, leaves it empty again.

@@ -171,6 +171,18 @@ void advise_huge_pages(const void* p, std::size_t bytes) {
 #endif
 }
 
+void release_pages(const void* p, std::size_t bytes) {
+  const auto page = static_cast<std::uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const auto b = (reinterpret_cast<std::uintptr_t>(p) + page - 1) & ~(page - 1);
+  const auto e = (reinterpret_cast<std::uintptr_t>(p) + bytes) & ~(page - 1);
+#ifdef MADV_PAGEOUT
+  if (e > b) ::madvise(reinterpret_cast<void*>(b), e - b, MADV_PAGEOUT);
+#else
+  (void)b;
+  (void)e;
+#endif
+}
+
 std::string show(std::string_view s, std::size_t max_len) {
   std::string out;
   const std::size_t n = std::min(s.size(), max_len);

@@ -29,7 +29,9 @@ namespace funnel {
 
 class EpochOrder {
  public:
-  EpochOrder(const CacheFile& f, bool shuffle, std::int64_t window, std::uint64_t seed, std::int64_t epoch);
+  // Over the chunks [chunk_begin, chunk_end) of the file (chunk_end -1: to the last).
+  EpochOrder(const CacheFile& f, bool shuffle, std::int64_t window, std::uint64_t seed, std::int64_t epoch,
+             std::int64_t chunk_begin = 0, std::int64_t chunk_end = -1);
   // Writes up to `n` next rows to `out`; returns how many (0 once the epoch is over).
   std::size_t next(std::int64_t* out, std::size_t n);
   // Chunks all of whose rows have been returned since the last call (appended to `out`, which is cleared first).
@@ -59,7 +61,14 @@ struct StreamOptions {
   std::uint64_t seed = 1;
   std::int64_t prefetch = 4;               // batches decoded ahead
   bool release_chunks = true;              // drop finished chunks from the resident set
+  std::int64_t chunk_begin = 0, chunk_end = -1;  // the part of the file to read (-1: to the end)
 };
+
+// The chunk split for a held-out tail: the first chunk of the last `fraction` of the rows (at least one chunk on
+// each side when the file has two or more chunks).
+std::int64_t tail_split_chunk(const CacheFile& f, double fraction);
+// Rows of the chunks [chunk_begin, chunk_end).
+std::int64_t rows_in_chunks(const CacheFile& f, std::int64_t chunk_begin, std::int64_t chunk_end);
 
 struct StreamBatch {
   std::int64_t size = 0;                // rows
@@ -83,6 +92,7 @@ class BatchStream {
   StreamBatch* next();
   const CacheFile& file() const { return f_; }
   const StreamOptions& options() const { return o_; }
+  std::int64_t rows() const { return rows_in_chunks(f_, o_.chunk_begin, o_.chunk_end); }
   // Time the consumer spent waiting for the reader thread (seconds, since construction).
   double wait_seconds() const { return wait_s_; }
 

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "core/error.hpp"
+#include "core/files.hpp"
 #include "core/parallel.hpp"
 #include "ops/gemm_backend.hpp"
 #include "data/synthetic.hpp"
@@ -79,20 +80,14 @@ std::string describe(const Dataset& d) {
   return s.str();
 }
 
-void write_file_atomic(const std::string& path, const std::string& text) {
-  const std::string tmp = path + ".tmp-" + std::to_string(::getpid());
-  {
-    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    if (!f) throw Error("cannot write '" + tmp + "'");
-    f << text;
-    f.flush();
-    if (!f) throw Error("error writing '" + tmp + "'");
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) {
-    std::filesystem::remove(tmp);
-    throw Error("cannot rename '" + tmp + "' to '" + path + "': " + ec.message());
+void write_file_atomic(const std::string& path, const std::string& text) { write_output_file(path, text); }
+
+nlohmann::json model_options_flag(const Flags& f) {
+  if (!f.has("model-options")) return nlohmann::json::object();
+  try {
+    return parse_model_options(f.str("model-options", ""));
+  } catch (const std::exception& e) {
+    throw UsageError(std::string("--model-options: ") + e.what());
   }
 }
 

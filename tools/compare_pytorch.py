@@ -148,6 +148,8 @@ def main():
     ap.add_argument("--threads", default="1", help="comma-separated thread counts, e.g. 1,2")
     ap.add_argument("--gemm", default="onednn", help="funnel's float gemm backends (FUNNEL_GEMM), e.g. onednn,openblas")
     ap.add_argument("--torch-bf16", action="store_true", help="also run PyTorch with bf16 autocast on the towers")
+    ap.add_argument("--cpu-time", action="store_true",
+                    help="one thread: also compare CPU time per sample (PyTorch's loop vs funnel-bench esmm_step)")
     ap.add_argument("--pairs", type=int, default=5, help="interleaved rounds per configuration (at least 5)")
     ap.add_argument("--samples", type=int, default=300_000, help="training samples per run (steps = samples/batch)")
     ap.add_argument("--seed", type=int, default=1)
@@ -208,7 +210,18 @@ def main():
         cmd = [sys.executable, os.path.abspath(__file__), "--torch-worker", npz, "--batch", str(b), "--steps",
                str(steps), "--nthreads", str(t), "--seed", str(a.seed)] + (["--autocast"] if autocast else [])
         out, rss = measured(cmd)
-        return json.loads(out.strip().splitlines()[-1])["samples_per_sec"], rss
+        r = json.loads(out.strip().splitlines()[-1])
+        return r["samples_per_sec"], rss, r["cpu_us_per_sample"]
+
+    def funnel_cpu(b, backend):
+        """CPU time per sample of funnel-bench's esmm_step on one thread (the step as `funnel train` runs it)."""
+        if not a.cpu_time or not os.access(bench, os.X_OK):
+            return None
+        out, _ = measured([bench, f"--benchmark_filter=esmm_step/{backend}/B:{b}/", "--benchmark_format=json",
+                           "--benchmark_min_time=1"])
+        r = json.loads(out)["benchmarks"][0]
+        assert r["time_unit"] == "ms"
+        return r["cpu_time"] * 1000.0 / b
 
     def run_funnel(b, t, steps, backend):
         mj = os.path.join(tmp, "metrics.json")
@@ -232,14 +245,15 @@ def main():
             for rnd in range(a.pairs):
                 for s in sides:
                     if s == "torch":
-                        sps, rss = run_torch(b, t, steps, False)
+                        sps, rss, cpu = run_torch(b, t, steps, False)
                     elif s == "torch-bf16":
-                        sps, rss = run_torch(b, t, steps, True)
+                        sps, rss, cpu = run_torch(b, t, steps, True)
                     else:
                         sps, rss = run_funnel(b, t, steps, s[len("funnel-"):])
-                    per[s].append((sps, rss))
+                        cpu = funnel_cpu(b, s[len("funnel-"):]) if t == 1 else None
+                    per[s].append((sps, rss, cpu))
                     runs.append({"batch": b, "threads": t, "round": rnd, "side": s, "samples_per_sec": sps,
-                                 "peak_rss_mib": rss})
+                                 "peak_rss_mib": rss, "cpu_us_per_sample": cpu})
                 print(f"  batch {b}, {t} thread(s), round {rnd + 1}/{a.pairs}: " +
                       ", ".join(f"{s} {per[s][-1][0]:,.0f}/s" for s in sides), flush=True)
             base = [x[0] for x in per["torch"]]
@@ -250,7 +264,14 @@ def main():
                 row = {"batch": b, "threads": t, "side": s, "median_samples_per_sec": med,
                        "ratio_vs_torch_fp32_median": median(ratios), "ratio_min": min(ratios),
                        "ratio_max": max(ratios), "median_peak_rss_mib": median([x[1] for x in per[s]]),
-                       "gemm_bound_fraction": None, "bench_gemm_frac": None}
+                       "gemm_bound_fraction": None, "bench_gemm_frac": None, "cpu_us_per_sample_median": None,
+                       "cpu_ratio_median": None, "cpu_ratio_min": None, "cpu_ratio_max": None}
+                cpus = [x[2] for x in per[s]]
+                tcpu = [x[2] for x in per["torch"]]
+                if all(c is not None for c in cpus) and a.cpu_time:
+                    cr = [tc / c for tc, c in zip(tcpu, cpus)]
+                    row.update(cpu_us_per_sample_median=median(cpus), cpu_ratio_median=median(cr),
+                               cpu_ratio_min=min(cr), cpu_ratio_max=max(cr))
                 g = s[len("funnel-"):] if s.startswith("funnel-") else None
                 if g and (g, b) in gemm_us and t == 1:
                     row["gemm_bound_fraction"] = gemm_us[(g, b)] * 1e-6 * med / b
@@ -259,14 +280,17 @@ def main():
 
     print(f"\nload average at end: {os.getloadavg()[0]:.1f}")
     print(f"\n{'batch':>6} {'threads':>7} {'side':<16} {'median/s':>10} {'ratio vs torch fp32 (min-max)':>30} "
-          f"{'peak RSS':>9} {'gemm bound':>10} {'bench frac':>10}")
+          f"{'peak RSS':>9} {'gemm bound':>10} {'bench frac':>10} {'CPU us/sample, ratio (min-max)':>31}")
     for r in summary:
         rr = (f"{r['ratio_vs_torch_fp32_median']:.2f}x ({r['ratio_min']:.2f}-{r['ratio_max']:.2f})"
               if r["side"] != "torch" else "1")
         gb = "" if r["gemm_bound_fraction"] is None else f"{r['gemm_bound_fraction']:.0%}"
         bf = "" if r["bench_gemm_frac"] is None else f"{r['bench_gemm_frac']:.0%}"
+        cp = ("" if r["cpu_ratio_median"] is None else
+              f"{r['cpu_us_per_sample_median']:.1f} {r['cpu_ratio_median']:.2f}x ({r['cpu_ratio_min']:.2f}-"
+              f"{r['cpu_ratio_max']:.2f})")
         print(f"{r['batch']:>6} {r['threads']:>7} {r['side']:<16} {r['median_samples_per_sec']:>10,.0f} {rr:>30} "
-              f"{r['median_peak_rss_mib']:>5.0f} MiB {gb:>10} {bf:>10}")
+              f"{r['median_peak_rss_mib']:>5.0f} MiB {gb:>10} {bf:>10} {cp:>31}")
     if len(threads) > 1:
         for b in batches:
             for s in sides:
@@ -278,7 +302,9 @@ def main():
     print("\nratio: per round, funnel (or torch-bf16) samples/s / PyTorch fp32 samples/s of the same round; median and"
           " min-max over rounds.\ngemm bound: time of the step's 18 gemms alone on that backend (funnel-bench"
           " esmm_step gemm_us) / funnel's median time per step;\nbench frac: the same bound measured inside funnel-bench"
-          " (esmm_step gemm_frac: the gemms alone and the whole step timed in one process, back to back)")
+          " (esmm_step gemm_frac: the gemms alone and the whole step timed in one process, back to back);\nCPU (with"
+          " --cpu-time, one thread): PyTorch's training-loop CPU time per sample against funnel-bench esmm_step's, run"
+          " in the same round; ratio = PyTorch / funnel. CPU time is less disturbed by other processes than wall time.")
     if a.json:
         with open(a.json, "w") as f:
             json.dump({"runs": runs, "summary": summary}, f, indent=1)

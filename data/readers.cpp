@@ -115,7 +115,7 @@ void init_dataset(Dataset& d, const FeatureMap& map) {
 }
 
 void finish_dataset(Dataset& d, FeatureMap& map, const ReadReport& rep, const std::string& name) {
-  if (d.rows() == 0) {
+  if (d.rows() == 0 && rep.rows_kept == 0) {
     std::string why = name + ": no valid rows (read " + std::to_string(rep.rows_read) + ", skipped " +
                       std::to_string(rep.rows_skipped);
     for (const auto& [k, v] : rep.skipped_by_reason) why += ", " + k + "=" + std::to_string(v);

@@ -41,6 +41,7 @@
 
 #include "data/dataset.hpp"
 #include "data/feature_map.hpp"
+#include "data/row_sink.hpp"
 
 namespace funnel {
 
@@ -52,6 +53,9 @@ struct ReadOptions {
   FeatureMapConfig mapping;          // used when the map passed to the reader is empty
   PoolWeights weights = PoolWeights::Ones;
   std::int64_t max_rows = 0;         // stop after this many kept rows (0 = all)
+  // Streaming: rows and shared blocks go to the sink as they are read (data/row_sink.hpp); the Dataset returned
+  // is then empty of rows. Used by `convert` to write a cache in bounded memory.
+  RowSink* sink = nullptr;
 };
 
 struct ReadReport {

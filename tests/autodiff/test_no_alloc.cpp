@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "autodiff/executor.hpp"
-#include "models/zoo.hpp"
+#include "models/model.hpp"
 #include "support/alloc_counter.hpp"
 
 using namespace funnel;
@@ -38,7 +38,7 @@ struct Step {
   explicit Step(const ModelConfig& c) : cfg(c), h(build_model(g, cfg)), ex(g) {
     ex.init_params(1);
     for (std::size_t i = 0; i < h.losses.size(); ++i) losses.push_back({h.losses[i], h.loss_weights[i]});
-    predict = {h.pctr, h.pcvr, h.pctcvr};
+    predict = {h.column("pctr"), h.column("pcvr"), h.column("pctcvr")};
   }
   // One batch: fresh random ids and labels when `fresh`, else the same batch as before.
   void fill(std::int64_t b, bool fresh) {

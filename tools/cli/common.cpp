@@ -94,6 +94,15 @@ void write_file_atomic(const std::string& path, const std::string& text) {
   }
 }
 
+nlohmann::json model_options_flag(const Flags& f) {
+  if (!f.has("model-options")) return nlohmann::json::object();
+  try {
+    return parse_model_options(f.str("model-options", ""));
+  } catch (const std::exception& e) {
+    throw UsageError(std::string("--model-options: ") + e.what());
+  }
+}
+
 void set_threads(int n) {
   if (n < 1) throw UsageError("--threads must be at least 1");
   funnel::set_num_threads(n);

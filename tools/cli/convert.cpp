@@ -5,6 +5,7 @@
 
 #include "core/error.hpp"
 #include "data/readers.hpp"
+#include "data/stream_cache.hpp"
 #include "data/synthetic.hpp"
 #include "tools/cli/common.hpp"
 
@@ -24,17 +25,19 @@ int run_convert(int argc, char** argv) {
   FeatureMap map;
   ReadReport rep;
   const auto t0 = std::chrono::steady_clock::now();
-  Dataset d = read_dataset(spec, opts, map, &rep);
-  const auto t1 = std::chrono::steady_clock::now();
-  write_cache(d, map, out);
-  const auto t2 = std::chrono::steady_clock::now();
-  const double parse_s = std::chrono::duration<double>(t1 - t0).count();
-  const double write_s = std::chrono::duration<double>(t2 - t1).count();
-  std::printf("%s: %s\n", spec.c_str(), describe(d).c_str());
-  std::printf("read %lld rows (%lld kept, %lld skipped), %.1f MB in %.2f s (%.0f MB/s); wrote %s in %.2f s\n",
+  // Streaming: rows go to the cache a chunk at a time (data/stream_cache.hpp), so memory does not grow with rows.
+  convert_to_cache(spec, opts, map, out, &rep);
+  const double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const CacheFile written(out);
+  std::printf("%s: %lld rows, %lld clicks, %lld conversions, %lld fields, vocab %lld, %lld shared blocks\n",
+              spec.c_str(), static_cast<long long>(written.rows()), static_cast<long long>(written.clicks()),
+              static_cast<long long>(written.conversions()), static_cast<long long>(written.num_fields()),
+              static_cast<long long>(written.vocab()), static_cast<long long>(written.num_blocks()));
+  std::printf("read %lld rows (%lld kept, %lld skipped), %.1f MB in %.2f s (%.0f MB/s); wrote %s (%.1f MB)\n",
               static_cast<long long>(rep.rows_read), static_cast<long long>(rep.rows_kept),
-              static_cast<long long>(rep.rows_skipped), static_cast<double>(rep.bytes) / 1e6, parse_s,
-              parse_s > 0 ? static_cast<double>(rep.bytes) / 1e6 / parse_s : 0.0, out.c_str(), write_s);
+              static_cast<long long>(rep.rows_skipped), static_cast<double>(rep.bytes) / 1e6, sec,
+              sec > 0 ? static_cast<double>(rep.bytes) / 1e6 / sec : 0.0, out.c_str(),
+              static_cast<double>(written.file_bytes()) / 1e6);
   for (const auto& [reason, n] : rep.skipped_by_reason)
     std::printf("  skipped %lld rows: %s\n", static_cast<long long>(n), reason.c_str());
   for (const auto& [what, n] : rep.dropped_features)

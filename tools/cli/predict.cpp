@@ -50,15 +50,21 @@ int run_predict(int argc, char** argv) {
   const std::string out = f.required("out");
   Loaded l = load(f);
   Predictions p = predict(*l.model, l.data.data, f.integer("batch-size", 4096, 1));
-  std::string text = "pctr,pcvr,pctcvr\n";
-  text.reserve(p.pctr.size() * 40);
-  char line[96];
-  for (std::size_t i = 0; i < p.pctr.size(); ++i) {
-    std::snprintf(line, sizeof line, "%.9g,%.9g,%.9g\n", p.pctr[i], p.pcvr[i], p.pctcvr[i]);
-    text += line;
+  // One column per model output, named by the model (ESMM and its baselines: pctr,pcvr,pctcvr).
+  std::string text;
+  for (std::size_t k = 0; k < p.names.size(); ++k) text += (k ? "," : "") + p.names[k];
+  text += "\n";
+  const auto rows = static_cast<std::size_t>(p.rows());
+  text.reserve(text.size() + rows * 14 * p.names.size());
+  char cell[32];
+  for (std::size_t i = 0; i < rows; ++i) {
+    for (std::size_t k = 0; k < p.columns.size(); ++k) {
+      std::snprintf(cell, sizeof cell, k + 1 < p.columns.size() ? "%.9g," : "%.9g\n", p.columns[k][i]);
+      text += cell;
+    }
   }
   write_file_atomic(out, text);
-  std::fprintf(stderr, "predict: wrote %zu rows to %s\n", p.pctr.size(), out.c_str());
+  std::fprintf(stderr, "predict: wrote %zu rows to %s\n", rows, out.c_str());
   return 0;
 }
 
@@ -66,4 +72,4 @@ int run_predict(int argc, char** argv) {
 }  // namespace funnel::cli
 
 FUNNEL_COMMAND(eval, "eval", "evaluate a checkpoint on a data set (the paper's metrics)", funnel::cli::run_eval);
-FUNNEL_COMMAND(predict, "predict", "write pctr,pcvr,pctcvr for every row of a data set", funnel::cli::run_predict);
+FUNNEL_COMMAND(predict, "predict", "write the model's predictions (ESMM: pctr,pcvr,pctcvr) for every row of a data set", funnel::cli::run_predict);

@@ -1,4 +1,4 @@
-// funnel train: train a zoo model (ESMM by default) on synthetic or real data, report the paper's metrics.
+// funnel train: train a registered model (ESMM by default) on synthetic or real data, report the paper's metrics.
 #include <unistd.h>
 
 #include <atomic>
@@ -20,7 +20,7 @@ extern "C" void on_signal(int) { g_stop.store(true); }
 int run_train(int argc, char** argv) {
   std::set<std::string> valued{"data", "eval-data", "model", "epochs", "batch-size", "lr", "optimizer",
                                "embedding-dim", "hidden", "seed", "threads", "max-steps", "init", "save",
-                               "save-every", "metrics-json", "l2", "stages", "eval-fraction", "pool"};
+                               "save-every", "metrics-json", "l2", "stages", "eval-fraction", "pool", "model-options"};
   valued.insert(kDataFlags.begin(), kDataFlags.end());
   Flags f(argc, argv, valued, {"no-shuffle", "quiet"});
   SessionOptions so = session_options(f);
@@ -87,5 +87,5 @@ int run_train(int argc, char** argv) {
 }  // namespace
 }  // namespace funnel::cli
 
-FUNNEL_COMMAND(train, "train", "train a model (esmm, base, esmm-ns, division) and report its metrics",
+FUNNEL_COMMAND(train, "train", "train a model (any of `funnel models`) and report its metrics",
                funnel::cli::run_train);

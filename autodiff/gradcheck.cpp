@@ -4,9 +4,11 @@
 #include <cmath>
 #include <cstring>
 #include <map>
+#include <memory>
 #include <numeric>
 #include <sstream>
 
+#include "autodiff/surrogate.hpp"
 #include "core/dsl.hpp"
 #include "core/error.hpp"
 
@@ -85,6 +87,14 @@ GradCheckResult gradcheck(Executor<double>& ex, const std::vector<LossWeight>& l
   res.repeat_identical = first.size() == second.size() &&
                          std::memcmp(first.data(), second.data(), first.size() * sizeof(double)) == 0;
 
+  // With gradient stops (stop_gradient), finite differences run on the surrogate that holds their outputs fixed at
+  // this point, which is the function the backward pass differentiates (autodiff/surrogate.hpp).
+  std::unique_ptr<Surrogate> sur;
+  if (!gradient_stops(g).empty()) {
+    ex.forward(targets);
+    sur = std::make_unique<Surrogate>(ex);
+    sur->sync(ex);
+  }
   std::mt19937_64 rng(opt.seed);
   for (NodeId p : ex.params()) {
     if (!ex.has_grad(p)) continue;
@@ -117,12 +127,17 @@ GradCheckResult gradcheck(Executor<double>& ex, const std::vector<LossWeight>& l
     for (std::size_t k : coords) {
       double* x = val.data() + k;
       const double x0 = *x;
-      const double f0 = total_loss(ex, losses, targets);
-      *x = x0 + opt.eps;
-      const double fp = total_loss(ex, losses, targets);
-      *x = x0 - opt.eps;
-      const double fm = total_loss(ex, losses, targets);
+      double* xs = sur ? sur->executor().param(p).data() + k : nullptr;
+      auto loss_at = [&](double v) {
+        *x = v;
+        if (xs) *xs = v;
+        return total_loss(sur ? sur->executor() : ex, losses, targets);
+      };
+      const double f0 = loss_at(x0);
+      const double fp = loss_at(x0 + opt.eps);
+      const double fm = loss_at(x0 - opt.eps);
       *x = x0;
+      if (xs) *xs = x0;
       const double num = (fp - fm) / (2.0 * opt.eps);
       const double dplus = (fp - f0) / opt.eps, dminus = (f0 - fm) / opt.eps;
       // A kink: the one-sided slopes disagree by far more than smooth curvature allows.

@@ -90,7 +90,8 @@ double calibrate_intercept(const std::vector<double>& logit, std::int64_t S, std
 
 const char* kSpecForm =
     "synthetic or synthetic:key=value,... with keys rows=N, fields=F, vocab=V (per field), seed=S, stages=K (>= 2), "
-    "ctr=P, ctcvr=P, ratio=P, zipf=A, logit_std=X, shared=R, interaction=X, coupling=X";
+    "ctr=P, ctcvr=P, ratio=P, zipf=A, logit_std=X, shared=R, interaction=X, coupling=X, bias=R (in [-1, 1], "
+    "not with shared or coupling)";
 
 [[noreturn]] void spec_error(const std::string& spec, const std::string& what) {
   throw Error("data spec \"" + spec + "\": " + what + " (expected " + kSpecForm + ")");
@@ -124,6 +125,8 @@ void validate(const SyntheticConfig& c) {
   if (!(c.interaction >= 0 && c.interaction <= 10)) fail("interaction", "in [0, 10]", num(c.interaction));
   if (!(c.click_coupling >= 0 && c.click_coupling <= 10))
     fail("click_coupling (key coupling)", "in [0, 10]", num(c.click_coupling));
+  if (c.has_selection_bias() && !(c.selection_bias >= -1 && c.selection_bias <= 1))
+    fail("selection_bias (key bias)", "in [-1, 1]", num(c.selection_bias));
 }
 
 Dataset make_synthetic(const SyntheticConfig& c) {
@@ -143,7 +146,14 @@ Dataset make_synthetic(const SyntheticConfig& c) {
     for (std::size_t f = 0; f < uF; ++f) tot += (sigma[f] = std::pow(0.85, static_cast<double>(f))) * sigma[f];
     for (auto& x : sigma) x *= c.logit_std / std::sqrt(tot);
   }
-  const double a = std::sqrt(c.shared), b = std::sqrt(1.0 - c.shared);
+  // Weights of the shared component z and of the stage's own draw: (a0, b0) for stage 0, (a, b) for later stages.
+  // Without the bias knob both are (√shared, √(1 − shared)), so corr(effect_0, effect_s) = shared. With it, the
+  // click effects are z alone (the same for every bias) and the later stages take (ρ, √(1 − ρ²)), so the
+  // correlation is exactly ρ = selection_bias, and the click coupling is off.
+  const bool knob = c.has_selection_bias();
+  const double a = knob ? c.selection_bias : std::sqrt(c.shared), b = knob ? std::sqrt(1.0 - a * a) : std::sqrt(1.0 - c.shared);
+  const double a0 = knob ? 1.0 : a, b0 = knob ? 0.0 : b;
+  const double coupling = knob ? 0.0 : c.click_coupling;
   std::vector<std::vector<double>> effect(uS, std::vector<double>(uF * uV));
   for (std::size_t f = 0; f < uF; ++f)
     for (std::size_t v = 0; v < uV; ++v) effect[0][f * uV + v] = shared_rng.normal();  // z, scaled below
@@ -151,7 +161,7 @@ Dataset make_synthetic(const SyntheticConfig& c) {
     Rng stage_rng(c.seed, 100 + s);
     for (std::size_t f = 0; f < uF; ++f)
       for (std::size_t v = 0; v < uV; ++v)
-        effect[s][f * uV + v] = sigma[f] * (a * effect[0][f * uV + v] + b * stage_rng.normal());
+        effect[s][f * uV + v] = sigma[f] * ((s ? a : a0) * effect[0][f * uV + v] + (s ? b : b0) * stage_rng.normal());
   }
   // Pairwise interactions for stages ≥ 1 on field pairs (0,1), (2,3), (4,5): inter[s][f·V + v] ~ N(0, 1), term =
   // interaction / √pairs · Σ_pairs inter[s](f, v_f) · inter[s](f+1, v_{f+1}).
@@ -220,7 +230,7 @@ Dataset make_synthetic(const SyntheticConfig& c) {
           const auto v1 = static_cast<std::size_t>(row[2 * p + 1] - static_cast<std::int64_t>(2 * p + 1) * V);
           m += inter_scale * inter[s][(2 * p) * uV + v0] * inter[s][(2 * p + 1) * uV + v1];
         }
-        if (c.logit_std > 0) m += c.click_coupling * click_sum * click_sum / c.logit_std;
+        if (c.logit_std > 0) m += coupling * click_sum * click_sum / c.logit_std;
       }
       logit[r * uS + s] = m;
     }
@@ -307,8 +317,11 @@ SyntheticConfig parse_synthetic_spec(const std::string& spec) {
     else if (key == "shared") as_real(c.shared);
     else if (key == "interaction") as_real(c.interaction);
     else if (key == "coupling") as_real(c.click_coupling);
+    else if (key == "bias") as_real(c.selection_bias);
     else spec_error(spec, "unknown key '" + key + "'");
   }
+  if (seen.count("bias") && (seen.count("shared") || seen.count("coupling")))
+    spec_error(spec, "key 'bias' sets shared and coupling itself; give either bias or shared/coupling");
   try {
     validate(c);
   } catch (const Error& e) {

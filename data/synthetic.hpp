@@ -21,7 +21,9 @@
 //
 // Determinism: std::mt19937_64 and hand-written uniform/normal/Zipf transforms; identical output for a seed on a
 // given platform (libm's exp/log/cos may differ in the last bit across platforms).
+#include <cmath>
 #include <cstdint>
+#include <limits>
 #include <string>
 
 #include "data/dataset.hpp"
@@ -42,6 +44,14 @@ struct SyntheticConfig {
   double shared = 0.85;              // correlation of one value's effects across stages, in [0, 1]
   double interaction = 0.5;          // scale of the pairwise field interactions in stages ≥ 1 (0 = none)
   double click_coupling = 0.2;       // stages ≥ 1: + coupling · (stage-0 effect sum)² / logit_std (0 = none)
+  // The selection-bias knob (spec key `bias`), in [-1, 1]; NaN = not set. When set, it alone decides how click
+  // and conversion propensities are related: every value's later-stage effects have correlation exactly
+  // `selection_bias` with its click effect, the click effects are the same for every bias (so is the click
+  // model), and the click coupling is 0. bias = 0: clicked impressions are an unbiased sample for conversion (the stages are
+  // independent given x); bias near 1: the values that attract clicks also convert (strong selection bias);
+  // negative: they convert less. Cannot be combined with the keys shared and coupling.
+  double selection_bias = std::numeric_limits<double>::quiet_NaN();
+  bool has_selection_bias() const { return !std::isnan(selection_bias); }
 };
 
 // Check ranges; throws funnel::Error naming the field and the allowed range.
@@ -51,7 +61,8 @@ void validate(const SyntheticConfig& c);
 Dataset make_synthetic(const SyntheticConfig& c);
 
 // Parse a command-line data spec: `synthetic` (defaults) or `synthetic:key=value,...` with keys
-// rows, fields, vocab (per field), seed, stages, ctr, ctcvr. Unknown keys, repeated keys, bad numbers and
+// rows, fields, vocab (per field), seed, stages, ctr, ctcvr, ratio, zipf, logit_std, shared, interaction, coupling
+// and bias (the selection-bias knob; not together with shared or coupling). Unknown keys, repeated keys, bad numbers and
 // out-of-range values throw funnel::Error naming the key and the expected form.
 SyntheticConfig parse_synthetic_spec(const std::string& spec);
 

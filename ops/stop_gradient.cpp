@@ -3,9 +3,9 @@
 // tower. Any shape.
 //   dx = 0: the input slot is not differentiable, so the executor never asks for its gradient and the gradient-
 //   flow analysis (`funnel dot --grad-flow`) shows the edge as carrying none.
-// A finite-difference check cannot confirm a zero VJP (the function's true derivative through x is not zero),
-// so the gradient-check example runs a fed input through the op and checks a parameter beside it; the test file
-// checks that no gradient reaches a parameter behind it.
+// The backward pass then differentiates a surrogate in which the output is a constant; gradient checks hold the
+// outputs of such ops fixed at the point of the check (autodiff/surrogate.hpp), so x·stop_gradient(x) checks
+// dL/dx = stop_gradient(x)·dL/dy, not twice that.
 #include <cstring>
 
 #include "autodiff/gradcheck.hpp"
@@ -41,6 +41,14 @@ const OpExampleRegistrar example{{"stop_gradient", "B=3, stop_gradient(c) ⊙ x,
                                     NodeId s = g.add_op("stop_gradient", {c});
                                     return probe_loss(g, g.add_op("mul", {s, x}));
                                   }, nullptr}};
+
+// y = stop_gradient(a) ⊙ a: the gradient through the stopped slot must be zero (the other slot's alone).
+const OpExampleRegistrar example_self{{"stop_gradient", "B=3, stop_gradient(a) ⊙ a, a trainable", 3,
+                                       [](Graph& g) {
+                                         NodeId a = g.add_param("a", Shape{3, 4}, Init::normal(1.0));
+                                         NodeId s = g.add_op("stop_gradient", {a});
+                                         return probe_loss(g, g.add_op("mul", {s, a}));
+                                       }, nullptr}};
 
 }  // namespace
 }  // namespace funnel

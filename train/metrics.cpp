@@ -104,6 +104,35 @@ double mean_of(std::span<const float> values, std::span<const std::uint8_t> mask
   return n ? sum / static_cast<double>(n) : kNaN;
 }
 
+double expected_calibration_error(std::span<const float> probs, std::span<const float> labels,
+                                  std::span<const std::uint8_t> mask, int bins) {
+  if (labels.size() != probs.size())
+    throw Error("expected_calibration_error: labels have " + std::to_string(labels.size()) + " rows, probs " +
+                std::to_string(probs.size()));
+  if (!mask.empty() && mask.size() != probs.size())
+    throw Error("expected_calibration_error: mask has " + std::to_string(mask.size()) + " rows, probs " +
+                std::to_string(probs.size()));
+  if (bins < 1) throw Error("expected_calibration_error: bins must be >= 1");
+  std::vector<std::size_t> rows;
+  for (std::size_t i = 0; i < probs.size(); ++i)
+    if (mask.empty() || mask[i]) rows.push_back(i);
+  if (rows.empty()) return std::numeric_limits<double>::quiet_NaN();
+  std::stable_sort(rows.begin(), rows.end(), [&](std::size_t a, std::size_t b) { return probs[a] < probs[b]; });
+  const std::size_t n = rows.size(), B = std::min<std::size_t>(static_cast<std::size_t>(bins), n);
+  double ece = 0;
+  for (std::size_t b = 0; b < B; ++b) {
+    const std::size_t lo = b * n / B, hi = (b + 1) * n / B;
+    double sp = 0, sy = 0;
+    for (std::size_t k = lo; k < hi; ++k) {
+      sp += probs[rows[k]];
+      sy += labels[rows[k]];
+    }
+    const double cnt = static_cast<double>(hi - lo);
+    ece += cnt / static_cast<double>(n) * std::abs(sp / cnt - sy / cnt);
+  }
+  return ece;
+}
+
 FunnelMetrics evaluate_funnel(const FunnelInputs& in) {
   const std::size_t n = in.click.size();
   auto need = [&](std::span<const float> s, const char* name) {
@@ -142,9 +171,13 @@ FunnelMetrics evaluate_funnel(const FunnelInputs& in) {
   m.cvr_rate = mean_of(in.ctcvr, clicked);
   m.mean_pctcvr = mean_of(in.pctcvr);
   m.ctcvr_rate = mean_of(in.ctcvr);
+  m.cvr_ece = expected_calibration_error(in.pcvr, in.ctcvr, clicked);
+  m.mean_pcvr_all = mean_of(in.pcvr);
   if (entire) {
     m.has_entire_space = true;
     m.cvr_auc_entire_space = roc_auc(in.pcvr, in.conversion_entire);
+    m.cvr_rate_entire_space = mean_of(in.conversion_entire);
+    m.cvr_ece_entire_space = expected_calibration_error(in.pcvr, in.conversion_entire);
     m.cvr_logloss_entire_space = log_loss(in.pcvr, in.conversion_entire);
   }
   return m;

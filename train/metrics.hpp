@@ -54,7 +54,19 @@ struct FunnelMetrics {
   bool has_entire_space = false;
   double cvr_auc_entire_space = std::numeric_limits<double>::quiet_NaN();  // pcvr vs conversion_entire, all rows
   double cvr_logloss_entire_space = std::numeric_limits<double>::quiet_NaN();
+  // Calibration of pCVR. On clicked rows against their conversions; over the entire space (synthetic ground truth)
+  // the mean pCVR over all rows against the rate of conversion_entire over all rows.
+  double cvr_ece = 0;  // expected calibration error of pcvr on clicked rows (10 equal-count bins)
+  double mean_pcvr_all = 0;  // all rows
+  double cvr_rate_entire_space = std::numeric_limits<double>::quiet_NaN();  // mean conversion_entire, all rows
+  double cvr_ece_entire_space = std::numeric_limits<double>::quiet_NaN();   // pcvr vs conversion_entire, all rows
 };
+
+// Expected calibration error: rows sorted by score, cut into `bins` groups of (nearly) equal count, and
+// Σ_b (n_b / n) · |mean score_b − mean label_b|. Equal-count bins suit the small probabilities of CVR. NaN for an
+// empty selection.
+double expected_calibration_error(std::span<const float> probs, std::span<const float> labels,
+                                  std::span<const std::uint8_t> mask = {}, int bins = 10);
 
 // Every metric above; AUCs are NaN when their selection has a single class (see roc_auc).
 FunnelMetrics evaluate_funnel(const FunnelInputs& in);

@@ -327,3 +327,79 @@ TEST_CASE("synthetic spec errors name the key and the expected form", "[data][sy
   require_message("synthetic:rows=10,,fields=2", {"empty item"});
   require_message("csv:foo", {"not a synthetic spec"});
 }
+
+namespace {
+
+// Pearson correlation of the click and conversion logits of the true probabilities over all rows.
+double logit_correlation(const Dataset& d) {
+  const auto S = static_cast<std::size_t>(d.num_stages);
+  double sx = 0, sy = 0, sxx = 0, syy = 0, sxy = 0;
+  const auto n = static_cast<double>(d.rows());
+  for (std::int64_t r = 0; r < d.rows(); ++r) {
+    const double p0 = d.true_prob[static_cast<std::size_t>(r) * S], p1 = d.true_prob[static_cast<std::size_t>(r) * S + 1];
+    const double x = std::log(p0 / (1 - p0)), y = std::log(p1 / (1 - p1));
+    sx += x, sy += y, sxx += x * x, syy += y * y, sxy += x * y;
+  }
+  const double cov = sxy / n - sx / n * sy / n;
+  return cov / std::sqrt((sxx / n - sx / n * sx / n) * (syy / n - sy / n * sy / n));
+}
+
+}  // namespace
+
+TEST_CASE("the selection-bias knob sets how click and conversion propensities are related", "[data][synthetic]") {
+  auto c = small_config(60000);
+  c.interaction = 0;  // the main effects alone: the logit correlation is then the knob (up to sampling)
+  std::map<double, double> corr, ratio;
+  for (double b : {-0.9, 0.0, 0.5, 0.9}) {
+    c.selection_bias = b;
+    const Dataset d = make_synthetic(c);
+    corr[b] = logit_correlation(d);
+    ratio[b] = clicked_cvr_ratio(d);
+    INFO("bias " << b << ": logit correlation " << corr[b] << ", clicked/all true CVR " << ratio[b]);
+    CHECK(std::fabs(corr[b] - b) < 0.1);
+  }
+  // No bias: clicked rows have the population's conversion rate; the bias grows with the knob and reverses sign.
+  CHECK(std::fabs(ratio[0.0] - 1.0) < 0.1);
+  CHECK(ratio[0.5] > ratio[0.0] + 0.2);
+  CHECK(ratio[0.9] > ratio[0.5] + 0.2);
+  CHECK(ratio[-0.9] < 0.8);
+
+  SECTION("with interactions the knob still orders the bias, and the rates stay calibrated") {
+    c.interaction = 0.5;
+    c.selection_bias = 0.0;
+    const Dataset d0 = make_synthetic(c);
+    c.selection_bias = 0.9;
+    const Dataset d9 = make_synthetic(c);
+    CHECK(std::fabs(logit_correlation(d0)) < 0.1);  // finite vocabularies: sampled effects
+    CHECK(logit_correlation(d9) > 0.6);
+    CHECK(clicked_cvr_ratio(d9) > clicked_cvr_ratio(d0) + 0.5);
+    CHECK(expected_rate(d9, 1) == Approx(c.ctcvr).epsilon(1e-3));
+    CHECK(expected_rate(d0, 1) == Approx(c.ctcvr).epsilon(1e-3));
+  }
+}
+
+TEST_CASE("the bias knob leaves features and click propensities alone", "[data][synthetic]") {
+  auto c = small_config(5000);
+  c.selection_bias = 0.2;
+  const Dataset a = make_synthetic(c);
+  c.selection_bias = 0.8;
+  const Dataset b = make_synthetic(c);
+  CHECK(a.ids == b.ids);
+  CHECK(column(a.true_prob, 2, 0) == column(b.true_prob, 2, 0));
+  CHECK(column(a.labels, 2, 0) == column(b.labels, 2, 0));
+  CHECK(column(a.true_prob, 2, 1) != column(b.true_prob, 2, 1));
+  c.selection_bias = 0.8;
+  const Dataset b2 = make_synthetic(c);
+  CHECK(b2.true_prob == b.true_prob);
+}
+
+TEST_CASE("the bias spec key", "[data][synthetic]") {
+  const auto c = parse_synthetic_spec("synthetic:rows=100,bias=-0.25");
+  CHECK(c.has_selection_bias());
+  CHECK(c.selection_bias == -0.25);
+  CHECK_FALSE(parse_synthetic_spec("synthetic:rows=100").has_selection_bias());
+  require_message("synthetic:bias=1.5", {"bias", "[-1, 1]", "1.5"});
+  require_message("synthetic:bias=x", {"bias", "number"});
+  require_message("synthetic:bias=0.5,shared=0.3", {"bias", "shared"});
+  require_message("synthetic:coupling=0.1,bias=0.5", {"bias", "coupling"});
+}

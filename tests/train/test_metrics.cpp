@@ -174,3 +174,18 @@ TEST_CASE("evaluate_funnel rejects inconsistent inputs", "[train][metrics]") {
   CHECK(std::isnan(m.ctr_auc));
   CHECK(m.ctr_logloss == Approx(std::log(2.0)));
 }
+
+TEST_CASE("expected calibration error by hand", "[train][metrics][ece]") {
+  // Two equal-count bins: scores {0.1, 0.1} with labels {0, 0} (|0.1 − 0| = 0.1) and {0.5, 0.5} with {1, 0} (0).
+  const std::vector<float> p{0.5f, 0.1f, 0.1f, 0.5f}, y{1, 0, 0, 0};
+  CHECK(expected_calibration_error(p, y, {}, 2) == Approx(0.05).epsilon(1e-6));
+  // One bin: |mean p − mean y| = |0.3 − 0.25|.
+  CHECK(expected_calibration_error(p, y, {}, 1) == Approx(0.05).epsilon(1e-6));
+  // Calibrated within each bin -> 0; a mask keeps only some rows.
+  const std::vector<float> p2{0.0f, 0.0f, 1.0f, 1.0f, 0.9f}, y2{0, 0, 1, 1, 0};
+  const std::vector<std::uint8_t> mask{1, 1, 1, 1, 0};
+  CHECK(expected_calibration_error(p2, y2, mask, 2) == 0.0);
+  CHECK(expected_calibration_error(p2, y2, {}, 1) == Approx(0.18).epsilon(1e-6));
+  CHECK(std::isnan(expected_calibration_error({}, {}, {}, 10)));
+  CHECK_THROWS(expected_calibration_error(p, y2, {}, 2));
+}

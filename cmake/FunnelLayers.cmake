@@ -14,6 +14,14 @@
 # which fails on any #include that climbs. Layers that register things at static-init time (ops, op examples,
 # models) are linked whole-archive, so that no registration is dropped by the static linker.
 
+# Links `dep` whole-archive. Every link of a whole-archive layer must name the feature, or CMake rejects the mixed
+# link items; the installed package names the imported target (an export does not rename targets inside
+# $<LINK_LIBRARY:...>).
+function(funnel_link_whole_archive target scope dep)
+  target_link_libraries(${target} ${scope} "$<BUILD_INTERFACE:$<LINK_LIBRARY:WHOLE_ARCHIVE,${dep}>>"
+                                           "$<INSTALL_INTERFACE:$<LINK_LIBRARY:WHOLE_ARCHIVE,funnel::${dep}>>")
+endfunction()
+
 # funnel_layer(<name> DIRS <folder>... [WHOLE_ARCHIVE] [DEPS <target>...])
 function(funnel_layer name)
   cmake_parse_arguments(L "WHOLE_ARCHIVE" "" "DIRS;DEPS" ${ARGN})
@@ -23,26 +31,31 @@ function(funnel_layer name)
     list(APPEND srcs ${s})
   endforeach()
   add_library(${name} STATIC ${srcs})
-  target_include_directories(${name} PUBLIC $<BUILD_INTERFACE:${PROJECT_SOURCE_DIR}>)
+  # Installed headers keep their folders: include/funnel/core/graph.hpp is "core/graph.hpp" (or <funnel/core/...>).
+  target_include_directories(${name} PUBLIC $<BUILD_INTERFACE:${PROJECT_SOURCE_DIR}>
+                                            $<INSTALL_INTERFACE:include/funnel> $<INSTALL_INTERFACE:include>)
   foreach(dep ${L_DEPS})
     get_target_property(dep_whole ${dep} FUNNEL_WHOLE_ARCHIVE)
     if(dep_whole)
-      # Every link of a whole-archive layer names the feature, or CMake rejects the mixed link items.
-      target_link_libraries(${name} PUBLIC "$<LINK_LIBRARY:WHOLE_ARCHIVE,${dep}>")
+      funnel_link_whole_archive(${name} PUBLIC ${dep})
     else()
       target_link_libraries(${name} PUBLIC ${dep})
     endif()
   endforeach()
   set_target_properties(${name} PROPERTIES FUNNEL_WHOLE_ARCHIVE ${L_WHOLE_ARCHIVE})
   set_property(GLOBAL APPEND PROPERTY FUNNEL_LAYERS ${name})
+  set_property(GLOBAL APPEND PROPERTY FUNNEL_LAYER_DIRS ${L_DIRS})
 endfunction()
 
 funnel_layer(funnel_core DIRS core)
 target_link_libraries(funnel_core PUBLIC xtensor Boost::boost Threads::Threads)
+if(FUNNEL_SANITIZE)  # whatever links a sanitized funnel needs the sanitizer runtimes
+  target_link_options(funnel_core INTERFACE -fsanitize=address,undefined)
+endif()
 
 funnel_layer(funnel_ops DIRS ops WHOLE_ARCHIVE DEPS funnel_core)
 target_include_directories(funnel_ops PUBLIC $<BUILD_INTERFACE:${CBLAS_INCLUDE_DIR}>)
-target_link_libraries(funnel_ops PUBLIC ${BLAS_LIBRARIES})
+target_link_libraries(funnel_ops PUBLIC BLAS::BLAS)
 
 funnel_layer(funnel_autodiff DIRS autodiff DEPS funnel_ops)
 funnel_layer(funnel_opcheck DIRS ops/examples WHOLE_ARCHIVE DEPS funnel_autodiff)
@@ -58,7 +71,7 @@ get_property(FUNNEL_LAYER_TARGETS GLOBAL PROPERTY FUNNEL_LAYERS)
 foreach(layer ${FUNNEL_LAYER_TARGETS})
   get_target_property(whole ${layer} FUNNEL_WHOLE_ARCHIVE)
   if(whole)
-    target_link_libraries(funnel INTERFACE "$<LINK_LIBRARY:WHOLE_ARCHIVE,${layer}>")
+    funnel_link_whole_archive(funnel INTERFACE ${layer})
   else()
     target_link_libraries(funnel INTERFACE ${layer})
   endif()

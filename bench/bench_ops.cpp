@@ -4,15 +4,18 @@
 //   op/<op>/<input shapes>/B:<b>/{fwd,bwd}   every op of the registry, alone (bench/op_cases.hpp), with bytes/s
 //                                            (and FLOP/s for matmul). The list is made from the registry itself: an
 //                                            op without a case shows up as op/<op>/NO_CASE with an error.
-//   sgemm/B:<b>/<K>x<N>/{fwd,dx,dw}          raw cblas_sgemm with the dense layer's three gemms
-//   dense_vs_sgemm/B:<b>/<K>x<N>             in one loop: the three raw gemms, the matmul op forward+backward and the
-//                                            whole dense layer (matmul + bias_add + relu, forward+backward); counters
-//                                            give each one's time and the ratios to raw sgemm, measured side by side
-//   esmm_step/B:<b>                          one ESMM training step as `funnel train` runs it: batch gathering,
+//   sgemm/<be>/B:<b>/<K>x<N>/{fwd,dx,dw}     one raw single-thread call of backend <be> (openblas: cblas_sgemm,
+//                                            onednn: dnnl_sgemm) with the dense layer's three gemms
+//   dense_vs_sgemm/<be>/B:<b>/<K>x<N>        in one loop, all on backend <be>: the three raw gemms, the matmul op
+//                                            forward+backward and the whole dense layer (matmul + bias_add + relu,
+//                                            forward+backward); counters give each one's time and the ratios to raw
+//                                            sgemm of the same backend, measured side by side
+//   esmm_step/<be>/B:<b>                     one ESMM training step as `funnel train` runs it: batch gathering,
 //                                            forward, both losses, backward, Adam (lazy sparse rows for the
 //                                            embedding); samples/s, GFLOP/s and the time of the step's gemms alone
 //                                            (gemm_frac = gemm time / step time, the fraction of the gemm bound)
 //
+// <be> is each float gemm backend of the build (ops/gemm_backend.hpp): openblas, and onednn when linked.
 // Threads: FUNNEL_BENCH_THREADS (default 1) goes to funnel::set_num_threads (the raw sgemm cases stay one BLAS
 // call on one thread; esmm_step's gemm_us splits its gemms over the threads like the matmul op).
 //   build/bin/funnel-bench --benchmark_filter='dense_vs_sgemm|esmm_step'
@@ -32,6 +35,7 @@
 #include "bench/op_cases.hpp"
 #include "core/parallel.hpp"
 #include "ops/blas.hpp"
+#include "ops/gemm_backend.hpp"
 #include "data/synthetic.hpp"
 #include "train/optimizer.hpp"
 #include "train/trainer.hpp"
@@ -111,15 +115,21 @@ struct Buffers {
   }
 };
 
-// The three gemms of a dense layer's forward and backward, row-major like ops/matmul.cpp: one raw cblas_sgemm call
-// each, or (split) through blas::gemm, which cuts them over the thread pool like the matmul op.
+std::vector<GemmBackend> backends() {
+  std::vector<GemmBackend> v{GemmBackend::openblas};
+  if (onednn_available()) v.push_back(GemmBackend::onednn);
+  return v;
+}
+
+// The three gemms of a dense layer's forward and backward, row-major like ops/matmul.cpp, on the current backend:
+// one raw single-thread call each, or (split) through blas::gemm, which cuts them over the thread pool like the
+// matmul op.
 void gemm(bool split, bool ta, bool tb, int m, int n, int k, const float* a, int lda, const float* b, int ldb,
           float* c, int ldc) {
   if (split)
     blas::gemm(ta, tb, m, n, k, 1.0f, a, lda, b, ldb, 0.0f, c, ldc);
   else
-    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m, n, k, 1.0f, a,
-                lda, b, ldb, 0.0f, c, ldc);
+    sgemm_one_thread(ta, tb, m, n, k, 1.0f, a, lda, b, ldb, 0.0f, c, ldc);
 }
 void gemm_fwd(Buffers& d, int m, int k, int n, bool split = false) {
   gemm(split, false, false, m, n, k, d.x.data(), k, d.w.data(), n, d.y.data(), n);
@@ -131,7 +141,8 @@ void gemm_dw(Buffers& d, int m, int k, int n, bool split = false) {
   gemm(split, true, false, k, n, m, d.x.data(), k, d.gy.data(), n, d.gw.data(), n);
 }
 
-void bm_sgemm(benchmark::State& st, std::int64_t b, Layer l, int which) {
+void bm_sgemm(benchmark::State& st, GemmBackend be, std::int64_t b, Layer l, int which) {
+  set_gemm_backend(be);
   Buffers d(b, l.k, l.n);
   const int m = static_cast<int>(b), k = static_cast<int>(l.k), n = static_cast<int>(l.n);
   for (auto _ : st) {
@@ -168,7 +179,8 @@ struct DenseLayer {
   }
 };
 
-void bm_dense_vs_sgemm(benchmark::State& st, std::int64_t b, Layer l) {
+void bm_dense_vs_sgemm(benchmark::State& st, GemmBackend be, std::int64_t b, Layer l) {
+  set_gemm_backend(be);
   Buffers d(b, l.k, l.n);
   const int m = static_cast<int>(b), k = static_cast<int>(l.k), n = static_cast<int>(l.n);
   OpCase mmc{"matmul", "", {InputSpec::value({kBatch, l.k}), InputSpec::value({l.k, l.n}, -0.1f, 0.1f)}, {}, nullptr,
@@ -201,20 +213,22 @@ void bm_dense_vs_sgemm(benchmark::State& st, std::int64_t b, Layer l) {
 }
 
 void register_blas() {
-  for (std::int64_t b : kBatches)
-    for (const Layer& l : esmm_layers()) {
-      const std::string shape = std::to_string(l.k) + "x" + std::to_string(l.n);
-      const char* names[] = {"fwd", "dx", "dw"};
-      for (int w = 0; w < 3; ++w)
-        benchmark::RegisterBenchmark(("sgemm/B:" + std::to_string(b) + "/" + shape + "/" + names[w]).c_str(),
-                                     [b, l, w](benchmark::State& st) { bm_sgemm(st, b, l, w); })
+  for (GemmBackend be : backends())
+    for (std::int64_t b : kBatches)
+      for (const Layer& l : esmm_layers()) {
+        const std::string pre = std::string(gemm_backend_name(be)) + "/B:" + std::to_string(b) + "/";
+        const std::string shape = std::to_string(l.k) + "x" + std::to_string(l.n);
+        const char* names[] = {"fwd", "dx", "dw"};
+        for (int w = 0; w < 3; ++w)
+          benchmark::RegisterBenchmark(("sgemm/" + pre + shape + "/" + names[w]).c_str(),
+                                       [be, b, l, w](benchmark::State& st) { bm_sgemm(st, be, b, l, w); })
+              ->Unit(benchmark::kMicrosecond)
+              ->MinTime(0.2);
+        benchmark::RegisterBenchmark(("dense_vs_sgemm/" + pre + shape).c_str(),
+                                     [be, b, l](benchmark::State& st) { bm_dense_vs_sgemm(st, be, b, l); })
             ->Unit(benchmark::kMicrosecond)
-            ->MinTime(0.2);
-      benchmark::RegisterBenchmark(("dense_vs_sgemm/B:" + std::to_string(b) + "/" + shape).c_str(),
-                                   [b, l](benchmark::State& st) { bm_dense_vs_sgemm(st, b, l); })
-          ->Unit(benchmark::kMicrosecond)
-          ->MinTime(0.5);
-    }
+            ->MinTime(0.5);
+      }
 }
 
 // ---------------------------------------------------------------- the ESMM training step
@@ -286,7 +300,8 @@ struct EsmmSetup {
   }
 };
 
-void bm_esmm_step(benchmark::State& st, std::int64_t b) {
+void bm_esmm_step(benchmark::State& st, GemmBackend be, std::int64_t b) {
+  set_gemm_backend(be);
   EsmmSetup s(b);
   for (int i = 0; i < 3; ++i) {  // warm up: buffers sized, optimizer state allocated
     s.model->bind(s.data, s.next(b));
@@ -319,12 +334,13 @@ void bm_esmm_step(benchmark::State& st, std::int64_t b) {
 }
 
 void register_steps() {
-  for (std::int64_t b : kBatches)
-    benchmark::RegisterBenchmark(("esmm_step/B:" + std::to_string(b)).c_str(),
-                                 [b](benchmark::State& st) { bm_esmm_step(st, b); })
-        ->Unit(benchmark::kMillisecond)
-        ->MinTime(2.0)
-        ->UseRealTime();
+  for (GemmBackend be : backends())
+    for (std::int64_t b : kBatches)
+      benchmark::RegisterBenchmark(("esmm_step/" + std::string(gemm_backend_name(be)) + "/B:" + std::to_string(b)).c_str(),
+                                   [be, b](benchmark::State& st) { bm_esmm_step(st, be, b); })
+          ->Unit(benchmark::kMillisecond)
+          ->MinTime(2.0)
+          ->UseRealTime();
 }
 
 }  // namespace

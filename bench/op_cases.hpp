@@ -274,6 +274,30 @@ inline std::vector<OpCase> op_cases() {
     at.num["axis"] = 1;
     add("concat", {IS::value({kBatch, kConcat}), IS::value({kBatch, 13})}, at);  // embeddings + dense features
   }
+  // The ops of the later funnel models at their shapes: MMoE/PLE gates over 8 experts of width 64 and AITM's
+  // attention over 2 candidates of width 64; the counterfactual risks' per-row pieces on B×1.
+  add("softmax", {IS::value({kBatch, 8}, -3.0f, 3.0f)});
+  add("tanh", {IS::value({kBatch, 200}, -3.0f, 3.0f)});
+  add("stop_gradient", {IS::value({kBatch, 1})});
+  {
+    Attrs at;
+    at.num["lo"] = 0.05;
+    at.num["hi"] = 1.0;
+    add("clip", {IS::value({kBatch, 1}, 0.0f, 0.5f)}, at);
+  }
+  {
+    Attrs at;
+    at.num["c"] = 1.0;
+    add("shift", {IS::value({kBatch, 1})}, at);
+  }
+  add("dot", {IS::value({kBatch, 2, 64}), IS::value({kBatch, 2, 64})}, {},
+      [](std::int64_t b) { return 2.0 * 2 * 64 * static_cast<double>(b); },
+      [](std::int64_t b) { return 4.0 * 2 * 64 * static_cast<double>(b); });
+  add("weighted_sum", {IS::value({kBatch, 8}, 0.0f, 0.25f), IS::value({kBatch, 8, 64})}, {},
+      [](std::int64_t b) { return 2.0 * 8 * 64 * static_cast<double>(b); },
+      [](std::int64_t b) { return 4.0 * 8 * 64 * static_cast<double>(b); });
+  add("bce_rows", {IS::value({kBatch, 1}, 0.001f, 0.999f), IS::labels({kBatch, 1})});
+  add("bce_rows", {IS::value({kBatch, 1}, 0.001f, 0.999f), IS::value({kBatch, 1}, 0.0f, 1.0f)});
   return cs;
 }
 

@@ -88,6 +88,24 @@ Var embedding(Var table, Var idv, Pool pool, const std::string& name) {
   return op2("embedding", table, idv, name, std::move(at));
 }
 
+Var softmax(Var x, const std::string& name) { return op1("softmax", x, name); }
+Var tanh(Var x, const std::string& name) { return op1("tanh", x, name); }
+Var stop_gradient(Var x, const std::string& name) { return op1("stop_gradient", x, name); }
+Var clip(Var x, double lo, double hi, const std::string& name) {
+  Attrs at;
+  at.num["lo"] = lo;
+  at.num["hi"] = hi;
+  return op1("clip", x, name, std::move(at));
+}
+Var shift(Var x, double c, const std::string& name) {
+  Attrs at;
+  at.num["c"] = c;
+  return op1("shift", x, name, std::move(at));
+}
+Var dot(Var a, Var b, const std::string& name) { return op2("dot", a, b, name); }
+Var weighted_sum(Var w, Var x, const std::string& name) { return op2("weighted_sum", w, x, name); }
+Var bce_rows(Var p, Var y, const std::string& name) { return op2("bce_rows", p, y, name); }
+
 Var dense(Var x, std::int64_t units, const std::string& name, Act act) {
   Graph& g = *x.g;
   auto s = g.scope(name);
@@ -100,6 +118,7 @@ Var dense(Var x, std::int64_t units, const std::string& name, Act act) {
   Var y = bias_add(matmul(x, w, "matmul"), b, "bias_add");
   if (act == Act::Relu) y = relu(y, "relu");
   if (act == Act::Sigmoid) y = sigmoid(y, "sigmoid");
+  if (act == Act::Tanh) y = tanh(y, "tanh");
   return y;
 }
 

@@ -27,7 +27,7 @@ struct Var {
   const std::string& name() const { return g->node(id).name; }
 };
 
-enum class Act { None, Relu, Sigmoid };
+enum class Act { None, Relu, Sigmoid, Tanh };
 enum class Pool { Sum, Mean };
 
 // Leaves.
@@ -57,6 +57,16 @@ Var bce_logits(Var z, Var y, const std::string& name = "");  // stable: max(z,0)
 // Embedding lookup of every field of `ids` (B×F) in `table` (V×D): output B×F×D. Multi-valued cells are pooled
 // (sum or mean of the weighted rows). The table's gradient is sparse.
 Var embedding(Var table, Var ids, Pool pool = Pool::Sum, const std::string& name = "");
+
+// Ops of the later funnel models (ESCM², AITM, MMoE/PLE, DCMT).
+Var softmax(Var x, const std::string& name = "");        // over the last axis, row by row
+Var tanh(Var x, const std::string& name = "");
+Var stop_gradient(Var x, const std::string& name = "");  // y = x, no gradient to x
+Var clip(Var x, double lo, double hi, const std::string& name = "");  // min(max(x, lo), hi)
+Var shift(Var x, double c, const std::string& name = "");             // x + c
+Var dot(Var a, Var b, const std::string& name = "");     // over the last axis: B×E×d -> B×E, B×d -> B×1
+Var weighted_sum(Var w, Var x, const std::string& name = "");  // w: B×E, x: B×E×d -> Σ_e w[:,e]·x[:,e,:], B×d
+Var bce_rows(Var p, Var y, const std::string& name = "");  // per-element BCE, no reduction; soft labels allowed
 
 inline Var operator+(Var a, Var b) { return add(a, b); }
 inline Var operator*(Var a, Var b) { return mul(a, b); }

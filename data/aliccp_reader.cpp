@@ -264,7 +264,7 @@ Dataset read_aliccp_buffers(std::string_view skeleton, const std::string& skelet
 
     Dataset d;
     detail::init_dataset(d, map);
-    detail::RowAppender app(d, map);
+    detail::RowAppender app(d, map, options.sink);
     app.use_blocks();
 
     // --- common features: one block per good row ---------------------------------------------------------------

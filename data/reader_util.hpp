@@ -15,6 +15,7 @@
 #include "data/dataset.hpp"
 #include "data/feature_map.hpp"
 #include "data/readers.hpp"
+#include "data/row_sink.hpp"
 
 namespace funnel::detail {
 
@@ -142,7 +143,10 @@ void advise_huge_pages(const void* p, std::size_t bytes);
 // added once with add_block() and rows refer to it by index.
 class RowAppender {
  public:
-  RowAppender(Dataset& d, FeatureMap& map) : d_(d), map_(map), cnt_(static_cast<std::size_t>(d.num_fields) + 1) {}
+  // With a sink (ReadOptions::sink), rows are handed to it every sink->chunk_rows() rows and blocks as they come,
+  // instead of accumulating in `d` (which then holds at most one chunk of rows and no blocks).
+  RowAppender(Dataset& d, FeatureMap& map, RowSink* sink = nullptr)
+      : d_(d), map_(map), cnt_(static_cast<std::size_t>(d.num_fields) + 1), sink_(sink) {}
 
   // Every row appended from now on gets a row_block entry (-1 if it uses no block). Call before the first row.
   void use_blocks() {
@@ -153,6 +157,14 @@ class RowAppender {
   // A shared block from (field, id, weight) triples; returns its index. Its ids are counted for the feature map
   // once per row that uses it (in finish()), as if they had been copied into those rows.
   std::int32_t add_block(const std::int32_t* field, const std::int64_t* id, const float* w, std::size_t n) {
+    if (sink_) {
+      sink_ends_.clear();
+      sort_cells(field, id, w, n, 0, sink_ends_);
+      sink_->add_block(sink_ends_.data(), row_ids_.data(), row_w_.data());
+      if (uses_.size() >= static_cast<std::size_t>(INT32_MAX)) throw Error("too many shared blocks (more than 2^31-1)");
+      uses_.push_back(0);
+      return static_cast<std::int32_t>(uses_.size() - 1);
+    }
     const std::size_t base = d_.block_ids.size();
     sort_cells(field, id, w, n, base, d_.block_offsets);
     d_.block_ids.insert(d_.block_ids.end(), row_ids_.data(), row_ids_.data() + n);
@@ -180,11 +192,17 @@ class RowAppender {
     if (dense)
       for (std::int64_t j = 0; j < d_.num_dense; ++j) d_.dense.push_back(dense[j]);
     ++rows_;
+    if (sink_ && d_.rows() >= sink_->chunk_rows()) hand_over();
   }
 
   // After the last row: counts the ids of each block once per row using it (building vocab maps) and drops the
   // blocks no row uses (renumbering the rest, order kept). A dataset without rows keeps no blocks.
   void finish() {
+    if (sink_) {
+      hand_over();
+      sink_->end_rows(map_, uses_);
+      return;
+    }
     if (!blocks_) return;
     const std::size_t F = static_cast<std::size_t>(d_.num_fields);
     std::vector<std::int32_t> remap(uses_.size(), -1);
@@ -225,7 +243,7 @@ class RowAppender {
 
   // Same for the blocks, early in the file they come from (`consumed` of `total` bytes).
   void plan_blocks(std::size_t consumed, std::size_t total) {
-    if (blocks_planned_ || uses_.size() < 256 || consumed == 0) return;
+    if (sink_ || blocks_planned_ || uses_.size() < 256 || consumed == 0) return;
     blocks_planned_ = true;
     const double scale = 1.05 * static_cast<double>(total) / static_cast<double>(consumed);
     if (scale <= 1.0) return;
@@ -242,7 +260,7 @@ class RowAppender {
   // Once, early in the file: reserve the arrays for the whole file by extrapolating from the rows so far
   // (`consumed` of `total` input bytes), so that they are not reallocated and copied as they grow.
   void plan(std::size_t consumed, std::size_t total, std::int64_t max_rows) {
-    if (planned_ || rows_ < 1024 || consumed == 0) return;
+    if (sink_ || planned_ || rows_ < 1024 || consumed == 0) return;
     planned_ = true;
     double scale = 1.05 * static_cast<double>(total) / static_cast<double>(consumed);
     if (max_rows > 0) scale = std::min(scale, static_cast<double>(max_rows) / static_cast<double>(rows_));
@@ -260,6 +278,17 @@ class RowAppender {
   }
 
  private:
+  // Hands the rows collected so far to the sink and empties the row arrays (keeping their capacity).
+  void hand_over() {
+    if (d_.rows() > 0) sink_->add_rows(d_);
+    d_.offsets.assign(1, 0);
+    d_.ids.clear();
+    d_.weights.clear();
+    d_.labels.clear();
+    d_.dense.clear();
+    d_.row_block.clear();
+  }
+
   // Sorts n triples into F cells (counting sort by field, stable) in the scratch buffers row_ids_/row_w_ and
   // appends the F cell ends (base + cumulative count) to `offsets`.
   void sort_cells(const std::int32_t* field, const std::int64_t* id, const float* w, std::size_t n, std::size_t base,
@@ -294,6 +323,8 @@ class RowAppender {
   bool planned_ = false;
   bool blocks_planned_ = false;
   bool blocks_ = false;
+  RowSink* sink_ = nullptr;
+  std::vector<std::int64_t> sink_ends_;
 };
 
 // Runs f(); if it throws and `map` was empty before, leaves it empty again.

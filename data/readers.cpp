@@ -115,7 +115,7 @@ void init_dataset(Dataset& d, const FeatureMap& map) {
 }
 
 void finish_dataset(Dataset& d, FeatureMap& map, const ReadReport& rep, const std::string& name) {
-  if (d.rows() == 0) {
+  if (d.rows() == 0 && rep.rows_kept == 0) {
     std::string why = name + ": no valid rows (read " + std::to_string(rep.rows_read) + ", skipped " +
                       std::to_string(rep.rows_skipped);
     for (const auto& [k, v] : rep.skipped_by_reason) why += ", " + k + "=" + std::to_string(v);
@@ -134,6 +134,21 @@ namespace {
 bool starts_with(const std::string& s, std::string_view p) { return s.compare(0, p.size(), p) == 0; }
 
 }  // namespace
+
+std::vector<std::string> dataset_spec_inputs(const std::string& spec) {
+  for (const char* p : {"csv:", "slots:", "cache:"})
+    if (starts_with(spec, p)) return {spec.substr(std::strlen(p))};
+  if (starts_with(spec, "aliccp:")) {
+    std::string dir = spec.substr(7), split = "train";
+    const auto colon = dir.rfind(':');
+    if (colon != std::string::npos) {
+      split = dir.substr(colon + 1);
+      dir = dir.substr(0, colon);
+    }
+    return {dir + "/sample_skeleton_" + split + ".csv", dir + "/common_features_" + split + ".csv"};
+  }
+  return {};
+}
 
 std::string dataset_spec_help() {
   return "csv:FILE (CSV with header: click, purchase|conversion, categorical columns, dense D* columns), "

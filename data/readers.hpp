@@ -41,6 +41,7 @@
 
 #include "data/dataset.hpp"
 #include "data/feature_map.hpp"
+#include "data/row_sink.hpp"
 
 namespace funnel {
 
@@ -52,6 +53,9 @@ struct ReadOptions {
   FeatureMapConfig mapping;          // used when the map passed to the reader is empty
   PoolWeights weights = PoolWeights::Ones;
   std::int64_t max_rows = 0;         // stop after this many kept rows (0 = all)
+  // Streaming: rows and shared blocks go to the sink as they are read (data/row_sink.hpp); the Dataset returned
+  // is then empty of rows. Used by `convert` to write a cache in bounded memory.
+  RowSink* sink = nullptr;
 };
 
 struct ReadReport {
@@ -84,6 +88,10 @@ inline constexpr const char* unknown_field = "unknown_field";
 
 Dataset read_dataset(const std::string& spec, const ReadOptions& options, FeatureMap& map,
                      ReadReport* report = nullptr);
+
+// The files a spec reads (csv:/slots:/cache: FILE, aliccp: its two files; none for other specs), for checking
+// that an output is not one of a command's inputs.
+std::vector<std::string> dataset_spec_inputs(const std::string& spec);
 
 // The accepted spec forms (for error messages and --help).
 std::string dataset_spec_help();

@@ -114,7 +114,7 @@ Dataset read_slots_buffer(std::string_view text, const std::string& name, const 
 
     Dataset d;
     detail::init_dataset(d, map);
-    detail::RowAppender app(d, map);
+    detail::RowAppender app(d, map, options.sink);
     detail::BadRows bad(options.on_bad_row, rep);
     std::vector<std::int32_t> fld;
     std::vector<std::int64_t> ids;
@@ -148,6 +148,7 @@ Dataset read_slots_buffer(std::string_view text, const std::string& name, const 
         break;
       }
     }
+    app.finish();
     detail::finish_dataset(d, map, rep, name);
     return d;
   });

@@ -1,21 +1,23 @@
 #pragma once
 // Row-major gemm for float and double: C = alpha * op(A) * op(B) + beta * C. Calls BLAS directly with transpose
-// flags; no copies. With more than one thread (core/parallel.hpp) a large gemm is cut into independent gemms on
+// flags; no copies. Float goes to the selected backend (ops/gemm_backend.hpp: oneDNN or OpenBLAS), double always to
+// OpenBLAS (the checking path). With more than one thread (core/parallel.hpp) a large gemm is cut into independent gemms on
 // blocks of rows of C (or of columns when C has few rows), one per thread; each output element is still one BLAS
 // dot product over all of k.
 #include <cblas.h>
 
 #include <algorithm>
 #include <cstdint>
+#include <type_traits>
 
 #include "core/parallel.hpp"
+#include "ops/gemm_backend.hpp"
 
 namespace funnel::blas {
 
 inline void gemm1(bool ta, bool tb, int m, int n, int k, float alpha, const float* a, int lda, const float* b,
                   int ldb, float beta, float* c, int ldc) {
-  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m, n, k, alpha, a, lda,
-              b, ldb, beta, c, ldc);
+  sgemm_one_thread(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 inline void gemm1(bool ta, bool tb, int m, int n, int k, double alpha, const double* a, int lda, const double* b,
                   int ldb, double beta, double* c, int ldc) {
@@ -29,12 +31,32 @@ inline constexpr std::int64_t kParallelGemmMacs = std::int64_t{1} << 18;
 // the same bits as one call (checked for OpenBLAS's Haswell sgemm kernels, whose tile is 12 rows of row-major C;
 // 48 also covers tiles of 4, 6, 8, 16 and 24; 96 balanced 1024 rows 480/544 over two threads, 48 gives 528/496).
 // Column cuts change the kernel's blocking and so the last bits, so they are used only when C has too few rows.
+// oneDNN's sgemm keeps the bits under these row cuts for A·B and Aᵀ·B at ESMM's shapes (tests/ops/test_gemm_backend),
+// but not for A·Bᵀ: see kOnednnNtRowBlock below.
 inline constexpr std::int64_t kGemmRowBlock = 48;
 inline constexpr std::int64_t kGemmColBlock = 64;
+
+// oneDNN's sgemm sums a row of C = A·Bᵀ (B transposed, A not) in a different order depending on the call's size:
+// cutting such a gemm anywhere changes the last bits (measured on oneDNN 2.6.3, AVX2). These gemms are therefore
+// always done as calls on fixed blocks of this many rows, whatever the thread count; threads share the blocks.
+inline constexpr std::int64_t kOnednnNtRowBlock = 256;
 
 template <class T>
 void gemm(bool ta, bool tb, int m, int n, int k, T alpha, const T* a, int lda, const T* b, int ldb, T beta, T* c,
           int ldc) {
+  if constexpr (std::is_same_v<T, float>) {
+    if (tb && !ta && m > kOnednnNtRowBlock && gemm_backend() == GemmBackend::onednn) {
+      const std::int64_t blocks = (m + kOnednnNtRowBlock - 1) / kOnednnNtRowBlock;
+      const bool big = static_cast<std::int64_t>(m) * n * k >= kParallelGemmMacs;
+      parallel_for(blocks, big ? 1 : blocks, [&](std::int64_t b0, std::int64_t b1) {
+        for (std::int64_t blk = b0; blk < b1; ++blk) {
+          const std::int64_t lo = blk * kOnednnNtRowBlock, hi = std::min<std::int64_t>(m, lo + kOnednnNtRowBlock);
+          gemm1(ta, tb, static_cast<int>(hi - lo), n, k, alpha, a + lo * lda, lda, b, ldb, beta, c + lo * ldc, ldc);
+        }
+      });
+      return;
+    }
+  }
   const bool big = static_cast<std::int64_t>(m) * n * k >= kParallelGemmMacs;
   const bool by_rows = m >= 2 * kGemmRowBlock;
   if (!big || num_threads() == 1 || (!by_rows && n < 2 * kGemmColBlock)) {

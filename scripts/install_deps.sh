@@ -3,8 +3,9 @@
 # Idempotent: packages already present are skipped, and apt is not touched at all when nothing is missing.
 set -euo pipefail
 pkgs=(cmake g++ make pkg-config
-      libxtensor-dev libxtensor-blas-dev nlohmann-json3-dev libopenblas-dev
-      libboost-graph-dev catch2 libbenchmark-dev graphviz)
+      libxtensor-dev libxtensor-blas-dev nlohmann-json3-dev libopenblas-dev libdnnl-dev
+      libboost-graph-dev catch2 libbenchmark-dev graphviz
+      libopenmpi-dev openmpi-bin)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -7,15 +7,17 @@ Both sides train the same ESMM: a shared embedding of 20 fields x 5,000 ids (100
 for the towers). The script writes one CSV of random impressions (Zipf-like ids per field, CTR ~4%, CTCVR ~0.2%);
 funnel reads it with `--data csv:FILE --buckets 5000`, PyTorch gets the same ids (field f, value v -> row f*5000+v).
 
-For every batch size it runs, each in its own process (so peak RSS is that process's own):
-  * PyTorch, N threads (torch.set_num_threads), timing only the training loop after a few warm-up steps;
-  * `funnel train --threads N`, reading samples_per_sec (training loop only) from --metrics-json;
-and prints samples/s, the ratio, and peak RSS of both. With --threads 1,2 it also prints funnel's 2-thread scaling.
-With funnel-bench present it adds the gemm bound: the time of the step's 18 sgemms alone (esmm_step's gemm_us),
-as a fraction of funnel's time per step.
+The machine may be shared and noisy, so runs are interleaved: for every batch size and thread count it runs
+--pairs rounds of [PyTorch fp32, PyTorch bf16 autocast (with --torch-bf16), funnel on each --gemm backend], each
+run in its own process (so peak RSS is that process's own), and reports per configuration the median samples/s of
+each side, the median and min-max of the per-round ratio funnel / PyTorch fp32, and the median peak RSS.
+PyTorch times only its training loop after a few warm-up steps; funnel reports samples_per_sec (training loop only)
+in --metrics-json. With --threads 1,2 it also prints the 2-thread / 1-thread scaling of each side.
+With funnel-bench present it adds the gemm bound: the time of the step's 18 gemms alone on that backend
+(esmm_step/<backend> gemm_us) as a fraction of funnel's median time per step.
 
-  python3 tools/compare_pytorch.py                       # batch 128 and 1024, one thread
-  python3 tools/compare_pytorch.py --threads 1,2 --batches 1024
+  python3 tools/compare_pytorch.py                                   # batch 128 and 1024, one thread, 5 rounds
+  python3 tools/compare_pytorch.py --threads 1,2 --gemm onednn,openblas --torch-bf16 --json cmp.json
 
 Needs PyTorch (Debian: apt-get install python3-torch; run with /usr/bin/python3). The build and tests never do.
 """
@@ -48,7 +50,7 @@ def make_data(path_csv, path_npz, rows, seed):
             f.write(f"{click[r]},{conv[r]}," + ",".join(map(str, ids[r])) + "\n")
 
 
-def torch_worker(npz, batch, steps, threads, warmup, seed):
+def torch_worker(npz, batch, steps, threads, warmup, seed, autocast):
     """Runs in a child process; prints one JSON line."""
     import numpy as np
     import torch
@@ -80,15 +82,20 @@ def torch_worker(npz, batch, steps, threads, warmup, seed):
     bce = nn.functional.binary_cross_entropy
     perm = torch.randperm(rows)
 
+    def forward(idx):
+        x = emb(ids[idx]).reshape(batch, FIELDS * DIM)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+            lctr, lcvr = ctr(x), cvr(x)
+        pctr = torch.sigmoid(lctr.float()).squeeze(1)
+        pcvr = torch.sigmoid(lcvr.float()).squeeze(1)
+        pctcvr = pctr * pcvr
+        c = click[idx]
+        return bce(pctr, c) + bce(pctcvr, c * conv[idx])
+
     def step(i):
         lo = (i * batch) % (rows - batch + 1)
         idx = perm[lo:lo + batch]
-        x = emb(ids[idx]).reshape(batch, FIELDS * DIM)
-        pctr = torch.sigmoid(ctr(x)).squeeze(1)
-        pcvr = torch.sigmoid(cvr(x)).squeeze(1)
-        pctcvr = pctr * pcvr
-        c = click[idx]
-        loss = bce(pctr, c) + bce(pctcvr, c * conv[idx])
+        loss = forward(idx)
         sparse_opt.zero_grad(set_to_none=True)
         dense_opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -98,11 +105,12 @@ def torch_worker(npz, batch, steps, threads, warmup, seed):
 
     for i in range(warmup):
         step(i)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for i in range(warmup, warmup + steps):
         loss = step(i)
-    dt = time.perf_counter() - t0
-    print(json.dumps({"samples_per_sec": steps * batch / dt, "loss": float(loss)}))
+    dt, cpu = time.perf_counter() - t0, time.process_time() - c0
+    print(json.dumps({"samples_per_sec": steps * batch / dt, "cpu_us_per_sample": 1e6 * cpu / (steps * batch),
+                      "loss": float(loss)}))
 
 
 def measured(cmd):
@@ -127,26 +135,38 @@ def measured(cmd):
     return out, ru.ru_maxrss / 1024.0
 
 
+def median(v):
+    v = sorted(v)
+    n = len(v)
+    return v[n // 2] if n % 2 else 0.5 * (v[n // 2 - 1] + v[n // 2])
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--funnel", default=os.path.join(os.path.dirname(__file__), "..", "build", "bin", "funnel"))
     ap.add_argument("--batches", default="128,1024")
     ap.add_argument("--threads", default="1", help="comma-separated thread counts, e.g. 1,2")
+    ap.add_argument("--gemm", default="onednn", help="funnel's float gemm backends (FUNNEL_GEMM), e.g. onednn,openblas")
+    ap.add_argument("--torch-bf16", action="store_true", help="also run PyTorch with bf16 autocast on the towers")
+    ap.add_argument("--pairs", type=int, default=5, help="interleaved rounds per configuration (at least 5)")
     ap.add_argument("--samples", type=int, default=300_000, help="training samples per run (steps = samples/batch)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--keep", help="directory for the data files (default: a temp dir, removed)")
-    ap.add_argument("--json", help="also write the results as JSON to this file")
+    ap.add_argument("--json", help="also write every run and the summaries as JSON to this file")
     worker = ap.add_argument_group("internal")
     worker.add_argument("--torch-worker", help=argparse.SUPPRESS)
     worker.add_argument("--batch", type=int, help=argparse.SUPPRESS)
     worker.add_argument("--steps", type=int, help=argparse.SUPPRESS)
     worker.add_argument("--nthreads", type=int, help=argparse.SUPPRESS)
+    worker.add_argument("--autocast", action="store_true", help=argparse.SUPPRESS)
     a = ap.parse_args()
 
     if a.torch_worker:
-        torch_worker(a.torch_worker, a.batch, a.steps, a.nthreads, warmup=5, seed=a.seed)
+        torch_worker(a.torch_worker, a.batch, a.steps, a.nthreads, warmup=5, seed=a.seed, autocast=a.autocast)
         return
 
+    if a.pairs < 5:
+        sys.exit("--pairs: at least 5 interleaved rounds per configuration")
     try:
         import torch  # noqa: F401
     except ImportError:
@@ -157,6 +177,10 @@ def main():
     bench = os.path.join(os.path.dirname(funnel), "funnel-bench")
     batches = [int(b) for b in a.batches.split(",")]
     threads = [int(t) for t in a.threads.split(",")]
+    backends = [g for g in a.gemm.split(",") if g]
+    for g in backends:
+        if g not in ("onednn", "openblas"):
+            sys.exit(f"--gemm: expected onednn and/or openblas, got '{g}'")
 
     tmp = a.keep or tempfile.mkdtemp(prefix="funnel_cmp_")
     os.makedirs(tmp, exist_ok=True)
@@ -168,49 +192,96 @@ def main():
     print(f"data: {rows} rows x {FIELDS} fields (ids per field {VOCAB_PER_FIELD}), in {tmp}", flush=True)
     make_data(csv, npz, rows, a.seed)
     make_data(eval_csv, eval_npz, 2000, a.seed + 1)
+    print(f"load average at start: {os.getloadavg()[0]:.1f} (1 min), {os.cpu_count()} CPUs", flush=True)
 
-    gemm_us = {}
+    gemm_us, gemm_frac = {}, {}
     if os.access(bench, os.X_OK):
-        for b in batches:
-            out, _ = measured([bench, f"--benchmark_filter=esmm_step/B:{b}/", "--benchmark_format=json",
-                               "--benchmark_min_time=0.5"])
-            for r in json.loads(out)["benchmarks"]:
-                gemm_us[b] = r["gemm_us"]
+        for g in backends:
+            for b in batches:
+                out, _ = measured([bench, f"--benchmark_filter=esmm_step/{g}/B:{b}/", "--benchmark_format=json",
+                                   "--benchmark_min_time=0.5"])
+                for r in json.loads(out)["benchmarks"]:
+                    gemm_us[(g, b)] = r["gemm_us"]
+                    gemm_frac[(g, b)] = r["gemm_frac"]
 
-    results = []
-    print(f"\n{'batch':>6} {'threads':>7} {'pytorch/s':>11} {'funnel/s':>11} {'ratio':>6} "
-          f"{'torch RSS':>10} {'funnel RSS':>11} {'gemm bound':>10}")
+    def run_torch(b, t, steps, autocast):
+        cmd = [sys.executable, os.path.abspath(__file__), "--torch-worker", npz, "--batch", str(b), "--steps",
+               str(steps), "--nthreads", str(t), "--seed", str(a.seed)] + (["--autocast"] if autocast else [])
+        out, rss = measured(cmd)
+        return json.loads(out.strip().splitlines()[-1])["samples_per_sec"], rss
+
+    def run_funnel(b, t, steps, backend):
+        mj = os.path.join(tmp, "metrics.json")
+        os.environ["FUNNEL_GEMM"] = backend
+        try:
+            _, rss = measured([funnel, "train", "--data", f"csv:{csv}", "--eval-data", f"csv:{eval_csv}",
+                               "--buckets", str(VOCAB_PER_FIELD), "--batch-size", str(b), "--max-steps", str(steps),
+                               "--epochs", "1", "--lr", "0.001", "--threads", str(t), "--seed", str(a.seed),
+                               "--quiet", "--metrics-json", mj])
+        finally:
+            del os.environ["FUNNEL_GEMM"]
+        with open(mj) as f:
+            return json.load(f)["samples_per_sec"], rss
+
+    sides = ["torch"] + (["torch-bf16"] if a.torch_bf16 else []) + [f"funnel-{g}" for g in backends]
+    runs, summary = [], []
     for b in batches:
         steps = max(20, a.samples // b)
         for t in threads:
-            tout, trss = measured([sys.executable, os.path.abspath(__file__), "--torch-worker", npz, "--batch", str(b),
-                                   "--steps", str(steps), "--nthreads", str(t), "--seed", str(a.seed)])
-            tps = json.loads(tout.strip().splitlines()[-1])["samples_per_sec"]
-            mj = os.path.join(tmp, "metrics.json")
-            _, frss = measured([funnel, "train", "--data", f"csv:{csv}", "--eval-data", f"csv:{eval_csv}",
-                                "--buckets", str(VOCAB_PER_FIELD), "--batch-size", str(b), "--max-steps", str(steps),
-                                "--epochs", "1", "--lr", "0.001", "--threads", str(t), "--seed", str(a.seed),
-                                "--quiet", "--metrics-json", mj])
-            with open(mj) as f:
-                fps = json.load(f)["samples_per_sec"]
-            bound = gemm_us[b] * 1e-6 * fps / b if b in gemm_us and t == 1 else None
-            r = {"batch": b, "threads": t, "steps": steps, "pytorch_samples_per_sec": tps,
-                 "funnel_samples_per_sec": fps, "ratio": fps / tps, "pytorch_peak_rss_mib": trss,
-                 "funnel_peak_rss_mib": frss, "gemm_bound_fraction": bound}
-            results.append(r)
-            print(f"{b:>6} {t:>7} {tps:>11,.0f} {fps:>11,.0f} {fps / tps:>5.2f}x {trss:>7.0f} MiB {frss:>8.0f} MiB "
-                  f"{'' if bound is None else f'{bound:>9.0%}'}", flush=True)
-    for b in batches:
-        one = [r for r in results if r["batch"] == b and r["threads"] == 1]
-        for r in results:
-            if r["batch"] == b and r["threads"] > 1 and one:
-                print(f"funnel, batch {b}: {r['threads']} threads / 1 thread = "
-                      f"{r['funnel_samples_per_sec'] / one[0]['funnel_samples_per_sec']:.2f}x; pytorch: "
-                      f"{r['pytorch_samples_per_sec'] / one[0]['pytorch_samples_per_sec']:.2f}x")
-    print("\ngemm bound: time of the step's 18 sgemms alone (funnel-bench esmm_step gemm_us) / funnel's time per step")
+            per = {s: [] for s in sides}
+            for rnd in range(a.pairs):
+                for s in sides:
+                    if s == "torch":
+                        sps, rss = run_torch(b, t, steps, False)
+                    elif s == "torch-bf16":
+                        sps, rss = run_torch(b, t, steps, True)
+                    else:
+                        sps, rss = run_funnel(b, t, steps, s[len("funnel-"):])
+                    per[s].append((sps, rss))
+                    runs.append({"batch": b, "threads": t, "round": rnd, "side": s, "samples_per_sec": sps,
+                                 "peak_rss_mib": rss})
+                print(f"  batch {b}, {t} thread(s), round {rnd + 1}/{a.pairs}: " +
+                      ", ".join(f"{s} {per[s][-1][0]:,.0f}/s" for s in sides), flush=True)
+            base = [x[0] for x in per["torch"]]
+            for s in sides:
+                sps = [x[0] for x in per[s]]
+                ratios = [f / p for f, p in zip(sps, base)]
+                med = median(sps)
+                row = {"batch": b, "threads": t, "side": s, "median_samples_per_sec": med,
+                       "ratio_vs_torch_fp32_median": median(ratios), "ratio_min": min(ratios),
+                       "ratio_max": max(ratios), "median_peak_rss_mib": median([x[1] for x in per[s]]),
+                       "gemm_bound_fraction": None, "bench_gemm_frac": None}
+                g = s[len("funnel-"):] if s.startswith("funnel-") else None
+                if g and (g, b) in gemm_us and t == 1:
+                    row["gemm_bound_fraction"] = gemm_us[(g, b)] * 1e-6 * med / b
+                    row["bench_gemm_frac"] = gemm_frac[(g, b)]
+                summary.append(row)
+
+    print(f"\nload average at end: {os.getloadavg()[0]:.1f}")
+    print(f"\n{'batch':>6} {'threads':>7} {'side':<16} {'median/s':>10} {'ratio vs torch fp32 (min-max)':>30} "
+          f"{'peak RSS':>9} {'gemm bound':>10} {'bench frac':>10}")
+    for r in summary:
+        rr = (f"{r['ratio_vs_torch_fp32_median']:.2f}x ({r['ratio_min']:.2f}-{r['ratio_max']:.2f})"
+              if r["side"] != "torch" else "1")
+        gb = "" if r["gemm_bound_fraction"] is None else f"{r['gemm_bound_fraction']:.0%}"
+        bf = "" if r["bench_gemm_frac"] is None else f"{r['bench_gemm_frac']:.0%}"
+        print(f"{r['batch']:>6} {r['threads']:>7} {r['side']:<16} {r['median_samples_per_sec']:>10,.0f} {rr:>30} "
+              f"{r['median_peak_rss_mib']:>5.0f} MiB {gb:>10} {bf:>10}")
+    if len(threads) > 1:
+        for b in batches:
+            for s in sides:
+                one = [r for r in summary if r["batch"] == b and r["side"] == s and r["threads"] == threads[0]]
+                for r in summary:
+                    if r["batch"] == b and r["side"] == s and r["threads"] != threads[0] and one:
+                        print(f"{s}, batch {b}: {r['threads']} threads / {threads[0]} = "
+                              f"{r['median_samples_per_sec'] / one[0]['median_samples_per_sec']:.2f}x (medians)")
+    print("\nratio: per round, funnel (or torch-bf16) samples/s / PyTorch fp32 samples/s of the same round; median and"
+          " min-max over rounds.\ngemm bound: time of the step's 18 gemms alone on that backend (funnel-bench"
+          " esmm_step gemm_us) / funnel's median time per step;\nbench frac: the same bound measured inside funnel-bench"
+          " (esmm_step gemm_frac: the gemms alone and the whole step timed in one process, back to back)")
     if a.json:
         with open(a.json, "w") as f:
-            json.dump(results, f, indent=1)
+            json.dump({"runs": runs, "summary": summary}, f, indent=1)
     if not a.keep:
         import shutil
         shutil.rmtree(tmp, ignore_errors=True)

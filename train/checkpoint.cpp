@@ -6,12 +6,20 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <set>
+#include <climits>
 
 #include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <cmath>
+#include <mutex>
+
 #include "core/error.hpp"
+#include "core/files.hpp"
 #include "core/hash.hpp"
 #include "core/shape.hpp"
 #include "train/npy.hpp"
@@ -99,62 +107,12 @@ void write_entries(const std::string& root, std::vector<Entry>& entries, const s
   }
 }
 
-// ---- manifest reading helpers: every error names the manifest and the field ----
-struct ManifestReader {
-  std::string path;
-
-  [[noreturn]] void fail(const std::string& field, const std::string& why) const {
-    throw Error(path + ": field '" + field + "' " + why);
-  }
-  const nlohmann::json& get(const nlohmann::json& o, const std::string& key, const std::string& where) const {
-    const std::string f = where.empty() ? key : where + "." + key;
-    if (!o.is_object() || !o.contains(key)) fail(f, "is missing");
-    return o.at(key);
-  }
-  std::int64_t integer(const nlohmann::json& o, const std::string& key, const std::string& where) const {
-    const auto& v = get(o, key, where);
-    if (!v.is_number_integer()) fail(where.empty() ? key : where + "." + key, "must be an integer, got " + v.dump());
-    return v.get<std::int64_t>();
-  }
-  std::string string(const nlohmann::json& o, const std::string& key, const std::string& where) const {
-    const auto& v = get(o, key, where);
-    if (!v.is_string()) fail(where.empty() ? key : where + "." + key, "must be a string, got " + v.dump());
-    return v.get<std::string>();
-  }
-  std::vector<CheckpointParam> entries(const nlohmann::json& arr, const std::string& where) const {
-    if (!arr.is_array()) fail(where, "must be an array");
-    std::vector<CheckpointParam> out;
-    std::set<std::string> names;
-    for (std::size_t i = 0; i < arr.size(); ++i) {
-      const std::string w = where + "[" + std::to_string(i) + "]";
-      const auto& e = arr[i];
-      CheckpointParam p;
-      p.name = string(e, "name", w);
-      p.file = string(e, "file", w);
-      p.checksum = string(e, "checksum", w);
-      const std::string dtype = string(e, "dtype", w);
-      if (dtype != "float32") fail(w + ".dtype", "must be \"float32\", got \"" + dtype + "\"");
-      if (p.file.empty() || p.file.front() == '/' || p.file.find("..") != std::string::npos)
-        fail(w + ".file", "must be a relative path inside the checkpoint, got \"" + p.file + "\"");
-      const auto& shp = get(e, "shape", w);
-      if (!shp.is_array()) fail(w + ".shape", "must be an array of non-negative integers");
-      for (const auto& d : shp) {
-        if (!d.is_number_integer() || d.get<std::int64_t>() < 0)
-          fail(w + ".shape", "must be an array of non-negative integers, got " + shp.dump());
-        p.shape.push_back(d.get<std::int64_t>());
-      }
-      if (!names.insert(p.name).second) fail(w + ".name", "repeats the name '" + p.name + "'");
-      out.push_back(std::move(p));
-    }
-    return out;
-  }
-};
-
 // Reads one array and checks it against its manifest entry.
 std::vector<float> read_entry(const std::string& dir, const CheckpointParam& p) {
   const std::string path = dir + "/" + p.file;
-  std::error_code ec;
-  if (!fs::exists(path, ec)) throw Error(path + ": missing (listed in the manifest for '" + p.name + "')");
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) != 0) throw Error(path + ": missing (listed in the manifest for '" + p.name + "')");
+  check_regular_file(path, "an array of the checkpoint, listed in the manifest for '" + p.name + "'");
   NpyArray<float> a = read_npy<float>(path);
   if (a.shape != p.shape)
     throw Error(path + ": holds shape " + dims_str(a.shape) + " but the manifest says " + dims_str(p.shape) +
@@ -175,8 +133,13 @@ void set_checkpoint_no_exchange(bool on) { no_exchange() = on; }
 
 std::string checkpoint_file_name(const std::string& param_name) {
   std::string s = param_name;
-  for (char& c : s)
+  for (char& c : s) {
     if (c == '/') c = '.';
+    else if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+               c == '-'))
+      c = '_';
+  }
+  if (s.empty() || s.front() == '.') s.insert(s.begin(), '_');
   return s + ".npy";
 }
 
@@ -187,39 +150,262 @@ std::string checkpoint_checksum(const void* bytes, std::size_t n) {
   return buf;
 }
 
+namespace {
+
+constexpr const char* kLockFile = "funnel.lock";
+constexpr const char* kMarker = "funnel-save-in-progress";
+
+std::mutex& lock_mutex() {
+  static std::mutex m;
+  return m;
+}
+// Checkpoint directories (real paths) whose lock this process holds, with a use count.
+std::map<std::string, int>& held_locks() {
+  static std::map<std::string, int> m;
+  return m;
+}
+bool lock_held(const std::string& real) {
+  std::lock_guard<std::mutex> g(lock_mutex());
+  return held_locks().count(real) > 0;
+}
+
+std::string strip_slashes(std::string dir) {
+  while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
+  return dir;
+}
+
+bool lexists(const std::string& p, struct stat* out = nullptr) {
+  struct stat st {};
+  const bool ok = ::lstat(p.c_str(), &st) == 0;
+  if (out) *out = st;
+  return ok;
+}
+
+// The real directory a save to `dir` writes: symlinks resolved; a path that does not exist yet is made absolute
+// through its nearest existing ancestor.
+std::string checkpoint_real_dir(const std::string& dir_in) {
+  const std::string dir = strip_slashes(dir_in);
+  if (dir.empty()) throw Error("checkpoint: empty directory name");
+  fs::path p = fs::absolute(fs::path(dir)).lexically_normal();
+  fs::path rest;
+  while (!p.empty() && !lexists(p.string()) && p != p.root_path()) {
+    rest = p.filename() / rest;
+    p = p.parent_path();
+  }
+  std::string real = resolve_path(p.string());
+  if (lexists(real)) {
+    char buf[PATH_MAX];
+    if (::realpath(real.c_str(), buf)) real = buf;
+  }
+  if (!rest.empty()) real = (fs::path(real) / rest).lexically_normal().string();
+  return strip_slashes(real);
+}
+
+// Why the existing directory `dir` is not something a save may replace, or "" when it may: empty, only the lock
+// file, or a funnel checkpoint holding only its own files. With `tmp`, also a half-written save (the marker).
+std::string foreign_content(const std::string& dir, bool tmp) {
+  bool has_manifest = false, has_marker = false;
+  std::set<std::string> arrays;
+  std::error_code ec;
+  auto it = fs::directory_iterator(dir, ec);
+  if (ec) return "cannot list it: " + ec.message();
+  for (const auto& e : it) {
+    const std::string name = e.path().filename().string();
+    struct stat st {};
+    if (!lexists(e.path().string(), &st)) continue;
+    const bool reg = S_ISREG(st.st_mode);
+    if (name == "manifest.json" && reg) {
+      has_manifest = true;
+    } else if (name == kLockFile && reg) {
+    } else if (tmp && name == kMarker && reg) {
+      has_marker = true;
+    } else if (name == "optimizer" && S_ISDIR(st.st_mode)) {
+      for (const auto& o : fs::directory_iterator(e.path(), ec)) {
+        const std::string on = "optimizer/" + o.path().filename().string();
+        struct stat ost {};
+        if (!lexists(o.path().string(), &ost) || !S_ISREG(ost.st_mode) || !is_checkpoint_array_file(on))
+          return "'" + printable(on) + "', which funnel did not write";
+        arrays.insert(on);
+      }
+    } else if (reg && is_checkpoint_array_file(name)) {
+      arrays.insert(name);
+    } else {
+      return "'" + printable(name) + "', which funnel did not write";
+    }
+  }
+  if (!has_manifest) {
+    if (arrays.empty() || (tmp && has_marker)) return "";
+    return "no manifest.json (so it is not a funnel checkpoint) but '" + printable(*arrays.begin()) + "'";
+  }
+  CheckpointInfo info;
+  try {
+    info = parse_checkpoint_manifest(read_regular_file(dir + "/manifest.json", kMaxManifestBytes),
+                                     dir + "/manifest.json");
+  } catch (const Error& e) {
+    return "a manifest.json that is not a funnel checkpoint's (" + std::string(e.what()) + ")";
+  }
+  for (const auto& p : info.params) arrays.erase(p.file);
+  for (const auto& p : info.optimizer_arrays) arrays.erase(p.file);
+  if (!arrays.empty()) return "'" + printable(*arrays.begin()) + "', which its manifest.json does not list";
+  return "";
+}
+
+void check_real_target(const std::string& shown, const std::string& real) {
+  if (real == "/" || fs::path(real).filename().empty())
+    throw Error(shown + ": cannot save a checkpoint to the root directory");
+  struct stat st {};
+  if (!lexists(real, &st)) {
+    const std::string old = real + ".funnel-old";
+    if (lexists(old))
+      throw Error(shown + ": does not exist, but " + printable(old) +
+                  " holds the checkpoint of an interrupted save; rename it to " + printable(real) + " first");
+    return;
+  }
+  if (!S_ISDIR(st.st_mode))
+    throw Error(shown + ": exists and is not a directory; refusing to replace it with a checkpoint");
+  const std::string why = foreign_content(real, false);
+  if (!why.empty())
+    throw Error(shown + ": exists and is not a funnel checkpoint or an empty directory: it holds " + why +
+                "; refusing to save into it (choose a new or empty directory)");
+}
+
+// Removes a directory a save made (a stale temporary one, or an old checkpoint swapped out), but only when it
+// holds nothing but funnel's files; otherwise leaves it and returns false.
+bool remove_own_dir(const std::string& dir) {
+  if (!foreign_content(dir, true).empty()) return false;
+  std::error_code ec;
+  fs::remove_all(dir, ec);
+  return !ec;
+}
+
+void check_finite(const std::string& shown, const std::string& what, const std::string& name, const float* p,
+                  std::size_t n) {
+  for (std::size_t i = 0; i < n; ++i)
+    if (!std::isfinite(p[i]))
+      throw Error(shown + ": refusing to save: " + what + " '" + name + "' holds " +
+                  (std::isnan(p[i]) ? "NaN" : "Inf") + " at element " + std::to_string(i) +
+                  "; the directory is left as it was");
+}
+
+}  // namespace
+
+void check_checkpoint_target(const std::string& dir) { check_real_target(printable(dir), checkpoint_real_dir(dir)); }
+
+CheckpointLock::CheckpointLock(const std::string& dir) {
+  const std::string shown = printable(dir);
+  real_ = checkpoint_real_dir(dir);
+  {
+    std::lock_guard<std::mutex> g(lock_mutex());
+    auto it = held_locks().find(real_);
+    if (it != held_locks().end()) {  // this process holds it already
+      ++it->second;
+      return;
+    }
+  }
+  check_real_target(shown, real_);
+  if (!lexists(real_)) {
+    std::error_code ec;
+    fs::create_directories(fs::path(real_).parent_path(), ec);
+    if (ec) throw Error(shown + ": cannot create the parent directory: " + ec.message());
+    if (::mkdir(real_.c_str(), 0777) == 0) created_ = true;
+    else if (errno != EEXIST) throw Error(shown + ": cannot create the directory: " + errno_str());
+  }
+  const std::string lock = real_ + "/" + kLockFile;
+  for (int attempt = 0;; ++attempt) {
+    const int fd = ::open(lock.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0644);
+    if (fd < 0) throw Error(printable(lock) + ": cannot create the lock file: " + errno_str());
+    if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+      const int e = errno;
+      ::close(fd);
+      if (e == EWOULDBLOCK)
+        throw Error(shown + ": another process is saving to this checkpoint (it holds " + printable(lock) +
+                    "); two runs cannot save to one directory");
+      throw Error(printable(lock) + ": cannot lock: " + std::strerror(e));
+    }
+    struct stat a {}, b {};
+    if (::fstat(fd, &a) == 0 && ::stat(lock.c_str(), &b) == 0 && a.st_ino == b.st_ino && a.st_dev == b.st_dev &&
+        S_ISREG(a.st_mode)) {
+      fd_ = fd;
+      break;
+    }
+    ::close(fd);  // the directory was replaced between open and flock: lock the new one
+    if (attempt > 20) throw Error(shown + ": cannot lock: the directory keeps changing");
+  }
+  try {
+    check_real_target(shown, real_);  // again, under the lock
+  } catch (...) {
+    ::close(fd_);
+    throw;
+  }
+  std::lock_guard<std::mutex> g(lock_mutex());
+  held_locks()[real_] = 1;
+}
+
+CheckpointLock::~CheckpointLock() {
+  std::lock_guard<std::mutex> g(lock_mutex());
+  auto it = held_locks().find(real_);
+  if (it != held_locks().end() && --it->second > 0) return;
+  if (it != held_locks().end()) held_locks().erase(it);
+  if (fd_ < 0) return;
+  if (created_) {
+    // Never saved into: remove the directory this lock made (it holds only the lock file).
+    std::error_code ec;
+    bool only_lock = true;
+    for (const auto& e : fs::directory_iterator(real_, ec)) only_lock = only_lock && e.path().filename() == kLockFile;
+    if (!ec && only_lock) {
+      ::unlink((real_ + "/" + kLockFile).c_str());
+      ::rmdir(real_.c_str());
+    }
+  }
+  ::close(fd_);
+}
+
 void save_checkpoint(const std::string& dir_in, Executor<float>& ex, const Optimizer<float>* opt,
                      const nlohmann::json& model, const nlohmann::json& data, std::int64_t step,
-                     std::int64_t epoch) {
-  std::string dir = dir_in;
-  while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
-  if (dir.empty()) throw Error("save_checkpoint: empty directory name");
-  std::error_code ec;
-  const fs::path target(dir);
-  const fs::path parent = target.has_parent_path() ? target.parent_path() : fs::path(".");
-  const bool exists = fs::exists(target, ec);
-  if (exists) {
-    if (!fs::is_directory(target, ec)) throw Error(dir + ": exists and is not a directory; refusing to replace it");
-    if (!fs::exists(target / "manifest.json", ec) && !fs::is_empty(target, ec))
-      throw Error(dir + ": exists and is not a checkpoint (no manifest.json); refusing to replace it");
-  } else {
-    fs::create_directories(parent, ec);
-    if (ec) throw Error(parent.string() + ": cannot create the directory: " + ec.message());
+                     std::int64_t epoch, const nlohmann::json& config) {
+  const std::string shown = printable(strip_slashes(dir_in));
+  if (!config.is_null() && !config.is_object()) throw Error("save_checkpoint: config must be an object or null");
+  // Nothing non-finite is ever written: checked before the directory is touched.
+  for (NodeId p : ex.params()) {
+    const Tensor<float>& t = ex.param(p);
+    check_finite(shown, "parameter", ex.graph().node(p).name, t.data(), static_cast<std::size_t>(t.size()));
   }
+  OptimizerState st;
+  if (opt) {
+    st = opt->export_state();
+    for (const auto& a : st.arrays) check_finite(shown, "optimizer state", a.name, a.data.data(), a.data.size());
+  }
+  std::optional<CheckpointLock> own_lock;
+  std::string dir = checkpoint_real_dir(dir_in);
+  if (!lock_held(dir)) {
+    own_lock.emplace(dir_in);
+    dir = own_lock->real_dir();
+  }
+  check_real_target(shown, dir);
+  const std::string parent = fs::path(dir).parent_path().string();
+  const std::string tmp = dir + ".funnel-tmp";
+  const std::string old = dir + ".funnel-old";
+  // Leftovers of a killed save (only this lock holder makes them): removed when they hold only funnel's files.
+  for (const std::string& left : {tmp, old})
+    if (lexists(left) && !remove_own_dir(left))
+      throw Error(shown + ": " + printable(left) + " is in the way and holds files funnel did not write; move it away");
 
-  const std::string pid = std::to_string(static_cast<long long>(::getpid()));
-  const std::string tmp = dir + ".tmp-" + pid;
-  fs::remove_all(tmp, ec);  // a leftover of an earlier crashed save with the same pid
+  bool swapped = false;
   try {
-    if (!fs::create_directory(tmp, ec) || ec)
-      throw Error(tmp + ": cannot create the temporary checkpoint directory: " + ec.message());
+    if (::mkdir(tmp.c_str(), 0777) != 0)
+      throw Error(printable(tmp) + ": cannot create the temporary checkpoint directory: " + errno_str());
+    write_file_sync(tmp + "/" + kMarker, "");
+    if (::link((dir + "/" + kLockFile).c_str(), (tmp + "/" + kLockFile).c_str()) != 0 && errno != ENOENT)
+      throw Error(printable(tmp) + ": cannot link the lock file into the new checkpoint: " + errno_str());
 
     nlohmann::json man;
-    man["format"] = "funnel-checkpoint";
+    man["format"] = kCheckpointFormat;
     man["format_version"] = kCheckpointFormatVersion;
     man["step"] = step;
     man["epoch"] = epoch;
     man["model"] = model;
     man["data"] = data;
+    if (config.is_object()) man["config"] = config;
 
     std::vector<Entry> params;
     for (NodeId p : ex.params()) {
@@ -232,12 +418,11 @@ void save_checkpoint(const std::string& dir_in, Executor<float>& ex, const Optim
     for (const Entry& e : params) man["params"].push_back(entry_json(e.meta));
 
     if (opt) {
-      OptimizerState st = opt->export_state();
       std::vector<Entry> arrays;
       for (const auto& a : st.arrays)
         arrays.push_back({{a.name, "optimizer/" + checkpoint_file_name(a.name), a.shape, ""}, a.data.data()});
-      if (!fs::create_directory(tmp + "/optimizer", ec) || ec)
-        throw Error(tmp + "/optimizer: cannot create: " + ec.message());
+      if (::mkdir((tmp + "/optimizer").c_str(), 0777) != 0)
+        throw Error(printable(tmp) + "/optimizer: cannot create: " + errno_str());
       write_entries(tmp, arrays, "optimizer:");
       fsync_dir(tmp + "/optimizer");
       nlohmann::json o;
@@ -255,106 +440,63 @@ void save_checkpoint(const std::string& dir_in, Executor<float>& ex, const Optim
     try {
       text = man.dump(2) + "\n";
     } catch (const nlohmann::json::exception& e) {
-      throw Error(dir + ": cannot write the manifest (the model/data JSON is not serialisable): " + e.what());
+      throw Error(shown + ": cannot write the manifest (the model/data JSON is not serialisable): " + e.what());
     }
     write_file_sync(tmp + "/manifest.json", text);
     hook("manifest");
+    if (::unlink((tmp + "/" + kMarker).c_str()) != 0) throw Error(printable(tmp) + ": cannot finish: " + errno_str());
     fsync_dir(tmp);
     hook("swap");
 
-    if (exists) {
-      const int rc = no_exchange() ? (errno = EINVAL, -1)
-                                   : ::renameat2(AT_FDCWD, tmp.c_str(), AT_FDCWD, dir.c_str(), RENAME_EXCHANGE);
-      if (rc == 0) {
-        // tmp now holds the old checkpoint.
-        fsync_dir(parent.string());
-        fs::remove_all(tmp, ec);
-        return;
-      }
-      if (errno != EINVAL && errno != ENOSYS && errno != ENOTSUP)
-        throw Error(dir + ": cannot swap in the new checkpoint " + tmp + ": " + errno_str());
-      // No atomic exchange on this file system: move the old one aside, the new one in, then drop the old.
-      const std::string old = dir + ".old-" + pid;
-      fs::remove_all(old, ec);
-      if (::rename(dir.c_str(), old.c_str()) != 0)
-        throw Error(dir + ": cannot move the old checkpoint aside to " + old + ": " + errno_str());
-      try {
-        hook("aside");
-        if (::rename(tmp.c_str(), dir.c_str()) != 0)
-          throw Error(dir + ": cannot move the new checkpoint " + tmp + " in place: " + errno_str());
-      } catch (...) {
-        ::rename(old.c_str(), dir.c_str());  // put the old one back
-        throw;
-      }
-      fsync_dir(parent.string());
-      fs::remove_all(old, ec);
-    } else {
-      if (::rename(tmp.c_str(), dir.c_str()) != 0)
-        throw Error(dir + ": cannot move the new checkpoint " + tmp + " in place: " + errno_str());
-      fsync_dir(parent.string());
+    const int rc = no_exchange() ? (errno = EINVAL, -1)
+                                 : ::renameat2(AT_FDCWD, tmp.c_str(), AT_FDCWD, dir.c_str(), RENAME_EXCHANGE);
+    if (rc == 0) {
+      swapped = true;  // tmp now holds the old contents
+      fsync_dir(parent);
+      remove_own_dir(tmp);
+      return;
     }
+    if (errno != EINVAL && errno != ENOSYS && errno != ENOTSUP)
+      throw Error(shown + ": cannot swap in the new checkpoint " + printable(tmp) + ": " + errno_str());
+    // No atomic exchange on this file system: move the old one aside, the new one in, then drop the old.
+    if (::rename(dir.c_str(), old.c_str()) != 0)
+      throw Error(shown + ": cannot move the old checkpoint aside to " + printable(old) + ": " + errno_str());
+    try {
+      hook("aside");
+      if (::rename(tmp.c_str(), dir.c_str()) != 0)
+        throw Error(shown + ": cannot move the new checkpoint " + printable(tmp) + " in place: " + errno_str());
+    } catch (...) {
+      ::rename(old.c_str(), dir.c_str());  // put the old one back
+      throw;
+    }
+    fsync_dir(parent);
+    remove_own_dir(old);
   } catch (...) {
-    std::error_code ignore;
-    fs::remove_all(tmp, ignore);
+    if (!swapped) {
+      std::error_code ignore;
+      fs::remove_all(tmp, ignore);  // made by this save
+    }
     throw;
   }
 }
 
 CheckpointInfo read_checkpoint_info(const std::string& dir_in) {
-  std::string dir = dir_in;
-  while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
+  const std::string dir = strip_slashes(dir_in);
   const std::string path = dir + "/manifest.json";
-  std::error_code ec;
-  if (!fs::exists(path, ec)) {
-    if (!fs::exists(dir, ec)) {
-      // A save interrupted between the two renames of the fallback path leaves DIR.old-<pid>.
-      const fs::path target(dir);
-      const fs::path parent = target.has_parent_path() ? target.parent_path() : fs::path(".");
-      const std::string prefix = target.filename().string() + ".old-";
-      for (const auto& e : fs::directory_iterator(parent, ec))
-        if (e.path().filename().string().rfind(prefix, 0) == 0)
-          throw Error(dir + ": no such checkpoint, but " + e.path().string() +
-                      " is left by an interrupted save: rename it to " + dir + " to use it");
-      throw Error(dir + ": no such checkpoint directory");
+  struct stat st {};
+  if (!lexists(path, &st)) {
+    if (!lexists(dir)) {
+      // A save interrupted between the two renames of the fallback path leaves DIR.funnel-old.
+      if (lexists(dir + ".funnel-old"))
+        throw Error(printable(dir) + ": no such checkpoint, but " + printable(dir) +
+                    ".funnel-old is left by an interrupted save: rename it to " + printable(dir) + " to use it");
+      throw Error(printable(dir) + ": no such checkpoint directory");
     }
-    throw Error(path + ": missing (not a checkpoint directory?)");
+    throw Error(printable(path) + ": missing (not a checkpoint directory?)");
   }
-  nlohmann::json man;
-  {
-    std::ifstream f(path);
-    if (!f) throw Error(path + ": cannot open: " + errno_str());
-    try {
-      man = nlohmann::json::parse(f);
-    } catch (const nlohmann::json::exception& e) {
-      throw Error(path + ": not valid JSON: " + e.what());
-    }
-  }
-  ManifestReader r{path};
-  if (!man.is_object()) throw Error(path + ": expected a JSON object at the top level");
-  const std::string format = r.string(man, "format", "");
-  if (format != "funnel-checkpoint") r.fail("format", "must be \"funnel-checkpoint\", got \"" + format + "\"");
-  CheckpointInfo info;
-  const auto ver = r.integer(man, "format_version", "");
-  if (ver != kCheckpointFormatVersion)
-    r.fail("format_version", "is " + std::to_string(ver) + ", this build reads version " +
-                                 std::to_string(kCheckpointFormatVersion));
-  info.format_version = static_cast<int>(ver);
-  info.step = r.integer(man, "step", "");
-  info.epoch = r.integer(man, "epoch", "");
-  info.model = r.get(man, "model", "");
-  info.data = r.get(man, "data", "");
-  info.params = r.entries(r.get(man, "params", ""), "params");
-  const auto& o = r.get(man, "optimizer", "");
-  if (!o.is_null()) {
-    if (!o.is_object()) r.fail("optimizer", "must be an object or null");
-    info.optimizer = r.string(o, "name", "optimizer");
-    info.optimizer_step = r.integer(o, "step", "optimizer");
-    if (info.optimizer_step < 0) r.fail("optimizer.step", "must be >= 0");
-    info.optimizer_config = r.get(o, "config", "optimizer");
-    info.optimizer_arrays = r.entries(r.get(o, "arrays", "optimizer"), "optimizer.arrays");
-  }
-  return info;
+  return parse_checkpoint_manifest(read_regular_file(path, kMaxManifestBytes), path);
 }
+
 
 CheckpointInfo load_checkpoint(const std::string& dir_in, Executor<float>& ex, Optimizer<float>* opt) {
   std::string dir = dir_in;

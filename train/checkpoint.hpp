@@ -1,19 +1,32 @@
 #pragma once
 // Checkpoints: a directory with
-//   manifest.json                    format version, the caller's `model` and `data` JSON, step/epoch, and for each
-//                                    parameter its name, file, shape, dtype and FNV-1a 64 checksum of the data bytes
+//   manifest.json                    the format marker ("format": "funnel-checkpoint") and version, the caller's
+//                                    `model`, `data` and `config` JSON, step/epoch, and for each parameter its name,
+//                                    file, shape, dtype and FNV-1a 64 checksum of the data bytes (train/manifest.hpp)
 //   ctr_tower.dense_0.w.npy          one float32 .npy per parameter (graph name with '/' -> '.')
 //   optimizer/emb.table.adam_m.npy   the optimizer's state arrays, the same way (name, step and config in the
 //                                    manifest)
+//   funnel.lock                      the lock file (empty; see below)
 //
-// Saving is atomic: everything is written and fsync'ed into the sibling directory DIR.tmp-<pid>, which then
-// replaces DIR in one step (renameat2 RENAME_EXCHANGE; where the file system lacks it, DIR is renamed aside to
-// DIR.old-<pid> first and removed after the new one is in place). A crash at any point leaves the old or the new
-// complete checkpoint. An existing DIR is only replaced if it is empty or holds a manifest.json.
+// What a save may write to (checked by CheckpointLock before any work, and again by save_checkpoint):
+//   - a directory that does not exist yet (its parent directories are created), or an empty directory, or
+//   - a funnel checkpoint: manifest.json carries the format marker and the directory holds nothing but the files
+//     its manifest lists, optimizer/ and funnel.lock. Any other file in it, and anything else at that path, is
+//     refused: funnel replaces only what it wrote.
+// A symlink to a directory is resolved and the real directory is replaced; the link stays.
+// Locking: the saver holds an exclusive flock on DIR/funnel.lock (the same inode is linked into every new version
+// of DIR), so a second process saving to the same DIR fails at once instead of both reporting success.
+// Atomicity: everything is written and fsync'ed into the sibling directory DIR.funnel-tmp, which then replaces DIR
+// in one step (renameat2 RENAME_EXCHANGE; where the file system lacks it, DIR is renamed aside to DIR.funnel-old
+// first and removed after the new one is in place). A crash at any point leaves the old or the new complete
+// checkpoint; the next save (under the lock) removes a DIR.funnel-tmp left behind and puts back a DIR.funnel-old
+// whose DIR is missing. Parameters and optimizer state must be finite: a NaN or Inf anywhere refuses the save and
+// leaves the existing checkpoint as it was.
 //
 // Loading checks everything before changing anything: manifest syntax and fields, missing/extra parameters,
 // shapes against the graph, .npy headers and sizes, checksums, and the optimizer state; on any error the executor
-// and optimizer are left untouched. Errors name the file, the parameter and what was expected.
+// and optimizer are left untouched. Errors name the file, the parameter and what was expected. Every file is
+// opened without blocking and must be a regular file (a FIFO or device in a checkpoint is refused at once).
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -23,36 +36,38 @@
 #include <nlohmann/json.hpp>
 
 #include "autodiff/executor.hpp"
+#include "train/manifest.hpp"
 #include "train/optimizer.hpp"
 
 namespace funnel {
 
-inline constexpr int kCheckpointFormatVersion = 1;
+// Holds the save lock of a checkpoint directory for its lifetime: checks the target (see above; throws
+// funnel::Error naming it and the reason when it may not be used), creates it if new, and takes the lock
+// (an Error if another process holds it). Tools create one before loading data or training, so a bad --save
+// target costs nothing; save_checkpoint in the same process then reuses the lock. A directory this object
+// created and that was never saved into is removed again by the destructor.
+class CheckpointLock {
+ public:
+  explicit CheckpointLock(const std::string& dir);
+  ~CheckpointLock();
+  CheckpointLock(const CheckpointLock&) = delete;
+  CheckpointLock& operator=(const CheckpointLock&) = delete;
+  const std::string& real_dir() const { return real_; }
 
-struct CheckpointParam {
-  std::string name;
-  std::string file;  // relative to the checkpoint directory
-  std::vector<std::int64_t> shape;
-  std::string checksum;  // "fnv1a64:<16 hex digits>"
+ private:
+  std::string real_;
+  int fd_ = -1;
+  bool created_ = false;
 };
 
-struct CheckpointInfo {
-  int format_version = kCheckpointFormatVersion;
-  nlohmann::json model;  // as given to save_checkpoint
-  nlohmann::json data;
-  std::int64_t step = 0;
-  std::int64_t epoch = 0;
-  std::vector<CheckpointParam> params;
-  std::string optimizer;  // empty when the checkpoint carries no optimizer state
-  std::int64_t optimizer_step = 0;
-  nlohmann::json optimizer_config;  // to_json(OptimizerConfig) of the saving optimizer, or null
-  std::vector<CheckpointParam> optimizer_arrays;
-};
+// Checks that `dir` may be used as a save target without creating or locking anything; throws funnel::Error.
+void check_checkpoint_target(const std::string& dir);
 
-// Writes every parameter of `ex` and, when `opt` is not null, its state.
+// Writes every parameter of `ex` and, when `opt` is not null, its state. `config` (an object, or null for none)
+// is the run's effective configuration, stored as the manifest's "config".
 void save_checkpoint(const std::string& dir, Executor<float>& ex, const Optimizer<float>* opt,
                      const nlohmann::json& model, const nlohmann::json& data, std::int64_t step,
-                     std::int64_t epoch = 0);
+                     std::int64_t epoch = 0, const nlohmann::json& config = nullptr);
 
 // Reads and validates the manifest only (e.g. to rebuild the model from info.model before loading).
 CheckpointInfo read_checkpoint_info(const std::string& dir);
@@ -63,7 +78,7 @@ CheckpointInfo read_checkpoint_info(const std::string& dir);
 // has no optimizer state, `opt` is left as it is and info.optimizer is empty.
 CheckpointInfo load_checkpoint(const std::string& dir, Executor<float>& ex, Optimizer<float>* opt);
 
-// "<graph name with '/' replaced by '.'>.npy"
+// "<graph name with '/' replaced by '.'>.npy"; other characters than letters, digits, '.', '_' and '-' become '_'.
 std::string checkpoint_file_name(const std::string& param_name);
 // FNV-1a 64 of `n` bytes, as "fnv1a64:<16 lower-case hex digits>".
 std::string checkpoint_checksum(const void* bytes, std::size_t n);

@@ -78,7 +78,9 @@ TrainResult train(Model& m, Optimizer<float>& opt, const Dataset& data, const Da
 }
 
 FunnelMetrics evaluate(Model& m, const Dataset& d, std::int64_t batch_size) {
-  Predictions p = predict(m, d, batch_size);
+  // The funnel's first two stages by role: p(click), p(conversion | click), p(click and conversion).
+  const ModelHandle& h = m.handle();
+  const auto p = predict_nodes(m, d, batch_size, {h.stage_probs[0], h.cond_probs[1], h.stage_probs[1]});
   const std::int64_t n = d.rows();
   std::vector<float> click(static_cast<std::size_t>(n)), ctcvr(static_cast<std::size_t>(n));
   for (std::int64_t r = 0; r < n; ++r) {
@@ -92,9 +94,9 @@ FunnelMetrics evaluate(Model& m, const Dataset& d, std::int64_t batch_size) {
       entire[static_cast<std::size_t>(r)] = d.entire_labels[static_cast<std::size_t>(r * d.num_stages + 1)];
   }
   FunnelInputs in;
-  in.pctr = p.pctr;
-  in.pcvr = p.pcvr;
-  in.pctcvr = p.pctcvr;
+  in.pctr = p[0];
+  in.pcvr = p[1];
+  in.pctcvr = p[2];
   in.click = click;
   in.ctcvr = ctcvr;
   in.conversion_entire = entire;

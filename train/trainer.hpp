@@ -1,5 +1,5 @@
 #pragma once
-// Training and prediction for the model zoo: batches cut from a Dataset, "compute gradients" and "apply optimizer"
+// Training and prediction for registered models: batches cut from a Dataset, "compute gradients" and "apply optimizer"
 // as separate steps (so gradients can be all-reduced across processes in between), whole-set evaluation.
 #include <atomic>
 #include <cstdint>
@@ -7,12 +7,13 @@
 #include <memory>
 #include <random>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "autodiff/executor.hpp"
 #include "core/graph.hpp"
 #include "data/dataset.hpp"
-#include "models/zoo.hpp"
+#include "models/model.hpp"
 
 namespace funnel {
 
@@ -44,11 +45,18 @@ class Model {
   std::vector<float> label_scratch_;
 };
 
+// One value per row for each of the model's prediction columns (ModelHandle::columns).
 struct Predictions {
-  std::vector<float> pctr, pcvr, pctcvr;
+  std::vector<std::string> names;               // column names, in the model's order
+  std::vector<std::vector<float>> columns;      // columns[k][row]
+  const std::vector<float>& column(std::string_view name) const;  // Error listing the names when absent
+  std::int64_t rows() const { return columns.empty() ? 0 : static_cast<std::int64_t>(columns[0].size()); }
 };
 // Predictions for every row of `d`, in order (labels are not read).
 Predictions predict(Model& m, const Dataset& d, std::int64_t batch_size);
+// The values of the B×1 nodes `nodes` for every row of `d`, in order: out[k][row].
+std::vector<std::vector<float>> predict_nodes(Model& m, const Dataset& d, std::int64_t batch_size,
+                                              const std::vector<NodeId>& nodes);
 
 // Throws funnel::Error when the data does not fit the model (fields, vocab, dense columns, stages).
 void check_compatible(const ModelConfig& cfg, const Dataset& d, const std::string& what);

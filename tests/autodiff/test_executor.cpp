@@ -13,7 +13,7 @@
 #include "autodiff/executor.hpp"
 #include "core/dsl.hpp"
 #include "core/error.hpp"
-#include "models/zoo.hpp"
+#include "models/model.hpp"
 
 using namespace funnel;
 using Catch::Matchers::Contains;
@@ -734,9 +734,10 @@ TEST_CASE("predicting with a zoo model needs only the ids", "[autodiff][executor
   }
   for (NodeId lab : h.labels)
     for (auto& v : ex.input(lab)) v = std::numeric_limits<float>::quiet_NaN();  // must not be read
-  REQUIRE_NOTHROW(ex.forward({h.pctr, h.pcvr, h.pctcvr}));
+  REQUIRE_NOTHROW(ex.forward({h.column("pctr"), h.column("pcvr"), h.column("pctcvr")}));
   for (std::size_t r = 0; r < 4; ++r) {
-    const float ctr = ex.value(h.pctr)(r, 0), cvr = ex.value(h.pcvr)(r, 0), ctcvr = ex.value(h.pctcvr)(r, 0);
+    const float ctr = ex.value(h.column("pctr"))(r, 0), cvr = ex.value(h.column("pcvr"))(r, 0);
+    const float ctcvr = ex.value(h.column("pctcvr"))(r, 0);
     CHECK((ctr > 0 && ctr < 1));
     CHECK((cvr > 0 && cvr < 1));
     CHECK(ctcvr == ctr * cvr);

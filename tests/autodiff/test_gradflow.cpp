@@ -10,7 +10,7 @@
 
 #include "autodiff/gradflow.hpp"
 #include "core/error.hpp"
-#include "models/zoo.hpp"
+#include "models/model.hpp"
 
 using namespace funnel;
 

@@ -9,7 +9,8 @@
 #include <vector>
 
 #include "autodiff/executor.hpp"
-#include "models/zoo.hpp"
+#include "models/model.hpp"
+#include "ops/gemm_backend.hpp"
 #include "support/alloc_counter.hpp"
 
 using namespace funnel;
@@ -38,7 +39,7 @@ struct Step {
   explicit Step(const ModelConfig& c) : cfg(c), h(build_model(g, cfg)), ex(g) {
     ex.init_params(1);
     for (std::size_t i = 0; i < h.losses.size(); ++i) losses.push_back({h.losses[i], h.loss_weights[i]});
-    predict = {h.pctr, h.pcvr, h.pctcvr};
+    predict = {h.column("pctr"), h.column("pcvr"), h.column("pctcvr")};
   }
   // One batch: fresh random ids and labels when `fresh`, else the same batch as before.
   void fill(std::int64_t b, bool fresh) {
@@ -71,8 +72,25 @@ struct Step {
 
 }  // namespace
 
+namespace {
+// Runs the rest of a test on one float gemm backend (each backend of the build in turn, via GENERATE).
+struct OnBackend {
+  GemmBackend before = gemm_backend();
+  explicit OnBackend(GemmBackend b) { set_gemm_backend(b); }
+  ~OnBackend() { set_gemm_backend(before); }
+};
+std::vector<GemmBackend> backends() {
+  std::vector<GemmBackend> v{GemmBackend::openblas};
+  if (onednn_available()) v.push_back(GemmBackend::onednn);
+  return v;
+}
+}  // namespace
+
 TEST_CASE("a steady-state ESMM training step performs zero heap allocations", "[autodiff][no_alloc]") {
   funnel::test::prime_backtrace();  // load the unwinder before counting
+  const GemmBackend be = GENERATE(from_range(backends()));
+  INFO("gemm backend " << gemm_backend_name(be));
+  OnBackend on(be);
   Step s(Step::small("esmm"));
   const std::int64_t B = 16;
 
@@ -145,6 +163,9 @@ TEST_CASE("a steady-state ESMM training step performs zero heap allocations", "[
 
 TEST_CASE("steady-state steps of the other zoo models do not allocate", "[autodiff][no_alloc]") {
   funnel::test::prime_backtrace();
+  const GemmBackend be = GENERATE(from_range(backends()));
+  INFO("gemm backend " << gemm_backend_name(be));
+  OnBackend on(be);
   for (const char* kind : {"base", "esmm-ns", "division"}) {
     INFO(kind);
     ModelConfig c = Step::small(kind);

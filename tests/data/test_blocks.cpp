@@ -274,7 +274,7 @@ TEST_CASE("blocks: the cache stores the blocks; a cache of the old format is ref
   std::ofstream(file, std::ios::binary | std::ios::trunc) << bytes;
   FeatureMap m;
   CHECK_THROWS_WITH(read_cache(file.string(), m), Catch::Contains(file.string()) &&
-                                                      Catch::Contains("expected format version 2") &&
+                                                      Catch::Contains("expected format version 3") &&
                                                       Catch::Contains("got version 1") &&
                                                       Catch::Contains("funnel convert"));
   CHECK(m.empty());

@@ -1,4 +1,4 @@
-// Every zoo model's gradients against finite differences in double precision, through each loss alone and
+// Every registered model's gradients against finite differences in double precision, through each loss alone and
 // through the weighted sum; and the gradient-flow claims of the ESMM paper (what each loss can train).
 #include <catch2/catch.hpp>
 
@@ -8,7 +8,7 @@
 
 #include "autodiff/executor.hpp"
 #include "autodiff/gradcheck.hpp"
-#include "models/zoo.hpp"
+#include "models/model.hpp"
 
 using namespace funnel;
 
@@ -102,7 +102,7 @@ bool starts_with(const std::string& s, const std::string& prefix) { return s.rfi
 
 }  // namespace
 
-TEST_CASE("every zoo model passes gradcheck for every parameter, per loss and for the weighted sum",
+TEST_CASE("every registered model passes gradcheck for every parameter, per loss and for the weighted sum",
           "[models][gradcheck]") {
   GradCheckOptions opt;
   opt.eps = 1e-6;

@@ -12,6 +12,7 @@
 #include <sstream>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -107,6 +108,25 @@ TEST_CASE("bad flags and bad values are clear errors", "[cli]") {
   CHECK(f.out.find("rows") != std::string::npos);
 }
 
+TEST_CASE("FUNNEL_GEMM picks the float gemm backend; a bad value exits 2 naming it", "[cli]") {
+  using funnel::test::kFunnel;
+  using funnel::test::run_shell;
+  Run bad = run_shell("FUNNEL_GEMM=mkl " + kFunnel + " train --data " + kSmall + kModel + " --max-steps 2 2>&1");
+  CHECK(bad.code == 2);
+  CHECK(bad.out.find("FUNNEL_GEMM") != std::string::npos);
+  CHECK(bad.out.find("mkl") != std::string::npos);
+  for (const char* be : {"openblas", "onednn"}) {
+    INFO(be);
+    Run ok = run_shell(std::string("FUNNEL_GEMM=") + be + " " + kFunnel + " train --data " + kSmall + kModel +
+                       " --max-steps 3 2>&1");
+#ifdef FUNNEL_HAVE_ONEDNN
+    CHECK(ok.code == 0);
+#else
+    CHECK(ok.code == (std::string(be) == "onednn" ? 2 : 0));
+#endif
+  }
+}
+
 TEST_CASE("SIGTERM finishes the step, saves and exits non-zero", "[cli]") {
   fs::path d = temp_dir("sigterm");
   std::string out = (d / "log.txt").string();
@@ -145,7 +165,7 @@ TEST_CASE("compare prints the paper's table for every model", "[cli]") {
 }
 
 TEST_CASE("every command answers --help with its flags and exit 0", "[cli]") {
-  for (const char* cmd : {"train", "eval", "predict", "compare", "convert", "dot", "gradcheck", "ops"}) {
+  for (const char* cmd : {"train", "eval", "predict", "compare", "convert", "dot", "gradcheck", "ops", "models"}) {
     Run h = run(std::string(cmd) + " --help");
     INFO(cmd << ": " << h.out);
     CHECK(h.code == 0);
@@ -154,4 +174,59 @@ TEST_CASE("every command answers --help with its flags and exit 0", "[cli]") {
   Run t = run("train -h");
   CHECK(t.code == 0);
   CHECK(t.out.find("--batch-size VALUE") != std::string::npos);
+}
+
+TEST_CASE("funnel models lists every registered model with its description", "[cli]") {
+  Run m = run("models");
+  INFO(m.out);
+  REQUIRE(m.code == 0);
+  std::istringstream lines(m.out);
+  std::vector<std::string> names;
+  for (std::string l; std::getline(lines, l);) names.push_back(l.substr(0, l.find(' ')));
+  REQUIRE(names.size() >= 4);
+  CHECK(std::vector<std::string>(names.begin(), names.begin() + 4) ==
+        std::vector<std::string>{"esmm", "base", "esmm-ns", "division"});
+  CHECK(m.out.find("pCTCVR = pCTR × pCVR") != std::string::npos);
+  CHECK(m.out.find("without embedding sharing") != std::string::npos);
+  // The main help names the command; unknown models list the registered ones.
+  Run h = run("--help");
+  CHECK(h.out.find("models") != std::string::npos);
+  Run bad = run("train --model xgboost");
+  CHECK(bad.code == 2);
+  CHECK(bad.out.find("esmm, base, esmm-ns, division") != std::string::npos);
+  Run c = run("compare --models esmm,xgboost");
+  CHECK(c.code == 2);
+  CHECK(c.out.find("--models: unknown model 'xgboost'") != std::string::npos);
+}
+
+TEST_CASE("--model-options: malformed or unknown options exit 2 naming the flag or the option", "[cli]") {
+  Run a = run("train --data " + kSmall + kModel + " --model-options depth");
+  CHECK(a.code == 2);
+  CHECK(a.out.find("--model-options") != std::string::npos);
+  Run b = run("train --data " + kSmall + kModel + " --model-options depth=3 --max-steps 1");
+  CHECK(b.code != 0);
+  CHECK(b.out.find("model 'esmm' has no option 'depth'") != std::string::npos);
+}
+
+TEST_CASE("a three-stage funnel predicts one column per conditional and cumulative probability", "[cli]") {
+  fs::path d = temp_dir("three_stage");
+  const std::string data = "synthetic:rows=3000,fields=4,vocab=30,seed=5,stages=3";
+  Run t = run("train --data " + data + kModel + " --stages 3 --max-steps 5 --save " + (d / "ck").string());
+  INFO(t.out);
+  REQUIRE(t.code == 0);
+  Run p = run("predict --checkpoint " + (d / "ck").string() + " --data " + data + " --out " + (d / "p.csv").string());
+  INFO(p.out);
+  REQUIRE(p.code == 0);
+  std::ifstream csv(d / "p.csv");
+  std::string header, first;
+  std::getline(csv, header);
+  CHECK(header == "pctr,pcvr,pctcvr,p2,p_reach2");
+  std::getline(csv, first);
+  double v[5];
+  char comma;
+  std::istringstream s(first);
+  s >> v[0] >> comma >> v[1] >> comma >> v[2] >> comma >> v[3] >> comma >> v[4];
+  REQUIRE(s);
+  CHECK(v[4] == Approx(v[2] * v[3]).epsilon(1e-5));
+  fs::remove_all(d);
 }

@@ -6,7 +6,14 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
+
+#include <algorithm>
+#include <functional>
+#include <limits>
 
 #include "autodiff/executor.hpp"
 #include "core/dsl.hpp"
@@ -238,6 +245,7 @@ TEST_CASE("loading rejects damaged or mismatched checkpoints and changes nothing
     auto j = nlohmann::json::parse(slurp(dir + "/manifest.json"));
     auto extra = j["params"][0];
     extra["name"] = "extra/param";
+    extra["file"] = "extra.param.npy";
     j["params"].push_back(extra);
     spit(dir + "/manifest.json", j.dump());
     CHECK_THROWS_WITH(load_checkpoint(dir, b.ex, nullptr), Contains("'extra/param' is not in the graph"));
@@ -281,8 +289,9 @@ TEST_CASE("a save that fails midway leaves the old checkpoint intact", "[checkpo
 TEST_CASE("a crash that leaves the temporary directory behind does not disturb the next save", "[checkpoint][atomic]") {
   TempDir t;
   const std::string dir = t.file("ckpt");
-  const std::string stale = dir + ".tmp-" + std::to_string(::getpid());
+  const std::string stale = dir + ".funnel-tmp";  // a save killed while writing: the marker is still there
   fs::create_directories(stale + "/optimizer");
+  spit(stale + "/funnel-save-in-progress", "");
   spit(stale + "/junk.npy", "junk");
   Trained a(1);
   save_checkpoint(dir, a.ex, a.opt.get(), kModel, kData, 3);
@@ -301,10 +310,8 @@ TEST_CASE("saving over an existing checkpoint replaces it completely", "[checkpo
   const std::string dir = t.file("ckpt");
   Trained a(1, "adam");
   save_checkpoint(dir, a.ex, a.opt.get(), kModel, kData, 3);
-  spit(dir + "/stray.txt", "from the old checkpoint");
   Trained b(2, "sgd", 2);
   save_checkpoint(dir, b.ex, nullptr, kModel, {{"v", 2}}, 8, 1);
-  CHECK_FALSE(fs::exists(dir + "/stray.txt"));
   CHECK_FALSE(fs::exists(dir + "/optimizer"));
   std::vector<std::string> names;
   for (const auto& e : fs::directory_iterator(t.path)) names.push_back(e.path().filename().string());
@@ -346,8 +353,11 @@ TEST_CASE("a crash between the fallback's renames is reported with the directory
   const std::string dir = t.file("ckpt");
   Trained a(1);
   save_checkpoint(dir, a.ex, nullptr, kModel, kData, 3);
-  fs::rename(dir, dir + ".old-12345");  // what a crash at that point leaves
-  CHECK_THROWS_WITH(read_checkpoint_info(dir), Contains(dir + ".old-12345") && Contains("interrupted save"));
+  fs::rename(dir, dir + ".funnel-old");  // what a crash at that point leaves
+  CHECK_THROWS_WITH(read_checkpoint_info(dir), Contains(dir + ".funnel-old") && Contains("interrupted save"));
+  // A save does not start a new checkpoint beside it either.
+  CHECK_THROWS_WITH(save_checkpoint(dir, a.ex, nullptr, kModel, kData, 4), Contains("interrupted save"));
+  CHECK(fs::exists(dir + ".funnel-old/manifest.json"));
 }
 
 TEST_CASE("save refuses to replace a directory that is not a checkpoint", "[checkpoint]") {
@@ -357,7 +367,7 @@ TEST_CASE("save refuses to replace a directory that is not a checkpoint", "[chec
   spit(dir + "/thesis.tex", "do not delete");
   Trained a(1);
   CHECK_THROWS_WITH(save_checkpoint(dir, a.ex, nullptr, kModel, kData, 1),
-                    Contains(dir) && Contains("not a checkpoint"));
+                    Contains(dir) && Contains("not a funnel checkpoint"));
   CHECK(slurp(dir + "/thesis.tex") == "do not delete");
   // A missing parent directory is created; an empty existing directory is fine.
   save_checkpoint(t.file("deep/er/ckpt"), a.ex, nullptr, kModel, kData, 1);
@@ -373,4 +383,229 @@ TEST_CASE("checkpoint helpers", "[checkpoint]") {
   CHECK(checkpoint_checksum("", 0) == "fnv1a64:cbf29ce484222325");
   CHECK(checkpoint_checksum("a", 1) == "fnv1a64:af63dc4c8601ec8c");
   CHECK(checkpoint_checksum("foobar", 6) == "fnv1a64:85944171f73967e8");
+}
+
+// ---- save-target rules: funnel replaces only its own checkpoints ----
+
+namespace {
+std::vector<std::string> listing(const fs::path& d) {
+  std::vector<std::string> names;
+  for (const auto& e : fs::recursive_directory_iterator(d)) names.push_back(fs::relative(e.path(), d).string());
+  std::sort(names.begin(), names.end());
+  return names;
+}
+}  // namespace
+
+TEST_CASE("a directory with someone else's manifest.json is refused and left untouched", "[checkpoint][target]") {
+  TempDir t;
+  const std::string dir = t.file("web");
+  fs::create_directories(dir + "/src");
+  spit(dir + "/manifest.json", R"({"name": "my web app", "icons": []})");
+  spit(dir + "/index.html", "<html></html>");
+  spit(dir + "/src/app.js", "main()");
+  const auto before = listing(dir);
+  Trained a(1);
+  CHECK_THROWS_WITH(save_checkpoint(dir, a.ex, nullptr, kModel, kData, 1),
+                    Contains(dir) && Contains("not a funnel checkpoint") && Contains("refusing"));
+  CHECK_THROWS_WITH(CheckpointLock(dir), Contains("not a funnel checkpoint"));
+  CHECK_THROWS_WITH(check_checkpoint_target(dir), Contains("not a funnel checkpoint"));
+  CHECK(listing(dir) == before);
+  CHECK(slurp(dir + "/index.html") == "<html></html>");
+  // Only a manifest.json, but not funnel's: refused too.
+  const std::string only = t.file("only");
+  fs::create_directories(only);
+  spit(only + "/manifest.json", R"({"format": "something-else"})");
+  CHECK_THROWS_WITH(check_checkpoint_target(only), Contains("format"));
+}
+
+TEST_CASE("a user's file inside a checkpoint blocks the save instead of being deleted", "[checkpoint][target]") {
+  TempDir t;
+  const std::string dir = t.file("ckpt");
+  Trained a(1);
+  save_checkpoint(dir, a.ex, a.opt.get(), kModel, kData, 3);
+  spit(dir + "/notes.txt", "mine");
+  spit(dir + "/optimizer/extra.npy", "mine too");
+  Trained b(2);
+  CHECK_THROWS_WITH(save_checkpoint(dir, b.ex, b.opt.get(), kModel, kData, 9), Contains("which funnel did not write"));
+  CHECK(slurp(dir + "/notes.txt") == "mine");
+  fs::remove(dir + "/notes.txt");
+  CHECK_THROWS_WITH(save_checkpoint(dir, b.ex, b.opt.get(), kModel, kData, 9), Contains("optimizer/extra.npy"));
+  fs::remove(dir + "/optimizer/extra.npy");
+  spit(dir + "/unlisted.npy", "an array the manifest does not list");
+  CHECK_THROWS_WITH(save_checkpoint(dir, b.ex, b.opt.get(), kModel, kData, 9), Contains("does not list"));
+  fs::remove(dir + "/unlisted.npy");
+  save_checkpoint(dir, b.ex, b.opt.get(), kModel, kData, 9);
+  CHECK(read_checkpoint_info(dir).step == 9);
+}
+
+TEST_CASE("a file where the checkpoint should go is refused", "[checkpoint][target]") {
+  TempDir t;
+  spit(t.file("file"), "data");
+  Trained a(1);
+  CHECK_THROWS_WITH(save_checkpoint(t.file("file"), a.ex, nullptr, kModel, kData, 1), Contains("not a directory"));
+  CHECK(slurp(t.file("file")) == "data");
+}
+
+TEST_CASE("a symlinked checkpoint directory is replaced at its real place and the link stays", "[checkpoint][target]") {
+  TempDir t;
+  const std::string real = t.file("store/ckpt");
+  Trained a(1), b(2);
+  save_checkpoint(real, a.ex, a.opt.get(), kModel, kData, 3);
+  fs::create_symlink(real, t.path / "link");
+  save_checkpoint(t.file("link"), b.ex, b.opt.get(), kModel, kData, 7);
+  CHECK(fs::is_symlink(t.path / "link"));
+  CHECK(read_checkpoint_info(real).step == 7);
+  CHECK(listing(t.path / "store").front() == "ckpt");
+  for (const auto& n : listing(t.path / "store")) CHECK(n.find("funnel-tmp") == std::string::npos);
+  // A dangling link to a new directory: the directory is created where it points.
+  fs::create_symlink(t.path / "store" / "new", t.path / "dangling");
+  save_checkpoint(t.file("dangling"), b.ex, nullptr, kModel, kData, 1);
+  CHECK(fs::is_symlink(t.path / "dangling"));
+  CHECK(fs::exists(t.file("store/new/manifest.json")));
+}
+
+TEST_CASE("a second saver is refused while the lock is held, across saves", "[checkpoint][lock]") {
+  TempDir t;
+  const std::string dir = t.file("ckpt");
+  Trained a(1);
+  {
+    CheckpointLock lock(dir);
+    CHECK(fs::is_directory(dir));
+    save_checkpoint(dir, a.ex, a.opt.get(), kModel, kData, 1);  // reuses this process's lock
+    save_checkpoint(dir, a.ex, a.opt.get(), kModel, kData, 2);  // the directory was swapped twice
+    // Another open file description (as another process would have) cannot take the lock now.
+    const int fd = ::open((dir + "/funnel.lock").c_str(), O_RDWR);
+    REQUIRE(fd >= 0);
+    CHECK(::flock(fd, LOCK_EX | LOCK_NB) != 0);
+    ::close(fd);
+  }
+  // Released: an outside holder now blocks our save.
+  const int fd = ::open((dir + "/funnel.lock").c_str(), O_RDWR);
+  REQUIRE(fd >= 0);
+  REQUIRE(::flock(fd, LOCK_EX | LOCK_NB) == 0);
+  CHECK_THROWS_WITH(save_checkpoint(dir, a.ex, nullptr, kModel, kData, 3), Contains("another process"));
+  CHECK(read_checkpoint_info(dir).step == 2);
+  ::close(fd);
+  save_checkpoint(dir, a.ex, nullptr, kModel, kData, 3);
+  CHECK(read_checkpoint_info(dir).step == 3);
+}
+
+TEST_CASE("a lock taken before the work and never used leaves nothing behind", "[checkpoint][lock]") {
+  TempDir t;
+  { CheckpointLock lock(t.file("new/ckpt")); }
+  CHECK_FALSE(fs::exists(t.file("new/ckpt")));
+  fs::create_directories(t.file("empty"));
+  { CheckpointLock lock(t.file("empty")); }
+  CHECK(fs::exists(t.file("empty")));
+}
+
+TEST_CASE("a non-finite parameter is never saved over a good checkpoint", "[checkpoint][finite]") {
+  TempDir t;
+  const std::string dir = t.file("ckpt");
+  Trained a(1);
+  save_checkpoint(dir, a.ex, a.opt.get(), kModel, kData, 3);
+  const std::string before = slurp(dir + "/manifest.json");
+  Trained b(2);
+  const NodeId p = b.ex.params()[1];
+  b.ex.param(p).data()[2] = std::numeric_limits<float>::infinity();
+  CHECK_THROWS_WITH(save_checkpoint(dir, b.ex, b.opt.get(), kModel, kData, 9),
+                    Contains("Inf") && Contains(b.ex.graph().node(p).name) && Contains("left as it was"));
+  b.ex.param(p).data()[2] = std::numeric_limits<float>::quiet_NaN();
+  CHECK_THROWS_WITH(save_checkpoint(dir, b.ex, b.opt.get(), kModel, kData, 9), Contains("NaN"));
+  CHECK(slurp(dir + "/manifest.json") == before);
+  for (const auto& n : listing(t.path)) CHECK(n.find("funnel-tmp") == std::string::npos);
+}
+
+TEST_CASE("a temporary directory that is not funnel's is never removed", "[checkpoint][target]") {
+  TempDir t;
+  const std::string dir = t.file("ckpt");
+  fs::create_directories(dir + ".funnel-tmp");
+  spit(dir + ".funnel-tmp/report.docx", "mine");
+  Trained a(1);
+  CHECK_THROWS_WITH(save_checkpoint(dir, a.ex, nullptr, kModel, kData, 1), Contains("in the way"));
+  CHECK(slurp(dir + ".funnel-tmp/report.docx") == "mine");
+}
+
+TEST_CASE("a FIFO or device inside a checkpoint is refused without blocking", "[checkpoint][nonregular]") {
+  TempDir t;
+  const std::string dir = t.file("ckpt");
+  Trained a(1), b(2);
+  save_checkpoint(dir, a.ex, nullptr, kModel, kData, 1);
+  const std::string w = dir + "/ctr_tower.out.w.npy";
+  SECTION("manifest.json is a FIFO") {
+    fs::remove(dir + "/manifest.json");
+    REQUIRE(::mkfifo((dir + "/manifest.json").c_str(), 0600) == 0);
+    CHECK_THROWS_WITH(read_checkpoint_info(dir), Contains("manifest.json") && Contains("FIFO"));
+  }
+  SECTION("a parameter file is a FIFO") {
+    fs::remove(w);
+    REQUIRE(::mkfifo(w.c_str(), 0600) == 0);
+    CHECK_THROWS_WITH(load_checkpoint(dir, b.ex, nullptr), Contains(w) && Contains("FIFO"));
+  }
+  SECTION("a parameter file is a symlink to a device") {
+    fs::remove(w);
+    fs::create_symlink("/dev/zero", w);
+    CHECK_THROWS_WITH(load_checkpoint(dir, b.ex, nullptr), Contains(w) && Contains("character device"));
+  }
+}
+
+TEST_CASE("every malformed manifest field is an error naming manifest.json and the field", "[checkpoint][manifest]") {
+  const std::string good = R"({"format": "funnel-checkpoint", "format_version": 1, "step": 3, "epoch": 0,
+    "model": {}, "data": {}, "optimizer": null,
+    "params": [{"name": "a/w", "file": "a.w.npy", "shape": [2, 3], "dtype": "float32",
+                "checksum": "fnv1a64:0123456789abcdef"}]})";
+  CHECK(parse_checkpoint_manifest(good, "m/manifest.json").params.at(0).shape == std::vector<std::int64_t>{2, 3});
+  auto bad = [&](const std::function<void(nlohmann::json&)>& edit, const std::string& field) {
+    auto j = nlohmann::json::parse(good);
+    edit(j);
+    CAPTURE(field, j.dump());
+    CHECK_THROWS_WITH(parse_checkpoint_manifest(j.dump(), "m/manifest.json"),
+                      Contains("m/manifest.json") && Contains("'" + field + "'"));
+  };
+  bad([](auto& j) { j.erase("format"); }, "format");
+  bad([](auto& j) { j["format"] = "zip"; }, "format");
+  bad([](auto& j) { j["format_version"] = 1.5; }, "format_version");
+  bad([](auto& j) { j["step"] = -1; }, "step");
+  bad([](auto& j) { j["step"] = 18446744073709551615ull; }, "step");
+  bad([](auto& j) { j["epoch"] = "0"; }, "epoch");
+  bad([](auto& j) { j["model"] = 3; }, "model");
+  bad([](auto& j) { j["data"] = nullptr; }, "data");
+  bad([](auto& j) { j["config"] = "fast"; }, "config");
+  bad([](auto& j) { j["params"] = nlohmann::json::object(); }, "params");
+  bad([](auto& j) { j["params"][0] = 7; }, "params[0]");
+  bad([](auto& j) { j["params"][0]["file"] = "../../etc/passwd"; }, "params[0].file");
+  bad([](auto& j) { j["params"][0]["file"] = "optimizer/a.npy"; }, "params[0].file");
+  bad([](auto& j) { j["params"][0]["file"] = "a.w.txt"; }, "params[0].file");
+  bad([](auto& j) { j["params"][0]["checksum"] = "md5:abc"; }, "params[0].checksum");
+  bad([](auto& j) { j["params"][0]["dtype"] = "float16"; }, "params[0].dtype");
+  bad([](auto& j) { j["params"][0]["shape"] = {1, -2}; }, "params[0].shape");
+  bad([](auto& j) { j["params"][0]["shape"] = {1 << 30, 1 << 30}; }, "params[0].shape");
+  bad([](auto& j) { j["params"][0]["name"] = "has space"; }, "params[0].name");
+  bad([](auto& j) { j["params"].push_back(j["params"][0]); }, "params[1].name");
+  bad([](auto& j) { j["optimizer"] = 1; }, "optimizer");
+  bad([](auto& j) { j["optimizer"] = {{"name", "adam"}, {"step", 1}, {"config", 2}, {"arrays", nlohmann::json::array()}}; },
+      "optimizer.config");
+  bad([](auto& j) { j["optimizer"] = {{"name", "adam"}, {"step", 1}, {"config", nullptr}}; }, "optimizer.arrays");
+}
+
+TEST_CASE("bytes from a manifest are never printed raw", "[checkpoint][manifest]") {
+  // A terminal escape sequence in a field (JSON-escaped, so it parses).
+  const std::string raw = R"({"format": "\u001b[31mred\u0000", "format_version": 1})";
+  try {
+    parse_checkpoint_manifest(raw, "m/manifest.json");
+    FAIL("no error");
+  } catch (const Error& e) {
+    const std::string msg = e.what();
+    CHECK_THAT(msg, Contains("'format'"));
+    for (unsigned char c : msg) CHECK((c >= 0x20 && c < 0x7f));
+  }
+  const std::string garbage("\x00\x01\x02\xff not json", 13);
+  try {
+    parse_checkpoint_manifest(garbage, "m/manifest.json");
+    FAIL("no error");
+  } catch (const Error& e) {
+    const std::string msg = e.what();
+    CHECK_THAT(msg, Contains("not valid JSON"));
+    for (unsigned char c : msg) CHECK((c >= 0x20 && c < 0x7f));
+  }
 }

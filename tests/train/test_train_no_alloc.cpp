@@ -13,6 +13,8 @@
 #include <string>
 #include <vector>
 
+#include "core/parallel.hpp"
+#include "ops/gemm_backend.hpp"
 #include "support/alloc_counter.hpp"
 #include "train/optimizer.hpp"
 #include "train/trainer.hpp"
@@ -109,8 +111,9 @@ struct Trainer {
   std::mt19937_64 rng{5};
   std::vector<std::int64_t> rows;
 
-  Trainer(const Dataset& d, const std::string& optimizer, const OptimizerConfig& oc, std::int64_t max_batch)
-      : m(small_esmm()), opt(make_optimizer<float>(optimizer, oc)), data(d),
+  Trainer(const Dataset& d, const std::string& optimizer, const OptimizerConfig& oc, std::int64_t max_batch,
+          const ModelConfig& mc = small_esmm())
+      : m(mc), opt(make_optimizer<float>(optimizer, oc)), data(d),
         rows(static_cast<std::size_t>(max_batch)) {
     m.exec().init_params(1);
     check_compatible(m.config(), d, "test data");
@@ -236,4 +239,28 @@ TEST_CASE("the shorter last batch of an epoch and the full batch after it do not
   }
   CHECK(shorter == 0);
   CHECK(full_again == 0);
+}
+
+// The paper's shapes (18-dim embedding, towers 200-80) at batch 128 and 1024 on every float gemm backend of the
+// build, on one and two threads: the gemms are large enough to take each library's real (blocked, packed) paths.
+TEST_CASE("ESMM-sized steady steps do not allocate on any gemm backend, on 1 and 2 threads", "[train][no_alloc]") {
+  funnel::test::prime_backtrace();
+  std::vector<GemmBackend> backends{GemmBackend::openblas};
+  if (onednn_available()) backends.push_back(GemmBackend::onednn);
+  const GemmBackend before = gemm_backend();
+  const Dataset d = make_dataset(2048, 30, 16, 31);
+  ModelConfig mc = small_esmm();
+  mc.dim = 18;
+  mc.hidden = {200, 80};
+  for (GemmBackend be : backends)
+    for (int threads : {1, 2})
+      for (std::int64_t B : {128, 1024}) {
+        INFO(gemm_backend_name(be) << ", " << threads << " thread(s), batch " << B);
+        set_gemm_backend(be);
+        set_num_threads(threads);
+        Trainer t(d, "adam", {}, B, mc);
+        CHECK(count_steady_steps(t, B, 3) == 0);
+      }
+  set_num_threads(1);
+  set_gemm_backend(before);
 }

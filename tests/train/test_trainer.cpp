@@ -70,7 +70,7 @@ TEST_CASE("training is deterministic for a seed", "[train]") {
     o.max_steps = 20;
     o.seed = seed;
     train(m, *opt, d, nullptr, o, {});
-    return predict(m, d, 1000).pctcvr;
+    return predict(m, d, 1000).column("pctcvr");
   };
   auto a = run(3), b = run(3), c = run(4);
   CHECK(a == b);
@@ -83,11 +83,11 @@ TEST_CASE("predictions satisfy pctcvr = pctr × pcvr for ESMM and clip for DIVIS
     Model m(small_model(d, kind));
     m.exec().init_params(2);
     Predictions p = predict(m, d, 777);
-    REQUIRE(p.pctr.size() == static_cast<std::size_t>(d.rows()));
-    for (std::size_t i = 0; i < p.pctr.size(); i += 97) {
-      if (kind == "esmm") CHECK(p.pctcvr[i] == Approx(p.pctr[i] * p.pcvr[i]).epsilon(1e-6));
-      CHECK(p.pcvr[i] >= 0.0f);
-      CHECK(p.pcvr[i] <= 1.0f);
+    REQUIRE(p.column("pctr").size() == static_cast<std::size_t>(d.rows()));
+    for (std::size_t i = 0; i < p.column("pctr").size(); i += 97) {
+      if (kind == "esmm") CHECK(p.column("pctcvr")[i] == Approx(p.column("pctr")[i] * p.column("pcvr")[i]).epsilon(1e-6));
+      CHECK(p.column("pcvr")[i] >= 0.0f);
+      CHECK(p.column("pcvr")[i] <= 1.0f);
     }
   }
 }
@@ -144,9 +144,9 @@ TEST_CASE("predictions from a saved checkpoint equal those of the in-memory mode
   auto opt2 = make_optimizer<float>("adam", {});
   load_checkpoint(dir, loaded.exec(), opt2.get());
   const Predictions after = predict(loaded, d, 1000);
-  CHECK(after.pctr == before.pctr);
-  CHECK(after.pcvr == before.pcvr);
-  CHECK(after.pctcvr == before.pctcvr);
+  CHECK(after.column("pctr") == before.column("pctr"));
+  CHECK(after.column("pcvr") == before.column("pcvr"));
+  CHECK(after.column("pctcvr") == before.column("pctcvr"));
 
   // Continuing both (same batches, same optimizer state) keeps them bit-identical.
   TrainOptions more = o;
@@ -154,6 +154,6 @@ TEST_CASE("predictions from a saved checkpoint equal those of the in-memory mode
   more.seed = 11;
   train(m, *opt, d, nullptr, more, {});
   train(loaded, *opt2, d, nullptr, more, {});
-  CHECK(predict(loaded, d, 1000).pctcvr == predict(m, d, 1000).pctcvr);
+  CHECK(predict(loaded, d, 1000).column("pctcvr") == predict(m, d, 1000).column("pctcvr"));
   std::filesystem::remove_all(dir);
 }

@@ -5,10 +5,13 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <stdexcept>
 #include <unistd.h>
 
 #include "core/error.hpp"
+#include "core/files.hpp"
 #include "core/parallel.hpp"
+#include "ops/gemm_backend.hpp"
 #include "data/synthetic.hpp"
 
 namespace funnel::cli {
@@ -77,26 +80,25 @@ std::string describe(const Dataset& d) {
   return s.str();
 }
 
-void write_file_atomic(const std::string& path, const std::string& text) {
-  const std::string tmp = path + ".tmp-" + std::to_string(::getpid());
-  {
-    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    if (!f) throw Error("cannot write '" + tmp + "'");
-    f << text;
-    f.flush();
-    if (!f) throw Error("error writing '" + tmp + "'");
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) {
-    std::filesystem::remove(tmp);
-    throw Error("cannot rename '" + tmp + "' to '" + path + "': " + ec.message());
+void write_file_atomic(const std::string& path, const std::string& text) { write_output_file(path, text); }
+
+nlohmann::json model_options_flag(const Flags& f) {
+  if (!f.has("model-options")) return nlohmann::json::object();
+  try {
+    return parse_model_options(f.str("model-options", ""));
+  } catch (const std::exception& e) {
+    throw UsageError(std::string("--model-options: ") + e.what());
   }
 }
 
 void set_threads(int n) {
   if (n < 1) throw UsageError("--threads must be at least 1");
   funnel::set_num_threads(n);
+  try {
+    (void)funnel::gemm_backend();  // reads FUNNEL_GEMM now, so a bad value stops the command before any work
+  } catch (const std::invalid_argument& e) {
+    throw UsageError(e.what());
+  }
 }
 
 }  // namespace funnel::cli

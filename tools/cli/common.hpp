@@ -7,7 +7,7 @@
 #include "data/dataset.hpp"
 #include "data/feature_map.hpp"
 #include "data/readers.hpp"
-#include "models/zoo.hpp"
+#include "models/model.hpp"
 #include "tools/cli/command.hpp"
 
 namespace funnel::cli {
@@ -34,6 +34,9 @@ std::string describe(const Dataset& d);
 
 // Write `text` to `path` atomically (temp file + rename).
 void write_file_atomic(const std::string& path, const std::string& text);
+
+// --model-options KEY=VALUE,...: the model's own knobs, as a JSON object (empty when the flag is absent).
+nlohmann::json model_options_flag(const Flags& flags);
 
 // Set the number of threads (funnel::set_num_threads: the worker pool that also splits gemms; BLAS stays at one).
 void set_threads(int n);

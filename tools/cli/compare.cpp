@@ -1,4 +1,5 @@
 // funnel compare: train several models on the same data and seed and print the paper's comparison table.
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 
@@ -15,7 +16,13 @@ int run_compare(int argc, char** argv) {
                                "metrics-json", "l2", "pool"};
   valued.insert(kDataFlags.begin(), kDataFlags.end());
   Flags f(argc, argv, valued, {"no-shuffle"});
-  auto models = f.str_list("models", {"esmm", "base", "esmm-ns", "division"});
+  auto models = f.str_list("models", model_kinds());
+  int width = 9;
+  for (const auto& name : models) {
+    if (!find_model(name))
+      throw UsageError("--models: unknown model '" + name + "' (known: " + model_kinds_text() + ")");
+    width = std::max(width, static_cast<int>(name.size()));
+  }
   SessionOptions base = session_options(f);
   set_threads(base.threads);
   auto data = load_session_data(base, f);
@@ -31,9 +38,6 @@ int run_compare(int argc, char** argv) {
   for (const auto& name : models) {
     SessionOptions o = base;
     o.model.kind = name;
-    bool known = false;
-    for (auto& k : model_kinds()) known = known || k == name;
-    if (!known) throw UsageError("--models: unknown model '" + name + "' (known: esmm, base, esmm-ns, division)");
     Session s(o, data);
     std::fprintf(stderr, "training %s ...\n", name.c_str());
     TrainResult r = s.train({});
@@ -41,10 +45,10 @@ int run_compare(int argc, char** argv) {
     rows.push_back({name, r.epochs.back().eval, r.epochs.back().samples_per_sec});
     all[name] = metrics_json(r, s);
   }
-  std::printf("\n%-9s %8s %9s %8s%s\n", "model", "CVR AUC", "CTCVR AUC", "CTR AUC",
+  std::printf("\n%-*s %8s %9s %8s%s\n", width, "model", "CVR AUC", "CTCVR AUC", "CTR AUC",
               truth ? "  CVR AUC (entire space)" : "");
   for (auto& r : rows) {
-    std::printf("%-9s %8.4f %9.4f %8.4f", r.model.c_str(), r.m.cvr_auc, r.m.ctcvr_auc, r.m.ctr_auc);
+    std::printf("%-*s %8.4f %9.4f %8.4f", width, r.model.c_str(), r.m.cvr_auc, r.m.ctcvr_auc, r.m.ctr_auc);
     if (truth) std::printf("  %10.4f", r.m.cvr_auc_entire_space);
     std::printf("\n");
   }
@@ -58,5 +62,5 @@ int run_compare(int argc, char** argv) {
 }  // namespace
 }  // namespace funnel::cli
 
-FUNNEL_COMMAND(compare, "compare", "train esmm and the baselines on the same data; print the paper's table",
+FUNNEL_COMMAND(compare, "compare", "train every model (or --models a,b) on the same data; print the paper's table",
                funnel::cli::run_compare);

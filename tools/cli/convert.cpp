@@ -3,8 +3,14 @@
 #include <chrono>
 #include <cstdio>
 
+#include <unistd.h>
+
+#include <cstdlib>
+
 #include "core/error.hpp"
+#include "core/files.hpp"
 #include "data/readers.hpp"
+#include "data/stream_cache.hpp"
 #include "data/synthetic.hpp"
 #include "tools/cli/common.hpp"
 
@@ -20,21 +26,41 @@ int run_convert(int argc, char** argv) {
   if (is_synthetic_spec(spec))
     throw UsageError("--data " + spec + ": synthetic data is generated in memory and needs no cache; convert "
                      "reads csv:, slots:, aliccp: or cache: specs");
+  const OutputPlan target = check_output_target(out, dataset_spec_inputs(spec), "--out");
   const ReadOptions opts = read_options(flags);
   FeatureMap map;
   ReadReport rep;
   const auto t0 = std::chrono::steady_clock::now();
-  Dataset d = read_dataset(spec, opts, map, &rep);
-  const auto t1 = std::chrono::steady_clock::now();
-  write_cache(d, map, out);
-  const auto t2 = std::chrono::steady_clock::now();
-  const double parse_s = std::chrono::duration<double>(t1 - t0).count();
-  const double write_s = std::chrono::duration<double>(t2 - t1).count();
-  std::printf("%s: %s\n", spec.c_str(), describe(d).c_str());
-  std::printf("read %lld rows (%lld kept, %lld skipped), %.1f MB in %.2f s (%.0f MB/s); wrote %s in %.2f s\n",
+  // Streaming: rows go to the cache a chunk at a time (data/stream_cache.hpp), so memory does not grow with rows.
+  // A regular target is replaced atomically (temp file beside it + rename); a device, FIFO or descriptor is never
+  // renamed over: the cache is built in a temporary file and copied in.
+  std::string written_path = target.real_path;
+  if (target.kind == OutputPlan::Kind::Replace) {
+    convert_to_cache(spec, opts, map, target.real_path, &rep);
+  } else {
+    char tmpl[] = "/tmp/funnel-cache-XXXXXX";
+    const int fd = ::mkstemp(tmpl);
+    if (fd < 0) throw Error("cannot create a temporary file in /tmp for the cache");
+    ::close(fd);
+    written_path = tmpl;
+  }
+  struct Unlink {
+    std::string p;
+    ~Unlink() { if (!p.empty()) ::unlink(p.c_str()); }
+  } cleanup{target.kind == OutputPlan::Kind::Replace ? std::string() : written_path};
+  if (target.kind != OutputPlan::Kind::Replace) convert_to_cache(spec, opts, map, written_path, &rep);
+  const double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const CacheFile written(written_path);
+  if (target.kind != OutputPlan::Kind::Replace) copy_to_output(written_path, target);
+  std::printf("%s: %lld rows, %lld clicks, %lld conversions, %lld fields, vocab %lld, %lld shared blocks\n",
+              spec.c_str(), static_cast<long long>(written.rows()), static_cast<long long>(written.clicks()),
+              static_cast<long long>(written.conversions()), static_cast<long long>(written.num_fields()),
+              static_cast<long long>(written.vocab()), static_cast<long long>(written.num_blocks()));
+  std::printf("read %lld rows (%lld kept, %lld skipped), %.1f MB in %.2f s (%.0f MB/s); wrote %s (%.1f MB)\n",
               static_cast<long long>(rep.rows_read), static_cast<long long>(rep.rows_kept),
-              static_cast<long long>(rep.rows_skipped), static_cast<double>(rep.bytes) / 1e6, parse_s,
-              parse_s > 0 ? static_cast<double>(rep.bytes) / 1e6 / parse_s : 0.0, out.c_str(), write_s);
+              static_cast<long long>(rep.rows_skipped), static_cast<double>(rep.bytes) / 1e6, sec,
+              sec > 0 ? static_cast<double>(rep.bytes) / 1e6 / sec : 0.0, out.c_str(),
+              static_cast<double>(written.file_bytes()) / 1e6);
   for (const auto& [reason, n] : rep.skipped_by_reason)
     std::printf("  skipped %lld rows: %s\n", static_cast<long long>(n), reason.c_str());
   for (const auto& [what, n] : rep.dropped_features)

@@ -1,4 +1,4 @@
-// funnel dot: draw a zoo model's graph as Graphviz DOT (stdout), or render it to SVG/PNG with Graphviz.
+// funnel dot: draw a registered model's graph as Graphviz DOT (stdout), or render it to SVG/PNG with Graphviz.
 //   funnel dot [--model NAME] [--grad-flow] [--backward] [--out FILE.dot|FILE.svg|FILE.png]
 #include <unistd.h>
 
@@ -12,8 +12,9 @@
 #include "autodiff/gradflow.hpp"
 #include "viz/dot.hpp"
 #include "core/error.hpp"
-#include "models/zoo.hpp"
+#include "models/model.hpp"
 #include "tools/cli/command.hpp"
+#include "tools/cli/common.hpp"
 
 namespace {
 
@@ -97,11 +98,7 @@ void write_output(const std::string& out, const std::string& dot_text) {
 
 std::string model_title(const funnel::ModelConfig& c, bool grad_flow, bool backward) {
   std::ostringstream t;
-  if (c.kind == "esmm") t << "ESMM: shared embedding, CTR and CVR towers, pCTCVR = pCTR × pCVR";
-  else if (c.kind == "esmm-ns") t << "ESMM-NS: ESMM without embedding sharing";
-  else if (c.kind == "base") t << "BASE: CTR model + CVR model trained on clicked impressions";
-  else if (c.kind == "division") t << "DIVISION: pCVR = pCTCVR / pCTR from two separate models";
-  else t << c.kind;
+  t << funnel::get_model(c.kind).description;
   t << "\n" << c.num_fields << " fields, vocab " << c.vocab << ", dim " << c.dim << ", hidden ";
   for (std::size_t i = 0; i < c.hidden.size(); ++i) t << (i ? "," : "") << c.hidden[i];
   if (grad_flow) t << " — coloured by which loss's gradient reaches each parameter and edge";
@@ -110,17 +107,14 @@ std::string model_title(const funnel::ModelConfig& c, bool grad_flow, bool backw
 }
 
 int run_dot(int argc, char** argv) {
-  funnel::cli::Flags f(argc, argv, {"model", "out", "fields", "vocab", "dim", "hidden", "stages", "rankdir", "seed"},
+  funnel::cli::Flags f(argc, argv,
+                       {"model", "out", "fields", "vocab", "dim", "hidden", "stages", "rankdir", "seed", "model-options"},
                        {"grad-flow", "backward", "no-numeric", "no-legend", "no-edge-shapes"});
   funnel::ModelConfig cfg;
   cfg.kind = f.str("model", "esmm");
-  bool known = false;
-  for (const auto& k : funnel::model_kinds()) known = known || k == cfg.kind;
-  if (!known) {
-    std::string names;
-    for (const auto& k : funnel::model_kinds()) names += (names.empty() ? "" : ", ") + k;
-    throw UsageError("--model: unknown model '" + cfg.kind + "' (known: " + names + ")");
-  }
+  if (!funnel::find_model(cfg.kind))
+    throw UsageError("--model: unknown model '" + cfg.kind + "' (known: " + funnel::model_kinds_text() + ")");
+  cfg.options = funnel::cli::model_options_flag(f);
   cfg.num_fields = f.integer("fields", cfg.num_fields, 1);
   cfg.vocab = f.integer("vocab", cfg.vocab, 1);
   cfg.dim = f.integer("dim", cfg.dim, 1);

@@ -1,6 +1,6 @@
 // funnel gradcheck: compare analytical gradients (float64 backward) with central finite differences.
 //   funnel gradcheck [--model NAME | --op NAME | --all] [--eps X] [--rtol X] [--atol X] [--seed N] [--max-coords N]
-// --op checks the op's registered examples; --model builds a small zoo model and checks every parameter through
+// --op checks the op's registered examples; --model builds a small registered model and checks every parameter through
 // each loss alone and through the weighted sum of the losses; --all does every op and every model.
 // Exit status: 0 when every row passes and repeated backward passes are bit-identical, 1 otherwise, 2 on usage errors.
 #include <algorithm>
@@ -11,9 +11,10 @@
 
 #include "autodiff/gradcheck.hpp"
 #include "autodiff/gradflow.hpp"
-#include "models/zoo.hpp"
+#include "models/model.hpp"
 #include "ops/op.hpp"
 #include "tools/cli/command.hpp"
+#include "tools/cli/common.hpp"
 
 namespace {
 
@@ -46,9 +47,11 @@ std::vector<Case> check_op(const std::string& op, const funnel::GradCheckOptions
   return out;
 }
 
-std::vector<Case> check_model(const std::string& kind, const funnel::GradCheckOptions& opt) {
+std::vector<Case> check_model(const std::string& kind, const nlohmann::json& options,
+                              const funnel::GradCheckOptions& opt) {
   funnel::ModelConfig cfg;
   cfg.kind = kind;
+  cfg.options = options;
   cfg.num_fields = 3;
   cfg.vocab = 50;
   cfg.dim = 4;
@@ -72,7 +75,8 @@ std::vector<Case> check_model(const std::string& kind, const funnel::GradCheckOp
 }
 
 int run_gradcheck(int argc, char** argv) {
-  funnel::cli::Flags f(argc, argv, {"model", "op", "eps", "rtol", "atol", "seed", "max-coords"}, {"all"});
+  funnel::cli::Flags f(argc, argv, {"model", "op", "eps", "rtol", "atol", "seed", "max-coords", "model-options"},
+                       {"all"});
   const int modes = int(f.has("model")) + int(f.has("op")) + int(f.has("all"));
   if (modes != 1) throw UsageError("give exactly one of --model NAME, --op NAME or --all");
   funnel::GradCheckOptions opt;
@@ -89,13 +93,10 @@ int run_gradcheck(int argc, char** argv) {
   model_opt.max_coords = has_mc ? mc : 20;
 
   auto check_kind = [](const std::string& k) {
-    std::string names;
-    for (const auto& m : funnel::model_kinds()) {
-      if (m == k) return;
-      names += (names.empty() ? "" : ", ") + m;
-    }
-    throw UsageError("--model: unknown model '" + k + "' (known: " + names + ")");
+    if (!funnel::find_model(k))
+      throw UsageError("--model: unknown model '" + k + "' (known: " + funnel::model_kinds_text() + ")");
   };
+  if (f.has("model-options") && !f.has("model")) throw UsageError("--model-options needs --model NAME");
 
   std::vector<Case> cases;
   auto append = [&](std::vector<Case> v) {
@@ -104,14 +105,14 @@ int run_gradcheck(int argc, char** argv) {
   if (f.has("op")) append(check_op(f.str("op", ""), op_opt));
   if (f.has("model")) {
     check_kind(f.str("model", ""));
-    append(check_model(f.str("model", ""), model_opt));
+    append(check_model(f.str("model", ""), funnel::cli::model_options_flag(f), model_opt));
   }
   if (f.has("all")) {
     std::vector<std::string> ops;
     for (const auto& e : funnel::all_op_examples())
       if (ops.empty() || ops.back() != e.op) ops.push_back(e.op);
     for (const auto& op : ops) append(check_op(op, op_opt));
-    for (const auto& k : funnel::model_kinds()) append(check_model(k, model_opt));
+    for (const auto& k : funnel::model_kinds()) append(check_model(k, nlohmann::json::object(), model_opt));
   }
 
   // The table.

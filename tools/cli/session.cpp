@@ -12,9 +12,10 @@ namespace funnel::cli {
 SessionOptions session_options(const Flags& f) {
   SessionOptions o;
   o.model.kind = f.str("model", "esmm");
-  bool known = false;
-  for (auto& k : model_kinds()) known = known || k == o.model.kind;
-  if (!known) throw UsageError("--model: expected esmm, base, esmm-ns or division, got '" + o.model.kind + "'");
+  if (!find_model(o.model.kind))
+    throw UsageError("--model: expected one of " + model_kinds_text() + " (see funnel models), got '" +
+                     o.model.kind + "'");
+  o.model.options = model_options_flag(f);
   o.model_dims_given = f.has("embedding-dim") || f.has("hidden");
   o.model.dim = f.integer("embedding-dim", 18, 1);
   o.model.hidden = f.int_list("hidden", {200, 80});
@@ -126,11 +127,7 @@ std::string Session::model_description() const {
   return s.str();
 }
 
-std::string Session::loss_name(std::size_t k) const {
-  const std::string& n = model_->graph().node(model_->handle().losses.at(k)).name;
-  auto pos = n.rfind('/');
-  return pos == std::string::npos ? n : n.substr(pos + 1);
-}
+std::string Session::loss_name(std::size_t k) const { return model_->handle().loss_names.at(k); }
 
 namespace {
 std::string fmt(double v) {

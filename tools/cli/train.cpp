@@ -1,4 +1,4 @@
-// funnel train: train a zoo model (ESMM by default) on synthetic or real data, report the paper's metrics.
+// funnel train: train a registered model (ESMM by default) on synthetic or real data, report the paper's metrics.
 #include <unistd.h>
 
 #include <atomic>
@@ -7,29 +7,34 @@
 #include <cstdio>
 #include <string>
 
+#include <optional>
+
 #include "core/error.hpp"
+#include "core/files.hpp"
+#include "core/signals.hpp"
+#include "train/checkpoint.hpp"
 #include "tools/cli/common.hpp"
 #include "tools/cli/session.hpp"
 
 namespace funnel::cli {
 namespace {
 
-std::atomic<bool> g_stop{false};
-extern "C" void on_signal(int) { g_stop.store(true); }
-
 int run_train(int argc, char** argv) {
   std::set<std::string> valued{"data", "eval-data", "model", "epochs", "batch-size", "lr", "optimizer",
                                "embedding-dim", "hidden", "seed", "threads", "max-steps", "init", "save",
-                               "save-every", "metrics-json", "l2", "stages", "eval-fraction", "pool"};
+                               "save-every", "metrics-json", "l2", "stages", "eval-fraction", "pool", "model-options"};
   valued.insert(kDataFlags.begin(), kDataFlags.end());
   Flags f(argc, argv, valued, {"no-shuffle", "quiet"});
   SessionOptions so = session_options(f);
-
-  struct sigaction sa {};
-  sa.sa_handler = on_signal;
-  sigemptyset(&sa.sa_mask);
-  sigaction(SIGINT, &sa, nullptr);
-  sigaction(SIGTERM, &sa, nullptr);
+  // Every output target is checked (and the checkpoint directory locked) before any data is read.
+  if (so.train.save_every > 0 && !f.has("save")) throw UsageError("--save-every needs --save DIR");
+  std::vector<std::string> inputs = dataset_spec_inputs(so.data_spec);
+  for (const auto& e : dataset_spec_inputs(so.eval_spec)) inputs.push_back(e);
+  if (!so.init_dir.empty()) inputs.push_back(so.init_dir);
+  if (f.has("metrics-json")) check_output_target(f.str("metrics-json", ""), inputs, "--metrics-json");
+  std::optional<CheckpointLock> save_lock;
+  if (f.has("save")) save_lock.emplace(f.str("save", ""));
+  install_stop_signals();  // INT, TERM, HUP, PIPE: finish the step, save, exit non-zero
 
   Session s(so, f);
   std::fprintf(stderr, "train: %s\n", s.train_description().c_str());
@@ -38,7 +43,7 @@ int run_train(int argc, char** argv) {
 
   const bool tty = ::isatty(2) && !f.has("quiet");
   TrainHooks hooks;
-  hooks.stop = &g_stop;
+  hooks.stop = &stop_requested();
   std::int64_t last_print = 0;
   hooks.on_step = [&](const StepInfo& i) {
     const bool last = i.rows_done == i.rows_total;
@@ -62,30 +67,36 @@ int run_train(int argc, char** argv) {
     }
   };
   if (so.train.save_every > 0) {
-    if (!f.has("save")) throw UsageError("--save-every needs --save DIR");
     hooks.save = [&](std::int64_t step, std::int64_t) { s.save(f.str("save", ""), step); };
   }
   TrainResult res = s.train(hooks);
   std::printf("%s", format_epochs(res, s).c_str());
-  if (f.has("metrics-json")) {
-    write_file_atomic(f.str("metrics-json", ""), metrics_json(res, s).dump(2) + "\n");
-    std::fprintf(stderr, "wrote %s\n", f.str("metrics-json", "").c_str());
-  }
+  // The checkpoint first: a failing metrics write must not cost it.
   if (f.has("save")) {
     s.save(f.str("save", ""), res.steps);
     std::fprintf(stderr, "saved checkpoint %s (step %lld)\n", f.str("save", "").c_str(),
                  static_cast<long long>(res.steps));
   }
-  if (res.stopped) {
-    std::fprintf(stderr, "train: interrupted at step %lld%s\n", static_cast<long long>(res.steps),
-                 f.has("save") ? " (checkpoint saved)" : "");
-    return 130;
+  int rc = 0;
+  if (f.has("metrics-json")) {
+    try {
+      write_output_file(f.str("metrics-json", ""), metrics_json(res, s).dump(2) + "\n", inputs, "--metrics-json");
+      std::fprintf(stderr, "wrote %s\n", f.str("metrics-json", "").c_str());
+    } catch (const Error& e) {
+      std::fprintf(stderr, "funnel train: error: %s%s\n", e.what(), f.has("save") ? " (the checkpoint was saved)" : "");
+      rc = 1;
+    }
   }
-  return 0;
+  if (res.stopped) {
+    std::fprintf(stderr, "train: interrupted by signal %d at step %lld%s\n", stop_signal(), static_cast<long long>(res.steps),
+                 f.has("save") ? " (checkpoint saved)" : "");
+    return stop_exit_code();
+  }
+  return rc;
 }
 
 }  // namespace
 }  // namespace funnel::cli
 
-FUNNEL_COMMAND(train, "train", "train a model (esmm, base, esmm-ns, division) and report its metrics",
+FUNNEL_COMMAND(train, "train", "train a model (any of `funnel models`) and report its metrics",
                funnel::cli::run_train);

@@ -1,0 +1,192 @@
+#include "data/stream.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <numeric>
+
+#include "core/error.hpp"
+
+namespace funnel {
+namespace {
+inline std::uint64_t mix64(std::uint64_t x) {
+  x ^= x >> 30;
+  x *= 0xbf58476d1ce4e5b9ULL;
+  x ^= x >> 27;
+  x *= 0x94d049bb133111ebULL;
+  x ^= x >> 31;
+  return x;
+}
+}  // namespace
+
+EpochOrder::EpochOrder(const CacheFile& f, bool shuffle, std::int64_t window, std::uint64_t seed, std::int64_t epoch)
+    : f_(f), shuffle_(shuffle), state_(mix64(seed * 0x9E3779B97F4A7C15ULL ^ mix64(static_cast<std::uint64_t>(epoch) + 0x5eed))) {
+  if (shuffle && window < 1) throw Error("shuffle window must be at least 1 row, got " + std::to_string(window));
+  const std::int64_t C = f.num_chunks();
+  chunk_order_.resize(static_cast<std::size_t>(C));
+  std::iota(chunk_order_.begin(), chunk_order_.end(), std::int64_t{0});
+  if (shuffle)
+    for (std::int64_t i = C - 1; i > 0; --i)
+      std::swap(chunk_order_[static_cast<std::size_t>(i)],
+                chunk_order_[static_cast<std::size_t>(rand_below(static_cast<std::uint64_t>(i + 1)))]);
+  left_.resize(static_cast<std::size_t>(C));
+  for (std::int64_t c = 0; c < C; ++c) left_[static_cast<std::size_t>(c)] = f.chunk_size(c);
+  if (shuffle) {
+    window_cap_ = static_cast<std::size_t>(std::min<std::int64_t>(window, f.rows()));
+    window_.reserve(window_cap_);
+  }
+}
+
+std::uint64_t EpochOrder::rand_below(std::uint64_t n) {
+  const std::uint64_t r = mix64(state_ += 0x9E3779B97F4A7C15ULL);
+  return static_cast<std::uint64_t>((static_cast<unsigned __int128>(r) * n) >> 64);
+}
+
+bool EpochOrder::pull(std::int64_t& row) {
+  while (chunk_pos_ < chunk_order_.size()) {
+    const std::int64_t c = chunk_order_[chunk_pos_];
+    if (in_chunk_ < f_.chunk_size(c)) {
+      row = f_.chunk_begin(c) + in_chunk_++;
+      return true;
+    }
+    ++chunk_pos_;
+    in_chunk_ = 0;
+  }
+  return false;
+}
+
+void EpochOrder::emitted(std::int64_t row) {
+  const std::int64_t c = f_.chunk_of(row);
+  if (--left_[static_cast<std::size_t>(c)] == 0) finished_.push_back(c);
+}
+
+std::size_t EpochOrder::next(std::int64_t* out, std::size_t n) {
+  std::size_t k = 0;
+  std::int64_t row;
+  if (!shuffle_) {
+    while (k < n && pull(row)) {
+      out[k++] = row;
+      emitted(row);
+    }
+    return k;
+  }
+  if (!filled_) {
+    while (window_.size() < window_cap_ && pull(row)) window_.push_back(row);
+    filled_ = true;
+  }
+  while (k < n && !window_.empty()) {
+    const auto j = static_cast<std::size_t>(rand_below(window_.size()));
+    const std::int64_t r = window_[j];
+    if (pull(row)) {
+      window_[j] = row;
+    } else {
+      window_[j] = window_.back();
+      window_.pop_back();
+    }
+    out[k++] = r;
+    emitted(r);
+  }
+  return k;
+}
+
+void EpochOrder::take_finished(std::vector<std::int64_t>& out) {
+  out.clear();
+  out.swap(finished_);
+}
+
+// ------------------------------------------------------------------------------------------------ BatchStream
+BatchStream::BatchStream(const CacheFile& f, const StreamOptions& o) : f_(f), o_(o) {
+  if (o.batch_size <= 0) throw Error("batch size must be positive, got " + std::to_string(o.batch_size));
+  if (o.prefetch < 1) throw Error("prefetch must be at least 1 batch, got " + std::to_string(o.prefetch));
+  if (o.shuffle && o.shuffle_window < 1) throw Error("--shuffle-window must be at least 1, got " + std::to_string(o.shuffle_window));
+  slots_.resize(static_cast<std::size_t>(o.prefetch + 1));
+  for (auto& s : slots_) {
+    s.rows.reserve(static_cast<std::size_t>(o.batch_size));
+    s.labels.reserve(static_cast<std::size_t>(o.batch_size * f.num_stages()));
+    s.dense.reserve(static_cast<std::size_t>(o.batch_size * f.num_dense()));
+  }
+}
+
+BatchStream::~BatchStream() { stop_reader(); }
+
+void BatchStream::stop_reader() {
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+  head_ = count_ = 0;
+  held_ = done_ = stop_ = false;
+  error_ = nullptr;
+}
+
+void BatchStream::start_epoch(std::int64_t epoch) {
+  stop_reader();
+  thread_ = std::thread([this, epoch] { reader(epoch); });
+}
+
+void BatchStream::reader(std::int64_t epoch) {
+  try {
+    EpochOrder order(f_, o_.shuffle, o_.shuffle_window, o_.seed, epoch);
+    std::vector<std::int64_t> finished;
+    const std::size_t K = slots_.size();
+    for (;;) {
+      std::size_t idx;
+      {
+        std::unique_lock<std::mutex> lk(mu_);
+        cv_.wait(lk, [&] { return stop_ || count_ < K; });
+        if (stop_) return;
+        idx = (head_ + count_) % K;
+      }
+      StreamBatch& b = slots_[idx];
+      b.rows.resize(static_cast<std::size_t>(o_.batch_size));
+      const std::size_t n = order.next(b.rows.data(), b.rows.size());
+      if (n == 0) {
+        std::lock_guard<std::mutex> lk(mu_);
+        done_ = true;
+        cv_.notify_all();
+        return;
+      }
+      b.rows.resize(n);
+      b.size = static_cast<std::int64_t>(n);
+      b.labels.resize(n * static_cast<std::size_t>(f_.num_stages()));
+      b.dense.resize(n * static_cast<std::size_t>(f_.num_dense()));
+      f_.gather(b.rows, b.ids, b.labels.data(), b.dense.data());
+      if (o_.release_chunks) {
+        order.take_finished(finished);
+        for (const std::int64_t c : finished) f_.release_chunk(c);
+      }
+      {
+        std::lock_guard<std::mutex> lk(mu_);
+        ++count_;
+      }
+      cv_.notify_all();
+    }
+  } catch (...) {
+    std::lock_guard<std::mutex> lk(mu_);
+    error_ = std::current_exception();
+    done_ = true;
+    cv_.notify_all();
+  }
+}
+
+StreamBatch* BatchStream::next() {
+  std::unique_lock<std::mutex> lk(mu_);
+  if (held_) {
+    head_ = (head_ + 1) % slots_.size();
+    --count_;
+    held_ = false;
+    cv_.notify_all();
+  }
+  if (count_ == 0 && !done_) {
+    const auto t0 = std::chrono::steady_clock::now();
+    cv_.wait(lk, [&] { return count_ > 0 || done_; });
+    wait_s_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  }
+  if (error_) std::rethrow_exception(error_);
+  if (count_ == 0) return nullptr;
+  held_ = true;
+  return &slots_[head_];
+}
+
+}  // namespace funnel

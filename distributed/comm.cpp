@@ -1,0 +1,290 @@
+#include "distributed/comm.hpp"
+
+#define OMPI_SKIP_MPICXX 1
+#include <mpi.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <climits>
+#include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <thread>
+
+namespace funnel::dist {
+
+std::string Communicator::broadcast_string(const std::string& s, int root) {
+  std::int64_t n = rank() == root ? static_cast<std::int64_t>(s.size()) : 0;
+  broadcast(&n, 1, DType::I64, root);
+  std::string out = rank() == root ? s : std::string(static_cast<std::size_t>(n), '\0');
+  if (n > 0) broadcast(out.data(), out.size(), DType::Byte, root);
+  return out;
+}
+
+namespace {
+
+std::size_t dtype_size(DType t) {
+  switch (t) {
+    case DType::F32: return 4;
+    case DType::F64: return 8;
+    case DType::I64: return 8;
+    case DType::U64: return 8;
+    case DType::Byte: return 1;
+  }
+  return 1;
+}
+
+// ---------------------------------------------------------------- one process
+class LocalComm final : public Communicator {
+ public:
+  int rank() const override { return 0; }
+  int size() const override { return 1; }
+  bool is_mpi() const override { return false; }
+  std::string host() const override { return "localhost"; }
+  void allreduce(void*, std::size_t, DType, ReduceOp) override {}
+  void sum_identical(std::span<float>) override {}
+  void allgatherv(const void* send, std::size_t n, void* recv, std::span<const std::int64_t>, DType t) override {
+    if (n > 0 && send != recv) std::memmove(recv, send, n * dtype_size(t));
+  }
+  void broadcast(void*, std::size_t, DType, int) override {}
+  void barrier() override {}
+  void set_timeout(double) override {}
+};
+
+// ---------------------------------------------------------------- MPI
+MPI_Datatype mpi_type(DType t) {
+  switch (t) {
+    case DType::F32: return MPI_FLOAT;
+    case DType::F64: return MPI_DOUBLE;
+    case DType::I64: return MPI_INT64_T;
+    case DType::U64: return MPI_UINT64_T;
+    case DType::Byte: return MPI_CHAR;
+  }
+  return MPI_CHAR;
+}
+MPI_Op mpi_op(ReduceOp op) {
+  switch (op) {
+    case ReduceOp::Sum: return MPI_SUM;
+    case ReduceOp::Max: return MPI_MAX;
+    case ReduceOp::Min: return MPI_MIN;
+  }
+  return MPI_SUM;
+}
+
+// Ends the process when a collective has been waiting longer than the timeout.
+class Watchdog {
+ public:
+  Watchdog(int rank, std::string host) : rank_(rank), host_(std::move(host)) {
+    thread_ = std::thread([this] { run(); });
+  }
+  ~Watchdog() {
+    {
+      std::lock_guard<std::mutex> l(m_);
+      quit_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+  void set_timeout(double s) { timeout_ns_.store(static_cast<std::int64_t>(s * 1e9)); }
+  void arm(const char* what) {
+    what_.store(what);
+    since_ns_.store(now_ns());
+  }
+  void disarm() { since_ns_.store(0); }
+
+ private:
+  static std::int64_t now_ns() {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+  }
+  void run() {
+    std::unique_lock<std::mutex> l(m_);
+    while (!quit_) {
+      cv_.wait_for(l, std::chrono::milliseconds(100));
+      const std::int64_t since = since_ns_.load(), limit = timeout_ns_.load();
+      if (since != 0 && limit > 0 && now_ns() - since > limit) {
+        std::fprintf(stderr,
+                     "funnel: rank %d (%s): %s has waited %.1f s for the other ranks; one of them died or hangs. "
+                     "Giving up (exit 70).\n",
+                     rank_, host_.c_str(), what_.load(), static_cast<double>(limit) * 1e-9);
+        std::fflush(stderr);
+        std::_Exit(70);
+      }
+    }
+  }
+  int rank_;
+  std::string host_;
+  std::atomic<std::int64_t> timeout_ns_{0};
+  std::atomic<std::int64_t> since_ns_{0};
+  std::atomic<const char*> what_{""};
+  std::mutex m_;
+  std::condition_variable cv_;
+  bool quit_ = false;
+  std::thread thread_;
+};
+
+class MpiComm final : public Communicator {
+ public:
+  MpiComm() {
+    int inited = 0;
+    MPI_Initialized(&inited);
+    if (!inited) {
+      int provided = 0;
+      // Only the main thread calls MPI (the worker pool never does).
+      if (MPI_Init_thread(nullptr, nullptr, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS)
+        throw CommError("MPI_Init_thread failed");
+    }
+    MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank_);
+    MPI_Comm_size(MPI_COMM_WORLD, &size_);
+    char name[MPI_MAX_PROCESSOR_NAME];
+    int len = 0;
+    MPI_Get_processor_name(name, &len);
+    host_.assign(name, static_cast<std::size_t>(len));
+    watchdog_ = std::make_unique<Watchdog>(rank_, host_);
+    double t = 300.0;
+    if (const char* e = std::getenv("FUNNEL_MPI_TIMEOUT")) {
+      char* end = nullptr;
+      const double v = std::strtod(e, &end);
+      if (end != e && *end == '\0' && v >= 0) t = v;
+    }
+    watchdog_->set_timeout(t);
+  }
+  ~MpiComm() override = default;
+
+  int rank() const override { return rank_; }
+  int size() const override { return size_; }
+  bool is_mpi() const override { return true; }
+  std::string host() const override { return host_; }
+  void set_timeout(double s) override { watchdog_->set_timeout(s); }
+
+  void allreduce(void* buf, std::size_t n, DType t, ReduceOp op) override {
+    Guard g(*this, "MPI_Allreduce");
+    check(MPI_Allreduce(MPI_IN_PLACE, buf, count(n), mpi_type(t), mpi_op(op), MPI_COMM_WORLD), "MPI_Allreduce");
+    bytes_sent_ += n * dtype_size(t);
+  }
+
+  void sum_identical(std::span<float> buf) override {
+    const std::size_t P = static_cast<std::size_t>(size_);
+    const std::size_t chunk = (buf.size() + P - 1) / P;
+    padded_.resize(chunk * P);
+    slice_.resize(chunk);
+    std::memcpy(padded_.data(), buf.data(), buf.size() * sizeof(float));
+    std::fill(padded_.begin() + static_cast<std::ptrdiff_t>(buf.size()), padded_.end(), 0.0f);
+    {
+      Guard g(*this, "MPI_Reduce_scatter_block");
+      check(MPI_Reduce_scatter_block(padded_.data(), slice_.data(), count(chunk), MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD),
+            "MPI_Reduce_scatter_block");
+    }
+    std::memcpy(padded_.data() + chunk * static_cast<std::size_t>(rank_), slice_.data(), chunk * sizeof(float));
+    {
+      Guard g(*this, "MPI_Allgather");
+      check(MPI_Allgather(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, padded_.data(), count(chunk), MPI_FLOAT,
+                          MPI_COMM_WORLD),
+            "MPI_Allgather");
+    }
+    std::memcpy(buf.data(), padded_.data(), buf.size() * sizeof(float));
+    // Ring-equivalent payload: this rank's whole buffer into the reduce-scatter, its slice into the all-gather.
+    bytes_sent_ += (chunk * P + chunk) * sizeof(float);
+  }
+
+  void allgatherv(const void* send, std::size_t n, void* recv, std::span<const std::int64_t> counts,
+                  DType t) override {
+    if (counts.size() != static_cast<std::size_t>(size_)) throw CommError("allgatherv: counts need one entry per rank");
+    icounts_.resize(counts.size());
+    displs_.resize(counts.size());
+    std::int64_t off = 0;
+    for (std::size_t r = 0; r < counts.size(); ++r) {
+      icounts_[r] = count(static_cast<std::size_t>(counts[r]));
+      displs_[r] = count(static_cast<std::size_t>(off));
+      off += counts[r];
+    }
+    if (static_cast<std::int64_t>(n) != counts[static_cast<std::size_t>(rank_)])
+      throw CommError("allgatherv: this rank's count does not match its entry in counts");
+    Guard g(*this, "MPI_Allgatherv");
+    check(MPI_Allgatherv(send, count(n), mpi_type(t), recv, icounts_.data(), displs_.data(), mpi_type(t),
+                         MPI_COMM_WORLD),
+          "MPI_Allgatherv");
+    bytes_sent_ += n * dtype_size(t);
+  }
+
+  void broadcast(void* buf, std::size_t n, DType t, int root) override {
+    Guard g(*this, "MPI_Bcast");
+    check(MPI_Bcast(buf, count(n), mpi_type(t), root, MPI_COMM_WORLD), "MPI_Bcast");
+    if (rank_ == root) bytes_sent_ += n * dtype_size(t);
+  }
+
+  void barrier() override {
+    Guard g(*this, "MPI_Barrier");
+    check(MPI_Barrier(MPI_COMM_WORLD), "MPI_Barrier");
+  }
+
+ private:
+  struct Guard {
+    Guard(MpiComm& c, const char* what) : c_(c) { c_.watchdog_->arm(what); }
+    ~Guard() { c_.watchdog_->disarm(); }
+    MpiComm& c_;
+  };
+  int count(std::size_t n) const {
+    if (n > static_cast<std::size_t>(INT_MAX))
+      throw CommError("rank " + std::to_string(rank_) + ": a message of " + std::to_string(n) +
+                      " elements exceeds MPI's int count");
+    return static_cast<int>(n);
+  }
+  void check(int rc, const char* what) const {
+    if (rc == MPI_SUCCESS) return;
+    char msg[MPI_MAX_ERROR_STRING];
+    int len = 0;
+    MPI_Error_string(rc, msg, &len);
+    throw CommError(std::string(what) + " failed on rank " + std::to_string(rank_) + " (" + host_ + "): " +
+                    std::string(msg, static_cast<std::size_t>(len)));
+  }
+
+  int rank_ = 0, size_ = 1;
+  std::string host_;
+  std::unique_ptr<Watchdog> watchdog_;
+  std::vector<float> padded_, slice_;
+  std::vector<int> icounts_, displs_;
+};
+
+std::unique_ptr<Communicator>& world_ptr() {
+  static std::unique_ptr<Communicator> w;
+  return w;
+}
+
+}  // namespace
+
+bool launched_by_mpi() {
+  for (const char* v : {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_SIZE", "PMI_RANK"})
+    if (std::getenv(v)) return true;
+  return false;
+}
+
+Communicator& world() {
+  auto& w = world_ptr();
+  if (!w) {
+    if (launched_by_mpi())
+      w = std::make_unique<MpiComm>();
+    else
+      w = make_local_comm();
+  }
+  return *w;
+}
+
+void finalize_world() {
+  auto& w = world_ptr();
+  const bool mpi = w && w->is_mpi();
+  w.reset();  // stops the watchdog
+  if (mpi) {
+    int fin = 0;
+    MPI_Finalized(&fin);
+    if (!fin) MPI_Finalize();
+  }
+}
+
+std::unique_ptr<Communicator> make_local_comm() { return std::make_unique<LocalComm>(); }
+
+}  // namespace funnel::dist

@@ -1,0 +1,51 @@
+#pragma once
+// Building blocks shared by the model files: the standard inputs, an embedding layer, an MLP tower ending in a
+// probability, the losses, and the funnel's standard outputs. A model file combines these; nothing here knows
+// which models exist.
+#include <string>
+#include <vector>
+
+#include "models/model.hpp"
+
+namespace funnel::blocks {
+
+struct Inputs {
+  Var ids;                  // B × num_fields categorical ids
+  Var dense;                // B × num_dense, when has_dense
+  bool has_dense = false;
+  std::vector<Var> labels;  // B×1 per stage: "click", "ctcvr", "stage2", ...
+};
+
+// The inputs every funnel model reads, in scope "input", recorded in `h` (ids, dense, labels).
+Inputs make_inputs(Graph& g, const ModelConfig& c, ModelHandle& h);
+
+// Embedding layer in scope `scope`: a vocab × dim table, a lookup of every field, flattened to B×(F·D), with the
+// dense features concatenated when there are any.
+Var embed(Graph& g, const ModelConfig& c, const Inputs& in, const std::string& scope);
+
+// A tower in scope `scope`: an MLP of `hidden` with ReLU, a 1-unit logit layer and a sigmoid named `out`.
+Var tower(Graph& g, const std::vector<std::int64_t>& hidden, Var x, const std::string& scope, const std::string& out);
+// The same with the config's hidden sizes.
+Var tower(Graph& g, const ModelConfig& c, Var x, const std::string& scope, const std::string& out);
+
+// Marks `l` as a loss and records it in `h` (its short name is the node's last name part).
+void add_loss(Graph& g, ModelHandle& h, Var l);
+
+// Funnel naming: scope of the tower for stage s ("ctr_tower", "cvr_tower", "stage2_tower", ...), name of its
+// conditional probability ("pctr", "pcvr", "p2", ...), of the cumulative one ("pctr", "pctcvr", "p_reach2", ...)
+// and of the stage's loss ("ctr", "ctcvr", "stage2").
+std::string tower_scope(std::int64_t stage);
+std::string cond_name(std::int64_t stage);
+std::string reach_name(std::int64_t stage);
+std::string loss_name(std::int64_t stage);
+
+// The ESMM construction over conditional probabilities cond[s] = p(stage s | stage s-1): cumulative products
+// in scope "product" (pctcvr = pctr × pcvr, ...), one BCE per stage in scope "loss" against the stage's label,
+// and the handle's funnel: stage and conditional probabilities and the columns pctr, pcvr, pctcvr (then p<s>,
+// p_reach<s> for longer funnels).
+void entire_space_funnel(Graph& g, const Inputs& in, const std::vector<Var>& cond, ModelHandle& h);
+
+// The handle's funnel and columns for a two-stage model that has pctr, pcvr and pctcvr.
+void two_stage_outputs(ModelHandle& h, Var pctr, Var pcvr, Var pctcvr);
+
+}  // namespace funnel::blocks

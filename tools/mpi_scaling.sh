@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Data-parallel throughput and communication of ESMM (paper dims: 20 fields × dim 18, towers 360-200-80-1, Adam,
+# batch 1024) on this machine, and a projection to 8 and 64 machines. Interleaves the configurations
+# (A B C, A B C, ...) because the machine is shared, and reports medians.
+#   bash tools/mpi_scaling.sh [ROUNDS=7] [STEPS=300]
+# Needs build/bin/funnel-dp-bench (cmake --build build --target funnel-dp-bench) and mpirun.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+rounds=${1:-7}
+steps=${2:-300}
+bench=build/bin/funnel-dp-bench
+[ -x "$bench" ] || { echo "mpi_scaling: build $bench first (cmake --build build --target funnel-dp-bench)" >&2; exit 2; }
+# As root Open MPI wants these; --bind-to none because the cores are shared with other work.
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+mpirun="mpirun --oversubscribe --bind-to none"
+common="--rows 200000 --fields 20 --vocab 5000 --dim 18 --steps $steps --warmup 30"
+out=$(mktemp) && trap 'rm -f "$out"' EXIT
+for ((i = 1; i <= rounds; i++)); do
+  echo "round $i/$rounds" >&2
+  echo "A $($bench $common --batch 1024 --threads 1)" >>"$out"
+  echo "B $($mpirun -np 2 $bench $common --batch 1024 --threads 1)" >>"$out"
+  echo "C $($bench $common --batch 1024 --threads 2)" >>"$out"
+done
+# What one rank of a P-rank job sends per step when every rank computes 1024 rows (weak scaling), and the dense
+# payload: one rank at batch 1024 (short runs; bytes do not depend on timing).
+echo "S $($bench $common --batch 1024 --threads 1 --steps 50)" >>"$out"
+python3 - "$out" <<'PY'
+import json, statistics, sys
+rows = {}
+for line in open(sys.argv[1]):
+    tag, js = line.split(" ", 1)
+    rows.setdefault(tag, []).append(json.loads(js))
+med = lambda tag, key: statistics.median(r[key] for r in rows[tag])
+a, b, c = (med(t, "rows_per_sec") for t in "ABC")
+n = len(rows["A"])
+print(f"## Throughput (medians of {n} interleaved runs, rows/s; shared machine, so noisy)\n")
+print("| configuration | rows/s | vs 1×1 | step ms | compute ms | comm ms |")
+print("|---|---:|---:|---:|---:|---:|")
+for tag, name in (("A", "1 rank × 1 thread"), ("B", "2 ranks × 1 thread"), ("C", "1 rank × 2 threads")):
+    r = med(tag, "rows_per_sec")
+    print(f"| {name} | {r:,.0f} | {r / a:.2f}× | {med(tag, 'step_ms'):.2f} | {med(tag, 'compute_ms'):.2f} | {med(tag, 'comm_ms'):.2f} |")
+print(f"\nAll runs (rows/s): " + "; ".join(f"{t}: " + ", ".join(f"{r['rows_per_sec']:.0f}" for r in rows[t]) for t in "ABC"))
+print("\n## Bytes per step (this rank's payload, measured)\n")
+print("| configuration | dense | sparse (ids + values) | sparse rows |")
+print("|---|---:|---:|---:|")
+for tag, name in (("B", "2 ranks, batch 1024 (512 rows each)"), ("S", "1 rank's share of 1024 rows")):
+    print(f"| {name} | {med(tag, 'dense_bytes_per_step') / 1e3:,.1f} kB | {med(tag, 'sparse_bytes_per_step') / 1e3:,.1f} kB | {med(tag, 'sparse_rows_per_step'):,.0f} |")
+
+# Projection, weak scaling: every machine computes 1024 rows per step (global batch 1024·P), one rank per machine.
+t_c = med("A", "compute_ms") / 1e3           # compute of 1024 rows on one core (measured)
+D = med("S", "dense_bytes_per_step")         # dense fused buffer, bytes
+S = med("S", "sparse_bytes_per_step")        # one rank's sparse payload for 1024 rows
+alpha = 50e-6                                # per-message latency over TCP/Ethernet (assumed)
+print("\n## Projection: P machines, 1024 rows per machine per step (global batch 1024·P)\n")
+print("Formula (ring reduce-scatter + all-gather for the fused dense buffer, ring all-gather for the sparse rows,")
+print("no overlap of communication and compute):\n")
+print("    t_dense  = 2·(P−1)/P · D / BW + 2·(P−1)·α")
+print("    t_sparse = (P−1) · S / BW + 3·(P−1)·α            (every rank receives every other rank's rows)")
+print("    t_step   = t_compute + t_dense + t_sparse + 2·log2(P)·α   (the agreement all-reduce)")
+print(f"\nwith D = {D / 1e3:.1f} kB, S = {S / 1e3:.1f} kB (measured above), t_compute = {t_c * 1e3:.2f} ms (measured,")
+print(f"1 rank × 1 thread), α = {alpha * 1e6:.0f} µs (assumed), BW = link rate / 8.\n")
+print("| machines | link | t_dense ms | t_sparse ms | comm / compute | efficiency | rows/s (all machines) |")
+print("|---:|---|---:|---:|---:|---:|---:|")
+import math
+for P in (8, 64):
+    for gbit in (10, 25, 100):
+        bw = gbit * 1e9 / 8
+        td = 2 * (P - 1) / P * D / bw + 2 * (P - 1) * alpha
+        ts = (P - 1) * S / bw + 3 * (P - 1) * alpha
+        tstep = t_c + td + ts + 2 * math.log2(P) * alpha
+        print(f"| {P} | {gbit} Gbit/s | {td * 1e3:.2f} | {ts * 1e3:.2f} | {(td + ts) / t_c:.2f} | {t_c / tstep:.0%} | {P * 1024 / tstep:,.0f} |")
+PY

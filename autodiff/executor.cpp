@@ -8,20 +8,10 @@
 #include <type_traits>
 
 #include "core/error.hpp"
+#include "core/hash.hpp"
 #include "core/parallel.hpp"
 
 namespace funnel {
-
-namespace {
-std::uint64_t fnv1a(const std::string& s) {
-  std::uint64_t h = 1469598103934665603ull;
-  for (unsigned char c : s) {
-    h ^= c;
-    h *= 1099511628211ull;
-  }
-  return h;
-}
-}  // namespace
 
 template <class T>
 Executor<T>::Executor(const Graph& g) : g_(g) {
@@ -45,18 +35,7 @@ Executor<T>::Executor(const Graph& g) : g_(g) {
     if (nd.kind == NodeKind::Param) {
       values_[nd.id] = Tensor<T>::from_shape(nd.shape.concrete(1));
       values_[nd.id].fill(T(0));
-      // Sparse when every consumer reads it through a sparse-gradient slot.
-      bool any = false, all = true;
-      for (NodeId c : g.consumers(nd.id)) {
-        const Node& cn = g.node(c);
-        const Op& op = get_op(cn.op);
-        for (std::size_t s = 0; s < cn.inputs.size(); ++s)
-          if (cn.inputs[s] == nd.id) {
-            any = true;
-            all = all && op.sparse_grad(s);
-          }
-      }
-      if (any && all && nd.shape.rank() == 2) {
+      if (has_sparse_grad(g, nd.id) && nd.shape.rank() == 2) {
         sparse_idx_[nd.id] = static_cast<int>(sparse_.size());
         sparse_.emplace_back();
         sparse_.back().init(nd.shape[0], nd.shape[1]);
@@ -84,7 +63,7 @@ void Executor<T>::init_params(std::uint64_t seed) {
   for (NodeId p : params_) {
     const Node& nd = g_.node(p);
     Tensor<T>& v = values_[p];
-    std::mt19937_64 rng(seed ^ fnv1a(nd.name));
+    std::mt19937_64 rng(seed ^ fnv1a64(nd.name));
     const double fan_in = nd.shape.rank() >= 1 ? static_cast<double>(nd.shape[0]) : 1.0;
     const double fan_out = nd.shape.rank() >= 2 ? static_cast<double>(nd.shape[1]) : fan_in;
     auto fill = [&](auto&& draw) {

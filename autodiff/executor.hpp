@@ -13,7 +13,7 @@
 
 #include "core/graph.hpp"
 #include "core/ids.hpp"
-#include "ops/op.hpp"
+#include "core/op.hpp"
 
 namespace funnel {
 

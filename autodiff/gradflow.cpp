@@ -7,7 +7,7 @@
 #include <sstream>
 
 #include "core/error.hpp"
-#include "ops/op.hpp"
+#include "core/op.hpp"
 
 namespace funnel {
 
@@ -68,9 +68,7 @@ GradFlow structural_grad_flow(const Graph& g) {
   const std::size_t n = g.size();
   const auto& topo = g.topo_order();
   // The op of every node (nullptr for leaves), looked up once.
-  std::vector<const Op*> ops(n, nullptr);
-  for (const Node& nd : g.nodes())
-    if (nd.kind == NodeKind::Op) ops[nd.id] = &get_op(nd.op);
+  const std::vector<const Op*> ops = node_ops(g);
   auto diff = [&](NodeId v, std::size_t s) { return ops[v] != nullptr && ops[v]->differentiable(s); };
 
   // dep[v]: v depends on a parameter through differentiable slots.
@@ -124,18 +122,10 @@ void feed_random_batch(Executor<double>& ex, std::int64_t batch, std::mt19937_64
   for (const Node& nd : g.nodes()) {
     if (nd.kind == NodeKind::Input) {
       // Labels and weights: inputs that only feed slots passing no gradient.
-      bool label = true;
-      bool any = false;
-      for (NodeId c : g.consumers(nd.id)) {
-        const Node& cn = g.node(c);
-        const Op& op = get_op(cn.op);
-        for (std::size_t s = 0; s < cn.inputs.size(); ++s)
-          if (cn.inputs[s] == nd.id) {
-            any = true;
-            if (op.differentiable(s)) label = false;
-          }
-      }
-      label = label && any;
+      const auto uses = g.uses(nd.id);
+      bool label = !uses.empty();
+      for (const Graph::Use& u : uses)
+        if (get_op(g.node(u.consumer).op).differentiable(u.slot)) label = false;
       Tensor<double>& x = ex.input(nd.id);
       if (label) {
         for (auto& v : x) v = coin(rng) ? 1.0 : 0.0;

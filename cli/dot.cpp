@@ -10,7 +10,7 @@
 #include <string>
 
 #include "autodiff/gradflow.hpp"
-#include "core/dot.hpp"
+#include "viz/dot.hpp"
 #include "core/error.hpp"
 #include "models/model.hpp"
 #include "cli/command.hpp"

@@ -7,7 +7,7 @@
 #include <boost/graph/topological_sort.hpp>
 
 #include "core/error.hpp"
-#include "ops/op.hpp"
+#include "core/op.hpp"
 
 namespace funnel {
 
@@ -183,6 +183,15 @@ std::vector<NodeId> Graph::consumers(NodeId id) const {
   for (auto it = b; it != e; ++it) out.push_back(boost::target(*it, bg_));
   std::sort(out.begin(), out.end());
   out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
+}
+
+std::vector<Graph::Use> Graph::uses(NodeId id) const {
+  std::vector<Use> out;
+  auto [b, e] = boost::out_edges(id, bg_);
+  for (auto it = b; it != e; ++it) out.push_back(Use{boost::target(*it, bg_), bg_[*it].slot});
+  std::sort(out.begin(), out.end(),
+            [](const Use& a, const Use& b) { return a.consumer != b.consumer ? a.consumer < b.consumer : a.slot < b.slot; });
   return out;
 }
 

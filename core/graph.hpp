@@ -109,7 +109,14 @@ class Graph {
   const std::vector<Node>& nodes() const { return nodes_; }
   std::optional<NodeId> find(const std::string& name) const;
   NodeId at(const std::string& name) const;  // throws GraphError naming the missing node
-  std::vector<NodeId> consumers(NodeId id) const;
+  std::vector<NodeId> consumers(NodeId id) const;  // distinct, ascending
+  // Every read of `id`: the consumer and the input slot it reads `id` through, ordered by consumer then slot
+  // (a node read through two slots, x * x, appears twice).
+  struct Use {
+    NodeId consumer;
+    std::size_t slot;
+  };
+  std::vector<Use> uses(NodeId id) const;
   std::vector<NodeId> params() const;
   std::vector<NodeId> outputs() const;
   std::vector<NodeId> losses() const;

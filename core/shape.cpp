@@ -31,4 +31,10 @@ std::string Shape::str() const {
   return s;
 }
 
+std::string dims_str(const std::vector<std::int64_t>& dims) {
+  std::string r = "[";
+  for (std::size_t i = 0; i < dims.size(); ++i) r += (i ? ", " : "") + std::to_string(dims[i]);
+  return r + "]";
+}
+
 }  // namespace funnel

@@ -29,4 +29,7 @@ struct Shape {
   std::string str() const;
 };
 
+// Concrete dimensions as "[360, 200]" (file formats and the messages about them).
+std::string dims_str(const std::vector<std::int64_t>& dims);
+
 }  // namespace funnel

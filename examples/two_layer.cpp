@@ -6,7 +6,7 @@
 
 #include "autodiff/executor.hpp"
 #include "autodiff/gradcheck.hpp"
-#include "core/dot.hpp"
+#include "viz/dot.hpp"
 #include "core/dsl.hpp"
 
 using namespace funnel;

@@ -2,7 +2,6 @@
 //   da = dy,  db = dy
 #include <cstring>
 
-#include "autodiff/gradcheck.hpp"
 #include "ops/op.hpp"
 
 namespace funnel {
@@ -48,16 +47,6 @@ struct Add : OpT<Add> {
 };
 
 FUNNEL_REGISTER_OP(Add);
-
-const OpExampleRegistrar example{{"add", "B=3, B×4 + B×4, both operands trainable", 3, [](Graph& g) {
-                                    NodeId a = g.add_param("a", Shape{3, 4}, Init::normal(1.0));
-                                    NodeId b = g.add_param("b", Shape{3, 4}, Init::normal(1.0));
-                                    return probe_loss(g, g.add_op("add", {a, b}));
-                                  }, nullptr}};
-const OpExampleRegistrar example_same{{"add", "x + x (one node in both slots)", 3, [](Graph& g) {
-                                         NodeId a = g.add_param("a", Shape{2, 3}, Init::normal(1.0));
-                                         return probe_loss(g, g.add_op("add", {a, a}));
-                                       }, nullptr}};
 
 }  // namespace
 }  // namespace funnel

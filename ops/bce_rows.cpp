@@ -9,7 +9,6 @@
 // When one node feeds both slots, slot 0 is written before slot 1 for each element.
 #include <cmath>
 
-#include "autodiff/gradcheck.hpp"
 #include "ops/op.hpp"
 
 namespace funnel {
@@ -72,25 +71,6 @@ struct BceRows : OpT<BceRows> {
 };
 
 FUNNEL_REGISTER_OP(BceRows);
-
-// p in (0.05, 0.95), hard labels fed as an input: the loss of each row, weighted by the probe.
-const OpExampleRegistrar example{{"bce_rows", "6×1 probabilities, 0/1 labels -> 6×1", 6,
-                                  [](Graph& g) {
-                                    NodeId p = g.add_param("p", Shape{6, 1}, Init::uniform(0.05, 0.95));
-                                    NodeId y = g.add_input("y", Shape{6, 1});
-                                    return probe_loss(g, g.add_op("bce_rows", {p, y}));
-                                  },
-                                  [](Executor<double>& e, std::mt19937_64& rng) {
-                                    std::bernoulli_distribution coin(0.4);
-                                    for (auto& v : e.input("y")) v = coin(rng) ? 1.0 : 0.0;
-                                  }}};
-// Soft labels as a parameter: both slots trainable (ESCM²-DR's imputed label).
-const OpExampleRegistrar example_soft{{"bce_rows", "4×2 probabilities and trainable soft labels in (0.1, 0.9)", 4,
-                                       [](Graph& g) {
-                                         NodeId p = g.add_param("p", Shape{4, 2}, Init::uniform(0.05, 0.95));
-                                         NodeId y = g.add_param("y", Shape{4, 2}, Init::uniform(0.1, 0.9));
-                                         return probe_loss(g, g.add_op("bce_rows", {p, y}));
-                                       }, nullptr}};
 
 }  // namespace
 }  // namespace funnel

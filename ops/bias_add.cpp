@@ -4,7 +4,6 @@
 #include <algorithm>
 #include <cstring>
 
-#include "autodiff/gradcheck.hpp"
 #include "core/parallel.hpp"
 #include "ops/op.hpp"
 
@@ -78,12 +77,6 @@ struct BiasAdd : OpT<BiasAdd> {
 };
 
 FUNNEL_REGISTER_OP(BiasAdd);
-
-const OpExampleRegistrar example{{"bias_add", "B=3, B×4 + 4, x and b trainable", 3, [](Graph& g) {
-                                    NodeId x = g.add_param("x", Shape{3, 4}, Init::normal(1.0));
-                                    NodeId b = g.add_param("b", Shape{4}, Init::normal(1.0));
-                                    return probe_loss(g, g.add_op("bias_add", {x, b}));
-                                  }, nullptr}};
 
 }  // namespace
 }  // namespace funnel

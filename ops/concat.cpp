@@ -6,7 +6,6 @@
 #include <cmath>
 #include <cstring>
 
-#include "autodiff/gradcheck.hpp"
 #include "ops/op.hpp"
 
 namespace funnel {
@@ -113,26 +112,6 @@ struct Concat : OpT<Concat> {
 };
 
 FUNNEL_REGISTER_OP(Concat);
-
-const OpExampleRegistrar example{{"concat", "axis 1: 3×2, 3×4, 3×1", 3, [](Graph& g) {
-                                    NodeId a = g.add_param("a", Shape{3, 2}, Init::normal(1.0));
-                                    NodeId b = g.add_param("b", Shape{3, 4}, Init::normal(1.0));
-                                    NodeId d = g.add_param("d", Shape{3, 1}, Init::normal(1.0));
-                                    return probe_loss(g, g.add_op("concat", {a, b, d}));
-                                  }, nullptr}};
-const OpExampleRegistrar example_mid{{"concat", "rank 3, axis 1, one node in two slots: 2×1×3, 2×2×3, 2×1×3", 3,
-                                      [](Graph& g) {
-                                        NodeId a = g.add_param("a", Shape{2, 1, 3}, Init::normal(1.0));
-                                        NodeId b = g.add_param("b", Shape{2, 2, 3}, Init::normal(1.0));
-                                        return probe_loss(g, g.add_op("concat", {a, b, a}));
-                                      }, nullptr}};
-const OpExampleRegistrar example_last{{"concat", "rank 3, axis -1: 2×3×1, 2×3×2", 3, [](Graph& g) {
-                                         NodeId a = g.add_param("a", Shape{2, 3, 1}, Init::normal(1.0));
-                                         NodeId b = g.add_param("b", Shape{2, 3, 2}, Init::normal(1.0));
-                                         Attrs at;
-                                         at.num["axis"] = -1;
-                                         return probe_loss(g, g.add_op("concat", {a, b}, at));
-                                       }, nullptr}};
 
 }  // namespace
 }  // namespace funnel

@@ -4,7 +4,6 @@
 //   y[r] = Σ_j a[r, j] · b[r, j]      (r runs over the leading axes)
 //   da[r, j] = dy[r] · b[r, j],  db[r, j] = dy[r] · a[r, j]
 // When one node feeds both slots (dot(x, x)), slot 0 is written before slot 1 for each element.
-#include "autodiff/gradcheck.hpp"
 #include "ops/op.hpp"
 
 namespace funnel {
@@ -62,21 +61,6 @@ struct Dot : OpT<Dot> {
 };
 
 FUNNEL_REGISTER_OP(Dot);
-
-const OpExampleRegistrar example{{"dot", "rank 3, 3×2×4 · 3×2×4 -> 3×2", 3, [](Graph& g) {
-                                    NodeId a = g.add_param("a", Shape{3, 2, 4}, Init::normal(1.0));
-                                    NodeId b = g.add_param("b", Shape{3, 2, 4}, Init::normal(1.0));
-                                    return probe_loss(g, g.add_op("dot", {a, b}));
-                                  }, nullptr}};
-const OpExampleRegistrar example_col{{"dot", "rank 2, 3×5 · 3×5 -> 3×1", 3, [](Graph& g) {
-                                        NodeId a = g.add_param("a", Shape{3, 5}, Init::normal(1.0));
-                                        NodeId b = g.add_param("b", Shape{3, 5}, Init::normal(1.0));
-                                        return probe_loss(g, g.add_op("dot", {a, b}));
-                                      }, nullptr}};
-const OpExampleRegistrar example_same{{"dot", "dot(x, x) (one node in both slots), 3×4", 3, [](Graph& g) {
-                                         NodeId a = g.add_param("a", Shape{3, 4}, Init::normal(1.0));
-                                         return probe_loss(g, g.add_op("dot", {a, a}));
-                                       }, nullptr}};
 
 }  // namespace
 }  // namespace funnel

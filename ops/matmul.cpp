@@ -2,7 +2,6 @@
 //   dX = dY · Wᵀ   (gemm, transB)
 //   dW = Xᵀ · dY   (gemm, transA)
 #include "ops/blas.hpp"
-#include "autodiff/gradcheck.hpp"
 #include "ops/op.hpp"
 
 namespace funnel {
@@ -44,12 +43,6 @@ struct MatMul : OpT<MatMul> {
 };
 
 FUNNEL_REGISTER_OP(MatMul);
-
-const OpExampleRegistrar example{{"matmul", "B=3, B×4 · 4×5, X and W trainable", 3, [](Graph& g) {
-                                    NodeId x = g.add_param("x", Shape{3, 4}, Init::normal(1.0));
-                                    NodeId w = g.add_param("w", Shape{4, 5}, Init::normal(1.0));
-                                    return probe_loss(g, g.add_op("matmul", {x, w}));
-                                  }, nullptr}};
 
 }  // namespace
 }  // namespace funnel

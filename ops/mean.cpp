@@ -1,7 +1,6 @@
 // mean: y = (1/n) Σ x over every element (a scalar), n = number of elements at run time.
 //   dx = dy / n (broadcast)
 // The sum is accumulated in double, also for float tensors.
-#include "autodiff/gradcheck.hpp"
 #include "ops/op.hpp"
 
 namespace funnel {
@@ -37,14 +36,6 @@ struct Mean : OpT<Mean> {
 };
 
 FUNNEL_REGISTER_OP(Mean);
-
-const OpExampleRegistrar example{{"mean", "2×3×4 -> scalar, squared", 3, [](Graph& g) {
-                                    NodeId x = g.add_param("x", Shape{2, 3, 4}, Init::normal(1.0));
-                                    NodeId m = g.add_op("mean", {x});
-                                    NodeId sq = g.add_op("mul", {m, m});  // make dL/dm depend on m
-                                    g.mark_loss(sq);
-                                    return sq;
-                                  }, nullptr}};
 
 }  // namespace
 }  // namespace funnel

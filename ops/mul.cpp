@@ -1,6 +1,5 @@
 // mul: y = a ⊙ b, elementwise, same shapes (the ESMM product node pCTCVR = pCTR × pCVR).
 //   da = dy ⊙ b,  db = dy ⊙ a
-#include "autodiff/gradcheck.hpp"
 #include "ops/op.hpp"
 
 namespace funnel {
@@ -39,12 +38,6 @@ struct Mul : OpT<Mul> {
 };
 
 FUNNEL_REGISTER_OP(Mul);
-
-const OpExampleRegistrar example{{"mul", "B=3, B×4 ⊙ B×4, both operands trainable", 3, [](Graph& g) {
-                                    NodeId a = g.add_param("a", Shape{3, 4}, Init::normal(1.0));
-                                    NodeId b = g.add_param("b", Shape{3, 4}, Init::normal(1.0));
-                                    return probe_loss(g, g.add_op("mul", {a, b}));
-                                  }, nullptr}};
 
 }  // namespace
 }  // namespace funnel

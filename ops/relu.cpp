@@ -1,6 +1,5 @@
 // relu: y = max(x, 0), elementwise, any shape.
 //   dx = dy · [x > 0]   (the kink at 0 gets gradient 0, as in PyTorch)
-#include "autodiff/gradcheck.hpp"
 #include "core/parallel.hpp"
 #include "ops/op.hpp"
 
@@ -51,11 +50,6 @@ struct Relu : OpT<Relu> {
 };
 
 FUNNEL_REGISTER_OP(Relu);
-
-const OpExampleRegistrar example{{"relu", "B=3, B×5 (kinks skipped by the checker)", 3, [](Graph& g) {
-                                    NodeId x = g.add_param("x", Shape{3, 5}, Init::normal(1.0));
-                                    return probe_loss(g, g.add_op("relu", {x}));
-                                  }, nullptr}};
 
 }  // namespace
 }  // namespace funnel

@@ -5,7 +5,6 @@
 //   dx = dy, viewed in x's shape
 #include <cstring>
 
-#include "autodiff/gradcheck.hpp"
 #include "ops/op.hpp"
 
 namespace funnel {
@@ -66,22 +65,6 @@ struct Reshape : OpT<Reshape> {
 };
 
 FUNNEL_REGISTER_OP(Reshape);
-
-const OpExampleRegistrar example{{"reshape", "2×3×4 -> 4×6", 3, [](Graph& g) {
-                                    NodeId x = g.add_param("x", Shape{2, 3, 4}, Init::normal(1.0));
-                                    Attrs at;
-                                    at.ints["shape"] = {4, 6};
-                                    return probe_loss(g, g.add_op("reshape", {x}, at));
-                                  }, nullptr}};
-// A batch-carrying value: the trainable B×6 in (B×6) · w (6×6), reshaped to B×3×2.
-const OpExampleRegistrar example_batch{{"reshape", "B=3, B×6 -> B×3×2 (batch dim kept)", 3, [](Graph& g) {
-                                          NodeId in = g.add_input("in", Shape{kBatch, 6});
-                                          NodeId w = g.add_param("w", Shape{6, 6}, Init::normal(1.0));
-                                          NodeId x = g.add_op("matmul", {in, w});
-                                          Attrs at;
-                                          at.ints["shape"] = {kBatch, 3, 2};
-                                          return probe_loss(g, g.add_op("reshape", {x}, at));
-                                        }, nullptr}};
 
 }  // namespace
 }  // namespace funnel

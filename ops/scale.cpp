@@ -1,6 +1,5 @@
 // scale: y = w · x, elementwise, any shape; w is the number attribute "w" (default 1). Weights losses.
 //   dx = w · dy
-#include "autodiff/gradcheck.hpp"
 #include "ops/op.hpp"
 
 namespace funnel {
@@ -36,13 +35,6 @@ struct Scale : OpT<Scale> {
 };
 
 FUNNEL_REGISTER_OP(Scale);
-
-const OpExampleRegistrar example{{"scale", "B=3, B×4 times -2.5", 3, [](Graph& g) {
-                                    NodeId x = g.add_param("x", Shape{3, 4}, Init::normal(1.0));
-                                    Attrs at;
-                                    at.num["w"] = -2.5;
-                                    return probe_loss(g, g.add_op("scale", {x}, at));
-                                  }, nullptr}};
 
 }  // namespace
 }  // namespace funnel

@@ -1,7 +1,6 @@
 // shift: y = x + c, elementwise, any shape; c is the number attribute "c" (default 0). With scale (w = −1) it
 // makes 1 − x, e.g. the non-click indicator 1 − o and the non-click propensity 1 − pCTR of DCMT.
 //   dx = dy
-#include "autodiff/gradcheck.hpp"
 #include "ops/op.hpp"
 
 namespace funnel {
@@ -32,15 +31,6 @@ struct Shift : OpT<Shift> {
 };
 
 FUNNEL_REGISTER_OP(Shift);
-
-// Squared afterwards, so the gradient depends on the shifted value (a wrong forward shows up in dL/dx).
-const OpExampleRegistrar example{{"shift", "B=3, B×4 plus 1.5, squared", 3, [](Graph& g) {
-                                    NodeId x = g.add_param("x", Shape{3, 4}, Init::normal(1.0));
-                                    Attrs at;
-                                    at.num["c"] = 1.5;
-                                    NodeId y = g.add_op("shift", {x}, at);
-                                    return probe_loss(g, g.add_op("mul", {y, y}));
-                                  }, nullptr}};
 
 }  // namespace
 }  // namespace funnel

@@ -1,7 +1,6 @@
 // sigmoid: y = 1 / (1 + exp(-x)), elementwise, any shape. Evaluated without overflow from e = exp(−|x|) <= 1:
 // y = 1/(1 + e) for x >= 0 and e/(1 + e) for x < 0, so exp never sees a large positive argument.
 //   dx = dy · y · (1 − y)   (from the saved output)
-#include "autodiff/gradcheck.hpp"
 #include "ops/op.hpp"
 
 #include <cmath>
@@ -43,11 +42,6 @@ struct Sigmoid : OpT<Sigmoid> {
 };
 
 FUNNEL_REGISTER_OP(Sigmoid);
-
-const OpExampleRegistrar example{{"sigmoid", "B=3, B×5, x ~ N(0, 3²)", 3, [](Graph& g) {
-                                    NodeId x = g.add_param("x", Shape{3, 5}, Init::normal(3.0));
-                                    return probe_loss(g, g.add_op("sigmoid", {x}));
-                                  }, nullptr}};
 
 }  // namespace
 }  // namespace funnel

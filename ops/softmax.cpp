@@ -6,7 +6,6 @@
 // Row sums are accumulated in double, also for float tensors.
 #include <cmath>
 
-#include "autodiff/gradcheck.hpp"
 #include "ops/op.hpp"
 
 namespace funnel {
@@ -63,15 +62,6 @@ struct Softmax : OpT<Softmax> {
 };
 
 FUNNEL_REGISTER_OP(Softmax);
-
-const OpExampleRegistrar example{{"softmax", "B=3, B×4 gate logits ~ N(0, 2²)", 3, [](Graph& g) {
-                                    NodeId x = g.add_param("x", Shape{3, 4}, Init::normal(2.0));
-                                    return probe_loss(g, g.add_op("softmax", {x}));
-                                  }, nullptr}};
-const OpExampleRegistrar example3{{"softmax", "rank 3, 2×3×5 over the last axis", 2, [](Graph& g) {
-                                     NodeId x = g.add_param("x", Shape{2, 3, 5}, Init::normal(1.0));
-                                     return probe_loss(g, g.add_op("softmax", {x}));
-                                   }, nullptr}};
 
 }  // namespace
 }  // namespace funnel

@@ -1,6 +1,5 @@
 // sum: y = Σ x over every element (a scalar).
 //   dx = dy (broadcast)
-#include "autodiff/gradcheck.hpp"
 #include "ops/op.hpp"
 
 namespace funnel {
@@ -31,14 +30,6 @@ struct Sum : OpT<Sum> {
 };
 
 FUNNEL_REGISTER_OP(Sum);
-
-const OpExampleRegistrar example{{"sum", "2×3×4 -> scalar", 3, [](Graph& g) {
-                                    NodeId x = g.add_param("x", Shape{2, 3, 4}, Init::normal(1.0));
-                                    NodeId s = g.add_op("sum", {x});
-                                    NodeId two = g.add_op("mul", {s, s});  // make dL/ds depend on s
-                                    g.mark_loss(two);
-                                    return two;
-                                  }, nullptr}};
 
 }  // namespace
 }  // namespace funnel

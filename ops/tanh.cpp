@@ -2,7 +2,6 @@
 //   dx = dy · (1 − y²)   (from the saved output)
 #include <cmath>
 
-#include "autodiff/gradcheck.hpp"
 #include "ops/op.hpp"
 
 namespace funnel {
@@ -33,11 +32,6 @@ struct Tanh : OpT<Tanh> {
 };
 
 FUNNEL_REGISTER_OP(Tanh);
-
-const OpExampleRegistrar example{{"tanh", "B=3, B×5, x ~ N(0, 2²)", 3, [](Graph& g) {
-                                    NodeId x = g.add_param("x", Shape{3, 5}, Init::normal(2.0));
-                                    return probe_loss(g, g.add_op("tanh", {x}));
-                                  }, nullptr}};
 
 }  // namespace
 }  // namespace funnel

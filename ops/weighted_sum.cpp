@@ -4,7 +4,6 @@
 // AITM's attention-weighted sum of the transferred and the own representation.
 //   dw[b, e] = Σ_j dy[b, j] · x[b, e, j]
 //   dx[b, e, j] = w[b, e] · dy[b, j]
-#include "autodiff/gradcheck.hpp"
 #include "ops/op.hpp"
 
 namespace funnel {
@@ -71,18 +70,6 @@ struct WeightedSum : OpT<WeightedSum> {
 };
 
 FUNNEL_REGISTER_OP(WeightedSum);
-
-const OpExampleRegistrar example{{"weighted_sum", "3×4 weights, 3×4×5 experts -> 3×5", 3, [](Graph& g) {
-                                    NodeId w = g.add_param("w", Shape{3, 4}, Init::normal(1.0));
-                                    NodeId x = g.add_param("x", Shape{3, 4, 5}, Init::normal(1.0));
-                                    return probe_loss(g, g.add_op("weighted_sum", {w, x}));
-                                  }, nullptr}};
-const OpExampleRegistrar example_gate{{"weighted_sum", "softmax gate 2×3 over 2×3×2 experts", 2, [](Graph& g) {
-                                         NodeId z = g.add_param("z", Shape{2, 3}, Init::normal(1.0));
-                                         NodeId x = g.add_param("x", Shape{2, 3, 2}, Init::normal(1.0));
-                                         NodeId w = g.add_op("softmax", {z});
-                                         return probe_loss(g, g.add_op("weighted_sum", {w, x}));
-                                       }, nullptr}};
 
 }  // namespace
 }  // namespace funnel

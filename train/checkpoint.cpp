@@ -20,6 +20,8 @@
 
 #include "core/error.hpp"
 #include "core/files.hpp"
+#include "core/hash.hpp"
+#include "core/shape.hpp"
 #include "train/npy.hpp"
 
 namespace funnel {
@@ -42,11 +44,6 @@ void hook(std::string_view stage) {
 
 std::string errno_str() { return std::strerror(errno); }
 
-std::string shape_str(const std::vector<std::int64_t>& s) {
-  std::string r = "[";
-  for (std::size_t i = 0; i < s.size(); ++i) r += (i ? ", " : "") + std::to_string(s[i]);
-  return r + "]";
-}
 
 std::vector<std::int64_t> tensor_shape(const Tensor<float>& t) {
   return std::vector<std::int64_t>(t.shape().begin(), t.shape().end());
@@ -118,7 +115,7 @@ std::vector<float> read_entry(const std::string& dir, const CheckpointParam& p) 
   check_regular_file(path, "an array of the checkpoint, listed in the manifest for '" + p.name + "'");
   NpyArray<float> a = read_npy<float>(path);
   if (a.shape != p.shape)
-    throw Error(path + ": holds shape " + shape_str(a.shape) + " but the manifest says " + shape_str(p.shape) +
+    throw Error(path + ": holds shape " + dims_str(a.shape) + " but the manifest says " + dims_str(p.shape) +
                 " for '" + p.name + "'");
   const std::string sum = checkpoint_checksum(a.data.data(), a.data.size() * sizeof(float));
   if (sum != p.checksum)
@@ -147,12 +144,7 @@ std::string checkpoint_file_name(const std::string& param_name) {
 }
 
 std::string checkpoint_checksum(const void* bytes, std::size_t n) {
-  std::uint64_t h = 14695981039346656037ull;
-  const auto* p = static_cast<const unsigned char*>(bytes);
-  for (std::size_t i = 0; i < n; ++i) {
-    h ^= p[i];
-    h *= 1099511628211ull;
-  }
+  const std::uint64_t h = fnv1a64(bytes, n);
   char buf[32];
   std::snprintf(buf, sizeof buf, "fnv1a64:%016llx", static_cast<unsigned long long>(h));
   return buf;
@@ -525,8 +517,8 @@ CheckpointInfo load_checkpoint(const std::string& dir_in, Executor<float>& ex, O
       throw Error(dir + ": the checkpoint has no parameter '" + name + "' (the graph has it)");
     const auto want = tensor_shape(ex.param(id));
     if (it->second->shape != want)
-      throw Error(dir + ": parameter '" + name + "' has shape " + shape_str(it->second->shape) +
-                  " in the checkpoint but " + shape_str(want) + " in the graph");
+      throw Error(dir + ": parameter '" + name + "' has shape " + dims_str(it->second->shape) +
+                  " in the checkpoint but " + dims_str(want) + " in the graph");
     values.emplace_back(id, read_entry(dir, *it->second));
   }
   for (const auto& p : info.params)

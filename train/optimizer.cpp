@@ -6,6 +6,7 @@
 
 #include "core/error.hpp"
 #include "core/parallel.hpp"
+#include "core/shape.hpp"
 
 namespace funnel {
 
@@ -13,11 +14,6 @@ namespace {
 
 constexpr std::size_t kMaxSlots = 4;  // state arrays per parameter (Adam has 2)
 
-std::string shape_str(const std::vector<std::int64_t>& s) {
-  std::string r = "[";
-  for (std::size_t i = 0; i < s.size(); ++i) r += (i ? ", " : "") + std::to_string(s[i]);
-  return r + "]";
-}
 
 std::vector<std::int64_t> param_shape(const Node& nd) {
   auto c = nd.shape.concrete(1);
@@ -175,11 +171,11 @@ void Optimizer<T>::import_state(const Graph& g, const OptimizerStateT<T>& s) {
       if (it == by_name.end()) throw Error(me + " optimizer state: missing array '" + an + "'");
       const auto& a = *it->second;
       if (a.shape != shp)
-        throw Error(me + " optimizer state: array '" + an + "' has shape " + shape_str(a.shape) +
-                    " but parameter '" + nd.name + "' has shape " + shape_str(shp));
+        throw Error(me + " optimizer state: array '" + an + "' has shape " + dims_str(a.shape) +
+                    " but parameter '" + nd.name + "' has shape " + dims_str(shp));
       if (a.data.size() != numel(shp))
         throw Error(me + " optimizer state: array '" + an + "' holds " + std::to_string(a.data.size()) +
-                    " values, its shape " + shape_str(a.shape) + " needs " + std::to_string(numel(shp)));
+                    " values, its shape " + dims_str(a.shape) + " needs " + std::to_string(numel(shp)));
       ++used;
     }
   }

@@ -10,7 +10,7 @@
 #include <unistd.h>
 
 #include "autodiff/gradflow.hpp"
-#include "core/dot.hpp"
+#include "viz/dot.hpp"
 #include "core/error.hpp"
 
 using namespace funnel;

@@ -1,4 +1,4 @@
-#include "core/dot.hpp"
+#include "viz/dot.hpp"
 
 #include <algorithm>
 #include <cctype>
@@ -9,7 +9,7 @@
 
 #include "autodiff/gradflow.hpp"
 #include "core/error.hpp"
-#include "ops/op.hpp"
+#include "core/op.hpp"
 
 namespace funnel {
 
@@ -102,25 +102,10 @@ struct Writer {
   int cluster_counter = 0;
 
   Writer(const Graph& g_, const DotOptions& o_, const GradFlow* gf_, const GradFlow* bw_)
-      : g(g_), opt(o_), gf(gf_), bw(bw_), ops(g_.size(), nullptr) {
-    for (const Node& nd : g.nodes())
-      if (nd.kind == NodeKind::Op) ops[nd.id] = &get_op(nd.op);
-  }
+      : g(g_), opt(o_), gf(gf_), bw(bw_), ops(node_ops(g_)) {}
 
   // Parameters whose every consumer slot takes a sparse gradient (embedding tables).
-  bool sparse_param(NodeId p) const {
-    if (g.node(p).kind != NodeKind::Param) return false;
-    bool any = false;
-    for (NodeId c : g.consumers(p)) {
-      const Node& cn = g.node(c);
-      for (std::size_t s = 0; s < cn.inputs.size(); ++s)
-        if (cn.inputs[s] == p) {
-          if (!ops[c] || !ops[c]->sparse_grad(s)) return false;
-          any = true;
-        }
-    }
-    return any;
-  }
+  bool sparse_param(NodeId p) const { return has_sparse_grad(g, p); }
 
   bool gets_grad(NodeId v) const { return bw && !bw->node_losses(v).empty(); }
 

@@ -1,7 +1,7 @@
 #include <map>
 #include <string>
 
-#include "ops/op.hpp"
+#include "core/op.hpp"
 
 namespace funnel {
 
@@ -30,6 +30,21 @@ std::vector<std::string> op_names() {
   std::vector<std::string> out;
   for (auto& [k, v] : table()) out.push_back(k);
   return out;
+}
+
+std::vector<const Op*> node_ops(const Graph& g) {
+  std::vector<const Op*> ops(g.size(), nullptr);
+  for (const Node& nd : g.nodes())
+    if (nd.kind == NodeKind::Op) ops[nd.id] = &get_op(nd.op);
+  return ops;
+}
+
+bool has_sparse_grad(const Graph& g, NodeId param) {
+  if (g.node(param).kind != NodeKind::Param) return false;
+  const auto uses = g.uses(param);
+  for (const Graph::Use& u : uses)
+    if (!get_op(g.node(u.consumer).op).sparse_grad(u.slot)) return false;
+  return !uses.empty();
 }
 
 [[noreturn]] void shape_error(const Node& n, const std::vector<Shape>& in, const std::string& why) {

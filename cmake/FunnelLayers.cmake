@@ -1,0 +1,93 @@
+# The library as layers: one static library per folder, each linked only to the layers below it.
+#
+#   funnel_core      core/      graph, shapes, ids, the DSL, the thread pool, the op interface and registry
+#   funnel_ops       ops/       one file per op (self-registering)
+#   funnel_autodiff  autodiff/  executor, gradient check, gradient-flow analysis
+#   funnel_opcheck   ops/examples/  gradient-check examples of the ops (self-registering; only the check reads them)
+#   funnel_models    models/    the model zoo (self-registering)
+#   funnel_data      data/      readers, feature maps, datasets, synthetic data
+#   funnel_train     train/     optimizers, checkpoints, metrics, the trainer and its loop
+#   funnel_viz       viz/       DOT drawings of graphs and of gradient flow
+#   funnel           everything above (an INTERFACE target), what tools, tests, benches and users link
+#
+# The same order is written down for the include check (scripts/check_layers.sh, the CTest test `layers/includes`),
+# which fails on any #include that climbs. Layers that register things at static-init time (ops, op examples,
+# models) are linked whole-archive, so that no registration is dropped by the static linker.
+
+# Links `dep` whole-archive. Every link of a whole-archive layer must name the feature, or CMake rejects the mixed
+# link items; the installed package names the imported target (an export does not rename targets inside
+# $<LINK_LIBRARY:...>).
+function(funnel_link_whole_archive target scope dep)
+  target_link_libraries(${target} ${scope} "$<BUILD_INTERFACE:$<LINK_LIBRARY:WHOLE_ARCHIVE,${dep}>>"
+                                           "$<INSTALL_INTERFACE:$<LINK_LIBRARY:WHOLE_ARCHIVE,funnel::${dep}>>")
+endfunction()
+
+# funnel_layer(<name> DIRS <folder>... [WHOLE_ARCHIVE] [DEPS <target>...])
+function(funnel_layer name)
+  cmake_parse_arguments(L "WHOLE_ARCHIVE" "" "DIRS;DEPS" ${ARGN})
+  set(srcs)
+  foreach(dir ${L_DIRS})
+    file(GLOB s CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/${dir}/*.cpp)
+    list(APPEND srcs ${s})
+  endforeach()
+  add_library(${name} STATIC ${srcs})
+  # Installed headers keep their folders: include/funnel/core/graph.hpp is "core/graph.hpp" (or <funnel/core/...>).
+  target_include_directories(${name} PUBLIC $<BUILD_INTERFACE:${PROJECT_SOURCE_DIR}>
+                                            $<INSTALL_INTERFACE:include/funnel> $<INSTALL_INTERFACE:include>)
+  foreach(dep ${L_DEPS})
+    get_target_property(dep_whole ${dep} FUNNEL_WHOLE_ARCHIVE)
+    if(dep_whole)
+      funnel_link_whole_archive(${name} PUBLIC ${dep})
+    else()
+      target_link_libraries(${name} PUBLIC ${dep})
+    endif()
+  endforeach()
+  set_target_properties(${name} PROPERTIES FUNNEL_WHOLE_ARCHIVE ${L_WHOLE_ARCHIVE})
+  set_property(GLOBAL APPEND PROPERTY FUNNEL_LAYERS ${name})
+  set_property(GLOBAL APPEND PROPERTY FUNNEL_LAYER_DIRS ${L_DIRS})
+endfunction()
+
+funnel_layer(funnel_core DIRS core)
+target_link_libraries(funnel_core PUBLIC xtensor Boost::boost Threads::Threads)
+if(FUNNEL_SANITIZE)  # whatever links a sanitized funnel needs the sanitizer runtimes
+  target_link_options(funnel_core INTERFACE -fsanitize=address,undefined)
+endif()
+
+funnel_layer(funnel_ops DIRS ops WHOLE_ARCHIVE DEPS funnel_core)
+target_include_directories(funnel_ops PUBLIC $<BUILD_INTERFACE:${CBLAS_INCLUDE_DIR}>)
+target_link_libraries(funnel_ops PUBLIC BLAS::BLAS)
+
+if(FUNNEL_ONEDNN)  # oneDNN float gemms (ops/gemm_backend.cpp); Debian's build runs on OpenMP, whose thread count we set
+  find_library(DNNL_LIBRARY dnnl)
+  find_path(DNNL_INCLUDE_DIR dnnl.h)
+  find_package(OpenMP COMPONENTS CXX)
+  if(DNNL_LIBRARY AND DNNL_INCLUDE_DIR AND OpenMP_CXX_FOUND)
+    target_compile_definitions(funnel_ops PUBLIC FUNNEL_HAVE_ONEDNN)
+    target_include_directories(funnel_ops PUBLIC $<BUILD_INTERFACE:${DNNL_INCLUDE_DIR}>)
+    target_link_libraries(funnel_ops PUBLIC ${DNNL_LIBRARY} ${OpenMP_CXX_LIBRARIES})
+    message(STATUS "oneDNN: ${DNNL_LIBRARY} (float gemm default; FUNNEL_GEMM=openblas selects OpenBLAS)")
+  else()
+    message(STATUS "oneDNN not found: float gemms use OpenBLAS (apt-get install libdnnl-dev)")
+  endif()
+endif()
+
+funnel_layer(funnel_autodiff DIRS autodiff DEPS funnel_ops)
+funnel_layer(funnel_opcheck DIRS ops/examples WHOLE_ARCHIVE DEPS funnel_autodiff)
+funnel_layer(funnel_models DIRS models WHOLE_ARCHIVE DEPS funnel_autodiff)
+target_link_libraries(funnel_models PUBLIC nlohmann_json::nlohmann_json)
+funnel_layer(funnel_data DIRS data DEPS funnel_core)
+target_link_libraries(funnel_data PUBLIC nlohmann_json::nlohmann_json)
+funnel_layer(funnel_train DIRS train DEPS funnel_models funnel_data)
+funnel_layer(funnel_viz DIRS viz DEPS funnel_autodiff)
+
+add_library(funnel INTERFACE)
+get_property(FUNNEL_LAYER_TARGETS GLOBAL PROPERTY FUNNEL_LAYERS)
+foreach(layer ${FUNNEL_LAYER_TARGETS})
+  get_target_property(whole ${layer} FUNNEL_WHOLE_ARCHIVE)
+  if(whole)
+    funnel_link_whole_archive(funnel INTERFACE ${layer})
+  else()
+    target_link_libraries(funnel INTERFACE ${layer})
+  endif()
+endforeach()
+add_library(funnel::funnel ALIAS funnel)

@@ -1,0 +1,147 @@
+#pragma once
+// The op interface and the op registry. They sit in core so that graph code (shape rules in Graph::add_op) can use
+// them without depending on the ops layer. Each op lives in one small file (ops/<name>.cpp, see ops/op.hpp) with
+// its shape rule, forward and vector-Jacobian product side by side, and registers itself with FUNNEL_REGISTER_OP.
+//
+// Forward writes `out` (already sized to the node's concrete shape). Backward reads `gout` (dL/d out) and
+// writes dL/d input i into `gin[i]` for each input with gin[i] != nullptr: when acc[i] is false the buffer holds
+// garbage and must be overwritten, when true the op must add to it (another consumer wrote first).
+// For an embedding table whose gradient is sparse, `sparse[i]` is set instead of gin[i].
+// When one node feeds two slots (x * x), both gin pointers are the same buffer and the later slot has acc set:
+// for each element, write slot i before slot j > i.
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include <xtensor/xarray.hpp>
+
+#include "core/error.hpp"
+#include "core/graph.hpp"
+#include "core/ids.hpp"
+#include "core/shape.hpp"
+
+namespace funnel {
+
+template <class T>
+using Tensor = xt::xarray<T>;
+
+// Sparse gradient of a (rows × dim) table: the rows touched and one value row each.
+template <class T>
+struct SparseRows {
+  std::int64_t num_rows = 0;
+  std::int64_t dim = 0;
+  std::vector<std::int64_t> rows;  // touched rows, in first-touch order
+  std::vector<T> values;           // rows.size() * dim, row-major
+  std::vector<std::int32_t> slot;  // num_rows entries: index into rows, or -1
+  std::vector<std::int32_t> id_slot;  // scratch for ops: per id of the batch, the index of its row (or -1)
+
+  void init(std::int64_t n, std::int64_t d) {
+    num_rows = n;
+    dim = d;
+    rows.clear();
+    values.clear();
+    slot.assign(static_cast<std::size_t>(n), -1);
+  }
+  // Forget the touched rows (only those are reset, so this costs O(touched)).
+  void clear() {
+    for (std::int64_t r : rows) slot[static_cast<std::size_t>(r)] = -1;
+    rows.clear();
+    values.clear();
+  }
+  // The index of table row r's accumulator, which is zero-filled on first touch.
+  std::int32_t index(std::int64_t r) {
+    std::int32_t& s = slot[static_cast<std::size_t>(r)];
+    if (s < 0) {
+      s = static_cast<std::int32_t>(rows.size());
+      rows.push_back(r);
+      values.resize(values.size() + static_cast<std::size_t>(dim), T(0));
+    }
+    return s;
+  }
+  // The accumulator row for table row r, zero-filled on first touch.
+  T* row(std::int64_t r) { return values.data() + static_cast<std::size_t>(index(r)) * static_cast<std::size_t>(dim); }
+  const T* row_at(std::size_t k) const { return values.data() + k * static_cast<std::size_t>(dim); }
+  std::size_t size() const { return rows.size(); }
+};
+
+template <class T>
+struct Ctx {
+  const Node* node = nullptr;
+  std::int64_t batch = 0;
+  std::span<const Tensor<T>* const> in;   // input values; nullptr for Ids inputs
+  std::span<const IdBatch* const> ids;    // Ids inputs; nullptr for others
+  Tensor<T>* out = nullptr;
+  // Backward only:
+  const Tensor<T>* gout = nullptr;
+  std::span<Tensor<T>* const> gin;
+  std::span<const char> acc;
+  std::span<SparseRows<T>* const> sparse;
+
+  const Tensor<T>& x(std::size_t i) const { return *in[i]; }
+  const Attrs& attrs() const { return node->attrs; }
+  // Write v into gradient slot k of input i, honouring acc.
+  void put(std::size_t i, std::size_t k, T v) const {
+    T* g = gin[i]->data();
+    if (acc[i]) g[k] += v; else g[k] = v;
+  }
+};
+
+class Op {
+ public:
+  virtual ~Op() = default;
+  virtual const char* name() const = 0;
+  virtual const char* doc() const = 0;
+  // Number of inputs, or -1 for "one or more".
+  virtual int arity() const = 0;
+  // Shape rule. Throws ShapeError (use shape_error below) when the inputs do not fit.
+  virtual Shape infer(const Node& n, const std::vector<Shape>& in) const = 0;
+  // False for inputs that get no gradient (labels, ids).
+  virtual bool differentiable(std::size_t /*input*/) const { return true; }
+  // True when input i receives a sparse (row) gradient when it is a parameter (embedding tables).
+  virtual bool sparse_grad(std::size_t /*input*/) const { return false; }
+  virtual void forward(Ctx<float>& c) const = 0;
+  virtual void forward(Ctx<double>& c) const = 0;
+  virtual void backward(Ctx<float>& c) const = 0;
+  virtual void backward(Ctx<double>& c) const = 0;
+};
+
+// Implements the four virtual entry points from `template <class T> static void fwd(Ctx<T>&)` and `bwd`.
+template <class Impl>
+class OpT : public Op {
+ public:
+  void forward(Ctx<float>& c) const override { Impl::template fwd<float>(c); }
+  void forward(Ctx<double>& c) const override { Impl::template fwd<double>(c); }
+  void backward(Ctx<float>& c) const override { Impl::template bwd<float>(c); }
+  void backward(Ctx<double>& c) const override { Impl::template bwd<double>(c); }
+};
+
+// Registry: every op by name. Registration happens at static-init time (the ops layer is linked whole-archive,
+// so every op file is linked); tests and users may register extra ops.
+void register_op(const Op* op);
+const Op& get_op(const std::string& name);  // throws GraphError listing known ops
+const Op* find_op(const std::string& name);
+std::vector<std::string> op_names();  // sorted
+
+struct OpRegistrar {
+  explicit OpRegistrar(const Op* op) { register_op(op); }
+};
+#define FUNNEL_REGISTER_OP(Type) \
+  static const Type funnel_op_instance_##Type{}; \
+  static const ::funnel::OpRegistrar funnel_op_registrar_##Type{&funnel_op_instance_##Type}
+
+// The op of every node of g, indexed by node id (nullptr for inputs, ids and parameters), looked up once.
+std::vector<const Op*> node_ops(const Graph& g);
+
+// True for a parameter read only through slots that take a sparse (row) gradient, at least once: an embedding
+// table whose gradient the executor keeps as SparseRows.
+bool has_sparse_grad(const Graph& g, NodeId param);
+
+// "node 'ctr_tower/dense_0/matmul' (op matmul): <why>; inputs: B×360, 200×80"
+[[noreturn]] void shape_error(const Node& n, const std::vector<Shape>& in, const std::string& why);
+// Require in.size() == k.
+void expect_inputs(const Node& n, const std::vector<Shape>& in, std::size_t k);
+// Two dims agree: equal, or both the batch dim.
+inline bool dims_match(Dim a, Dim b) { return a == b; }
+
+}  // namespace funnel

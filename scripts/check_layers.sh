@@ -20,11 +20,12 @@ data: core
 train: core ops autodiff models data
 viz: core ops autodiff
 distributed: core ops autodiff models data train
-tools: core ops autodiff ops/examples models data train viz distributed
-bench: core ops autodiff ops/examples models data train viz distributed tools
-examples: core ops autodiff ops/examples models data train viz distributed
-tests: core ops autodiff ops/examples models data train viz distributed tools bench
-fuzz: core data
+cli: core ops autodiff ops/examples models data train viz distributed
+tools: core ops autodiff ops/examples models data train viz distributed cli
+bench: core ops autodiff ops/examples models data train viz distributed tools cli
+examples: core ops autodiff ops/examples models data train viz distributed cli
+tests: core ops autodiff ops/examples models data train viz distributed tools bench cli
+fuzz: core data train
 '
 
 if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then

@@ -199,7 +199,7 @@ TEST_CASE("funnel models lists every registered model with its description", "[c
   CHECK(c.out.find("--models: unknown model 'xgboost'") != std::string::npos);
 }
 
-TEST_CASE("--model-options: malformed or unknown options exit 2 naming the flag or the option", "[cli]") {
+TEST_CASE("model options flag (--model-options): malformed or unknown options exit 2 naming the flag or the option", "[cli]") {
   Run a = run("train --data " + kSmall + kModel + " --model-options depth");
   CHECK(a.code == 2);
   CHECK(a.out.find("--model-options") != std::string::npos);

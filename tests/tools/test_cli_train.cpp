@@ -214,7 +214,7 @@ TEST_CASE("a three-stage funnel predicts one column per conditional and cumulati
 
 TEST_CASE("compare --seeds reports mean ± std, paired differences against esmm and calibration", "[cli][compare]") {
   Run c = run("compare --data " + kSmall + kModel + " --epochs 1 --seeds 2 --models esmm,escm2-ips --vary-data-seed");
-  INFO(c.out << c.err);
+  INFO(c.out);
   REQUIRE(c.code == 0);
   for (const char* m : {"±", "paired difference against esmm", "escm2-ips", "95%", "ECE clicked", "ECE entire",
                         "data seed varied"})

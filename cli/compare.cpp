@@ -199,7 +199,7 @@ int run_compare(int argc, char** argv) {
       all[name]["summary"][m.key] = {{"mean", s.mean}, {"std", K > 1 ? s.sd : 0.0}};
     }
   std::printf("(CVR AUC, log loss and calibration on clicked impressions; CTCVR and CTR on all impressions%s)\n",
-              truth ? "; 'entire' = pCVR on all impressions against their drawn conversion labels / true rate" : "");
+              truth ? "; 'entire' columns: pCVR over the entire space (all impressions) against their drawn conversion labels and true rate" : "");
   if (f.has("metrics-json")) write_file_atomic(f.str("metrics-json", ""), all.dump(2) + "\n");
   return 0;
 }

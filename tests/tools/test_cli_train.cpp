@@ -230,3 +230,14 @@ TEST_CASE("a three-stage funnel predicts one column per conditional and cumulati
   CHECK(v[4] == Approx(v[2] * v[3]).epsilon(1e-5));
   fs::remove_all(d);
 }
+
+TEST_CASE("compare --seeds reports mean ± std, paired differences against esmm and calibration", "[cli][compare]") {
+  Run c = run("compare --data " + kSmall + kModel + " --epochs 1 --seeds 2 --models esmm,escm2-ips --vary-data-seed");
+  INFO(c.out);
+  REQUIRE(c.code == 0);
+  for (const char* m : {"±", "paired difference against esmm", "escm2-ips", "95%", "ECE clicked", "ECE entire",
+                        "data seed varied"})
+    CHECK(c.out.find(m) != std::string::npos);
+  CHECK(run("compare --data " + kSmall + " --seeds 0").code == 2);
+  CHECK(run("compare --data no_such.csv --vary-data-seed").code == 2);
+}

@@ -4,6 +4,8 @@
 #include <cstdlib>
 #include <cstring>
 
+#include <CLI/CLI.hpp>
+
 namespace funnel::cli {
 
 namespace {
@@ -27,40 +29,109 @@ const Command* find_command(const std::string& name) {
   return nullptr;
 }
 
-Flags::Flags(int argc, char** argv, const std::set<std::string>& valued, const std::set<std::string>& boolean) {
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    if (a == "--help" || a == "-h") {
-      std::string text = "flags:";
-      for (auto& v : valued) text += "\n  --" + v + " VALUE";
-      for (auto& b : boolean) text += "\n  --" + b;
-      if (valued.empty() && boolean.empty()) text += " (none)";
-      throw HelpRequested(text);
-    }
-    if (a.rfind("--", 0) != 0) throw UsageError("unexpected argument '" + a + "' (flags start with --)");
-    std::string name = a.substr(2), value;
-    bool has_eq = false;
-    if (auto eq = name.find('='); eq != std::string::npos) {
-      value = name.substr(eq + 1);
-      name = name.substr(0, eq);
-      has_eq = true;
-    }
-    if (valued.count(name)) {
-      if (!has_eq) {
-        if (i + 1 >= argc) throw UsageError("flag --" + name + " needs a value");
-        value = argv[++i];
-      }
-      values_[name] = value;
-    } else if (boolean.count(name)) {
-      if (has_eq) throw UsageError("flag --" + name + " takes no value");
-      values_[name] = "1";
+namespace {
+
+// "INT" etc. for CLI11's help column; the meaning, default and allowed values as one description.
+std::string describe(const FlagHelp* h) {
+  if (!h) return "(undocumented flag)";
+  std::string d = h->meaning;
+  std::string extra;
+  if (!h->dflt.empty()) extra += "default: " + h->dflt;
+  if (!h->allowed.empty()) extra += (extra.empty() ? "" : "; ") + std::string("allowed: ") + h->allowed;
+  if (!extra.empty()) d += " (" + extra + ")";
+  return d;
+}
+
+}  // namespace
+
+Flags::Flags(int argc, char** argv, const std::set<std::string>& valued, const std::set<std::string>& boolean)
+    : command_(argc > 0 && argv[0] ? argv[0] : ""), valued_(valued), boolean_(boolean) {
+  CLI::App app{"", command_};
+  app.set_help_flag("-h,--help", "show the flags with their meanings, defaults and allowed values");
+  app.allow_extras(true);  // unknown arguments are reported below, naming the flag and listing the known ones
+  app.get_formatter()->column_width(30);
+  app.get_formatter()->label("REQUIRED", "");
+  CLI::Option* config = app.set_config("--config", "", "read flags from a TOML/INI file (`name = value` lines, "
+                                       "names without --); flags on the command line win");
+  config->type_name("FILE");
+  app.allow_config_extras(CLI::config_extras_mode::error);
+  std::map<std::string, std::string> text;
+  std::map<std::string, bool> on;
+  for (const auto& name : valued) {
+    const FlagHelp* h = flag_help(command_, name);
+    CLI::Option* o = app.add_option("--" + name, text[name], describe(h));
+    o->type_name(h && !h->type.empty() ? h->type : "VALUE");
+    if (h && h->type == "LIST") {
+      // A list: "--hidden 200,80", a repeated flag, or a TOML array `hidden = [200, 80]` all give "200,80".
+      o->delimiter(',')->multi_option_policy(CLI::MultiOptionPolicy::Join);
     } else {
-      std::string known;
-      for (auto& v : valued) known += " --" + v;
-      for (auto& b : boolean) known += " --" + b;
-      throw UsageError("unknown flag --" + name + " (known:" + known + ")");
+      o->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);  // a repeated flag: the last one counts
     }
   }
+  for (const auto& name : boolean) app.add_flag("--" + name, on[name], describe(flag_help(command_, name)));
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp&) {
+    std::string h = app.help();
+    // CLI11's own usage line is replaced by the caller's ("usage: funnel <command> [flags]").
+    if (auto pos = h.find("Options:"); pos != std::string::npos) h = h.substr(pos);
+    throw HelpRequested("flags (as --name VALUE or --name=VALUE; --config FILE reads them from a file):\n" + h);
+  } catch (const CLI::FileError& e) {
+    throw UsageError(std::string("--config: ") + e.what());
+  } catch (const CLI::ConfigError& e) {
+    throw UsageError("--config " + config->as<std::string>() + ": " + e.what() + " (keys are flag names without --)");
+  } catch (const CLI::ArgumentMismatch& e) {
+    std::string what = e.what();
+    for (const auto& name : valued)
+      if (what.rfind("--" + name + ":", 0) == 0) throw UsageError("flag --" + name + " needs a value");
+    throw UsageError(what);
+  } catch (const CLI::ParseError& e) {
+    throw UsageError(e.what());
+  }
+  const std::vector<std::string> rest = app.remaining();
+  if (!rest.empty()) {
+    const std::string& a = rest.front();
+    if (a.rfind("--", 0) != 0 && a.rfind('-', 0) != 0)
+      throw UsageError("unexpected argument '" + a + "' (flags start with --)");
+    std::string name = a.substr(a.rfind("--", 0) == 0 ? 2 : 1);
+    if (auto eq = name.find('='); eq != std::string::npos) name = name.substr(0, eq);
+    std::string known;
+    for (auto& v : valued) known += " --" + v;
+    for (auto& b : boolean) known += " --" + b;
+    throw UsageError("unknown flag --" + name + " (known:" + known + " --config)");
+  }
+  for (const auto& name : valued)
+    if (app.get_option("--" + name)->count() > 0) values_[name] = text[name];
+  for (const auto& name : boolean)
+    if (on[name]) values_[name] = "1";
+  if (config->count() > 0) config_file_ = config->as<std::string>();
+}
+
+nlohmann::json Flags::effective() const {
+  nlohmann::json j = nlohmann::json::object();
+  auto typed = [](const std::string& type, const std::string& v) -> nlohmann::json {
+    char* end = nullptr;
+    if (type == "INT") {
+      long long x = std::strtoll(v.c_str(), &end, 10);
+      if (!v.empty() && *end == '\0') return x;
+    } else if (type == "NUM") {
+      double x = std::strtod(v.c_str(), &end);
+      if (!v.empty() && *end == '\0') return x;
+    }
+    return v;
+  };
+  for (const auto& name : valued_) {
+    const FlagHelp* h = flag_help(command_, name);
+    const std::string type = h ? h->type : "";
+    if (auto it = values_.find(name); it != values_.end()) {
+      j[name] = typed(type, it->second);
+    } else if (h && !h->config.empty()) {
+      j[name] = typed(type, h->config);
+    }
+  }
+  for (const auto& name : boolean_) j[name] = has(name);
+  return j;
 }
 
 std::string Flags::str(const std::string& name, const std::string& dflt) const {

@@ -1,11 +1,13 @@
 #pragma once
-// Subcommand registry and a small flag parser shared by the subcommands of the `funnel` binary.
+// Subcommand registry and the flag parser (CLI11) shared by the subcommands of the `funnel` binary.
 #include <cstdint>
 #include <map>
 #include <set>
 #include <stdexcept>
 #include <string>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 namespace funnel::cli {
 
@@ -33,10 +35,26 @@ struct CommandRegistrar {
   static const ::funnel::cli::Command funnel_cmd_##ident{name, summary, fn}; \
   static const ::funnel::cli::CommandRegistrar funnel_cmd_reg_##ident{&funnel_cmd_##ident}
 
-// Flags: `--name value`, `--name=value`, and boolean `--name`. Unknown flags and missing values are UsageErrors.
+// What `--help` says about a flag (cli/flag_help.cpp): its meaning, value type, default and allowed values, and
+// the machine-readable default recorded in a run's effective configuration ("" = none).
+struct FlagHelp {
+  std::string meaning;
+  std::string type;     // INT, NUM, TEXT, LIST, SPEC, DIR, FILE, NAME, K=V,...; "" for a switch
+  std::string dflt;     // shown as "default: ..."
+  std::string allowed;  // shown as "allowed: ..."
+  std::string config;   // default in the effective configuration ("" = unset)
+};
+// The help of `flag` in `command` (a "command:flag" row first, then the flag's own); null when there is none.
+const FlagHelp* flag_help(const std::string& command, const std::string& flag);
+// Adds or replaces a row ("flag" or "command:flag"): a user's own command documents its flags the same way.
+void register_flag_help(const std::string& key, FlagHelp help);
+
+// The flags of one command, parsed with CLI11: `--name value`, `--name=value`, boolean `--name`, and
+// `--config FILE` (TOML/INI `name = value` lines; flags on the command line win). `--help` lists every flag with
+// its meaning, default and allowed values. Unknown flags, missing values and unknown config keys are UsageErrors.
 class Flags {
  public:
-  // `valued`: flags that take a value; `boolean`: flags that take none.
+  // `valued`: flags that take a value; `boolean`: flags that take none. argv[0] is the command name.
   Flags(int argc, char** argv, const std::set<std::string>& valued, const std::set<std::string>& boolean);
   bool has(const std::string& name) const { return values_.count(name) > 0; }
   std::string str(const std::string& name, const std::string& dflt) const;
@@ -46,8 +64,17 @@ class Flags {
   std::vector<std::int64_t> int_list(const std::string& name, const std::vector<std::int64_t>& dflt) const;
   std::vector<std::string> str_list(const std::string& name, const std::vector<std::string>& dflt) const;
 
+  // The --config file, or "" (an input of the command: no output may be it).
+  const std::string& config_file() const { return config_file_; }
+  // The effective configuration: every flag of the command with the value it was given (command line or config
+  // file) or its default (FlagHelp::config; flags without one are left out). Switches are true/false.
+  nlohmann::json effective() const;
+
  private:
+  std::string command_;
+  std::set<std::string> valued_, boolean_;
   std::map<std::string, std::string> values_;
+  std::string config_file_;
 };
 
 }  // namespace funnel::cli

@@ -29,6 +29,8 @@ ReadOptions read_options(const Flags& f) {
   if (f.has("buckets")) {
     if (f.has("min-count")) throw UsageError("--buckets (hashing) and --min-count (vocabulary) exclude each other");
     o.mapping.buckets = f.integer("buckets", 1 << 16, 1);
+    if (o.mapping.buckets > (std::int64_t{1} << 30))
+      throw UsageError("--buckets: at most 2^30 rows per field, got " + f.str("buckets", ""));
   }
   return o;
 }
@@ -39,7 +41,6 @@ LoadedData read_data(const std::string& spec, const Flags& flags, const nlohmann
   return d;
 }
 
-void write_file_atomic(const std::string& path, const std::string& text) { write_output_file(path, text); }
 
 nlohmann::json model_options_flag(const Flags& f) {
   if (!f.has("model-options")) return nlohmann::json::object();

@@ -20,8 +20,6 @@ ReadOptions read_options(const Flags& flags);
 // funnel::load_data with the reader flags; prints the skipped-row note, if any, to stderr.
 LoadedData read_data(const std::string& spec, const Flags& flags, const nlohmann::json* map_json = nullptr);
 
-// Write `text` to `path` atomically (temp file + rename).
-void write_file_atomic(const std::string& path, const std::string& text);
 
 // --model-options KEY=VALUE,...: the model's own knobs, as a JSON object (empty when the flag is absent).
 nlohmann::json model_options_flag(const Flags& flags);

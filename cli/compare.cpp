@@ -10,6 +10,7 @@
 #include "core/error.hpp"
 #include "data/synthetic.hpp"
 #include "cli/common.hpp"
+#include "core/files.hpp"
 #include "cli/train_flags.hpp"
 
 namespace funnel::cli {
@@ -99,6 +100,11 @@ int run_compare(int argc, char** argv) {
   if (K > 1000) throw UsageError("--seeds: at most 1000, got " + std::to_string(K));
   const bool vary_data = f.has("vary-data-seed");
   const RunOptions base = run_options(f);
+  // The output is checked before any training (and may not be one of the inputs).
+  std::vector<std::string> inputs = dataset_spec_inputs(base.data.train);
+  for (const auto& e : dataset_spec_inputs(base.data.eval)) inputs.push_back(e);
+  if (!f.config_file().empty()) inputs.push_back(f.config_file());
+  if (f.has("metrics-json")) check_output_target(f.str("metrics-json", ""), inputs, "--metrics-json");
   if (vary_data && !is_synthetic_spec(base.data.train))
     throw UsageError("--vary-data-seed: needs synthetic data (--data synthetic[:...]), got '" + base.data.train + "'");
   if (vary_data && f.has("eval-data")) throw UsageError("--vary-data-seed: cannot be combined with --eval-data");
@@ -200,7 +206,8 @@ int run_compare(int argc, char** argv) {
     }
   std::printf("(CVR AUC, log loss and calibration on clicked impressions; CTCVR and CTR on all impressions%s)\n",
               truth ? "; 'entire' columns: pCVR over the entire space (all impressions) against their drawn conversion labels and true rate" : "");
-  if (f.has("metrics-json")) write_file_atomic(f.str("metrics-json", ""), all.dump(2) + "\n");
+  if (f.has("metrics-json"))
+    write_output_file(f.str("metrics-json", ""), all.dump(2) + "\n", inputs, "--metrics-json");
   return 0;
 }
 

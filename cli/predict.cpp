@@ -1,6 +1,7 @@
 // funnel eval / funnel predict: load a checkpoint, map new data the way the training data was mapped, and
 // report the metrics or write per-row predictions.
 #include <cstdio>
+#include <algorithm>
 #include <sstream>
 
 #include "core/error.hpp"
@@ -20,8 +21,20 @@ Loaded load(const Flags& f) {
   LoadedModel m = load_model(f.required("checkpoint"));
   Loaded l;
   l.model = std::move(m.model);
-  l.data = read_data(f.required("data"), f, &m.info.data);
-  check_compatible(l.model->config(), l.data.data, "'" + f.required("data") + "'");
+  const std::string spec = f.required("data");
+  ReadOptions ro = read_options(f);
+  if (f.has("no-header")) {
+    // A headerless csv file read with the columns of the checkpoint's training data.
+    if (spec.rfind("csv:", 0) != 0) throw UsageError("--no-header: applies to csv: data, got '" + spec + "'");
+    const auto cols = m.info.data.find("columns");
+    if (cols == m.info.data.end() || !cols->is_array())
+      throw UsageError("--no-header: the checkpoint " + f.required("checkpoint") +
+                       " records no csv columns (it was not trained on csv data, or by an older funnel)");
+    ro.csv_columns = cols->get<std::vector<std::string>>();
+  }
+  l.data = funnel::load_data(spec, ro, &m.info.data);
+  if (!l.data.skipped.empty()) std::fprintf(stderr, "%s\n", l.data.skipped.c_str());
+  check_compatible(l.model->config(), l.data.data, "'" + spec + "'");
   return l;
 }
 
@@ -29,6 +42,7 @@ Loaded load(const Flags& f) {
 std::vector<std::string> inputs_of(const Flags& f) {
   std::vector<std::string> in = dataset_spec_inputs(f.str("data", ""));
   in.push_back(f.str("checkpoint", ""));
+  if (!f.config_file().empty()) in.push_back(f.config_file());
   return in;
 }
 
@@ -39,42 +53,69 @@ std::set<std::string> flags_with(std::set<std::string> s) {
     if (k != "buckets" && k != "min-count") s.insert(k);
   return s;
 }
+const std::set<std::string> kSwitches{"no-header"};
+
+// The command's effective configuration, in the metrics JSON.
+nlohmann::json with_config(nlohmann::json j, const Flags& f) {
+  j["config"] = f.effective();
+  return j;
+}
 
 int run_eval(int argc, char** argv) {
-  Flags f(argc, argv, flags_with({"checkpoint", "data", "batch-size", "threads", "metrics-json"}), {});
+  Flags f(argc, argv, flags_with({"checkpoint", "data", "batch-size", "threads", "metrics-json"}), kSwitches);
   if (f.has("metrics-json")) check_output_target(f.str("metrics-json", ""), inputs_of(f), "--metrics-json");
   set_threads(static_cast<int>(std::min<std::int64_t>(f.integer("threads", 1, 1), 1 << 20)));
   Loaded l = load(f);
   std::fprintf(stderr, "eval: %s\n", l.data.description.c_str());
   FunnelMetrics m = evaluate(*l.model, l.data.data, f.integer("batch-size", 4096, 1));
-  nlohmann::json j = metrics_to_json(m);
+  nlohmann::json j = with_config(metrics_to_json(m), f);
   std::printf("%s\n", j.dump(2).c_str());
   if (f.has("metrics-json")) write_output_file(f.str("metrics-json", ""), j.dump(2) + "\n", inputs_of(f), "--metrics-json");
   return 0;
 }
 
 int run_predict(int argc, char** argv) {
-  Flags f(argc, argv, flags_with({"checkpoint", "data", "out", "batch-size", "threads"}), {});
+  Flags f(argc, argv, flags_with({"checkpoint", "data", "out", "batch-size", "threads"}), kSwitches);
   set_threads(static_cast<int>(std::min<std::int64_t>(f.integer("threads", 1, 1), 1 << 20)));
   const std::string out = f.required("out");
   check_output_target(out, inputs_of(f), "--out");
   Loaded l = load(f);
   Predictions p = predict(*l.model, l.data.data, f.integer("batch-size", 4096, 1));
-  // One column per model output, named by the model (ESMM and its baselines: pctr,pcvr,pctcvr).
-  std::string text;
-  for (std::size_t k = 0; k < p.names.size(); ++k) text += (k ? "," : "") + p.names[k];
+  // One line per input row, so the output joins back to the input: `row` (the 1-based data row, header not
+  // counted), then one column per model output, named by the model (ESMM and its baselines: pctr,pcvr,pctcvr).
+  // A row skipped as malformed (--on-bad-row skip) keeps its line with empty predictions.
+  std::string text = "row";
+  for (const auto& n : p.names) text += "," + n;
   text += "\n";
   const auto rows = static_cast<std::size_t>(p.rows());
-  text.reserve(text.size() + rows * 14 * p.names.size());
+  const std::int64_t lines = std::max<std::int64_t>(l.data.rows_read, p.rows());
+  text.reserve(text.size() + static_cast<std::size_t>(lines) * (8 + 14 * p.names.size()));
+  const std::string empty_cells(p.columns.size(), ',');
   char cell[32];
-  for (std::size_t i = 0; i < rows; ++i) {
+  std::size_t i = 0, next_skip = 0;
+  for (std::int64_t r = 1; r <= lines; ++r) {
+    std::snprintf(cell, sizeof cell, "%lld", static_cast<long long>(r));
+    text += cell;
+    if (next_skip < l.data.skipped_rows.size() && l.data.skipped_rows[next_skip] == r) {
+      ++next_skip;
+      text += empty_cells;
+      text += "\n";
+      continue;
+    }
+    if (i >= rows) throw Error("predict: internal error: fewer predictions than kept rows");
     for (std::size_t k = 0; k < p.columns.size(); ++k) {
-      std::snprintf(cell, sizeof cell, k + 1 < p.columns.size() ? "%.9g," : "%.9g\n", p.columns[k][i]);
+      std::snprintf(cell, sizeof cell, k + 1 < p.columns.size() ? ",%.9g" : ",%.9g\n", p.columns[k][i]);
       text += cell;
     }
+    ++i;
   }
+  if (i != rows) throw Error("predict: internal error: " + std::to_string(rows - i) + " predictions without a row");
   write_output_file(out, text, inputs_of(f), "--out");
-  std::fprintf(stderr, "predict: wrote %zu rows to %s\n", rows, out.c_str());
+  if (next_skip > 0)
+    std::fprintf(stderr, "predict: wrote %lld rows to %s (%zu skipped input rows have empty predictions)\n",
+                 static_cast<long long>(lines), out.c_str(), next_skip);
+  else
+    std::fprintf(stderr, "predict: wrote %lld rows to %s\n", static_cast<long long>(lines), out.c_str());
   return 0;
 }
 
@@ -82,4 +123,4 @@ int run_predict(int argc, char** argv) {
 }  // namespace funnel::cli
 
 FUNNEL_COMMAND(eval, "eval", "evaluate a checkpoint on a data set (the paper's metrics)", funnel::cli::run_eval);
-FUNNEL_COMMAND(predict, "predict", "write the model's predictions (ESMM: pctr,pcvr,pctcvr) for every row of a data set", funnel::cli::run_predict);
+FUNNEL_COMMAND(predict, "predict", "write the model's predictions (ESMM: row,pctr,pcvr,pctcvr), one line per input row", funnel::cli::run_predict);

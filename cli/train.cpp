@@ -46,6 +46,7 @@ int run_train(int argc, char** argv) {
   std::vector<std::string> inputs = dataset_spec_inputs(ro.data.train);
   for (const auto& e : dataset_spec_inputs(ro.data.eval)) inputs.push_back(e);
   if (!so.init_dir.empty()) inputs.push_back(so.init_dir);
+  if (!f.config_file().empty()) inputs.push_back(f.config_file());
   if (lead && f.has("metrics-json")) check_output_target(f.str("metrics-json", ""), inputs, "--metrics-json");
   std::optional<CheckpointLock> save_lock;
   if (lead && f.has("save")) save_lock.emplace(f.str("save", ""));
@@ -57,11 +58,20 @@ int run_train(int argc, char** argv) {
     std::fprintf(stderr, "train: %s\n", s.data().train.description.c_str());
     if (s.data().has_eval) std::fprintf(stderr, "eval:  %s\n", s.data().eval_description.c_str());
     std::fprintf(stderr, "model: %s\n", s.model_description().c_str());
+    if (!so.init_dir.empty())
+      std::fprintf(stderr, "init:  resuming %s at step %lld (%s)%s\n", so.init_dir.c_str(),
+                   static_cast<long long>(s.start_step()),
+                   so.reset_optimizer ? "parameters only: the optimizer starts afresh"
+                                      : "parameters and optimizer state",
+                   so.train.max_steps > 0 ? (", this run trains at most " + std::to_string(so.train.max_steps) +
+                                             " steps").c_str()
+                                          : "");
     if (ranks > 1)
       std::fprintf(stderr, "mpi:   data parallel over %d ranks, global batch %lld (%lld rows per rank)\n", ranks,
                    static_cast<long long>(so.train.batch_size), static_cast<long long>(so.train.batch_size / ranks));
   }
 
+  const std::int64_t start_step = s.start_step();
   const bool tty = ::isatty(2) && !f.has("quiet");
   TrainHooks hooks;
   hooks.stop = &stop_requested();
@@ -107,7 +117,12 @@ int run_train(int argc, char** argv) {
 #endif
     return res.stopped ? stop_exit_code() : 0;
   }
+  const std::int64_t run_steps = res.steps - start_step;
   std::printf("%s", format_epochs(res, s).c_str());
+  if (!so.init_dir.empty())
+    std::fprintf(stderr, "this run: %lld steps (steps %lld..%lld of the model, resumed from %s)\n",
+                 static_cast<long long>(run_steps), static_cast<long long>(start_step + (run_steps > 0 ? 1 : 0)),
+                 static_cast<long long>(res.steps), so.init_dir.c_str());
   // The checkpoint first: a failing metrics write must not cost it.
   if (f.has("save")) {
     s.save(f.str("save", ""), res.steps);
@@ -117,7 +132,10 @@ int run_train(int argc, char** argv) {
   int rc = 0;
   if (f.has("metrics-json")) {
     try {
-      write_output_file(f.str("metrics-json", ""), s.metrics_json(res).dump(2) + "\n", inputs, "--metrics-json");
+      nlohmann::json mj = s.metrics_json(res);
+      mj["run_steps"] = run_steps;
+      if (!so.init_dir.empty()) mj["resumed_from"] = {{"checkpoint", so.init_dir}, {"step", start_step}};
+      write_output_file(f.str("metrics-json", ""), mj.dump(2) + "\n", inputs, "--metrics-json");
       std::fprintf(stderr, "wrote %s\n", f.str("metrics-json", "").c_str());
     } catch (const Error& e) {
       std::fprintf(stderr, "funnel train: error: %s%s\n", e.what(), f.has("save") ? " (the checkpoint was saved)" : "");

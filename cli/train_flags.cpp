@@ -2,6 +2,8 @@
 
 #include "train/checkpoint.hpp"
 
+#include <unistd.h>
+
 #include <cmath>
 #include <cstdio>
 #include <sstream>
@@ -51,13 +53,34 @@ RunOptions run_options(const Flags& f) {
   if (!(r.data.eval_fraction > 0 && r.data.eval_fraction < 1)) throw UsageError("--eval-fraction must be in (0, 1)");
   r.data.stages = o.model.num_stages;
   if (!o.init_dir.empty()) r.data.init_map = read_checkpoint_info(o.init_dir).data;
+  // The effective configuration (saved in the checkpoint and the metrics JSON): every flag's value or default,
+  // with the defaults that depend on other flags resolved.
+  o.config = f.effective();
+  o.config["lr"] = o.opt.lr;
   return r;
 }
 
 std::shared_ptr<TrainData> load_run_data(const RunOptions& o, const Flags& f) {
   auto d = load_train_data(o.data, read_options(f));
   for (const auto& n : d->notes) std::fprintf(stderr, "%s\n", n.c_str());
+  check_model_fits(o.trainer, d->train.data.vocab);
   return d;
+}
+
+void check_model_fits(const TrainerOptions& o, std::int64_t vocab) {
+  // The embedding table, its gradient rows and the optimizer's slots (Adam: 2, Adagrad: 1) in float32.
+  const double copies = o.optimizer == "adam" ? 4.0 : o.optimizer == "adagrad" ? 3.0 : 2.0;
+  const double bytes = static_cast<double>(vocab) * static_cast<double>(o.model.dim) * 4.0 * copies;
+  const double ram = static_cast<double>(::sysconf(_SC_PHYS_PAGES)) * static_cast<double>(::sysconf(_SC_PAGESIZE));
+  if (ram > 0 && bytes > ram) {
+    char msg[320];
+    std::snprintf(msg, sizeof msg,
+                  "--embedding-dim / --buckets: %lld embedding rows × dim %lld with %s need %.1f GB, more than this "
+                  "machine's %.1f GB of memory (use fewer --buckets, a --min-count vocabulary or a smaller dim)",
+                  static_cast<long long>(vocab), static_cast<long long>(o.model.dim), o.optimizer.c_str(), bytes / 1e9,
+                  ram / 1e9);
+    throw UsageError(msg);
+  }
 }
 
 namespace {

@@ -19,6 +19,9 @@ RunOptions run_options(const Flags& f);
 // Loads the run's data (reader flags from `f`) and prints the readers' skipped-row notes to stderr.
 std::shared_ptr<TrainData> load_run_data(const RunOptions& o, const Flags& f);
 
+// Exit 2 (naming the flags) when the embedding table of `vocab` rows and its optimizer state cannot fit in memory.
+void check_model_fits(const TrainerOptions& o, std::int64_t vocab);
+
 // The per-epoch metrics table.
 std::string format_epochs(const TrainResult& r, const Trainer& t);
 

@@ -22,6 +22,25 @@ function(funnel_link_whole_archive target scope dep)
                                            "$<INSTALL_INTERFACE:$<LINK_LIBRARY:WHOLE_ARCHIVE,funnel::${dep}>>")
 endfunction()
 
+# Precompiled headers (FUNNEL_PCH, on by default): the third-party headers almost every file parses (xtensor through
+# core/op.hpp, nlohmann/json, Catch2 in the tests) are compiled once per target instead of once per file, which
+# roughly halves a cold build. Private to our own targets: nothing of it is installed or seen by users.
+function(funnel_precompile target)
+  if(NOT FUNNEL_PCH)
+    return()
+  endif()
+  cmake_parse_arguments(P "JSON;CATCH" "" "" ${ARGN})
+  set(headers <algorithm> <cstdint> <functional> <map> <memory> <string> <unordered_map> <vector>
+              <xtensor/xarray.hpp>)
+  if(P_JSON)
+    list(APPEND headers <nlohmann/json.hpp>)
+  endif()
+  if(P_CATCH)
+    list(APPEND headers <catch2/catch.hpp>)
+  endif()
+  target_precompile_headers(${target} PRIVATE ${headers})
+endfunction()
+
 # funnel_layer(<name> DIRS <folder>... [WHOLE_ARCHIVE] [DEPS <target>...])
 function(funnel_layer name)
   cmake_parse_arguments(L "WHOLE_ARCHIVE" "" "DIRS;DEPS" ${ARGN})
@@ -79,6 +98,13 @@ funnel_layer(funnel_data DIRS data DEPS funnel_core)
 target_link_libraries(funnel_data PUBLIC nlohmann_json::nlohmann_json)
 funnel_layer(funnel_train DIRS train DEPS funnel_models funnel_data)
 funnel_layer(funnel_viz DIRS viz DEPS funnel_autodiff)
+
+foreach(layer funnel_core funnel_ops funnel_autodiff funnel_opcheck funnel_viz)
+  funnel_precompile(${layer})
+endforeach()
+foreach(layer funnel_models funnel_data funnel_train)
+  funnel_precompile(${layer} JSON)
+endforeach()
 
 add_library(funnel INTERFACE)
 get_property(FUNNEL_LAYER_TARGETS GLOBAL PROPERTY FUNNEL_LAYERS)

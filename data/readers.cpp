@@ -208,7 +208,10 @@ void BadRows::handle(const std::string& file, std::int64_t line, const RowError&
   if (unterminated) msg += " (the last line has no newline: is the file truncated?)";
   if (mode_ == OnBadRow::Error) throw Error(msg);
   rep_.skipped_by_reason[std::string(prefix) + e.reason] += 1;
-  if (counts_as_row) rep_.rows_skipped += 1;
+  if (counts_as_row) {
+    rep_.rows_skipped += 1;
+    rep_.skipped_rows.push_back(rep_.rows_read);  // the reader counted the row before judging it
+  }
   if (rep_.first_errors.size() < 10) rep_.first_errors.push_back(std::move(msg));
 }
 

@@ -84,6 +84,7 @@ struct ReadReport {
   std::vector<std::string> header;          // csv: the columns (from the header line or csv_columns)
   std::map<std::string, std::int64_t> dropped_features;   // features dropped from kept rows: "unknown_field:NAME"
   std::vector<std::string> first_errors;                  // the first few skip messages, for diagnostics
+  std::vector<std::int64_t> skipped_rows;  // 1-based data row numbers (header excluded) of skipped rows, ascending
   bool unterminated_last_line = false;
   bool stopped_at_max_rows = false;
 };

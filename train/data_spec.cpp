@@ -30,7 +30,12 @@ LoadedData load_data(const std::string& spec, const ReadOptions& options, const 
     out.skipped = read_summary(rep);
     while (!out.skipped.empty() && out.skipped.back() == '\n') out.skipped.pop_back();
     out.json = {{"kind", "mapped"}, {"map", out.map.to_json()}};
+    // csv: the columns, so that eval/predict can read a headerless file with them (--no-header).
+    if (!rep.header.empty()) out.json["columns"] = rep.header;
+    out.rows_read = rep.rows_read;
+    out.skipped_rows = std::move(rep.skipped_rows);
   }
+  if (out.rows_read < 0) out.rows_read = out.data.rows();  // synthetic (and every row kept)
   out.description = spec + ": " + describe(out.data);
   return out;
 }

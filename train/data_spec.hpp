@@ -20,6 +20,8 @@ struct LoadedData {
   nlohmann::json json;     // how to map new data the same way (goes into checkpoints)
   std::string description; // "SPEC: N rows, ..."
   std::string skipped;     // "skipped N bad rows of M: reason=n ..." when rows were skipped, else empty
+  std::int64_t rows_read = -1;             // input data rows looked at (kept + skipped)
+  std::vector<std::int64_t> skipped_rows;  // 1-based input row numbers of the skipped rows, ascending
 };
 
 // Reads `spec`. `map_json`, when not null, is a checkpoint's data JSON: the data is mapped the same way as the

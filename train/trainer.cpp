@@ -48,7 +48,8 @@ TrainResult Trainer::train(const TrainHooks& hooks) {
 }
 
 void Trainer::save(const std::string& dir, std::int64_t step) {
-  save_checkpoint(dir, model_->exec(), opt_.get(), to_json(o_.model), data_->train.json, step);
+  save_checkpoint(dir, model_->exec(), opt_.get(), to_json(o_.model), data_->train.json, step, 0,
+                  o_.config.is_object() ? o_.config : nlohmann::json());
 }
 
 std::string Trainer::model_description() const {
@@ -105,7 +106,7 @@ nlohmann::json Trainer::metrics_json(const TrainResult& r) const {
       total_sec += rows / e.samples_per_sec;
     }
   }
-  return nlohmann::json{{"model", to_json(o_.model)},
+  nlohmann::json j{{"model", to_json(o_.model)},
                         {"optimizer", o_.optimizer},
                         {"lr", o_.opt.lr},
                         {"batch_size", o_.train.batch_size},
@@ -115,6 +116,8 @@ nlohmann::json Trainer::metrics_json(const TrainResult& r) const {
                         {"stopped", r.stopped},
                         {"samples_per_sec", total_sec > 0 ? total_rows / total_sec : 0.0},
                         {"epochs", epochs}};
+  if (o_.config.is_object()) j["config"] = o_.config;
+  return j;
 }
 
 LoadedModel load_model(const std::string& dir) {

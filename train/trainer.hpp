@@ -33,6 +33,8 @@ struct TrainerOptions {
   std::string init_dir;            // resume from this checkpoint (parameters, optimizer state, step)
   bool reset_optimizer = false;    // with init_dir: take the parameters only, start the optimizer afresh
   int threads = 1;                 // funnel's worker pool (set_num_threads) when the trainer is made
+  nlohmann::json config;           // the run's effective configuration (an object, or null): saved in checkpoints
+                                   // and in metrics_json
 };
 
 class Trainer {

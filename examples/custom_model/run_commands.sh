@@ -23,7 +23,7 @@ grep -q '"bottom"' "$work/ck/manifest.json" || fail "the checkpoint lacks the mo
 grep -q '"ctcvr_auc"' "$work/eval.json" || fail "eval printed no metrics"
 
 "$bin" predict --checkpoint "$work/ck" --data "$data" --out "$work/pred.csv" 2> "$work/predict.err"
-[ "$(head -n1 "$work/pred.csv")" = "pctr,pcvr,pctcvr" ] || fail "predict header: $(head -n1 "$work/pred.csv")"
+[ "$(head -n1 "$work/pred.csv")" = "row,pctr,pcvr,pctcvr" ] || fail "predict header: $(head -n1 "$work/pred.csv")"
 [ "$(wc -l < "$work/pred.csv")" = 3001 ] || fail "predict wrote $(wc -l < "$work/pred.csv") lines, expected 3001"
 
 "$bin" dot --model esmm-shared-bottom --model-options 'bottom=[16]' --out "$work/model.dot" > /dev/null

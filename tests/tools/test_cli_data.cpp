@@ -84,12 +84,14 @@ void train_and_predict(const std::string& data, std::size_t expect_rows, const f
   INFO(p.out);
   REQUIRE(p.code == 0);
   const std::string pred = slurp(d / "p.csv");
-  REQUIRE(pred.rfind("pctr,pcvr,pctcvr\n", 0) == 0);
+  REQUIRE(pred.rfind("row,pctr,pcvr,pctcvr\n", 0) == 0);
   CHECK(count_lines(pred) == expect_rows + 1);
   std::istringstream in(pred.substr(pred.find('\n') + 1));
   double a, b, c;
+  long long row, expect_row = 1;
   char comma;
-  while (in >> a >> comma >> b >> comma >> c) {
+  while (in >> row >> comma >> a >> comma >> b >> comma >> c) {
+    CHECK(row == expect_row++);
     CHECK(a >= 0.0);
     CHECK(a <= 1.0);
     CHECK(c <= a + 1e-6);  // pCTCVR = pCTR · pCVR

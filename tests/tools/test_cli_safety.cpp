@@ -114,7 +114,7 @@ TEST_CASE("device, FIFO and symlink outputs are written in place or through the 
   reader.join();
   INFO(p.out);
   CHECK(p.code == 0);
-  CHECK(got.rfind("pctr,pcvr,pctcvr\n", 0) == 0);
+  CHECK(got.rfind("row,pctr,pcvr,pctcvr\n", 0) == 0);
   struct stat st {};
   REQUIRE(::lstat(fifo.c_str(), &st) == 0);
   CHECK(S_ISFIFO(st.st_mode));
@@ -122,14 +122,14 @@ TEST_CASE("device, FIFO and symlink outputs are written in place or through the 
   Run s = funnel::test::run_funnel("predict --checkpoint " + tr.ck + " --data csv:" + tr.csv + " --out /dev/stdout",
                                    false);
   CHECK(s.code == 0);
-  CHECK(s.out.rfind("pctr,pcvr,pctcvr\n", 0) == 0);
+  CHECK(s.out.rfind("row,pctr,pcvr,pctcvr\n", 0) == 0);
   // A symlink is kept and its target replaced.
   spit(tr.dir / "real.csv", "old");
   fs::create_symlink(tr.dir / "real.csv", tr.dir / "link.csv");
   Run l = run("predict --checkpoint " + tr.ck + " --data csv:" + tr.csv + " --out " + (tr.dir / "link.csv").string());
   CHECK(l.code == 0);
   CHECK(fs::is_symlink(tr.dir / "link.csv"));
-  CHECK(slurp(tr.dir / "real.csv").rfind("pctr", 0) == 0);
+  CHECK(slurp(tr.dir / "real.csv").rfind("row,pctr", 0) == 0);
   // convert to /dev/null: written in place (parse-only timing), /dev/null stays a device.
   Run c = run("convert --data csv:" + tr.csv + " --out /dev/null");
   INFO(c.out);

@@ -52,14 +52,16 @@ TEST_CASE("train, save, predict and eval round-trip", "[cli]") {
   std::ifstream csv(d / "p.csv");
   std::string header;
   std::getline(csv, header);
-  CHECK(header == "pctr,pcvr,pctcvr");
+  CHECK(header == "row,pctr,pcvr,pctcvr");
   std::size_t lines = 0;
   for (std::string l; std::getline(csv, l);) {
     double a, b, c;
-    char x, y;
+    long long row;
+    char w, x, y;
     std::istringstream s(l);
-    s >> a >> x >> b >> y >> c;
+    s >> row >> w >> a >> x >> b >> y >> c;
     REQUIRE(s);
+    CHECK(row == static_cast<long long>(lines) + 1);  // one line per input row, numbered from 1
     CHECK(c == Approx(a * b).epsilon(1e-5));
     ++lines;
   }
@@ -173,7 +175,11 @@ TEST_CASE("every command answers --help with its flags and exit 0", "[cli]") {
   }
   Run t = run("train -h");
   CHECK(t.code == 0);
-  CHECK(t.out.find("--batch-size VALUE") != std::string::npos);
+  CHECK(t.out.find("--batch-size INT") != std::string::npos);
+  CHECK(t.out.find("rows per step (default: 1024; allowed: ≥ 1)") != std::string::npos);
+  CHECK(t.out.find("--optimizer TEXT") != std::string::npos);
+  CHECK(t.out.find("allowed: adam, adagrad, sgd") != std::string::npos);
+  CHECK(t.out.find("--config FILE") != std::string::npos);
 }
 
 TEST_CASE("funnel models lists every registered model with its description", "[cli]") {
@@ -220,12 +226,13 @@ TEST_CASE("a three-stage funnel predicts one column per conditional and cumulati
   std::ifstream csv(d / "p.csv");
   std::string header, first;
   std::getline(csv, header);
-  CHECK(header == "pctr,pcvr,pctcvr,p2,p_reach2");
+  CHECK(header == "row,pctr,pcvr,pctcvr,p2,p_reach2");
   std::getline(csv, first);
   double v[5];
+  long long row;
   char comma;
   std::istringstream s(first);
-  s >> v[0] >> comma >> v[1] >> comma >> v[2] >> comma >> v[3] >> comma >> v[4];
+  s >> row >> comma >> v[0] >> comma >> v[1] >> comma >> v[2] >> comma >> v[3] >> comma >> v[4];
   REQUIRE(s);
   CHECK(v[4] == Approx(v[2] * v[3]).epsilon(1e-5));
   fs::remove_all(d);

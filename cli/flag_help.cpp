@@ -67,6 +67,8 @@ const Row kRows[] = {
   {"predict:out", {"CSV of predictions: a row number column and one column per model output, one line per input row", "FILE", "", "", ""}},
   {"convert:out", {"cache file to write (read later as --data cache:FILE)", "FILE", "", "", ""}},
   {"dot:out", {"file to write; .svg/.png/.pdf are rendered by Graphviz's dot, anything else gets DOT text (default: DOT on stdout)", "FILE", "", "", ""}},
+  {"train:plot", {"draw the run as an SVG picture: training losses by step, evaluation AUCs and log losses per epoch, pCVR calibration", "FILE", "", "", ""}},
+  {"compare:plot", {"draw the comparison as an SVG picture: AUC per model with ± std error bars per metric, pCVR calibration curves", "FILE", "", "", ""}},
   {"quiet", {"no progress line on a terminal", "", "off", "", "false"}},
   // dot
   {"fields", {"categorical fields of the drawn model", "INT", "20", "≥ 1", "20"}},

@@ -110,7 +110,7 @@ TEST_CASE("train --plot: losses by step and epoch, metrics by epoch, calibration
   fs::remove_all(d);
 }
 
-TEST_CASE("--plot targets are checked before training; an empty name exits 2", "[cli][plot]") {
+TEST_CASE("plot targets (--plot) are checked before training and an empty name exits 2", "[cli][plot]") {
   const fs::path d = fresh_temp_dir("cli_plot_target");
   // A directory cannot be written: refused before any data is read (the error names --plot).
   Run c = run("compare --data " + kSmall + kModel + " --models esmm --plot " + d.string());

@@ -3,7 +3,7 @@
 #   funnel_core      core/      graph, shapes, ids, the DSL, the thread pool, the op interface and registry
 #   funnel_ops       ops/       one file per op (self-registering)
 #   funnel_autodiff  autodiff/  executor, gradient check, gradient-flow analysis
-#   funnel_opcheck   ops/examples/  gradient-check examples of the ops (self-registering; only the check reads them)
+#   funnel_opcheck   opcheck/   gradient-check examples of the ops (self-registering; only the check reads them)
 #   funnel_models    models/    the model zoo (self-registering)
 #   funnel_data      data/      readers, feature maps, datasets, synthetic data
 #   funnel_train     train/     optimizers, checkpoints, metrics, the trainer and its loop
@@ -72,7 +72,7 @@ if(FUNNEL_ONEDNN)  # oneDNN float gemms (ops/gemm_backend.cpp); Debian's build r
 endif()
 
 funnel_layer(funnel_autodiff DIRS autodiff DEPS funnel_ops)
-funnel_layer(funnel_opcheck DIRS ops/examples WHOLE_ARCHIVE DEPS funnel_autodiff)
+funnel_layer(funnel_opcheck DIRS opcheck WHOLE_ARCHIVE DEPS funnel_autodiff)
 funnel_layer(funnel_models DIRS models WHOLE_ARCHIVE DEPS funnel_autodiff)
 target_link_libraries(funnel_models PUBLIC nlohmann_json::nlohmann_json)
 funnel_layer(funnel_data DIRS data DEPS funnel_core)

@@ -56,6 +56,9 @@ endif()
 funnel_layer(funnel_ops DIRS ops WHOLE_ARCHIVE DEPS funnel_core)
 target_include_directories(funnel_ops PUBLIC $<BUILD_INTERFACE:${CBLAS_INCLUDE_DIR}>)
 target_link_libraries(funnel_ops PUBLIC BLAS::BLAS)
+# The float64 checking path's gemms go through xtensor-blas (ops/gemm_f64.cpp); its package needs LAPACK too.
+find_package(xtensor-blas REQUIRED)
+target_link_libraries(funnel_ops PUBLIC xtensor-blas)
 
 if(FUNNEL_ONEDNN)  # oneDNN float gemms (ops/gemm_backend.cpp); Debian's build runs on OpenMP, whose thread count we set
   find_library(DNNL_LIBRARY dnnl)

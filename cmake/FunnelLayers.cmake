@@ -9,6 +9,10 @@
 #   funnel_train     train/     optimizers, checkpoints, metrics, the trainer and its loop
 #   funnel_viz       viz/       DOT drawings of graphs and of gradient flow
 #   funnel           everything above (an INTERFACE target), what tools, tests, benches and users link
+# and, defined where their folders are added (they need packages found later: MPI), two layers on top:
+#   funnel_distributed  distributed/  MPI data parallelism (distributed/CMakeLists.txt, when FUNNEL_MPI)
+#   funnel_commands     cli/          the command line's subcommands (tools/CMakeLists.txt); programs link the
+#                                     INTERFACE target funnel_cli, which takes them whole-archive with `funnel`
 #
 # The same order is written down for the include check (scripts/check_layers.sh, the CTest test `layers/includes`),
 # which fails on any #include that climbs. Layers that register things at static-init time (ops, op examples,
@@ -22,14 +26,18 @@ function(funnel_link_whole_archive target scope dep)
                                            "$<INSTALL_INTERFACE:$<LINK_LIBRARY:WHOLE_ARCHIVE,funnel::${dep}>>")
 endfunction()
 
-# funnel_layer(<name> DIRS <folder>... [WHOLE_ARCHIVE] [DEPS <target>...])
+# funnel_layer(<name> DIRS <folder>... [WHOLE_ARCHIVE] [EXCLUDE <regex>] [DEPS <target>...])
+# EXCLUDE drops matching sources (mains that live beside a layer's files).
 function(funnel_layer name)
-  cmake_parse_arguments(L "WHOLE_ARCHIVE" "" "DIRS;DEPS" ${ARGN})
+  cmake_parse_arguments(L "WHOLE_ARCHIVE" "EXCLUDE" "DIRS;DEPS" ${ARGN})
   set(srcs)
   foreach(dir ${L_DIRS})
     file(GLOB s CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/${dir}/*.cpp)
     list(APPEND srcs ${s})
   endforeach()
+  if(L_EXCLUDE)
+    list(FILTER srcs EXCLUDE REGEX "${L_EXCLUDE}")
+  endif()
   add_library(${name} STATIC ${srcs})
   # Installed headers keep their folders: include/funnel/core/graph.hpp is "core/graph.hpp" (or <funnel/core/...>).
   target_include_directories(${name} PUBLIC $<BUILD_INTERFACE:${PROJECT_SOURCE_DIR}>

@@ -50,8 +50,11 @@ std::vector<std::string> GradFlow::disagreements() const {
     for (std::size_t k = 0; k < losses.size(); ++k) {
       const GradFlowEntry& e = table[i][k];
       const std::string where = "parameter #" + std::to_string(params[i]) + " / " + loss_names[k];
-      if (!e.structural && e.nonzero) out.push_back(where + ": structurally unreachable but non-zero gradient");
-      if (!e.structural && e.perturb_changes) out.push_back(where + ": structurally unreachable but the loss moves");
+      if (!e.structural && e.nonzero)
+        out.push_back(where + (e.value_only ? ": gradient stopped by design but non-zero gradient"
+                                            : ": structurally unreachable but non-zero gradient"));
+      if (!e.structural && !e.value_only && e.perturb_changes)
+        out.push_back(where + ": the loss does not depend on it but moves");
       if (e.structural && !e.nonzero) out.push_back(where + ": reachable but the gradient is all zeros");
     }
   return out;
@@ -80,17 +83,24 @@ GradFlow structural_grad_flow(const Graph& g) {
       if (diff(v, s) && dep[nd.inputs[s]]) dep[v] = 1;
   }
 
-  gf.reach.assign(gf.losses.size(), std::vector<char>(n, 0));
-  gf.edge_reach.resize(gf.losses.size());
-  for (std::size_t k = 0; k < gf.losses.size(); ++k) {
+  // Ancestors of `loss` through the input slots `follow` accepts.
+  auto ancestors = [&](NodeId loss, auto follow) {
     std::vector<char> anc(n, 0);
-    anc[gf.losses[k]] = 1;
+    anc[loss] = 1;
     for (auto r = topo.rbegin(); r != topo.rend(); ++r) {
       if (!anc[*r]) continue;
       const Node& nd = g.node(*r);
       for (std::size_t s = 0; s < nd.inputs.size(); ++s)
-        if (diff(*r, s)) anc[nd.inputs[s]] = 1;
+        if (follow(*r, s)) anc[nd.inputs[s]] = 1;
     }
+    return anc;
+  };
+  std::vector<std::vector<char>> value_dep;  // value_dep[k][v]: loss k's value depends on v (any slot)
+  gf.reach.assign(gf.losses.size(), std::vector<char>(n, 0));
+  gf.edge_reach.resize(gf.losses.size());
+  for (std::size_t k = 0; k < gf.losses.size(); ++k) {
+    const std::vector<char> anc = ancestors(gf.losses[k], diff);
+    value_dep.push_back(ancestors(gf.losses[k], [](NodeId, std::size_t) { return true; }));
     auto& reach = gf.reach[k];
     auto& edges = gf.edge_reach[k];
     edges.resize(n);
@@ -109,7 +119,11 @@ GradFlow structural_grad_flow(const Graph& g) {
 
   gf.table.assign(gf.params.size(), std::vector<GradFlowEntry>(gf.losses.size()));
   for (std::size_t i = 0; i < gf.params.size(); ++i)
-    for (std::size_t k = 0; k < gf.losses.size(); ++k) gf.table[i][k].structural = gf.reach[k][gf.params[i]] != 0;
+    for (std::size_t k = 0; k < gf.losses.size(); ++k) {
+      GradFlowEntry& e = gf.table[i][k];
+      e.structural = gf.reach[k][gf.params[i]] != 0;
+      e.value_only = !e.structural && value_dep[k][gf.params[i]] != 0;
+    }
   return gf;
 }
 
@@ -222,7 +236,7 @@ std::string to_text(const GradFlow& gf, const Graph& g) {
     std::vector<std::string> r{g.node(gf.params[i]).name};
     for (std::size_t k = 0; k < gf.losses.size(); ++k) {
       const GradFlowEntry& e = gf.table[i][k];
-      std::string cell = e.structural ? "reaches" : "-";
+      std::string cell = e.structural ? "reaches" : e.value_only ? "stopped" : "-";
       if (gf.numeric) {
         std::snprintf(buf, sizeof buf, " max|g| %.3g%s", e.max_abs, e.perturb_changes ? ", moves" : "");
         cell += buf;

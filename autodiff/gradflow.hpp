@@ -3,7 +3,9 @@
 //
 // Structurally: a loss reaches a node when the node is an ancestor of the loss through op input slots that pass
 // a gradient (Op::differentiable) and the node itself depends on a parameter the same way. This is the set of
-// nodes a backward pass from that loss alone computes gradients for.
+// nodes a backward pass from that loss alone computes gradients for. A parameter the loss's VALUE depends on only
+// through slots that pass no gradient (stop_gradient, a row-weight slot: e.g. ESCM²'s propensity pCTR in 1/pCTR)
+// is "value only": no gradient by design, and the loss moving when it is perturbed is expected, not an alarm.
 //
 // Numerically: the graph runs in an Executor<double> on a random batch; for each loss alone a backward pass
 // records whether a parameter's gradient has any non-zero entry (sparse gradients through their row values),
@@ -30,6 +32,8 @@ struct GradFlowOptions {
 
 struct GradFlowEntry {
   bool structural = false;       // the loss reaches the parameter through differentiable slots
+  bool value_only = false;       // not structural, but the loss's value depends on the parameter (through slots
+                                 // that pass no gradient: stop_gradient, weights)
   // Numeric results (meaningful when GradFlow::numeric is true):
   bool nonzero = false;          // backward from this loss alone gave a gradient with a non-zero entry
   double max_abs = 0.0;          // largest |gradient entry|
@@ -56,7 +60,8 @@ struct GradFlow {
   std::vector<std::size_t> node_losses(NodeId v) const;
   std::vector<std::size_t> edge_losses(NodeId v, std::size_t slot) const;
   // Structural and numeric answers disagree for some entry (a gradient that is structurally reachable but
-  // numerically zero is normal at dead ReLUs; the reverse is a bug). Returns a description per disagreement.
+  // numerically zero is normal at dead ReLUs; the reverse is a bug). A value-only entry must have a zero gradient;
+  // its loss may move when the parameter is perturbed. Returns a description per disagreement.
   std::vector<std::string> disagreements() const;
 };
 
@@ -71,7 +76,8 @@ GradFlow analyze_grad_flow(const Graph& g, const GradFlowOptions& opt);
 // them. Throws GraphError when an Ids node feeds tables of no known size.
 void feed_random_batch(Executor<double>& ex, std::int64_t batch, std::mt19937_64& rng);
 
-// A plain-text table of the analysis, one row per parameter (for tools and test diagnostics).
+// A plain-text table of the analysis, one row per parameter (for tools and test diagnostics): "reaches",
+// "stopped" (value only) or "-", then the numeric columns.
 std::string to_text(const GradFlow& gf, const Graph& g);
 
 }  // namespace funnel

@@ -18,12 +18,19 @@ inline std::uint64_t mix64(std::uint64_t x) {
 }
 }  // namespace
 
-std::int64_t rows_in_chunks(const CacheFile& f, std::int64_t b, std::int64_t e) {
+std::int64_t rows_in_chunks(const CacheFile& f, std::int64_t b, std::int64_t e, std::int64_t stride,
+                            std::int64_t offset) {
   if (e < 0) e = f.num_chunks();
   if (b < 0 || b > e || e > f.num_chunks())
     throw Error("chunk range [" + std::to_string(b) + ", " + std::to_string(e) + ") outside the cache's " +
                 std::to_string(f.num_chunks()) + " chunks");
-  return b == e ? 0 : f.chunk_begin(e - 1) + f.chunk_size(e - 1) - f.chunk_begin(b);
+  if (stride < 1 || offset < 0 || offset >= stride)
+    throw Error("chunk stride " + std::to_string(stride) + " / offset " + std::to_string(offset) +
+                ": expected stride >= 1 and 0 <= offset < stride");
+  if (stride == 1) return b == e ? 0 : f.chunk_begin(e - 1) + f.chunk_size(e - 1) - f.chunk_begin(b);
+  std::int64_t n = 0;
+  for (std::int64_t c = b + offset; c < e; c += stride) n += f.chunk_size(c);
+  return n;
 }
 
 std::int64_t tail_split_chunk(const CacheFile& f, double fraction) {
@@ -34,14 +41,13 @@ std::int64_t tail_split_chunk(const CacheFile& f, double fraction) {
 }
 
 EpochOrder::EpochOrder(const CacheFile& f, bool shuffle, std::int64_t window, std::uint64_t seed, std::int64_t epoch,
-                       std::int64_t chunk_begin, std::int64_t chunk_end)
+                       std::int64_t chunk_begin, std::int64_t chunk_end, std::int64_t stride, std::int64_t offset)
     : f_(f), shuffle_(shuffle), state_(mix64(seed * 0x9E3779B97F4A7C15ULL ^ mix64(static_cast<std::uint64_t>(epoch) + 0x5eed))) {
   if (shuffle && window < 1) throw Error("shuffle window must be at least 1 row, got " + std::to_string(window));
   const std::int64_t C = f.num_chunks();
-  const std::int64_t in_range = rows_in_chunks(f, chunk_begin, chunk_end);  // checks the range
+  const std::int64_t in_range = rows_in_chunks(f, chunk_begin, chunk_end, stride, offset);  // checks the range
   if (chunk_end < 0) chunk_end = C;
-  chunk_order_.resize(static_cast<std::size_t>(chunk_end - chunk_begin));
-  std::iota(chunk_order_.begin(), chunk_order_.end(), chunk_begin);
+  for (std::int64_t c = chunk_begin + offset; c < chunk_end; c += stride) chunk_order_.push_back(c);
   if (shuffle)
     for (std::int64_t i = static_cast<std::int64_t>(chunk_order_.size()) - 1; i > 0; --i)
       std::swap(chunk_order_[static_cast<std::size_t>(i)],
@@ -116,7 +122,7 @@ BatchStream::BatchStream(const CacheFile& f, const StreamOptions& o) : f_(f), o_
   if (o.batch_size <= 0) throw Error("batch size must be positive, got " + std::to_string(o.batch_size));
   if (o.prefetch < 1) throw Error("prefetch must be at least 1 batch, got " + std::to_string(o.prefetch));
   if (o.shuffle && o.shuffle_window < 1) throw Error("--shuffle-window must be at least 1, got " + std::to_string(o.shuffle_window));
-  rows_in_chunks(f, o.chunk_begin, o.chunk_end);  // checks the range
+  rows_in_chunks(f, o.chunk_begin, o.chunk_end, o.chunk_stride, o.chunk_offset);  // checks the range
   slots_.resize(static_cast<std::size_t>(o.prefetch + 1));
   for (auto& s : slots_) {
     s.rows.reserve(static_cast<std::size_t>(o.batch_size));
@@ -146,7 +152,8 @@ void BatchStream::start_epoch(std::int64_t epoch) {
 
 void BatchStream::reader(std::int64_t epoch) {
   try {
-    EpochOrder order(f_, o_.shuffle, o_.shuffle_window, o_.seed, epoch, o_.chunk_begin, o_.chunk_end);
+    EpochOrder order(f_, o_.shuffle, o_.shuffle_window, o_.seed, epoch, o_.chunk_begin, o_.chunk_end,
+                     o_.chunk_stride, o_.chunk_offset);
     std::vector<std::int64_t> finished;
     const std::size_t K = slots_.size();
     for (;;) {

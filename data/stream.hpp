@@ -29,9 +29,11 @@ namespace funnel {
 
 class EpochOrder {
  public:
-  // Over the chunks [chunk_begin, chunk_end) of the file (chunk_end -1: to the last).
+  // Over the chunks [chunk_begin, chunk_end) of the file (chunk_end -1: to the last), of them every `stride`-th
+  // from chunk_begin + `offset`.
   EpochOrder(const CacheFile& f, bool shuffle, std::int64_t window, std::uint64_t seed, std::int64_t epoch,
-             std::int64_t chunk_begin = 0, std::int64_t chunk_end = -1);
+             std::int64_t chunk_begin = 0, std::int64_t chunk_end = -1, std::int64_t stride = 1,
+             std::int64_t offset = 0);
   // Writes up to `n` next rows to `out`; returns how many (0 once the epoch is over).
   std::size_t next(std::int64_t* out, std::size_t n);
   // Chunks all of whose rows have been returned since the last call (appended to `out`, which is cleared first).
@@ -62,13 +64,15 @@ struct StreamOptions {
   std::int64_t prefetch = 4;               // batches decoded ahead
   bool release_chunks = true;              // drop finished chunks from the resident set
   std::int64_t chunk_begin = 0, chunk_end = -1;  // the part of the file to read (-1: to the end)
+  std::int64_t chunk_stride = 1, chunk_offset = 0;  // of it every stride-th chunk from chunk_begin + offset
 };
 
 // The chunk split for a held-out tail: the first chunk of the last `fraction` of the rows (at least one chunk on
 // each side when the file has two or more chunks).
 std::int64_t tail_split_chunk(const CacheFile& f, double fraction);
-// Rows of the chunks [chunk_begin, chunk_end).
-std::int64_t rows_in_chunks(const CacheFile& f, std::int64_t chunk_begin, std::int64_t chunk_end);
+// Rows of the chunks [chunk_begin, chunk_end) (of every stride-th from chunk_begin + offset).
+std::int64_t rows_in_chunks(const CacheFile& f, std::int64_t chunk_begin, std::int64_t chunk_end,
+                            std::int64_t stride = 1, std::int64_t offset = 0);
 
 struct StreamBatch {
   std::int64_t size = 0;                // rows
@@ -92,7 +96,9 @@ class BatchStream {
   StreamBatch* next();
   const CacheFile& file() const { return f_; }
   const StreamOptions& options() const { return o_; }
-  std::int64_t rows() const { return rows_in_chunks(f_, o_.chunk_begin, o_.chunk_end); }
+  std::int64_t rows() const {
+    return rows_in_chunks(f_, o_.chunk_begin, o_.chunk_end, o_.chunk_stride, o_.chunk_offset);
+  }
   // Time the consumer spent waiting for the reader thread (seconds, since construction).
   double wait_seconds() const { return wait_s_; }
 

@@ -817,6 +817,14 @@ std::uint8_t CacheFile::label_bits(std::int64_t row) const {
   return chunks_[static_cast<std::size_t>(c)].labels[row - chunk_begin(c)];
 }
 
+std::uint8_t CacheFile::entire_bits(std::int64_t row) const {
+  const std::int64_t c = chunk_of(row);
+  verify_chunk(c);
+  const Chunk& k = chunks_[static_cast<std::size_t>(c)];
+  if (!k.entire) fail("chunk " + std::to_string(c) + " has no ground truth");
+  return k.entire[row - chunk_begin(c)];
+}
+
 void CacheFile::gather(std::span<const std::int64_t> rows, IdBatch& ids, float* labels, float* dense) const {
   const std::int64_t F = num_fields_, S = num_stages_, D = num_dense_;
   const auto B = static_cast<std::int64_t>(rows.size());

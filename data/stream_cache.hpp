@@ -109,6 +109,10 @@ class CacheFile {
   void gather(std::span<const std::int64_t> rows, IdBatch& ids, float* labels, float* dense) const;
   // Labels of one row (bit s = reached stage s).
   std::uint8_t label_bits(std::int64_t row) const;
+  // Synthetic ground truth (data made by make_synthetic): whether the cache has it, and a row's drawn outcome of
+  // every stage (bit s = stage s reached in the entire space).
+  bool has_truth() const { return !chunks_.empty() && chunks_[0].entire != nullptr; }
+  std::uint8_t entire_bits(std::int64_t row) const;
 
   // The whole cache as an in-memory Dataset (small data, tests, the in-memory path).
   Dataset to_dataset() const;

@@ -5,7 +5,6 @@
 #include <ctime>
 #include <cstring>
 #include <numeric>
-#include <random>
 
 namespace funnel::dist {
 
@@ -19,46 +18,43 @@ double thread_cpu() {
 }
 }  // namespace
 
-std::span<const std::int64_t> shard_of(std::span<const std::int64_t> rows, int r, int n) {
-  const auto N = static_cast<std::size_t>(n), R = static_cast<std::size_t>(r);
-  const std::size_t q = rows.size() / N, extra = rows.size() % N;
-  const std::size_t begin = R * q + std::min(R, extra);
-  const std::size_t len = q + (R < extra ? 1 : 0);
-  return rows.subspan(begin, len);
-}
-
 DataParallel::DataParallel(Communicator& c, Model& m, DataParallelOptions o) : c_(c), m_(m), o_(o), reducer_(c) {
   losses_.assign(m.handle().losses.size(), 0.0f);
   extra_.assign(losses_.size(), 0.0f);
 }
 
-bool DataParallel::step(const Dataset& d, std::span<const std::int64_t> rows, Optimizer<float>& opt,
-                        bool stop_requested) {
-  // Decided alike on every rank (same global batch), so no rank waits alone in a collective.
-  if (steps_ == 0 && rows.size() < static_cast<std::size_t>(c_.size()))
-    throw Error("the first global batch has " + std::to_string(rows.size()) + " rows for " +
-                std::to_string(c_.size()) + " ranks: use a batch size of at least the number of ranks");
-  const auto mine = shard_of(rows, c_.rank(), c_.size());
-  auto t0 = Clock::now();
-  const double cpu0 = thread_cpu();
+// Where a step's time goes, as seen from the hooks: [step start, exchange) computing (binding the batch, forward,
+// backward), the exchange, then [exchange end, on_step) the optimizer.
+void DataParallel::start_clock() {
+  mark_ = Clock::now();
+  cpu_mark_ = thread_cpu();
+}
+
+void DataParallel::exchange(Model& m, GradientStep& g) {
+  stats_.compute_seconds += since(mark_);
+  stats_.compute_cpu_seconds += thread_cpu() - cpu_mark_;
+  if (g.batch.rows == 0 && !g.error) return;  // the end of the epoch, alike on every rank
+  const auto t0 = Clock::now();
   std::string error, node;
-  if (!mine.empty()) {
+  if (g.error) {
     try {
-      m_.bind(d, mine);
-      m_.compute_gradients();
+      std::rethrow_exception(g.error);
     } catch (const NonFiniteError& e) {
       error = e.what();
       node = e.node;
     } catch (const std::exception& e) {
       error = e.what();
+    } catch (...) {
+      error = "unknown error";
     }
+  } else if (steps_ == 0 && g.batch.local == 0) {
+    // The reducer learns the parameter list from the first backward pass on every rank.
+    error = "no rows for this rank in the first batch (" + std::to_string(g.batch.rows) + " rows for " +
+            std::to_string(c_.size()) + " ranks): use a batch size of at least the number of ranks" +
+            " (with a streamed cache: a cache of at least as many chunks as ranks)";
   }
-  stats_.compute_seconds += since(t0);
-  stats_.compute_cpu_seconds += thread_cpu() - cpu0;
-  t0 = Clock::now();
-
   // Agreement: [stop requested anywhere, 1 + highest failing rank].
-  std::int64_t flags[2] = {stop_requested ? 1 : 0, error.empty() ? 0 : c_.rank() + 1};
+  std::int64_t flags[2] = {g.stop ? 1 : 0, error.empty() ? 0 : c_.rank() + 1};
   c_.allreduce(flags, 2, DType::I64, ReduceOp::Max);
   if (flags[1] != 0) {
     const int bad = static_cast<int>(flags[1] - 1);
@@ -70,17 +66,16 @@ bool DataParallel::step(const Dataset& d, std::span<const std::int64_t> rows, Op
                       "rank " + std::to_string(bad) + " of " + std::to_string(c_.size()) + " (host " + bad_host +
                           "): " + msg);
   }
+  g.stop = flags[0] != 0;
+  g.stop_agreed = true;
 
-  const float weight = static_cast<float>(static_cast<double>(mine.size()) / static_cast<double>(rows.size()));
-  const auto& local = m_.last_losses();
-  for (std::size_t i = 0; i < extra_.size(); ++i) extra_[i] = mine.empty() ? 0.0f : weight * local[i];
-  reducer_.reduce(m_.exec(), weight, extra_, !mine.empty());
+  const bool mine = g.batch.local > 0;
+  const float weight = static_cast<float>(static_cast<double>(g.batch.local) / static_cast<double>(g.batch.rows));
+  for (std::size_t i = 0; i < extra_.size(); ++i) extra_[i] = mine ? weight * g.losses[i] : 0.0f;
+  reducer_.reduce(m.exec(), weight, extra_, mine);
   std::copy(extra_.begin(), extra_.end(), losses_.begin());
+  std::copy(extra_.begin(), extra_.end(), g.losses.begin());
   stats_.comm_seconds += since(t0);
-
-  t0 = Clock::now();
-  opt.step(m_.exec());
-  stats_.optimizer_seconds += since(t0);
   ++steps_;
   ++stats_.steps;
   const auto& b = reducer_.last_bytes();
@@ -88,8 +83,47 @@ bool DataParallel::step(const Dataset& d, std::span<const std::int64_t> rows, Op
   stats_.sparse_bytes += b.sparse;
   stats_.sparse_rows += b.sparse_rows;
   stats_.merged_rows += b.merged_sparse_rows;
-  if (o_.check_every > 0 && steps_ % o_.check_every == 0) check_replicas(steps_);
-  return flags[0] != 0;
+  mark_ = Clock::now();
+}
+
+TrainHooks DataParallel::hooks(const TrainHooks& user) {
+  TrainHooks h = user;
+  h.after_gradients = [this, user](Model& m, GradientStep& g) {
+    exchange(m, g);
+    if (user.after_gradients) user.after_gradients(m, g);
+  };
+  h.on_step = [this, user](const StepInfo& i) {
+    stats_.optimizer_seconds += since(mark_);
+    if (o_.check_every > 0 && steps_ % o_.check_every == 0) check_replicas(steps_);
+    if (user.on_step) user.on_step(i);
+    start_clock();
+  };
+  return h;
+}
+
+bool DataParallel::step(const Dataset& d, std::span<const std::int64_t> rows, Optimizer<float>& opt,
+                        bool stop_requested) {
+  DatasetSource src(d, rows, 0, c_.rank(), c_.size());
+  std::atomic<bool> stop{stop_requested};
+  TrainHooks user;
+  user.stop = &stop;
+  TrainOptions o;
+  o.batch_size = static_cast<std::int64_t>(rows.size());
+  start_clock();
+  return train(m_, opt, src, {}, o, hooks(user), 0).stopped;
+}
+
+FunnelMetrics DataParallel::evaluate(BatchSource& mine) {
+  return funnel::evaluate(m_, mine, [this](StreamingFunnelMetrics& acc) {
+    acc.merge([this](std::vector<unsigned char>& bytes) {
+      const std::vector<std::int64_t> counts = c_.allgather_one(static_cast<std::int64_t>(bytes.size()));
+      std::int64_t total = 0;
+      for (auto n : counts) total += n;
+      std::vector<unsigned char> all(static_cast<std::size_t>(total));
+      c_.allgatherv(bytes.data(), bytes.size(), all.data(), counts, DType::Byte);
+      bytes.swap(all);
+    });
+  });
 }
 
 std::uint64_t DataParallel::param_hash() {
@@ -118,128 +152,55 @@ void DataParallel::check_replicas(std::int64_t step) {
                           " differ from rank 0's");
 }
 
+AgreedSource::AgreedSource(Communicator& c, std::unique_ptr<BatchSource> mine) : c_(c), mine_(std::move(mine)) {
+  rows_ = c_.allreduce_one(mine_->rows(), ReduceOp::Sum);
+}
+
+BatchRows AgreedSource::next(Model& m) {
+  BatchRows b;
+  std::exception_ptr error;
+  try {
+    b = mine_->next(m);
+  } catch (...) {
+    error = std::current_exception();  // agreed below, then rethrown: the other ranks meet it in the exchange
+  }
+  std::int64_t v[2] = {b.local, error ? 1 : 0};
+  c_.allreduce(v, 2, DType::I64, ReduceOp::Sum);
+  if (error) std::rethrow_exception(error);
+  // A failure elsewhere: a batch of at least one row, so that this rank goes to the exchange that reports it.
+  return {std::max<std::int64_t>(v[0], v[1] > 0 ? 1 : 0), b.local};
+}
+
+TrainResult train_data_parallel(DataParallel& dp, Model& m, Optimizer<float>& opt, BatchSource& train,
+                                BatchSource* eval, const TrainOptions& o, const TrainHooks& hooks,
+                                std::int64_t start_step) {
+  EvalFn ev;
+  if (eval) {
+    eval->check(m.config(), "evaluation data");
+    ev = [&dp, eval](Model&) { return dp.evaluate(*eval); };
+  }
+  dp.start_clock();
+  return funnel::train(m, opt, train, ev, o, dp.hooks(hooks), start_step);
+}
+
 TrainResult train_data_parallel(DataParallel& dp, Model& m, Optimizer<float>& opt, const Dataset& data,
                                 const Dataset* eval, const TrainOptions& o, const TrainHooks& hooks,
                                 std::int64_t start_step) {
-  check_compatible(m.config(), data, "training data");
-  if (eval) check_compatible(m.config(), *eval, "evaluation data");
-  if (o.batch_size <= 0) throw Error("batch size must be positive");
-  TrainResult res;
-  const std::int64_t n = data.rows();
-  if (n == 0) throw Error("training data has no rows");
-  // The same order as funnel::train: identical on every rank (same seed), so the global batches are too.
-  std::vector<std::int64_t> order(static_cast<std::size_t>(n));
-  std::iota(order.begin(), order.end(), std::int64_t{0});
-  std::mt19937_64 rng(o.seed * 0x9E3779B97F4A7C15ull + 17);
-  std::int64_t step = start_step;
-  const std::size_t L = m.handle().losses.size();
-  StepInfo info;
-  info.running_losses.assign(L, 0.0);
-  for (std::int64_t epoch = 0; epoch < o.epochs; ++epoch) {
-    if (o.shuffle) std::shuffle(order.begin(), order.end(), rng);
-    EpochReport rep;
-    rep.epoch = epoch;
-    rep.mean_losses.assign(L, 0.0);
-    double seconds = 0.0;
-    std::int64_t rows_done = 0;
-    for (std::int64_t start = 0; start < n; start += o.batch_size) {
-      if (o.max_steps > 0 && step >= o.max_steps) break;
-      const std::int64_t end = std::min(n, start + o.batch_size);
-      auto t0 = Clock::now();
-      std::span<const std::int64_t> rows(order.data() + start, static_cast<std::size_t>(end - start));
-      const bool stop = dp.step(data, rows, opt, hooks.stop && hooks.stop->load());
-      seconds += since(t0);
-      ++step;
-      ++rep.steps;
-      rows_done += end - start;
-      const auto& ls = dp.losses();
-      for (std::size_t i = 0; i < L; ++i) {
-        rep.mean_losses[i] += ls[i];
-        info.running_losses[i] = step == start_step + 1 ? ls[i] : 0.98 * info.running_losses[i] + 0.02 * ls[i];
-      }
-      info.step = step;
-      info.epoch = epoch;
-      info.rows_done = rows_done;
-      info.rows_total = n;
-      info.rows_per_sec = seconds > 0 ? static_cast<double>(rows_done) / seconds : 0.0;
-      if (hooks.on_step) hooks.on_step(info);
-      if (o.save_every > 0 && step % o.save_every == 0 && hooks.save) hooks.save(step, epoch);
-      if (stop) {
-        res.stopped = true;
-        break;
-      }
-    }
-    for (auto& v : rep.mean_losses) v = rep.steps ? v / static_cast<double>(rep.steps) : 0.0;
-    rep.samples_per_sec = seconds > 0 ? static_cast<double>(rows_done) / seconds : 0.0;
-    if (eval && !res.stopped && rep.steps > 0) {
-      rep.eval = evaluate_sharded(dp.comm(), m, *eval, o.eval_batch_size);
-      rep.has_eval = true;
-    }
-    res.steps = step;
-    if (rep.steps > 0) {
-      res.epochs.push_back(rep);
-      if (hooks.on_epoch) hooks.on_epoch(rep);
-    }
-    if (res.stopped || (o.max_steps > 0 && step >= o.max_steps)) break;
-  }
-  res.steps = step;
-  return res;
+  Communicator& c = dp.comm();
+  DatasetSource src(data, o.batch_size, o.shuffle, o.seed, c.rank(), c.size());
+  std::unique_ptr<DatasetSource> ev;
+  if (eval) ev = std::make_unique<DatasetSource>(*eval, o.eval_batch_size, false, 1, c.rank(), c.size());
+  return train_data_parallel(dp, m, opt, src, ev.get(), o, hooks, start_step);
 }
 
 FunnelMetrics evaluate_sharded(Communicator& c, Model& m, const Dataset& d, std::int64_t batch_size) {
-  check_compatible(m.config(), d, "evaluation data");
+  // This rank's contiguous share of the rows, in order.
   const std::int64_t n = d.rows();
-  const int P = c.size();
-  std::vector<std::int64_t> counts(static_cast<std::size_t>(P));
-  std::int64_t lo = 0, hi = 0;
-  for (int r = 0; r < P; ++r) {
-    const std::int64_t b = n * r / P, e = n * (r + 1) / P;
-    counts[static_cast<std::size_t>(r)] = 3 * (e - b);
-    if (r == c.rank()) lo = b, hi = e;
-  }
-  // This rank's scores, interleaved per row: pctr, pcvr, pctcvr.
-  std::vector<float> mine(static_cast<std::size_t>(3 * (hi - lo)));
-  const auto& h = m.handle();
-  // The funnel's first two stages by role: p(click), p(conversion | click), p(click and conversion).
-  const std::vector<NodeId> targets{h.stage_probs[0], h.cond_probs[1], h.stage_probs[1]};
-  std::vector<std::int64_t> rows;
-  auto& ex = m.exec();
-  for (std::int64_t start = lo; start < hi; start += batch_size) {
-    const std::int64_t end = std::min(hi, start + batch_size);
-    rows.resize(static_cast<std::size_t>(end - start));
-    std::iota(rows.begin(), rows.end(), start);
-    m.bind(d, rows);
-    ex.forward(targets);
-    for (std::size_t k = 0; k < 3; ++k) {
-      const float* v = ex.value(targets[k]).data();
-      for (std::int64_t i = 0; i < end - start; ++i) mine[static_cast<std::size_t>(3 * (start - lo + i)) + k] = v[i];
-    }
-  }
-  std::vector<float> all(static_cast<std::size_t>(3 * n));
-  c.allgatherv(mine.data(), mine.size(), all.data(), counts, DType::F32);
-  std::vector<float> pctr(static_cast<std::size_t>(n)), pcvr(pctr.size()), pctcvr(pctr.size());
-  std::vector<float> click(pctr.size()), ctcvr(pctr.size()), entire;
-  for (std::int64_t r = 0; r < n; ++r) {
-    const auto u = static_cast<std::size_t>(r);
-    pctr[u] = all[3 * u];
-    pcvr[u] = all[3 * u + 1];
-    pctcvr[u] = all[3 * u + 2];
-    click[u] = d.label(r, 0);
-    ctcvr[u] = d.label(r, 1);
-  }
-  if (d.has_truth()) {
-    entire.resize(pctr.size());
-    for (std::int64_t r = 0; r < n; ++r)
-      entire[static_cast<std::size_t>(r)] = d.entire_labels[static_cast<std::size_t>(r * d.num_stages + 1)];
-  }
-  FunnelInputs in;
-  in.pctr = pctr;
-  in.pcvr = pcvr;
-  in.pctcvr = pctcvr;
-  in.click = click;
-  in.ctcvr = ctcvr;
-  in.conversion_entire = entire;
-  return evaluate_funnel(in);
+  std::vector<std::int64_t> rows(static_cast<std::size_t>(n * (c.rank() + 1) / c.size() - n * c.rank() / c.size()));
+  std::iota(rows.begin(), rows.end(), n * c.rank() / c.size());
+  DatasetSource mine(d, rows, batch_size);
+  DataParallel dp(c, m);
+  return dp.evaluate(mine);
 }
 
 }  // namespace funnel::dist

@@ -1,14 +1,17 @@
 #pragma once
 // Replicated data-parallel training: every rank holds the whole model, computes the gradient of its part of each
 // global batch, and the Reducer makes the gradients of the whole batch identical on every rank before each
-// optimizer step. With the same data order (same seed, or --no-shuffle) step k sees the same global rows as one
-// process with the same batch size: rank r takes the r-th of N nearly equal contiguous parts of the batch.
+// optimizer step. With in-memory data and the same data order (same seed, or --no-shuffle) step k sees the same
+// global rows as one process with the same batch size: rank r takes the r-th of N nearly equal contiguous parts
+// of the batch. With a streamed cache each rank reads only its chunks (chunk i: rank i % N) and the global batch
+// is the ranks' own batches together.
 //
 // Each step also agrees, in one small all-reduce, on (a) a stop request (a signal on any rank: every rank
 // finishes the current step, then stops) and (b) an error on any rank (NaN/Inf in the forward pass, bad data):
 // every rank then throws RemoteError with the failing rank's host and message (for NaN: the node's name), and
 // no rank applies that step.
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <span>
 #include <string>
@@ -16,6 +19,7 @@
 
 #include "distributed/comm.hpp"
 #include "distributed/reducer.hpp"
+#include "train/batch_source.hpp"
 #include "train/loop.hpp"
 #include "train/metrics.hpp"
 #include "train/optimizer.hpp"
@@ -54,17 +58,32 @@ struct DataParallelStats {
   std::int64_t hash_checks = 0;
 };
 
-// The r-th of n nearly equal contiguous parts of `rows` (the first size%n parts get one row more).
-std::span<const std::int64_t> shard_of(std::span<const std::int64_t> rows, int r, int n);
+// shard_of (train/batch_source.hpp): the r-th of n nearly equal contiguous parts of a batch.
+using funnel::shard_of;
 
+// The data-parallel part of training: funnel::train's loop (train/loop.hpp) runs on every rank over the rank's
+// share of the data; DataParallel is the loop's after_gradients hook (agreement, reduction) and its sharded
+// evaluation.
 class DataParallel {
  public:
   DataParallel(Communicator& c, Model& m, DataParallelOptions o = {});
 
-  // One step on the global batch `rows` of `d`: local forward/backward on this rank's shard, agreement,
-  // reduction, optimizer step. Returns true when any rank asked to stop (the step was still applied).
-  // Throws RemoteError (every rank) when any rank failed; nothing is applied then.
+  // The loop's after_gradients hook: agrees on a stop request and on an error on any rank (RemoteError on every
+  // rank, nothing applied), then reduces the gradients (weight: this rank's rows / the batch's) and the losses
+  // (g.losses becomes the global batch's mean losses).
+  void exchange(Model& m, GradientStep& g);
+  // `user` with exchange() before its after_gradients, and the replica check (DataParallelOptions::check_every)
+  // after its on_step.
+  TrainHooks hooks(const TrainHooks& user);
+
+  // One step on the global batch `rows` of `d` (the loop's step, on a one-batch source): local forward/backward
+  // on this rank's shard, agreement, reduction, optimizer step. Returns true when any rank asked to stop (the
+  // step was still applied). Throws RemoteError (every rank) when any rank failed; nothing is applied then.
   bool step(const Dataset& d, std::span<const std::int64_t> rows, Optimizer<float>& opt, bool stop_requested);
+
+  // Metrics of the whole evaluation set from every rank's share `mine` (the same numbers on every rank: exact AUCs
+  // over the union of the shares, not an average of per-shard AUCs).
+  FunnelMetrics evaluate(BatchSource& mine);
 
   // The global batch's mean losses of the last step (identical on every rank).
   const std::vector<float>& losses() const { return losses_; }
@@ -72,6 +91,9 @@ class DataParallel {
   const ReduceBytes& last_bytes() const { return reducer_.last_bytes(); }
   std::size_t dense_floats() const { return reducer_.dense_floats(); }
   Communicator& comm() { return c_; }
+
+  // Starts timing a step (DataParallelStats: compute, then exchange, then optimizer).
+  void start_clock();
 
   // FNV-1a hash of every parameter's bytes.
   std::uint64_t param_hash();
@@ -86,19 +108,43 @@ class DataParallel {
   std::vector<float> losses_, extra_;
   std::int64_t steps_ = 0;
   DataParallelStats stats_;
+  std::chrono::steady_clock::time_point mark_{};
+  double cpu_mark_ = 0;
 };
 
-// The training loop of funnel::train (same epochs, order, hooks, stop flag, save points) with each step run by
-// `dp`. hooks.on_step / on_epoch / save run on every rank (callers print and save on rank 0 only). The stop
-// flag is agreed: a stop on any rank ends every rank after the same step. Evaluation uses evaluate_sharded.
+// A per-rank source (each rank its own batches, e.g. its chunks of a cache) whose batch sizes are agreed: next()
+// returns the sum over the ranks as BatchRows::rows, so every rank ends the epoch at the same step (a rank out of
+// rows contributes none until all are). One small all-reduce per batch.
+class AgreedSource : public BatchSource {
+ public:
+  AgreedSource(Communicator& c, std::unique_ptr<BatchSource> mine);
+  void check(const ModelConfig& cfg, const std::string& what) const override { mine_->check(cfg, what); }
+  std::int64_t rows() const override { return rows_; }
+  void start_epoch(std::int64_t epoch) override { mine_->start_epoch(epoch); }
+  BatchRows next(Model& m) override;
+  const float* conversion_entire() const override { return mine_->conversion_entire(); }
+
+ private:
+  Communicator& c_;
+  std::unique_ptr<BatchSource> mine_;
+  std::int64_t rows_ = 0;
+};
+
+// funnel::train over `train` (every rank its share: DatasetSource with shard = rank, or an AgreedSource) with
+// `dp` as the after_gradients hook; evaluation after each epoch on every rank's share of `eval` (may be null).
+// hooks.on_step / on_epoch / save run on every rank (callers print and save on rank 0 only). The stop flag is
+// agreed: a stop on any rank ends every rank after the same step.
+TrainResult train_data_parallel(DataParallel& dp, Model& m, Optimizer<float>& opt, BatchSource& train,
+                                BatchSource* eval, const TrainOptions& o, const TrainHooks& hooks,
+                                std::int64_t start_step = 0);
+// The same on in-memory data: with the same data order (same seed, or no shuffle) step k sees the same global rows
+// as one process with the same batch size; rank r takes the r-th of N nearly equal contiguous parts of each batch.
 TrainResult train_data_parallel(DataParallel& dp, Model& m, Optimizer<float>& opt, const Dataset& train,
                                 const Dataset* eval, const TrainOptions& o, const TrainHooks& hooks,
                                 std::int64_t start_step = 0);
 
-// Every rank scores its contiguous share of `d`'s rows; the scores are gathered (in row order) and the exact
-// whole-set metrics computed from them, identical on every rank (exact AUCs over the whole set, not an average
-// of per-shard AUCs). Equal to funnel::evaluate on one process up to float rounding of the forward pass at
-// another batch size.
+// Every rank scores its contiguous share of `d`'s rows; the whole-set metrics, identical on every rank. Equal to
+// funnel::evaluate on one process up to the order of the sums.
 FunnelMetrics evaluate_sharded(Communicator& c, Model& m, const Dataset& d, std::int64_t batch_size);
 
 }  // namespace funnel::dist

@@ -6,7 +6,10 @@
 //   score_u = ⟨u W_1, u W_2⟩ / √d for u ∈ {p_{t-1}, q_t};  (a_p, a_q) = softmax(score)
 //   z_t = a_p · p_{t-1} W_3 + a_q · q_t W_3   (z_0 = q_0);  ŷ_t = sigmoid(w_t · z_t + b_t)
 // Losses: BCE(ŷ_0, click) + BCE(ŷ_1, click·conversion) + α · (1/N) Σ_i max(ŷ_1 − ŷ_0, 0), the behaviour
-// calibrator (reaching the later stage can be no more likely than the earlier one). pCVR = clip(ŷ_1 / ŷ_0, 0, 1)
+// calibrator (reaching the later stage can be no more likely than the earlier one). The two BCEs are taken on the
+// logits (bce_logits): ŷ_1 aims at a rate near 0.2%, Adam's first steps overshoot it, and a BCE on the clamped
+// probability has no gradient once the sigmoid is below its eps — the tower then stayed at pCTCVR ≈ 0 (the
+// calibrator is 0 there too). On logits the gradient is ŷ − y however saturated ŷ is. pCVR = clip(ŷ_1 / ŷ_0, 0, 1)
 // for the funnel's conditional column. Option: calibrator_weight α.
 #include <cmath>
 
@@ -46,18 +49,20 @@ ModelHandle build_aitm(Graph& g, const ModelConfig& c) {
   const blocks::Inputs in = blocks::make_inputs(g, c, h);
   const Var x = blocks::embed(g, c, in, "embedding");
   const std::int64_t d = c.hidden.back();
-  Var z0, pctr, pctcvr;
+  Var z0, ctr_logit, pctr, ctcvr_logit, pctcvr;
   {
     auto s = g.scope("ctr_tower");
     z0 = mlp(x, c.hidden, Act::Relu);
-    pctr = sigmoid(dense(z0, 1, "logit"), "pctr");
+    ctr_logit = dense(z0, 1, "logit");
+    pctr = sigmoid(ctr_logit, "pctr");
   }
   {
     auto s = g.scope("ctcvr_tower");
     Var q1 = mlp(x, c.hidden, Act::Relu);
     Var p0 = dense(z0, d, "transfer", Act::Relu);
     Var z1 = transfer(g, p0, q1);
-    pctcvr = sigmoid(dense(z1, 1, "logit"), "pctcvr");
+    ctcvr_logit = dense(z1, 1, "logit");
+    pctcvr = sigmoid(ctcvr_logit, "pctcvr");
   }
   Var pcvr;
   {
@@ -66,8 +71,8 @@ ModelHandle build_aitm(Graph& g, const ModelConfig& c) {
   }
   {
     auto s = g.scope("loss");
-    blocks::add_loss(g, h, bce(pctr, in.labels[0], "ctr"));
-    blocks::add_loss(g, h, bce(pctcvr, in.labels[1], "ctcvr"));
+    blocks::add_loss(g, h, bce_logits(ctr_logit, in.labels[0], "ctr"));
+    blocks::add_loss(g, h, bce_logits(ctcvr_logit, in.labels[1], "ctcvr"));
     Var gap = relu(add(pctcvr, scale(pctr, -1.0, "neg_pctr"), "stage_gap"), "excess");
     counterfactual::add_weighted_loss(g, h, mean(gap, "calibrator_mean"), alpha, "calibrator");
   }

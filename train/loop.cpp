@@ -2,52 +2,62 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
+#include <cstring>
+#include <limits>
 #include <numeric>
-#include <random>
 
 #include "core/error.hpp"
 
 namespace funnel {
 
-TrainResult train(Model& m, Optimizer<float>& opt, const Dataset& data, const Dataset* eval, const TrainOptions& o,
+TrainResult train(Model& m, Optimizer<float>& opt, BatchSource& src, const EvalFn& eval, const TrainOptions& o,
                   const TrainHooks& hooks, std::int64_t start_step) {
-  check_compatible(m.config(), data, "training data");
-  if (eval) check_compatible(m.config(), *eval, "evaluation data");
-  if (o.batch_size <= 0) throw Error("batch size must be positive");
+  src.check(m.config(), "training data");
   TrainResult res;
-  const std::int64_t n = data.rows();
+  const std::int64_t n = src.rows();
   if (n == 0) throw Error("training data has no rows");
-  std::vector<std::int64_t> order(static_cast<std::size_t>(n));
-  std::iota(order.begin(), order.end(), std::int64_t{0});
-  std::mt19937_64 rng(o.seed * 0x9E3779B97F4A7C15ull + 17);
   std::int64_t step = start_step;
   const std::size_t L = m.handle().losses.size();
   StepInfo info;
   info.running_losses.assign(L, 0.0);
+  std::vector<float> losses(L);
   for (std::int64_t epoch = 0; epoch < o.epochs; ++epoch) {
-    if (o.shuffle) std::shuffle(order.begin(), order.end(), rng);
+    if (o.max_steps > 0 && step >= o.max_steps) break;
     EpochReport rep;
     rep.epoch = epoch;
     rep.mean_losses.assign(L, 0.0);
     double seconds = 0.0;
     std::int64_t rows_done = 0;
-    for (std::int64_t start = 0; start < n; start += o.batch_size) {
+    src.start_epoch(epoch);
+    for (;;) {
       if (o.max_steps > 0 && step >= o.max_steps) break;
-      const std::int64_t end = std::min(n, start + o.batch_size);
-      auto t0 = std::chrono::steady_clock::now();
-      std::span<const std::int64_t> rows(order.data() + start, static_cast<std::size_t>(end - start));
-      m.bind(data, rows);
-      m.compute_gradients();
-      if (hooks.after_gradients) hooks.after_gradients(m, step + 1);
+      const auto t0 = std::chrono::steady_clock::now();
+      GradientStep g;
+      g.step = step + 1;
+      g.stop = hooks.stop && hooks.stop->load();
+      try {
+        g.batch = src.next(m);  // waiting for a streaming source's reader counts as training time
+        if (g.batch.local > 0) m.compute_gradients();
+      } catch (...) {
+        if (!hooks.after_gradients) throw;
+        g.error = std::current_exception();
+      }
+      if (!g.error && g.batch.local > 0) std::copy(m.last_losses().begin(), m.last_losses().end(), losses.begin());
+      else std::fill(losses.begin(), losses.end(), 0.0f);
+      if (!g.error && g.batch.rows == 0) break;  // the end of the epoch (for every process)
+      g.losses = losses;
+      if (hooks.after_gradients) hooks.after_gradients(m, g);
+      if (g.error) std::rethrow_exception(g.error);
       opt.step(m.exec());
       seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       ++step;
       ++rep.steps;
-      rows_done += end - start;
-      const auto& ls = m.last_losses();
+      rows_done += g.batch.rows;
       for (std::size_t i = 0; i < L; ++i) {
-        rep.mean_losses[i] += ls[i];
-        info.running_losses[i] = step == start_step + 1 ? ls[i] : 0.98 * info.running_losses[i] + 0.02 * ls[i];
+        rep.mean_losses[i] += g.losses[i];
+        info.running_losses[i] =
+            step == start_step + 1 ? g.losses[i] : 0.98 * info.running_losses[i] + 0.02 * g.losses[i];
       }
       info.step = step;
       info.epoch = epoch;
@@ -56,7 +66,7 @@ TrainResult train(Model& m, Optimizer<float>& opt, const Dataset& data, const Da
       info.rows_per_sec = seconds > 0 ? static_cast<double>(rows_done) / seconds : 0.0;
       if (hooks.on_step) hooks.on_step(info);
       if (o.save_every > 0 && step % o.save_every == 0 && hooks.save) hooks.save(step, epoch);
-      if (hooks.stop && hooks.stop->load()) {
+      if (g.stop || (!g.stop_agreed && hooks.stop && hooks.stop->load())) {
         res.stopped = true;
         break;
       }
@@ -64,7 +74,7 @@ TrainResult train(Model& m, Optimizer<float>& opt, const Dataset& data, const Da
     for (auto& v : rep.mean_losses) v = rep.steps ? v / static_cast<double>(rep.steps) : 0.0;
     rep.samples_per_sec = seconds > 0 ? static_cast<double>(rows_done) / seconds : 0.0;
     if (eval && !res.stopped && rep.steps > 0) {
-      rep.eval = evaluate(m, *eval, o.eval_batch_size);
+      rep.eval = eval(m);
       rep.has_eval = true;
     }
     res.steps = step;
@@ -78,30 +88,250 @@ TrainResult train(Model& m, Optimizer<float>& opt, const Dataset& data, const Da
   return res;
 }
 
-FunnelMetrics evaluate(Model& m, const Dataset& d, std::int64_t batch_size) {
-  // The funnel's first two stages by role: p(click), p(conversion | click), p(click and conversion).
+TrainResult train(Model& m, Optimizer<float>& opt, const Dataset& data, const Dataset* eval, const TrainOptions& o,
+                  const TrainHooks& hooks, std::int64_t start_step) {
+  if (eval) check_compatible(m.config(), *eval, "evaluation data");
+  DatasetSource src(data, o.batch_size, o.shuffle, o.seed);
+  EvalFn ev;
+  if (eval) ev = [&](Model& mm) { return evaluate(mm, *eval, o.eval_batch_size); };
+  return train(m, opt, src, ev, o, hooks, start_step);
+}
+
+void forward_each_batch(Model& m, BatchSource& src, const std::vector<NodeId>& targets,
+                        const std::function<void(const std::vector<const float*>&, std::int64_t)>& out) {
+  auto& ex = m.exec();
+  std::vector<const float*> cols(targets.size());
+  src.start_epoch(0);
+  for (;;) {
+    const BatchRows b = src.next(m);
+    if (b.rows == 0) break;
+    if (b.local == 0) continue;
+    ex.forward(targets);
+    for (std::size_t k = 0; k < targets.size(); ++k) cols[k] = ex.value(targets[k]).data();
+    out(cols, b.local);
+  }
+}
+
+FunnelMetrics evaluate(Model& m, BatchSource& src, const std::function<void(StreamingFunnelMetrics&)>& combine) {
+  src.check(m.config(), "evaluation data");
   const ModelHandle& h = m.handle();
-  const auto p = predict_nodes(m, d, batch_size, {h.stage_probs[0], h.cond_probs[1], h.stage_probs[1]});
-  const std::int64_t n = d.rows();
-  std::vector<float> click(static_cast<std::size_t>(n)), ctcvr(static_cast<std::size_t>(n));
-  for (std::int64_t r = 0; r < n; ++r) {
-    click[static_cast<std::size_t>(r)] = d.label(r, 0);
-    ctcvr[static_cast<std::size_t>(r)] = d.label(r, 1);
+  // The funnel's first two stages by role: p(click), p(conversion | click), p(click and conversion).
+  const std::vector<NodeId> targets{h.stage_probs.at(0), h.cond_probs.at(1), h.stage_probs.at(1)};
+  auto& ex = m.exec();
+  StreamingFunnelMetrics acc;
+  forward_each_batch(m, src, targets, [&](const std::vector<const float*>& p, std::int64_t n) {
+    // The labels the source bound: click and click·conversion.
+    acc.add(p[0], p[1], p[2], ex.input(h.labels.at(0)).data(), ex.input(h.labels.at(1)).data(),
+            src.conversion_entire(), n);
+  });
+  if (combine) combine(acc);
+  return acc.result();
+}
+
+FunnelMetrics evaluate(Model& m, const Dataset& d, std::int64_t batch_size) {
+  DatasetSource src(d, batch_size);
+  return evaluate(m, src);
+}
+
+std::vector<std::vector<float>> predict_nodes(Model& m, const Dataset& d, std::int64_t batch_size,
+                                              const std::vector<NodeId>& nodes) {
+  DatasetSource src(d, batch_size);
+  src.check(m.config(), "prediction data");
+  std::vector<std::vector<float>> out(nodes.size());
+  for (auto& c : out) c.reserve(static_cast<std::size_t>(d.rows()));
+  forward_each_batch(m, src, nodes, [&](const std::vector<const float*>& v, std::int64_t n) {
+    for (std::size_t k = 0; k < nodes.size(); ++k) out[k].insert(out[k].end(), v[k], v[k] + n);
+  });
+  return out;
+}
+
+Predictions predict(Model& m, const Dataset& d, std::int64_t batch_size) {
+  Predictions p;
+  std::vector<NodeId> nodes;
+  for (const auto& c : m.handle().columns) {
+    p.names.push_back(c.name);
+    nodes.push_back(c.node);
   }
-  std::vector<float> entire;
-  if (d.has_truth()) {
-    entire.resize(static_cast<std::size_t>(n));
-    for (std::int64_t r = 0; r < n; ++r)
-      entire[static_cast<std::size_t>(r)] = d.entire_labels[static_cast<std::size_t>(r * d.num_stages + 1)];
+  p.columns = predict_nodes(m, d, batch_size, nodes);
+  return p;
+}
+
+// ------------------------------------------------------------------------------------------------ metrics
+namespace {
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+float from_bits(std::uint32_t b) {
+  float f;
+  std::memcpy(&f, &b, 4);
+  return f;
+}
+}  // namespace
+
+void StreamingFunnelMetrics::Auc::add(float score, bool positive) {
+  if (!(score >= 0.0f) || !std::isfinite(score))
+    throw Error("evaluation: a prediction is " + std::to_string(score) + " (expected a probability in [0, 1])");
+  std::uint32_t bits;
+  const float s = score == 0.0f ? 0.0f : score;  // -0 as +0
+  std::memcpy(&bits, &s, 4);
+  (positive ? pos : neg).push_back(bits);
+}
+
+double StreamingFunnelMetrics::Auc::value() {
+  // Groups of equal scores in ascending order, as roc_auc() walks them: positives beat the negatives before the
+  // group and tie with the group's negatives.
+  std::sort(pos.begin(), pos.end());
+  std::sort(neg.begin(), neg.end());
+  double u = 0, neg_before = 0, pos_total = 0;
+  std::size_t i = 0, j = 0;
+  while (i < pos.size() || j < neg.size()) {
+    const std::uint32_t v = i < pos.size() && (j >= neg.size() || pos[i] <= neg[j]) ? pos[i] : neg[j];
+    double p = 0, q = 0;
+    for (; i < pos.size() && pos[i] == v; ++i) p += 1;
+    for (; j < neg.size() && neg[j] == v; ++j) q += 1;
+    u += p * neg_before + 0.5 * p * q;
+    neg_before += q;
+    pos_total += p;
   }
-  FunnelInputs in;
-  in.pctr = p[0];
-  in.pcvr = p[1];
-  in.pctcvr = p[2];
-  in.click = click;
-  in.ctcvr = ctcvr;
-  in.conversion_entire = entire;
-  return evaluate_funnel(in);
+  if (pos_total == 0 || neg_before == 0) return kNaN;
+  return u / (pos_total * neg_before);
+}
+
+double StreamingFunnelMetrics::Auc::ece(int bins) const {
+  // The rows in ascending score order (tied negatives first), cut into `bins` groups of nearly equal count.
+  const std::size_t n = pos.size() + neg.size();
+  if (n == 0) return kNaN;
+  const std::size_t B = std::min<std::size_t>(static_cast<std::size_t>(bins), n);
+  double ece = 0, sp = 0, sy = 0;
+  std::size_t i = 0, j = 0, b = 0, lo = 0, hi = n / B;
+  for (std::size_t k = 0; k < n; ++k) {
+    const bool take_neg = j < neg.size() && (i >= pos.size() || neg[j] <= pos[i]);
+    sp += from_bits(take_neg ? neg[j++] : pos[i++]);
+    sy += take_neg ? 0.0 : 1.0;
+    if (k + 1 == hi) {
+      const double cnt = static_cast<double>(hi - lo);
+      ece += cnt / static_cast<double>(n) * std::abs(sp / cnt - sy / cnt);
+      sp = sy = 0;
+      ++b;
+      lo = hi;
+      hi = (b + 1) * n / B;
+    }
+  }
+  return ece;
+}
+
+void StreamingFunnelMetrics::Auc::clear() {
+  std::vector<std::uint32_t>().swap(pos);
+  std::vector<std::uint32_t>().swap(neg);
+}
+
+void StreamingFunnelMetrics::Sum::add(double p, double y) {
+  const double eps = 1e-7;
+  const double q = std::clamp(p, eps, 1.0 - eps);
+  loss -= y * std::log(q) + (1.0 - y) * std::log1p(-q);
+  pred += p;
+  label += y;
+  ++n;
+}
+
+void StreamingFunnelMetrics::add(const float* pctr, const float* pcvr, const float* pctcvr, const float* click,
+                                 const float* ctcvr, const float* entire, std::int64_t n) {
+  if (rows_ > 0 && has_entire_ != (entire != nullptr))
+    throw Error("evaluation: ground-truth conversions for some batches and not for others");
+  has_entire_ = entire != nullptr;
+  for (std::int64_t i = 0; i < n; ++i) {
+    if ((click[i] != 0.0f && click[i] != 1.0f) || (ctcvr[i] != 0.0f && ctcvr[i] != 1.0f))
+      throw Error("evaluation: row " + std::to_string(rows_) + " has labels " + std::to_string(click[i]) + ", " +
+                  std::to_string(ctcvr[i]) + " (expected 0 or 1)");
+    const bool c = click[i] == 1.0f, y = ctcvr[i] == 1.0f;
+    if (y && !c) throw Error("evaluation: row " + std::to_string(rows_) + " has a conversion label without a click");
+    ctr_.add(pctr[i], c);
+    ctcvr_.add(pctcvr[i], y);
+    ctr_s_.add(pctr[i], c);
+    ctcvr_s_.add(pctcvr[i], y);
+    if (c) {
+      cvr_.add(pcvr[i], y);
+      cvr_s_.add(pcvr[i], y);
+    }
+    if (entire) {
+      entire_.add(pcvr[i], entire[i] == 1.0f);
+      entire_s_.add(pcvr[i], entire[i]);
+    } else {
+      entire_s_.pred += pcvr[i];  // the mean pCVR over all rows
+      ++entire_s_.n;
+    }
+    ++rows_;
+    clicks_ += c;
+    conversions_ += y;
+  }
+}
+
+void StreamingFunnelMetrics::merge(const std::function<void(std::vector<unsigned char>&)>& gather) {
+  std::vector<unsigned char> bytes;
+  for (Auc* a : {&ctr_, &cvr_, &ctcvr_, &entire_})
+    for (std::vector<std::uint32_t>* v : {&a->pos, &a->neg}) {
+      bytes.resize(v->size() * 4);
+      if (!v->empty()) std::memcpy(bytes.data(), v->data(), bytes.size());
+      gather(bytes);
+      v->resize(bytes.size() / 4);
+      if (!v->empty()) std::memcpy(v->data(), bytes.data(), bytes.size());
+    }
+  std::vector<double> mine{has_entire_ ? 1.0 : 0.0, static_cast<double>(rows_), static_cast<double>(clicks_),
+                           static_cast<double>(conversions_)};
+  for (const Sum* x : {&ctr_s_, &cvr_s_, &ctcvr_s_, &entire_s_})
+    for (double v : {x->loss, x->pred, x->label, static_cast<double>(x->n)}) mine.push_back(v);
+  bytes.resize(mine.size() * sizeof(double));
+  std::memcpy(bytes.data(), mine.data(), bytes.size());
+  gather(bytes);
+  const std::size_t K = mine.size(), P = bytes.size() / (K * sizeof(double));
+  std::vector<double> all(K * P);
+  std::memcpy(all.data(), bytes.data(), all.size() * sizeof(double));
+  std::vector<double> sum(K, 0.0);
+  for (std::size_t p = 0; p < P; ++p)
+    for (std::size_t k = 0; k < K; ++k) sum[k] += all[p * K + k];
+  has_entire_ = sum[0] > 0;
+  rows_ = static_cast<std::int64_t>(sum[1]);
+  clicks_ = static_cast<std::int64_t>(sum[2]);
+  conversions_ = static_cast<std::int64_t>(sum[3]);
+  std::size_t k = 4;
+  for (Sum* x : {&ctr_s_, &cvr_s_, &ctcvr_s_, &entire_s_}) {
+    x->loss = sum[k++];
+    x->pred = sum[k++];
+    x->label = sum[k++];
+    x->n = static_cast<std::int64_t>(sum[k++]);
+  }
+}
+
+FunnelMetrics StreamingFunnelMetrics::result() {
+  FunnelMetrics m;
+  auto mean = [](double s, std::int64_t n) { return n ? s / static_cast<double>(n) : kNaN; };
+  m.rows = rows_;
+  m.clicks = clicks_;
+  m.conversions = conversions_;
+  m.ctr_auc = ctr_.value();
+  ctr_.clear();
+  m.ctcvr_auc = ctcvr_.value();
+  ctcvr_.clear();
+  m.cvr_auc = cvr_.value();
+  m.cvr_ece = cvr_.ece(10);
+  cvr_.clear();
+  m.ctr_logloss = mean(ctr_s_.loss, ctr_s_.n);
+  m.cvr_logloss = mean(cvr_s_.loss, cvr_s_.n);
+  m.ctcvr_logloss = mean(ctcvr_s_.loss, ctcvr_s_.n);
+  m.mean_pctr = mean(ctr_s_.pred, ctr_s_.n);
+  m.click_rate = mean(ctr_s_.label, ctr_s_.n);
+  m.mean_pcvr_clicked = mean(cvr_s_.pred, cvr_s_.n);
+  m.cvr_rate = mean(cvr_s_.label, cvr_s_.n);
+  m.mean_pctcvr = mean(ctcvr_s_.pred, ctcvr_s_.n);
+  m.ctcvr_rate = mean(ctcvr_s_.label, ctcvr_s_.n);
+  m.mean_pcvr_all = mean(entire_s_.pred, entire_s_.n);
+  if (has_entire_) {
+    m.has_entire_space = true;
+    m.cvr_auc_entire_space = entire_.value();
+    m.cvr_ece_entire_space = entire_.ece(10);
+    entire_.clear();
+    m.cvr_rate_entire_space = mean(entire_s_.label, entire_s_.n);
+    m.cvr_logloss_entire_space = mean(entire_s_.loss, entire_s_.n);
+  }
+  return m;
 }
 
 void split_tail(const Dataset& all, double fraction, Dataset& head, Dataset& tail) {

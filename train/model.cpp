@@ -32,39 +32,6 @@ void Model::compute_gradients() {
   ex_->backward(losses_);
 }
 
-std::vector<std::vector<float>> predict_nodes(Model& m, const Dataset& d, std::int64_t batch_size,
-                                              const std::vector<NodeId>& nodes) {
-  check_compatible(m.config(), d, "prediction data");
-  if (batch_size <= 0) throw Error("batch size must be positive");
-  const std::int64_t n = d.rows();
-  std::vector<std::vector<float>> out(nodes.size(), std::vector<float>(static_cast<std::size_t>(n)));
-  std::vector<std::int64_t> rows;
-  auto& ex = m.exec();
-  for (std::int64_t start = 0; start < n; start += batch_size) {
-    const std::int64_t end = std::min(n, start + batch_size);
-    rows.resize(static_cast<std::size_t>(end - start));
-    for (std::int64_t r = start; r < end; ++r) rows[static_cast<std::size_t>(r - start)] = r;
-    m.bind(d, rows);
-    ex.forward(nodes);
-    for (std::size_t k = 0; k < nodes.size(); ++k) {
-      const float* v = ex.value(nodes[k]).data();
-      std::copy(v, v + (end - start), out[k].begin() + start);
-    }
-  }
-  return out;
-}
-
-Predictions predict(Model& m, const Dataset& d, std::int64_t batch_size) {
-  Predictions p;
-  std::vector<NodeId> nodes;
-  for (const auto& c : m.handle().columns) {
-    p.names.push_back(c.name);
-    nodes.push_back(c.node);
-  }
-  p.columns = predict_nodes(m, d, batch_size, nodes);
-  return p;
-}
-
 const std::vector<float>& Predictions::column(std::string_view name) const {
   for (std::size_t k = 0; k < names.size(); ++k)
     if (names[k] == name) return columns[k];

@@ -53,11 +53,7 @@ struct Predictions {
   const std::vector<float>& column(std::string_view name) const;  // Error listing the names when absent
   std::int64_t rows() const { return columns.empty() ? 0 : static_cast<std::int64_t>(columns[0].size()); }
 };
-// Predictions for every row of `d`, in order (labels are not read).
-Predictions predict(Model& m, const Dataset& d, std::int64_t batch_size);
-// The values of the B×1 nodes `nodes` for every row of `d`, in order: out[k][row].
-std::vector<std::vector<float>> predict_nodes(Model& m, const Dataset& d, std::int64_t batch_size,
-                                              const std::vector<NodeId>& nodes);
+// (predict(): train/loop.hpp)
 
 // Throws funnel::Error when the data does not fit the model (fields, vocab, dense columns, stages).
 void check_compatible(const ModelConfig& cfg, const Dataset& d, const std::string& what);

@@ -38,11 +38,48 @@ Trainer::Trainer(const TrainerOptions& o, std::shared_ptr<const TrainData> data)
   }
 }
 
-TrainResult Trainer::train(const TrainHooks& hooks) {
+TrainOptions Trainer::loop_options() const {
   TrainOptions t = o_.train;
   if (t.max_steps > 0) t.max_steps += start_step_;  // max_steps counts this run's steps, also after a resume
-  TrainResult r = funnel::train(*model_, *opt_, data_->train.data, data_->has_eval ? &data_->eval : nullptr, t,
-                                hooks, start_step_);
+  return t;
+}
+
+std::unique_ptr<BatchSource> Trainer::train_source(int shard, int shards) const {
+  const TrainOptions& t = o_.train;
+  if (!data_->streamed())
+    return std::make_unique<DatasetSource>(data_->train.data, t.batch_size, t.shuffle, t.seed, shard, shards);
+  StreamOptions so;
+  so.batch_size = t.batch_size;
+  so.shuffle = t.shuffle;
+  so.shuffle_window = t.shuffle_window;
+  so.seed = t.seed;
+  so.prefetch = t.prefetch;
+  const CachePart part{data_->train_cache.get(), 0, data_->train_chunk_end, shards, shard};
+  if (shards > 1) so.batch_size = std::max<std::int64_t>(1, t.batch_size / shards);  // a global batch of ~batch_size
+  return std::make_unique<CacheSource>(part, so);
+}
+
+std::unique_ptr<BatchSource> Trainer::eval_source(int shard, int shards) const {
+  if (!data_->has_eval) return nullptr;
+  const std::int64_t batch = o_.train.eval_batch_size;
+  if (!data_->eval_streamed()) return std::make_unique<DatasetSource>(data_->eval, batch, false, 1, shard, shards);
+  StreamOptions so;
+  so.batch_size = batch;
+  so.shuffle = false;
+  so.prefetch = o_.train.prefetch;
+  return std::make_unique<CacheSource>(CachePart{data_->eval_cache.get(), data_->eval_chunk_begin, -1, shards, shard},
+                                       so);
+}
+
+TrainResult Trainer::train(const TrainHooks& hooks) {
+  auto src = train_source();
+  auto ev = eval_source();
+  EvalFn eval;
+  if (ev) {
+    ev->check(model_->config(), "evaluation data");
+    eval = [&](Model& m) { return evaluate(m, *ev); };
+  }
+  TrainResult r = funnel::train(*model_, *opt_, *src, eval, loop_options(), hooks, start_step_);
   start_step_ = r.steps;
   return r;
 }

@@ -7,7 +7,7 @@
 //   o.model.kind = "esmm";
 //   Trainer t(o, load_train_data({.train = "synthetic"}, ReadOptions{}));
 //   TrainHooks h;
-//   h.after_gradients = [](Model& m, std::int64_t step) { /* e.g. all-reduce m.exec()'s gradients */ };
+//   h.after_gradients = [](Model& m, GradientStep& s) { /* e.g. all-reduce m.exec()'s gradients */ };
 //   TrainResult r = t.train(h);
 //   t.save("out/ck", r.steps);
 #include <cstdint>
@@ -40,8 +40,18 @@ class Trainer {
   // Builds the model for the data (and from the checkpoint when init_dir is set: its config must match).
   Trainer(const TrainerOptions& o, std::shared_ptr<const TrainData> data);
 
-  // Trains from the current step (0, or the checkpoint's) for o.train's epochs/steps.
+  // Trains from the current step (0, or the checkpoint's) for o.train's epochs/steps: train/loop.hpp's loop over
+  // train_source(), evaluating eval_source() after every epoch.
   TrainResult train(const TrainHooks& hooks = {});
+  // o.train.max_steps counted from the current step (what train() passes to the loop).
+  TrainOptions loop_options() const;
+  // The training data as a batch source: in memory (shuffled with o.train.seed) or streamed from the cache
+  // (o.train.shuffle_window, o.train.prefetch). With `shards` > 1, the `shard`-th process's share: of every
+  // in-memory batch the shard-th contiguous part; of a streamed cache every shards-th chunk from the shard-th
+  // (each process reads only its chunks, and its batches are its own).
+  std::unique_ptr<BatchSource> train_source(int shard = 0, int shards = 1) const;
+  // The evaluation data in order (nullptr without evaluation), or the shard-th process's share of it.
+  std::unique_ptr<BatchSource> eval_source(int shard = 0, int shards = 1) const;
   // Writes a checkpoint of the model, optimizer state and data mapping (atomically).
   void save(const std::string& dir, std::int64_t step);
 

@@ -137,6 +137,11 @@ struct Writer {
           pen = c;
           extra = ", penwidth=2";
           lines.push_back(set.empty() ? "∇ none" : "∇ " + join_losses(*gf, set));
+          std::vector<std::size_t> stopped;  // losses that read it through a stop_gradient (no gradient by design)
+          const std::size_t pi = gf->param_index(nd.id);
+          for (std::size_t k = 0; k < gf->losses.size(); ++k)
+            if (gf->table[pi][k].value_only) stopped.push_back(k);
+          if (!stopped.empty()) lines.push_back("∇ stopped: " + join_losses(*gf, stopped));
           if (gf->numeric) {
             const std::size_t i = gf->param_index(nd.id);
             bool agree = true;
@@ -291,7 +296,8 @@ struct Writer {
                               : "numeric check (float64 backward per loss): DISAGREES, see ⚠");
       }
     }
-    notes.push_back("dotted edge: input that passes no gradient (labels, ids)");
+    notes.push_back("dotted edge: input that passes no gradient (labels, ids, stop_gradient)");
+    if (gf) notes.push_back("∇ stopped: losses that read the parameter's value only through a stop_gradient");
     if (opt.backward) {
       rows.push_back({"#ffffff", kGradDefault, "∂L/∂x: gradient of the loss sum (dashed box)", true});
       notes.push_back("dashed edges: gradients, arrows point the way they flow");

@@ -10,6 +10,7 @@
 #include "autodiff/executor.hpp"
 #include "autodiff/gradflow.hpp"
 #include "models/model.hpp"
+#include "train/trainer.hpp"
 #include "tests/models/model_test_util.hpp"
 
 using namespace funnel;
@@ -56,4 +57,49 @@ TEST_CASE("AITM gradient flow: the transfer carries the conversion loss into the
   }
   CHECK(ctcvr_reaches_ctr);
   CHECK_FALSE(ctr_reaches_ctcvr);
+}
+
+// The stage losses are taken on the logits. With a BCE on the probability, whose clamp at eps is flat, a tower
+// whose sigmoid saturates below eps gets no gradient from its loss (and none from the calibrator, which is 0 when
+// pCTCVR < pCTR): after Adam's early overshoot AITM's pCTCVR tower stayed at 0. A saturated pCTCVR must still get
+// the gradient mean(p − y) on its logit.
+TEST_CASE("AITM: a saturated pCTCVR still gets the gradient of its loss", "[models][aitm]") {
+  ModelConfig c = small("aitm");
+  Graph g;
+  ModelHandle h = build_model(g, c);
+  Executor<double> ex(g);
+  ex.init_params(3);
+  feed(ex, h, c, 8, 5);
+  for (auto& b : ex.param("ctcvr_tower/logit/b")) b = -40.0;  // sigmoid(-40) ≈ 4e-18, below the BCE clamp
+  ex.forward();
+  ex.backward(h.losses[1]);
+  const auto& y = ex.input(h.labels[1]);
+  const auto& p = ex.value(h.column("pctcvr"));
+  double expect = 0;
+  for (std::size_t r = 0; r < 8; ++r) expect += (p(r, 0) - y(r, 0)) / 8;
+  REQUIRE(expect < -0.1);  // the feeder gives row 0 a conversion
+  CHECK(ex.grad("ctcvr_tower/logit/b")(0) == Approx(expect).epsilon(1e-9));
+}
+
+// The same on real training: pCTCVR pushed into saturation at the start, then a short training run on synthetic
+// data must bring its mean back to the observed click·conversion rate and rank it.
+TEST_CASE("AITM: pCTCVR recovers from saturation in training", "[models][aitm][train]") {
+  TrainerOptions o;
+  o.model.kind = "aitm";
+  o.model.dim = 8;
+  o.model.hidden = {32, 16};
+  o.train.epochs = 8;
+  o.train.batch_size = 256;
+  o.opt.lr = 0.002;
+  auto data = load_train_data({.train = "synthetic:rows=30000,fields=8,vocab=200"}, ReadOptions{});
+  Trainer t(o, data);
+  for (auto& b : t.model().exec().param("ctcvr_tower/logit/b")) b = -40.0f;
+  const TrainResult r = t.train();
+  REQUIRE(r.epochs.back().has_eval);
+  const FunnelMetrics& m = r.epochs.back().eval;
+  INFO("mean pCTCVR " << m.mean_pctcvr << ", observed " << m.ctcvr_rate << ", CTCVR AUC " << m.ctcvr_auc);
+  REQUIRE(m.ctcvr_rate > 0);
+  CHECK(m.mean_pctcvr > m.ctcvr_rate / 3);
+  CHECK(m.mean_pctcvr < m.ctcvr_rate * 3);
+  CHECK(m.ctcvr_auc > 0.6);
 }

@@ -172,8 +172,8 @@ TEST_CASE("after_gradients runs after backward and before the optimizer: what it
   std::vector<std::int64_t> order;  // +step from after_gradients, -step from on_step
   bool saw_gradient = false;
   TrainHooks h;
-  h.after_gradients = [&](Model& mm, std::int64_t step) {
-    order.push_back(step);
+  h.after_gradients = [&](Model& mm, GradientStep& g) {
+    order.push_back(g.step);
     auto& ex = mm.exec();
     for (NodeId p : ex.params()) {
       if (ex.is_sparse(p)) {

@@ -8,7 +8,8 @@
 #include "data/stream.hpp"
 #include "data/stream_cache.hpp"
 #include "support/temp_dir.hpp"
-#include "train/stream_loop.hpp"
+#include "train/batch_source.hpp"
+#include "train/loop.hpp"
 
 using namespace funnel;
 
@@ -74,8 +75,10 @@ TEST_CASE("stream loop: unshuffled streaming training is bit-identical to the in
   so.batch_size = 128;
   so.shuffle = false;
   so.prefetch = 3;
-  BatchStream bs(f, so);
-  const TrainResult rb = train_stream(b, *ob, bs, {&f}, o, {});
+  CacheSource src({&f}, so);
+  so.batch_size = o.eval_batch_size;
+  CacheSource eval_src({&f}, so);
+  const TrainResult rb = train(b, *ob, src, [&](Model& m) { return evaluate(m, eval_src); }, o, {});
   CHECK(ra.steps == rb.steps);
   CHECK(same_params(a, b));
   REQUIRE(ra.epochs.size() == 2);
@@ -97,7 +100,11 @@ TEST_CASE("stream loop: unshuffled streaming training is bit-identical to the in
   const Predictions p = predict(b, d, 300);
   std::int64_t at = 0;
   bool same = true;
-  predict_stream(b, {&f}, 300, [&](const std::vector<const float*>& cols, std::int64_t n) {
+  so.batch_size = 300;
+  CacheSource pred_src({&f}, so);
+  std::vector<NodeId> cols_of;
+  for (const auto& c : b.handle().columns) cols_of.push_back(c.node);
+  forward_each_batch(b, pred_src, cols_of, [&](const std::vector<const float*>& cols, std::int64_t n) {
     REQUIRE(cols.size() == p.columns.size());
     for (std::int64_t i = 0; i < n; ++i, ++at)
       for (std::size_t k = 0; k < cols.size(); ++k) same = same && cols[k][i] == p.columns[k][static_cast<std::size_t>(at)];
@@ -112,7 +119,9 @@ TEST_CASE("stream loop: unshuffled streaming training is bit-identical to the in
   split_tail(d, static_cast<double>(d.rows() - f.chunk_begin(cut)) / static_cast<double>(d.rows()), head, tail);
   REQUIRE(tail.rows() == d.rows() - f.chunk_begin(cut));
   const FunnelMetrics want = evaluate(b, tail, 256);
-  const FunnelMetrics got = evaluate_stream(b, {&f, cut, -1}, 256);
+  so.batch_size = 256;
+  CacheSource tail_src({&f, cut, -1}, so);
+  const FunnelMetrics got = evaluate(b, tail_src);
   CHECK(got.rows == want.rows);
   CHECK(got.ctr_auc == want.ctr_auc);
   CHECK(got.ctcvr_logloss == want.ctcvr_logloss);
@@ -132,8 +141,8 @@ TEST_CASE("stream loop: shuffled streaming training is deterministic for a seed 
     so.batch_size = 100;
     so.shuffle_window = 700;
     so.seed = seed;
-    BatchStream bs(f, so);
-    train_stream(*m, *opt, bs, {}, o, {});
+    CacheSource src({&f}, so);
+    train(*m, *opt, src, {}, o, {});
     return m;
   };
   auto a = run(5), b = run(5), c = run(6);
@@ -152,8 +161,8 @@ TEST_CASE("stream loop: streamed metrics equal evaluate_funnel on the same predi
   in.ctcvr = ctcvr;
   const FunnelMetrics want = evaluate_funnel(in);
   StreamingFunnelMetrics s;
-  s.add(pctr.data(), pcvr.data(), pctcvr.data(), click.data(), ctcvr.data(), 4);
-  s.add(pctr.data() + 4, pcvr.data() + 4, pctcvr.data() + 4, click.data() + 4, ctcvr.data() + 4, 2);
+  s.add(pctr.data(), pcvr.data(), pctcvr.data(), click.data(), ctcvr.data(), nullptr, 4);
+  s.add(pctr.data() + 4, pcvr.data() + 4, pctcvr.data() + 4, click.data() + 4, ctcvr.data() + 4, nullptr, 2);
   const FunnelMetrics got = s.result();
   CHECK(got.ctr_auc == want.ctr_auc);
   CHECK(got.cvr_auc == want.cvr_auc);

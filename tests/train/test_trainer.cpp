@@ -52,7 +52,7 @@ TEST_CASE("Trainer: the model is built for the data, trained with hooks, evaluat
   CHECK(t.model().handle().kind == "esmm");
   int grads = 0, steps = 0, epochs = 0;
   TrainHooks h;
-  h.after_gradients = [&](Model&, std::int64_t step) { CHECK(step == ++grads); };
+  h.after_gradients = [&](Model&, GradientStep& g) { CHECK(g.step == ++grads); };
   h.on_step = [&](const StepInfo&) { ++steps; };
   h.on_epoch = [&](const EpochReport& e) {
     ++epochs;

@@ -12,6 +12,7 @@
 #include "autodiff/gradflow.hpp"
 #include "viz/dot.hpp"
 #include "core/error.hpp"
+#include "models/model.hpp"
 
 using namespace funnel;
 
@@ -229,4 +230,27 @@ TEST_CASE("to_dot rejects a bad rankdir and a grad-flow made for another graph",
   DotOptions o2;
   o2.grad_flow = &gf;
   CHECK_THROWS_AS(to_dot(t.g, o2), GraphError);
+}
+
+TEST_CASE("to_dot --grad-flow marks a parameter read through stop_gradient as stopped, not as an alarm", "[core][dot]") {
+  ModelConfig c;
+  c.kind = "escm2-ips";
+  c.num_fields = 3;
+  c.vocab = 30;
+  c.dim = 3;
+  c.hidden = {5, 4};
+  Graph g;
+  build_model(g, c);
+  GradFlowOptions go;
+  GradFlow gf = analyze_grad_flow(g, go);
+  DotOptions o;
+  o.grad_flow = &gf;
+  const std::string d = to_dot(g, o);
+  const std::string ctr = node_line(d, "n" + std::to_string(g.at("ctr_tower/logit/b")));
+  CHECK(ctr.find("∇ stopped: cvr_ips") != std::string::npos);
+  CHECK(ctr.find("⚠") == std::string::npos);
+  const std::string cvr = node_line(d, "n" + std::to_string(g.at("cvr_tower/logit/b")));
+  CHECK(cvr.find("∇ stopped") == std::string::npos);
+  CHECK(d.find("DISAGREES") == std::string::npos);
+  CHECK(d.find("numeric check (float64 backward per loss): agrees") != std::string::npos);
 }

@@ -1,5 +1,5 @@
-// funnel-stream-bench: one training run of ESMM on a v3 cache, streamed (the prefetching reader) or in memory
-// (the whole cache decoded into a Dataset first), printing one JSON line with the throughput. Used by
+// funnel-stream-bench: one training run of ESMM on a v3 cache through the training loop (train/loop.hpp), streamed
+// (CacheSource: the prefetching reader) or in memory (the whole cache decoded into a Dataset first), printing one JSON line with the throughput. Used by
 // tools/stream_bench.py, which samples the process's memory from /proc.
 //   funnel-stream-bench --cache FILE [--mode stream|memory] [--batch-size 1024] [--epochs 1] [--max-steps 0]
 //                       [--threads 1] [--shuffle-window 262144] [--prefetch 4] [--no-shuffle] [--seed 1]
@@ -14,7 +14,8 @@
 #include "data/readers.hpp"
 #include "data/stream.hpp"
 #include "data/stream_cache.hpp"
-#include "train/stream_loop.hpp"
+#include "train/batch_source.hpp"
+#include "train/loop.hpp"
 
 int main(int argc, char** argv) {
   std::string cache, mode = "stream";
@@ -80,9 +81,9 @@ int main(int argc, char** argv) {
       so.shuffle_window = window;
       so.prefetch = prefetch;
       so.seed = static_cast<std::uint64_t>(seed);
-      funnel::BatchStream bs(f, so);
-      r = funnel::train_stream(m, *opt, bs, {}, o, {});
-      wait = bs.wait_seconds();
+      funnel::CacheSource src({&f}, so);
+      r = funnel::train(m, *opt, src, {}, o, {});
+      wait = src.stream().wait_seconds();
     } else {
       funnel::FeatureMap map;
       const funnel::Dataset d = funnel::read_cache(cache, map);

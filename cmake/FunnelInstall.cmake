@@ -1,7 +1,8 @@
 # `cmake --install <build> --prefix P` installs
 #   P/include/funnel/<layer>/*.hpp          the headers (include them as "core/graph.hpp", or <funnel/core/graph.hpp>)
 #   P/lib/libfunnel_<layer>.a               one static library per layer (cmake/FunnelLayers.cmake)
-#   P/lib/cmake/funnel/                     the CMake package: find_package(funnel) -> funnel::funnel
+#   P/lib/cmake/funnel/                     the CMake package: find_package(funnel) -> funnel::funnel, and
+#                                           funnel::funnel_cli (the whole command line: funnel::cli::run)
 #   P/bin/funnel                            the command line, when it was built
 # Dependencies are found again by the package (funnelConfig.cmake), so a consumer needs only find_package(funnel).
 include(GNUInstallDirs)
@@ -18,7 +19,8 @@ foreach(dir ${FUNNEL_LAYER_DIRS})
   endif()
 endforeach()
 
-install(TARGETS ${FUNNEL_LAYER_TARGETS} funnel EXPORT funnelTargets
+get_property(FUNNEL_EXPORTS GLOBAL PROPERTY FUNNEL_EXPORTS)  # interface targets beside the layers (funnel_cli)
+install(TARGETS ${FUNNEL_LAYER_TARGETS} funnel ${FUNNEL_EXPORTS} EXPORT funnelTargets
         ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
         LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})
 install(EXPORT funnelTargets NAMESPACE funnel:: DESTINATION ${FUNNEL_INSTALL_CMAKEDIR})

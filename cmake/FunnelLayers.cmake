@@ -3,12 +3,16 @@
 #   funnel_core      core/      graph, shapes, ids, the DSL, the thread pool, the op interface and registry
 #   funnel_ops       ops/       one file per op (self-registering)
 #   funnel_autodiff  autodiff/  executor, gradient check, gradient-flow analysis
-#   funnel_opcheck   ops/examples/  gradient-check examples of the ops (self-registering; only the check reads them)
+#   funnel_opcheck   opcheck/   gradient-check examples of the ops (self-registering; only the check reads them)
 #   funnel_models    models/    the model zoo (self-registering)
 #   funnel_data      data/      readers, feature maps, datasets, synthetic data
 #   funnel_train     train/     optimizers, checkpoints, metrics, the trainer and its loop
 #   funnel_viz       viz/       DOT drawings of graphs and of gradient flow
 #   funnel           everything above (an INTERFACE target), what tools, tests, benches and users link
+# and, defined where their folders are added (they need packages found later: MPI), two layers on top:
+#   funnel_distributed  distributed/  MPI data parallelism (distributed/CMakeLists.txt, when FUNNEL_MPI)
+#   funnel_commands     cli/          the command line's subcommands (tools/CMakeLists.txt); programs link the
+#                                     INTERFACE target funnel_cli, which takes them whole-archive with `funnel`
 #
 # The same order is written down for the include check (scripts/check_layers.sh, the CTest test `layers/includes`),
 # which fails on any #include that climbs. Layers that register things at static-init time (ops, op examples,
@@ -41,14 +45,18 @@ function(funnel_precompile target)
   target_precompile_headers(${target} PRIVATE ${headers})
 endfunction()
 
-# funnel_layer(<name> DIRS <folder>... [WHOLE_ARCHIVE] [DEPS <target>...])
+# funnel_layer(<name> DIRS <folder>... [WHOLE_ARCHIVE] [EXCLUDE <regex>] [DEPS <target>...])
+# EXCLUDE drops matching sources (mains that live beside a layer's files).
 function(funnel_layer name)
-  cmake_parse_arguments(L "WHOLE_ARCHIVE" "" "DIRS;DEPS" ${ARGN})
+  cmake_parse_arguments(L "WHOLE_ARCHIVE" "EXCLUDE" "DIRS;DEPS" ${ARGN})
   set(srcs)
   foreach(dir ${L_DIRS})
     file(GLOB s CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/${dir}/*.cpp)
     list(APPEND srcs ${s})
   endforeach()
+  if(L_EXCLUDE)
+    list(FILTER srcs EXCLUDE REGEX "${L_EXCLUDE}")
+  endif()
   add_library(${name} STATIC ${srcs})
   # Installed headers keep their folders: include/funnel/core/graph.hpp is "core/graph.hpp" (or <funnel/core/...>).
   target_include_directories(${name} PUBLIC $<BUILD_INTERFACE:${PROJECT_SOURCE_DIR}>
@@ -75,6 +83,9 @@ endif()
 funnel_layer(funnel_ops DIRS ops WHOLE_ARCHIVE DEPS funnel_core)
 target_include_directories(funnel_ops PUBLIC $<BUILD_INTERFACE:${CBLAS_INCLUDE_DIR}>)
 target_link_libraries(funnel_ops PUBLIC BLAS::BLAS)
+# The float64 checking path's gemms go through xtensor-blas (ops/gemm_f64.cpp); its package needs LAPACK too.
+find_package(xtensor-blas REQUIRED)
+target_link_libraries(funnel_ops PUBLIC xtensor-blas)
 
 if(FUNNEL_ONEDNN)  # oneDNN float gemms (ops/gemm_backend.cpp); Debian's build runs on OpenMP, whose thread count we set
   find_library(DNNL_LIBRARY dnnl)
@@ -91,7 +102,7 @@ if(FUNNEL_ONEDNN)  # oneDNN float gemms (ops/gemm_backend.cpp); Debian's build r
 endif()
 
 funnel_layer(funnel_autodiff DIRS autodiff DEPS funnel_ops)
-funnel_layer(funnel_opcheck DIRS ops/examples WHOLE_ARCHIVE DEPS funnel_autodiff)
+funnel_layer(funnel_opcheck DIRS opcheck WHOLE_ARCHIVE DEPS funnel_autodiff)
 funnel_layer(funnel_models DIRS models WHOLE_ARCHIVE DEPS funnel_autodiff)
 target_link_libraries(funnel_models PUBLIC nlohmann_json::nlohmann_json)
 funnel_layer(funnel_data DIRS data DEPS funnel_core)

@@ -4,9 +4,12 @@
 #include <iterator>
 #include <sstream>
 
+#include <boost/graph/depth_first_search.hpp>
+#include <boost/graph/reverse_graph.hpp>
 #include <boost/graph/topological_sort.hpp>
 
 #include "core/error.hpp"
+#include "core/graph_boost.hpp"
 #include "core/op.hpp"
 
 namespace funnel {
@@ -81,13 +84,9 @@ NodeId Graph::add_node(Node n) {
   if (by_name_.count(n.name)) throw GraphError("duplicate node name '" + n.name + "'");
   n.id = nodes_.size();
   n.scope = scope_;
-  auto v = boost::add_vertex(bg_);
-  (void)v;
-  for (std::size_t s = 0; s < n.inputs.size(); ++s) {
+  for (std::size_t s = 0; s < n.inputs.size(); ++s)  // so that a node's inputs precede it (graph_boost.hpp)
     if (n.inputs[s] >= nodes_.size())
       throw GraphError("node '" + n.name + "': input " + std::to_string(s) + " is not a node of this graph");
-    boost::add_edge(n.inputs[s], n.id, EdgeSlot{s}, bg_);
-  }
   by_name_[n.name] = n.id;
   nodes_.push_back(std::move(n));
   topo_valid_ = false;
@@ -179,19 +178,14 @@ NodeId Graph::at(const std::string& name) const {
 
 std::vector<NodeId> Graph::consumers(NodeId id) const {
   std::vector<NodeId> out;
-  auto [b, e] = boost::out_edges(id, bg_);
-  for (auto it = b; it != e; ++it) out.push_back(boost::target(*it, bg_));
-  std::sort(out.begin(), out.end());
-  out.erase(std::unique(out.begin(), out.end()), out.end());
+  for (auto [b, e] = out_edges(id, *this); b != e; ++b)  // consumer order: ascending already
+    if (out.empty() || out.back() != b->consumer) out.push_back(b->consumer);
   return out;
 }
 
 std::vector<Graph::Use> Graph::uses(NodeId id) const {
   std::vector<Use> out;
-  auto [b, e] = boost::out_edges(id, bg_);
-  for (auto it = b; it != e; ++it) out.push_back(Use{boost::target(*it, bg_), bg_[*it].slot});
-  std::sort(out.begin(), out.end(),
-            [](const Use& a, const Use& b) { return a.consumer != b.consumer ? a.consumer < b.consumer : a.slot < b.slot; });
+  for (auto [b, e] = out_edges(id, *this); b != e; ++b) out.push_back(*b);  // consumer, then slot order
   return out;
 }
 
@@ -211,10 +205,31 @@ std::vector<NodeId> Graph::losses() const {
   return filter(nodes_, [](const Node& n) { return n.is_loss; });
 }
 
+namespace {
+
+// A colour per node id, for Boost.Graph's depth-first algorithms.
+using Colours = std::vector<boost::default_color_type>;
+auto colour_map(Colours& c) { return boost::make_iterator_property_map(c.begin(), boost::identity_property_map()); }
+
+// The nodes a depth-first walk of `bg` from `roots` visits, as a mask.
+template <class BG>
+std::vector<char> reach(const BG& bg, std::size_t n, const std::vector<NodeId>& roots) {
+  Colours colour(n, boost::white_color);
+  for (NodeId r : roots)
+    if (colour.at(r) == boost::white_color)
+      boost::depth_first_visit(bg, r, boost::default_dfs_visitor(), colour_map(colour));
+  std::vector<char> mark(n, 0);
+  for (std::size_t v = 0; v < n; ++v) mark[v] = colour[v] != boost::white_color;
+  return mark;
+}
+
+}  // namespace
+
 const std::vector<NodeId>& Graph::topo_order() const {
   if (!topo_valid_) {
-    std::vector<BGraph::vertex_descriptor> rev;
-    boost::topological_sort(bg_, std::back_inserter(rev));  // throws not_a_dag on a cycle
+    Colours colour(nodes_.size());
+    std::vector<NodeId> rev;  // finishing order: consumers before their inputs
+    boost::topological_sort(*this, std::back_inserter(rev), boost::color_map(colour_map(colour)));
     topo_.assign(rev.rbegin(), rev.rend());
     topo_valid_ = true;
   }
@@ -222,29 +237,11 @@ const std::vector<NodeId>& Graph::topo_order() const {
 }
 
 std::vector<char> Graph::ancestors(const std::vector<NodeId>& targets) const {
-  std::vector<char> mark(nodes_.size(), 0);
-  std::vector<NodeId> stack(targets.begin(), targets.end());
-  while (!stack.empty()) {
-    NodeId v = stack.back();
-    stack.pop_back();
-    if (mark[v]) continue;
-    mark[v] = 1;
-    for (NodeId u : nodes_[v].inputs) stack.push_back(u);
-  }
-  return mark;
+  return reach(boost::make_reverse_graph(*this), nodes_.size(), targets);  // against the data flow: the inputs
 }
 
 std::vector<char> Graph::descendants(const std::vector<NodeId>& sources) const {
-  std::vector<char> mark(nodes_.size(), 0);
-  std::vector<NodeId> stack(sources.begin(), sources.end());
-  while (!stack.empty()) {
-    NodeId v = stack.back();
-    stack.pop_back();
-    if (mark[v]) continue;
-    mark[v] = 1;
-    for (NodeId w : consumers(v)) stack.push_back(w);
-  }
-  return mark;
+  return reach(*this, nodes_.size(), sources);
 }
 
 }  // namespace funnel

@@ -1,14 +1,14 @@
 #pragma once
 // The computation graph: ops, names, scopes and shapes. It holds no tensor values, so it can be drawn,
-// checked and differentiated without being run. Nodes and their ordered inputs live in a Boost.Graph
-// adjacency_list; an edge u -> v means "v reads u" and carries the input slot.
+// checked and differentiated without being run. The edges are stored once, as each node's ordered inputs
+// (Node::inputs); an edge u -> v means "v reads u through input slot s". core/graph_boost.hpp makes a Graph itself a
+// Boost.Graph graph over that one store, and the topological order and reachability come from Boost.Graph's
+// algorithms run on it.
 #include <cstdint>
 #include <map>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <boost/graph/adjacency_list.hpp>
 
 #include "core/shape.hpp"
 
@@ -68,6 +68,13 @@ struct Node {
 
 class Graph;
 
+// One edge: node `consumer` reads its input slot `slot` (the source is consumer's inputs[slot]).
+struct GraphEdge {
+  NodeId consumer = 0;
+  std::size_t slot = 0;
+  bool operator==(const GraphEdge&) const = default;
+};
+
 // RAII name scope: `auto s = g.scope("ctr_tower");` Nodes made while it lives get the prefix "ctr_tower/".
 class ScopeGuard {
  public:
@@ -83,11 +90,6 @@ class ScopeGuard {
 
 class Graph {
  public:
-  struct EdgeSlot {
-    std::size_t slot = 0;
-  };
-  using BGraph = boost::adjacency_list<boost::vecS, boost::vecS, boost::bidirectionalS, boost::no_property, EdgeSlot>;
-
   Graph() = default;
 
   // Leaves. `name` is a base name; the current scope is prepended and it must be unique.
@@ -111,24 +113,20 @@ class Graph {
   NodeId at(const std::string& name) const;  // throws GraphError naming the missing node
   std::vector<NodeId> consumers(NodeId id) const;  // distinct, ascending
   // Every read of `id`: the consumer and the input slot it reads `id` through, ordered by consumer then slot
-  // (a node read through two slots, x * x, appears twice).
-  struct Use {
-    NodeId consumer;
-    std::size_t slot;
-  };
+  // (a node read through two slots, x * x, appears twice). These are the out-edges of core/graph_boost.hpp.
+  using Use = GraphEdge;
   std::vector<Use> uses(NodeId id) const;
   std::vector<NodeId> params() const;
   std::vector<NodeId> outputs() const;
   std::vector<NodeId> losses() const;
 
-  // Topological order (inputs before consumers), computed by Boost.Graph and cached.
+  // Topological order (inputs before consumers): Boost.Graph's topological_sort on this graph, cached.
   const std::vector<NodeId>& topo_order() const;
-  // Nodes from which `targets` can be reached (including the targets), as a mask.
+  // Nodes from which `targets` can be reached (including the targets), as a mask: a Boost.Graph depth-first walk
+  // of the reversed graph (along each node's inputs).
   std::vector<char> ancestors(const std::vector<NodeId>& targets) const;
-  // Nodes reachable from `sources` (including the sources), as a mask.
+  // Nodes reachable from `sources` (including the sources), as a mask: a depth-first walk along the reads.
   std::vector<char> descendants(const std::vector<NodeId>& sources) const;
-
-  const BGraph& boost_graph() const { return bg_; }
 
  private:
   friend class ScopeGuard;
@@ -138,7 +136,6 @@ class Graph {
   std::vector<Node> nodes_;
   std::map<std::string, NodeId> by_name_;
   std::map<std::string, int> counters_;
-  BGraph bg_;
   std::string scope_;
   mutable std::vector<NodeId> topo_;
   mutable bool topo_valid_ = false;

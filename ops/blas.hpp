@@ -1,28 +1,23 @@
 #pragma once
 // Row-major gemm for float and double: C = alpha * op(A) * op(B) + beta * C. Calls BLAS directly with transpose
-// flags; no copies. Float goes to the selected backend (ops/gemm_backend.hpp: oneDNN or OpenBLAS), double always to
-// OpenBLAS (the checking path). With more than one thread (core/parallel.hpp) a large gemm is cut into independent gemms on
+// flags; no copies. Float goes to the selected backend (ops/gemm_backend.hpp: oneDNN or OpenBLAS), double (the
+// checking path) to xtensor-blas on one thread (ops/gemm_f64.hpp). With more than one thread (core/parallel.hpp) a large gemm is cut into independent gemms on
 // blocks of rows of C (or of columns when C has few rows), one per thread; each output element is still one BLAS
 // dot product over all of k.
 #include <cblas.h>
 
 #include <algorithm>
 #include <cstdint>
-#include <type_traits>
 
 #include "core/parallel.hpp"
 #include "ops/gemm_backend.hpp"
+#include "ops/gemm_f64.hpp"
 
 namespace funnel::blas {
 
 inline void gemm1(bool ta, bool tb, int m, int n, int k, float alpha, const float* a, int lda, const float* b,
                   int ldb, float beta, float* c, int ldc) {
   sgemm_one_thread(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-}
-inline void gemm1(bool ta, bool tb, int m, int n, int k, double alpha, const double* a, int lda, const double* b,
-                  int ldb, double beta, double* c, int ldc) {
-  cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m, n, k, alpha, a, lda,
-              b, ldb, beta, c, ldc);
 }
 
 // Below this many multiply-adds a gemm runs on one thread (waking a worker costs about as much).
@@ -41,21 +36,19 @@ inline constexpr std::int64_t kGemmColBlock = 64;
 // always done as calls on fixed blocks of this many rows, whatever the thread count; threads share the blocks.
 inline constexpr std::int64_t kOnednnNtRowBlock = 256;
 
-template <class T>
-void gemm(bool ta, bool tb, int m, int n, int k, T alpha, const T* a, int lda, const T* b, int ldb, T beta, T* c,
-          int ldc) {
-  if constexpr (std::is_same_v<T, float>) {
-    if (tb && !ta && m > kOnednnNtRowBlock && gemm_backend() == GemmBackend::onednn) {
-      const std::int64_t blocks = (m + kOnednnNtRowBlock - 1) / kOnednnNtRowBlock;
-      const bool big = static_cast<std::int64_t>(m) * n * k >= kParallelGemmMacs;
-      parallel_for(blocks, big ? 1 : blocks, [&](std::int64_t b0, std::int64_t b1) {
-        for (std::int64_t blk = b0; blk < b1; ++blk) {
-          const std::int64_t lo = blk * kOnednnNtRowBlock, hi = std::min<std::int64_t>(m, lo + kOnednnNtRowBlock);
-          gemm1(ta, tb, static_cast<int>(hi - lo), n, k, alpha, a + lo * lda, lda, b, ldb, beta, c + lo * ldc, ldc);
-        }
-      });
-      return;
-    }
+// The float path: the selected backend, cut over the thread pool when large.
+inline void sgemm(bool ta, bool tb, int m, int n, int k, float alpha, const float* a, int lda, const float* b, int ldb,
+                  float beta, float* c, int ldc) {
+  if (tb && !ta && m > kOnednnNtRowBlock && gemm_backend() == GemmBackend::onednn) {
+    const std::int64_t blocks = (m + kOnednnNtRowBlock - 1) / kOnednnNtRowBlock;
+    const bool big = static_cast<std::int64_t>(m) * n * k >= kParallelGemmMacs;
+    parallel_for(blocks, big ? 1 : blocks, [&](std::int64_t b0, std::int64_t b1) {
+      for (std::int64_t blk = b0; blk < b1; ++blk) {
+        const std::int64_t lo = blk * kOnednnNtRowBlock, hi = std::min<std::int64_t>(m, lo + kOnednnNtRowBlock);
+        gemm1(ta, tb, static_cast<int>(hi - lo), n, k, alpha, a + lo * lda, lda, b, ldb, beta, c + lo * ldc, ldc);
+      }
+    });
+    return;
   }
   const bool big = static_cast<std::int64_t>(m) * n * k >= kParallelGemmMacs;
   const bool by_rows = m >= 2 * kGemmRowBlock;
@@ -73,6 +66,16 @@ void gemm(bool ta, bool tb, int m, int n, int k, T alpha, const T* a, int lda, c
     else  // columns lo..hi of op(B) and of C
       gemm1(ta, tb, m, len, k, alpha, a, lda, tb ? b + lo * ldb : b + lo, ldb, beta, c + lo, ldc);
   });
+}
+
+inline void gemm(bool ta, bool tb, int m, int n, int k, float alpha, const float* a, int lda, const float* b, int ldb,
+                 float beta, float* c, int ldc) {
+  sgemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+// The checking path: whole matrices, one call through xtensor-blas (no thread split; bits need not match float's).
+inline void gemm(bool ta, bool tb, int m, int n, int k, double alpha, const double* a, int lda, const double* b,
+                 int ldb, double beta, double* c, int ldc) {
+  gemm_f64(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
 }  // namespace funnel::blas

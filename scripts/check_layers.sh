@@ -3,7 +3,7 @@
 # Run by CTest as `layers/includes`; usage: scripts/check_layers.sh [source root]
 #
 # Each library folder and the folders its files may include from. A folder's files may always include from
-# the folder itself; a folder nested in another (ops/examples) is a layer of its own. tools/, bench/,
+# the folder itself; a folder nested in another would be a layer of its own. tools/, bench/,
 # examples/, tests/ and fuzz/ sit on top and may include library folders, but no library folder may
 # include them. A new library folder must be added here (and in cmake/FunnelLayers.cmake).
 set -euo pipefail
@@ -14,17 +14,17 @@ layers='
 core:
 ops: core
 autodiff: core ops
-ops/examples: core ops autodiff
+opcheck: core ops autodiff
 models: core ops autodiff
 data: core
 train: core ops autodiff models data
 viz: core ops autodiff
 distributed: core ops autodiff models data train
-cli: core ops autodiff ops/examples models data train viz distributed
-tools: core ops autodiff ops/examples models data train viz distributed cli
-bench: core ops autodiff ops/examples models data train viz distributed tools cli
-examples: core ops autodiff ops/examples models data train viz distributed cli
-tests: core ops autodiff ops/examples models data train viz distributed tools bench cli
+cli: core ops autodiff opcheck models data train viz distributed
+tools: core ops autodiff opcheck models data train viz distributed cli
+bench: core ops autodiff opcheck models data train viz distributed tools cli
+examples: core ops autodiff opcheck models data train viz distributed cli
+tests: core ops autodiff opcheck models data train viz distributed tools bench cli
 fuzz: core data train
 '
 

@@ -1,5 +1,5 @@
 // Graph core: names and scopes, unique auto-names, duplicate names, topological order, consumers,
-// ancestors/descendants, loss marking and lookups. Uses only the foundation ops (matmul, relu, mul, sum).
+// ancestors/descendants, the Graph as a Boost.Graph over its inputs, loss marking and lookups. Uses only the foundation ops (matmul, relu, mul, sum).
 #include <catch2/catch.hpp>
 
 #include <algorithm>
@@ -8,6 +8,10 @@
 
 #include "core/error.hpp"
 #include "core/graph.hpp"
+#include "core/graph_boost.hpp"
+
+#include <boost/graph/breadth_first_search.hpp>
+#include <boost/graph/topological_sort.hpp>
 
 using namespace funnel;
 using Catch::Matchers::Contains;
@@ -163,7 +167,7 @@ TEST_CASE("duplicate names are a GraphError naming the node", "[core][graph]") {
     CHECK_THROWS_WITH(g.add_input("x", Shape{kBatch, 2}), Contains("s/x"));
   }
   CHECK(g.size() == 3);  // failed additions leave no node behind
-  CHECK(boost::num_vertices(g.boost_graph()) == g.size());
+  CHECK(num_vertices(g) == g.size());
 }
 
 TEST_CASE("add_op rejects unknown ops, bad arity and foreign input ids", "[core][graph]") {
@@ -174,7 +178,7 @@ TEST_CASE("add_op rejects unknown ops, bad arity and foreign input ids", "[core]
   CHECK_THROWS_AS(g.add_op("matmul", {x}), ShapeError);
   CHECK_THROWS_AS(g.add_op("relu", {NodeId{42}}), GraphError);
   CHECK(g.size() == 1);
-  CHECK(boost::num_vertices(g.boost_graph()) == 1);
+  CHECK(num_vertices(g) == 1);
   // The graph is still usable. (A failed auto-named add_op may have used up its counter value: not checked.)
   NodeId r = g.add_op("relu", {x});
   CHECK_THAT(g.node(r).name, Catch::Matchers::StartsWith("relu"));
@@ -196,16 +200,58 @@ TEST_CASE("edges carry input slots and consumers are unique and sorted", "[core]
   CHECK(g.consumers(m) == std::vector<NodeId>{sq, r});
   CHECK(g.consumers(s).empty());
 
-  // The Boost graph has one edge per slot, with the slot recorded.
-  const auto& bg = g.boost_graph();
-  CHECK(boost::num_edges(bg) == 2 + 2 + 1 + 1);
+  // As a Boost.Graph: one edge per input slot, the slot in the descriptor, in-edges and out-edges agree.
   std::vector<std::size_t> slots_into_sq;
-  for (auto [b, e] = boost::in_edges(sq, bg); b != e; ++b) {
-    CHECK(boost::source(*b, bg) == m);
-    slots_into_sq.push_back(bg[*b].slot);
+  for (auto [b, e] = in_edges(sq, g); b != e; ++b) {
+    CHECK(source(*b, g) == m);
+    CHECK(target(*b, g) == sq);
+    slots_into_sq.push_back(b->slot);
   }
-  std::sort(slots_into_sq.begin(), slots_into_sq.end());
   CHECK(slots_into_sq == std::vector<std::size_t>{0, 1});
+  std::size_t edges = 0;
+  for (NodeId v = 0; v < g.size(); ++v) {
+    CHECK(in_degree(v, g) == g.node(v).inputs.size());
+    for (auto [b, e] = out_edges(v, g); b != e; ++b) {
+      CHECK(source(*b, g) == v);
+      CHECK(g.node(target(*b, g)).inputs.at(b->slot) == v);
+      ++edges;
+    }
+  }
+  CHECK(edges == 2 + 2 + 1 + 1);
+  CHECK(out_degree(m, g) == 3);  // sq twice, r once
+  CHECK(degree(m, g) == 5);
+  const auto u = g.uses(m);
+  REQUIRE(u.size() == 3);
+  CHECK((u[0] == GraphEdge{sq, 0}));
+  CHECK((u[1] == GraphEdge{sq, 1}));
+  CHECK((u[2] == GraphEdge{r, 0}));
+}
+
+TEST_CASE("Boost.Graph algorithms run on the Graph itself, and see a new node at once", "[core][graph]") {
+  Graph g;
+  NodeId x = g.add_input("x", Shape{kBatch, 3});
+  NodeId w = g.add_param("w", Shape{3, 3}, Init::zeros());
+  NodeId m = g.add_op("matmul", {x, w});
+  NodeId r = g.add_op("relu", {m});
+  NodeId z = g.add_input("z", Shape{2});
+
+  // Breadth-first from x, with Boost's own queue and colour map: distances along the reads.
+  std::vector<std::size_t> dist(g.size(), 99);
+  dist[x] = 0;
+  auto dmap = boost::make_iterator_property_map(dist.begin(), boost::identity_property_map());
+  boost::breadth_first_search(g, x, boost::visitor(boost::make_bfs_visitor(
+                                        boost::record_distances(dmap, boost::on_tree_edge()))));
+  CHECK(dist == std::vector<std::size_t>{0, 99, 1, 2, 99});
+
+  // No edge list to keep in step: a node added later is an out-edge of its input at once.
+  NodeId s = g.add_op("sum", {r});
+  CHECK(g.consumers(r) == std::vector<NodeId>{s});
+  std::vector<NodeId> rev;
+  boost::topological_sort(g, std::back_inserter(rev));  // default colour map through the vertex index
+  REQUIRE(rev.size() == g.size());
+  CHECK(pos_in(rev, s) < pos_in(rev, r));  // finishing order: consumers first
+  CHECK(pos_in(rev, m) < pos_in(rev, x));
+  (void)z;
 }
 
 TEST_CASE("topological order contains every node once and respects every edge", "[core][graph]") {

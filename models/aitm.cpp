@@ -43,7 +43,7 @@ Var transfer(Graph& g, Var p, Var q) {
 }
 
 ModelHandle build_aitm(Graph& g, const ModelConfig& c) {
-  const double alpha = counterfactual::number_option(c, "calibrator_weight", 0.0, 1e3);
+  const double alpha = counterfactual::weight_option(c, "calibrator_weight");
   if (c.hidden.empty()) throw GraphError("model 'aitm': needs at least one hidden layer (its width is d)");
   ModelHandle h;
   const blocks::Inputs in = blocks::make_inputs(g, c, h);

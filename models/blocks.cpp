@@ -89,6 +89,26 @@ void entire_space_funnel(Graph& g, const Inputs& in, const std::vector<Var>& con
   }
 }
 
+ModelHandle separate_models(Graph& g, const ModelConfig& c, const SeparateModels& m) {
+  ModelHandle h;
+  const Inputs in = make_inputs(g, c, h);
+  Var pctr = tower(g, c, embed(g, c, in, "embedding_ctr"), "ctr_tower", "pctr");
+  Var second = tower(g, c, embed(g, c, in, "embedding_" + m.tag), m.tag + "_tower", m.out);
+  Var third;
+  {
+    auto s = g.scope("product");
+    third = m.combine(pctr, second);
+  }
+  {
+    auto s = g.scope("loss");
+    add_loss(g, h, bce(pctr, in.labels[0], "ctr"));
+    add_loss(g, h, m.second_loss(in, second));
+  }
+  if (m.second_is_cvr) two_stage_outputs(h, pctr, second, third);
+  else two_stage_outputs(h, pctr, third, second);
+  return h;
+}
+
 void two_stage_outputs(ModelHandle& h, Var pctr, Var pcvr, Var pctcvr) {
   h.stage_probs = {pctr.id, pctcvr.id};
   h.cond_probs = {pctr.id, pcvr.id};

@@ -2,6 +2,7 @@
 // Building blocks shared by the model files: the standard inputs, an embedding layer, an MLP tower ending in a
 // probability, the losses, and the funnel's standard outputs. A model file combines these; nothing here knows
 // which models exist.
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -44,6 +45,19 @@ std::string loss_name(std::int64_t stage);
 // and the handle's funnel: stage and conditional probabilities and the columns pctr, pcvr, pctcvr (then p<s>,
 // p_reach<s> for longer funnels).
 void entire_space_funnel(Graph& g, const Inputs& in, const std::vector<Var>& cond, ModelHandle& h);
+
+// Two models that share nothing, for the baselines BASE and DIVISION: a CTR model (its own embedding
+// "embedding_ctr" and "ctr_tower" -> pctr, trained by BCE on clicks over all impressions) and a second model (its
+// own embedding "embedding_<tag>" and "<tag>_tower" -> `out`). `combine` (in scope "product") makes the missing one
+// of pCVR / pCTCVR from pCTR and the second probability; `second_loss` (in scope "loss") trains the second model.
+// The handle gets the losses and the funnel columns.
+struct SeparateModels {
+  std::string tag, out;
+  bool second_is_cvr = true;  // the second model predicts pCVR (else pCTCVR)
+  std::function<Var(Var pctr, Var second)> combine;
+  std::function<Var(const Inputs& in, Var second)> second_loss;
+};
+ModelHandle separate_models(Graph& g, const ModelConfig& c, const SeparateModels& m);
 
 // The handle's funnel and columns for a two-stage model that has pctr, pcvr and pctcvr.
 void two_stage_outputs(ModelHandle& h, Var pctr, Var pcvr, Var pctcvr);

@@ -8,33 +8,27 @@
 //   C = (1/N) Σ_i |1 − (r̂_i + r̂*_i)|
 // plus ESMM's losses on pCTR and pCTCVR = pCTR × r̂. The propensities get no gradient from the weights. pCVR is
 // the factual tower's r̂. Options: cvr_weight (R), constraint_weight (C), propensity_clip τ.
-#include "core/error.hpp"
-#include "models/blocks.hpp"
 #include "models/counterfactual.hpp"
 
 namespace funnel {
 namespace {
 
 ModelHandle build_dcmt(Graph& g, const ModelConfig& c) {
-  const double lambda = counterfactual::number_option(c, "cvr_weight", 0.0, 1e3);
-  const double lambda_c = counterfactual::number_option(c, "constraint_weight", 0.0, 1e3);
-  const double tau = counterfactual::number_option(c, "propensity_clip", 1e-6, 1.0);
+  const double lambda = counterfactual::weight_option(c, "cvr_weight");
+  const double lambda_c = counterfactual::weight_option(c, "constraint_weight");
+  const double tau = counterfactual::propensity_clip(c);
   ModelHandle h;
-  const blocks::Inputs in = blocks::make_inputs(g, c, h);
-  const Var shared = blocks::embed(g, c, in, "embedding");
-  Var pctr = blocks::tower(g, c, shared, "ctr_tower", "pctr");
-  Var pcvr = blocks::tower(g, c, shared, "cvr_tower", "pcvr");
-  Var pcf = blocks::tower(g, c, shared, "counterfactual_cvr_tower", "counterfactual_cvr");
-  blocks::entire_space_funnel(g, in, {pctr, pcvr}, h);
+  const counterfactual::EsmmPart e = counterfactual::esmm_part(g, c, h);
+  const Var pcvr = e.pcvr;
+  Var pcf = blocks::tower(g, c, e.shared, "counterfactual_cvr_tower", "counterfactual_cvr");
   auto s = g.scope("counterfactual");
-  Var o = in.labels[0], r = in.labels[1];
-  Var w_f = counterfactual::ips_weight(o, pctr, tau, "clicked_weight");
-  Var w_cf = counterfactual::ips_weight(counterfactual::one_minus(o, "not_clicked"),
-                                        counterfactual::one_minus(pctr, "pnot_click"), tau, "not_clicked_weight");
-  Var e_f = bce_rows(pcvr, r, "factual_error");
-  Var e_cf = bce_rows(pcf, counterfactual::one_minus(r, "counterfactual_label"), "counterfactual_error");
-  Var risk = mean(add(mul(w_f, e_f, "weighted_factual"), mul(w_cf, e_cf, "weighted_counterfactual"), "terms"),
-                  "cvr_mean");
+  const Var o = e.in.labels[0], r = e.in.labels[1];
+  Var factual = counterfactual::ips_risk_rows(o, e.pctr, pcvr, r, tau, "factual");
+  Var counter = counterfactual::ips_risk_rows(counterfactual::one_minus(o, "not_clicked"),
+                                              counterfactual::one_minus(e.pctr, "pnot_click"), pcf,
+                                              counterfactual::one_minus(r, "counterfactual_label"), tau,
+                                              "counterfactual");
+  Var risk = mean(add(factual, counter, "terms"), "cvr_mean");
   counterfactual::add_weighted_loss(g, h, risk, lambda, "cvr_causal");
   Var gap = counterfactual::one_minus(add(pcvr, pcf, "sum"), "gap");
   Var abs_gap = add(relu(gap, "gap_above"), relu(scale(gap, -1.0, "gap_flip"), "gap_below"), "abs_gap");
@@ -50,7 +44,10 @@ FUNNEL_REGISTER_MODEL(dcmt, .name = "dcmt",
                       .description = "DCMT: factual and counterfactual CVR towers over the entire space, "
                                      "IPS-weighted, soft constraint r + r* = 1",
                       .build = funnel::build_dcmt,
-                      .options = {{"cvr_weight", 1.0, "weight of the factual + counterfactual CVR risk"},
-                                  {"constraint_weight", 0.1, "weight of the soft constraint |1 − (r + r*)|"},
-                                  {"propensity_clip", 0.02, "propensities are clipped to [this, 1] before 1/p"}},
+                      .options = {funnel::counterfactual::weight_decl("cvr_weight", 1.0,
+                                                                      "weight of the factual + counterfactual CVR risk"),
+                                  funnel::counterfactual::weight_decl("constraint_weight", 0.1,
+                                                                      "weight of the soft constraint |1 − (r + r*)|"),
+                                  funnel::counterfactual::propensity_clip_decl(
+                                      "propensities are clipped to [this, 1] before 1/p")},
                       .order = 40);

@@ -7,27 +7,22 @@
 // the joint-learning form of doubly robust estimation: R_DR's gradient reaches the CVR tower on non-clicked rows
 // through ê, and the imputation learns the error where it is observed. Options: cvr_weight, imputation_weight,
 // propensity_clip.
-#include "core/error.hpp"
-#include "models/blocks.hpp"
 #include "models/counterfactual.hpp"
 
 namespace funnel {
 namespace {
 
 ModelHandle build_escm2_dr(Graph& g, const ModelConfig& c) {
-  const double lambda = counterfactual::number_option(c, "cvr_weight", 0.0, 1e3);
-  const double lambda_imp = counterfactual::number_option(c, "imputation_weight", 0.0, 1e3);
-  const double tau = counterfactual::number_option(c, "propensity_clip", 1e-6, 1.0);
+  const double lambda = counterfactual::weight_option(c, "cvr_weight");
+  const double lambda_imp = counterfactual::weight_option(c, "imputation_weight");
+  const double tau = counterfactual::propensity_clip(c);
   ModelHandle h;
-  const blocks::Inputs in = blocks::make_inputs(g, c, h);
-  const Var shared = blocks::embed(g, c, in, "embedding");
-  Var pctr = blocks::tower(g, c, shared, "ctr_tower", "pctr");
-  Var pcvr = blocks::tower(g, c, shared, "cvr_tower", "pcvr");
-  Var imputed = blocks::tower(g, c, shared, "imputation_tower", "imputed_cvr");
-  blocks::entire_space_funnel(g, in, {pctr, pcvr}, h);
+  const counterfactual::EsmmPart e = counterfactual::esmm_part(g, c, h);
+  const Var pcvr = e.pcvr;
+  Var imputed = blocks::tower(g, c, e.shared, "imputation_tower", "imputed_cvr");
   auto s = g.scope("counterfactual");
-  Var w = counterfactual::ips_weight(in.labels[0], pctr, tau, "ips_weight");
-  Var err = bce_rows(pcvr, in.labels[1], "cvr_error");
+  Var w = counterfactual::ips_weight(e.in.labels[0], e.pctr, tau, "ips_weight");
+  Var err = bce_rows(pcvr, e.in.labels[1], "cvr_error");
   {
     auto r = g.scope("dr");
     Var err_hat = bce_rows(pcvr, stop_gradient(imputed, "imputed_fixed"), "imputed_error");
@@ -53,7 +48,8 @@ FUNNEL_REGISTER_MODEL(escm2_dr, .name = "escm2-dr",
                       .description = "ESCM²-DR: ESMM + doubly robust CVR risk with an imputation tower "
                                      "(joint learning)",
                       .build = funnel::build_escm2_dr,
-                      .options = {{"cvr_weight", 1.0, "weight of the doubly robust CVR risk"},
-                                  {"imputation_weight", 1.0, "weight of the imputation tower's loss"},
-                                  {"propensity_clip", 0.02, "pCTR is clipped to [this, 1] before 1/pCTR"}},
+                      .options = {funnel::counterfactual::weight_decl("cvr_weight", 1.0, "weight of the doubly robust CVR risk"),
+                                  funnel::counterfactual::weight_decl("imputation_weight", 1.0,
+                                                                      "weight of the imputation tower's loss"),
+                                  funnel::counterfactual::propensity_clip_decl()},
                       .order = 11);

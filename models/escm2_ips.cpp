@@ -5,26 +5,19 @@
 // over the N impressions of the batch (o = click, r = conversion, which equals the click·conversion label on
 // clicked rows). pCTR enters the weight through stop_gradient: the risk trains the CVR tower and the shared
 // embedding, never the CTR tower through the weight. Options: cvr_weight λ (the risk's weight), propensity_clip τ.
-#include "core/error.hpp"
-#include "models/blocks.hpp"
 #include "models/counterfactual.hpp"
 
 namespace funnel {
 namespace {
 
 ModelHandle build_escm2_ips(Graph& g, const ModelConfig& c) {
-  const double lambda = counterfactual::number_option(c, "cvr_weight", 0.0, 1e3);
-  const double tau = counterfactual::number_option(c, "propensity_clip", 1e-6, 1.0);
+  const double lambda = counterfactual::weight_option(c, "cvr_weight");
+  const double tau = counterfactual::propensity_clip(c);
   ModelHandle h;
-  const blocks::Inputs in = blocks::make_inputs(g, c, h);
-  const Var shared = blocks::embed(g, c, in, "embedding");
-  Var pctr = blocks::tower(g, c, shared, "ctr_tower", "pctr");
-  Var pcvr = blocks::tower(g, c, shared, "cvr_tower", "pcvr");
-  blocks::entire_space_funnel(g, in, {pctr, pcvr}, h);
+  const counterfactual::EsmmPart e = counterfactual::esmm_part(g, c, h);
   auto s = g.scope("counterfactual");
-  Var w = counterfactual::ips_weight(in.labels[0], pctr, tau, "ips_weight");
-  Var err = bce_rows(pcvr, in.labels[1], "cvr_error");
-  counterfactual::add_weighted_loss(g, h, mean(mul(w, err, "weighted_error"), "cvr_ips_mean"), lambda, "cvr_ips");
+  Var rows = counterfactual::ips_risk_rows(e.in.labels[0], e.pctr, e.pcvr, e.in.labels[1], tau, "clicked");
+  counterfactual::add_weighted_loss(g, h, mean(rows, "cvr_ips_mean"), lambda, "cvr_ips");
   return h;
 }
 
@@ -35,6 +28,6 @@ FUNNEL_REGISTER_MODEL(escm2_ips, .name = "escm2-ips",
                       .description = "ESCM²-IPS: ESMM + inverse-propensity-weighted CVR risk on clicked impressions "
                                      "(no gradient through pCTR)",
                       .build = funnel::build_escm2_ips,
-                      .options = {{"cvr_weight", 1.0, "weight of the counterfactual CVR risk"},
-                                  {"propensity_clip", 0.02, "pCTR is clipped to [this, 1] before 1/pCTR"}},
+                      .options = {funnel::counterfactual::weight_decl("cvr_weight", 1.0, "weight of the counterfactual CVR risk"),
+                                  funnel::counterfactual::propensity_clip_decl()},
                       .order = 10);

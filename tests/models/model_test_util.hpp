@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "autodiff/executor.hpp"
+#include "autodiff/gradflow.hpp"
 #include "models/model.hpp"
 
 namespace funnel::test {
@@ -49,7 +50,8 @@ inline bool in_scope(const Graph& g, NodeId v, const std::string& scope) {
   return g.node(v).name.rfind(scope + "/", 0) == 0;
 }
 
-// Fills ids (a repeated id included), consistent 0/1 labels (ctcvr ≤ click) and dense features.
+// Fills ids (cell 4 repeats cell 0; cell 7, in another row and field when there are 3+ fields, too), consistent 0/1
+// labels (ctcvr ≤ click; row 0 reaches every stage, row 1 clicks only, the rest random) and dense features.
 template <class T>
 inline void feed(Executor<T>& ex, const ModelHandle& h, const ModelConfig& c, std::int64_t B, std::uint64_t seed) {
   std::mt19937_64 rng(seed);
@@ -58,7 +60,7 @@ inline void feed(Executor<T>& ex, const ModelHandle& h, const ModelConfig& c, st
   IdBatch& ib = ex.ids(h.ids);
   ib.reset(B, c.num_fields);
   for (std::int64_t k = 0; k < B * c.num_fields; ++k) {
-    ib.push(k == 4 ? ib.ids[0] : id(rng));
+    ib.push(k == 4 || k == 7 ? ib.ids[0] : id(rng));
     ib.end_cell();
   }
   std::bernoulli_distribution coin(0.5);
@@ -76,43 +78,72 @@ inline void feed(Executor<T>& ex, const ModelHandle& h, const ModelConfig& c, st
 
 inline double bce(double p, double y) { return -(y * std::log(p) + (1 - y) * std::log(1 - p)); }
 
+// A small model of `kind` (with `options`) built, its parameters initialised from `init_seed`, fed a batch of `rows`
+// rows from `batch_seed` and run forward in double precision: the fixture of the by-hand loss tests. The accessors
+// read row r of a column or label, and a loss by its short name.
+struct ForwardRun {
+  ModelConfig c;
+  Graph g;
+  ModelHandle h;
+  Executor<double> ex;
+  std::int64_t rows;
+
+  ForwardRun(const std::string& kind, const nlohmann::json& options, std::int64_t rows_, std::uint64_t init_seed,
+             std::uint64_t batch_seed)
+      : c(with_options(small(kind), options)), h(build_model(g, c)), ex(g), rows(rows_) {
+    ex.init_params(init_seed);
+    feed(ex, h, c, rows, batch_seed);
+    ex.forward();
+  }
+  double col(const std::string& name, std::size_t r) const { return ex.value(h.column(name))(r, 0); }
+  double click(std::size_t r) { return ex.input(h.labels[0])(r, 0); }
+  double conv(std::size_t r) { return ex.input(h.labels[1])(r, 0); }
+  double loss(const std::string& name) const {
+    for (std::size_t k = 0; k < h.loss_names.size(); ++k)
+      if (h.loss_names[k] == name) return ex.scalar(h.losses[k]);
+    FAIL("no loss '" << name << "'");
+    return 0;
+  }
+  static ModelConfig with_options(ModelConfig c, const nlohmann::json& options) {
+    if (!options.is_null()) c.options = options;
+    return c;
+  }
+};
+
+// Whether loss `l` reaches (structurally, through differentiable slots) any parameter under `scope`.
+inline bool loss_reaches(const Graph& g, const GradFlow& gf, NodeId l, const std::string& scope) {
+  for (NodeId p : g.params())
+    if (in_scope(g, p, scope) && gf.at(p, l).structural) return true;
+  return false;
+}
+
 // Forward pass of `kind` on a small batch: probabilities in range, the model's pCTCVR / pCVR relation (product,
 // or DIVISION's clipped ratio) and both loss values recomputed by hand (BASE's CVR loss over clicked rows).
 inline void check_forward_numerics(const std::string& kind) {
   INFO(kind);
-  ModelConfig c = small(kind);
-  Graph g;
-  ModelHandle h = build_model(g, c);
-  Executor<double> ex(g);
-  ex.init_params(7);
-  feed(ex, h, c, 6, 3);
-  ex.forward();
-  const auto& ctr = ex.value(h.column("pctr"));
-  const auto& cvr = ex.value(h.column("pcvr"));
-  const auto& ctcvr = ex.value(h.column("pctcvr"));
-  const auto& click = ex.input(h.labels[0]);
-  const auto& conv = ex.input(h.labels[1]);
+  ForwardRun f(kind, nullptr, 6, 7, 3);
   double l_ctr = 0, l_second = 0, clicks = 0;
   for (std::size_t r = 0; r < 6; ++r) {
-    CHECK((ctr(r, 0) > 0 && ctr(r, 0) < 1));
-    CHECK((cvr(r, 0) >= 0 && cvr(r, 0) <= 1));
-    CHECK((ctcvr(r, 0) > 0 && ctcvr(r, 0) < 1));
-    CHECK(conv(r, 0) <= click(r, 0));
+    const double ctr = f.col("pctr", r), cvr = f.col("pcvr", r), ctcvr = f.col("pctcvr", r);
+    CHECK((ctr > 0 && ctr < 1));
+    CHECK((cvr >= 0 && cvr <= 1));
+    CHECK((ctcvr > 0 && ctcvr < 1));
+    CHECK(f.conv(r) <= f.click(r));
     if (kind == "division") {
-      CHECK(cvr(r, 0) == Approx(std::min(1.0, ctcvr(r, 0) / ctr(r, 0))).epsilon(1e-12));
+      CHECK(cvr == Approx(std::min(1.0, ctcvr / ctr)).epsilon(1e-12));
     } else {
-      CHECK(ctcvr(r, 0) == ctr(r, 0) * cvr(r, 0));
+      CHECK(ctcvr == ctr * cvr);
     }
-    l_ctr += bce(ctr(r, 0), click(r, 0));
+    l_ctr += bce(ctr, f.click(r));
     if (kind == "base") {
-      l_second += click(r, 0) * bce(cvr(r, 0), conv(r, 0));
-      clicks += click(r, 0);
+      l_second += f.click(r) * bce(cvr, f.conv(r));
+      clicks += f.click(r);
     } else {
-      l_second += bce(ctcvr(r, 0), conv(r, 0));
+      l_second += bce(ctcvr, f.conv(r));
     }
   }
-  CHECK(ex.scalar(h.losses[0]) == Approx(l_ctr / 6).epsilon(1e-10));
-  CHECK(ex.scalar(h.losses[1]) == Approx(kind == "base" ? l_second / clicks : l_second / 6).epsilon(1e-10));
+  CHECK(f.ex.scalar(f.h.losses[0]) == Approx(l_ctr / 6).epsilon(1e-10));
+  CHECK(f.ex.scalar(f.h.losses[1]) == Approx(kind == "base" ? l_second / clicks : l_second / 6).epsilon(1e-10));
 }
 
 }  // namespace funnel::test

@@ -9,6 +9,7 @@
 #include "autodiff/executor.hpp"
 #include "autodiff/gradcheck.hpp"
 #include "models/model.hpp"
+#include "tests/models/model_test_util.hpp"
 
 using namespace funnel;
 
@@ -19,15 +20,7 @@ struct Variant {
   ModelConfig cfg;
 };
 
-ModelConfig small(const std::string& kind) {
-  ModelConfig c;
-  c.kind = kind;
-  c.num_fields = 3;
-  c.vocab = 30;
-  c.dim = 3;
-  c.hidden = {5, 4};
-  return c;
-}
+using test::small;
 
 std::vector<Variant> variants() {
   std::vector<Variant> v;
@@ -45,30 +38,11 @@ std::vector<Variant> variants() {
   return v;
 }
 
-// Batch of 6: random ids with a repeated id (cell 4 repeats cell 0, and cell 7 repeats it in another row and
-// field), cumulative 0/1 labels (row 0 reaches every stage, row 1 clicks only, rows 2-5 random), dense features.
+// Batch of 6 (tests/models/model_test_util.hpp): random ids with a repeated id (cell 4 repeats cell 0, and cell 7
+// repeats it in another row and field), cumulative 0/1 labels (row 0 reaches every stage, row 1 clicks only, rows 2-5
+// random), dense features.
 void feed(Executor<double>& ex, const ModelHandle& h, const ModelConfig& c, std::uint64_t seed) {
-  const std::int64_t B = 6;
-  std::mt19937_64 rng(seed);
-  std::uniform_int_distribution<std::int64_t> id(0, c.vocab - 1);
-  ex.set_batch(B);
-  IdBatch& ib = ex.ids(h.ids);
-  ib.reset(B, c.num_fields);
-  for (std::int64_t k = 0; k < B * c.num_fields; ++k) {
-    ib.push(k == 4 || k == 7 ? ib.ids[0] : id(rng));
-    ib.end_cell();
-  }
-  std::bernoulli_distribution coin(0.5);
-  for (std::int64_t r = 0; r < B; ++r) {
-    bool reached = true;
-    for (std::size_t s = 0; s < h.labels.size(); ++s) {
-      reached = reached && (r < 2 ? r == 0 || s == 0 : coin(rng));
-      ex.input(h.labels[s]).data()[r] = reached ? 1.0 : 0.0;
-    }
-  }
-  std::normal_distribution<double> nd(0.0, 1.0);
-  for (NodeId d : h.dense)
-    for (auto& v : ex.input(d)) v = nd(rng);
+  test::feed(ex, h, c, 6, seed);
 }
 
 // Biases start at zero; nudge every parameter a little so no ReLU sits exactly on its kink and the check is

@@ -125,3 +125,13 @@ TEST_CASE("plot targets (--plot) are checked before training and an empty name e
   CHECK(run("compare --data " + kSmall + " --plot=").code == 2);
   fs::remove_all(d);
 }
+
+TEST_CASE("compare holds out half of the data by default, --eval-fraction overrides", "[cli][compare]") {
+  Run a = run("compare --data " + kSmall + kModel + " --epochs 1 --models esmm");
+  INFO(a.out);
+  REQUIRE(a.code == 0);
+  CHECK(a.out.find("held out: 3000 impressions") != std::string::npos);
+  Run b = run("compare --data " + kSmall + kModel + " --epochs 1 --models esmm --eval-fraction 0.2");
+  REQUIRE(b.code == 0);
+  CHECK(b.out.find("held out: 1200 impressions") != std::string::npos);
+}

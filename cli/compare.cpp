@@ -106,6 +106,7 @@ int run_compare(int argc, char** argv) {
   // compare holds out half of the data unless told otherwise: at the default 200,000 synthetic rows that is
   // 100,000 impressions with about 200 conversions, which resolves ESMM against BASE with 5 seeds (README).
   if (!f.has("eval-fraction")) base.data.eval_fraction = kCompareEvalFraction;
+  base.trainer.config["eval-fraction"] = base.data.eval_fraction;
   if (vary_data && !is_synthetic_spec(base.data.train))
     throw UsageError("--vary-data-seed: needs synthetic data (--data synthetic[:...]), got '" + base.data.train + "'");
   if (vary_data && f.has("eval-data")) throw UsageError("--vary-data-seed: cannot be combined with --eval-data");

@@ -23,6 +23,7 @@ const Row kRows[] = {
   {"convert:data", {"data to convert into a cache: csv:FILE, slots:FILE, aliccp:DIR[:train|:test]", "SPEC", "", "", ""}},
   {"eval-data", {"held-out data to evaluate after every epoch; without it a seeded --eval-fraction of --data is held out", "SPEC", "", "", ""}},
   {"eval-fraction", {"share of --data held out for evaluation when --eval-data is not given", "NUM", "0.2", "0 < x < 1", "0.2"}},
+  {"compare:eval-fraction", {"share of --data held out for evaluation when --eval-data is not given", "NUM", "0.5", "0 < x < 1", "0.5"}},
   {"on-bad-row", {"what a malformed input row does: stop with an error naming file, line and field, or be skipped and counted", "TEXT", "error", "error, skip", "error"}},
   {"buckets", {"hash each field's features into this many embedding rows per field (the default mapping)", "INT", "65536", "≥ 1; not with --min-count", "65536"}},
   {"min-count", {"build a vocabulary instead of hashing: features seen fewer times share one row per field", "INT", "", "≥ 1; not with --buckets", ""}},

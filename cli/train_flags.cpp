@@ -49,6 +49,8 @@ RunOptions run_options(const Flags& f) {
   if (f.has("stages")) o.model.num_stages = f.integer("stages", 2, 2);
   r.data.train = f.str("data", "synthetic");
   r.data.eval = f.str("eval-data", "");
+  if (f.has("eval-fraction") && f.has("eval-data"))
+    throw UsageError("--eval-fraction: does not apply with --eval-data (the held-out set is given)");
   r.data.eval_fraction = f.number("eval-fraction", 0.2);
   if (!(r.data.eval_fraction > 0 && r.data.eval_fraction < 1)) throw UsageError("--eval-fraction must be in (0, 1)");
   r.data.stages = o.model.num_stages;

@@ -66,6 +66,10 @@ TEST_CASE("a flag without its value, a stray argument and an unknown flag exit 2
   Run c = run("train --epochz 3");
   CHECK(c.code == 2);
   CHECK(c.out.find("unknown flag --epochz") != std::string::npos);
+  // A flag that does not apply is an error, not ignored.
+  Run e = run("train --data " + kSmall + " --eval-data " + kSmall + " --eval-fraction 0.3");
+  CHECK(e.code == 2);
+  CHECK(e.out.find("--eval-fraction: does not apply with --eval-data") != std::string::npos);
   // --name=value works like --name value; a repeated flag: the last one counts.
   Run d = run("train --data=" + kSmall + kModel + " --max-steps=3 --max-steps 2 --epochs=1");
   INFO(d.out);

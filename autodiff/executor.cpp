@@ -22,14 +22,11 @@ Executor<T>::Executor(const Graph& g) : g_(g) {
   spare_grads_.resize(n);
   ids_.resize(n);
   sparse_idx_.assign(n, -1);
-  written_.assign(n, 0);
   grad_sized_.assign(n, 0);
   reached_.assign(n, 0);
   in_ptrs_.resize(n);
   id_ptrs_.resize(n);
-  gin_ptrs_.resize(n);
-  acc_.resize(n);
-  sparse_ptrs_.resize(n);
+  ops_ = node_ops(g);
   params_ = g.params();
   for (const Node& nd : g.nodes()) {
     if (nd.kind == NodeKind::Param) {
@@ -45,9 +42,6 @@ Executor<T>::Executor(const Graph& g) : g_(g) {
       const std::size_t k = nd.inputs.size();
       in_ptrs_[nd.id].resize(k, nullptr);
       id_ptrs_[nd.id].resize(k, nullptr);
-      gin_ptrs_[nd.id].resize(k, nullptr);
-      acc_[nd.id].resize(k, 0);
-      sparse_ptrs_[nd.id].resize(k, nullptr);
       for (std::size_t s = 0; s < k; ++s) {
         NodeId u = nd.inputs[s];
         if (g.node(u).kind == NodeKind::Ids) id_ptrs_[nd.id][s] = &ids_[u];
@@ -125,6 +119,11 @@ void Executor<T>::set_batch(std::int64_t b) {
     if (!has_shape(values_[nd.id], nd.shape)) values_[nd.id].resize(nd.shape.concrete(b));
     if (grad_sized_[nd.id] && !has_shape(grads_[nd.id], nd.shape)) grads_[nd.id].resize(nd.shape.concrete(b));
   }
+  for (std::size_t j = 0; j < scratch_.size(); ++j) {
+    const Shape& s = g_.node(scratch_node_[j]).shape;
+    if (s.has_batch()) std::swap(scratch_[j], spare_scratch_[j]);
+    if (!has_shape(scratch_[j], s)) scratch_[j].resize(s.concrete(b));
+  }
 }
 
 template <class T>
@@ -196,6 +195,18 @@ bool all_finite(const T* d, std::size_t n) {
   return ok.load();
 }
 
+// dst += src, elementwise (each element on its own, so the bits do not depend on the thread count).
+template <class T>
+void add_into(Tensor<T>& dst, const Tensor<T>& src) {
+  T* d = dst.data();
+  const T* s = src.data();
+  parallel_for(static_cast<std::int64_t>(dst.size()), kElementGrain, [d, s](std::int64_t b, std::int64_t e) {
+    T* __restrict dd = d + b;
+    const T* __restrict ss = s + b;
+    for (std::int64_t i = 0; i < e - b; ++i) dd[i] += ss[i];
+  });
+}
+
 }  // namespace
 
 template <class T>
@@ -213,7 +224,7 @@ void Executor<T>::run_forward(const Plan& p) {
     c.in = std::span<const Tensor<T>* const>(in_ptrs_[v]);
     c.ids = std::span<const IdBatch* const>(id_ptrs_[v]);
     c.out = &values_[v];
-    get_op(nd.op).forward(c);
+    ops_[v]->forward(c);
     if (check_finite_ && !all_finite(values_[v].data(), values_[v].size())) {
       const T* d = values_[v].data();
       std::size_t i = 0;
@@ -251,17 +262,72 @@ const typename Executor<T>::Plan& Executor<T>::backward_plan(const std::vector<L
   auto desc = g_.descendants(params_);
   p.need.assign(g_.size(), 0);
   for (std::size_t v = 0; v < g_.size(); ++v) p.need[v] = anc[v] && desc[v];
+  // The accumulate-or-overwrite rule, decided here once. Steps run in reverse topological order, so when a step
+  // runs every consumer of its node has run. The first gradient to reach a node overwrites its buffer; a later one
+  // goes to a scratch buffer added in after the op (or in place, for an op that accumulates_into() the slot).
+  // Losses start written: their seeds.
+  std::vector<char> written(g_.size(), 0);
+  for (NodeId l : bwd_key_) written[l] = 1;
   const auto& topo = g_.topo_order();
-  for (auto r = topo.rbegin(); r != topo.rend(); ++r)
-    if (p.need[*r] && g_.node(*r).kind == NodeKind::Op) p.order.push_back(*r);
+  for (auto r = topo.rbegin(); r != topo.rend(); ++r) {
+    const NodeId v = *r;
+    const Node& nd = g_.node(v);
+    if (!p.need[v] || nd.kind != NodeKind::Op) continue;
+    Step st;
+    st.node = v;
+    st.op = ops_[v];
+    st.zero_first = !written[v];
+    st.slots = p.gin.size();
+    written[v] = 1;
+    for (std::size_t s = 0; s < nd.inputs.size(); ++s) {
+      const NodeId u = nd.inputs[s];
+      Tensor<T>* gin = nullptr;
+      SparseRows<T>* sp = nullptr;
+      char add = 0;
+      Tensor<T>* add_to = nullptr;
+      if (p.need[u] && st.op->differentiable(s)) {
+        st.run = true;
+        std::size_t earlier = 0;  // earlier slots of this step that read u
+        for (std::size_t e = 0; e < s; ++e) earlier += nd.inputs[e] == u;
+        if (sparse_idx_[u] >= 0) {
+          sp = &sparse_[static_cast<std::size_t>(sparse_idx_[u])];
+        } else if (!written[u]) {
+          gin = &grads_[u];
+          written[u] = 1;
+        } else if (earlier == 0 && st.op->accumulates_into(s)) {
+          gin = &grads_[u];
+          add = 1;
+        } else {  // u's earlier-th scratch buffer: two slots of one call never share one
+          gin = scratch(u, earlier);
+          add_to = &grads_[u];
+        }
+      }
+      p.gin.push_back(gin);
+      p.sparse.push_back(sp);
+      p.add.push_back(add);
+      p.add_to.push_back(add_to);
+    }
+    p.steps.push_back(st);
+  }
+  for (NodeId q : params_)
+    if (sparse_idx_[q] < 0 && !written[q]) p.zero_params.push_back(q);
   return bwd_plans_.emplace(bwd_key_, std::move(p)).first->second;
+}
+
+template <class T>
+Tensor<T>* Executor<T>::scratch(NodeId u, std::size_t k) {
+  auto [it, fresh] = scratch_index_.try_emplace({u, k}, scratch_.size());
+  if (fresh) {
+    scratch_.push_back(Tensor<T>::from_shape(values_[u].shape()));
+    spare_scratch_.emplace_back();
+    scratch_node_.push_back(u);
+  }
+  return &scratch_[it->second];
 }
 
 template <class T>
 void Executor<T>::ensure_grad_buffers() {
   // Gradient buffers for every node downstream of a parameter (dense params included), sized like values.
-  static const std::vector<NodeId> none;
-  (void)none;
   for (const Node& nd : g_.nodes()) {
     if (grad_sized_[nd.id]) continue;
     if (nd.kind == NodeKind::Ids || nd.kind == NodeKind::Input) continue;
@@ -276,7 +342,6 @@ void Executor<T>::backward(const std::vector<LossWeight>& losses) {
   if (losses.empty()) throw GraphError("backward needs at least one loss");
   const Plan& p = backward_plan(losses);
   ensure_grad_buffers();
-  std::fill(written_.begin(), written_.end(), 0);
   // Sparse gradients touch at most min(table rows, ids in the batch) rows: reserve that once, so that a batch
   // touching more distinct rows than earlier ones does not allocate inside the op.
   std::size_t total_ids = 0;
@@ -294,58 +359,35 @@ void Executor<T>::backward(const std::vector<LossWeight>& losses) {
     if (s.id_slot.capacity() < total_ids) s.id_slot.reserve(2 * total_ids);
   }
   for (std::size_t v = 0; v < g_.size(); ++v) reached_[v] = p.need[v];
-  for (auto& lw : losses) {
+  for (std::size_t i = 0; i < losses.size(); ++i) {
+    const LossWeight& lw = losses[i];
+    bool again = false;  // the same loss listed twice: the weights add
+    for (std::size_t j = 0; j < i; ++j) again = again || losses[j].loss == lw.loss;
     T* g = grads_[lw.loss].data();
-    if (written_[lw.loss]) g[0] += static_cast<T>(lw.weight);
+    if (again) g[0] += static_cast<T>(lw.weight);
     else g[0] = static_cast<T>(lw.weight);
-    written_[lw.loss] = 1;
     reached_[lw.loss] = 1;
   }
-  for (NodeId v : p.order) {
-    const Node& nd = g_.node(v);
-    if (!written_[v]) {  // reached only through slots that pass no gradient
-      grads_[v].fill(T(0));
-      written_[v] = 1;
-    }
-    const Op& op = get_op(nd.op);
-    auto& gin = gin_ptrs_[v];
-    auto& acc = acc_[v];
-    auto& sp = sparse_ptrs_[v];
-    bool any = false;
-    for (std::size_t s = 0; s < nd.inputs.size(); ++s) {
-      NodeId u = nd.inputs[s];
-      gin[s] = nullptr;
-      sp[s] = nullptr;
-      acc[s] = 0;
-      if (!p.need[u] || !op.differentiable(s)) continue;
-      any = true;
-      if (sparse_idx_[u] >= 0) {
-        sp[s] = &sparse_[static_cast<std::size_t>(sparse_idx_[u])];
-      } else {
-        gin[s] = &grads_[u];
-        acc[s] = written_[u];
-        // The same node read through two slots (x * x): the later slot adds to what the earlier one wrote.
-        for (std::size_t e = 0; e < s; ++e)
-          if (nd.inputs[e] == u && gin[e]) acc[s] = 1;
-      }
-    }
-    if (!any) continue;
+  for (const Step& st : p.steps) {
+    const NodeId v = st.node;
+    if (st.zero_first) grads_[v].fill(T(0));
+    if (!st.run) continue;
+    const std::size_t k = g_.node(v).inputs.size();
     Ctx<T> c;
-    c.node = &nd;
+    c.node = &g_.node(v);
     c.batch = batch_;
     c.in = std::span<const Tensor<T>* const>(in_ptrs_[v]);
     c.ids = std::span<const IdBatch* const>(id_ptrs_[v]);
     c.out = &values_[v];
     c.gout = &grads_[v];
-    c.gin = std::span<Tensor<T>* const>(gin);
-    c.acc = std::span<const char>(acc);
-    c.sparse = std::span<SparseRows<T>* const>(sp);
-    op.backward(c);
-    for (std::size_t s = 0; s < nd.inputs.size(); ++s)
-      if (gin[s]) written_[nd.inputs[s]] = 1;
+    c.gin = std::span<Tensor<T>* const>(p.gin.data() + st.slots, k);
+    c.sparse = std::span<SparseRows<T>* const>(p.sparse.data() + st.slots, k);
+    c.add = std::span<const char>(p.add.data() + st.slots, k);
+    st.op->backward(c);
+    for (std::size_t s = 0; s < k; ++s)
+      if (Tensor<T>* dst = p.add_to[st.slots + s]) add_into(*dst, *p.gin[st.slots + s]);
   }
-  for (NodeId q : params_)
-    if (sparse_idx_[q] < 0 && !written_[q]) grads_[q].fill(T(0));
+  for (NodeId q : p.zero_params) grads_[q].fill(T(0));
 }
 
 template <class T>

@@ -5,9 +5,15 @@
 //
 // Backward runs the op VJPs in reverse topological order from one loss, a weighted sum of losses, or a chosen
 // subset. Nodes that reach no requested loss, or depend on no parameter, are pruned. Where a node fans out,
-// gradients accumulate. Embedding tables whose every consumer takes sparse gradients get SparseRows.
+// gradients accumulate, by the engine's rule (core/op.hpp), decided once per plan: the first gradient to reach a
+// node is written straight into its buffer, each later one into a scratch buffer that the executor adds in (or,
+// for an op that accumulates_into() that slot, in place with beta 1). Ops are looked up once, when the executor
+// is built; their attributes were parsed when the graph was. Embedding tables whose every consumer takes sparse
+// gradients get SparseRows.
 #include <cstdint>
+#include <deque>
 #include <map>
+#include <utility>
 #include <string>
 #include <vector>
 
@@ -76,12 +82,29 @@ class Executor {
   void set_check_finite(bool on) { check_finite_ = on; }
 
  private:
+  // One op of a backward pass.
+  struct Step {
+    NodeId node = 0;
+    const Op* op = nullptr;
+    bool zero_first = false;  // reached only through slots that pass no gradient: its own gradient is zero
+    bool run = false;         // some input slot takes a gradient
+    std::size_t slots = 0;    // where this step's input slots start in Plan::gin, sparse, add and add_to
+  };
   struct Plan {
-    std::vector<NodeId> order;  // nodes to run, in the order to run them
+    std::vector<NodeId> order;  // forward: nodes to run, in the order to run them
     std::vector<char> need;     // backward: node needs a gradient
+    std::vector<Step> steps;    // backward: the ops to run, in reverse topological order
+    // Per step and input slot: the buffer the op writes (the input's gradient or a scratch buffer), the sparse
+    // accumulator, whether the op adds in place (Ctx::add), and for a scratch buffer the gradient to add it to.
+    std::vector<Tensor<T>*> gin;
+    std::vector<SparseRows<T>*> sparse;
+    std::vector<char> add;
+    std::vector<Tensor<T>*> add_to;
+    std::vector<NodeId> zero_params;  // dense parameters no step writes: their gradient is zero
   };
   const Plan& forward_plan(const std::vector<NodeId>& targets);
   const Plan& backward_plan(const std::vector<LossWeight>& losses);
+  Tensor<T>* scratch(NodeId u, std::size_t k);
   void run_forward(const Plan& p);
   void ensure_grad_buffers();
   void check_inputs(NodeId v) const;
@@ -98,15 +121,18 @@ class Executor {
   std::vector<IdBatch> ids_;
   std::vector<int> sparse_idx_;  // per node: index into sparse_ for sparse parameters, else -1
   std::vector<SparseRows<T>> sparse_;
-  std::vector<char> written_;
   std::vector<char> grad_sized_;
   std::vector<char> reached_;  // per node: reached by the last backward
-  // Per node, the pointer arrays handed to the op (sized once).
+  std::vector<const Op*> ops_;  // per node: its op (nullptr for leaves), looked up once
+  // Per node, the input pointer arrays handed to the op (sized once).
   std::vector<std::vector<const Tensor<T>*>> in_ptrs_;
   std::vector<std::vector<const IdBatch*>> id_ptrs_;
-  std::vector<std::vector<Tensor<T>*>> gin_ptrs_;
-  std::vector<std::vector<char>> acc_;
-  std::vector<std::vector<SparseRows<T>*>> sparse_ptrs_;
+  // Scratch gradient buffers of accumulating slots, made when a plan first needs them (a deque: their addresses
+  // stay put); the k-th of node u is scratch_[scratch_index_[{u, k}]]. Spares as for values_ (see set_batch).
+  std::deque<Tensor<T>> scratch_;
+  std::deque<Tensor<T>> spare_scratch_;
+  std::vector<NodeId> scratch_node_;
+  std::map<std::pair<NodeId, std::size_t>, std::size_t> scratch_index_;
   Plan full_plan_;
   std::map<std::vector<NodeId>, Plan> fwd_plans_;
   std::map<std::vector<NodeId>, Plan> bwd_plans_;

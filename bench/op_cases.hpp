@@ -90,7 +90,6 @@ class OpRun {
     id_ptrs_.assign(k, nullptr);
     gin_ptrs_.assign(k, nullptr);
     sparse_ptrs_.assign(k, nullptr);
-    acc_.assign(k, 0);
     std::mt19937_64 rng(seed);
     for (std::size_t i = 0; i < k; ++i) {
       const InputSpec& s = oc.inputs[i];
@@ -145,7 +144,6 @@ class OpRun {
     c_.out = &out_;
     c_.gout = &gout_;
     c_.gin = std::span<Tensor<float>* const>(gin_ptrs_);
-    c_.acc = std::span<const char>(acc_);
     c_.sparse = std::span<SparseRows<float>* const>(sparse_ptrs_);
   }
   OpRun(const OpRun&) = delete;
@@ -193,7 +191,6 @@ class OpRun {
   std::vector<const IdBatch*> id_ptrs_;
   std::vector<Tensor<float>*> gin_ptrs_;
   std::vector<SparseRows<float>*> sparse_ptrs_;
-  std::vector<char> acc_;
   Tensor<float> out_, gout_;
   double gathered_ = 0.0;  // bytes of table rows read through ids
   bool has_sparse_ = false;

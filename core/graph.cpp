@@ -153,6 +153,7 @@ NodeId Graph::add_op(const std::string& op, std::vector<NodeId> inputs, Attrs at
     shape_error(n, in, "expects " + std::to_string(o.arity()) + " inputs, got " + std::to_string(in.size()));
   if (o.arity() < 0 && in.empty()) shape_error(n, in, "expects at least one input");
   n.shape = o.infer(n, in);
+  n.params = o.parse_params(n);
   return add_node(std::move(n));
 }
 

@@ -6,6 +6,7 @@
 // algorithms run on it.
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -60,6 +61,7 @@ struct Node {
   Shape shape;
   std::vector<NodeId> inputs;
   Attrs attrs;
+  std::shared_ptr<const void> params;  // Op only: attrs as the op parsed them once (Op::parse), or null
   Init init;                  // Param only
   std::int64_t num_fields = 0;  // Ids only: number of fields per row
   bool is_output = false;

@@ -4,12 +4,22 @@
 // its shape rule, forward and vector-Jacobian product side by side, and registers itself with FUNNEL_REGISTER_OP.
 //
 // Forward writes `out` (already sized to the node's concrete shape). Backward reads `gout` (dL/d out) and
-// writes dL/d input i into `gin[i]` for each input with gin[i] != nullptr: when acc[i] is false the buffer holds
-// garbage and must be overwritten, when true the op must add to it (another consumer wrote first).
-// For an embedding table whose gradient is sparse, `sparse[i]` is set instead of gin[i].
-// When one node feeds two slots (x * x), both gin pointers are the same buffer and the later slot has acc set:
-// for each element, write slot i before slot j > i.
+// writes dL/d input i into `gin[i]` for each input with gin[i] != nullptr, overwriting every element (the buffer
+// may hold garbage). Accumulating is the engine's rule, not the op's: where an input already holds a gradient from
+// another consumer, or one node feeds two slots (x * x), the executor hands the op a scratch buffer and adds it in
+// afterwards, so each VJP loop is written once and the gin[i] of one call never alias each other.
+// The one exception is opt-in: an op whose kernel adds for free (a gemm's beta) may declare
+// accumulates_into(i); then gin[i] may already hold a gradient and c.beta(i) is 1 (else 0) — it computes
+// gin[i] = beta(i) · gin[i] + (its VJP).
+// For an embedding table whose gradient is sparse, `sparse[i]` is set instead of gin[i]; the op adds its rows into
+// it (the executor clears it before each backward pass).
+//
+// Attributes are parsed once, when the node is added: an op with attributes declares
+//   struct Params {...};  static Params parse(const Node&);
+// (called after its shape rule accepted the node; the result is kept in Node::params) and reads them in a step with
+// c.params<Params>(), with no map lookup.
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string>
 #include <vector>
@@ -75,16 +85,18 @@ struct Ctx {
   // Backward only:
   const Tensor<T>* gout = nullptr;
   std::span<Tensor<T>* const> gin;
-  std::span<const char> acc;
   std::span<SparseRows<T>* const> sparse;
+  std::span<const char> add;  // only for slots the op accumulates_into(): gin[i] holds a gradient to add to
 
   const Tensor<T>& x(std::size_t i) const { return *in[i]; }
   const Attrs& attrs() const { return node->attrs; }
-  // Write v into gradient slot k of input i, honouring acc.
-  void put(std::size_t i, std::size_t k, T v) const {
-    T* g = gin[i]->data();
-    if (acc[i]) g[k] += v; else g[k] = v;
-  }
+  // The node's attributes as the op's parse() made them when the node was added.
+  template <class P>
+  const P& params() const { return *static_cast<const P*>(node->params.get()); }
+  // Element k of input i's gradient is v.
+  void put(std::size_t i, std::size_t k, T v) const { gin[i]->data()[k] = v; }
+  // For ops that accumulates_into(i): the factor on what gin[i] holds (1 to add to it, 0 to overwrite it).
+  T beta(std::size_t i) const { return !add.empty() && add[i] ? T(1) : T(0); }
 };
 
 class Op {
@@ -100,16 +112,29 @@ class Op {
   virtual bool differentiable(std::size_t /*input*/) const { return true; }
   // True when input i receives a sparse (row) gradient when it is a parameter (embedding tables).
   virtual bool sparse_grad(std::size_t /*input*/) const { return false; }
+  // True when the op's VJP for input i adds to gin[i] at no cost when c.beta(i) is 1 (a gemm's beta): the engine
+  // then lets it accumulate in place instead of giving it a scratch buffer to add in afterwards.
+  virtual bool accumulates_into(std::size_t /*input*/) const { return false; }
+  // The node's attributes in the op's own form, parsed once after infer() accepted the node (kept in
+  // Node::params); OpT derives it from the op's static parse().
+  virtual std::shared_ptr<const void> parse_params(const Node& /*n*/) const { return nullptr; }
   virtual void forward(Ctx<float>& c) const = 0;
   virtual void forward(Ctx<double>& c) const = 0;
   virtual void backward(Ctx<float>& c) const = 0;
   virtual void backward(Ctx<double>& c) const = 0;
 };
 
-// Implements the four virtual entry points from `template <class T> static void fwd(Ctx<T>&)` and `bwd`.
+// Implements the four virtual entry points from `template <class T> static void fwd(Ctx<T>&)` and `bwd`, and
+// parse_params() from `static Params parse(const Node&)` when Impl declares a type Params.
 template <class Impl>
 class OpT : public Op {
  public:
+  std::shared_ptr<const void> parse_params(const Node& n) const override {
+    if constexpr (requires { typename Impl::Params; })
+      return std::make_shared<const typename Impl::Params>(Impl::parse(n));
+    else
+      return nullptr;
+  }
   void forward(Ctx<float>& c) const override { Impl::template fwd<float>(c); }
   void forward(Ctx<double>& c) const override { Impl::template fwd<double>(c); }
   void backward(Ctx<float>& c) const override { Impl::template bwd<float>(c); }

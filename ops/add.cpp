@@ -7,16 +7,6 @@
 namespace funnel {
 namespace {
 
-// gin[i] = gy (or += when acc[i]).
-template <class T>
-void pass_through(const Ctx<T>& c, std::size_t i, const T* gy, std::size_t n) {
-  T* g = c.gin[i]->data();
-  if (c.acc[i])
-    for (std::size_t k = 0; k < n; ++k) g[k] += gy[k];
-  else
-    std::memcpy(g, gy, n * sizeof(T));
-}
-
 struct Add : OpT<Add> {
   const char* name() const override { return "add"; }
   const char* doc() const override { return "y = a + b, elementwise, same shapes"; }
@@ -40,9 +30,8 @@ struct Add : OpT<Add> {
   static void bwd(Ctx<T>& c) {
     const T* gy = c.gout->data();
     const std::size_t n = c.out->size();
-    // Slot 0 completely before slot 1, so add(x, x) accumulates correctly.
-    if (c.gin[0]) pass_through(c, 0, gy, n);
-    if (c.gin[1]) pass_through(c, 1, gy, n);
+    for (std::size_t i = 0; i < 2; ++i)
+      if (c.gin[i]) std::memcpy(c.gin[i]->data(), gy, n * sizeof(T));
   }
 };
 

@@ -78,12 +78,11 @@ struct Bce : OpT<Bce> {
       scale = c.gout->data()[0] / static_cast<T>(n);
     }
     T* gp = c.gin[0]->data();
-    const bool acc = c.acc[0];
     for (std::size_t i = 0; i < n; ++i) {
       const T pi = p[i];
       T g = T(0);
       if (pi >= eps && pi <= T(1) - eps) g = (w ? scale * w[i] : scale) * (pi - y[i]) / (pi * (T(1) - pi));
-      if (acc) gp[i] += g; else gp[i] = g;
+      gp[i] = g;
     }
   }
 };

@@ -43,14 +43,12 @@ struct BceLogits : OpT<BceLogits> {
     if (n == 0) return;
     const T scale = c.gout->data()[0] / static_cast<T>(n);
     T* gz = c.gin[0]->data();
-    const bool acc = c.acc[0];
     for (std::size_t i = 0; i < n; ++i) {
       const T zi = z[i];
       const T e = std::exp(-std::abs(zi));  // σ(z) without overflow
       const T r = T(1) / (T(1) + e);
       const T sig = zi >= T(0) ? r : e * r;
-      const T g = scale * (sig - y[i]);
-      if (acc) gz[i] += g; else gz[i] = g;
+      gz[i] = scale * (sig - y[i]);
     }
   }
 };

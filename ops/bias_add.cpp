@@ -48,19 +48,13 @@ struct BiasAdd : OpT<BiasAdd> {
     const T* gy = c.gout->data();
     if (c.gin[0]) {
       T* gx = c.gin[0]->data();
-      const bool acc = c.acc[0];
-      parallel_for(static_cast<std::int64_t>(rows * cols), kElementGrain, [gx, gy, acc](std::int64_t b, std::int64_t e) {
-        T* __restrict gxs = gx;
-        const T* __restrict gys = gy;
-        if (acc)
-          for (auto k = static_cast<std::size_t>(b); k < static_cast<std::size_t>(e); ++k) gxs[k] += gys[k];
-        else
-          std::memcpy(gx + b, gy + b, static_cast<std::size_t>(e - b) * sizeof(T));
+      parallel_for(static_cast<std::int64_t>(rows * cols), kElementGrain, [gx, gy](std::int64_t b, std::int64_t e) {
+        std::memcpy(gx + b, gy + b, static_cast<std::size_t>(e - b) * sizeof(T));
       });
     }
     if (c.gin[1]) {
       T* gb = c.gin[1]->data();
-      if (!c.acc[1]) std::memset(gb, 0, cols * sizeof(T));
+      std::memset(gb, 0, cols * sizeof(T));
       // Column sums, split by columns: each column adds its rows in order, whatever the thread count.
       const bool big = static_cast<std::int64_t>(rows * cols) >= 2 * kElementGrain;
       parallel_for(static_cast<std::int64_t>(cols), big ? 16 : static_cast<std::int64_t>(cols),

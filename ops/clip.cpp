@@ -15,6 +15,10 @@ struct Clip : OpT<Clip> {
 
   static double lo(const Node& n) { return n.attrs.get_num("lo", -std::numeric_limits<double>::infinity()); }
   static double hi(const Node& n) { return n.attrs.get_num("hi", std::numeric_limits<double>::infinity()); }
+  struct Params {
+    double lo, hi;
+  };
+  static Params parse(const Node& n) { return {lo(n), hi(n)}; }
 
   Shape infer(const Node& n, const std::vector<Shape>& in) const override {
     if (!(lo(n) <= hi(n)))
@@ -25,7 +29,8 @@ struct Clip : OpT<Clip> {
 
   template <class T>
   static void fwd(Ctx<T>& c) {
-    const T l = static_cast<T>(lo(*c.node)), h = static_cast<T>(hi(*c.node));
+    const Params& p = c.template params<Params>();
+    const T l = static_cast<T>(p.lo), h = static_cast<T>(p.hi);
     const T* x = c.x(0).data();
     T* y = c.out->data();
     const std::size_t n = c.out->size();
@@ -34,7 +39,8 @@ struct Clip : OpT<Clip> {
 
   template <class T>
   static void bwd(Ctx<T>& c) {
-    const T l = static_cast<T>(lo(*c.node)), h = static_cast<T>(hi(*c.node));
+    const Params& p = c.template params<Params>();
+    const T l = static_cast<T>(p.lo), h = static_cast<T>(p.hi);
     const T* x = c.x(0).data();
     const T* gy = c.gout->data();
     const std::size_t n = c.out->size();

@@ -61,15 +61,18 @@ struct Concat : OpT<Concat> {
     for (std::size_t d = ax + 1; d < t.dimension(); ++d) inner *= t.shape()[d];
   }
 
-  static std::size_t axis(const Node& n) {
+  struct Params {
+    std::size_t axis;  // an index into the dims (a negative attribute counts from the end)
+  };
+  static Params parse(const Node& n) {
     auto ax = static_cast<std::int64_t>(n.attrs.get_num("axis", 1.0));
     if (ax < 0) ax += static_cast<std::int64_t>(n.shape.rank());
-    return static_cast<std::size_t>(ax);
+    return {static_cast<std::size_t>(ax)};
   }
 
   template <class T>
   static void fwd(Ctx<T>& c) {
-    const std::size_t ax = axis(*c.node);
+    const std::size_t ax = c.template params<Params>().axis;
     std::size_t outer, inner;
     split(*c.out, ax, outer, inner);
     const std::size_t row = c.out->shape()[ax] * inner;
@@ -86,25 +89,17 @@ struct Concat : OpT<Concat> {
 
   template <class T>
   static void bwd(Ctx<T>& c) {
-    const std::size_t ax = axis(*c.node);
+    const std::size_t ax = c.template params<Params>().axis;
     std::size_t outer, inner;
     split(*c.out, ax, outer, inner);
     const std::size_t row = c.out->shape()[ax] * inner;
     const T* gy = c.gout->data();
     std::size_t off = 0;
-    // Slot by slot, so a node read through two slots accumulates in order.
     for (std::size_t i = 0; i < c.in.size(); ++i) {
       const std::size_t chunk = c.x(i).shape()[ax] * inner;
       if (c.gin[i]) {
         T* gx = c.gin[i]->data();
-        for (std::size_t o = 0; o < outer; ++o) {
-          const T* src = gy + o * row + off;
-          T* dst = gx + o * chunk;
-          if (c.acc[i])
-            for (std::size_t k = 0; k < chunk; ++k) dst[k] += src[k];
-          else
-            std::memcpy(dst, src, chunk * sizeof(T));
-        }
+        for (std::size_t o = 0; o < outer; ++o) std::memcpy(gx + o * chunk, gy + o * row + off, chunk * sizeof(T));
       }
       off += chunk;
     }

@@ -22,6 +22,10 @@ struct Divide : OpT<Divide> {
 
   static double lo(const Node& n) { return n.attrs.get_num("lo", -std::numeric_limits<double>::infinity()); }
   static double hi(const Node& n) { return n.attrs.get_num("hi", std::numeric_limits<double>::infinity()); }
+  struct Params {
+    double lo, hi;
+  };
+  static Params parse(const Node& n) { return {lo(n), hi(n)}; }
 
   Shape infer(const Node& n, const std::vector<Shape>& in) const override {
     if (in[0] != in[1]) shape_error(n, in, "operands must have the same shape");
@@ -40,7 +44,8 @@ struct Divide : OpT<Divide> {
 
   template <class T>
   static void fwd(Ctx<T>& c) {
-    const T l = static_cast<T>(lo(*c.node)), h = static_cast<T>(hi(*c.node));
+    const Params& p = c.template params<Params>();
+    const T l = static_cast<T>(p.lo), h = static_cast<T>(p.hi);
     const T* a = c.x(0).data();
     const T* b = c.x(1).data();
     T* y = c.out->data();
@@ -53,7 +58,8 @@ struct Divide : OpT<Divide> {
 
   template <class T>
   static void bwd(Ctx<T>& c) {
-    const T l = static_cast<T>(lo(*c.node)), h = static_cast<T>(hi(*c.node));
+    const Params& p = c.template params<Params>();
+    const T l = static_cast<T>(p.lo), h = static_cast<T>(p.hi);
     const T tiny = static_cast<T>(kTiny);
     const T* a = c.x(0).data();
     const T* b = c.x(1).data();
@@ -65,7 +71,6 @@ struct Divide : OpT<Divide> {
       const bool pass = q >= l && q <= h;
       const T ga = pass ? gy[i] / bg : T(0);
       const T gb = pass && std::abs(b[i]) >= tiny ? -ga * q : T(0);
-      // Slot 0 before slot 1 for each element (divide(x, x) shares one buffer).
       if (c.gin[0]) c.put(0, i, ga);
       if (c.gin[1]) c.put(1, i, gb);
     }

@@ -22,7 +22,10 @@ struct Embedding : OpT<Embedding> {
   bool differentiable(std::size_t i) const override { return i == 0; }
   bool sparse_grad(std::size_t i) const override { return i == 0; }
 
-  static bool is_mean(const Node& n) { return n.attrs.get_str("pool", "sum") == "mean"; }
+  struct Params {
+    bool mean;  // pool=mean (else sum)
+  };
+  static Params parse(const Node& n) { return {n.attrs.get_str("pool", "sum") == "mean"}; }
 
   Shape infer(const Node& n, const std::vector<Shape>& in) const override {
     const std::string pool = n.attrs.get_str("pool", "sum");
@@ -81,7 +84,7 @@ struct Embedding : OpT<Embedding> {
     const std::int64_t V = static_cast<std::int64_t>(table.shape()[0]);
     const std::size_t D = table.shape()[1];
     const std::size_t cells = static_cast<std::size_t>(b.batch * b.fields);
-    const bool mean = is_mean(*c.node);
+    const bool mean = c.template params<Params>().mean;
     const T* tp = table.data();
     T* y = c.out->data();
     const std::int64_t* off = b.offsets.data();
@@ -131,7 +134,7 @@ struct Embedding : OpT<Embedding> {
     const IdBatch& b = check(c);
     const std::size_t D = c.x(0).shape()[1];
     const std::size_t cells = static_cast<std::size_t>(b.batch * b.fields);
-    const bool mean = is_mean(*c.node);
+    const bool mean = c.template params<Params>().mean;
     const T* gy = c.gout->data();
     const std::int64_t* off = b.offsets.data();
     const std::int64_t* ids = b.ids.data();
@@ -146,7 +149,7 @@ struct Embedding : OpT<Embedding> {
     };
     if (!sp) {
       T* gd = dense->data();
-      if (!c.acc[0]) std::memset(gd, 0, dense->size() * sizeof(T));
+      std::memset(gd, 0, dense->size() * sizeof(T));
       for (std::size_t cell = 0; cell < cells; ++cell) {
         const std::int64_t k0 = off[cell], k1 = off[cell + 1];
         const T s = scale(k0, k1);

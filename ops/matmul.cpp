@@ -10,6 +10,8 @@ namespace {
 struct MatMul : OpT<MatMul> {
   const char* name() const override { return "matmul"; }
   const char* doc() const override { return "Y = X·W, X: B×K, W: K×N (BLAS gemm, transpose flags in backward)"; }
+  // Both VJPs are gemms: adding to a gradient already there is their beta = 1, at no extra pass.
+  bool accumulates_into(std::size_t) const override { return true; }
   int arity() const override { return 2; }
 
   Shape infer(const Node& n, const std::vector<Shape>& in) const override {
@@ -36,9 +38,9 @@ struct MatMul : OpT<MatMul> {
     const int n = static_cast<int>(w.shape()[1]);
     const T* gy = c.gout->data();
     if (c.gin[0])  // dX (m×k) = dY (m×n) · Wᵀ (n×k)
-      blas::gemm(false, true, m, k, n, T(1), gy, n, w.data(), n, c.acc[0] ? T(1) : T(0), c.gin[0]->data(), k);
+      blas::gemm(false, true, m, k, n, T(1), gy, n, w.data(), n, c.beta(0), c.gin[0]->data(), k);
     if (c.gin[1])  // dW (k×n) = Xᵀ (k×m) · dY (m×n)
-      blas::gemm(true, false, k, n, m, T(1), x.data(), k, gy, n, c.acc[1] ? T(1) : T(0), c.gin[1]->data(), n);
+      blas::gemm(true, false, k, n, m, T(1), x.data(), k, gy, n, c.beta(1), c.gin[1]->data(), n);
   }
 };
 

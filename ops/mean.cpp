@@ -28,10 +28,7 @@ struct Mean : OpT<Mean> {
     if (n == 0) return;
     const T g = c.gout->data()[0] / static_cast<T>(n);
     T* gx = c.gin[0]->data();
-    if (c.acc[0])
-      for (std::size_t i = 0; i < n; ++i) gx[i] += g;
-    else
-      for (std::size_t i = 0; i < n; ++i) gx[i] = g;
+    for (std::size_t i = 0; i < n; ++i) gx[i] = g;
   }
 };
 

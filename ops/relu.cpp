@@ -35,16 +35,12 @@ struct Relu : OpT<Relu> {
     const T* gy = c.gout->data();
     T* gx = c.gin[0]->data();
     const std::size_t n = c.out->size();
-    const bool acc = c.acc[0];
-    parallel_for(static_cast<std::int64_t>(n), kElementGrain, [x, gy, gx, acc](std::int64_t b, std::int64_t e) {
+    parallel_for(static_cast<std::int64_t>(n), kElementGrain, [x, gy, gx](std::int64_t b, std::int64_t e) {
       const T* __restrict xs = x + b;
       const T* __restrict gys = gy + b;
       T* __restrict gxs = gx + b;
       const std::int64_t m = e - b;
-      if (acc)
-        for (std::int64_t i = 0; i < m; ++i) gxs[i] += xs[i] > T(0) ? gys[i] : T(0);
-      else
-        for (std::int64_t i = 0; i < m; ++i) gxs[i] = xs[i] > T(0) ? gys[i] : T(0);
+      for (std::int64_t i = 0; i < m; ++i) gxs[i] = xs[i] > T(0) ? gys[i] : T(0);
     });
   }
 };

@@ -11,10 +11,14 @@ struct Scale : OpT<Scale> {
   int arity() const override { return 1; }
 
   Shape infer(const Node&, const std::vector<Shape>& in) const override { return in[0]; }
+  struct Params {
+    double w;
+  };
+  static Params parse(const Node& n) { return {n.attrs.get_num("w", 1.0)}; }
 
   template <class T>
   static void fwd(Ctx<T>& c) {
-    const T w = static_cast<T>(c.attrs().get_num("w", 1.0));
+    const T w = static_cast<T>(c.template params<Params>().w);
     const T* x = c.x(0).data();
     T* y = c.out->data();
     const std::size_t n = c.out->size();
@@ -23,14 +27,11 @@ struct Scale : OpT<Scale> {
 
   template <class T>
   static void bwd(Ctx<T>& c) {
-    const T w = static_cast<T>(c.attrs().get_num("w", 1.0));
+    const T w = static_cast<T>(c.template params<Params>().w);
     const T* gy = c.gout->data();
     T* gx = c.gin[0]->data();
     const std::size_t n = c.out->size();
-    if (c.acc[0])
-      for (std::size_t i = 0; i < n; ++i) gx[i] += w * gy[i];
-    else
-      for (std::size_t i = 0; i < n; ++i) gx[i] = w * gy[i];
+    for (std::size_t i = 0; i < n; ++i) gx[i] = w * gy[i];
   }
 };
 

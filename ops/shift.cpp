@@ -12,10 +12,14 @@ struct Shift : OpT<Shift> {
   int arity() const override { return 1; }
 
   Shape infer(const Node&, const std::vector<Shape>& in) const override { return in[0]; }
+  struct Params {
+    double c;
+  };
+  static Params parse(const Node& n) { return {n.attrs.get_num("c", 0.0)}; }
 
   template <class T>
   static void fwd(Ctx<T>& c) {
-    const T k = static_cast<T>(c.attrs().get_num("c", 0.0));
+    const T k = static_cast<T>(c.template params<Params>().c);
     const T* x = c.x(0).data();
     T* y = c.out->data();
     const std::size_t n = c.out->size();

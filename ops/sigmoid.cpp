@@ -34,10 +34,7 @@ struct Sigmoid : OpT<Sigmoid> {
     const T* gy = c.gout->data();
     T* gx = c.gin[0]->data();
     const std::size_t n = c.out->size();
-    if (c.acc[0])
-      for (std::size_t i = 0; i < n; ++i) gx[i] += gy[i] * y[i] * (T(1) - y[i]);
-    else
-      for (std::size_t i = 0; i < n; ++i) gx[i] = gy[i] * y[i] * (T(1) - y[i]);
+    for (std::size_t i = 0; i < n; ++i) gx[i] = gy[i] * y[i] * (T(1) - y[i]);
   }
 };
 

@@ -208,6 +208,54 @@ TEMPLATE_TEST_CASE("the same node in both slots of mul: x*x gives 2x·g", "[auto
 }
 
 
+TEST_CASE("the accumulate rule is the engine's: plain-store VJPs, a gemm adding in place, x·x through a gemm",
+          "[autodiff][executor]") {
+  // f = Σ (X·X) + Σ X·X·1 + Σ id(X): X is read by four slots of three ops. The first matmul overwrites dX, the second
+  // matmul's slot 0 adds in place (beta 1), its slot 1 (the same node again) and the identity (plain stores) write
+  // scratch buffers the executor adds in. dX = 1·Xᵀ + Xᵀ·1 (twice) + 1.
+  Graph g;
+  Var x = param(g, "x", {3, 3}, Init::zeros());
+  Var one = input(g, "one", {3, 3});
+  Var p1 = matmul(x, x, "p1");
+  Var p2 = matmul(matmul(x, x, "p2"), one, "p2one");
+  Var c = counted(x, "id");
+  Var l = sum(add(add(p1, p2), c), "loss");
+  Executor<double> ex(g);
+  set(ex.param(x.id), {1, -2, 0.5, 3, -0.25, 4, 0.75, 2, -1});
+  ex.set_batch(1);
+  set(ex.input(one.id), {1, 0, 0, 0, 1, 0, 0, 0, 1});  // the identity matrix: p2 = X·X
+  ex.forward();
+  ex.backward(l.id);
+  const auto X = flat(ex.param(x.id));
+  const auto G = flat(ex.grad(x.id));
+  for (std::size_t i = 0; i < 3; ++i)
+    for (std::size_t j = 0; j < 3; ++j) {
+      double want = 1.0;  // the identity
+      for (std::size_t k = 0; k < 3; ++k) want += 2.0 * (X[j * 3 + k] + X[k * 3 + i]);  // 1·Xᵀ + Xᵀ·1, twice
+      INFO("i=" << i << " j=" << j);
+      CHECK(G[i * 3 + j] == Approx(want).epsilon(1e-12));
+    }
+  // A second pass gives the same bits (scratch buffers are overwritten, not added to).
+  ex.backward(l.id);
+  CHECK(flat(ex.grad(x.id)) == G);
+}
+
+TEST_CASE("typed attributes are parsed once, when the node is added", "[autodiff][executor]") {
+  Graph g;
+  Var x = input(g, "x", {kBatch, 2});
+  Var y = scale(x, 2.5, "y");
+  Var r = relu(y, "r");
+  REQUIRE(g.node(y.id).params);  // scale declares Params: parsed by add_op
+  CHECK_FALSE(g.node(r.id).params);  // relu has no attributes
+  // The step reads the parsed value, not the attribute map: editing the map afterwards changes nothing.
+  const_cast<Node&>(g.node(y.id)).attrs.num["w"] = 100.0;
+  Executor<double> ex(g);
+  ex.set_batch(1);
+  set(ex.input(x.id), {1, -2});
+  ex.forward();
+  CHECK(flat(ex.value(y.id)) == std::vector<double>{2.5, -5});
+}
+
 namespace {
 
 // Two heads on a shared trunk, each head behind a counting identity:

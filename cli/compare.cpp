@@ -8,8 +8,10 @@
 #include <map>
 
 #include "core/error.hpp"
+#include "core/files.hpp"
 #include "data/synthetic.hpp"
 #include "cli/common.hpp"
+#include "cli/plots.hpp"
 #include "cli/train_flags.hpp"
 
 namespace funnel::cli {
@@ -85,7 +87,7 @@ const std::vector<Metric>& metrics() {
 int run_compare(int argc, char** argv) {
   std::set<std::string> valued{"data", "eval-data", "models", "epochs", "batch-size", "lr", "optimizer",
                                "embedding-dim", "hidden", "seed", "threads", "max-steps", "eval-fraction",
-                               "metrics-json", "l2", "pool", "seeds"};
+                               "metrics-json", "l2", "pool", "seeds", "plot"};
   valued.insert(kDataFlags.begin(), kDataFlags.end());
   Flags f(argc, argv, valued, {"no-shuffle", "vary-data-seed"});
   auto models = f.str_list("models", model_kinds());
@@ -102,6 +104,12 @@ int run_compare(int argc, char** argv) {
   if (vary_data && !is_synthetic_spec(base.data.train))
     throw UsageError("--vary-data-seed: needs synthetic data (--data synthetic[:...]), got '" + base.data.train + "'");
   if (vary_data && f.has("eval-data")) throw UsageError("--vary-data-seed: cannot be combined with --eval-data");
+  // Output targets are checked before any training.
+  std::vector<std::string> inputs = dataset_spec_inputs(base.data.train);
+  for (const auto& e : dataset_spec_inputs(base.data.eval)) inputs.push_back(e);
+  if (f.has("plot") && f.str("plot", "").empty()) throw UsageError("--plot: needs a file name (FILE.svg)");
+  if (f.has("metrics-json")) check_output_target(f.str("metrics-json", ""), inputs, "--metrics-json");
+  if (f.has("plot")) check_output_target(f.str("plot", ""), inputs, "--plot");
   set_threads(base.trainer.threads);
   const std::uint64_t seed0 = base.trainer.train.seed;
   std::uint64_t data_seed0 = 1;
@@ -200,7 +208,19 @@ int run_compare(int argc, char** argv) {
     }
   std::printf("(CVR AUC, log loss and calibration on clicked impressions; CTCVR and CTR on all impressions%s)\n",
               truth ? "; 'entire' columns: pCVR over the entire space (all impressions) against their drawn conversion labels and true rate" : "");
-  if (f.has("metrics-json")) write_file_atomic(f.str("metrics-json", ""), all.dump(2) + "\n");
+  if (f.has("metrics-json")) write_output_file(f.str("metrics-json", ""), all.dump(2) + "\n", inputs, "--metrics-json");
+  if (f.has("plot")) {
+    std::vector<CompareRuns> runs;
+    for (const auto& name : models) runs.push_back({name, results[name]});
+    std::vector<AucMetric> aucs;
+    for (auto* m : auc) aucs.push_back({m->title, m->field});
+    char title[256];
+    std::snprintf(title, sizeof title, "funnel compare: %lld run(s) per model; held out %lld impressions, %lld clicks, %lld conversions",
+                  static_cast<long long>(K), static_cast<long long>(counts.rows), static_cast<long long>(counts.clicks),
+                  static_cast<long long>(counts.conversions));
+    write_output_file(f.str("plot", ""), plot::to_svg(compare_figure(title, runs, aucs)), inputs, "--plot");
+    std::fprintf(stderr, "wrote %s\n", f.str("plot", "").c_str());
+  }
   return 0;
 }
 

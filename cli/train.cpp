@@ -14,6 +14,7 @@
 #include "core/signals.hpp"
 #include "train/checkpoint.hpp"
 #include "cli/common.hpp"
+#include "cli/plots.hpp"
 #include "cli/train_flags.hpp"
 #ifdef FUNNEL_HAS_MPI
 #include "distributed/run_trainer.hpp"
@@ -26,7 +27,7 @@ int run_train(int argc, char** argv) {
   std::set<std::string> valued{"data", "eval-data", "model", "epochs", "batch-size", "lr", "optimizer",
                                "embedding-dim", "hidden", "seed", "threads", "max-steps", "init", "save",
                                "save-every", "metrics-json", "l2", "stages", "eval-fraction", "pool", "model-options",
-                               "check-replicas", "shuffle-window", "prefetch"};
+                               "check-replicas", "plot", "shuffle-window", "prefetch"};
   valued.insert(kDataFlags.begin(), kDataFlags.end());
   Flags f(argc, argv, valued, {"no-shuffle", "quiet", "reset-optimizer"});
   RunOptions ro = run_options(f);
@@ -53,6 +54,9 @@ int run_train(int argc, char** argv) {
   for (const auto& e : dataset_spec_inputs(ro.data.eval)) inputs.push_back(e);
   if (!so.init_dir.empty()) inputs.push_back(so.init_dir);
   if (lead && f.has("metrics-json")) check_output_target(f.str("metrics-json", ""), inputs, "--metrics-json");
+  if (f.has("plot") && f.str("plot", "").empty()) throw UsageError("--plot: needs a file name (FILE.svg)");
+  if (lead && f.has("plot")) check_output_target(f.str("plot", ""), inputs, "--plot");
+  LossHistory history;
   std::optional<CheckpointLock> save_lock;
   if (lead && f.has("save")) save_lock.emplace(f.str("save", ""));
   install_stop_signals();  // INT, TERM, HUP, PIPE: finish the step, save, exit non-zero
@@ -74,6 +78,7 @@ int run_train(int argc, char** argv) {
   std::int64_t last_print = 0;
   hooks.on_step = [&](const StepInfo& i) {
     if (!lead) return;
+    history.add(i.step, i.running_losses);
     const bool last = i.rows_done == i.rows_total;
     if (tty) {
       if (i.step % 5 != 0 && !last) return;
@@ -125,6 +130,18 @@ int run_train(int argc, char** argv) {
     try {
       write_output_file(f.str("metrics-json", ""), s.metrics_json(res).dump(2) + "\n", inputs, "--metrics-json");
       std::fprintf(stderr, "wrote %s\n", f.str("metrics-json", "").c_str());
+    } catch (const Error& e) {
+      std::fprintf(stderr, "funnel train: error: %s%s\n", e.what(), f.has("save") ? " (the checkpoint was saved)" : "");
+      rc = 1;
+    }
+  }
+  if (f.has("plot")) {
+    try {
+      std::vector<std::string> names;
+      for (std::size_t k = 0; k < s.model().handle().losses.size(); ++k) names.push_back(s.loss_name(k));
+      const std::string title = "funnel train: " + s.model_description();
+      write_output_file(f.str("plot", ""), plot::to_svg(train_figure(title, names, history, res)), inputs, "--plot");
+      std::fprintf(stderr, "wrote %s\n", f.str("plot", "").c_str());
     } catch (const Error& e) {
       std::fprintf(stderr, "funnel train: error: %s%s\n", e.what(), f.has("save") ? " (the checkpoint was saved)" : "");
       rc = 1;

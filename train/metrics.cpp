@@ -104,8 +104,8 @@ double mean_of(std::span<const float> values, std::span<const std::uint8_t> mask
   return n ? sum / static_cast<double>(n) : kNaN;
 }
 
-double expected_calibration_error(std::span<const float> probs, std::span<const float> labels,
-                                  std::span<const std::uint8_t> mask, int bins) {
+std::vector<CalibrationBin> calibration_bins(std::span<const float> probs, std::span<const float> labels,
+                                             std::span<const std::uint8_t> mask, int bins) {
   if (labels.size() != probs.size())
     throw Error("expected_calibration_error: labels have " + std::to_string(labels.size()) + " rows, probs " +
                 std::to_string(probs.size()));
@@ -116,10 +116,10 @@ double expected_calibration_error(std::span<const float> probs, std::span<const 
   std::vector<std::size_t> rows;
   for (std::size_t i = 0; i < probs.size(); ++i)
     if (mask.empty() || mask[i]) rows.push_back(i);
-  if (rows.empty()) return std::numeric_limits<double>::quiet_NaN();
+  std::vector<CalibrationBin> out;
+  if (rows.empty()) return out;
   std::stable_sort(rows.begin(), rows.end(), [&](std::size_t a, std::size_t b) { return probs[a] < probs[b]; });
   const std::size_t n = rows.size(), B = std::min<std::size_t>(static_cast<std::size_t>(bins), n);
-  double ece = 0;
   for (std::size_t b = 0; b < B; ++b) {
     const std::size_t lo = b * n / B, hi = (b + 1) * n / B;
     double sp = 0, sy = 0;
@@ -128,9 +128,24 @@ double expected_calibration_error(std::span<const float> probs, std::span<const 
       sy += labels[rows[k]];
     }
     const double cnt = static_cast<double>(hi - lo);
-    ece += cnt / static_cast<double>(n) * std::abs(sp / cnt - sy / cnt);
+    out.push_back({sp / cnt, sy / cnt, static_cast<std::int64_t>(hi - lo)});
   }
+  return out;
+}
+
+namespace {
+double ece_of(const std::vector<CalibrationBin>& bins) {
+  if (bins.empty()) return std::numeric_limits<double>::quiet_NaN();
+  double n = 0, ece = 0;
+  for (const auto& b : bins) n += static_cast<double>(b.rows);
+  for (const auto& b : bins) ece += static_cast<double>(b.rows) / n * std::abs(b.mean_prob - b.rate);
   return ece;
+}
+}  // namespace
+
+double expected_calibration_error(std::span<const float> probs, std::span<const float> labels,
+                                  std::span<const std::uint8_t> mask, int bins) {
+  return ece_of(calibration_bins(probs, labels, mask, bins));
 }
 
 FunnelMetrics evaluate_funnel(const FunnelInputs& in) {
@@ -171,13 +186,15 @@ FunnelMetrics evaluate_funnel(const FunnelInputs& in) {
   m.cvr_rate = mean_of(in.ctcvr, clicked);
   m.mean_pctcvr = mean_of(in.pctcvr);
   m.ctcvr_rate = mean_of(in.ctcvr);
-  m.cvr_ece = expected_calibration_error(in.pcvr, in.ctcvr, clicked);
+  m.cvr_calibration = calibration_bins(in.pcvr, in.ctcvr, clicked);
+  m.cvr_ece = ece_of(m.cvr_calibration);
   m.mean_pcvr_all = mean_of(in.pcvr);
   if (entire) {
     m.has_entire_space = true;
     m.cvr_auc_entire_space = roc_auc(in.pcvr, in.conversion_entire);
     m.cvr_rate_entire_space = mean_of(in.conversion_entire);
-    m.cvr_ece_entire_space = expected_calibration_error(in.pcvr, in.conversion_entire);
+    m.cvr_calibration_entire_space = calibration_bins(in.pcvr, in.conversion_entire);
+    m.cvr_ece_entire_space = ece_of(m.cvr_calibration_entire_space);
     m.cvr_logloss_entire_space = log_loss(in.pcvr, in.conversion_entire);
   }
   return m;

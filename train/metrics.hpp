@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <limits>
 #include <span>
+#include <vector>
 
 namespace funnel {
 
@@ -40,6 +41,12 @@ struct FunnelInputs {
   std::span<const float> conversion_entire;   // optional: conversion drawn for every row (synthetic ground truth)
 };
 
+// One bin of a calibration curve: its rows' mean predicted probability against their observed label rate.
+struct CalibrationBin {
+  double mean_prob = 0, rate = 0;
+  std::int64_t rows = 0;
+};
+
 struct FunnelMetrics {
   std::int64_t rows = 0, clicks = 0, conversions = 0;  // conversions = ctcvr positives
   double ctr_auc = 0;       // pctr vs click, all rows
@@ -60,6 +67,9 @@ struct FunnelMetrics {
   double mean_pcvr_all = 0;  // all rows
   double cvr_rate_entire_space = std::numeric_limits<double>::quiet_NaN();  // mean conversion_entire, all rows
   double cvr_ece_entire_space = std::numeric_limits<double>::quiet_NaN();   // pcvr vs conversion_entire, all rows
+  // The calibration curves behind the two ECEs (10 equal-count bins, lowest pCVR first); the entire-space one is
+  // empty without ground truth.
+  std::vector<CalibrationBin> cvr_calibration, cvr_calibration_entire_space;
 };
 
 // Expected calibration error: rows sorted by score, cut into `bins` groups of (nearly) equal count, and
@@ -67,6 +77,9 @@ struct FunnelMetrics {
 // empty selection.
 double expected_calibration_error(std::span<const float> probs, std::span<const float> labels,
                                   std::span<const std::uint8_t> mask = {}, int bins = 10);
+// The bins of that computation: min(bins, selected rows) groups, lowest scores first. Empty for an empty selection.
+std::vector<CalibrationBin> calibration_bins(std::span<const float> probs, std::span<const float> labels,
+                                             std::span<const std::uint8_t> mask = {}, int bins = 10);
 
 // Every metric above; AUCs are NaN when their selection has a single class (see roc_auc).
 FunnelMetrics evaluate_funnel(const FunnelInputs& in);

@@ -2,7 +2,7 @@
 """Out-of-core numbers for funnel (issue 13), reproducible by anyone with a build:
 
   python3 tools/stream_bench.py --bin build/bin --dir /tmp/funnel-bench [--sizes 1000000,4000000,16000000]
-                                [--pairs 5] [--pair-steps 60] [--threads 1] [--skip-epochs] [--keep]
+                                [--pairs 5] [--pair-steps 60] [--threads 1] [--skip-epochs] [--max-steps K] [--keep]
 
 For each size: funnel-synth writes a raw Ali-CCP training split with the release's proportions and `funnel convert`
 turns it into a v3 cache (MB/s by wall clock and CPU time, peak memory); both are skipped when DIR already holds
@@ -87,6 +87,7 @@ def main():
     ap.add_argument("--batch-size", type=int, default=1024)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--skip-epochs", action="store_true", help="only the interleaved pairs")
+    ap.add_argument("--max-steps", type=int, default=0, help="cut each training run short (0 = a full epoch)")
     ap.add_argument("--keep", action="store_true")
     a = ap.parse_args()
     os.makedirs(a.dir, exist_ok=True)
@@ -101,7 +102,7 @@ def main():
             metrics = os.path.join(a.dir, f"metrics_{n}.json")
             cmd = [b("funnel"), "train", "--data", "cache:" + cache, "--eval-data", "cache:" + eval_cache,
                    "--epochs", "1", "--batch-size", str(a.batch_size), "--threads", str(a.threads), "--quiet",
-                   "--metrics-json", metrics]
+                   "--metrics-json", metrics] + (["--max-steps", str(a.max_steps)] if a.max_steps else [])
             _, wall, cpu, peak = run_sampled(cmd)
             with open(metrics) as f:
                 m = json.load(f)

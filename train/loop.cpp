@@ -195,12 +195,13 @@ double StreamingFunnelMetrics::Auc::value() {
   return u / (pos_total * neg_before);
 }
 
-double StreamingFunnelMetrics::Auc::ece(int bins) const {
+std::vector<CalibrationBin> StreamingFunnelMetrics::Auc::bins(int bins) const {
   // The rows in ascending score order (tied negatives first), cut into `bins` groups of nearly equal count.
+  std::vector<CalibrationBin> out;
   const std::size_t n = pos.size() + neg.size();
-  if (n == 0) return kNaN;
+  if (n == 0) return out;
   const std::size_t B = std::min<std::size_t>(static_cast<std::size_t>(bins), n);
-  double ece = 0, sp = 0, sy = 0;
+  double sp = 0, sy = 0;
   std::size_t i = 0, j = 0, b = 0, lo = 0, hi = n / B;
   for (std::size_t k = 0; k < n; ++k) {
     const bool take_neg = j < neg.size() && (i >= pos.size() || neg[j] <= pos[i]);
@@ -208,15 +209,25 @@ double StreamingFunnelMetrics::Auc::ece(int bins) const {
     sy += take_neg ? 0.0 : 1.0;
     if (k + 1 == hi) {
       const double cnt = static_cast<double>(hi - lo);
-      ece += cnt / static_cast<double>(n) * std::abs(sp / cnt - sy / cnt);
+      out.push_back({sp / cnt, sy / cnt, static_cast<std::int64_t>(hi - lo)});
       sp = sy = 0;
       ++b;
       lo = hi;
       hi = (b + 1) * n / B;
     }
   }
-  return ece;
+  return out;
 }
+
+namespace {
+double ece_of(const std::vector<CalibrationBin>& bins) {
+  if (bins.empty()) return kNaN;
+  double n = 0, e = 0;
+  for (const auto& b : bins) n += static_cast<double>(b.rows);
+  for (const auto& b : bins) e += static_cast<double>(b.rows) / n * std::abs(b.mean_prob - b.rate);
+  return e;
+}
+}  // namespace
 
 void StreamingFunnelMetrics::Auc::clear() {
   std::vector<std::uint32_t>().swap(pos);
@@ -311,7 +322,8 @@ FunnelMetrics StreamingFunnelMetrics::result() {
   m.ctcvr_auc = ctcvr_.value();
   ctcvr_.clear();
   m.cvr_auc = cvr_.value();
-  m.cvr_ece = cvr_.ece(10);
+  m.cvr_calibration = cvr_.bins(10);
+  m.cvr_ece = ece_of(m.cvr_calibration);
   cvr_.clear();
   m.ctr_logloss = mean(ctr_s_.loss, ctr_s_.n);
   m.cvr_logloss = mean(cvr_s_.loss, cvr_s_.n);
@@ -326,7 +338,8 @@ FunnelMetrics StreamingFunnelMetrics::result() {
   if (has_entire_) {
     m.has_entire_space = true;
     m.cvr_auc_entire_space = entire_.value();
-    m.cvr_ece_entire_space = entire_.ece(10);
+    m.cvr_calibration_entire_space = entire_.bins(10);
+    m.cvr_ece_entire_space = ece_of(m.cvr_calibration_entire_space);
     entire_.clear();
     m.cvr_rate_entire_space = mean(entire_s_.label, entire_s_.n);
     m.cvr_logloss_entire_space = mean(entire_s_.loss, entire_s_.n);

@@ -55,6 +55,8 @@ const Row kRows[] = {
   {"vary-data-seed", {"with --seeds: also vary the synthetic data's seed per run", "", "off", "", "false"}},
   {"no-shuffle", {"keep the data order (no per-epoch shuffle)", "", "off", "", "false"}},
   {"max-steps", {"stop after this many steps of this run (0 = no limit; counts this run's steps after --init)", "INT", "0", "≥ 0", "0"}},
+  {"shuffle-window", {"cache: data: rows shuffled together inside the seeded random order of chunks (a bounded shuffle, not a full one)", "INT", "262144", "1..2^32", "262144"}},
+  {"prefetch", {"cache: data: batches read and decoded ahead of the step by the reader thread", "INT", "4", "1..1024", "4"}},
   {"threads", {"worker threads (gemms and the batch are split over them)", "INT", "1", "1..256", "1"}},
   {"check-replicas", {"under mpirun: every K steps check that all ranks hold the same parameters (0 = never)", "INT", "0", "≥ 0", "0"}},
   // checkpoints and outputs

@@ -1,5 +1,8 @@
 // funnel eval / funnel predict: load a checkpoint, map new data the way the training data was mapped, and
 // report the metrics or write per-row predictions.
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <cstdio>
 #include <algorithm>
 #include <sstream>
@@ -15,6 +18,15 @@ namespace {
 struct Loaded {
   std::unique_ptr<Model> model;
   LoadedData data;
+  std::shared_ptr<const CacheFile> cache;  // a cache: spec is streamed from the file, not loaded
+  // The data as a batch source, in order.
+  std::unique_ptr<BatchSource> source(std::int64_t batch) const {
+    if (!cache) return std::make_unique<DatasetSource>(data.data, batch);
+    StreamOptions so;
+    so.batch_size = batch;
+    so.shuffle = false;
+    return std::make_unique<CacheSource>(CachePart{cache.get()}, so);
+  }
 };
 
 Loaded load(const Flags& f) {
@@ -32,11 +44,54 @@ Loaded load(const Flags& f) {
                        " records no csv columns (it was not trained on csv data, or by an older funnel)");
     ro.csv_columns = cols->get<std::vector<std::string>>();
   }
+  if (is_cache_spec(spec)) {
+    l.cache = open_cache(spec, &m.info.data);
+    l.data.description = spec + ": " + describe(*l.cache);
+    check_compatible(l.model->config(), *l.cache, "'" + spec + "'");
+    return l;
+  }
   l.data = funnel::load_data(spec, ro, &m.info.data);
   if (!l.data.skipped.empty()) std::fprintf(stderr, "%s\n", l.data.skipped.c_str());
   check_compatible(l.model->config(), l.data.data, "'" + spec + "'");
   return l;
 }
+
+// An output written as it is produced: a regular target goes to a temporary file beside it, renamed over it by
+// commit() (removed if never committed); a device, FIFO or descriptor is written in place.
+class StreamedOutput {
+ public:
+  StreamedOutput(const OutputPlan& plan) : plan_(plan) {
+    if (plan.kind == OutputPlan::Kind::Descriptor) {
+      fd_ = plan.fd;
+      return;
+    }
+    path_ = plan.kind == OutputPlan::Kind::Replace ? plan.real_path + ".tmp." + std::to_string(::getpid()) : plan.path;
+    fd_ = ::open(path_.c_str(), O_WRONLY | O_CLOEXEC | (plan.kind == OutputPlan::Kind::Replace ? O_CREAT | O_EXCL : 0),
+                 0644);
+    if (fd_ < 0) throw Error("cannot open '" + path_ + "' for writing");
+    if (plan.kind != OutputPlan::Kind::Replace) path_.clear();
+  }
+  ~StreamedOutput() {
+    if (fd_ >= 0 && plan_.kind != OutputPlan::Kind::Descriptor) ::close(fd_);
+    if (!path_.empty()) ::unlink(path_.c_str());
+  }
+  void write(const std::string& s) { write_all(fd_, s, plan_.path); }
+  void commit() {
+    if (plan_.kind != OutputPlan::Kind::Replace) return;
+    if (::fsync(fd_) != 0 || ::close(fd_) != 0) {
+      fd_ = -1;
+      throw Error("cannot write '" + plan_.path + "'");
+    }
+    fd_ = -1;
+    if (::rename(path_.c_str(), plan_.real_path.c_str()) != 0) throw Error("cannot rename into '" + plan_.path + "'");
+    path_.clear();
+  }
+
+ private:
+  OutputPlan plan_;
+  int fd_ = -1;
+  std::string path_;  // the temporary file while not committed
+};
 
 // The command's inputs: the checkpoint directory and the data files; no output may be one of them.
 std::vector<std::string> inputs_of(const Flags& f) {
@@ -67,7 +122,7 @@ int run_eval(int argc, char** argv) {
   set_threads(static_cast<int>(std::min<std::int64_t>(f.integer("threads", 1, 1), 1 << 20)));
   Loaded l = load(f);
   std::fprintf(stderr, "eval: %s\n", l.data.description.c_str());
-  FunnelMetrics m = evaluate(*l.model, l.data.data, f.integer("batch-size", 4096, 1));
+  FunnelMetrics m = evaluate(*l.model, *l.source(f.integer("batch-size", 4096, 1)));
   nlohmann::json j = with_config(metrics_to_json(m), f);
   std::printf("%s\n", j.dump(2).c_str());
   if (f.has("metrics-json")) write_output_file(f.str("metrics-json", ""), j.dump(2) + "\n", inputs_of(f), "--metrics-json");
@@ -78,8 +133,40 @@ int run_predict(int argc, char** argv) {
   Flags f(argc, argv, flags_with({"checkpoint", "data", "out", "batch-size", "threads"}), kSwitches);
   set_threads(static_cast<int>(std::min<std::int64_t>(f.integer("threads", 1, 1), 1 << 20)));
   const std::string out = f.required("out");
-  check_output_target(out, inputs_of(f), "--out");
+  const OutputPlan plan = check_output_target(out, inputs_of(f), "--out");
   Loaded l = load(f);
+  if (l.cache) {
+    // Streamed: the predictions go to the output a batch at a time.
+    StreamedOutput o(plan);
+    // The cache holds the rows convert kept, numbered 1.. in cache order (convert reported any it skipped).
+    std::string text = "row";
+    std::vector<NodeId> nodes;
+    for (const auto& c : l.model->handle().columns) {
+      text += "," + c.name;
+      nodes.push_back(c.node);
+    }
+    text += "\n";
+    std::int64_t rows = 0;
+    char cell[32];
+    forward_each_batch(*l.model, *l.source(f.integer("batch-size", 4096, 1)), nodes,
+                       [&](const std::vector<const float*>& v, std::int64_t n) {
+                         for (std::int64_t i = 0; i < n; ++i) {
+                           std::snprintf(cell, sizeof cell, "%lld", static_cast<long long>(rows + i + 1));
+                           text += cell;
+                           for (std::size_t k = 0; k < v.size(); ++k) {
+                             std::snprintf(cell, sizeof cell, k + 1 < v.size() ? ",%.9g" : ",%.9g\n", v[k][i]);
+                             text += cell;
+                           }
+                         }
+                         rows += n;
+                         o.write(text);
+                         text.clear();
+                       });
+    o.write(text);
+    o.commit();
+    std::fprintf(stderr, "predict: wrote %lld rows to %s\n", static_cast<long long>(rows), out.c_str());
+    return 0;
+  }
   Predictions p = predict(*l.model, l.data.data, f.integer("batch-size", 4096, 1));
   // One line per input row, so the output joins back to the input: `row` (the 1-based data row, header not
   // counted), then one column per model output, named by the model (ESMM and its baselines: pctr,pcvr,pctcvr).

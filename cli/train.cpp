@@ -27,10 +27,16 @@ int run_train(int argc, char** argv) {
   std::set<std::string> valued{"data", "eval-data", "model", "epochs", "batch-size", "lr", "optimizer",
                                "embedding-dim", "hidden", "seed", "threads", "max-steps", "init", "save",
                                "save-every", "metrics-json", "l2", "stages", "eval-fraction", "pool", "model-options",
-                               "check-replicas", "plot"};
+                               "check-replicas", "plot", "shuffle-window", "prefetch"};
   valued.insert(kDataFlags.begin(), kDataFlags.end());
   Flags f(argc, argv, valued, {"no-shuffle", "quiet", "reset-optimizer"});
-  const RunOptions ro = run_options(f);
+  RunOptions ro = run_options(f);
+  // A cache: training set is streamed from the file: the shuffle window (rows) and the batches read ahead.
+  ro.trainer.train.shuffle_window = f.integer("shuffle-window", 1 << 18, 1);
+  if (ro.trainer.train.shuffle_window > (std::int64_t{1} << 32))
+    throw UsageError("--shuffle-window: at most 4294967296 rows (8 bytes each), got " + f.str("shuffle-window", ""));
+  ro.trainer.train.prefetch = f.integer("prefetch", 4, 1);
+  if (ro.trainer.train.prefetch > 1024) throw UsageError("--prefetch: at most 1024 batches, got " + f.str("prefetch", ""));
   const TrainerOptions& so = ro.trainer;
   // Under mpirun: data parallel over the ranks (distributed/); rank 0 alone prints and writes.
 #ifdef FUNNEL_HAS_MPI

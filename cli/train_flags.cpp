@@ -94,9 +94,9 @@ std::string fmt(double v) {
 }
 }  // namespace
 
-std::string format_epochs(const TrainResult& r, const Trainer& t) {
+std::string format_epochs(const TrainResult& r, const Trainer& /*t*/) {
   std::ostringstream o;
-  const bool truth = t.data().has_eval && t.data().eval.has_truth();
+  const bool truth = !r.epochs.empty() && r.epochs.back().has_eval && r.epochs.back().eval.has_entire_space;
   o << "\nepoch  ctr_auc  cvr_auc  ctcvr_auc" << (truth ? "  cvr_auc_entire" : "")
     << "  ctr_logloss  ctcvr_logloss  mean_pctr/ctr  mean_pctcvr/ctcvr  samples/s\n";
   for (auto& e : r.epochs) {

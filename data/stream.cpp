@@ -53,6 +53,7 @@ EpochOrder::EpochOrder(const CacheFile& f, bool shuffle, std::int64_t window, st
       std::swap(chunk_order_[static_cast<std::size_t>(i)],
                 chunk_order_[static_cast<std::size_t>(rand_below(static_cast<std::uint64_t>(i + 1)))]);
   left_.resize(static_cast<std::size_t>(C));
+  finished_.reserve(chunk_order_.size());  // no allocation while streaming
   for (std::int64_t c = 0; c < C; ++c) left_[static_cast<std::size_t>(c)] = f.chunk_size(c);
   if (shuffle) {
     window_cap_ = static_cast<std::size_t>(std::min<std::int64_t>(window, in_range));
@@ -155,6 +156,7 @@ void BatchStream::reader(std::int64_t epoch) {
     EpochOrder order(f_, o_.shuffle, o_.shuffle_window, o_.seed, epoch, o_.chunk_begin, o_.chunk_end,
                      o_.chunk_stride, o_.chunk_offset);
     std::vector<std::int64_t> finished;
+    finished.reserve(static_cast<std::size_t>(f_.num_chunks()));
     const std::size_t K = slots_.size();
     for (;;) {
       std::size_t idx;

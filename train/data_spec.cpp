@@ -65,11 +65,8 @@ std::string describe(const CacheFile& f) {
   return s.str();
 }
 
-namespace {
-
 bool is_cache_spec(const std::string& spec) { return spec.rfind("cache:", 0) == 0; }
 
-// A cache opened for streaming; with `map_json` (a mapping to follow) its feature map must be that one.
 std::shared_ptr<const CacheFile> open_cache(const std::string& spec, const nlohmann::json* map_json) {
   auto f = std::make_shared<const CacheFile>(spec.substr(6));
   if (map_json) {
@@ -81,6 +78,8 @@ std::shared_ptr<const CacheFile> open_cache(const std::string& spec, const nlohm
   }
   return f;
 }
+
+namespace {
 
 // The shape of the cache's data (no rows): what the model is built from.
 Dataset shape_of(const CacheFile& f) {

@@ -33,6 +33,11 @@ LoadedData load_data(const std::string& spec, const ReadOptions& options, const 
 std::string describe(const Dataset& d);
 std::string describe(const CacheFile& f);
 
+// A cache: spec opened for streaming (memory-mapped, nothing decoded); with `map_json` (a checkpoint's data JSON)
+// its feature map must be that one (else a clear error: convert again with that map).
+bool is_cache_spec(const std::string& spec);
+std::shared_ptr<const CacheFile> open_cache(const std::string& spec, const nlohmann::json* map_json = nullptr);
+
 struct DataSources {
   std::string train = "synthetic";  // a data spec
   std::string eval{};               // empty: hold out the last eval_fraction of the training data

@@ -195,7 +195,7 @@ double StreamingFunnelMetrics::Auc::value() {
   return u / (pos_total * neg_before);
 }
 
-std::vector<CalibrationBin> StreamingFunnelMetrics::Auc::calibration(int bins) const {
+std::vector<CalibrationBin> StreamingFunnelMetrics::Auc::bins(int bins) const {
   // The rows in ascending score order (tied negatives first), cut into `bins` groups of nearly equal count.
   std::vector<CalibrationBin> out;
   const std::size_t n = pos.size() + neg.size();
@@ -220,13 +220,11 @@ std::vector<CalibrationBin> StreamingFunnelMetrics::Auc::calibration(int bins) c
 }
 
 namespace {
-// Σ_b (n_b / n) · |mean score_b − rate_b|; NaN without rows.
-double ece_of_bins(const std::vector<CalibrationBin>& bins) {
-  std::int64_t n = 0;
-  for (const auto& b : bins) n += b.rows;
-  if (n == 0) return std::numeric_limits<double>::quiet_NaN();
-  double e = 0;
-  for (const auto& b : bins) e += static_cast<double>(b.rows) / static_cast<double>(n) * std::abs(b.mean_prob - b.rate);
+double ece_of(const std::vector<CalibrationBin>& bins) {
+  if (bins.empty()) return kNaN;
+  double n = 0, e = 0;
+  for (const auto& b : bins) n += static_cast<double>(b.rows);
+  for (const auto& b : bins) e += static_cast<double>(b.rows) / n * std::abs(b.mean_prob - b.rate);
   return e;
 }
 }  // namespace
@@ -324,8 +322,8 @@ FunnelMetrics StreamingFunnelMetrics::result() {
   m.ctcvr_auc = ctcvr_.value();
   ctcvr_.clear();
   m.cvr_auc = cvr_.value();
-  m.cvr_calibration = cvr_.calibration(10);
-  m.cvr_ece = ece_of_bins(m.cvr_calibration);
+  m.cvr_calibration = cvr_.bins(10);
+  m.cvr_ece = ece_of(m.cvr_calibration);
   cvr_.clear();
   m.ctr_logloss = mean(ctr_s_.loss, ctr_s_.n);
   m.cvr_logloss = mean(cvr_s_.loss, cvr_s_.n);
@@ -340,8 +338,8 @@ FunnelMetrics StreamingFunnelMetrics::result() {
   if (has_entire_) {
     m.has_entire_space = true;
     m.cvr_auc_entire_space = entire_.value();
-    m.cvr_calibration_entire_space = entire_.calibration(10);
-    m.cvr_ece_entire_space = ece_of_bins(m.cvr_calibration_entire_space);
+    m.cvr_calibration_entire_space = entire_.bins(10);
+    m.cvr_ece_entire_space = ece_of(m.cvr_calibration_entire_space);
     entire_.clear();
     m.cvr_rate_entire_space = mean(entire_s_.label, entire_s_.n);
     m.cvr_logloss_entire_space = mean(entire_s_.loss, entire_s_.n);

@@ -129,7 +129,7 @@ class StreamingFunnelMetrics {
     std::vector<std::uint32_t> pos, neg;  // score bits (non-negative floats order like their bits)
     void add(float score, bool positive);
     double value();                       // sorts pos and neg
-    std::vector<CalibrationBin> calibration(int bins) const;  // equal-count bins, lowest scores first; after value()
+    std::vector<CalibrationBin> bins(int bins) const;  // equal-count calibration bins, after value()
     void clear();
   };
   struct Sum {

@@ -186,6 +186,45 @@ TEST_CASE("stream: shuffled epochs visit every row exactly once, deterministical
   CHECK(n == 2000);
 }
 
+TEST_CASE("stream: per-process chunk shares (chunk i to process i % N) cover every row exactly once per epoch",
+          "[stream]") {
+  const Generated g(2000);
+  FeatureMap map;
+  const std::string file = g.dir.file("c.cache");
+  convert_to_cache(g.spec(), options(MapKind::Hash), map, file, nullptr, 128);
+  const CacheFile cf(file);
+  REQUIRE(cf.num_chunks() == 16);  // the last one holds 80 rows
+  for (const std::int64_t N : {1, 3, 5}) {
+    for (const std::int64_t epoch : {0, 1}) {
+      std::vector<std::int64_t> all;
+      std::int64_t counted = 0;
+      for (std::int64_t r = 0; r < N; ++r) {
+        EpochOrder o(cf, true, 200, 7, epoch, 0, -1, N, r);
+        std::vector<std::int64_t> mine, buf(64);
+        while (const std::size_t n = o.next(buf.data(), buf.size()))
+          mine.insert(mine.end(), buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(n));
+        for (const std::int64_t row : mine) CHECK(cf.chunk_of(row) % N == r);  // only this process's chunks
+        CHECK(static_cast<std::int64_t>(mine.size()) == rows_in_chunks(cf, 0, -1, N, r));
+        counted += rows_in_chunks(cf, 0, -1, N, r);
+        all.insert(all.end(), mine.begin(), mine.end());
+      }
+      std::sort(all.begin(), all.end());
+      std::vector<std::int64_t> iota(2000);
+      std::iota(iota.begin(), iota.end(), 0);
+      CHECK(all == iota);
+      CHECK(counted == 2000);
+    }
+  }
+  // A share of a chunk range: chunks 4.. of the file, every second from the second.
+  EpochOrder o(cf, false, 1, 1, 0, 4, -1, 2, 1);
+  std::vector<std::int64_t> rows(4000);
+  rows.resize(o.next(rows.data(), rows.size()));
+  std::set<std::int64_t> chunks;
+  for (const std::int64_t row : rows) chunks.insert(cf.chunk_of(row));
+  CHECK(chunks == std::set<std::int64_t>{5, 7, 9, 11, 13, 15});
+  CHECK_THROWS_WITH(rows_in_chunks(cf, 0, -1, 2, 2), Catch::Contains("offset"));
+}
+
 TEST_CASE("stream: truncated, corrupt and old caches are clear errors", "[stream]") {
   const Generated g(1500);
   FeatureMap map;

@@ -47,7 +47,7 @@ TEST_CASE("a separate evaluation set is mapped with the training set's map; skip
   CHECK(d->eval.num_fields == d->train.data.num_fields);
   CHECK(d->eval.vocab == d->train.data.vocab);
   REQUIRE(d->notes.size() == 1);
-  CHECK_THAT(d->notes[0], Contains("skipped 1 bad rows"));
+  CHECK_THAT(d->notes[0], Contains("skipped 1 of 3 rows"));
   // A checkpoint's synthetic mapping refuses real data and the other way round.
   const nlohmann::json synth{{"kind", "synthetic"}, {"fields", 3}, {"vocab_per_field", 20}};
   CHECK_THROWS_WITH(load_data("csv:" + (dir / "eval.csv").string(), ro, &synth), Contains("synthetic data"));

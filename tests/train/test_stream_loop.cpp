@@ -7,6 +7,7 @@
 #include "data/readers.hpp"
 #include "data/stream.hpp"
 #include "data/stream_cache.hpp"
+#include "support/alloc_counter.hpp"
 #include "support/temp_dir.hpp"
 #include "train/batch_source.hpp"
 #include "train/loop.hpp"
@@ -172,4 +173,40 @@ TEST_CASE("stream loop: streamed metrics equal evaluate_funnel on the same predi
   CHECK(got.mean_pcvr_clicked == want.mean_pcvr_clicked);
   CHECK(got.clicks == 3);
   CHECK(std::isnan(StreamingFunnelMetrics().result().ctr_auc));
+}
+
+TEST_CASE("stream loop: steady training steps streamed from a cache do not allocate (reader thread included)",
+          "[stream][no_alloc]") {
+  funnel::test::prime_backtrace();
+  const Fixture fx;
+  const CacheFile f(fx.cache);
+  Model m(config(f));
+  m.exec().init_params(2);
+  OptimizerConfig oc;
+  auto opt = make_optimizer<float>("adam", oc);
+  for (const bool shuffle : {false, true}) {
+    INFO("shuffle " << shuffle);
+    StreamOptions so;
+    so.batch_size = 100;  // 25 batches of 100 rows: no shorter last batch
+    so.shuffle = shuffle;
+    so.shuffle_window = 400;
+    so.prefetch = 2;
+    CacheSource src({&f}, so);
+    TrainOptions o;
+    o.epochs = 3;
+    TrainHooks h;
+    // Count from the middle of the second epoch (every buffer has seen the batch shapes by then) to its end (not
+    // across the boundary: a new epoch starts a reader thread, and std::thread allocates its state).
+    long counted = -1;
+    std::int64_t last_step = 0;
+    h.on_step = [&](const StepInfo& i) {
+      if (i.epoch == 1 && i.rows_done == 1200) funnel::test::start_counting();
+      if (i.epoch == 1 && i.rows_done == 2500) counted = funnel::test::stop_counting();
+      last_step = i.step;
+    };
+    train(m, *opt, src, {}, o, h);
+    CHECK(last_step == 75);
+    if (counted) funnel::test::print_traces(counted);
+    CHECK(counted == 0);
+  }
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test: installs dependencies, builds (Release, then AddressSanitizer + UBSan) and runs CTest on both,
 # then builds the libFuzzer targets with clang and runs each (csv, slots, aliccp readers; checkpoint manifest) for
-# FUNNEL_FUZZ_SECONDS (default 20) on its corpus in tests/. FUNNEL_SKIP_SANITIZE=1 / FUNNEL_SKIP_FUZZ=1 skip parts.
+# FUNNEL_FUZZ_SECONDS (default 12) on its corpus in tests/. FUNNEL_SKIP_SANITIZE=1 / FUNNEL_SKIP_FUZZ=1 skip parts.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install_deps.sh
@@ -16,7 +16,7 @@ if [ "${FUNNEL_SKIP_SANITIZE:-0}" != 1 ]; then
   (cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --output-on-failure -j"$jobs")
 fi
 if [ "${FUNNEL_SKIP_FUZZ:-0}" != 1 ]; then
-  secs=${FUNNEL_FUZZ_SECONDS:-20}
+  secs=${FUNNEL_FUZZ_SECONDS:-12}
   cmake -S . -B build-fuzz -DCMAKE_CXX_COMPILER=clang++-14 -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFUNNEL_TESTS=OFF \
     -DFUNNEL_BENCH=OFF >/dev/null
   cmake --build build-fuzz -j"$jobs" --target fuzz-csv fuzz-slots fuzz-aliccp fuzz-manifest

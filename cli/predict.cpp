@@ -110,6 +110,29 @@ std::set<std::string> flags_with(std::set<std::string> s) {
 }
 const std::set<std::string> kSwitches{"no-header"};
 
+// predict's CSV: the header, and one line per input row — the 1-based row number, then the model's `ncols` values
+// (`value(k)`), or empty cells for a row that has no prediction.
+std::string prediction_header(const std::vector<std::string>& names) {
+  std::string h = "row";
+  for (const auto& n : names) h += "," + n;
+  return h + "\n";
+}
+template <class Value>
+void append_prediction_line(std::string& text, std::int64_t row, std::size_t ncols, bool empty, Value value) {
+  char cell[32];
+  std::snprintf(cell, sizeof cell, "%lld", static_cast<long long>(row));
+  text += cell;
+  for (std::size_t k = 0; k < ncols; ++k) {
+    if (empty) {
+      text += ',';
+      continue;
+    }
+    std::snprintf(cell, sizeof cell, ",%.9g", static_cast<double>(value(k)));
+    text += cell;
+  }
+  text += '\n';
+}
+
 // The command's effective configuration, in the metrics JSON.
 nlohmann::json with_config(nlohmann::json j, const Flags& f) {
   j["config"] = f.effective();
@@ -139,25 +162,19 @@ int run_predict(int argc, char** argv) {
     // Streamed: the predictions go to the output a batch at a time.
     StreamedOutput o(plan);
     // The cache holds the rows convert kept, numbered 1.. in cache order (convert reported any it skipped).
-    std::string text = "row";
+    std::vector<std::string> names;
     std::vector<NodeId> nodes;
     for (const auto& c : l.model->handle().columns) {
-      text += "," + c.name;
+      names.push_back(c.name);
       nodes.push_back(c.node);
     }
-    text += "\n";
+    std::string text = prediction_header(names);
     std::int64_t rows = 0;
-    char cell[32];
     forward_each_batch(*l.model, *l.source(f.integer("batch-size", 4096, 1)), nodes,
                        [&](const std::vector<const float*>& v, std::int64_t n) {
-                         for (std::int64_t i = 0; i < n; ++i) {
-                           std::snprintf(cell, sizeof cell, "%lld", static_cast<long long>(rows + i + 1));
-                           text += cell;
-                           for (std::size_t k = 0; k < v.size(); ++k) {
-                             std::snprintf(cell, sizeof cell, k + 1 < v.size() ? ",%.9g" : ",%.9g\n", v[k][i]);
-                             text += cell;
-                           }
-                         }
+                         for (std::int64_t i = 0; i < n; ++i)
+                           append_prediction_line(text, rows + i + 1, v.size(), false,
+                                                  [&](std::size_t k) { return v[k][i]; });
                          rows += n;
                          o.write(text);
                          text.clear();
@@ -171,30 +188,20 @@ int run_predict(int argc, char** argv) {
   // One line per input row, so the output joins back to the input: `row` (the 1-based data row, header not
   // counted), then one column per model output, named by the model (ESMM and its baselines: pctr,pcvr,pctcvr).
   // A row skipped as malformed (--on-bad-row skip) keeps its line with empty predictions.
-  std::string text = "row";
-  for (const auto& n : p.names) text += "," + n;
-  text += "\n";
+  std::string text = prediction_header(p.names);
   const auto rows = static_cast<std::size_t>(p.rows());
   const std::int64_t lines = std::max<std::int64_t>(l.data.rows_read, p.rows());
   text.reserve(text.size() + static_cast<std::size_t>(lines) * (8 + 14 * p.names.size()));
-  const std::string empty_cells(p.columns.size(), ',');
-  char cell[32];
   std::size_t i = 0, next_skip = 0;
   for (std::int64_t r = 1; r <= lines; ++r) {
-    std::snprintf(cell, sizeof cell, "%lld", static_cast<long long>(r));
-    text += cell;
-    if (next_skip < l.data.skipped_rows.size() && l.data.skipped_rows[next_skip] == r) {
+    const bool skipped = next_skip < l.data.skipped_rows.size() && l.data.skipped_rows[next_skip] == r;
+    if (skipped) {
       ++next_skip;
-      text += empty_cells;
-      text += "\n";
-      continue;
+    } else if (i >= rows) {
+      throw Error("predict: internal error: fewer predictions than kept rows");
     }
-    if (i >= rows) throw Error("predict: internal error: fewer predictions than kept rows");
-    for (std::size_t k = 0; k < p.columns.size(); ++k) {
-      std::snprintf(cell, sizeof cell, k + 1 < p.columns.size() ? ",%.9g" : ",%.9g\n", p.columns[k][i]);
-      text += cell;
-    }
-    ++i;
+    append_prediction_line(text, r, p.columns.size(), skipped, [&](std::size_t k) { return p.columns[k][i]; });
+    if (!skipped) ++i;
   }
   if (i != rows) throw Error("predict: internal error: " + std::to_string(rows - i) + " predictions without a row");
   write_output_file(out, text, inputs_of(f), "--out");

@@ -14,30 +14,49 @@
 namespace funnel {
 
 template <class T>
-Executor<T>::Executor(const Graph& g) : g_(g) {
+Executor<T>::Executor(const Graph& g) : g_(g), owned_(std::make_unique<ParamStore<T>>(g)), ps_(owned_.get()) {
+  setup();
+}
+
+template <class T>
+Executor<T>::Executor(const Graph& g, ParamStore<T>& store) : g_(g), ps_(&store) {
+  if (&store.graph() != &g) throw GraphError("executor: the parameter store was made for another graph");
+  setup();
+}
+
+template <class T>
+void Executor<T>::setup() {
+  const Graph& g = g_;
   const std::size_t n = g.size();
   values_.resize(n);
   grads_.resize(n);
   spare_values_.resize(n);
   spare_grads_.resize(n);
   ids_.resize(n);
-  sparse_idx_.assign(n, -1);
+  vbuf_.resize(n);
+  gbuf_.resize(n);
+  sparse_of_.assign(n, nullptr);
   grad_sized_.assign(n, 0);
   reached_.assign(n, 0);
   in_ptrs_.resize(n);
   id_ptrs_.resize(n);
   ops_ = node_ops(g);
   params_ = g.params();
-  for (const Node& nd : g.nodes()) {
-    if (nd.kind == NodeKind::Param) {
-      values_[nd.id] = Tensor<T>::from_shape(nd.shape.concrete(1));
-      values_[nd.id].fill(T(0));
-      if (has_sparse_grad(g, nd.id) && nd.shape.rank() == 2) {
-        sparse_idx_[nd.id] = static_cast<int>(sparse_.size());
-        sparse_.emplace_back();
-        sparse_.back().init(nd.shape[0], nd.shape[1]);
-      }
+  for (std::size_t v = 0; v < n; ++v) {
+    vbuf_[v] = &values_[v];
+    gbuf_[v] = &grads_[v];
+  }
+  for (NodeId p : params_) {
+    vbuf_[p] = &ps_->value(p);
+    if (ps_->is_sparse(p)) {
+      sparse_of_[p] = &ps_->sparse_grad(p);
+      sparse_list_.push_back(sparse_of_[p]);
+    } else {
+      gbuf_[p] = &ps_->grad(p);
     }
+    grad_sized_[p] = 1;  // the store sized it
+  }
+  for (const Node& nd : g.nodes()) {
     if (nd.kind == NodeKind::Op) {
       const std::size_t k = nd.inputs.size();
       in_ptrs_[nd.id].resize(k, nullptr);
@@ -45,56 +64,11 @@ Executor<T>::Executor(const Graph& g) : g_(g) {
       for (std::size_t s = 0; s < k; ++s) {
         NodeId u = nd.inputs[s];
         if (g.node(u).kind == NodeKind::Ids) id_ptrs_[nd.id][s] = &ids_[u];
-        else in_ptrs_[nd.id][s] = &values_[u];
+        else in_ptrs_[nd.id][s] = vbuf_[u];
       }
     }
   }
   full_plan_.order = g.topo_order();
-}
-
-template <class T>
-void Executor<T>::init_params(std::uint64_t seed) {
-  for (NodeId p : params_) {
-    const Node& nd = g_.node(p);
-    Tensor<T>& v = values_[p];
-    std::mt19937_64 rng(seed ^ fnv1a64(nd.name));
-    const double fan_in = nd.shape.rank() >= 1 ? static_cast<double>(nd.shape[0]) : 1.0;
-    const double fan_out = nd.shape.rank() >= 2 ? static_cast<double>(nd.shape[1]) : fan_in;
-    auto fill = [&](auto&& draw) {
-      for (auto& x : v) x = static_cast<T>(draw());
-    };
-    switch (nd.init.kind) {
-      case Init::Kind::Zeros: v.fill(T(0)); break;
-      case Init::Kind::Constant: v.fill(static_cast<T>(nd.init.a)); break;
-      case Init::Kind::Normal: {
-        std::normal_distribution<double> d(0.0, nd.init.a);
-        fill([&] { return d(rng); });
-        break;
-      }
-      case Init::Kind::Uniform: {
-        std::uniform_real_distribution<double> d(nd.init.a, nd.init.b);
-        fill([&] { return d(rng); });
-        break;
-      }
-      case Init::Kind::GlorotUniform: {
-        const double lim = std::sqrt(6.0 / (fan_in + fan_out));
-        std::uniform_real_distribution<double> d(-lim, lim);
-        fill([&] { return d(rng); });
-        break;
-      }
-      case Init::Kind::HeNormal: {
-        std::normal_distribution<double> d(0.0, std::sqrt(2.0 / fan_in));
-        fill([&] { return d(rng); });
-        break;
-      }
-    }
-  }
-}
-
-template <class T>
-Tensor<T>& Executor<T>::param(NodeId id) {
-  if (g_.node(id).kind != NodeKind::Param) throw GraphError("node '" + g_.node(id).name + "' is not a parameter");
-  return values_[id];
 }
 
 template <class T>
@@ -289,17 +263,17 @@ const typename Executor<T>::Plan& Executor<T>::backward_plan(const std::vector<L
         st.run = true;
         std::size_t earlier = 0;  // earlier slots of this step that read u
         for (std::size_t e = 0; e < s; ++e) earlier += nd.inputs[e] == u;
-        if (sparse_idx_[u] >= 0) {
-          sp = &sparse_[static_cast<std::size_t>(sparse_idx_[u])];
+        if (sparse_of_[u] != nullptr) {
+          sp = sparse_of_[u];
         } else if (!written[u]) {
-          gin = &grads_[u];
+          gin = gbuf_[u];
           written[u] = 1;
         } else if (earlier == 0 && st.op->accumulates_into(s)) {
-          gin = &grads_[u];
+          gin = gbuf_[u];
           add = 1;
         } else {  // u's earlier-th scratch buffer: two slots of one call never share one
           gin = scratch(u, earlier);
-          add_to = &grads_[u];
+          add_to = gbuf_[u];
         }
       }
       p.gin.push_back(gin);
@@ -310,7 +284,7 @@ const typename Executor<T>::Plan& Executor<T>::backward_plan(const std::vector<L
     p.steps.push_back(st);
   }
   for (NodeId q : params_)
-    if (sparse_idx_[q] < 0 && !written[q]) p.zero_params.push_back(q);
+    if (sparse_of_[q] == nullptr && !written[q]) p.zero_params.push_back(q);
   return bwd_plans_.emplace(bwd_key_, std::move(p)).first->second;
 }
 
@@ -318,7 +292,7 @@ template <class T>
 Tensor<T>* Executor<T>::scratch(NodeId u, std::size_t k) {
   auto [it, fresh] = scratch_index_.try_emplace({u, k}, scratch_.size());
   if (fresh) {
-    scratch_.push_back(Tensor<T>::from_shape(values_[u].shape()));
+    scratch_.push_back(Tensor<T>::from_shape(vbuf_[u]->shape()));
     spare_scratch_.emplace_back();
     scratch_node_.push_back(u);
   }
@@ -331,7 +305,6 @@ void Executor<T>::ensure_grad_buffers() {
   for (const Node& nd : g_.nodes()) {
     if (grad_sized_[nd.id]) continue;
     if (nd.kind == NodeKind::Ids || nd.kind == NodeKind::Input) continue;
-    if (nd.kind == NodeKind::Param && sparse_idx_[nd.id] >= 0) continue;
     grads_[nd.id].resize(values_[nd.id].shape());
     grad_sized_[nd.id] = 1;
   }
@@ -346,7 +319,8 @@ void Executor<T>::backward(const std::vector<LossWeight>& losses) {
   // touching more distinct rows than earlier ones does not allocate inside the op.
   std::size_t total_ids = 0;
   for (const IdBatch& b : ids_) total_ids += b.ids.size();
-  for (auto& s : sparse_) {
+  for (SparseRows<T>* sr : sparse_list_) {
+    SparseRows<T>& s = *sr;
     s.clear();
     const std::size_t cap = std::min(static_cast<std::size_t>(s.num_rows), total_ids);
     if (s.rows.capacity() < cap) {
@@ -363,14 +337,14 @@ void Executor<T>::backward(const std::vector<LossWeight>& losses) {
     const LossWeight& lw = losses[i];
     bool again = false;  // the same loss listed twice: the weights add
     for (std::size_t j = 0; j < i; ++j) again = again || losses[j].loss == lw.loss;
-    T* g = grads_[lw.loss].data();
+    T* g = gbuf_[lw.loss]->data();
     if (again) g[0] += static_cast<T>(lw.weight);
     else g[0] = static_cast<T>(lw.weight);
     reached_[lw.loss] = 1;
   }
   for (const Step& st : p.steps) {
     const NodeId v = st.node;
-    if (st.zero_first) grads_[v].fill(T(0));
+    if (st.zero_first) gbuf_[v]->fill(T(0));
     if (!st.run) continue;
     const std::size_t k = g_.node(v).inputs.size();
     Ctx<T> c;
@@ -379,7 +353,7 @@ void Executor<T>::backward(const std::vector<LossWeight>& losses) {
     c.in = std::span<const Tensor<T>* const>(in_ptrs_[v]);
     c.ids = std::span<const IdBatch* const>(id_ptrs_[v]);
     c.out = &values_[v];
-    c.gout = &grads_[v];
+    c.gout = gbuf_[v];
     c.gin = std::span<Tensor<T>* const>(p.gin.data() + st.slots, k);
     c.sparse = std::span<SparseRows<T>* const>(p.sparse.data() + st.slots, k);
     c.add = std::span<const char>(p.add.data() + st.slots, k);
@@ -387,7 +361,9 @@ void Executor<T>::backward(const std::vector<LossWeight>& losses) {
     for (std::size_t s = 0; s < k; ++s)
       if (Tensor<T>* dst = p.add_to[st.slots + s]) add_into(*dst, *p.gin[st.slots + s]);
   }
-  for (NodeId q : p.zero_params) grads_[q].fill(T(0));
+  for (NodeId q : p.zero_params) gbuf_[q]->fill(T(0));
+  for (NodeId q : params_) ps_->set_has_grad(q, reached_[q] != 0);
+  backward_ran_ = true;
 }
 
 template <class T>
@@ -403,10 +379,9 @@ bool Executor<T>::has_grad(NodeId param) const {
 
 template <class T>
 const Tensor<T>& Executor<T>::grad(NodeId param) const {
-  if (sparse_idx_.at(param) >= 0)
-    throw GraphError("parameter '" + g_.node(param).name + "' has a sparse gradient: use sparse_grad()");
-  if (!grad_sized_[param]) throw GraphError("no gradient yet for '" + g_.node(param).name + "': run backward()");
-  return grads_[param];
+  const Tensor<T>& g = ps_->grad(param);
+  if (!backward_ran_) throw GraphError("no gradient yet for '" + g_.node(param).name + "': run backward()");
+  return g;
 }
 
 template <class T>
@@ -416,14 +391,12 @@ Tensor<T>& Executor<T>::grad_mut(NodeId param) {
 
 template <class T>
 const SparseRows<T>& Executor<T>::sparse_grad(NodeId param) const {
-  int k = sparse_idx_.at(param);
-  if (k < 0) throw GraphError("parameter '" + g_.node(param).name + "' has a dense gradient: use grad()");
-  return sparse_[static_cast<std::size_t>(k)];
+  return ps_->sparse_grad(param);
 }
 
 template <class T>
 SparseRows<T>& Executor<T>::sparse_grad_mut(NodeId param) {
-  return const_cast<SparseRows<T>&>(static_cast<const Executor&>(*this).sparse_grad(param));
+  return ps_->sparse_grad(param);
 }
 
 template class Executor<float>;

@@ -1,6 +1,8 @@
 #pragma once
-// Executor<T>: binds values of one scalar type to a Graph and runs it forward and backward.
-// float to train, double to check gradients. Buffers are sized once per batch size and reused, so a
+// Executor<T>: runs a Graph forward and backward on values of one scalar type, float to train, double to check
+// gradients. The parameters' numbers (values, gradients, optimizer state) live in a ParamStore<T> that the executor
+// borrows (Executor(g, store)): the model owns the store, and optimizers, checkpoints and the cross-process reducer
+// work on it. Executor(g) alone makes a private store, for tests and one-off checks. Buffers are sized once per batch size and reused, so a
 // steady-state step (same batch size, same losses) does not allocate.
 //
 // Backward runs the op VJPs in reverse topological order from one loss, a weighted sum of losses, or a chosen
@@ -13,6 +15,7 @@
 #include <cstdint>
 #include <deque>
 #include <map>
+#include <memory>
 #include <utility>
 #include <string>
 #include <vector>
@@ -20,6 +23,7 @@
 #include "core/graph.hpp"
 #include "core/ids.hpp"
 #include "core/op.hpp"
+#include "autodiff/param_store.hpp"
 
 namespace funnel {
 
@@ -31,18 +35,23 @@ struct LossWeight {
 template <class T>
 class Executor {
  public:
+  // Borrows `store`, which must be made for `g` (the same object) and outlive the executor.
+  Executor(const Graph& g, ParamStore<T>& store);
+  // With a private store.
   explicit Executor(const Graph& g);
   Executor(const Executor&) = delete;
   Executor& operator=(const Executor&) = delete;
 
   const Graph& graph() const { return g_; }
 
-  // ---- parameters ----
-  // Draws every parameter from its initializer. The draw of a parameter depends on (seed, its name) only.
-  void init_params(std::uint64_t seed);
-  Tensor<T>& param(NodeId id);
+  // ---- parameters: shorthands for the store's ----
+  ParamStore<T>& store() { return *ps_; }
+  const ParamStore<T>& store() const { return *ps_; }
+  // Draws every parameter from its initializer (ParamStore::init).
+  void init_params(std::uint64_t seed) { ps_->init(seed); }
+  Tensor<T>& param(NodeId id) { return ps_->value(id); }
   Tensor<T>& param(const std::string& name) { return param(g_.at(name)); }
-  const std::vector<NodeId>& params() const { return params_; }
+  const std::vector<NodeId>& params() const { return ps_->ids(); }
 
   // ---- a batch ----
   // Sizes every batch-dependent buffer for b rows; does nothing when b is unchanged.
@@ -57,7 +66,7 @@ class Executor {
   // ---- running ----
   void forward();                                    // every node
   void forward(const std::vector<NodeId>& targets);  // only what the targets need
-  const Tensor<T>& value(NodeId id) const { return values_.at(id); }
+  const Tensor<T>& value(NodeId id) const { return *vbuf_.at(id); }
   const Tensor<T>& value(const std::string& name) const { return value(g_.at(name)); }
   // A scalar node's value.
   T scalar(NodeId id) const { return values_.at(id).data()[0]; }
@@ -67,16 +76,16 @@ class Executor {
   void backward(const std::vector<LossWeight>& losses);
   void backward(NodeId loss);
 
-  // ---- gradients of the last backward ----
+  // ---- gradients of the last backward (the parameters' are in the store) ----
   bool has_grad(NodeId param) const;  // reached by a requested loss (structurally)
-  bool is_sparse(NodeId param) const { return sparse_idx_.at(param) >= 0; }
+  bool is_sparse(NodeId param) const { return sparse_of_.at(param) != nullptr; }
   const Tensor<T>& grad(NodeId param) const;  // dense parameters
   Tensor<T>& grad_mut(NodeId param);          // e.g. to reduce across processes in place
   const Tensor<T>& grad(const std::string& name) const { return grad(g_.at(name)); }
   const SparseRows<T>& sparse_grad(NodeId param) const;
   SparseRows<T>& sparse_grad_mut(NodeId param);
-  // Gradient of any non-parameter node reached by the last backward (e.g. for tests and the dot tool).
-  const Tensor<T>& node_grad(NodeId id) const { return grads_.at(id); }
+  // Gradient of any node reached by the last backward (e.g. for tests and the dot tool).
+  const Tensor<T>& node_grad(NodeId id) const { return *gbuf_.at(id); }
 
   // NaN/Inf in a forward output throws NonFiniteError naming the node (on by default).
   void set_check_finite(bool on) { check_finite_ = on; }
@@ -102,6 +111,7 @@ class Executor {
     std::vector<Tensor<T>*> add_to;
     std::vector<NodeId> zero_params;  // dense parameters no step writes: their gradient is zero
   };
+  void setup();
   const Plan& forward_plan(const std::vector<NodeId>& targets);
   const Plan& backward_plan(const std::vector<LossWeight>& losses);
   Tensor<T>* scratch(NodeId u, std::size_t k);
@@ -110,17 +120,24 @@ class Executor {
   void check_inputs(NodeId v) const;
 
   const Graph& g_;
+  std::unique_ptr<ParamStore<T>> owned_;  // Executor(g) only
+  ParamStore<T>* ps_;
   std::int64_t batch_ = 0;
   bool check_finite_ = true;
+  bool backward_ran_ = false;
   std::vector<NodeId> params_;
+  // Per node: its value and gradient buffer (a parameter's are in the store, every other node's in values_ and
+  // grads_), and for a sparse parameter its SparseRows (else nullptr).
+  std::vector<Tensor<T>*> vbuf_;
+  std::vector<Tensor<T>*> gbuf_;
+  std::vector<SparseRows<T>*> sparse_of_;
+  std::vector<SparseRows<T>*> sparse_list_;
   std::vector<Tensor<T>> values_;
   std::vector<Tensor<T>> grads_;
   // The buffers of the batch size before the current one (see set_batch).
   std::vector<Tensor<T>> spare_values_;
   std::vector<Tensor<T>> spare_grads_;
   std::vector<IdBatch> ids_;
-  std::vector<int> sparse_idx_;  // per node: index into sparse_ for sparse parameters, else -1
-  std::vector<SparseRows<T>> sparse_;
   std::vector<char> grad_sized_;
   std::vector<char> reached_;  // per node: reached by the last backward
   std::vector<const Op*> ops_;  // per node: its op (nullptr for leaves), looked up once

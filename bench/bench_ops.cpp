@@ -283,7 +283,7 @@ struct EsmmSetup {
     mc.dim = kDim;
     mc.hidden = {200, 80};
     model = std::make_unique<Model>(mc);
-    model->exec().init_params(1);
+    model->params().init(1);
     OptimizerConfig oc;
     oc.lr = 0.002;
     opt = make_optimizer<float>("adam", oc);
@@ -306,7 +306,7 @@ void bm_esmm_step(benchmark::State& st, GemmBackend be, std::int64_t b) {
   for (int i = 0; i < 3; ++i) {  // warm up: buffers sized, optimizer state allocated
     s.model->bind(s.data, s.next(b));
     s.model->compute_gradients();
-    s.opt->step(s.model->exec());
+    s.opt->step(s.model->params());
   }
   double t_bind = 0, t_grad = 0, t_opt = 0;
   for (auto _ : st) {
@@ -315,7 +315,7 @@ void bm_esmm_step(benchmark::State& st, GemmBackend be, std::int64_t b) {
     auto t1 = Clock::now();
     s.model->compute_gradients();
     auto t2 = Clock::now();
-    s.opt->step(s.model->exec());
+    s.opt->step(s.model->params());
     auto t3 = Clock::now();
     t_bind += std::chrono::duration<double>(t1 - t0).count();
     t_grad += std::chrono::duration<double>(t2 - t1).count();

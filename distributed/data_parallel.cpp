@@ -72,7 +72,7 @@ void DataParallel::exchange(Model& m, GradientStep& g) {
   const bool mine = g.batch.local > 0;
   const float weight = static_cast<float>(static_cast<double>(g.batch.local) / static_cast<double>(g.batch.rows));
   for (std::size_t i = 0; i < extra_.size(); ++i) extra_[i] = mine ? weight * g.losses[i] : 0.0f;
-  reducer_.reduce(m.exec(), weight, extra_, mine);
+  reducer_.reduce(m.params(), weight, extra_, mine);
   std::copy(extra_.begin(), extra_.end(), losses_.begin());
   std::copy(extra_.begin(), extra_.end(), g.losses.begin());
   stats_.comm_seconds += since(t0);
@@ -128,9 +128,9 @@ FunnelMetrics DataParallel::evaluate(BatchSource& mine) {
 
 std::uint64_t DataParallel::param_hash() {
   std::uint64_t h = 1469598103934665603ull;
-  auto& ex = m_.exec();
-  for (NodeId p : ex.params()) {
-    const Tensor<float>& t = ex.param(p);
+  const ParamStore<float>& ps = m_.params();
+  for (NodeId p : ps.ids()) {
+    const Tensor<float>& t = ps.value(p);
     const auto* bytes = reinterpret_cast<const unsigned char*>(t.data());
     const std::size_t n = t.size() * sizeof(float);
     for (std::size_t i = 0; i < n; ++i) {

@@ -58,7 +58,7 @@ int main(int argc, char** argv) {
     mc.vocab = d.vocab;
     mc.dim = flag(argc, argv, "--dim", 18);
     Model m(mc);
-    m.exec().init_params(sc.seed);
+    m.params().init(sc.seed);
     OptimizerConfig oc;
     oc.lr = 0.001;
     auto opt = make_optimizer<float>(sflag(argc, argv, "--optimizer", "adam"), oc);

@@ -5,15 +5,15 @@
 
 namespace funnel::dist {
 
-void Reducer::setup(Executor<float>& ex, std::size_t extra) {
+void Reducer::setup(ParamStore<float>& ps, std::size_t extra) {
   std::size_t n = 0;
-  for (NodeId p : ex.params()) {
-    if (!ex.has_grad(p)) continue;
-    if (ex.is_sparse(p)) {
+  for (NodeId p : ps.ids()) {
+    if (!ps.has_grad(p)) continue;
+    if (ps.is_sparse(p)) {
       sparse_.push_back(p);
     } else {
       dense_.push_back(p);
-      n += ex.param(p).size();
+      n += ps.numel(p);
     }
   }
   fused_.resize(n + extra);
@@ -23,8 +23,8 @@ void Reducer::setup(Executor<float>& ex, std::size_t extra) {
   ready_ = true;
 }
 
-void Reducer::reduce(Executor<float>& ex, float weight, std::span<float> extra, bool has_grads) {
-  if (!ready_) setup(ex, extra.size());
+void Reducer::reduce(ParamStore<float>& ps, float weight, std::span<float> extra, bool has_grads) {
+  if (!ready_) setup(ps, extra.size());
   if (fused_.size() < extra.size()) throw CommError("Reducer: the extra values changed length");
   const std::size_t extra_at = fused_.size() - extra.size();
   if (c_.size() == 1 && weight == 1.0f) {
@@ -34,7 +34,7 @@ void Reducer::reduce(Executor<float>& ex, float weight, std::span<float> extra, 
     last_.sparse = sparse_.size() * sizeof(std::int64_t);
     last_.sparse_rows = 0;
     for (NodeId p : sparse_) {
-      const SparseRows<float>& sg = ex.sparse_grad(p);
+      const SparseRows<float>& sg = ps.sparse_grad(p);
       last_.sparse_rows += sg.rows.size();
       last_.sparse += sg.rows.size() * sizeof(std::int64_t) + sg.values.size() * sizeof(float);
     }
@@ -45,7 +45,7 @@ void Reducer::reduce(Executor<float>& ex, float weight, std::span<float> extra, 
   // ---- dense: one fused buffer ----
   std::size_t off = 0;
   for (NodeId p : dense_) {
-    Tensor<float>& g = ex.grad_mut(p);
+    Tensor<float>& g = ps.grad(p);
     const std::size_t n = g.size();
     float* dst = fused_.data() + off;
     if (has_grads) {
@@ -60,7 +60,7 @@ void Reducer::reduce(Executor<float>& ex, float weight, std::span<float> extra, 
   c_.sum_identical(fused_);
   off = 0;
   for (NodeId p : dense_) {
-    Tensor<float>& g = ex.grad_mut(p);
+    Tensor<float>& g = ps.grad(p);
     std::memcpy(g.data(), fused_.data() + off, g.size() * sizeof(float));
     off += g.size();
   }
@@ -73,7 +73,7 @@ void Reducer::reduce(Executor<float>& ex, float weight, std::span<float> extra, 
   rows_.clear();
   vals_.clear();
   for (std::size_t s = 0; s < sparse_.size(); ++s) {
-    const SparseRows<float>& sg = ex.sparse_grad_mut(sparse_[s]);
+    const SparseRows<float>& sg = ps.sparse_grad(sparse_[s]);
     counts_[s] = has_grads ? static_cast<std::int64_t>(sg.rows.size()) : 0;
     if (!has_grads) continue;
     rows_.insert(rows_.end(), sg.rows.begin(), sg.rows.end());
@@ -99,18 +99,18 @@ void Reducer::reduce(Executor<float>& ex, float weight, std::span<float> extra, 
   std::int64_t vtotal = 0;
   for (std::size_t r = 0; r < P; ++r) {
     std::int64_t k = 0;
-    for (std::size_t s = 0; s < S; ++s) k += all_counts_[r * S + s] * ex.sparse_grad(sparse_[s]).dim;
+    for (std::size_t s = 0; s < S; ++s) k += all_counts_[r * S + s] * ps.sparse_grad(sparse_[s]).dim;
     vcounts[r] = k;
     vtotal += k;
   }
   all_vals_.resize(static_cast<std::size_t>(vtotal));
   c_.allgatherv(vals_.data(), vals_.size(), all_vals_.data(), vcounts, DType::F32);
 
-  for (std::size_t s = 0; s < S; ++s) ex.sparse_grad_mut(sparse_[s]).clear();
+  for (std::size_t s = 0; s < S; ++s) ps.sparse_grad(sparse_[s]).clear();
   std::size_t ri = 0, vi = 0;
   for (std::size_t r = 0; r < P; ++r) {
     for (std::size_t s = 0; s < S; ++s) {
-      SparseRows<float>& sg = ex.sparse_grad_mut(sparse_[s]);
+      SparseRows<float>& sg = ps.sparse_grad(sparse_[s]);
       const auto dim = static_cast<std::size_t>(sg.dim);
       for (std::int64_t k = 0; k < all_counts_[r * S + s]; ++k, ++ri, vi += dim) {
         const std::int32_t slot = sg.index(all_rows_[ri]);
@@ -120,7 +120,7 @@ void Reducer::reduce(Executor<float>& ex, float weight, std::span<float> extra, 
       }
     }
   }
-  for (std::size_t s = 0; s < S; ++s) last_.merged_sparse_rows += ex.sparse_grad(sparse_[s]).rows.size();
+  for (std::size_t s = 0; s < S; ++s) last_.merged_sparse_rows += ps.sparse_grad(sparse_[s]).rows.size();
   last_.sparse_rows = rows_.size();
   last_.sparse = S * sizeof(std::int64_t) + rows_.size() * sizeof(std::int64_t) + vals_.size() * sizeof(float);
 }

@@ -15,7 +15,7 @@
 #include <span>
 #include <vector>
 
-#include "autodiff/executor.hpp"
+#include "autodiff/param_store.hpp"
 #include "distributed/comm.hpp"
 
 namespace funnel::dist {
@@ -32,18 +32,18 @@ class Reducer {
  public:
   explicit Reducer(Communicator& c) : c_(c) {}
 
-  // Reduce the gradients of the last backward of `ex` in place. `extra` (same length on every rank) is summed
+  // Reduce the gradients of the last backward pass, held in the store `ps`, in place. `extra` (same length on every rank) is summed
   // alongside, unscaled. has_grads = false: this rank had no rows this step and contributes zeros (its gradient
   // buffers are overwritten with the sum all the same). The parameter list is fixed at the first call, which
   // must follow a backward pass on every rank.
-  void reduce(Executor<float>& ex, float weight, std::span<float> extra, bool has_grads = true);
+  void reduce(ParamStore<float>& ps, float weight, std::span<float> extra, bool has_grads = true);
 
   const ReduceBytes& last_bytes() const { return last_; }
   // Number of floats in the fused dense buffer (dense gradients + extra).
   std::size_t dense_floats() const { return fused_.size(); }
 
  private:
-  void setup(Executor<float>& ex, std::size_t extra);
+  void setup(ParamStore<float>& ps, std::size_t extra);
   Communicator& c_;
   bool ready_ = false;
   std::vector<NodeId> dense_, sparse_;

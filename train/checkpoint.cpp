@@ -360,19 +360,23 @@ CheckpointLock::~CheckpointLock() {
   ::close(fd_);
 }
 
-void save_checkpoint(const std::string& dir_in, Executor<float>& ex, const Optimizer<float>* opt,
+void save_checkpoint(const std::string& dir_in, const ParamStore<float>& ps, const Optimizer<float>* opt,
                      const nlohmann::json& model, const nlohmann::json& data, std::int64_t step,
                      std::int64_t epoch, const nlohmann::json& config) {
   const std::string shown = printable(strip_slashes(dir_in));
   if (!config.is_null() && !config.is_object()) throw Error("save_checkpoint: config must be an object or null");
   // Nothing non-finite is ever written: checked before the directory is touched.
-  for (NodeId p : ex.params()) {
-    const Tensor<float>& t = ex.param(p);
-    check_finite(shown, "parameter", ex.graph().node(p).name, t.data(), static_cast<std::size_t>(t.size()));
+  for (NodeId p : ps.ids()) {
+    const Tensor<float>& t = ps.value(p);
+    check_finite(shown, "parameter", ps.name(p), t.data(), static_cast<std::size_t>(t.size()));
   }
   OptimizerState st;
   if (opt) {
-    st = opt->export_state();
+    if (!ps.optimizer().empty() && ps.optimizer() != opt->name())
+      throw Error(shown + ": the parameter store holds '" + ps.optimizer() + "' optimizer state, the optimizer is '" +
+                  opt->name() + "'");
+    st = ps.export_optimizer();
+    st.optimizer = opt->name();
     for (const auto& a : st.arrays) check_finite(shown, "optimizer state", a.name, a.data.data(), a.data.size());
   }
   std::optional<CheckpointLock> own_lock;
@@ -408,9 +412,9 @@ void save_checkpoint(const std::string& dir_in, Executor<float>& ex, const Optim
     if (config.is_object()) man["config"] = config;
 
     std::vector<Entry> params;
-    for (NodeId p : ex.params()) {
-      const std::string& name = ex.graph().node(p).name;
-      const Tensor<float>& t = ex.param(p);
+    for (NodeId p : ps.ids()) {
+      const std::string& name = ps.name(p);
+      const Tensor<float>& t = ps.value(p);
       params.push_back({{name, checkpoint_file_name(name), tensor_shape(t), ""}, t.data()});
     }
     write_entries(tmp, params, "param:");
@@ -498,24 +502,24 @@ CheckpointInfo read_checkpoint_info(const std::string& dir_in) {
 }
 
 
-CheckpointInfo load_checkpoint(const std::string& dir_in, Executor<float>& ex, Optimizer<float>* opt) {
+CheckpointInfo load_checkpoint(const std::string& dir_in, ParamStore<float>& ps, Optimizer<float>* opt) {
   std::string dir = dir_in;
   while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
   CheckpointInfo info = read_checkpoint_info(dir);
-  const Graph& g = ex.graph();
+  const Graph& g = ps.graph();
 
   // Parameters: exactly the graph's, same shapes.
   std::map<std::string, const CheckpointParam*> by_name;
   for (const auto& p : info.params) by_name[p.name] = &p;
   std::set<std::string> graph_names;
   std::vector<std::pair<NodeId, std::vector<float>>> values;
-  for (NodeId id : ex.params()) {
+  for (NodeId id : ps.ids()) {
     const std::string& name = g.node(id).name;
     graph_names.insert(name);
     auto it = by_name.find(name);
     if (it == by_name.end())
       throw Error(dir + ": the checkpoint has no parameter '" + name + "' (the graph has it)");
-    const auto want = tensor_shape(ex.param(id));
+    const auto want = tensor_shape(ps.value(id));
     if (it->second->shape != want)
       throw Error(dir + ": parameter '" + name + "' has shape " + dims_str(it->second->shape) +
                   " in the checkpoint but " + dims_str(want) + " in the graph");
@@ -535,12 +539,12 @@ CheckpointInfo load_checkpoint(const std::string& dir_in, Executor<float>& ex, O
     st.step = info.optimizer_step;
     for (const auto& a : info.optimizer_arrays) st.arrays.push_back({a.name, a.shape, read_entry(dir, a)});
     try {
-      opt->import_state(g, st);
+      opt->import_state(ps, st);
     } catch (const Error& e) {
       throw Error(dir + ": " + e.what());
     }
   }
-  for (auto& [id, v] : values) std::copy(v.begin(), v.end(), ex.param(id).data());
+  for (auto& [id, v] : values) std::copy(v.begin(), v.end(), ps.value(id).data());
   return info;
 }
 

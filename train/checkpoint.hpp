@@ -63,20 +63,30 @@ class CheckpointLock {
 // Checks that `dir` may be used as a save target without creating or locking anything; throws funnel::Error.
 void check_checkpoint_target(const std::string& dir);
 
-// Writes every parameter of `ex` and, when `opt` is not null, its state. `config` (an object, or null for none)
-// is the run's effective configuration, stored as the manifest's "config".
-void save_checkpoint(const std::string& dir, Executor<float>& ex, const Optimizer<float>* opt,
+// Writes every parameter of the store and, when `opt` is not null, the store's optimizer state with opt's name
+// and config. `config` (an object, or null for none) is the run's effective configuration, stored as the
+// manifest's "config".
+void save_checkpoint(const std::string& dir, const ParamStore<float>& store, const Optimizer<float>* opt,
                      const nlohmann::json& model, const nlohmann::json& data, std::int64_t step,
                      std::int64_t epoch = 0, const nlohmann::json& config = nullptr);
+inline void save_checkpoint(const std::string& dir, Executor<float>& ex, const Optimizer<float>* opt,
+                            const nlohmann::json& model, const nlohmann::json& data, std::int64_t step,
+                            std::int64_t epoch = 0, const nlohmann::json& config = nullptr) {
+  save_checkpoint(dir, ex.store(), opt, model, data, step, epoch, config);
+}
 
 // Reads and validates the manifest only (e.g. to rebuild the model from info.model before loading).
 CheckpointInfo read_checkpoint_info(const std::string& dir);
 
-// Loads every parameter of ex's graph (the checkpoint must hold exactly the graph's parameters, with the same
-// shapes). When `opt` is not null and the checkpoint has optimizer state, that state is imported (it must be of
-// the same optimizer kind: an Error otherwise; pass nullptr to load the parameters only). When the checkpoint
-// has no optimizer state, `opt` is left as it is and info.optimizer is empty.
-CheckpointInfo load_checkpoint(const std::string& dir, Executor<float>& ex, Optimizer<float>* opt);
+// Loads every parameter of the store (the checkpoint must hold exactly the graph's parameters, with the same
+// shapes). When `opt` is not null and the checkpoint has optimizer state, that state is imported into the store
+// (it must be of opt's kind: an Error otherwise; pass nullptr to load the parameters only). When the checkpoint
+// has no optimizer state, the store's is left as it is and info.optimizer is empty. On any error the store is
+// left untouched.
+CheckpointInfo load_checkpoint(const std::string& dir, ParamStore<float>& store, Optimizer<float>* opt);
+inline CheckpointInfo load_checkpoint(const std::string& dir, Executor<float>& ex, Optimizer<float>* opt) {
+  return load_checkpoint(dir, ex.store(), opt);
+}
 
 // "<graph name with '/' replaced by '.'>.npy"; other characters than letters, digits, '.', '_' and '-' become '_'.
 std::string checkpoint_file_name(const std::string& param_name);

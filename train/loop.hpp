@@ -65,8 +65,8 @@ struct GradientStep {
 };
 
 struct TrainHooks {
-  // After the backward pass and before the optimizer step: the gradients are in m.exec() (grad_mut,
-  // sparse_grad_mut) and may be changed, e.g. all-reduced across processes. Called even when this process failed
+  // After the backward pass and before the optimizer step: the gradients are in m.params() (ParamStore::grad,
+  // sparse_grad) and may be changed, e.g. all-reduced across processes. Called even when this process failed
   // (s.error set: the gradients are not valid) so that processes can agree on the failure; the loop rethrows the
   // error after the hook returns. A throw from the hook ends training without applying the step.
   std::function<void(Model& m, GradientStep& s)> after_gradients;

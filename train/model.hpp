@@ -18,7 +18,7 @@
 
 namespace funnel {
 
-// A built model: graph, node handle and a float executor bound to it.
+// A built model: graph, node handle, the parameter store it owns and a float executor that borrows the store.
 class Model {
  public:
   explicit Model(const ModelConfig& cfg);
@@ -28,6 +28,8 @@ class Model {
   const ModelConfig& config() const { return cfg_; }
   const Graph& graph() const { return graph_; }
   const ModelHandle& handle() const { return h_; }
+  ParamStore<float>& params() { return *store_; }
+  const ParamStore<float>& params() const { return *store_; }
   Executor<float>& exec() { return *ex_; }
 
   // Copy rows of `d` into the executor's inputs (ids, dense, labels).
@@ -40,6 +42,7 @@ class Model {
   ModelConfig cfg_;
   Graph graph_;
   ModelHandle h_;
+  std::unique_ptr<ParamStore<float>> store_;
   std::unique_ptr<Executor<float>> ex_;
   std::vector<LossWeight> losses_;
   std::vector<float> last_losses_;

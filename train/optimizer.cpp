@@ -15,17 +15,6 @@ namespace {
 constexpr std::size_t kMaxSlots = 4;  // state arrays per parameter (Adam has 2)
 
 
-std::vector<std::int64_t> param_shape(const Node& nd) {
-  auto c = nd.shape.concrete(1);
-  return std::vector<std::int64_t>(c.begin(), c.end());
-}
-
-std::size_t numel(const std::vector<std::int64_t>& s) {
-  std::size_t n = 1;
-  for (auto d : s) n *= static_cast<std::size_t>(d);
-  return n;
-}
-
 }  // namespace
 
 // ---------------------------------------------------------------- config
@@ -66,134 +55,63 @@ template <class T>
 Optimizer<T>::Optimizer(const OptimizerConfig& cfg) : cfg_(cfg) {}
 
 template <class T>
-void Optimizer<T>::allocate(const Graph& g) {
-  const auto slots = slot_names();
-  if (slots.size() > kMaxSlots) throw Error(std::string(name()) + " optimizer: more state slots than kMaxSlots");
-  state_.clear();
-  index_.assign(g.size(), -1);
-  for (NodeId p : g.params()) {
-    const Node& nd = g.node(p);
-    ParamState ps;
-    ps.id = p;
-    ps.name = nd.name;
-    ps.shape = param_shape(nd);
-    const std::size_t n = numel(ps.shape);
-    for (std::size_t s = 0; s < slots.size(); ++s) ps.slots.emplace_back(n, initial_slot_value(s));
-    for (auto& v : ps.slots) ps.slot_ptrs.push_back(v.data());
-    index_[p] = static_cast<int>(state_.size());
-    state_.push_back(std::move(ps));
+std::int64_t Optimizer<T>::begin_step(ParamStore<T>& s) {
+  // The steady state compares one name and allocates nothing; the first step on a store makes the slots.
+  if (s.optimizer().empty() || s.optimizer() != name()) {
+    const auto slots = slot_names();
+    if (slots.size() > kMaxSlots) throw Error(std::string(name()) + " optimizer: more state slots than kMaxSlots");
+    std::vector<T> initial;
+    for (std::size_t k = 0; k < slots.size(); ++k) initial.push_back(initial_slot_value(k));
+    s.ensure_slots(name(), slots, initial);  // an Error when the store holds another optimizer's state
   }
-  // slot_ptrs point into the vectors' heaps, which moving a ParamState keeps.
-  graph_ = &g;
+  return s.count_step();
 }
 
 template <class T>
-void Optimizer<T>::step(Executor<T>& ex) {
-  const Graph& g = ex.graph();
-  if (!graph_) {
-    allocate(g);
-  } else if (graph_ != &g) {
-    // Another graph object (e.g. rebuilt after loading): accept it when its parameters match.
-    auto ps = g.params();
-    bool same = ps.size() == state_.size();
-    for (std::size_t i = 0; same && i < ps.size(); ++i)
-      same = ps[i] == state_[i].id && g.node(ps[i]).name == state_[i].name &&
-             param_shape(g.node(ps[i])) == state_[i].shape;
-    if (!same)
-      throw Error(std::string(name()) +
-                  " optimizer: step() on an executor whose graph has other parameters than the one its state was "
-                  "made for");
-    graph_ = &g;
-  }
-  ++step_;
-  for (ParamState& ps : state_) {
-    if (!ex.has_grad(ps.id)) continue;
-    T* p = ex.param(ps.id).data();
-    // Every update is elementwise (rows of a sparse gradient are distinct), so ranges split over the threads give
-    // the same bits as one pass.
-    if (ex.is_sparse(ps.id)) {
-      const SparseRows<T>& sg = ex.sparse_grad(ps.id);
-      if (sg.size() == 0) continue;
-      const auto dim = static_cast<std::size_t>(sg.dim);
-      const auto grain = std::max<std::int64_t>(1, kElementGrain / 4 / static_cast<std::int64_t>(dim));
-      parallel_for(static_cast<std::int64_t>(sg.size()), grain, [&](std::int64_t r0, std::int64_t r1) {
-        update_sparse(p, sg.values.data() + static_cast<std::size_t>(r0) * dim, sg.rows.data() + r0,
-                      static_cast<std::size_t>(r1 - r0), dim, ps.slot_ptrs.data(), step_);
-      });
-    } else {
-      const Tensor<T>& gr = ex.grad(ps.id);
-      parallel_for(static_cast<std::int64_t>(gr.size()), kElementGrain / 4, [&](std::int64_t b, std::int64_t e) {
-        T* slots[kMaxSlots];
-        for (std::size_t k = 0; k < ps.slot_ptrs.size(); ++k) slots[k] = ps.slot_ptrs[k] + b;
-        update_dense(p + b, gr.data() + b, static_cast<std::size_t>(e - b), slots, step_);
-      });
-    }
+void Optimizer<T>::update_dense_range(ParamStore<T>& s, NodeId id, std::size_t begin, std::size_t end,
+                                      std::int64_t t) {
+  if (begin >= end) return;
+  T* p = s.value(id).data();
+  const T* g = s.grad(id).data();
+  T* const* sp = s.slot_ptrs(id);
+  const std::size_t nslots = s.slot_names().size();
+  // Every update is elementwise, so ranges split over the threads give the same bits as one pass.
+  parallel_for(static_cast<std::int64_t>(end - begin), kElementGrain / 4, [&](std::int64_t b, std::int64_t e) {
+    const std::size_t off = begin + static_cast<std::size_t>(b);
+    T* slots[kMaxSlots];
+    for (std::size_t k = 0; k < nslots; ++k) slots[k] = sp[k] + off;
+    update_dense(p + off, g + off, static_cast<std::size_t>(e - b), slots, t);
+  });
+}
+
+template <class T>
+void Optimizer<T>::update_sparse_rows(ParamStore<T>& s, NodeId id, std::int64_t t) {
+  const SparseRows<T>& sg = s.sparse_grad(id);
+  if (sg.size() == 0) return;
+  T* p = s.value(id).data();
+  T* const* sp = s.slot_ptrs(id);
+  const auto dim = static_cast<std::size_t>(sg.dim);
+  const auto grain = std::max<std::int64_t>(1, kElementGrain / 4 / static_cast<std::int64_t>(dim));
+  // Rows of a sparse gradient are distinct, so row ranges split over the threads give the same bits.
+  parallel_for(static_cast<std::int64_t>(sg.size()), grain, [&](std::int64_t r0, std::int64_t r1) {
+    update_sparse(p, sg.values.data() + static_cast<std::size_t>(r0) * dim, sg.rows.data() + r0,
+                  static_cast<std::size_t>(r1 - r0), dim, sp, t);
+  });
+}
+
+template <class T>
+void Optimizer<T>::step(ParamStore<T>& s) {
+  const std::int64_t t = begin_step(s);
+  for (NodeId id : s.ids()) {
+    if (!s.has_grad(id)) continue;
+    if (s.is_sparse(id)) update_sparse_rows(s, id, t);
+    else update_dense_range(s, id, 0, s.numel(id), t);
   }
 }
 
 template <class T>
-OptimizerStateT<T> Optimizer<T>::export_state() const {
-  OptimizerStateT<T> s;
-  s.optimizer = name();
-  s.step = step_;
-  const auto slots = slot_names();
-  for (const ParamState& ps : state_)
-    for (std::size_t k = 0; k < slots.size(); ++k) s.arrays.push_back({ps.name + "/" + slots[k], ps.shape, ps.slots[k]});
-  return s;
-}
-
-template <class T>
-void Optimizer<T>::import_state(const Graph& g, const OptimizerStateT<T>& s) {
-  const std::string me = name();
-  if (s.optimizer != me)
-    throw Error("cannot import " + (s.optimizer.empty() ? std::string("unnamed") : "'" + s.optimizer + "'") +
-                " optimizer state into a '" + me + "' optimizer");
-  if (s.step < 0) throw Error(me + " optimizer state: negative step count " + std::to_string(s.step));
-  if (s.step == 0 && s.arrays.empty()) {  // fresh
-    state_.clear();
-    index_.clear();
-    graph_ = nullptr;
-    step_ = 0;
-    return;
-  }
-  std::map<std::string, const NamedArrayT<T>*> by_name;
-  for (const auto& a : s.arrays)
-    if (!by_name.emplace(a.name, &a).second) throw Error(me + " optimizer state: array '" + a.name + "' appears twice");
-  const auto slots = slot_names();
-  // Validate everything before touching the current state.
-  std::size_t used = 0;
-  for (NodeId p : g.params()) {
-    const Node& nd = g.node(p);
-    const auto shp = param_shape(nd);
-    for (const auto& sl : slots) {
-      const std::string an = nd.name + "/" + sl;
-      auto it = by_name.find(an);
-      if (it == by_name.end()) throw Error(me + " optimizer state: missing array '" + an + "'");
-      const auto& a = *it->second;
-      if (a.shape != shp)
-        throw Error(me + " optimizer state: array '" + an + "' has shape " + dims_str(a.shape) +
-                    " but parameter '" + nd.name + "' has shape " + dims_str(shp));
-      if (a.data.size() != numel(shp))
-        throw Error(me + " optimizer state: array '" + an + "' holds " + std::to_string(a.data.size()) +
-                    " values, its shape " + dims_str(a.shape) + " needs " + std::to_string(numel(shp)));
-      ++used;
-    }
-  }
-  if (used != by_name.size()) {
-    for (const auto& a : s.arrays) {
-      bool known = false;
-      for (NodeId p : g.params())
-        for (const auto& sl : slots) known = known || a.name == g.node(p).name + "/" + sl;
-      if (!known) throw Error(me + " optimizer state: array '" + a.name + "' matches no parameter/slot of the graph");
-    }
-  }
-  allocate(g);
-  for (ParamState& ps : state_)
-    for (std::size_t k = 0; k < slots.size(); ++k) {
-      const auto& src = by_name.at(ps.name + "/" + slots[k])->data;
-      std::copy(src.begin(), src.end(), ps.slots[k].begin());
-    }
-  step_ = s.step;
+void Optimizer<T>::import_state(ParamStore<T>& store, const OptimizerStateT<T>& s) {
+  store.import_optimizer(name(), slot_names(), s);
 }
 
 // ---------------------------------------------------------------- SGD

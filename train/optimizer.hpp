@@ -1,19 +1,21 @@
 #pragma once
-// Optimizers: SGD (optional momentum), Adagrad and Adam, applied to the parameters of an Executor after a
+// Optimizers: SGD (optional momentum), Adagrad and Adam, applied to the parameters of a ParamStore after a
 // backward pass. Computing gradients and applying them are separate steps, so gradients can be reduced across
-// processes in between (Executor::grad_mut / sparse_grad_mut).
+// processes in between (on the store: ParamStore::grad / sparse_grad).
 //
 //   auto opt = make_optimizer<float>("adam", cfg);
-//   ex.forward(); ex.backward(loss); /* all-reduce */ opt->step(ex);
+//   ex.forward(); ex.backward(loss); /* all-reduce store's gradients */ opt->step(store);
 //
-// Every parameter with ex.has_grad(p) is updated in place. Sparse gradients (embedding tables) are applied
+// An optimizer is an update rule and its config; its state (slots and step count) lives in the store, so
+// checkpoints and the cross-process code find everything there. Every parameter with store.has_grad(p) is
+// updated in place. Sparse gradients (embedding tables) are applied
 // lazily, row by row: only touched rows change, and the optimizer state of untouched rows is left as it is
 // (Adam like torch.optim.SparseAdam: moments of untouched rows are not decayed; bias correction uses the global
 // step count). Optional L2 weight decay adds wd·p to the gradient (for sparse parameters on touched rows only).
 //
-// State (moments, accumulators) is allocated for every parameter of the executor at the first step; later steps
-// do not allocate. It can be exported and imported as named arrays "<param>/<slot>" (e.g. "emb/table/adam_m")
-// plus the step count, which is how checkpoints carry it.
+// State (moments, accumulators) is allocated in the store for every parameter at the first step; later steps
+// do not allocate. It is exported and imported as named arrays "<param>/<slot>" (e.g. "emb/table/adam_m") plus
+// the step count (ParamStore::export_optimizer, Optimizer::import_state), which is how checkpoints carry it.
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -22,6 +24,7 @@
 #include <nlohmann/json.hpp>
 
 #include "autodiff/executor.hpp"
+#include "autodiff/param_store.hpp"
 
 namespace funnel {
 
@@ -39,23 +42,6 @@ struct OptimizerConfig {
 nlohmann::json to_json(const OptimizerConfig& c);
 OptimizerConfig optimizer_config_from_json(const nlohmann::json& j);
 
-// One state array: name "<param>/<slot>", the parameter's shape, row-major data.
-template <class T>
-struct NamedArrayT {
-  std::string name;
-  std::vector<std::int64_t> shape;
-  std::vector<T> data;
-};
-using NamedArray = NamedArrayT<float>;
-
-template <class T>
-struct OptimizerStateT {
-  std::string optimizer;  // "adam", "adagrad", "sgd"
-  std::int64_t step = 0;  // number of step() calls so far
-  std::vector<NamedArrayT<T>> arrays;  // empty before the first step
-};
-using OptimizerState = OptimizerStateT<float>;
-
 template <class T>
 class Optimizer {
  public:
@@ -68,20 +54,25 @@ class Optimizer {
   // Names of the per-parameter state slots ("adam_m", "adam_v"); empty for plain SGD.
   virtual std::vector<std::string> slot_names() const = 0;
 
-  // Apply the gradients of the last backward pass to every parameter that has one. The first call binds the
-  // optimizer to the executor's graph and allocates state; later calls must use an executor of the same graph.
-  void step(Executor<T>& ex);
+  // Apply the gradients of the last backward pass to every parameter of the store that has one. The first step
+  // on a store allocates this optimizer's slots in it; a store holding another optimizer's state is an Error.
+  void step(ParamStore<T>& s);
+  void step(Executor<T>& ex) { step(ex.store()); }
 
-  std::int64_t steps() const { return step_; }
+  // A step in pieces, for callers that update parts of the parameters (e.g. each process its slice of the dense
+  // parameters): begin_step counts the step and returns its 1-based number; then update a range of a dense
+  // parameter's elements, or a sparse parameter's touched rows, with that number.
+  std::int64_t begin_step(ParamStore<T>& s);
+  void update_dense_range(ParamStore<T>& s, NodeId p, std::size_t begin, std::size_t end, std::int64_t t);
+  void update_sparse_rows(ParamStore<T>& s, NodeId p, std::int64_t t);
+
   const OptimizerConfig& config() const { return cfg_; }
   void set_lr(double lr) { cfg_.lr = lr; }  // e.g. for a schedule
 
-  // Export the state (copies). Before the first step (and without an import) the array list is empty.
-  OptimizerStateT<T> export_state() const;
-  // Replace the state with `s`, for the parameters of `g` (the graph of the executors step() will see). Every
-  // parameter needs every slot, with the parameter's shape; unknown arrays, a missing array, a wrong shape or
-  // another optimizer's state are Errors naming what is wrong. An empty array list with step 0 resets the state.
-  void import_state(const Graph& g, const OptimizerStateT<T>& s);
+  // Replace the store's optimizer state with `s` (this optimizer's kind, every parameter with every slot in the
+  // parameter's shape); errors name what is wrong and leave the store as it was. An empty array list with step 0
+  // resets the state.
+  void import_state(ParamStore<T>& store, const OptimizerStateT<T>& s);
 
  protected:
   // Update one dense parameter: p, g and the slot buffers hold n elements. `t` is the 1-based step count.
@@ -93,20 +84,6 @@ class Optimizer {
   virtual T initial_slot_value(std::size_t /*slot*/) const { return T(0); }
 
   OptimizerConfig cfg_;
-
- private:
-  struct ParamState {
-    NodeId id = 0;
-    std::string name;
-    std::vector<std::int64_t> shape;
-    std::vector<std::vector<T>> slots;
-    std::vector<T*> slot_ptrs;
-  };
-  void allocate(const Graph& g);
-  const Graph* graph_ = nullptr;
-  std::int64_t step_ = 0;
-  std::vector<ParamState> state_;
-  std::vector<int> index_;  // node id -> index into state_, -1 for non-parameters
 };
 
 template <class T>

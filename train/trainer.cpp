@@ -30,10 +30,10 @@ Trainer::Trainer(const TrainerOptions& o, std::shared_ptr<const TrainData> data)
     o_.model = saved;
   }
   model_ = std::make_unique<Model>(o_.model);
-  model_->exec().init_params(o_.train.seed);
+  model_->params().init(o_.train.seed);
   opt_ = make_optimizer<float>(o_.optimizer, o_.opt);
   if (!o_.init_dir.empty()) {
-    CheckpointInfo info = load_checkpoint(o_.init_dir, model_->exec(), o_.reset_optimizer ? nullptr : opt_.get());
+    CheckpointInfo info = load_checkpoint(o_.init_dir, model_->params(), o_.reset_optimizer ? nullptr : opt_.get());
     start_step_ = info.step;
   }
 }
@@ -85,7 +85,7 @@ TrainResult Trainer::train(const TrainHooks& hooks) {
 }
 
 void Trainer::save(const std::string& dir, std::int64_t step) {
-  save_checkpoint(dir, model_->exec(), opt_.get(), to_json(o_.model), data_->train.json, step, 0,
+  save_checkpoint(dir, model_->params(), opt_.get(), to_json(o_.model), data_->train.json, step, 0,
                   o_.config.is_object() ? o_.config : nlohmann::json());
 }
 
@@ -161,7 +161,7 @@ LoadedModel load_model(const std::string& dir) {
   LoadedModel l;
   l.info = read_checkpoint_info(dir);
   l.model = std::make_unique<Model>(model_config_from_json(l.info.model));
-  load_checkpoint(dir, l.model->exec(), nullptr);
+  load_checkpoint(dir, l.model->params(), nullptr);
   return l;
 }
 

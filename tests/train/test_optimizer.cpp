@@ -98,7 +98,7 @@ TEST_CASE("sgd, momentum, adagrad and adam match hand-computed dense updates", "
     CHECK(ex.param(pb.w.id)(0, 0) == Approx(0.8));
     CHECK(ex.param(pb.w.id)(0, 1) == Approx(1.1));
     CHECK(ex.param(pb.w.id)(0, 2) == Approx(0.95));
-    CHECK(opt->export_state().arrays.empty());
+    CHECK(ex.store().export_optimizer().arrays.empty());
   }
   SECTION("sgd with momentum 0.9") {
     OptimizerConfig c = cfg_lr(0.1);
@@ -111,7 +111,7 @@ TEST_CASE("sgd, momentum, adagrad and adam match hand-computed dense updates", "
     // v1 = g, p1 = 1 - 0.1 g; v2 = 0.9 g + g = 1.9 g, p2 = p1 - 0.19 g = 1 - 0.29 g
     CHECK(ex.param(pb.w.id)(0, 0) == Approx(1 - 0.29 * 2.0));
     CHECK(ex.param(pb.w.id)(0, 1) == Approx(1 + 0.29));
-    const auto st = opt->export_state();
+    const auto st = ex.store().export_optimizer();
     const auto* v = find_array(st, "w/momentum");
     REQUIRE(v);
     CHECK(v->data[0] == Approx(3.8));
@@ -128,7 +128,7 @@ TEST_CASE("sgd, momentum, adagrad and adam match hand-computed dense updates", "
     // acc = 2g², p2 = p1 - 0.1·g/(√2·|g|)
     CHECK(ex.param(pb.w.id)(0, 0) == Approx(0.9 - 0.1 / std::sqrt(2.0)));
     CHECK(ex.param(pb.w.id)(0, 2) == Approx(0.9 - 0.1 / std::sqrt(2.0)));  // every coordinate moves by lr·sign(g)
-    const auto st = opt->export_state();
+    const auto st = ex.store().export_optimizer();
     CHECK(find_array(st, "w/adagrad_sum")->data[0] == Approx(8.0));
   }
   SECTION("adagrad with an initial accumulator") {
@@ -151,7 +151,7 @@ TEST_CASE("sgd, momentum, adagrad and adam match hand-computed dense updates", "
     opt->step(ex);
     CHECK(ex.param(pb.w.id)(0, 0) == Approx(0.8));
     CHECK(ex.param(pb.w.id)(0, 2) == Approx(0.8));
-    auto st = opt->export_state();
+    auto st = ex.store().export_optimizer();
     CHECK(st.step == 2);
     // m2 = 0.9·0.1·g + 0.1·g = 0.19 g, v2 = (0.999·0.001 + 0.001) g²
     CHECK(find_array(st, "w/adam_m")->data[0] == Approx(0.38));
@@ -178,7 +178,7 @@ TEST_CASE("optimizers work on Executor<double> as well", "[optimizer]") {
   }
   CHECK(ex.param(pb.w.id)(0, 0) == Approx(0.97).epsilon(1e-9));
   CHECK(ex.param(pb.w.id)(0, 2) == Approx(1.03).epsilon(1e-9));
-  auto st = opt->export_state();
+  auto st = ex.store().export_optimizer();
   CHECK(st.arrays.size() == 4);  // w and unused, m and v each
 }
 
@@ -228,7 +228,7 @@ TEST_CASE("sparse gradients update only the touched rows", "[optimizer][sparse]"
     const auto& t = ex.param(pb.table.id);
     CHECK(t(2, 0) == Approx(3.0 - 0.1 * 1.0 / std::sqrt(1.25)));
     CHECK(t(2, 1) == Approx(3.5 + 0.1 * 3.0 / std::sqrt(9.25)));
-    const auto st = opt->export_state();
+    const auto st = ex.store().export_optimizer();
     const auto* acc = find_array(st, "emb/table/adagrad_sum");
     REQUIRE(acc);
     CHECK(acc->data[0] == 0.25f);
@@ -240,7 +240,7 @@ TEST_CASE("sparse gradients update only the touched rows", "[optimizer][sparse]"
     auto opt = make_optimizer<float>("adam", cfg_lr(0.1));
     pb.run(ex, {1, 3}, {{2.0f, -2.0f}, {1.0f, 4.0f}});
     opt->step(ex);
-    auto st1 = opt->export_state();
+    auto st1 = ex.store().export_optimizer();
     const Tensor<float> after1 = ex.param(pb.table.id);
     CHECK(after1(1, 0) == Approx(1.9));
     CHECK(after1(3, 1) == Approx(4.4));
@@ -248,7 +248,7 @@ TEST_CASE("sparse gradients update only the touched rows", "[optimizer][sparse]"
     // Step 2 touches row 1 only: row 3 and its moments keep their step-1 values exactly.
     pb.run(ex, {1}, {{-1.0f, 0.5f}});
     opt->step(ex);
-    auto st2 = opt->export_state();
+    auto st2 = ex.store().export_optimizer();
     const auto& t = ex.param(pb.table.id);
     for (int d = 0; d < 2; ++d) {
       CHECK(t(3, d) == after1(3, d));
@@ -320,10 +320,13 @@ TEST_CASE("exported state resumes training bit-identically", "[optimizer][state]
       pb.run(b, rows[s], grads[s]);
       ob->step(b);
     }
-    // A fresh optimizer takes over b's state.
+    // A fresh optimizer takes over b's state, exported, dropped and imported again.
     auto oc = make_optimizer<float>(name, c);
-    oc->import_state(pb.g, ob->export_state());
-    CHECK(oc->steps() == 2);
+    const OptimizerState st = b.store().export_optimizer();
+    b.store().reset_optimizer();
+    CHECK(b.store().optimizer_steps() == 0);
+    oc->import_state(b.store(), st);
+    CHECK(b.store().optimizer_steps() == 2);
     for (std::size_t s = 2; s < rows.size(); ++s) {
       pa.run(a, rows[s], grads[s]);
       oa->step(a);
@@ -344,32 +347,34 @@ TEST_CASE("state import rejects mismatched state", "[optimizer][state]") {
   auto adam = make_optimizer<float>("adam", cfg_lr(0.1));
   pb.run(ex, {1, 1, 1});
   adam->step(ex);
-  OptimizerState st = adam->export_state();
+  OptimizerState st = ex.store().export_optimizer();
   REQUIRE(st.arrays.size() == 4);
   CHECK(st.arrays[0].name == "w/adam_m");
   CHECK(st.arrays[0].shape == std::vector<std::int64_t>{1, 3});
 
   auto fresh = make_optimizer<float>("adam", cfg_lr(0.1));
+  Executor<float> target(pb.g);  // a store without optimizer state
   SECTION("another optimizer's state") {
     auto sgd = make_optimizer<float>("adagrad", cfg_lr(0.1));
-    CHECK_THROWS_WITH(sgd->import_state(pb.g, st), Contains("'adam'") && Contains("'adagrad'"));
+    CHECK_THROWS_WITH(sgd->import_state(target.store(), st), Contains("'adam'") && Contains("'adagrad'"));
   }
   SECTION("missing array") {
     st.arrays.erase(st.arrays.begin() + 1);
-    CHECK_THROWS_WITH(fresh->import_state(pb.g, st), Contains("missing array 'w/adam_v'"));
+    CHECK_THROWS_WITH(fresh->import_state(target.store(), st), Contains("missing array 'w/adam_v'"));
   }
   SECTION("wrong shape") {
     st.arrays[0].shape = {3, 1};
-    CHECK_THROWS_WITH(fresh->import_state(pb.g, st), Contains("'w/adam_m'") && Contains("[3, 1]") &&
+    CHECK_THROWS_WITH(fresh->import_state(target.store(), st), Contains("'w/adam_m'") && Contains("[3, 1]") &&
                                                          Contains("[1, 3]"));
   }
   SECTION("unknown array") {
     st.arrays.push_back({"nope/adam_m", {1}, {0.0f}});
-    CHECK_THROWS_WITH(fresh->import_state(pb.g, st), Contains("'nope/adam_m'"));
+    CHECK_THROWS_WITH(fresh->import_state(target.store(), st), Contains("'nope/adam_m'"));
   }
-  // A failed import leaves the optimizer fresh.
-  CHECK(fresh->steps() == 0);
-  CHECK(fresh->export_state().arrays.empty());
+  // A failed import leaves the store as it was.
+  CHECK(target.store().optimizer_steps() == 0);
+  CHECK(target.store().optimizer().empty());
+  CHECK(target.store().export_optimizer().arrays.empty());
 }
 
 TEST_CASE("make_optimizer names and config checks", "[optimizer]") {
@@ -444,22 +449,30 @@ TEST_CASE("every optimizer converges on a small least-squares problem", "[optimi
   }
 }
 
-TEST_CASE("step on a graph with other parameters is an error", "[optimizer]") {
+TEST_CASE("optimizer state lives in the store: one optimizer steps several stores, a store holds one kind",
+          "[optimizer][store]") {
   DenseProblem a;
   SparseProblem b;
   Executor<float> ea(a.g);
   Executor<float> eb(b.g);
   ea.init_params(0);
+  b.set_table(eb);
   auto opt = make_optimizer<float>("adam", {});
   a.run(ea, {1, 2, 3});
   opt->step(ea);
-  b.set_table(eb);
+  opt->step(ea);
   b.run(eb, {0}, {{1.0f, 1.0f}});
-  CHECK_THROWS_WITH(opt->step(eb), Contains("other parameters"));
-  // Same structure, another Graph object: accepted.
-  DenseProblem a2;
-  Executor<float> ea2(a2.g);
-  ea2.init_params(0);
-  a2.run(ea2, {1, 2, 3});
-  CHECK_NOTHROW(opt->step(ea2));
+  opt->step(eb);  // another graph's store: its own slots and step count
+  CHECK(ea.store().optimizer_steps() == 2);
+  CHECK(eb.store().optimizer_steps() == 1);
+  CHECK(ea.store().optimizer() == "adam");
+  CHECK(eb.store().export_optimizer().arrays.size() == 2);  // emb/table m and v
+  // A store holding adam's state refuses another kind until it is reset.
+  auto sgd = make_optimizer<float>("sgd", cfg_lr(0.1));
+  CHECK_THROWS_WITH(sgd->step(ea), Contains("'adam'") && Contains("'sgd'"));
+  CHECK(ea.store().optimizer_steps() == 2);  // the refused step counted nothing
+  ea.store().reset_optimizer();
+  CHECK_NOTHROW(sgd->step(ea));
+  CHECK(ea.store().optimizer() == "sgd");
+  CHECK(ea.store().optimizer_steps() == 1);
 }

@@ -163,7 +163,7 @@ TEST_CASE("a steady-state step (bind rows of a Dataset, compute gradients, optim
       INFO(what(*d));
       Trainer t(*d, "adam", {}, B);
       CHECK(count_steady_steps(t, B, steps) == 0);
-      CHECK(t.opt->steps() == 2 + steps);
+      CHECK(t.m.params().optimizer_steps() == 2 + steps);
     }
   }
   SECTION("adagrad") {

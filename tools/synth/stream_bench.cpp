@@ -61,7 +61,7 @@ int main(int argc, char** argv) {
     mc.vocab = f.vocab();
     mc.num_dense = f.num_dense();
     funnel::Model m(mc);
-    m.exec().init_params(static_cast<std::uint64_t>(seed));
+    m.params().init(static_cast<std::uint64_t>(seed));
     funnel::OptimizerConfig oc;
     oc.lr = 0.002;
     auto opt = funnel::make_optimizer<float>("adam", oc);

@@ -1,0 +1,125 @@
+#pragma once
+// ParamStore<T>: the numbers of a graph's parameters, kept apart from any executor.
+//
+// A graph says which parameters exist (name, shape, initializer); the store holds, per parameter, its value, its
+// gradient of the last backward pass (a dense tensor, or SparseRows for an embedding table whose every consumer
+// takes sparse gradients), whether that pass reached it, and the optimizer's state slots with the step count.
+// The model owns the store; executors borrow it (Executor<T>(graph, store)), so optimizers, checkpoints and the
+// cross-process reducer work on the store and never need an executor:
+//
+//   ParamStore<float> ps(g);  ps.init(seed);
+//   Executor<float> ex(g, ps);  ex.forward(); ex.backward(loss);   // gradients land in ps
+//   /* all-reduce ps's gradients */  opt->step(ps);                 // updates ps's values and slots
+//
+// Every buffer is sized here, once: a training step allocates nothing in the store (sparse gradients reserve
+// their rows in the executor's backward, as before).
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/graph.hpp"
+#include "core/ids.hpp"
+#include "core/op.hpp"
+
+namespace funnel {
+
+// One state array: name "<param>/<slot>", the parameter's shape, row-major data.
+template <class T>
+struct NamedArrayT {
+  std::string name;
+  std::vector<std::int64_t> shape;
+  std::vector<T> data;
+};
+using NamedArray = NamedArrayT<float>;
+
+// An optimizer's state as named arrays, the way checkpoints carry it.
+template <class T>
+struct OptimizerStateT {
+  std::string optimizer;  // "adam", "adagrad", "sgd"
+  std::int64_t step = 0;  // number of optimizer steps so far
+  std::vector<NamedArrayT<T>> arrays;  // empty before the first step
+};
+using OptimizerState = OptimizerStateT<float>;
+
+template <class T>
+class ParamStore {
+ public:
+  // One entry per parameter node of `g`, values zero (call init() to draw them). `g` must outlive the store.
+  explicit ParamStore(const Graph& g);
+  ParamStore(const ParamStore&) = delete;
+  ParamStore& operator=(const ParamStore&) = delete;
+
+  const Graph& graph() const { return g_; }
+  const std::vector<NodeId>& ids() const { return ids_; }  // the parameter nodes, in graph order
+  std::size_t size() const { return ids_.size(); }
+  bool contains(NodeId id) const { return id < index_.size() && index_[id] >= 0; }
+
+  // Draws every value from its node's initializer; the draw of a parameter depends on (seed, its name) only.
+  void init(std::uint64_t seed);
+
+  Tensor<T>& value(NodeId id) { return at(id).value; }
+  const Tensor<T>& value(NodeId id) const { return at(id).value; }
+  Tensor<T>& value(std::string_view name) { return value(g_.at(std::string(name))); }
+  const std::string& name(NodeId id) const { return g_.node(id).name; }
+  std::size_t numel(NodeId id) const { return at(id).value.size(); }
+
+  // ---- gradients of the last backward pass (written by an executor) ----
+  bool is_sparse(NodeId id) const { return at(id).sparse_grad; }
+  bool has_grad(NodeId id) const { return at(id).has_grad; }  // the last backward reached it
+  void set_has_grad(NodeId id, bool on) { at(id).has_grad = on; }
+  Tensor<T>& grad(NodeId id);                // dense parameters; GraphError for a sparse one
+  const Tensor<T>& grad(NodeId id) const;
+  SparseRows<T>& sparse_grad(NodeId id);     // sparse parameters; GraphError for a dense one
+  const SparseRows<T>& sparse_grad(NodeId id) const;
+
+  // ---- optimizer state ----
+  // Which optimizer's slots the store holds ("" when none), their names and the step count.
+  const std::string& optimizer() const { return opt_name_; }
+  const std::vector<std::string>& slot_names() const { return slot_names_; }
+  std::int64_t optimizer_steps() const { return opt_steps_; }
+  // Makes room for `optimizer`'s slots, each filled with its initial value, unless the store already holds them;
+  // an Error when it holds another optimizer's (reset_optimizer() first). Allocates only the first time.
+  void ensure_slots(const std::string& optimizer, const std::vector<std::string>& slots, const std::vector<T>& initial);
+  // Counts one optimizer step and returns the new (1-based) count.
+  std::int64_t count_step() { return ++opt_steps_; }
+  // Slot k of parameter id: numel(id) values laid out like the value.
+  T* slot(NodeId id, std::size_t k) { return at(id).slots[k].data(); }
+  T* const* slot_ptrs(NodeId id) { return at(id).slot_ptrs.data(); }
+  // Drops the optimizer state (no slots, step 0).
+  void reset_optimizer();
+  // The state as named arrays "<param>/<slot>" (copies); empty arrays and step 0 when there is none.
+  OptimizerStateT<T> export_optimizer() const;
+  // Replaces the state with `s`, which must be `optimizer`'s with exactly `slots` for every parameter, each of the
+  // parameter's shape. Everything is checked before anything changes; errors name the array and what is wrong.
+  // An empty array list with step 0 resets the state.
+  void import_optimizer(const std::string& optimizer, const std::vector<std::string>& slots,
+                        const OptimizerStateT<T>& s);
+
+ private:
+  struct Entry {
+    NodeId id = 0;
+    Tensor<T> value;
+    Tensor<T> grad;          // dense parameters
+    SparseRows<T> sparse;    // sparse parameters
+    bool sparse_grad = false;
+    bool has_grad = false;
+    std::vector<std::vector<T>> slots;
+    std::vector<T*> slot_ptrs;
+  };
+  Entry& at(NodeId id);
+  const Entry& at(NodeId id) const;
+
+  const Graph& g_;
+  std::vector<NodeId> ids_;
+  std::vector<int> index_;  // node id -> index into entries_, -1 for other nodes
+  std::vector<Entry> entries_;
+  std::string opt_name_;
+  std::vector<std::string> slot_names_;
+  std::int64_t opt_steps_ = 0;
+};
+
+extern template class ParamStore<float>;
+extern template class ParamStore<double>;
+
+}  // namespace funnel

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "data/synthetic.hpp"
+#include "support/alloc_counter.hpp"
 #include "ops/gemm_backend.hpp"
 #include "train/model.hpp"
 #include "train/optimizer.hpp"
@@ -94,4 +95,37 @@ TEST_CASE("a bf16 training step stays within bf16's precision of the fp32 step",
     CHECK(std::fabs(f32.losses[s] - b16.losses[s]) < 1e-2 * f32.losses[s]);
   }
   CHECK(rel_diff(f32.params, b16.params) < 2e-2);
+}
+
+TEST_CASE("a steady bf16 step does not allocate", "[train][bf16][alloc]") {
+  PrecisionGuard guard;
+  set_gemm_precision(GemmPrecision::bf16);
+  SyntheticConfig sc;
+  sc.rows = 64 * 6;
+  sc.fields = 4;
+  sc.vocab_per_field = 30;
+  const Dataset d = make_synthetic(sc);
+  ModelConfig c;
+  c.kind = "esmm";
+  c.num_fields = d.num_fields;
+  c.vocab = d.vocab;
+  c.dim = 4;
+  c.hidden = {16, 8};
+  Model m(c);
+  m.params().init(1);
+  auto opt = make_optimizer<float>("adam", {});
+  std::vector<std::int64_t> rows(64);
+  auto step = [&](int s) {
+    std::iota(rows.begin(), rows.end(), static_cast<std::int64_t>(s) * 64);
+    m.bind(d, rows);
+    m.compute_gradients();
+    opt->step(m.params());
+  };
+  for (int s = 0; s < 3; ++s) step(s);  // warm-up: buffers, plans, the bf16 scratch and optimizer slots
+  test::prime_backtrace();
+  test::CountAllocs count;
+  for (int s = 3; s < 6; ++s) step(s);
+  const long n = count.stop();
+  if (n != 0) test::print_traces(n);
+  CHECK(n == 0);
 }

@@ -33,7 +33,13 @@ function(funnel_precompile target)
   if(NOT FUNNEL_PCH)
     return()
   endif()
-  cmake_parse_arguments(P "JSON;CATCH" "" "" ${ARGN})
+  cmake_parse_arguments(P "JSON;CATCH" "REUSE" "" ${ARGN})
+  if(P_REUSE)
+    # The same headers and flags as `REUSE`'s: its precompiled header serves this target too (one PCH built
+    # instead of one per target; GCC falls back to the plain headers if it ever does not match).
+    target_precompile_headers(${target} REUSE_FROM ${P_REUSE})
+    return()
+  endif()
   set(headers <algorithm> <cstdint> <functional> <map> <memory> <string> <unordered_map> <vector>
               <xtensor/xarray.hpp>)
   if(P_JSON)
@@ -92,7 +98,10 @@ if(FUNNEL_ONEDNN)  # oneDNN float gemms (ops/gemm_backend.cpp); Debian's build r
   find_path(DNNL_INCLUDE_DIR dnnl.h)
   find_package(OpenMP COMPONENTS CXX)
   if(DNNL_LIBRARY AND DNNL_INCLUDE_DIR AND OpenMP_CXX_FOUND)
-    target_compile_definitions(funnel_ops PUBLIC FUNNEL_HAVE_ONEDNN)
+    # Only the backend's own file needs to know (others ask onednn_available()), so every other file of every
+    # layer keeps the same flags and can share one precompiled header.
+    set_source_files_properties(${PROJECT_SOURCE_DIR}/ops/gemm_backend.cpp PROPERTIES COMPILE_DEFINITIONS
+                                FUNNEL_HAVE_ONEDNN)
     target_include_directories(funnel_ops PUBLIC $<BUILD_INTERFACE:${DNNL_INCLUDE_DIR}>)
     target_link_libraries(funnel_ops PUBLIC ${DNNL_LIBRARY} ${OpenMP_CXX_LIBRARIES})
     message(STATUS "oneDNN: ${DNNL_LIBRARY} (float gemm default; FUNNEL_GEMM=openblas selects OpenBLAS)")
@@ -110,11 +119,13 @@ target_link_libraries(funnel_data PUBLIC nlohmann_json::nlohmann_json)
 funnel_layer(funnel_train DIRS train DEPS funnel_models funnel_data)
 funnel_layer(funnel_viz DIRS viz DEPS funnel_autodiff)
 
-foreach(layer funnel_core funnel_ops funnel_autodiff funnel_opcheck funnel_viz)
-  funnel_precompile(${layer})
+funnel_precompile(funnel_core)
+foreach(layer funnel_ops funnel_autodiff funnel_opcheck funnel_viz)
+  funnel_precompile(${layer} REUSE funnel_core)
 endforeach()
-foreach(layer funnel_models funnel_data funnel_train)
-  funnel_precompile(${layer} JSON)
+funnel_precompile(funnel_models JSON)
+foreach(layer funnel_data funnel_train)
+  funnel_precompile(${layer} REUSE funnel_models)
 endforeach()
 
 add_library(funnel INTERFACE)

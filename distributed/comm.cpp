@@ -45,7 +45,8 @@ class LocalComm final : public Communicator {
   bool is_mpi() const override { return false; }
   std::string host() const override { return "localhost"; }
   void allreduce(void*, std::size_t, DType, ReduceOp) override {}
-  void sum_identical(std::span<float>) override {}
+  void reduce_scatter(std::span<float>) override {}
+  void allgather_slices(std::span<float>) override {}
   void allgatherv(const void* send, std::size_t n, void* recv, std::span<const std::int64_t>, DType t) override {
     if (n > 0 && send != recv) std::memmove(recv, send, n * dtype_size(t));
   }
@@ -167,7 +168,7 @@ class MpiComm final : public Communicator {
     bytes_sent_ += n * dtype_size(t);
   }
 
-  void sum_identical(std::span<float> buf) override {
+  void reduce_scatter(std::span<float> buf) override {
     const std::size_t P = static_cast<std::size_t>(size_);
     const std::size_t chunk = (buf.size() + P - 1) / P;
     padded_.resize(chunk * P);
@@ -179,7 +180,18 @@ class MpiComm final : public Communicator {
       check(MPI_Reduce_scatter_block(padded_.data(), slice_.data(), count(chunk), MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD),
             "MPI_Reduce_scatter_block");
     }
-    std::memcpy(padded_.data() + chunk * static_cast<std::size_t>(rank_), slice_.data(), chunk * sizeof(float));
+    const auto [b, e] = slice_of(buf.size(), rank_);
+    if (e > b) std::memcpy(buf.data() + b, slice_.data(), (e - b) * sizeof(float));
+    // Ring-equivalent payload: this rank's whole (padded) buffer.
+    bytes_sent_ += chunk * P * sizeof(float);
+  }
+
+  void allgather_slices(std::span<float> buf) override {
+    const std::size_t P = static_cast<std::size_t>(size_);
+    const std::size_t chunk = (buf.size() + P - 1) / P;
+    padded_.resize(chunk * P);
+    const auto [b, e] = slice_of(buf.size(), rank_);
+    if (e > b) std::memcpy(padded_.data() + b, buf.data() + b, (e - b) * sizeof(float));
     {
       Guard g(*this, "MPI_Allgather");
       check(MPI_Allgather(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, padded_.data(), count(chunk), MPI_FLOAT,
@@ -187,8 +199,8 @@ class MpiComm final : public Communicator {
             "MPI_Allgather");
     }
     std::memcpy(buf.data(), padded_.data(), buf.size() * sizeof(float));
-    // Ring-equivalent payload: this rank's whole buffer into the reduce-scatter, its slice into the all-gather.
-    bytes_sent_ += (chunk * P + chunk) * sizeof(float);
+    // Ring-equivalent payload: this rank's slice.
+    bytes_sent_ += chunk * sizeof(float);
   }
 
   void allgatherv(const void* send, std::size_t n, void* recv, std::span<const std::int64_t> counts,

@@ -13,10 +13,12 @@
 // other ranks. On an error path do NOT call finalize_world (MPI_Finalize waits for the peers): exit non-zero
 // and let the launcher end the job.
 #include <cstddef>
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/error.hpp"
@@ -55,9 +57,24 @@ class Communicator {
   // In-place all-reduce of n elements (any rank order; for floats the ranks may differ in the last bit on some
   // MPI algorithms, so float gradients use sum_identical instead).
   virtual void allreduce(void* buf, std::size_t n, DType t, ReduceOp op) = 0;
-  // In-place sum of a float buffer whose result is bit-identical on every rank: reduce-scatter (each slice is
-  // summed once, on one rank) followed by an all-gather of the slices. `scratch` is reused between calls.
-  virtual void sum_identical(std::span<float> buf) = 0;
+  // In-place sum of a float buffer whose result is bit-identical on every rank: reduce_scatter (each slice is
+  // summed once, on one rank) followed by allgather_slices.
+  void sum_identical(std::span<float> buf) {
+    reduce_scatter(buf);
+    allgather_slices(buf);
+  }
+  // The two halves of sum_identical, for callers that work on their own slice in between (the sharded optimizer:
+  // distributed/reducer.hpp). A buffer of n floats is cut into `size()` contiguous slices of ceil(n / size())
+  // floats in rank order (the last ones shorter or empty); slice_of(n, r) is rank r's [begin, end).
+  std::pair<std::size_t, std::size_t> slice_of(std::size_t n, int r) const {
+    const std::size_t P = static_cast<std::size_t>(size()), chunk = (n + P - 1) / P;
+    return {std::min(n, chunk * static_cast<std::size_t>(r)), std::min(n, chunk * static_cast<std::size_t>(r + 1))};
+  }
+  // In place: this rank's slice of `buf` becomes the sum over the ranks of that slice (summed once, so the same
+  // bits whoever reads it later); the rest of `buf` is left as it was. Same length on every rank.
+  virtual void reduce_scatter(std::span<float> buf) = 0;
+  // In place: every rank's slice of `buf` (slice_of) copied into `buf` on every rank.
+  virtual void allgather_slices(std::span<float> buf) = 0;
   // Concatenation of every rank's `send` in rank order into `recv`; counts[r] = elements from rank r.
   virtual void allgatherv(const void* send, std::size_t n, void* recv, std::span<const std::int64_t> counts,
                           DType t) = 0;

@@ -43,6 +43,9 @@ struct ReplicaMismatch : Error {
 
 struct DataParallelOptions {
   std::int64_t check_every = 0;  // compare a hash of every parameter across ranks every K steps (0 = never)
+  // Each rank runs the dense optimizer on its slice of the parameters only and the ranks all-gather the updated
+  // values (Reducer::reduce_and_apply); false: every rank all-reduces the gradients and runs the whole step.
+  bool shard_optimizer = true;
 };
 
 struct DataParallelStats {
@@ -51,6 +54,8 @@ struct DataParallelStats {
   double compute_seconds = 0.0;  // local forward + backward
   double compute_cpu_seconds = 0.0;  // the same, CPU time of the calling thread (what a busy machine cannot skew)
   double optimizer_seconds = 0.0;
+  double optimizer_cpu_seconds = 0.0;  // CPU time of the calling thread in the sharded optimizer update
+  std::uint64_t optimizer_elements = 0;  // dense parameter elements this rank's optimizer updated (sharded)
   std::uint64_t dense_bytes = 0;   // sums over steps, this rank's payload
   std::uint64_t sparse_bytes = 0;
   std::uint64_t sparse_rows = 0;
@@ -70,15 +75,23 @@ class DataParallel {
 
   // The loop's after_gradients hook: agrees on a stop request and on an error on any rank (RemoteError on every
   // rank, nothing applied), then reduces the gradients (weight: this rank's rows / the batch's) and the losses
-  // (g.losses becomes the global batch's mean losses).
-  void exchange(Model& m, GradientStep& g);
-  // `user` with exchange() before its after_gradients, and the replica check (DataParallelOptions::check_every)
-  // after its on_step.
-  TrainHooks hooks(const TrainHooks& user);
+  // (g.losses becomes the global batch's mean losses). With `opt` (and DataParallelOptions::shard_optimizer) it
+  // also applies the step, sharded (Reducer::reduce_and_apply), and sets g.optimizer_applied; the dense gradients
+  // in the store are then the whole batch's only in this rank's slice.
+  void exchange(Model& m, GradientStep& g, Optimizer<float>* opt = nullptr);
+  // `user` with exchange() before its after_gradients (applying `opt` sharded when given, see exchange), the
+  // replica check (DataParallelOptions::check_every) after its on_step, and sync_optimizer_state() before its
+  // save.
+  TrainHooks hooks(const TrainHooks& user, Optimizer<float>* opt = nullptr);
+  // Makes the optimizer state whole on every rank after sharded steps (collective: every rank calls it at the same
+  // point; no communication when it is whole). train_data_parallel and the save hook call it, so checkpoints
+  // written by rank 0 hold what one process would hold.
+  void sync_optimizer_state();
 
   // One step on the global batch `rows` of `d` (the loop's step, on a one-batch source): local forward/backward
-  // on this rank's shard, agreement, reduction, optimizer step. Returns true when any rank asked to stop (the
-  // step was still applied). Throws RemoteError (every rank) when any rank failed; nothing is applied then.
+  // on this rank's shard, agreement, reduction, optimizer step (sharded, then sync_optimizer_state()). Returns
+  // true when any rank asked to stop (the step was still applied). Throws RemoteError (every rank) when any rank
+  // failed; nothing is applied then.
   bool step(const Dataset& d, std::span<const std::int64_t> rows, Optimizer<float>& opt, bool stop_requested);
 
   // Metrics of the whole evaluation set from every rank's share `mine` (the same numbers on every rank: exact AUCs
@@ -89,6 +102,7 @@ class DataParallel {
   const std::vector<float>& losses() const { return losses_; }
   const DataParallelStats& stats() const { return stats_; }
   const ReduceBytes& last_bytes() const { return reducer_.last_bytes(); }
+  const Reducer& reducer() const { return reducer_; }
   std::size_t dense_floats() const { return reducer_.dense_floats(); }
   Communicator& comm() { return c_; }
 
@@ -133,7 +147,8 @@ class AgreedSource : public BatchSource {
 // funnel::train over `train` (every rank its share: DatasetSource with shard = rank, or an AgreedSource) with
 // `dp` as the after_gradients hook; evaluation after each epoch on every rank's share of `eval` (may be null).
 // hooks.on_step / on_epoch / save run on every rank (callers print and save on rank 0 only). The stop flag is
-// agreed: a stop on any rank ends every rank after the same step.
+// agreed: a stop on any rank ends every rank after the same step. The optimizer runs sharded
+// (DataParallelOptions::shard_optimizer); on return its state is whole on every rank again.
 TrainResult train_data_parallel(DataParallel& dp, Model& m, Optimizer<float>& opt, BatchSource& train,
                                 BatchSource* eval, const TrainOptions& o, const TrainHooks& hooks,
                                 std::int64_t start_step = 0);

@@ -2,8 +2,10 @@
 // Run it alone (one process) or under mpirun; rank 0 prints one JSON line:
 //   mpirun -np 2 build/bin/funnel-dp-bench --steps 200 --threads 1
 // Flags: --rows N --fields F --vocab V (per field) --dim D --batch B --steps S --warmup W --threads T
-//        --optimizer adam|sgd|adagrad --seed S
+//        --optimizer adam|sgd|adagrad --seed S --replicated-optimizer 0|1 (1: every rank runs the whole optimizer
+//        step on all-reduced gradients instead of its slice; default 0, the sharded optimizer)
 #include <chrono>
+#include <ctime>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -62,7 +64,8 @@ int main(int argc, char** argv) {
     OptimizerConfig oc;
     oc.lr = 0.001;
     auto opt = make_optimizer<float>(sflag(argc, argv, "--optimizer", "adam"), oc);
-    dist::DataParallel dp(w, m);
+    const bool replicated = flag(argc, argv, "--replicated-optimizer", 0) != 0;
+    dist::DataParallel dp(w, m, dist::DataParallelOptions{.shard_optimizer = !replicated});
 
     TrainOptions o;
     o.batch_size = batch;
@@ -74,11 +77,18 @@ int main(int argc, char** argv) {
     const auto s0 = dp.stats();
     const std::uint64_t b0 = w.bytes_sent();
     w.barrier();
+    auto process_cpu = [] {
+      timespec ts{};
+      clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+      return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
+    };
+    const double cpu0 = process_cpu();
     const auto t0 = std::chrono::steady_clock::now();
     o.max_steps = warmup + steps;
     dist::train_data_parallel(dp, m, *opt, d, nullptr, o, hooks, warmup);
     w.barrier();
     const double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const double cpu = process_cpu() - cpu0;
     const auto& s1 = dp.stats();
     const double n = static_cast<double>(s1.steps - s0.steps);
     nlohmann::json j{{"ranks", w.size()},
@@ -92,6 +102,12 @@ int main(int argc, char** argv) {
                      {"comm_ms", 1e3 * (s1.comm_seconds - s0.comm_seconds) / n},
                      {"compute_cpu_ms", 1e3 * (s1.compute_cpu_seconds - s0.compute_cpu_seconds) / n},
                      {"optimizer_ms", 1e3 * (s1.optimizer_seconds - s0.optimizer_seconds) / n},
+                     {"optimizer_cpu_ms", 1e3 * (s1.optimizer_cpu_seconds - s0.optimizer_cpu_seconds) / n},
+                     {"optimizer_elements_per_step",
+                      static_cast<double>(s1.optimizer_elements - s0.optimizer_elements) / n},
+                     {"dense_elements", dp.reducer().dense_elements()},
+                     {"sharded_optimizer", !replicated},
+                     {"process_cpu_ms", 1e3 * cpu / n},
                      {"dense_bytes_per_step", static_cast<double>(s1.dense_bytes - s0.dense_bytes) / n},
                      {"sparse_bytes_per_step", static_cast<double>(s1.sparse_bytes - s0.sparse_bytes) / n},
                      {"sparse_rows_per_step", static_cast<double>(s1.sparse_rows - s0.sparse_rows) / n},

@@ -81,6 +81,8 @@ void DataParallel::exchange(Model& m, GradientStep& g, Optimizer<float>* opt) {
     stats_.optimizer_seconds += since(t1);
     stats_.optimizer_cpu_seconds += thread_cpu() - cpu1;
     stats_.optimizer_elements += reducer_.last_optimizer_elements();
+    stats_.optimizer_dense_cpu_seconds += reducer_.last_dense_cpu_seconds();
+    stats_.optimizer_sparse_cpu_seconds += reducer_.last_sparse_cpu_seconds();
     const auto t2 = Clock::now();
     reducer_.gather_values(m.params(), extra_);
     stats_.comm_seconds += since(t2);

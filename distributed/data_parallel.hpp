@@ -56,6 +56,8 @@ struct DataParallelStats {
   double optimizer_seconds = 0.0;
   double optimizer_cpu_seconds = 0.0;  // CPU time of the calling thread in the sharded optimizer update
   std::uint64_t optimizer_elements = 0;  // dense parameter elements this rank's optimizer updated (sharded)
+  double optimizer_dense_cpu_seconds = 0.0;   // of optimizer_cpu_seconds: the dense pieces
+  double optimizer_sparse_cpu_seconds = 0.0;  // and the merged embedding rows (every rank applies all of them)
   std::uint64_t dense_bytes = 0;   // sums over steps, this rank's payload
   std::uint64_t sparse_bytes = 0;
   std::uint64_t sparse_rows = 0;

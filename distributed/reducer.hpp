@@ -80,6 +80,9 @@ class Reducer {
   // Dense parameter elements the optimizer updated in this rank's last sharded step, and in all of them.
   std::uint64_t last_optimizer_elements() const { return last_elements_; }
   std::uint64_t dense_elements() const { return dense_elements_; }
+  // CPU time of the calling thread in the last apply_owned: the dense pieces, and the sparse rows.
+  double last_dense_cpu_seconds() const { return last_dense_cpu_; }
+  double last_sparse_cpu_seconds() const { return last_sparse_cpu_; }
 
   const ReduceBytes& last_bytes() const { return last_; }
   // Number of floats in the fused dense buffer (dense gradients + extra).
@@ -97,6 +100,7 @@ class Reducer {
   std::vector<Piece> pieces_;
   std::vector<std::size_t> piece_offset_;  // of each piece's parameter in fused_
   std::uint64_t dense_elements_ = 0, last_elements_ = 0;
+  double last_dense_cpu_ = 0, last_sparse_cpu_ = 0;
   bool partial_state_ = false;
   std::vector<float> fused_, state_;
   std::vector<std::int64_t> counts_, all_counts_, gather_counts_;

@@ -62,6 +62,11 @@ cd = med("D", "compute_cpu_ms") + med("D", "optimizer_ms")
 print(f"\nCPU-time view (rank 0's thread, forward+backward + optimizer): 1 rank {ca:.1f} ms for 1024 rows; each of 2 "
       f"ranks {cb:.1f} ms for 512 rows with the sharded optimizer ({ca / cb:.2f}×), {cd:.1f} ms with the replicated "
       f"one ({ca / cd:.2f}×, optimizer wall time), before communication.")
+print(f"\nOptimizer CPU split (rank 0's thread, sharded): dense pieces {med('A', 'optimizer_dense_cpu_ms'):.2f} ms "
+      f"(1 rank, {rows['A'][0]['dense_elements']:,} elements) -> {med('B', 'optimizer_dense_cpu_ms'):.2f} ms (2 ranks, "
+      f"{med('B', 'optimizer_elements_per_step'):,.0f}); merged embedding rows {med('A', 'optimizer_sparse_cpu_ms'):.2f} ms "
+      f"-> {med('B', 'optimizer_sparse_cpu_ms'):.2f} ms (applied on every rank; {med('A', 'merged_rows_per_step'):,.0f} -> "
+      f"{med('B', 'merged_rows_per_step'):,.0f} rows).")
 print(f"\nAll runs (rows/s): " + "; ".join(f"{t}: " + ", ".join(f"{r['rows_per_sec']:.0f}" for r in rows[t]) for t in "ABCD"))
 print(f"\nAll runs (vs the A run of the same round): " + "; ".join(
     f"{t}: " + ", ".join(f"{r['rows_per_sec'] / ra['rows_per_sec']:.2f}" for r, ra in zip(rows[t], rows["A"]))

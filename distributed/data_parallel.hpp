@@ -4,8 +4,9 @@
 // dense optimizer to its slice of the parameters only and the ranks all-gather the updated values, so every
 // replica holds the same bits (Reducer::reduce_and_apply; DataParallelOptions::shard_optimizer). With in-memory
 // data and the same data order (same seed, or --no-shuffle) step k sees the same global rows as one process with
-// the same batch size: rank r takes the r-th of N nearly equal contiguous parts of the batch. With a streamed cache each rank reads only its chunks (chunk i: rank i % N) and the global batch
-// is the ranks' own batches together.
+// the same batch size: rank r takes the r-th of N nearly equal contiguous parts of the batch. With a streamed
+// cache each rank reads only its chunks (chunk i: rank i % N) and the global batch is the ranks' own batches
+// together.
 //
 // Each step also agrees, in one small all-reduce, on (a) a stop request (a signal on any rank: every rank
 // finishes the current step, then stops) and (b) an error on any rank (NaN/Inf in the forward pass, bad data):

@@ -1,5 +1,7 @@
 #include "distributed/data_parallel.hpp"
 
+#include "distributed/sharded_embedding.hpp"  // [shard hook]
+
 #include <algorithm>
 #include <chrono>
 #include <ctime>
@@ -72,6 +74,7 @@ void DataParallel::exchange(Model& m, GradientStep& g) {
   const bool mine = g.batch.local > 0;
   const float weight = static_cast<float>(static_cast<double>(g.batch.local) / static_cast<double>(g.batch.rows));
   for (std::size_t i = 0; i < extra_.size(); ++i) extra_[i] = mine ? weight * g.losses[i] : 0.0f;
+  if (sharded_) sharded_->exchange_gradients(weight, mine);  // [shard hook] tables to their owners, updated there
   reducer_.reduce(m.params(), weight, extra_, mine);
   std::copy(extra_.begin(), extra_.end(), losses_.begin());
   std::copy(extra_.begin(), extra_.end(), g.losses.begin());
@@ -130,6 +133,7 @@ std::uint64_t DataParallel::param_hash() {
   std::uint64_t h = 1469598103934665603ull;
   const ParamStore<float>& ps = m_.params();
   for (NodeId p : ps.ids()) {
+    if (sharded_ && sharded_->is_sharded(p)) continue;  // [shard hook]
     const Tensor<float>& t = ps.value(p);
     const auto* bytes = reinterpret_cast<const unsigned char*>(t.data());
     const std::size_t n = t.size() * sizeof(float);

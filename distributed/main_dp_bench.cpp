@@ -2,7 +2,7 @@
 // Run it alone (one process) or under mpirun; rank 0 prints one JSON line:
 //   mpirun -np 2 build/bin/funnel-dp-bench --steps 200 --threads 1
 // Flags: --rows N --fields F --vocab V (per field) --dim D --batch B --steps S --warmup W --threads T
-//        --optimizer adam|sgd|adagrad --seed S
+//        --optimizer adam|sgd|adagrad --seed S --shard 0|1 (1: row-sharded embedding tables, --shard-embeddings)
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -14,6 +14,7 @@
 #include "core/parallel.hpp"
 #include "data/synthetic.hpp"
 #include "distributed/data_parallel.hpp"
+#include "distributed/sharded_embedding.hpp"
 
 using namespace funnel;
 
@@ -63,20 +64,27 @@ int main(int argc, char** argv) {
     oc.lr = 0.001;
     auto opt = make_optimizer<float>(sflag(argc, argv, "--optimizer", "adam"), oc);
     dist::DataParallel dp(w, m);
+    // [shard hook] --shard 1: the tables row-sharded (ids and rows by all-to-all, gradients to their owners).
+    std::unique_ptr<dist::ShardedEmbeddings> se;
+    if (flag(argc, argv, "--shard", 0) != 0) se = std::make_unique<dist::ShardedEmbeddings>(w, m, *opt);
+    auto run = [&](const TrainOptions& to, std::int64_t start) {
+      if (se) dist::train_sharded(dp, *se, m, *opt, d, nullptr, to, TrainHooks{}, start);
+      else dist::train_data_parallel(dp, m, *opt, d, nullptr, to, TrainHooks{}, start);
+    };
 
     TrainOptions o;
     o.batch_size = batch;
     o.epochs = 1000000;
     o.max_steps = warmup;
     o.seed = sc.seed;
-    TrainHooks hooks;
-    if (warmup > 0) dist::train_data_parallel(dp, m, *opt, d, nullptr, o, hooks);
+    if (warmup > 0) run(o, 0);
     const auto s0 = dp.stats();
+    const dist::ShardBytes sh0 = se ? se->train_bytes() : dist::ShardBytes{};
     const std::uint64_t b0 = w.bytes_sent();
     w.barrier();
     const auto t0 = std::chrono::steady_clock::now();
     o.max_steps = warmup + steps;
-    dist::train_data_parallel(dp, m, *opt, d, nullptr, o, hooks, warmup);
+    run(o, warmup);
     w.barrier();
     const double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     const auto& s1 = dp.stats();
@@ -98,6 +106,14 @@ int main(int argc, char** argv) {
                      {"merged_rows_per_step", static_cast<double>(s1.merged_rows - s0.merged_rows) / n},
                      {"all_bytes_per_step", static_cast<double>(w.bytes_sent() - b0) / n},
                      {"params_hash", dp.param_hash()}};
+    if (se) {  // [shard hook] this rank's all-to-all payload to the other ranks, per step
+      const dist::ShardBytes sh = se->train_bytes();
+      j["shard_counts_bytes_per_step"] = static_cast<double>(sh.counts - sh0.counts) / n;
+      j["shard_ids_bytes_per_step"] = static_cast<double>(sh.ids - sh0.ids) / n;
+      j["shard_rows_bytes_per_step"] = static_cast<double>(sh.rows - sh0.rows) / n;
+      j["shard_grad_bytes_per_step"] = static_cast<double>(sh.grads - sh0.grads) / n;
+      j["shard_state_values"] = se->state_elements();
+    }
     if (w.rank() == 0) std::printf("%s\n", j.dump().c_str());
   } catch (const std::exception& e) {
     std::fprintf(stderr, "funnel-dp-bench: rank %d: error: %s\n", w.rank(), e.what());

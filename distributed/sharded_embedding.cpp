@@ -35,6 +35,15 @@ ShardedEmbeddings::ShardedEmbeddings(Communicator& c, Model& m, Optimizer<float>
       if (std::find(t.id_nodes.begin(), t.id_nodes.end(), nd.inputs[1]) == t.id_nodes.end())
         t.id_nodes.push_back(nd.inputs[1]);
     }
+    // The lookups are remapped to the working rows of the batch, so an ids input may feed this table only.
+    for (NodeId n : t.id_nodes)
+      for (NodeId c : g.consumers(n)) {
+        const Node& nd = g.node(c);
+        if (nd.op != "embedding" || nd.inputs.size() < 2 || nd.inputs[0] != p || nd.inputs[1] != n)
+          throw Error("--shard-embeddings: ids input '" + g.node(n).name + "' of table '" + ps.name(p) +
+                      "' is also read by node '" + nd.name + "' (op " + nd.op +
+                      "); a sharded table needs ids inputs of its own");
+      }
     t.owned = rows_of(t.V, rank_, nranks_);
     const auto D = static_cast<std::size_t>(t.dim);
     t.values.resize(static_cast<std::size_t>(t.owned) * D);
@@ -54,6 +63,8 @@ ShardedEmbeddings::ShardedEmbeddings(Communicator& c, Model& m, Optimizer<float>
     }
     ps.keep_slots_elsewhere(p);
     t.acc.init(t.owned, t.dim);
+    // From now on the store holds only the working rows of the current batch (grown by fetch()).
+    resize_working(t, 1);
     tables_.push_back(std::move(t));
   }
   const std::size_t PS = static_cast<std::size_t>(nranks_) * tables_.size();
@@ -91,6 +102,16 @@ void ShardedEmbeddings::check_owned(const Table& t, std::int64_t id, const char*
                     std::to_string(id) + " of table '" + m_.params().name(t.param) +
                     "', which it does not own (rows ≡ " + std::to_string(rank_) + " mod " +
                     std::to_string(nranks_) + " of " + std::to_string(t.V) + ")");
+}
+
+void ShardedEmbeddings::resize_working(Table& t, std::int64_t rows) {
+  ParamStore<float>& ps = m_.params();
+  Tensor<float>& w = ps.value(t.param);
+  const std::vector<std::size_t> shape{static_cast<std::size_t>(rows), static_cast<std::size_t>(t.dim)};
+  w.resize(shape);
+  w.fill(0.0f);
+  ps.sparse_grad(t.param).init(rows, t.dim);
+  t.cap = rows;
 }
 
 void ShardedEmbeddings::ensure_slots() {
@@ -144,24 +165,43 @@ void ShardedEmbeddings::fetch(bool has_batch) {
     return;
   }
   Executor<float>& ex = m_.exec();
-  // The distinct ids of the bound batch per table (ids out of range are left to the embedding op's error).
+  std::string bad;  // an id out of range: reported after this round's collectives
+  // The distinct ids of the bound batch per table, sorted: id want[j] goes to working row j.
   std::fill(cnt_send_.begin(), cnt_send_.end(), 0);
   for (std::size_t s = 0; s < S; ++s) {
     Table& t = tables_[s];
     t.want.clear();
     if (!has_batch) continue;
-    for (NodeId n : t.id_nodes)
-      for (std::int64_t id : ex.ids(n).ids)
-        if (id >= 0 && id < t.V) t.want.push_back(id);
+    for (NodeId n : t.id_nodes) {
+      const IdBatch& ib = ex.ids(n);
+      for (std::size_t k = 0; k < ib.ids.size(); ++k) {
+        const std::int64_t id = ib.ids[k];
+        if (id >= 0 && id < t.V) {
+          t.want.push_back(id);
+        } else if (bad.empty()) {
+          std::size_t cell = 0;
+          while (cell + 1 < ib.offsets.size() && ib.offsets[cell + 1] <= static_cast<std::int64_t>(k)) ++cell;
+          const auto F = static_cast<std::size_t>(std::max<std::int64_t>(ib.fields, 1));
+          bad = "ids input '" + m_.graph().node(n).name + "': row " + std::to_string(cell / F) + ", field " +
+                std::to_string(cell % F) + ": id " + std::to_string(id) + " is out of range for table '" +
+                m_.params().name(t.param) + "' of " + std::to_string(t.V) + " rows";
+        }
+      }
+    }
     std::sort(t.want.begin(), t.want.end());
     t.want.erase(std::unique(t.want.begin(), t.want.end()), t.want.end());
     for (std::int64_t id : t.want) ++cnt_send_[static_cast<std::size_t>(owner(id)) * S + s];
   }
   exchange_counts(b);
   ids_send_.resize(sum(n_send_));
+  work_send_.resize(ids_send_.size());
   for (std::size_t s = 0; s < S; ++s)
-    for (std::int64_t id : tables_[s].want)
-      ids_send_[static_cast<std::size_t>(pos_[static_cast<std::size_t>(owner(id)) * S + s]++)] = id;
+    for (std::size_t j = 0; j < tables_[s].want.size(); ++j) {
+      const std::int64_t id = tables_[s].want[j];
+      const auto at = static_cast<std::size_t>(pos_[static_cast<std::size_t>(owner(id)) * S + s]++);
+      ids_send_[at] = id;
+      work_send_[at] = static_cast<std::int64_t>(j);
+    }
   ids_recv_.resize(sum(n_recv_));
   c_.alltoallv(ids_send_.data(), n_send_, ids_recv_.data(), n_recv_, DType::I64);
 
@@ -182,17 +222,26 @@ void ShardedEmbeddings::fetch(bool has_batch) {
     }
   vals_recv_.resize(sum(f_send_));
   c_.alltoallv(vals_send_.data(), f_recv_, vals_recv_.data(), f_send_, DType::F32);
-  // ids_send_ is in the (owner, table) order of the rows that came back.
+  // The working rows: grown when this batch needs more, filled in the (owner, table) order the rows came back.
+  for (Table& t : tables_) {
+    const auto need = static_cast<std::int64_t>(t.want.size());
+    if (need > t.cap) resize_working(t, std::min(t.V, std::max(need, t.cap + t.cap / 2)));
+  }
   at = 0;
   ii = 0;
   for (std::size_t o = 0; o < P; ++o)
     for (std::size_t s = 0; s < S; ++s) {
       Table& t = tables_[s];
       const auto D = static_cast<std::size_t>(t.dim);
-      float* table = m_.params().value(t.param).data();
+      float* work = m_.params().value(t.param).data();
       for (std::int64_t k = 0; k < cnt_send_[o * S + s]; ++k, ++ii, at += D)
-        std::memcpy(table + static_cast<std::size_t>(ids_send_[ii]) * D, vals_recv_.data() + at, D * sizeof(float));
+        std::memcpy(work + static_cast<std::size_t>(work_send_[ii]) * D, vals_recv_.data() + at, D * sizeof(float));
     }
+  // The lookups read the working rows: every id becomes its row's index in `want`.
+  for (Table& t : tables_)
+    for (NodeId n : t.id_nodes)
+      for (std::int64_t& id : ex.ids(n).ids)
+        if (id >= 0 && id < t.V) id = std::lower_bound(t.want.begin(), t.want.end(), id) - t.want.begin();
   for (std::size_t o = 0; o < P; ++o) {
     if (o == static_cast<std::size_t>(rank_)) continue;
     b.ids += static_cast<std::uint64_t>(n_send_[o]) * sizeof(std::int64_t);
@@ -200,6 +249,7 @@ void ShardedEmbeddings::fetch(bool has_batch) {
   }
   last_ = b;
   total_ += b;
+  if (!bad.empty()) throw Error(bad);
 }
 
 void ShardedEmbeddings::exchange_gradients(float weight, bool has_grads) {
@@ -215,8 +265,8 @@ void ShardedEmbeddings::exchange_gradients(float weight, bool has_grads, std::in
   auto mine = [&](const Table& t) { return has_grads && ps.has_grad(t.param); };
   for (std::size_t s = 0; s < S; ++s)
     if (mine(tables_[s]))
-      for (std::int64_t r : ps.sparse_grad(tables_[s].param).rows)
-        ++cnt_send_[static_cast<std::size_t>(owner(r)) * S + s];
+      for (std::int64_t w : ps.sparse_grad(tables_[s].param).rows)  // working rows of the last fetch
+        ++cnt_send_[static_cast<std::size_t>(owner(tables_[s].want[static_cast<std::size_t>(w)])) * S + s];
   exchange_counts(b);
   // Rows and their values × weight (as the replicated reducer scales them), grouped by owner then table, each
   // group in the gradient's row order.
@@ -228,8 +278,9 @@ void ShardedEmbeddings::exchange_gradients(float weight, bool has_grads, std::in
     const SparseRows<float>& sg = ps.sparse_grad(t.param);
     const auto D = static_cast<std::size_t>(t.dim);
     for (std::size_t k = 0; k < sg.rows.size(); ++k) {
-      const std::size_t blk = static_cast<std::size_t>(owner(sg.rows[k])) * S + s;
-      ids_send_[static_cast<std::size_t>(pos_[blk]++)] = sg.rows[k];
+      const std::int64_t id = t.want[static_cast<std::size_t>(sg.rows[k])];
+      const std::size_t blk = static_cast<std::size_t>(owner(id)) * S + s;
+      ids_send_[static_cast<std::size_t>(pos_[blk]++)] = id;
       float* dst = vals_send_.data() + fpos_[blk];
       fpos_[blk] += static_cast<std::int64_t>(D);
       const float* src = sg.row_at(k);
@@ -274,7 +325,7 @@ void ShardedEmbeddings::exchange_gradients(float weight, bool has_grads, std::in
   ++steps_;
 }
 
-void ShardedEmbeddings::gather(std::vector<NamedArray>* state) {
+void ShardedEmbeddings::gather(ParamStore<float>* full, std::vector<NamedArray>* state) {
   const std::size_t P = static_cast<std::size_t>(nranks_);
   const bool root = rank_ == 0;
   ParamStore<float>& ps = m_.params();
@@ -296,11 +347,7 @@ void ShardedEmbeddings::gather(std::vector<NamedArray>* state) {
                       buf.data() + at, D * sizeof(float));
     };
     c_.gatherv(t.values.data(), t.values.size(), root ? buf.data() : nullptr, counts, DType::F32, 0);
-    if (root) {
-      std::vector<float> full(buf.size());
-      scatter_into(full.data());
-      std::memcpy(ps.value(t.param).data(), full.data(), full.size() * sizeof(float));
-    }
+    if (root && full) scatter_into(full->value(t.param).data());
     for (std::size_t k = 0; k < static_cast<std::size_t>(nslots); ++k) {
       if (t.slots.size() != static_cast<std::size_t>(nslots))
         throw CommError("rank " + std::to_string(rank_) + ": sharded optimizer state out of step with rank 0");
@@ -324,15 +371,19 @@ void ShardedEmbeddings::save(Trainer& tr, const std::string& dir, std::int64_t s
 
 void ShardedEmbeddings::save(const std::string& dir, std::int64_t step, const nlohmann::json& model,
                              const nlohmann::json& data, std::int64_t epoch, const nlohmann::json& config) {
-  std::vector<NamedArray> tables_state;
-  gather(&tables_state);
-  if (rank_ != 0) return;
-  // A store of the whole model for the writer: the dense parameters' values and state as they are, the tables'
-  // gathered. (It is a second copy of the model on rank 0 while the checkpoint is written.)
+  // Rank 0 makes a store of the whole model for the writer: the dense parameters' values and state as they are,
+  // the tables gathered from their owners (so rank 0 holds every table in full while it writes).
   ParamStore<float>& ps = m_.params();
-  ParamStore<float> full(ps.graph());
-  for (NodeId p : ps.ids())
-    std::memcpy(full.value(p).data(), ps.value(p).data(), ps.numel(p) * sizeof(float));
+  std::unique_ptr<ParamStore<float>> whole;
+  if (rank_ == 0) {
+    whole = std::make_unique<ParamStore<float>>(ps.graph());
+    for (NodeId p : ps.ids())
+      if (!is_sharded(p)) std::memcpy(whole->value(p).data(), ps.value(p).data(), ps.numel(p) * sizeof(float));
+  }
+  std::vector<NamedArray> tables_state;
+  gather(whole.get(), &tables_state);
+  if (rank_ != 0) return;
+  ParamStore<float>& full = *whole;
   OptimizerState st = ps.export_optimizer();  // without the tables (their state is kept here)
   if (!st.optimizer.empty()) {
     for (auto& a : tables_state) st.arrays.push_back(std::move(a));

@@ -15,10 +15,16 @@
 // The merge adds the same numbers in the same order as the replicated reducer's all-gather merge, and the
 // optimizer's row update is the same arithmetic, so a sharded run gives the replicated run's bits.
 //
-// Memory (this first version): the optimizer state of a table is held for the owned rows only (≈ 1/N of it per
-// rank: ParamStore::keep_slots_elsewhere). The values are held twice: the owned rows (authoritative, ≈ V/N × dim)
-// and a full-size working copy in the parameter store, of which only the rows fetched for the current batch are
-// meaningful (the others are stale). A table larger than one machine therefore does not fit yet.
+// Memory: each rank holds its owned rows (≈ V/N × dim values, authoritative) with their optimizer state (≈ 1/N of
+// the table's: ParamStore::keep_slots_elsewhere) and, in the parameter store, a working copy of only the rows its
+// current batch reads: fetch() sorts the batch's distinct ids, puts row want[j] at working row j and rewrites the
+// batch's ids to those working rows, so the embedding op and its sparse gradient work on that small table (it
+// grows to the largest batch seen). Not yet memory-true: the Model allocates (and initialises) every table in full
+// before it is sharded, --init reads the full arrays on every rank, and rank 0 holds the whole model while it
+// writes a checkpoint; the full copy is freed as soon as the ShardedEmbeddings is made.
+//
+// A sharded model's store is no longer a model on its own: forward passes must go through a ShardedSource (which
+// fetches), and its tables' values are the working rows only. Use save() for checkpoints.
 //
 // Checkpoints: save() gathers the owned rows and their state on rank 0, which writes the ordinary full-table
 // checkpoint (loads on any rank count, also 1). A checkpoint loaded before the ShardedEmbeddings is made (Trainer
@@ -76,6 +82,8 @@ class ShardedEmbeddings {
   const float* owned_slot(std::size_t k, std::size_t s, std::int64_t i) const;
   // Optimizer state values this rank holds for the tables (owned rows × dim × slots).
   std::size_t state_elements() const;
+  // Rows of table k's working copy in the store (room for the distinct ids of one batch, grown as needed).
+  std::int64_t working_rows(std::size_t k) const { return tables_[k].cap; }
 
   // Collective. Writes the rows of the batch bound in the model into the store's working copy of every table,
   // from their owners. has_batch = false: this rank has no rows bound this time (it only serves the others).
@@ -87,9 +95,10 @@ class ShardedEmbeddings {
   // exchange_gradients with t = the store's optimizer step count + 1 (the loop's optimizer step comes next).
   void exchange_gradients(float weight, bool has_grads);
 
-  // Collective: rank 0's store gets every table's current rows; on rank 0 `state` (if not null) gets the tables'
-  // full optimizer state arrays "<table>/<slot>" (none before the first step).
-  void gather(std::vector<NamedArray>* state);
+  // Collective: on rank 0, `full` (a store of the whole graph, if not null) gets every table's rows from their
+  // owners and `state` (if not null) the tables' full optimizer state arrays "<table>/<slot>" (none before the
+  // first step). The other ranks pass null.
+  void gather(ParamStore<float>* full, std::vector<NamedArray>* state);
   // Collective: rank 0 writes the whole model, the tables gathered from their owners, as an ordinary checkpoint
   // (save_checkpoint's format: it loads on any rank count, also in one process). The other ranks return once
   // their rows are sent (a barrier after it, when they read the checkpoint next).
@@ -112,9 +121,11 @@ class ShardedEmbeddings {
     std::vector<std::vector<float>> slots;    // per optimizer slot, owned × dim
     std::vector<float*> slot_ptrs;
     SparseRows<float> acc;                    // merged gradient, by owned (local) row
-    std::vector<std::int64_t> want;           // distinct ids of the bound batch
+    std::vector<std::int64_t> want;           // distinct ids of the bound batch, sorted: working row j = want[j]
+    std::int64_t cap = 0;                     // rows of the working copy in the store
   };
   void ensure_slots();
+  void resize_working(Table& t, std::int64_t rows);
   void check_owned(const Table& t, std::int64_t id, const char* what) const;
   // Counts per (destination rank, table) → send/recv element counts of one all-to-all round.
   void exchange_counts(ShardBytes& b);
@@ -126,7 +137,7 @@ class ShardedEmbeddings {
   std::vector<Table> tables_;
   std::vector<std::int64_t> cnt_send_, cnt_recv_, pos_, fpos_;  // nranks × tables
   std::vector<std::int64_t> n_send_, n_recv_, f_send_, f_recv_;  // nranks
-  std::vector<std::int64_t> ids_send_, ids_recv_;
+  std::vector<std::int64_t> ids_send_, ids_recv_, work_send_;  // work_send_: the working row of each id asked
   std::vector<float> vals_send_, vals_recv_;
   ShardBytes last_, total_, train_;
   std::int64_t steps_ = 0;

@@ -20,11 +20,11 @@ using namespace funnel::dist;
 
 namespace {
 
-Dataset data(std::int64_t rows = 900) {
+Dataset data(std::int64_t rows = 900, std::int64_t vocab_per_field = 40) {
   SyntheticConfig c;
   c.rows = rows;
   c.fields = 5;
-  c.vocab_per_field = 40;
+  c.vocab_per_field = vocab_per_field;
   c.seed = 7;
   c.ctr = 0.2;
   c.ctcvr = 0.05;
@@ -163,11 +163,11 @@ TEST_CASE("sharded tables: the comparison can fail (another data order differs)"
   CHECK(diff.rows > 0);
 }
 
-TEST_CASE("sharded tables: each rank owns rows ≡ rank (mod N) and keeps optimizer state for those only",
-          "[distributed][shard]") {
+TEST_CASE("sharded tables: each rank owns rows ≡ rank (mod N), keeps optimizer state for those only and a working "
+          "copy of one batch's rows", "[distributed][shard]") {
   Communicator& w = world();
   const int N = w.size(), r = w.rank();
-  const Dataset d = data();
+  const Dataset d = data(900, 400);  // 2,000 table rows, at most 320 ids in a batch
   Run sh = fresh(d, "adam");
   train_sharded_run(w, sh, d, nullptr, options());
   ShardedEmbeddings& se = *sh.se;
@@ -175,8 +175,9 @@ TEST_CASE("sharded tables: each rank owns rows ≡ rank (mod N) and keeps optimi
   std::int64_t state_all_tables = 0;
   for (std::size_t t = 0; t < se.num_tables(); ++t) {
     const NodeId p = se.table(t);
-    const std::int64_t V = static_cast<std::int64_t>(ps.value(p).shape()[0]);
-    const std::int64_t D = static_cast<std::int64_t>(ps.value(p).shape()[1]);
+    const std::int64_t V = ps.graph().node(p).shape[0];  // the store holds only the working rows
+    const std::int64_t D = ps.graph().node(p).shape[1];
+    CHECK(V == 2000);
     // V/N rows, rounded down or up; every row owned by exactly one rank.
     CHECK(se.owned_rows(t) >= V / N);
     CHECK(se.owned_rows(t) <= (V + N - 1) / N);
@@ -187,6 +188,10 @@ TEST_CASE("sharded tables: each rank owns rows ≡ rank (mod N) and keeps optimi
     CHECK(w.allreduce_one(se.owned_rows(t), ReduceOp::Sum) == V);
     CHECK(ps.slots_elsewhere(p));
     state_all_tables += V * D * 2;  // Adam: m and v
+    // The store's copy of the table: the working rows only (≥ the distinct ids of a batch share, < V).
+    CHECK(static_cast<std::int64_t>(ps.numel(p)) == se.working_rows(t) * D);
+    CHECK(se.working_rows(t) <= 64 * 5 * 3 / 2);
+    CHECK(se.working_rows(t) >= 5);
   }
   // The store exports no state of the tables; this rank holds ≈ 1/N of it.
   for (const auto& a : ps.export_optimizer().arrays)

@@ -37,6 +37,17 @@ std::string sflag(int argc, char** argv, const char* name, const char* def) {
     if (std::strcmp(argv[i], name) == 0) return argv[i + 1];
   return def;
 }
+// [shard hook] VmRSS of this process in MB (0 where /proc is missing).
+double rss_mb() {
+  std::FILE* f = std::fopen("/proc/self/status", "r");
+  if (!f) return 0.0;
+  char line[256];
+  double kb = 0.0;
+  while (std::fgets(line, sizeof line, f))
+    if (std::strncmp(line, "VmRSS:", 6) == 0) kb = std::strtod(line + 6, nullptr);
+  std::fclose(f);
+  return kb / 1024.0;
+}
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -106,6 +117,7 @@ int main(int argc, char** argv) {
                      {"merged_rows_per_step", static_cast<double>(s1.merged_rows - s0.merged_rows) / n},
                      {"all_bytes_per_step", static_cast<double>(w.bytes_sent() - b0) / n},
                      {"params_hash", dp.param_hash()}};
+    j["rss_mb"] = rss_mb();  // [shard hook] resident memory of this rank at the end
     if (se) {  // [shard hook] this rank's all-to-all payload to the other ranks, per step
       const dist::ShardBytes sh = se->train_bytes();
       j["shard_counts_bytes_per_step"] = static_cast<double>(sh.counts - sh0.counts) / n;

@@ -239,7 +239,7 @@ void ShardedEmbeddings::fetch(bool has_batch) {
     }
   // The lookups read the working rows: every id becomes its row's index in `want`.
   for (Table& t : tables_)
-    for (NodeId n : t.id_nodes)
+    for (NodeId n : has_batch ? t.id_nodes : std::vector<NodeId>{})
       for (std::int64_t& id : ex.ids(n).ids)
         if (id >= 0 && id < t.V) id = std::lower_bound(t.want.begin(), t.want.end(), id) - t.want.begin();
   for (std::size_t o = 0; o < P; ++o) {

@@ -51,6 +51,15 @@ nlohmann::json model_options_flag(const Flags& f) {
   }
 }
 
+GemmPrecision precision_flag(const Flags& f) {
+  const std::string s = f.str("precision", "fp32");
+  const auto p = parse_gemm_precision(s);
+  if (!p) throw UsageError("--precision: expected fp32 or bf16, got '" + s + "'");
+  return *p;
+}
+
+void set_precision(const Flags& f) { set_gemm_precision(precision_flag(f)); }
+
 void set_threads(int n) {
   if (n < 1) throw UsageError("--threads must be at least 1");
   if (n > 256) throw UsageError("--threads: at most 256, got " + std::to_string(n));

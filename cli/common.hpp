@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "data/readers.hpp"
+#include "ops/gemm_backend.hpp"
 #include "models/model.hpp"
 #include "cli/command.hpp"
 #include "train/data_spec.hpp"
@@ -26,5 +27,8 @@ nlohmann::json model_options_flag(const Flags& flags);
 
 // Set the number of threads (funnel::set_num_threads: the worker pool that also splits gemms; BLAS stays at one).
 void set_threads(int n);
+// --precision fp32|bf16 (exit 2 naming the flag on another value); set_precision applies it for eval/predict.
+GemmPrecision precision_flag(const Flags& f);
+void set_precision(const Flags& f);
 
 }  // namespace funnel::cli

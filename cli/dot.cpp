@@ -2,12 +2,14 @@
 //   funnel dot [--model NAME] [--grad-flow] [--backward] [--out FILE.dot|FILE.svg|FILE.png]
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <string_view>
 
 #include "autodiff/gradflow.hpp"
 #include "viz/dot.hpp"
@@ -32,17 +34,16 @@ std::string shell_quote(const std::string& s) {
 bool on_path(const std::string& exe) {
   const char* path = std::getenv("PATH");
   if (!path) return false;
-  std::string p = path;
-  std::size_t start = 0;
-  while (start <= p.size()) {
-    std::size_t end = p.find(':', start);
-    if (end == std::string::npos) end = p.size();
-    std::string dir = p.substr(start, end - start);
-    if (dir.empty()) dir = ".";
-    if (::access((dir + "/" + exe).c_str(), X_OK) == 0) return true;
-    start = end + 1;
+  // Each ':'-separated entry of PATH (an empty one is the current directory).
+  std::string_view rest = path;
+  for (;;) {
+    const std::size_t end = std::min(rest.find(':'), rest.size());
+    std::string candidate(end == 0 ? std::string_view(".") : rest.substr(0, end));
+    candidate.append("/").append(exe);
+    if (::access(candidate.c_str(), X_OK) == 0) return true;
+    if (end == rest.size()) return false;
+    rest.remove_prefix(end + 1);
   }
-  return false;
 }
 
 void write_text(const std::string& path, const std::string& text) {

@@ -58,6 +58,7 @@ const Row kRows[] = {
   {"shuffle-window", {"cache: data: rows shuffled together inside the seeded random order of chunks (a bounded shuffle, not a full one)", "INT", "262144", "1..2^32", "262144"}},
   {"prefetch", {"cache: data: batches read and decoded ahead of the step by the reader thread", "INT", "4", "1..1024", "4"}},
   {"threads", {"worker threads (gemms and the batch are split over them)", "INT", "1", "1..256", "1"}},
+  {"precision", {"gemm inputs: fp32, or bf16 (rounded to bfloat16, fp32 sums; everything else stays fp32)", "STR", "fp32", "fp32, bf16", "\"fp32\""}},
   {"check-replicas", {"under mpirun: every K steps check that all ranks hold the same parameters (0 = never)", "INT", "0", "≥ 0", "0"}},
   {"shard-embeddings", {"under mpirun: rank r of N keeps rows ≡ r (mod N) of every embedding table and their optimizer state; a batch's rows are fetched from their owners, gradients sent back (same results as replicated)", "", "off", "", "false"}},
   // checkpoints and outputs

@@ -140,9 +140,11 @@ nlohmann::json with_config(nlohmann::json j, const Flags& f) {
 }
 
 int run_eval(int argc, char** argv) {
-  Flags f(argc, argv, flags_with({"checkpoint", "data", "batch-size", "threads", "metrics-json"}), kSwitches);
+  Flags f(argc, argv, flags_with({"checkpoint", "data", "batch-size", "threads", "metrics-json", "precision"}),
+          kSwitches);
   if (f.has("metrics-json")) check_output_target(f.str("metrics-json", ""), inputs_of(f), "--metrics-json");
   set_threads(static_cast<int>(std::min<std::int64_t>(f.integer("threads", 1, 1), 1 << 20)));
+  set_precision(f);
   Loaded l = load(f);
   std::fprintf(stderr, "eval: %s\n", l.data.description.c_str());
   FunnelMetrics m = evaluate(*l.model, *l.source(f.integer("batch-size", 4096, 1)));
@@ -153,8 +155,9 @@ int run_eval(int argc, char** argv) {
 }
 
 int run_predict(int argc, char** argv) {
-  Flags f(argc, argv, flags_with({"checkpoint", "data", "out", "batch-size", "threads"}), kSwitches);
+  Flags f(argc, argv, flags_with({"checkpoint", "data", "out", "batch-size", "threads", "precision"}), kSwitches);
   set_threads(static_cast<int>(std::min<std::int64_t>(f.integer("threads", 1, 1), 1 << 20)));
+  set_precision(f);
   const std::string out = f.required("out");
   const OutputPlan plan = check_output_target(out, inputs_of(f), "--out");
   Loaded l = load(f);

@@ -28,7 +28,7 @@ int run_train(int argc, char** argv) {
   std::set<std::string> valued{"data", "eval-data", "model", "epochs", "batch-size", "lr", "optimizer",
                                "embedding-dim", "hidden", "seed", "threads", "max-steps", "init", "save",
                                "save-every", "metrics-json", "l2", "stages", "eval-fraction", "pool", "model-options",
-                               "check-replicas", "plot", "shuffle-window", "prefetch"};
+                               "check-replicas", "plot", "shuffle-window", "prefetch", "precision"};
   valued.insert(kDataFlags.begin(), kDataFlags.end());
   Flags f(argc, argv, valued, {"no-shuffle", "quiet", "reset-optimizer", "shard-embeddings"});
   RunOptions ro = run_options(f);

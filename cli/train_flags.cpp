@@ -46,6 +46,7 @@ RunOptions run_options(const Flags& f) {
   const std::int64_t threads = f.integer("threads", 1, 1);
   if (threads > 256) throw UsageError("--threads: at most 256, got " + std::to_string(threads));
   o.threads = static_cast<int>(threads);
+  o.precision = precision_flag(f);
   if (f.has("stages")) o.model.num_stages = f.integer("stages", 2, 2);
   r.data.train = f.str("data", "synthetic");
   r.data.eval = f.str("eval-data", "");

@@ -2,9 +2,12 @@
 
 #include <cblas.h>
 
+#include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #ifdef FUNNEL_HAVE_ONEDNN
 #include <dnnl.h>
@@ -32,6 +35,35 @@ GemmBackend initial_backend() {
 GemmBackend& current() {
   static GemmBackend b = initial_backend();
   return b;
+}
+
+GemmPrecision g_precision = GemmPrecision::fp32;
+
+// The bits of round_to_bf16, branch-free so the copy loops below vectorize.
+inline std::uint32_t bf16_bits(std::uint32_t u) {
+  const bool nan = (u & 0x7fffffffu) > 0x7f800000u;
+  const std::uint32_t rounded = (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
+  return nan ? (u | 0x00400000u) & 0xffff0000u : rounded;  // a NaN stays a (quiet) NaN, never rounds to Inf
+}
+
+// The rows × cols block of `src` (leading dimension ld) rounded to bf16 into `dst` (leading dimension cols).
+void round_block(const float* src, int rows, int cols, int ld, float* dst) {
+  for (int r = 0; r < rows; ++r) {
+    const float* s = src + static_cast<std::size_t>(r) * static_cast<std::size_t>(ld);
+    float* d = dst + static_cast<std::size_t>(r) * static_cast<std::size_t>(cols);
+    for (int c = 0; c < cols; ++c) {
+      std::uint32_t u;
+      std::memcpy(&u, s + c, sizeof u);
+      u = bf16_bits(u);
+      std::memcpy(d + c, &u, sizeof u);
+    }
+  }
+}
+
+// Per-thread scratch for the rounded operands: grows to the largest gemm seen, then stays (no steady allocation).
+float* scratch(std::vector<float>& v, std::size_t n) {
+  if (v.size() < n) v.resize(n);
+  return v.data();
 }
 
 #ifdef FUNNEL_HAVE_ONEDNN
@@ -76,8 +108,40 @@ std::optional<GemmBackend> parse_gemm_backend(std::string_view s) {
   return std::nullopt;
 }
 
+GemmPrecision gemm_precision() { return g_precision; }
+void set_gemm_precision(GemmPrecision p) { g_precision = p; }
+const char* gemm_precision_name(GemmPrecision p) { return p == GemmPrecision::bf16 ? "bf16" : "fp32"; }
+std::optional<GemmPrecision> parse_gemm_precision(std::string_view s) {
+  if (s == "fp32") return GemmPrecision::fp32;
+  if (s == "bf16") return GemmPrecision::bf16;
+  return std::nullopt;
+}
+
+float round_to_bf16(float x) {
+  std::uint32_t u;
+  std::memcpy(&u, &x, sizeof u);
+  u = bf16_bits(u);
+  float y;
+  std::memcpy(&y, &u, sizeof y);
+  return y;
+}
+
 void sgemm_one_thread(bool ta, bool tb, int m, int n, int k, float alpha, const float* a, int lda, const float* b,
                       int ldb, float beta, float* c, int ldc) {
+  if (g_precision == GemmPrecision::bf16 && m > 0 && n > 0 && k > 0) {
+    // op(A) is m × k: stored as k × m when transposed. op(B) is k × n: stored as n × k when transposed.
+    thread_local std::vector<float> ra, rb;
+    const int a_rows = ta ? k : m, a_cols = ta ? m : k;
+    const int b_rows = tb ? n : k, b_cols = tb ? k : n;
+    float* a16 = scratch(ra, static_cast<std::size_t>(a_rows) * static_cast<std::size_t>(a_cols));
+    float* b16 = scratch(rb, static_cast<std::size_t>(b_rows) * static_cast<std::size_t>(b_cols));
+    round_block(a, a_rows, a_cols, lda, a16);
+    round_block(b, b_rows, b_cols, ldb, b16);
+    a = a16;
+    b = b16;
+    lda = a_cols;
+    ldb = b_cols;
+  }
 #ifdef FUNNEL_HAVE_ONEDNN
   if (current() == GemmBackend::onednn) {
     onednn_sgemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);

@@ -30,7 +30,24 @@ void set_gemm_backend(GemmBackend b);
 const char* gemm_backend_name(GemmBackend b);
 std::optional<GemmBackend> parse_gemm_backend(std::string_view s);
 
-// C = alpha·op(A)·op(B) + beta·C, row-major, on the calling thread only, through the current backend.
+// The precision of the float path's gemm inputs. fp32 (default): as given. bf16 (mixed precision): both operands
+// are rounded to bfloat16 (round to nearest, ties to even; NaN and Inf kept) and multiplied with fp32 accumulation —
+// the arithmetic of a bf16 × bf16 → fp32 gemm, since the product of two bf16 numbers is exact in fp32. Everything
+// else (parameters, optimizer state, the sums in C, the other ops, losses) stays fp32, and the float64 checking path
+// is untouched. This build computes it by rounding into per-thread scratch buffers (grown to the largest operands
+// once, then reused) and running the fp32 gemm: the numbers of bf16 training on any CPU, not its speed, which would
+// need a native bf16 gemm (oneDNN's bf16 matmul on an AVX512_BF16 CPU; not built: no CPU here to run or test it on).
+enum class GemmPrecision { fp32, bf16 };
+GemmPrecision gemm_precision();
+// Not thread-safe: call it between steps, from the thread that runs them (like set_num_threads).
+void set_gemm_precision(GemmPrecision p);
+const char* gemm_precision_name(GemmPrecision p);
+std::optional<GemmPrecision> parse_gemm_precision(std::string_view s);  // "fp32" | "bf16"
+// x rounded to the nearest bfloat16 (ties to even), as a float whose low 16 bits are zero; NaN stays NaN.
+float round_to_bf16(float x);
+
+// C = alpha·op(A)·op(B) + beta·C, row-major, on the calling thread only, through the current backend and in the
+// current precision.
 void sgemm_one_thread(bool ta, bool tb, int m, int n, int k, float alpha, const float* a, int lda, const float* b,
                       int ldb, float beta, float* c, int ldc);
 

@@ -13,6 +13,7 @@ Trainer::Trainer(const TrainerOptions& o, std::shared_ptr<const TrainData> data)
   if (!data_) throw Error("Trainer: no data");
   if (o_.threads < 1) throw Error("Trainer: threads must be at least 1");
   set_num_threads(o_.threads);
+  set_gemm_precision(o_.precision);
   const Dataset& d = data_->train.data;
   o_.model.num_fields = d.num_fields;
   o_.model.vocab = std::max<std::int64_t>(d.vocab, 1);

@@ -16,6 +16,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "ops/gemm_backend.hpp"
 #include "train/checkpoint.hpp"
 #include "train/data_spec.hpp"
 #include "train/loop.hpp"
@@ -33,6 +34,7 @@ struct TrainerOptions {
   std::string init_dir;            // resume from this checkpoint (parameters, optimizer state, step)
   bool reset_optimizer = false;    // with init_dir: take the parameters only, start the optimizer afresh
   int threads = 1;                 // funnel's worker pool (set_num_threads) when the trainer is made
+  GemmPrecision precision = GemmPrecision::fp32;  // of the float gemms' inputs (set_gemm_precision), ditto
   nlohmann::json config;           // the run's effective configuration (an object, or null): saved in checkpoints
                                    // and in metrics_json
 };

@@ -17,8 +17,20 @@ void gather_batch(const Dataset& d, std::span<const std::int64_t> rows, IdBatch&
   std::int64_t* off = ids.offsets.data();
   const std::int64_t grain = std::max<std::int64_t>(1, 2048 / std::max<std::int64_t>(F, 1));
   auto block_of = [&](std::int64_t r) { return blocks ? d.row_block[static_cast<std::size_t>(r)] : std::int32_t{-1}; };
+  // Rows are visited in random order: fetch the offsets (pass 1) and the ids and weights (pass 2) of the row
+  // kAhead positions on while this one is copied.
+  constexpr std::int64_t kAhead = 4;
+  const std::int64_t* doff = d.offsets.data();
+  auto prefetch_span = [](const void* p, std::size_t bytes) {
+    const char* c = static_cast<const char*>(p);
+    for (std::size_t o = 0; o < bytes; o += 64) __builtin_prefetch(c + o);
+    __builtin_prefetch(c + bytes - 1);
+  };
   parallel_for(B, grain, [&](std::int64_t b0, std::int64_t b1) {
     for (std::int64_t b = b0; b < b1; ++b) {
+      if (b + kAhead < b1)
+        prefetch_span(doff + rows[static_cast<std::size_t>(b + kAhead)] * F,
+                      sizeof(std::int64_t) * static_cast<std::size_t>(F + 1));
       const std::int64_t r = rows[static_cast<std::size_t>(b)];
       const std::int32_t blk = block_of(r);
       const std::int64_t* ro = d.offsets.data() + r * F;
@@ -40,6 +52,14 @@ void gather_batch(const Dataset& d, std::span<const std::int64_t> rows, IdBatch&
   float* out_w = ids.weights.data();
   parallel_for(B, grain, [&](std::int64_t b0, std::int64_t b1) {
     for (std::int64_t b = b0; b < b1; ++b) {
+      if (b + kAhead < b1) {
+        const std::int64_t* ro = doff + rows[static_cast<std::size_t>(b + kAhead)] * F;
+        const auto n = static_cast<std::size_t>(ro[F] - ro[0]);
+        if (n > 0) {
+          prefetch_span(d.ids.data() + ro[0], n * sizeof(std::int64_t));
+          prefetch_span(d.weights.data() + ro[0], n * sizeof(float));
+        }
+      }
       const std::int64_t r = rows[static_cast<std::size_t>(b)];
       const std::int32_t blk = block_of(r);
       for (std::int64_t f = 0; f < F; ++f) {

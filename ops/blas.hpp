@@ -34,12 +34,20 @@ inline constexpr std::int64_t kGemmColBlock = 64;
 // oneDNN's sgemm sums a row of C = A·Bᵀ (B transposed, A not) in a different order depending on the call's size:
 // cutting such a gemm anywhere changes the last bits (measured on oneDNN 2.6.3, AVX2). These gemms are therefore
 // always done as calls on fixed blocks of this many rows, whatever the thread count; threads share the blocks.
+// Up to kOnednnNtCutMax rows the 48-row cuts below keep its bits (checked at 96–128 rows); from 136 rows on they
+// do not, so from there on the fixed blocks are used (a gemm of 136–256 rows is one call).
 inline constexpr std::int64_t kOnednnNtRowBlock = 256;
+inline constexpr std::int64_t kOnednnNtCutMax = 128;
+// Row cuts: the rows left over after the last whole block join that block instead of making a short block of
+// their own. A call of fewer than 48 rows may sum differently from the same rows inside a larger call (oneDNN's
+// A·B with a 32- or 40-row call: measured), so every call keeps at least one whole block and the tail stays with
+// the rows it follows in a one-thread call. Measured bit-exact against one call for both backends, the three
+// transpose pairs, ESMM's shapes, 96–1100 rows and 2–4 threads (tests/ops/test_gemm_backend.cpp).
 
 // The float path: the selected backend, cut over the thread pool when large.
 inline void sgemm(bool ta, bool tb, int m, int n, int k, float alpha, const float* a, int lda, const float* b, int ldb,
                   float beta, float* c, int ldc) {
-  if (tb && !ta && m > kOnednnNtRowBlock && gemm_backend() == GemmBackend::onednn) {
+  if (tb && !ta && m > kOnednnNtCutMax && gemm_backend() == GemmBackend::onednn) {
     const std::int64_t blocks = (m + kOnednnNtRowBlock - 1) / kOnednnNtRowBlock;
     const bool big = static_cast<std::int64_t>(m) * n * k >= kParallelGemmMacs;
     parallel_for(blocks, big ? 1 : blocks, [&](std::int64_t b0, std::int64_t b1) {
@@ -58,8 +66,10 @@ inline void sgemm(bool ta, bool tb, int m, int n, int k, float alpha, const floa
   }
   const std::int64_t block = by_rows ? kGemmRowBlock : kGemmColBlock;
   const std::int64_t dim = by_rows ? m : n;
-  parallel_for((dim + block - 1) / block, 1, [&](std::int64_t b0, std::int64_t b1) {
-    const std::int64_t lo = b0 * block, hi = std::min(dim, b1 * block);
+  // Rows: whole blocks only, the tail joining the last one (see above). Columns as before: ceil(n / block) blocks.
+  const std::int64_t blocks = by_rows ? dim / block : (dim + block - 1) / block;
+  parallel_for(blocks, 1, [&](std::int64_t b0, std::int64_t b1) {
+    const std::int64_t lo = b0 * block, hi = b1 == blocks ? dim : std::min(dim, b1 * block);
     const int len = static_cast<int>(hi - lo);
     if (by_rows)  // rows lo..hi of op(A) and of C
       gemm1(ta, tb, len, n, k, alpha, ta ? a + lo : a + lo * lda, lda, b, ldb, beta, c + lo * ldc, ldc);

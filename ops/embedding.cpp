@@ -56,6 +56,8 @@ struct Embedding : OpT<Embedding> {
   // Rows are scattered over the table, so the lookups are bound by memory latency: fetch the row of the id
   // kPrefetch positions ahead (its first and last cache line) while this one is being added.
   static constexpr std::int64_t kPrefetch = 8;
+  // The same for the backward pass's row-to-slot map (one int per table row, scattered reads).
+  static constexpr std::size_t kPrefetchSlot = 16;
   // Smallest share of one thread: ids to range-check, cells to gather, touched rows to accumulate.
   static constexpr std::int64_t kGrainIds = 8192, kGrainCells = 1024, kGrainRows = 1024;
   template <class T>
@@ -166,14 +168,32 @@ struct Embedding : OpT<Embedding> {
     // Sparse: first give every touched row its accumulator slot (in first-touch order, serially) and note each id's
     // slot, then split the slots over the threads. Each thread walks all ids in order and adds only into its own
     // slots, so every row sums its terms in the same order as one thread would: the same bits for any thread count.
+    // The slots are handed out here without SparseRows::index(), whose per-row growth of `values` cost more than
+    // the lookup itself; the new rows' accumulators are zero-filled in one pass afterwards.
     std::vector<std::int32_t>& id_slot = sp->id_slot;
     id_slot.resize(b.ids.size());  // reserved by the executor: no allocation in a steady state
+    std::int32_t* slot_of_row = sp->slot.data();
+    std::vector<std::int64_t>& rows = sp->rows;  // reserved by the executor too
+    const std::size_t nids = b.ids.size();
     for (std::size_t cell = 0; cell < cells; ++cell) {
       const std::int64_t k0 = off[cell], k1 = off[cell + 1];
       const bool skip = k0 == k1 || scale(k0, k1) == T(0);
-      for (std::int64_t k = k0; k < k1; ++k)
-        id_slot[static_cast<std::size_t>(k)] = skip ? -1 : sp->index(ids[k]);
+      for (std::int64_t k = k0; k < k1; ++k) {
+        if (static_cast<std::size_t>(k) + kPrefetchSlot < nids)
+          __builtin_prefetch(slot_of_row + ids[static_cast<std::size_t>(k) + kPrefetchSlot], 1);
+        std::int32_t slot = -1;
+        if (!skip) {
+          std::int32_t& s = slot_of_row[static_cast<std::size_t>(ids[k])];
+          if (s < 0) {
+            s = static_cast<std::int32_t>(rows.size());
+            rows.push_back(ids[k]);
+          }
+          slot = s;
+        }
+        id_slot[static_cast<std::size_t>(k)] = slot;
+      }
     }
+    sp->values.resize(rows.size() * D, T(0));  // rows touched before this op keep their sums
     const std::int32_t* ks = id_slot.data();
     T* vals = sp->values.data();
     parallel_for(static_cast<std::int64_t>(sp->size()), kGrainRows, [&](std::int64_t s0, std::int64_t s1) {

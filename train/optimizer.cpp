@@ -232,7 +232,17 @@ void Adam<T>::update_sparse(T* p, const T* g, const std::int64_t* idx, std::size
   const AdamConsts<T> k(this->cfg_, t);
   T* const m = slots[0];
   T* const v = slots[1];
+  // Touched rows are scattered over the table, so each update waits on memory for its row of p, m and v: fetch the
+  // rows kAhead updates ahead (first and last cache line of each) while this one is computed.
+  constexpr std::size_t kAhead = 8;
   for (std::size_t r = 0; r < rows; ++r) {
+    if (r + kAhead < rows) {
+      const std::size_t o = static_cast<std::size_t>(idx[r + kAhead]) * dim;
+      for (T* base : {p, m, v}) {
+        __builtin_prefetch(base + o, 1);
+        __builtin_prefetch(base + o + dim - 1, 1);
+      }
+    }
     const std::size_t off = static_cast<std::size_t>(idx[r]) * dim;
     adam_kernel(p + off, g + r * dim, m + off, v + off, dim, k);
   }

@@ -105,6 +105,42 @@ TEST_CASE("gemm row cuts over threads give the same bits as one call, for each b
   }
 }
 
+TEST_CASE("gemm row cuts keep the bits at batch sizes whose rows are not whole blocks, on 2-4 threads",
+          "[ops][gemm][parallel]") {
+  Restore restore;
+  // Batch sizes where a short tail block (or oneDNN's size-dependent A·Bᵀ order) changed the bits before: 128 rows
+  // on 3 threads (a 32-row call), 136-184 and 256 rows on 2 threads, 1000 rows (a 40-row tail).
+  struct Layer { int k, n; };
+  const Layer layers[] = {{360, 200}, {200, 80}};
+  for (GemmBackend be : backends()) {
+    set_gemm_backend(be);
+    for (int rows : {96, 128, 136, 152, 176, 184, 256, 512, 1000, 1024})
+      for (const Layer& l : layers)
+        for (int which = 0; which < 3; ++which) {
+          // 0: forward Y = X·W (rows×n), 1: dX = dY·Wᵀ (rows×k), 2: dW = Xᵀ·dY (k×n, inner dimension rows)
+          const bool ta = which == 2, tb = which == 1;
+          const int m = which == 2 ? l.k : rows, n = which == 1 ? l.k : l.n;
+          const int k = which == 0 ? l.k : which == 1 ? l.n : rows;
+          INFO(gemm_backend_name(be) << " ta=" << ta << " tb=" << tb << " " << m << "x" << n << "x" << k);
+          const int lda = ta ? m : k, ldb = tb ? k : n;
+          const auto a = random_vec(static_cast<std::size_t>(m * k), 6);
+          const auto b = random_vec(static_cast<std::size_t>(k * n), 7);
+          std::vector<float> one(static_cast<std::size_t>(m * n)), many(one.size());
+          set_num_threads(1);
+          blas::gemm(ta, tb, m, n, k, 1.0f, a.data(), lda, b.data(), ldb, 0.0f, one.data(), n);
+          for (int t : {2, 3, 4}) {
+            INFO("threads " << t);
+            set_num_threads(t);
+            blas::gemm(ta, tb, m, n, k, 1.0f, a.data(), lda, b.data(), ldb, 0.0f, many.data(), n);
+            std::size_t diff = 0;
+            for (std::size_t i = 0; i < one.size(); ++i) diff += one[i] != many[i];
+            CHECK(diff == 0);
+          }
+        }
+  }
+  set_num_threads(1);
+}
+
 TEST_CASE("gemm backend names", "[ops][gemm]") {
   Restore restore;
   CHECK(parse_gemm_backend("openblas") == GemmBackend::openblas);

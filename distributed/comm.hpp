@@ -80,6 +80,18 @@ class Communicator {
                           DType t) = 0;
   virtual void broadcast(void* buf, std::size_t n, DType t, int root) = 0;
   virtual void barrier() = 0;
+  // (Row-sharded embeddings, distributed/sharded_embedding.hpp.) Personalised exchange: this rank sends
+  // send[r*n .. r*n + n) to rank r and receives rank r's block for it into recv[r*n .. r*n + n).
+  virtual void alltoall(const void* send, std::size_t n, void* recv, DType t) = 0;
+  // The same with a count per peer: send_counts[r] elements to rank r (blocks laid out in rank order in `send`),
+  // recv_counts[r] elements from rank r into `recv` (in rank order). Both count lists have one entry per rank and
+  // must agree with the peers' (rank r's send_counts[me] == my recv_counts[r]).
+  virtual void alltoallv(const void* send, std::span<const std::int64_t> send_counts, void* recv,
+                         std::span<const std::int64_t> recv_counts, DType t) = 0;
+  // Every rank's `send` (n elements) concatenated in rank order into `recv` on `root` only; counts[r] = elements of
+  // rank r (read on the root only; `recv` may be null elsewhere).
+  virtual void gatherv(const void* send, std::size_t n, void* recv, std::span<const std::int64_t> counts, DType t,
+                       int root) = 0;
 
   // ---- typed helpers ----
   template <class T>

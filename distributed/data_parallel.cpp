@@ -1,5 +1,7 @@
 #include "distributed/data_parallel.hpp"
 
+#include "distributed/sharded_embedding.hpp"  // [shard hook]
+
 #include <algorithm>
 #include <chrono>
 #include <ctime>
@@ -72,6 +74,7 @@ void DataParallel::exchange(Model& m, GradientStep& g, Optimizer<float>* opt) {
   const bool mine = g.batch.local > 0;
   const float weight = static_cast<float>(static_cast<double>(g.batch.local) / static_cast<double>(g.batch.rows));
   for (std::size_t i = 0; i < extra_.size(); ++i) extra_[i] = mine ? weight * g.losses[i] : 0.0f;
+  if (sharded_) sharded_->exchange_gradients(weight, mine);  // [shard hook] tables to their owners, updated there
   if (opt && o_.shard_optimizer) {
     reducer_.reduce_owned(m.params(), weight, extra_, mine);
     stats_.comm_seconds += since(t0);
@@ -156,6 +159,7 @@ std::uint64_t DataParallel::param_hash() {
   std::uint64_t h = 1469598103934665603ull;
   const ParamStore<float>& ps = m_.params();
   for (NodeId p : ps.ids()) {
+    if (sharded_ && sharded_->is_sharded(p)) continue;  // [shard hook]
     const Tensor<float>& t = ps.value(p);
     const auto* bytes = reinterpret_cast<const unsigned char*>(t.data());
     const std::size_t n = t.size() * sizeof(float);

@@ -38,6 +38,8 @@ struct RemoteError : Error {
   std::string node;  // the non-finite node, when the error was a NaN/Inf
 };
 
+class ShardedEmbeddings;  // distributed/sharded_embedding.hpp
+
 // The ranks' parameters differ (found by the periodic hash check).
 struct ReplicaMismatch : Error {
   using Error::Error;
@@ -113,6 +115,11 @@ class DataParallel {
   // Starts timing a step (DataParallelStats: compute, then exchange, then optimizer).
   void start_clock();
 
+  // [shard hook] Row-sharded embedding tables (distributed/sharded_embedding.hpp): exchange() hands their
+  // gradients to `se` (to their owners, who update them) before the reduction of the dense ones, and param_hash()
+  // leaves them out (each rank holds other rows). Null: every table replicated.
+  void set_sharded(ShardedEmbeddings* se) { sharded_ = se; }
+
   // FNV-1a hash of every parameter's bytes.
   std::uint64_t param_hash();
   // All ranks compare param_hash(); ReplicaMismatch naming the ranks that differ from rank 0.
@@ -123,6 +130,7 @@ class DataParallel {
   Model& m_;
   DataParallelOptions o_;
   Reducer reducer_;
+  ShardedEmbeddings* sharded_ = nullptr;  // [shard hook]
   std::vector<float> losses_, extra_;
   std::int64_t steps_ = 0;
   DataParallelStats stats_;

@@ -135,6 +135,7 @@ void ParamStore<T>::ensure_slots(const std::string& optimizer, const std::vector
   for (Entry& e : entries_) {
     e.slots.clear();
     e.slot_ptrs.clear();
+    if (e.slots_elsewhere) continue;
     for (std::size_t k = 0; k < slots.size(); ++k) e.slots.emplace_back(e.value.size(), initial.at(k));
     for (auto& s : e.slots) e.slot_ptrs.push_back(s.data());
   }
@@ -152,11 +153,20 @@ void ParamStore<T>::reset_optimizer() {
 }
 
 template <class T>
+void ParamStore<T>::keep_slots_elsewhere(NodeId id) {
+  Entry& e = at(id);
+  e.slots_elsewhere = true;
+  std::vector<std::vector<T>>().swap(e.slots);  // frees the memory
+  e.slot_ptrs.clear();
+}
+
+template <class T>
 OptimizerStateT<T> ParamStore<T>::export_optimizer() const {
   OptimizerStateT<T> s;
   s.optimizer = opt_name_;
   s.step = opt_steps_;
   for (const Entry& e : entries_) {
+    if (e.slots_elsewhere) continue;
     const Node& nd = g_.node(e.id);
     for (std::size_t k = 0; k < slot_names_.size(); ++k)
       s.arrays.push_back({nd.name + "/" + slot_names_[k], shape_of(nd), e.slots[k]});
@@ -181,6 +191,7 @@ void ParamStore<T>::import_optimizer(const std::string& me, const std::vector<st
   // Validate everything before touching the current state.
   std::size_t used = 0;
   for (const Entry& e : entries_) {
+    if (e.slots_elsewhere) continue;
     const Node& nd = g_.node(e.id);
     const auto shp = shape_of(nd);
     for (const auto& sl : slots) {
@@ -197,6 +208,9 @@ void ParamStore<T>::import_optimizer(const std::string& me, const std::vector<st
       ++used;
     }
   }
+  for (const Entry& e : entries_)  // arrays of parameters whose state is kept elsewhere: accepted, not read
+    if (e.slots_elsewhere)
+      for (const auto& sl : slots) used += by_name.count(g_.node(e.id).name + "/" + sl);
   if (used != by_name.size()) {
     for (const auto& a : s.arrays) {
       bool known = false;
@@ -208,7 +222,7 @@ void ParamStore<T>::import_optimizer(const std::string& me, const std::vector<st
   reset_optimizer();
   ensure_slots(me, slots, std::vector<T>(slots.size(), T(0)));
   for (Entry& e : entries_)
-    for (std::size_t k = 0; k < slots.size(); ++k) {
+    for (std::size_t k = 0; k < slots.size() && !e.slots_elsewhere; ++k) {
       const auto& src = by_name.at(g_.node(e.id).name + "/" + slots[k])->data;
       std::copy(src.begin(), src.end(), e.slots[k].begin());
     }

@@ -88,6 +88,12 @@ class ParamStore {
   T* const* slot_ptrs(NodeId id) { return at(id).slot_ptrs.data(); }
   // Drops the optimizer state (no slots, step 0).
   void reset_optimizer();
+  // Parameter `id`'s optimizer state is kept outside the store from now on (a row-sharded embedding table whose
+  // every process holds the state of its own rows: distributed/sharded_embedding.hpp). Its slots are freed and
+  // never made again; export_optimizer leaves it out; import_optimizer neither needs nor reads arrays for it
+  // (they are accepted: the caller imports them). Its value and gradient stay as they are.
+  void keep_slots_elsewhere(NodeId id);
+  bool slots_elsewhere(NodeId id) const { return at(id).slots_elsewhere; }
   // The state as named arrays "<param>/<slot>" (copies); empty arrays and step 0 when there is none.
   OptimizerStateT<T> export_optimizer() const;
   // Replaces the state with `s`, which must be `optimizer`'s with exactly `slots` for every parameter, each of the
@@ -104,6 +110,7 @@ class ParamStore {
     SparseRows<T> sparse;    // sparse parameters
     bool sparse_grad = false;
     bool has_grad = false;
+    bool slots_elsewhere = false;  // keep_slots_elsewhere()
     std::vector<std::vector<T>> slots;
     std::vector<T*> slot_ptrs;
   };

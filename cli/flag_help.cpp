@@ -60,6 +60,7 @@ const Row kRows[] = {
   {"threads", {"worker threads (gemms and the batch are split over them)", "INT", "1", "1..256", "1"}},
   {"precision", {"gemm inputs: fp32, or bf16 (rounded to bfloat16, fp32 sums; everything else stays fp32)", "STR", "fp32", "fp32, bf16", "\"fp32\""}},
   {"check-replicas", {"under mpirun: every K steps check that all ranks hold the same parameters (0 = never)", "INT", "0", "≥ 0", "0"}},
+  {"shard-embeddings", {"under mpirun: rank r of N keeps rows ≡ r (mod N) of every embedding table and their optimizer state; a batch's rows are fetched from their owners, gradients sent back (same results as replicated)", "", "off", "", "false"}},
   // checkpoints and outputs
   {"init", {"resume from this checkpoint: its parameters, optimizer state, step and feature map", "DIR", "", "a funnel checkpoint", ""}},
   {"reset-optimizer", {"with --init: take the parameters only and start the optimizer afresh (e.g. another optimizer)", "", "off", "", "false"}},

@@ -18,6 +18,7 @@
 #include "cli/train_flags.hpp"
 #ifdef FUNNEL_HAS_MPI
 #include "distributed/run_trainer.hpp"
+#include "distributed/sharded_embedding.hpp"
 #endif
 
 namespace funnel::cli {
@@ -29,7 +30,7 @@ int run_train(int argc, char** argv) {
                                "save-every", "metrics-json", "l2", "stages", "eval-fraction", "pool", "model-options",
                                "check-replicas", "plot", "shuffle-window", "prefetch", "precision"};
   valued.insert(kDataFlags.begin(), kDataFlags.end());
-  Flags f(argc, argv, valued, {"no-shuffle", "quiet", "reset-optimizer"});
+  Flags f(argc, argv, valued, {"no-shuffle", "quiet", "reset-optimizer", "shard-embeddings"});
   RunOptions ro = run_options(f);
   // A cache: training set is streamed from the file: the shuffle window (rows) and the batches read ahead.
   ro.trainer.train.shuffle_window = f.integer("shuffle-window", 1 << 18, 1);
@@ -48,6 +49,10 @@ int run_train(int argc, char** argv) {
   const bool lead = true;
 #endif
   const std::int64_t check_every = f.integer("check-replicas", 0, 0);
+  const bool shard = f.has("shard-embeddings");
+#ifndef FUNNEL_HAS_MPI
+  if (shard) throw UsageError("--shard-embeddings needs a build with MPI (FUNNEL_MPI)");
+#endif
   // Every output target is checked (and the checkpoint directory locked) before any data is read.
   if (so.train.save_every > 0 && !f.has("save")) throw UsageError("--save-every needs --save DIR");
   std::vector<std::string> inputs = dataset_spec_inputs(ro.data.train);
@@ -79,7 +84,22 @@ int run_train(int argc, char** argv) {
     if (ranks > 1)
       std::fprintf(stderr, "mpi:   data parallel over %d ranks, global batch %lld (%lld rows per rank)\n", ranks,
                    static_cast<long long>(so.train.batch_size), static_cast<long long>(so.train.batch_size / ranks));
+    if (shard)
+      std::fprintf(stderr, "mpi:   embedding tables sharded by row over %d rank(s) (rank r owns rows ≡ r mod %d)\n",
+                   ranks, ranks);
   }
+#ifdef FUNNEL_HAS_MPI
+  // --shard-embeddings: every rank keeps its rows of the tables and their optimizer state (the rest is freed).
+  std::unique_ptr<dist::ShardedEmbeddings> sharded;
+  if (shard) sharded = std::make_unique<dist::ShardedEmbeddings>(comm, s.model(), s.optimizer());
+  // A checkpoint: with sharded tables every rank takes part (rank 0 gathers the rows and writes).
+  auto save = [&](std::int64_t step) {
+    if (sharded) sharded->save(s, f.str("save", ""), step);
+    else if (lead) s.save(f.str("save", ""), step);
+  };
+#else
+  auto save = [&](std::int64_t step) { s.save(f.str("save", ""), step); };
+#endif
 
   const std::int64_t start_step = s.start_step();
   const bool tty = ::isatty(2) && !f.has("quiet");
@@ -111,19 +131,21 @@ int run_train(int argc, char** argv) {
   };
   if (so.train.save_every > 0) {
     hooks.save = [&](std::int64_t step, std::int64_t) {
-      if (lead) s.save(f.str("save", ""), step);
+      save(step);
     };
   }
 #ifdef FUNNEL_HAS_MPI
-  TrainResult res = ranks > 1 || check_every > 0
-                        ? dist::train(comm, s, hooks, dist::DataParallelOptions{.check_every = check_every})
-                        : s.train(hooks);
+  const dist::DataParallelOptions dpo{.check_every = check_every};
+  TrainResult res = sharded                         ? dist::train_sharded(comm, s, *sharded, hooks, dpo)
+                    : ranks > 1 || check_every > 0 ? dist::train(comm, s, hooks, dpo)
+                                                    : s.train(hooks);
 #else
   if (check_every > 0) throw UsageError("--check-replicas needs a build with MPI (FUNNEL_MPI)");
   TrainResult res = s.train(hooks);
 #endif
   if (!lead) {
 #ifdef FUNNEL_HAS_MPI
+    if (sharded && f.has("save")) save(res.steps);  // rank 0 gathers this rank's rows
     dist::finalize_world();
 #endif
     return res.stopped ? stop_exit_code() : 0;
@@ -136,7 +158,7 @@ int run_train(int argc, char** argv) {
                  static_cast<long long>(res.steps), so.init_dir.c_str());
   // The checkpoint first: a failing metrics write must not cost it.
   if (f.has("save")) {
-    s.save(f.str("save", ""), res.steps);
+    save(res.steps);
     std::fprintf(stderr, "saved checkpoint %s (step %lld)\n", f.str("save", "").c_str(),
                  static_cast<long long>(res.steps));
   }

@@ -45,12 +45,25 @@ class LocalComm final : public Communicator {
   bool is_mpi() const override { return false; }
   std::string host() const override { return "localhost"; }
   void allreduce(void*, std::size_t, DType, ReduceOp) override {}
-  void sum_identical(std::span<float>) override {}
+  void reduce_scatter(std::span<float>) override {}
+  void allgather_slices(std::span<float>) override {}
   void allgatherv(const void* send, std::size_t n, void* recv, std::span<const std::int64_t>, DType t) override {
     if (n > 0 && send != recv) std::memmove(recv, send, n * dtype_size(t));
   }
   void broadcast(void*, std::size_t, DType, int) override {}
   void barrier() override {}
+  void alltoall(const void* send, std::size_t n, void* recv, DType t) override {
+    if (n > 0 && send != recv) std::memmove(recv, send, n * dtype_size(t));
+  }
+  void alltoallv(const void* send, std::span<const std::int64_t> sc, void* recv, std::span<const std::int64_t> rc,
+                 DType t) override {
+    if (sc.size() != 1 || rc.size() != 1 || sc[0] != rc[0])
+      throw CommError("alltoallv: one rank sends to itself what it receives (counts differ)");
+    if (sc[0] > 0 && send != recv) std::memmove(recv, send, static_cast<std::size_t>(sc[0]) * dtype_size(t));
+  }
+  void gatherv(const void* send, std::size_t n, void* recv, std::span<const std::int64_t>, DType t, int) override {
+    if (n > 0 && send != recv) std::memmove(recv, send, n * dtype_size(t));
+  }
   void set_timeout(double) override {}
 };
 
@@ -167,7 +180,7 @@ class MpiComm final : public Communicator {
     bytes_sent_ += n * dtype_size(t);
   }
 
-  void sum_identical(std::span<float> buf) override {
+  void reduce_scatter(std::span<float> buf) override {
     const std::size_t P = static_cast<std::size_t>(size_);
     const std::size_t chunk = (buf.size() + P - 1) / P;
     padded_.resize(chunk * P);
@@ -179,7 +192,18 @@ class MpiComm final : public Communicator {
       check(MPI_Reduce_scatter_block(padded_.data(), slice_.data(), count(chunk), MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD),
             "MPI_Reduce_scatter_block");
     }
-    std::memcpy(padded_.data() + chunk * static_cast<std::size_t>(rank_), slice_.data(), chunk * sizeof(float));
+    const auto [b, e] = slice_of(buf.size(), rank_);
+    if (e > b) std::memcpy(buf.data() + b, slice_.data(), (e - b) * sizeof(float));
+    // Ring-equivalent payload: this rank's whole (padded) buffer.
+    bytes_sent_ += chunk * P * sizeof(float);
+  }
+
+  void allgather_slices(std::span<float> buf) override {
+    const std::size_t P = static_cast<std::size_t>(size_);
+    const std::size_t chunk = (buf.size() + P - 1) / P;
+    padded_.resize(chunk * P);
+    const auto [b, e] = slice_of(buf.size(), rank_);
+    if (e > b) std::memcpy(padded_.data() + b, buf.data() + b, (e - b) * sizeof(float));
     {
       Guard g(*this, "MPI_Allgather");
       check(MPI_Allgather(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, padded_.data(), count(chunk), MPI_FLOAT,
@@ -187,8 +211,8 @@ class MpiComm final : public Communicator {
             "MPI_Allgather");
     }
     std::memcpy(buf.data(), padded_.data(), buf.size() * sizeof(float));
-    // Ring-equivalent payload: this rank's whole buffer into the reduce-scatter, its slice into the all-gather.
-    bytes_sent_ += (chunk * P + chunk) * sizeof(float);
+    // Ring-equivalent payload: this rank's slice.
+    bytes_sent_ += chunk * sizeof(float);
   }
 
   void allgatherv(const void* send, std::size_t n, void* recv, std::span<const std::int64_t> counts,
@@ -222,6 +246,58 @@ class MpiComm final : public Communicator {
     check(MPI_Barrier(MPI_COMM_WORLD), "MPI_Barrier");
   }
 
+  void alltoall(const void* send, std::size_t n, void* recv, DType t) override {
+    Guard g(*this, "MPI_Alltoall");
+    check(MPI_Alltoall(send, count(n), mpi_type(t), recv, count(n), mpi_type(t), MPI_COMM_WORLD), "MPI_Alltoall");
+    bytes_sent_ += n * static_cast<std::size_t>(size_ - 1) * dtype_size(t);  // not counting the block to itself
+  }
+
+  void alltoallv(const void* send, std::span<const std::int64_t> sc, void* recv, std::span<const std::int64_t> rc,
+                 DType t) override {
+    const auto P = static_cast<std::size_t>(size_);
+    if (sc.size() != P || rc.size() != P) throw CommError("alltoallv: counts need one entry per rank");
+    a2a_.resize(4 * P);
+    int* scount = a2a_.data();
+    int* sdispl = scount + P;
+    int* rcount = sdispl + P;
+    int* rdispl = rcount + P;
+    std::int64_t so = 0, ro = 0, sent = 0;
+    for (std::size_t r = 0; r < P; ++r) {
+      scount[r] = count(static_cast<std::size_t>(sc[r]));
+      sdispl[r] = count(static_cast<std::size_t>(so));
+      rcount[r] = count(static_cast<std::size_t>(rc[r]));
+      rdispl[r] = count(static_cast<std::size_t>(ro));
+      so += sc[r];
+      ro += rc[r];
+      if (r != static_cast<std::size_t>(rank_)) sent += sc[r];
+    }
+    Guard g(*this, "MPI_Alltoallv");
+    check(MPI_Alltoallv(send, scount, sdispl, mpi_type(t), recv, rcount, rdispl, mpi_type(t), MPI_COMM_WORLD),
+          "MPI_Alltoallv");
+    bytes_sent_ += static_cast<std::size_t>(sent) * dtype_size(t);
+  }
+
+  void gatherv(const void* send, std::size_t n, void* recv, std::span<const std::int64_t> counts, DType t,
+               int root) override {
+    const auto P = static_cast<std::size_t>(size_);
+    if (rank_ == root && counts.size() != P) throw CommError("gatherv: counts need one entry per rank");
+    a2a_.resize(2 * P);
+    int* rcount = a2a_.data();
+    int* rdispl = rcount + P;
+    if (rank_ == root) {
+      std::int64_t off = 0;
+      for (std::size_t r = 0; r < P; ++r) {
+        rcount[r] = count(static_cast<std::size_t>(counts[r]));
+        rdispl[r] = count(static_cast<std::size_t>(off));
+        off += counts[r];
+      }
+    }
+    Guard g(*this, "MPI_Gatherv");
+    check(MPI_Gatherv(send, count(n), mpi_type(t), recv, rcount, rdispl, mpi_type(t), root, MPI_COMM_WORLD),
+          "MPI_Gatherv");
+    if (rank_ != root) bytes_sent_ += n * dtype_size(t);
+  }
+
  private:
   struct Guard {
     Guard(MpiComm& c, const char* what) : c_(c) { c_.watchdog_->arm(what); }
@@ -248,6 +324,7 @@ class MpiComm final : public Communicator {
   std::unique_ptr<Watchdog> watchdog_;
   std::vector<float> padded_, slice_;
   std::vector<int> icounts_, displs_;
+  std::vector<int> a2a_;  // alltoallv / gatherv counts and displacements
 };
 
 std::unique_ptr<Communicator>& world_ptr() {

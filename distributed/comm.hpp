@@ -13,10 +13,12 @@
 // other ranks. On an error path do NOT call finalize_world (MPI_Finalize waits for the peers): exit non-zero
 // and let the launcher end the job.
 #include <cstddef>
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/error.hpp"
@@ -55,14 +57,41 @@ class Communicator {
   // In-place all-reduce of n elements (any rank order; for floats the ranks may differ in the last bit on some
   // MPI algorithms, so float gradients use sum_identical instead).
   virtual void allreduce(void* buf, std::size_t n, DType t, ReduceOp op) = 0;
-  // In-place sum of a float buffer whose result is bit-identical on every rank: reduce-scatter (each slice is
-  // summed once, on one rank) followed by an all-gather of the slices. `scratch` is reused between calls.
-  virtual void sum_identical(std::span<float> buf) = 0;
+  // In-place sum of a float buffer whose result is bit-identical on every rank: reduce_scatter (each slice is
+  // summed once, on one rank) followed by allgather_slices.
+  void sum_identical(std::span<float> buf) {
+    reduce_scatter(buf);
+    allgather_slices(buf);
+  }
+  // The two halves of sum_identical, for callers that work on their own slice in between (the sharded optimizer:
+  // distributed/reducer.hpp). A buffer of n floats is cut into `size()` contiguous slices of ceil(n / size())
+  // floats in rank order (the last ones shorter or empty); slice_of(n, r) is rank r's [begin, end).
+  std::pair<std::size_t, std::size_t> slice_of(std::size_t n, int r) const {
+    const std::size_t P = static_cast<std::size_t>(size()), chunk = (n + P - 1) / P;
+    return {std::min(n, chunk * static_cast<std::size_t>(r)), std::min(n, chunk * static_cast<std::size_t>(r + 1))};
+  }
+  // In place: this rank's slice of `buf` becomes the sum over the ranks of that slice (summed once, so the same
+  // bits whoever reads it later); the rest of `buf` is left as it was. Same length on every rank.
+  virtual void reduce_scatter(std::span<float> buf) = 0;
+  // In place: every rank's slice of `buf` (slice_of) copied into `buf` on every rank.
+  virtual void allgather_slices(std::span<float> buf) = 0;
   // Concatenation of every rank's `send` in rank order into `recv`; counts[r] = elements from rank r.
   virtual void allgatherv(const void* send, std::size_t n, void* recv, std::span<const std::int64_t> counts,
                           DType t) = 0;
   virtual void broadcast(void* buf, std::size_t n, DType t, int root) = 0;
   virtual void barrier() = 0;
+  // (Row-sharded embeddings, distributed/sharded_embedding.hpp.) Personalised exchange: this rank sends
+  // send[r*n .. r*n + n) to rank r and receives rank r's block for it into recv[r*n .. r*n + n).
+  virtual void alltoall(const void* send, std::size_t n, void* recv, DType t) = 0;
+  // The same with a count per peer: send_counts[r] elements to rank r (blocks laid out in rank order in `send`),
+  // recv_counts[r] elements from rank r into `recv` (in rank order). Both count lists have one entry per rank and
+  // must agree with the peers' (rank r's send_counts[me] == my recv_counts[r]).
+  virtual void alltoallv(const void* send, std::span<const std::int64_t> send_counts, void* recv,
+                         std::span<const std::int64_t> recv_counts, DType t) = 0;
+  // Every rank's `send` (n elements) concatenated in rank order into `recv` on `root` only; counts[r] = elements of
+  // rank r (read on the root only; `recv` may be null elsewhere).
+  virtual void gatherv(const void* send, std::size_t n, void* recv, std::span<const std::int64_t> counts, DType t,
+                       int root) = 0;
 
   // ---- typed helpers ----
   template <class T>

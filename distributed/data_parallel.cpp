@@ -1,5 +1,7 @@
 #include "distributed/data_parallel.hpp"
 
+#include "distributed/sharded_embedding.hpp"  // [shard hook]
+
 #include <algorithm>
 #include <chrono>
 #include <ctime>
@@ -30,7 +32,7 @@ void DataParallel::start_clock() {
   cpu_mark_ = thread_cpu();
 }
 
-void DataParallel::exchange(Model& m, GradientStep& g) {
+void DataParallel::exchange(Model& m, GradientStep& g, Optimizer<float>* opt) {
   stats_.compute_seconds += since(mark_);
   stats_.compute_cpu_seconds += thread_cpu() - cpu_mark_;
   if (g.batch.rows == 0 && !g.error) return;  // the end of the epoch, alike on every rank
@@ -72,10 +74,28 @@ void DataParallel::exchange(Model& m, GradientStep& g) {
   const bool mine = g.batch.local > 0;
   const float weight = static_cast<float>(static_cast<double>(g.batch.local) / static_cast<double>(g.batch.rows));
   for (std::size_t i = 0; i < extra_.size(); ++i) extra_[i] = mine ? weight * g.losses[i] : 0.0f;
-  reducer_.reduce(m.params(), weight, extra_, mine);
+  if (sharded_) sharded_->exchange_gradients(weight, mine);  // [shard hook] tables to their owners, updated there
+  if (opt && o_.shard_optimizer) {
+    reducer_.reduce_owned(m.params(), weight, extra_, mine);
+    stats_.comm_seconds += since(t0);
+    const auto t1 = Clock::now();
+    const double cpu1 = thread_cpu();
+    reducer_.apply_owned(m.params(), *opt);
+    stats_.optimizer_seconds += since(t1);
+    stats_.optimizer_cpu_seconds += thread_cpu() - cpu1;
+    stats_.optimizer_elements += reducer_.last_optimizer_elements();
+    stats_.optimizer_dense_cpu_seconds += reducer_.last_dense_cpu_seconds();
+    stats_.optimizer_sparse_cpu_seconds += reducer_.last_sparse_cpu_seconds();
+    const auto t2 = Clock::now();
+    reducer_.gather_values(m.params(), extra_);
+    stats_.comm_seconds += since(t2);
+    g.optimizer_applied = true;
+  } else {
+    reducer_.reduce(m.params(), weight, extra_, mine);
+    stats_.comm_seconds += since(t0);
+  }
   std::copy(extra_.begin(), extra_.end(), losses_.begin());
   std::copy(extra_.begin(), extra_.end(), g.losses.begin());
-  stats_.comm_seconds += since(t0);
   ++steps_;
   ++stats_.steps;
   const auto& b = reducer_.last_bytes();
@@ -86,12 +106,19 @@ void DataParallel::exchange(Model& m, GradientStep& g) {
   mark_ = Clock::now();
 }
 
-TrainHooks DataParallel::hooks(const TrainHooks& user) {
+void DataParallel::sync_optimizer_state() { reducer_.gather_optimizer_state(m_.params()); }
+
+TrainHooks DataParallel::hooks(const TrainHooks& user, Optimizer<float>* opt) {
   TrainHooks h = user;
-  h.after_gradients = [this, user](Model& m, GradientStep& g) {
-    exchange(m, g);
+  h.after_gradients = [this, user, opt](Model& m, GradientStep& g) {
+    exchange(m, g, opt);
     if (user.after_gradients) user.after_gradients(m, g);
   };
+  if (user.save)
+    h.save = [this, user](std::int64_t step, std::int64_t epoch) {
+      sync_optimizer_state();  // every rank calls save at the same step; rank 0 writes the whole state
+      user.save(step, epoch);
+    };
   h.on_step = [this, user](const StepInfo& i) {
     stats_.optimizer_seconds += since(mark_);
     if (o_.check_every > 0 && steps_ % o_.check_every == 0) check_replicas(steps_);
@@ -110,7 +137,9 @@ bool DataParallel::step(const Dataset& d, std::span<const std::int64_t> rows, Op
   TrainOptions o;
   o.batch_size = static_cast<std::int64_t>(rows.size());
   start_clock();
-  return train(m_, opt, src, {}, o, hooks(user), 0).stopped;
+  const bool stopped = train(m_, opt, src, {}, o, hooks(user, &opt), 0).stopped;
+  sync_optimizer_state();
+  return stopped;
 }
 
 FunnelMetrics DataParallel::evaluate(BatchSource& mine) {
@@ -130,6 +159,7 @@ std::uint64_t DataParallel::param_hash() {
   std::uint64_t h = 1469598103934665603ull;
   const ParamStore<float>& ps = m_.params();
   for (NodeId p : ps.ids()) {
+    if (sharded_ && sharded_->is_sharded(p)) continue;  // [shard hook]
     const Tensor<float>& t = ps.value(p);
     const auto* bytes = reinterpret_cast<const unsigned char*>(t.data());
     const std::size_t n = t.size() * sizeof(float);
@@ -180,7 +210,9 @@ TrainResult train_data_parallel(DataParallel& dp, Model& m, Optimizer<float>& op
     ev = [&dp, eval](Model&) { return dp.evaluate(*eval); };
   }
   dp.start_clock();
-  return funnel::train(m, opt, train, ev, o, dp.hooks(hooks), start_step);
+  TrainResult r = funnel::train(m, opt, train, ev, o, dp.hooks(hooks, &opt), start_step);
+  dp.sync_optimizer_state();  // rank 0 saves the whole state after this (callers write checkpoints on rank 0)
+  return r;
 }
 
 TrainResult train_data_parallel(DataParallel& dp, Model& m, Optimizer<float>& opt, const Dataset& data,

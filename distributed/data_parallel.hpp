@@ -1,10 +1,12 @@
 #pragma once
 // Replicated data-parallel training: every rank holds the whole model, computes the gradient of its part of each
-// global batch, and the Reducer makes the gradients of the whole batch identical on every rank before each
-// optimizer step. With in-memory data and the same data order (same seed, or --no-shuffle) step k sees the same
-// global rows as one process with the same batch size: rank r takes the r-th of N nearly equal contiguous parts
-// of the batch. With a streamed cache each rank reads only its chunks (chunk i: rank i % N) and the global batch
-// is the ranks' own batches together.
+// global batch, and the Reducer turns them into the whole batch's gradient; by default each rank then applies the
+// dense optimizer to its slice of the parameters only and the ranks all-gather the updated values, so every
+// replica holds the same bits (Reducer::reduce_and_apply; DataParallelOptions::shard_optimizer). With in-memory
+// data and the same data order (same seed, or --no-shuffle) step k sees the same global rows as one process with
+// the same batch size: rank r takes the r-th of N nearly equal contiguous parts of the batch. With a streamed
+// cache each rank reads only its chunks (chunk i: rank i % N) and the global batch is the ranks' own batches
+// together.
 //
 // Each step also agrees, in one small all-reduce, on (a) a stop request (a signal on any rank: every rank
 // finishes the current step, then stops) and (b) an error on any rank (NaN/Inf in the forward pass, bad data):
@@ -36,6 +38,8 @@ struct RemoteError : Error {
   std::string node;  // the non-finite node, when the error was a NaN/Inf
 };
 
+class ShardedEmbeddings;  // distributed/sharded_embedding.hpp
+
 // The ranks' parameters differ (found by the periodic hash check).
 struct ReplicaMismatch : Error {
   using Error::Error;
@@ -43,6 +47,9 @@ struct ReplicaMismatch : Error {
 
 struct DataParallelOptions {
   std::int64_t check_every = 0;  // compare a hash of every parameter across ranks every K steps (0 = never)
+  // Each rank runs the dense optimizer on its slice of the parameters only and the ranks all-gather the updated
+  // values (Reducer::reduce_and_apply); false: every rank all-reduces the gradients and runs the whole step.
+  bool shard_optimizer = true;
 };
 
 struct DataParallelStats {
@@ -51,6 +58,10 @@ struct DataParallelStats {
   double compute_seconds = 0.0;  // local forward + backward
   double compute_cpu_seconds = 0.0;  // the same, CPU time of the calling thread (what a busy machine cannot skew)
   double optimizer_seconds = 0.0;
+  double optimizer_cpu_seconds = 0.0;  // CPU time of the calling thread in the sharded optimizer update
+  std::uint64_t optimizer_elements = 0;  // dense parameter elements this rank's optimizer updated (sharded)
+  double optimizer_dense_cpu_seconds = 0.0;   // of optimizer_cpu_seconds: the dense pieces
+  double optimizer_sparse_cpu_seconds = 0.0;  // and the merged embedding rows (every rank applies all of them)
   std::uint64_t dense_bytes = 0;   // sums over steps, this rank's payload
   std::uint64_t sparse_bytes = 0;
   std::uint64_t sparse_rows = 0;
@@ -70,15 +81,23 @@ class DataParallel {
 
   // The loop's after_gradients hook: agrees on a stop request and on an error on any rank (RemoteError on every
   // rank, nothing applied), then reduces the gradients (weight: this rank's rows / the batch's) and the losses
-  // (g.losses becomes the global batch's mean losses).
-  void exchange(Model& m, GradientStep& g);
-  // `user` with exchange() before its after_gradients, and the replica check (DataParallelOptions::check_every)
-  // after its on_step.
-  TrainHooks hooks(const TrainHooks& user);
+  // (g.losses becomes the global batch's mean losses). With `opt` (and DataParallelOptions::shard_optimizer) it
+  // also applies the step, sharded (Reducer::reduce_and_apply), and sets g.optimizer_applied; the dense gradients
+  // in the store are then the whole batch's only in this rank's slice.
+  void exchange(Model& m, GradientStep& g, Optimizer<float>* opt = nullptr);
+  // `user` with exchange() before its after_gradients (applying `opt` sharded when given, see exchange), the
+  // replica check (DataParallelOptions::check_every) after its on_step, and sync_optimizer_state() before its
+  // save.
+  TrainHooks hooks(const TrainHooks& user, Optimizer<float>* opt = nullptr);
+  // Makes the optimizer state whole on every rank after sharded steps (collective: every rank calls it at the same
+  // point; no communication when it is whole). train_data_parallel and the save hook call it, so checkpoints
+  // written by rank 0 hold what one process would hold.
+  void sync_optimizer_state();
 
   // One step on the global batch `rows` of `d` (the loop's step, on a one-batch source): local forward/backward
-  // on this rank's shard, agreement, reduction, optimizer step. Returns true when any rank asked to stop (the
-  // step was still applied). Throws RemoteError (every rank) when any rank failed; nothing is applied then.
+  // on this rank's shard, agreement, reduction, optimizer step (sharded, then sync_optimizer_state()). Returns
+  // true when any rank asked to stop (the step was still applied). Throws RemoteError (every rank) when any rank
+  // failed; nothing is applied then.
   bool step(const Dataset& d, std::span<const std::int64_t> rows, Optimizer<float>& opt, bool stop_requested);
 
   // Metrics of the whole evaluation set from every rank's share `mine` (the same numbers on every rank: exact AUCs
@@ -89,11 +108,17 @@ class DataParallel {
   const std::vector<float>& losses() const { return losses_; }
   const DataParallelStats& stats() const { return stats_; }
   const ReduceBytes& last_bytes() const { return reducer_.last_bytes(); }
+  const Reducer& reducer() const { return reducer_; }
   std::size_t dense_floats() const { return reducer_.dense_floats(); }
   Communicator& comm() { return c_; }
 
   // Starts timing a step (DataParallelStats: compute, then exchange, then optimizer).
   void start_clock();
+
+  // [shard hook] Row-sharded embedding tables (distributed/sharded_embedding.hpp): exchange() hands their
+  // gradients to `se` (to their owners, who update them) before the reduction of the dense ones, and param_hash()
+  // leaves them out (each rank holds other rows). Null: every table replicated.
+  void set_sharded(ShardedEmbeddings* se) { sharded_ = se; }
 
   // FNV-1a hash of every parameter's bytes.
   std::uint64_t param_hash();
@@ -105,6 +130,7 @@ class DataParallel {
   Model& m_;
   DataParallelOptions o_;
   Reducer reducer_;
+  ShardedEmbeddings* sharded_ = nullptr;  // [shard hook]
   std::vector<float> losses_, extra_;
   std::int64_t steps_ = 0;
   DataParallelStats stats_;
@@ -133,7 +159,8 @@ class AgreedSource : public BatchSource {
 // funnel::train over `train` (every rank its share: DatasetSource with shard = rank, or an AgreedSource) with
 // `dp` as the after_gradients hook; evaluation after each epoch on every rank's share of `eval` (may be null).
 // hooks.on_step / on_epoch / save run on every rank (callers print and save on rank 0 only). The stop flag is
-// agreed: a stop on any rank ends every rank after the same step.
+// agreed: a stop on any rank ends every rank after the same step. The optimizer runs sharded
+// (DataParallelOptions::shard_optimizer); on return its state is whole on every rank again.
 TrainResult train_data_parallel(DataParallel& dp, Model& m, Optimizer<float>& opt, BatchSource& train,
                                 BatchSource* eval, const TrainOptions& o, const TrainHooks& hooks,
                                 std::int64_t start_step = 0);

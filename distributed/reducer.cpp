@@ -2,8 +2,17 @@
 
 #include <algorithm>
 #include <cstring>
+#include <ctime>
 
 namespace funnel::dist {
+
+namespace {
+double thread_cpu() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
+}
+}  // namespace
 
 void Reducer::setup(ParamStore<float>& ps, std::size_t extra) {
   std::size_t n = 0;
@@ -13,60 +22,133 @@ void Reducer::setup(ParamStore<float>& ps, std::size_t extra) {
       sparse_.push_back(p);
     } else {
       dense_.push_back(p);
+      offset_.push_back(n);
       n += ps.numel(p);
     }
   }
+  dense_elements_ = n;
   fused_.resize(n + extra);
   counts_.resize(sparse_.size());
   all_counts_.resize(sparse_.size() * static_cast<std::size_t>(c_.size()));
   gather_counts_.resize(static_cast<std::size_t>(c_.size()));
+  // This rank's slice of the fused buffer, cut at the parameters' boundaries (the extra values are nobody's piece).
+  const auto [lo, hi] = c_.slice_of(fused_.size(), c_.rank());
+  for (std::size_t k = 0; k < dense_.size(); ++k) {
+    const std::size_t b = std::max(lo, offset_[k]), e = std::min(hi, offset_[k] + ps.numel(dense_[k]));
+    if (b < e) {
+      pieces_.push_back({dense_[k], b - offset_[k], e - offset_[k]});
+      piece_offset_.push_back(offset_[k]);
+    }
+  }
   ready_ = true;
+}
+
+void Reducer::count_local(ParamStore<float>& ps) {
+  // One rank, whole batch: the gradients already are the result. Count what a rank would send (to measure the
+  // payload of a rank whose share of a bigger job's batch is this batch).
+  last_.dense = fused_.size() * sizeof(float);
+  last_.sparse = sparse_.size() * sizeof(std::int64_t);
+  last_.sparse_rows = 0;
+  for (NodeId p : sparse_) {
+    const SparseRows<float>& sg = ps.sparse_grad(p);
+    last_.sparse_rows += sg.rows.size();
+    last_.sparse += sg.rows.size() * sizeof(std::int64_t) + sg.values.size() * sizeof(float);
+  }
+  last_.merged_sparse_rows = last_.sparse_rows;
+}
+
+void Reducer::pack(ParamStore<float>& ps, float weight, std::span<float> extra, bool has_grads) {
+  for (std::size_t k = 0; k < dense_.size(); ++k) {
+    const Tensor<float>& g = ps.grad(dense_[k]);
+    float* dst = fused_.data() + offset_[k];
+    if (has_grads) {
+      const float* src = g.data();
+      for (std::size_t i = 0; i < g.size(); ++i) dst[i] = weight * src[i];
+    } else {
+      std::fill(dst, dst + g.size(), 0.0f);
+    }
+  }
+  std::copy(extra.begin(), extra.end(), fused_.end() - static_cast<std::ptrdiff_t>(extra.size()));
+  last_.dense = fused_.size() * sizeof(float);
 }
 
 void Reducer::reduce(ParamStore<float>& ps, float weight, std::span<float> extra, bool has_grads) {
   if (!ready_) setup(ps, extra.size());
   if (fused_.size() < extra.size()) throw CommError("Reducer: the extra values changed length");
-  const std::size_t extra_at = fused_.size() - extra.size();
-  if (c_.size() == 1 && weight == 1.0f) {
-    // One rank, whole batch: the gradients already are the result. Count what a rank would send (to measure
-    // the payload of a rank whose share of a bigger job's batch is this batch).
-    last_.dense = fused_.size() * sizeof(float);
-    last_.sparse = sparse_.size() * sizeof(std::int64_t);
-    last_.sparse_rows = 0;
-    for (NodeId p : sparse_) {
-      const SparseRows<float>& sg = ps.sparse_grad(p);
-      last_.sparse_rows += sg.rows.size();
-      last_.sparse += sg.rows.size() * sizeof(std::int64_t) + sg.values.size() * sizeof(float);
-    }
-    last_.merged_sparse_rows = last_.sparse_rows;
-    return;
-  }
-
-  // ---- dense: one fused buffer ----
-  std::size_t off = 0;
-  for (NodeId p : dense_) {
-    Tensor<float>& g = ps.grad(p);
-    const std::size_t n = g.size();
-    float* dst = fused_.data() + off;
-    if (has_grads) {
-      const float* src = g.data();
-      for (std::size_t i = 0; i < n; ++i) dst[i] = weight * src[i];
-    } else {
-      std::fill(dst, dst + n, 0.0f);
-    }
-    off += n;
-  }
-  std::copy(extra.begin(), extra.end(), fused_.begin() + static_cast<std::ptrdiff_t>(extra_at));
+  if (c_.size() == 1 && weight == 1.0f) return count_local(ps);
+  pack(ps, weight, extra, has_grads);
   c_.sum_identical(fused_);
-  off = 0;
-  for (NodeId p : dense_) {
-    Tensor<float>& g = ps.grad(p);
-    std::memcpy(g.data(), fused_.data() + off, g.size() * sizeof(float));
-    off += g.size();
+  for (std::size_t k = 0; k < dense_.size(); ++k) {
+    Tensor<float>& g = ps.grad(dense_[k]);
+    std::memcpy(g.data(), fused_.data() + offset_[k], g.size() * sizeof(float));
   }
-  std::copy(fused_.begin() + static_cast<std::ptrdiff_t>(extra_at), fused_.end(), extra.begin());
-  last_.dense = fused_.size() * sizeof(float);
+  std::copy(fused_.end() - static_cast<std::ptrdiff_t>(extra.size()), fused_.end(), extra.begin());
+  exchange_sparse(ps, weight, has_grads);
+}
 
+void Reducer::reduce_owned(ParamStore<float>& ps, float weight, std::span<float> extra, bool has_grads) {
+  if (!ready_) setup(ps, extra.size());
+  if (fused_.size() < extra.size()) throw CommError("Reducer: the extra values changed length");
+  if (c_.size() == 1 && weight == 1.0f) return count_local(ps);  // this rank's pieces are every parameter
+  pack(ps, weight, extra, has_grads);
+  c_.reduce_scatter(fused_);
+  for (std::size_t i = 0; i < pieces_.size(); ++i) {
+    const Piece& q = pieces_[i];
+    std::memcpy(ps.grad(q.param).data() + q.begin, fused_.data() + piece_offset_[i] + q.begin,
+                (q.end - q.begin) * sizeof(float));
+  }
+  exchange_sparse(ps, weight, has_grads);
+}
+
+void Reducer::apply_owned(ParamStore<float>& ps, Optimizer<float>& opt) {
+  const double c0 = thread_cpu();
+  const std::int64_t t = opt.begin_step(ps);
+  last_elements_ = 0;
+  for (const Piece& q : pieces_) {
+    opt.update_dense_range(ps, q.param, q.begin, q.end, t);
+    last_elements_ += q.end - q.begin;
+  }
+  const double c1 = thread_cpu();
+  for (NodeId p : sparse_) opt.update_sparse_rows(ps, p, t);
+  last_dense_cpu_ = c1 - c0;
+  last_sparse_cpu_ = thread_cpu() - c1;
+  if (c_.size() > 1) partial_state_ = true;
+}
+
+void Reducer::gather_values(ParamStore<float>& ps, std::span<float> extra) {
+  if (c_.size() == 1) return;  // the values and `extra` are already everyone's
+  for (std::size_t i = 0; i < pieces_.size(); ++i) {
+    const Piece& q = pieces_[i];
+    std::memcpy(fused_.data() + piece_offset_[i] + q.begin, ps.value(q.param).data() + q.begin,
+                (q.end - q.begin) * sizeof(float));
+  }
+  c_.allgather_slices(fused_);
+  for (std::size_t k = 0; k < dense_.size(); ++k) {
+    Tensor<float>& v = ps.value(dense_[k]);
+    std::memcpy(v.data(), fused_.data() + offset_[k], v.size() * sizeof(float));
+  }
+  std::copy(fused_.end() - static_cast<std::ptrdiff_t>(extra.size()), fused_.end(), extra.begin());
+}
+
+void Reducer::gather_optimizer_state(ParamStore<float>& ps) {
+  if (!partial_state_) return;
+  partial_state_ = false;
+  const std::size_t slots = ps.slot_names().size();
+  if (slots == 0) return;
+  state_.assign(fused_.size(), 0.0f);
+  for (std::size_t s = 0; s < slots; ++s) {
+    for (std::size_t i = 0; i < pieces_.size(); ++i) {
+      const Piece& q = pieces_[i];
+      std::memcpy(state_.data() + piece_offset_[i] + q.begin, ps.slot(q.param, s) + q.begin,
+                  (q.end - q.begin) * sizeof(float));
+    }
+    c_.allgather_slices(state_);
+    for (std::size_t k = 0; k < dense_.size(); ++k)
+      std::memcpy(ps.slot(dense_[k], s), state_.data() + offset_[k], ps.numel(dense_[k]) * sizeof(float));
+  }
+}
+
+void Reducer::exchange_sparse(ParamStore<float>& ps, float weight, bool has_grads) {
   // ---- sparse: all-gather rows and values, merge in rank order ----
   last_.sparse = last_.sparse_rows = last_.merged_sparse_rows = 0;
   if (sparse_.empty()) return;

@@ -11,12 +11,21 @@
 //
 // Compared with one process on the whole batch only the summation order differs (per-rank partial sums added
 // in rank order instead of one running sum), i.e. float rounding.
+//
+// Sharded optimizer (reduce_and_apply, what data-parallel training uses): the reduce-scatter leaves each rank the
+// whole batch's gradient of one contiguous slice of the fused buffer only; the rank applies the optimizer to the
+// (parameter, element range) pieces of its slice (Optimizer::begin_step + update_dense_range), then the ranks
+// all-gather the updated parameter VALUES (the same bytes the gradients' all-gather moved), so every replica
+// ends with the same bits while each rank ran the dense optimizer on 1/N of the elements. Sparse rows are merged
+// as above and applied on every rank. Each rank's dense optimizer slots (Adam's moments, ...) are then current
+// in its own slice only: gather_optimizer_state() makes them whole on every rank (before a checkpoint).
 #include <cstdint>
 #include <span>
 #include <vector>
 
 #include "autodiff/param_store.hpp"
 #include "distributed/comm.hpp"
+#include "train/optimizer.hpp"
 
 namespace funnel::dist {
 
@@ -38,16 +47,62 @@ class Reducer {
   // must follow a backward pass on every rank.
   void reduce(ParamStore<float>& ps, float weight, std::span<float> extra, bool has_grads = true);
 
+  // The sharded step, in place of reduce() followed by opt.step(ps): reduce_owned, apply_owned, gather_values.
+  void reduce_and_apply(ParamStore<float>& ps, Optimizer<float>& opt, float weight, std::span<float> extra,
+                        bool has_grads = true) {
+    reduce_owned(ps, weight, extra, has_grads);
+    apply_owned(ps, opt);
+    gather_values(ps, extra);
+  }
+  // Its three phases (timed apart by DataParallel): the dense gradients by reduce-scatter — afterwards the
+  // store's dense gradients hold the whole batch's sum in this rank's pieces only — and the sparse rows as in
+  // reduce(); then the optimizer on this rank's pieces and on every merged sparse row; then the all-gather of the
+  // updated values (and of `extra`, summed).
+  void reduce_owned(ParamStore<float>& ps, float weight, std::span<float> extra, bool has_grads = true);
+  void apply_owned(ParamStore<float>& ps, Optimizer<float>& opt);
+  void gather_values(ParamStore<float>& ps, std::span<float> extra);
+
+  // After sharded steps on several ranks each rank's dense optimizer slots are current in its own pieces only;
+  // this all-gathers them (one all-gather per slot, collective: every rank calls it at the same point) so every
+  // rank holds the whole state, as one process would. Nothing to do (and no communication) when the state is
+  // already whole. Allocates a buffer of dense_floats() once.
+  void gather_optimizer_state(ParamStore<float>& ps);
+  // True when the dense optimizer slots are current only in this rank's pieces.
+  bool optimizer_state_partial() const { return partial_state_; }
+
+  // One piece of this rank's slice: elements [begin, end) of dense parameter `param`.
+  struct Piece {
+    NodeId param = 0;
+    std::size_t begin = 0, end = 0;
+  };
+  // The pieces this rank's optimizer updates in a sharded step (known after the first reduction).
+  const std::vector<Piece>& owned_pieces() const { return pieces_; }
+  // Dense parameter elements the optimizer updated in this rank's last sharded step, and in all of them.
+  std::uint64_t last_optimizer_elements() const { return last_elements_; }
+  std::uint64_t dense_elements() const { return dense_elements_; }
+  // CPU time of the calling thread in the last apply_owned: the dense pieces, and the sparse rows.
+  double last_dense_cpu_seconds() const { return last_dense_cpu_; }
+  double last_sparse_cpu_seconds() const { return last_sparse_cpu_; }
+
   const ReduceBytes& last_bytes() const { return last_; }
   // Number of floats in the fused dense buffer (dense gradients + extra).
   std::size_t dense_floats() const { return fused_.size(); }
 
  private:
   void setup(ParamStore<float>& ps, std::size_t extra);
+  void pack(ParamStore<float>& ps, float weight, std::span<float> extra, bool has_grads);
+  void exchange_sparse(ParamStore<float>& ps, float weight, bool has_grads);
+  void count_local(ParamStore<float>& ps);
   Communicator& c_;
   bool ready_ = false;
   std::vector<NodeId> dense_, sparse_;
-  std::vector<float> fused_;
+  std::vector<std::size_t> offset_;  // of each dense_ parameter in fused_
+  std::vector<Piece> pieces_;
+  std::vector<std::size_t> piece_offset_;  // of each piece's parameter in fused_
+  std::uint64_t dense_elements_ = 0, last_elements_ = 0;
+  double last_dense_cpu_ = 0, last_sparse_cpu_ = 0;
+  bool partial_state_ = false;
+  std::vector<float> fused_, state_;
   std::vector<std::int64_t> counts_, all_counts_, gather_counts_;
   std::vector<std::int64_t> rows_, all_rows_;
   std::vector<float> vals_, all_vals_;

@@ -49,7 +49,7 @@ TrainResult train(Model& m, Optimizer<float>& opt, BatchSource& src, const EvalF
       g.losses = losses;
       if (hooks.after_gradients) hooks.after_gradients(m, g);
       if (g.error) std::rethrow_exception(g.error);
-      opt.step(m.params());
+      if (!g.optimizer_applied) opt.step(m.params());
       seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       ++step;
       ++rep.steps;

@@ -62,6 +62,8 @@ struct GradientStep {
   bool stop_agreed = false;     // set by the hook: `stop` is the decision of every process, the loop does not
                                 // look at TrainHooks::stop again for this step
   std::span<float> losses;      // the batch's mean losses (this process's rows); the hook may replace them
+  bool optimizer_applied = false;  // set by the hook when it applied the optimizer step itself (e.g. each process
+                                   // on its slice of the parameters): the loop then does not call opt.step
 };
 
 struct TrainHooks {

@@ -100,6 +100,17 @@ void Optimizer<T>::update_sparse_rows(ParamStore<T>& s, NodeId id, std::int64_t 
 }
 
 template <class T>
+void Optimizer<T>::update_rows(T* p, const T* g, const std::int64_t* idx, std::size_t rows, std::size_t dim,
+                               T* const* slots, std::int64_t t) {
+  if (rows == 0) return;
+  const auto grain = std::max<std::int64_t>(1, kElementGrain / 4 / static_cast<std::int64_t>(dim));
+  parallel_for(static_cast<std::int64_t>(rows), grain, [&](std::int64_t r0, std::int64_t r1) {
+    update_sparse(p, g + static_cast<std::size_t>(r0) * dim, idx + r0, static_cast<std::size_t>(r1 - r0), dim, slots,
+                  t);
+  });
+}
+
+template <class T>
 void Optimizer<T>::step(ParamStore<T>& s) {
   const std::int64_t t = begin_step(s);
   for (NodeId id : s.ids()) {

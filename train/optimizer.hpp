@@ -65,6 +65,14 @@ class Optimizer {
   std::int64_t begin_step(ParamStore<T>& s);
   void update_dense_range(ParamStore<T>& s, NodeId p, std::size_t begin, std::size_t end, std::int64_t t);
   void update_sparse_rows(ParamStore<T>& s, NodeId p, std::int64_t t);
+  // Rows of a table whose values and state the caller keeps outside a store (a process's own rows of a row-sharded
+  // table, distributed/sharded_embedding.hpp): row k of `g` (rows × dim) updates row idx[k] of `p` and of every
+  // slot buffer (all `dim` values a row; idx distinct), with step number `t` from begin_step. The same arithmetic
+  // as update_sparse_rows on those rows.
+  void update_rows(T* p, const T* g, const std::int64_t* idx, std::size_t rows, std::size_t dim, T* const* slots,
+                   std::int64_t t);
+  // The value slot k starts at (0, or Adagrad's initial accumulator).
+  T slot_initial_value(std::size_t k) const { return initial_slot_value(k); }
 
   const OptimizerConfig& config() const { return cfg_; }
   void set_lr(double lr) { cfg_.lr = lr; }  // e.g. for a schedule

@@ -1,0 +1,177 @@
+#pragma once
+// Row-sharded embedding tables for data-parallel training (`mpirun -np N funnel train --shard-embeddings`).
+//
+// Rank r of N owns the rows ≡ r (mod N) of every embedding table (every parameter whose gradient is SparseRows)
+// and the optimizer state of those rows; nobody else updates them or keeps their state. Per training step:
+//   1. fetch (ShardedSource, after the batch is bound): each rank sends the distinct ids its part of the batch
+//      needs, per table, to their owners (MPI_Alltoall of counts, MPI_Alltoallv of ids) and receives the rows
+//      (MPI_Alltoallv of values), which it writes into its working copy of the table;
+//   2. forward and backward as usual (the table gradient is SparseRows: the touched rows);
+//   3. exchange_gradients (the DataParallel hook, after the agreement on stop/error and before the dense
+//      reduction): every touched row's gradient, scaled by this rank's share of the batch, goes to the row's owner
+//      (all-to-all); the owner adds the contributions of ranks 0, 1, …, N-1 in that order and applies the
+//      optimizer to its own rows. The table is then marked as having no gradient, so the reducer and the
+//      optimizer's step leave it alone; dense parameters keep the replicated path (Reducer).
+// The merge adds the same numbers in the same order as the replicated reducer's all-gather merge, and the
+// optimizer's row update is the same arithmetic, so a sharded run gives the replicated run's bits.
+//
+// Memory: each rank holds its owned rows (≈ V/N × dim values, authoritative) with their optimizer state (≈ 1/N of
+// the table's: ParamStore::keep_slots_elsewhere) and, in the parameter store, a working copy of only the rows its
+// current batch reads: fetch() sorts the batch's distinct ids, puts row want[j] at working row j and rewrites the
+// batch's ids to those working rows, so the embedding op and its sparse gradient work on that small table (it
+// grows to the largest batch seen). Not yet memory-true: the Model allocates (and initialises) every table in full
+// before it is sharded, --init reads the full arrays on every rank, and rank 0 holds the whole model while it
+// writes a checkpoint; the full copy is freed as soon as the ShardedEmbeddings is made.
+//
+// A sharded model's store is no longer a model on its own: forward passes must go through a ShardedSource (which
+// fetches), and its tables' values are the working rows only. Use save() for checkpoints.
+//
+// Checkpoints: save() gathers the owned rows and their state on rank 0, which writes the ordinary full-table
+// checkpoint (loads on any rank count, also 1). A checkpoint loaded before the ShardedEmbeddings is made (Trainer
+// --init) is split up by the constructor: each rank keeps its rows' state and frees the rest.
+#include <cstdint>
+#include <exception>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "distributed/comm.hpp"
+#include "train/batch_source.hpp"
+#include "train/loop.hpp"
+#include "train/optimizer.hpp"
+#include "train/trainer.hpp"
+
+namespace funnel::dist {
+
+class DataParallel;
+struct DataParallelOptions;
+
+// Payload this rank handed to the all-to-alls (bytes to other ranks; what it sends to itself is not counted).
+struct ShardBytes {
+  std::uint64_t counts = 0;  // per-(rank, table) counts of the fetch and of the gradient exchange
+  std::uint64_t ids = 0;     // ids asked for
+  std::uint64_t rows = 0;    // rows served to other ranks
+  std::uint64_t grads = 0;   // gradient rows (ids + values) sent to their owners
+  std::uint64_t total() const { return counts + ids + rows + grads; }
+  ShardBytes& operator+=(const ShardBytes& o) {
+    counts += o.counts;
+    ids += o.ids;
+    rows += o.rows;
+    grads += o.grads;
+    return *this;
+  }
+};
+
+class ShardedEmbeddings {
+ public:
+  // Shards every embedding table of `m`: takes this rank's rows (and their optimizer state, when the store holds
+  // `opt`'s state, e.g. from a checkpoint) out of the store, which from then on keeps no optimizer state for the
+  // tables. Every rank must make it at the same point, with the same model. An Error when a table is read by
+  // anything but embedding ops on ids inputs.
+  ShardedEmbeddings(Communicator& c, Model& m, Optimizer<float>& opt);
+
+  int owner(std::int64_t row) const { return static_cast<int>(row % nranks_); }
+  std::size_t num_tables() const { return tables_.size(); }
+  NodeId table(std::size_t k) const { return tables_[k].param; }
+  bool is_sharded(NodeId p) const;
+  // Rows of table k this rank owns, and the table row of owned row i (i·N + rank).
+  std::int64_t owned_rows(std::size_t k) const { return tables_[k].owned; }
+  std::int64_t global_row(std::int64_t i) const { return i * nranks_ + rank_; }
+  // Owned row i of table k (dim values), and slot `s` of its optimizer state (null before the first step).
+  const float* owned_value(std::size_t k, std::int64_t i) const;
+  const float* owned_slot(std::size_t k, std::size_t s, std::int64_t i) const;
+  // Optimizer state values this rank holds for the tables (owned rows × dim × slots).
+  std::size_t state_elements() const;
+  // Rows of table k's working copy in the store (room for the distinct ids of one batch, grown as needed).
+  std::int64_t working_rows(std::size_t k) const { return tables_[k].cap; }
+
+  // Collective. Writes the rows of the batch bound in the model into the store's working copy of every table,
+  // from their owners. has_batch = false: this rank has no rows bound this time (it only serves the others).
+  void fetch(bool has_batch);
+  // Collective, after a backward pass (has_grads = false: this rank computed none this step). Sends each touched
+  // row's gradient × weight to its owner; owners merge in rank order and update their rows with step number `t`
+  // (the number begin_step gives this step). Leaves the tables without a gradient in the store.
+  void exchange_gradients(float weight, bool has_grads, std::int64_t t);
+  // exchange_gradients with t = the store's optimizer step count + 1 (the loop's optimizer step comes next).
+  void exchange_gradients(float weight, bool has_grads);
+
+  // Collective: on rank 0, `full` (a store of the whole graph, if not null) gets every table's rows from their
+  // owners and `state` (if not null) the tables' full optimizer state arrays "<table>/<slot>" (none before the
+  // first step). The other ranks pass null.
+  void gather(ParamStore<float>* full, std::vector<NamedArray>* state);
+  // Collective: rank 0 writes the whole model, the tables gathered from their owners, as an ordinary checkpoint
+  // (save_checkpoint's format: it loads on any rank count, also in one process). The other ranks return once
+  // their rows are sent (a barrier after it, when they read the checkpoint next).
+  void save(const std::string& dir, std::int64_t step, const nlohmann::json& model, const nlohmann::json& data,
+            std::int64_t epoch = 0, const nlohmann::json& config = nullptr);
+  // The same with Trainer::save's contents.
+  void save(Trainer& t, const std::string& dir, std::int64_t step);
+
+  const ShardBytes& last_bytes() const { return last_; }    // of the last fetch (+ exchange, in training)
+  const ShardBytes& total_bytes() const { return total_; }  // every fetch and exchange so far
+  const ShardBytes& train_bytes() const { return train_; }  // training steps only (fetch + exchange)
+  std::int64_t steps() const { return steps_; }              // exchanges so far
+
+ private:
+  struct Table {
+    NodeId param = 0;
+    std::int64_t V = 0, dim = 0, owned = 0;
+    std::vector<NodeId> id_nodes;
+    std::vector<float> values;                // owned × dim
+    std::vector<std::vector<float>> slots;    // per optimizer slot, owned × dim
+    std::vector<float*> slot_ptrs;
+    SparseRows<float> acc;                    // merged gradient, by owned (local) row
+    std::vector<std::int64_t> want;           // distinct ids of the bound batch, sorted: working row j = want[j]
+    std::int64_t cap = 0;                     // rows of the working copy in the store
+  };
+  void ensure_slots();
+  void resize_working(Table& t, std::int64_t rows);
+  void check_owned(const Table& t, std::int64_t id, const char* what) const;
+  // Counts per (destination rank, table) → send/recv element counts of one all-to-all round.
+  void exchange_counts(ShardBytes& b);
+
+  Communicator& c_;
+  Model& m_;
+  Optimizer<float>& opt_;
+  int rank_ = 0, nranks_ = 1;
+  std::vector<Table> tables_;
+  std::vector<std::int64_t> cnt_send_, cnt_recv_, pos_, fpos_;  // nranks × tables
+  std::vector<std::int64_t> n_send_, n_recv_, f_send_, f_recv_;  // nranks
+  std::vector<std::int64_t> ids_send_, ids_recv_, work_send_;  // work_send_: the working row of each id asked
+  std::vector<float> vals_send_, vals_recv_;
+  ShardBytes last_, total_, train_;
+  std::int64_t steps_ = 0;
+};
+
+// A batch source whose every batch, once bound, has its embedding rows fetched (ShardedEmbeddings::fetch). Each
+// call is one round in which every rank takes part: a rank whose own source has ended keeps serving the others
+// until every rank's has, so sources that end at different batches (an evaluation share) are fine.
+class ShardedSource : public BatchSource {
+ public:
+  ShardedSource(Communicator& c, ShardedEmbeddings& se, std::unique_ptr<BatchSource> mine);
+  void check(const ModelConfig& cfg, const std::string& what) const override { mine_->check(cfg, what); }
+  std::int64_t rows() const override { return mine_->rows(); }
+  void start_epoch(std::int64_t epoch) override { mine_->start_epoch(epoch); }
+  BatchRows next(Model& m) override;
+  const float* conversion_entire() const override { return mine_->conversion_entire(); }
+
+ private:
+  Communicator& c_;
+  ShardedEmbeddings& se_;
+  std::unique_ptr<BatchSource> mine_;
+};
+
+// train_data_parallel (distributed/data_parallel.hpp) with sharded tables: `dp` gets `se` as its hook, the sources
+// are wrapped in ShardedSource (the evaluation's too).
+TrainResult train_sharded(DataParallel& dp, ShardedEmbeddings& se, Model& m, Optimizer<float>& opt,
+                          std::unique_ptr<BatchSource> train, std::unique_ptr<BatchSource> eval,
+                          const TrainOptions& o, const TrainHooks& hooks, std::int64_t start_step = 0);
+// The same on in-memory data (each rank its part of every global batch, as train_data_parallel).
+TrainResult train_sharded(DataParallel& dp, ShardedEmbeddings& se, Model& m, Optimizer<float>& opt,
+                          const Dataset& train, const Dataset* eval, const TrainOptions& o, const TrainHooks& hooks,
+                          std::int64_t start_step = 0);
+// dist::train (distributed/run_trainer.hpp) with sharded tables: what `funnel train --shard-embeddings` runs.
+TrainResult train_sharded(Communicator& c, Trainer& t, ShardedEmbeddings& se, const TrainHooks& hooks,
+                          const DataParallelOptions& o);
+
+}  // namespace funnel::dist

@@ -1,0 +1,290 @@
+// Row-sharded embedding tables (distributed/sharded_embedding.hpp): a sharded run against the replicated one on the
+// same global batches (the same bits: the gradient rows are merged in rank order in both), the optimizer state of
+// each rank only for its rows, checkpoints from N sharded ranks loaded in one process, a 1-process checkpoint
+// continued on N sharded ranks, evaluation with shares that end at different batches. Run by CTest without mpirun
+// (one rank) and under `mpirun -np 2` and `-np 3`; every rank runs every case.
+#include <catch2/catch.hpp>
+
+#include <cstring>
+#include <memory>
+#include <numeric>
+
+#include "data/synthetic.hpp"
+#include "distributed/data_parallel.hpp"
+#include "distributed/sharded_embedding.hpp"
+#include "support/temp_dir.hpp"
+#include "train/checkpoint.hpp"
+
+using namespace funnel;
+using namespace funnel::dist;
+
+namespace {
+
+Dataset data(std::int64_t rows = 900, std::int64_t vocab_per_field = 40) {
+  SyntheticConfig c;
+  c.rows = rows;
+  c.fields = 5;
+  c.vocab_per_field = vocab_per_field;
+  c.seed = 7;
+  c.ctr = 0.2;
+  c.ctcvr = 0.05;
+  return make_synthetic(c);
+}
+
+ModelConfig model_config(const Dataset& d) {
+  ModelConfig m;
+  m.num_fields = d.num_fields;
+  m.vocab = d.vocab;
+  m.dim = 4;
+  m.hidden = {12, 6};
+  return m;
+}
+
+OptimizerConfig opt_config(const std::string& name) {
+  OptimizerConfig oc;
+  oc.lr = name == "sgd" ? 0.1 : 0.01;
+  oc.weight_decay = 1e-4;  // the update reads the owned row's value too
+  return oc;
+}
+
+TrainOptions options() {
+  TrainOptions o;
+  o.batch_size = 64;
+  o.epochs = 2;
+  o.max_steps = 20;
+  o.seed = 5;
+  o.shuffle = true;
+  o.eval_batch_size = 128;
+  return o;
+}
+
+struct Run {
+  std::unique_ptr<Model> model;
+  std::unique_ptr<Optimizer<float>> opt;
+  std::unique_ptr<ShardedEmbeddings> se;  // sharded runs only
+  TrainResult result;
+};
+
+Run fresh(const Dataset& d, const std::string& optimizer) {
+  Run r;
+  r.model = std::make_unique<Model>(model_config(d));
+  r.model->params().init(11);
+  r.opt = make_optimizer<float>(optimizer, opt_config(optimizer));
+  return r;
+}
+
+void train_replicated(Communicator& c, Run& r, const Dataset& d, const Dataset* eval, const TrainOptions& o) {
+  DataParallel dp(c, *r.model, DataParallelOptions{.check_every = 5});
+  r.result = train_data_parallel(dp, *r.model, *r.opt, d, eval, o, {}, r.result.steps);
+}
+
+void train_sharded_run(Communicator& c, Run& r, const Dataset& d, const Dataset* eval, const TrainOptions& o) {
+  if (!r.se) r.se = std::make_unique<ShardedEmbeddings>(c, *r.model, *r.opt);
+  DataParallel dp(c, *r.model, DataParallelOptions{.check_every = 5});  // the hash check skips the tables
+  r.result = train_sharded(dp, *r.se, *r.model, *r.opt, d, eval, o, {}, r.result.steps);
+}
+
+bool same_bits(const float* a, const float* b, std::size_t n) { return std::memcmp(a, b, n * sizeof(float)) == 0; }
+
+// Counts of values that differ between the sharded run `s` and the replicated run `r`: dense parameters whole,
+// tables on this rank's rows, optimizer state of both (the tables' on this rank's rows).
+struct Diff {
+  std::size_t dense = 0, rows = 0, state = 0, compared_rows = 0;
+};
+Diff compare(Run& s, Run& r) {
+  Diff d;
+  ParamStore<float>& ps = s.model->params();
+  ParamStore<float>& pr = r.model->params();
+  const std::size_t nslots = pr.slot_names().size();
+  for (NodeId p : ps.ids()) {
+    if (s.se->is_sharded(p)) continue;
+    d.dense += !same_bits(ps.value(p).data(), pr.value(p).data(), ps.numel(p));
+    for (std::size_t k = 0; k < nslots; ++k) d.state += !same_bits(ps.slot(p, k), pr.slot(p, k), ps.numel(p));
+  }
+  for (std::size_t t = 0; t < s.se->num_tables(); ++t) {
+    const NodeId p = s.se->table(t);
+    const auto D = static_cast<std::size_t>(pr.value(p).shape()[1]);
+    for (std::int64_t i = 0; i < s.se->owned_rows(t); ++i) {
+      const auto row = static_cast<std::size_t>(s.se->global_row(i));
+      ++d.compared_rows;
+      d.rows += !same_bits(s.se->owned_value(t, i), pr.value(p).data() + row * D, D);
+      for (std::size_t k = 0; k < nslots; ++k) {
+        const float* mine = s.se->owned_slot(t, k, i);
+        d.state += mine == nullptr || !same_bits(mine, pr.slot(p, k) + row * D, D);
+      }
+    }
+  }
+  return d;
+}
+
+}  // namespace
+
+TEST_CASE("sharded tables: N ranks give the replicated run's bits after K steps (SGD and Adam)", "[distributed][shard]") {
+  Communicator& w = world();
+  const Dataset d = data(), ev = data(300);
+  for (const char* optimizer : {"sgd", "adam"}) {
+    INFO(optimizer);
+    Run rep = fresh(d, optimizer), sh = fresh(d, optimizer);
+    train_replicated(w, rep, d, &ev, options());
+    train_sharded_run(w, sh, d, &ev, options());
+    REQUIRE(sh.result.steps == 20);
+    REQUIRE(rep.result.steps == sh.result.steps);
+    REQUIRE(sh.se->num_tables() >= 1);
+    const Diff diff = compare(sh, rep);
+    CHECK(diff.compared_rows > 0);
+    CHECK(diff.dense == 0);
+    CHECK(diff.rows == 0);
+    CHECK(diff.state == 0);
+    // The losses every rank reports and the evaluation after each epoch (rows fetched from their owners).
+    REQUIRE(rep.result.epochs.size() == sh.result.epochs.size());
+    for (std::size_t e = 0; e < rep.result.epochs.size(); ++e) {
+      CHECK(rep.result.epochs[e].mean_losses == sh.result.epochs[e].mean_losses);
+      CHECK(rep.result.epochs[e].eval.ctr_auc == sh.result.epochs[e].eval.ctr_auc);
+      CHECK(rep.result.epochs[e].eval.ctcvr_logloss == sh.result.epochs[e].eval.ctcvr_logloss);
+    }
+    // Something was learned (the comparison is not between two untouched models).
+    Run init = fresh(d, optimizer);
+    const NodeId table = sh.se->table(0);
+    CHECK(!same_bits(init.model->params().value(table).data(), rep.model->params().value(table).data(),
+                     rep.model->params().numel(table)));
+  }
+}
+
+TEST_CASE("sharded tables: the comparison can fail (another data order differs)", "[distributed][shard]") {
+  Communicator& w = world();
+  const Dataset d = data();
+  Run rep = fresh(d, "adam"), sh = fresh(d, "adam");
+  train_replicated(w, rep, d, nullptr, options());
+  TrainOptions other = options();
+  other.seed = 6;
+  train_sharded_run(w, sh, d, nullptr, other);
+  const Diff diff = compare(sh, rep);
+  CHECK(diff.dense > 0);
+  CHECK(diff.rows > 0);
+}
+
+TEST_CASE("sharded tables: each rank owns rows ≡ rank (mod N), keeps optimizer state for those only and a working "
+          "copy of one batch's rows", "[distributed][shard]") {
+  Communicator& w = world();
+  const int N = w.size(), r = w.rank();
+  const Dataset d = data(900, 400);  // 2,000 table rows, at most 320 ids in a batch
+  Run sh = fresh(d, "adam");
+  train_sharded_run(w, sh, d, nullptr, options());
+  ShardedEmbeddings& se = *sh.se;
+  ParamStore<float>& ps = sh.model->params();
+  std::int64_t state_all_tables = 0;
+  for (std::size_t t = 0; t < se.num_tables(); ++t) {
+    const NodeId p = se.table(t);
+    const std::int64_t V = ps.graph().node(p).shape[0];  // the store holds only the working rows
+    const std::int64_t D = ps.graph().node(p).shape[1];
+    CHECK(V == 2000);
+    // V/N rows, rounded down or up; every row owned by exactly one rank.
+    CHECK(se.owned_rows(t) >= V / N);
+    CHECK(se.owned_rows(t) <= (V + N - 1) / N);
+    for (std::int64_t i = 0; i < se.owned_rows(t); ++i) {
+      CHECK(se.global_row(i) % N == r);
+      CHECK(se.owner(se.global_row(i)) == r);
+    }
+    CHECK(w.allreduce_one(se.owned_rows(t), ReduceOp::Sum) == V);
+    CHECK(ps.slots_elsewhere(p));
+    state_all_tables += V * D * 2;  // Adam: m and v
+    // The store's copy of the table: the working rows only (≥ the distinct ids of a batch share, < V).
+    CHECK(static_cast<std::int64_t>(ps.numel(p)) == se.working_rows(t) * D);
+    CHECK(se.working_rows(t) <= 64 * 5 * 3 / 2);
+    CHECK(se.working_rows(t) >= 5);
+  }
+  // The store exports no state of the tables; this rank holds ≈ 1/N of it.
+  for (const auto& a : ps.export_optimizer().arrays)
+    for (std::size_t t = 0; t < se.num_tables(); ++t) CHECK(a.name.rfind(ps.name(se.table(t)) + "/", 0) != 0);
+  const auto mine = static_cast<std::int64_t>(se.state_elements());
+  CHECK(w.allreduce_one(mine, ReduceOp::Sum) == state_all_tables);
+  CHECK(mine <= state_all_tables / N + static_cast<std::int64_t>(se.num_tables()) * 4 * 2);
+  // Bytes went through the all-to-alls when there is more than one rank.
+  if (N > 1) CHECK(se.total_bytes().total() > 0);
+}
+
+TEST_CASE("sharded tables: a checkpoint of N sharded ranks loads in one process as the replicated model",
+          "[distributed][shard]") {
+  Communicator& w = world();
+  const Dataset d = data();
+  std::unique_ptr<funnel::test::TempDir> tmp;
+  if (w.rank() == 0) tmp = std::make_unique<funnel::test::TempDir>("shard_ckpt");
+  const std::string root = w.broadcast_string(tmp ? tmp->path.string() : std::string(), 0);
+  const std::string ck = root + "/sharded";
+  Run rep = fresh(d, "adam"), sh = fresh(d, "adam");
+  train_replicated(w, rep, d, nullptr, options());
+  train_sharded_run(w, sh, d, nullptr, options());
+  sh.se->save(ck, sh.result.steps, to_json(sh.model->config()), nlohmann::json::object());
+  w.barrier();
+  // Every rank reads it as one process would: the whole model and the whole optimizer state.
+  Run back = fresh(d, "adam");
+  CHECK(load_checkpoint(ck, back.model->params(), back.opt.get()).step == 20);
+  ParamStore<float>& pb = back.model->params();
+  ParamStore<float>& pr = rep.model->params();
+  CHECK(pb.optimizer_steps() == pr.optimizer_steps());
+  std::size_t differ = 0;
+  for (NodeId p : pb.ids()) {
+    differ += !same_bits(pb.value(p).data(), pr.value(p).data(), pb.numel(p));
+    for (std::size_t k = 0; k < pr.slot_names().size(); ++k)
+      differ += !same_bits(pb.slot(p, k), pr.slot(p, k), pb.numel(p));
+  }
+  CHECK(differ == 0);
+  w.barrier();  // rank 0 removes the directory after everyone has read it
+}
+
+TEST_CASE("sharded tables: a 1-process checkpoint continues on N sharded ranks as on N replicated ones",
+          "[distributed][shard]") {
+  Communicator& w = world();
+  const Dataset d = data();
+  std::unique_ptr<funnel::test::TempDir> tmp;
+  if (w.rank() == 0) tmp = std::make_unique<funnel::test::TempDir>("shard_init");
+  const std::string root = w.broadcast_string(tmp ? tmp->path.string() : std::string(), 0);
+  const std::string ck = root + "/one";
+  auto local = make_local_comm();
+  if (w.rank() == 0) {
+    Run one = fresh(d, "adam");
+    train_replicated(*local, one, d, nullptr, options());
+    save_checkpoint(ck, one.model->params(), one.opt.get(), to_json(one.model->config()), nlohmann::json::object(),
+                    one.result.steps);
+  }
+  w.barrier();
+  TrainOptions more = options();
+  more.max_steps = 35;  // 15 more steps
+  Run rep = fresh(d, "adam"), sh = fresh(d, "adam");
+  rep.result.steps = load_checkpoint(ck, rep.model->params(), rep.opt.get()).step;
+  sh.result.steps = load_checkpoint(ck, sh.model->params(), sh.opt.get()).step;
+  REQUIRE(sh.result.steps == 20);
+  train_replicated(w, rep, d, nullptr, more);
+  train_sharded_run(w, sh, d, nullptr, more);  // the constructor keeps this rank's rows of the loaded state
+  REQUIRE(sh.result.steps == 35);
+  const Diff diff = compare(sh, rep);
+  CHECK(diff.dense == 0);
+  CHECK(diff.rows == 0);
+  CHECK(diff.state == 0);
+  w.barrier();
+}
+
+TEST_CASE("sharded tables: evaluation shares that end at different batches still serve each other's rows",
+          "[distributed][shard]") {
+  Communicator& w = world();
+  const int N = w.size(), r = w.rank();
+  const Dataset d = data(), ev = data(400);
+  Run rep = fresh(d, "adam"), sh = fresh(d, "adam");
+  train_replicated(w, rep, d, nullptr, options());
+  train_sharded_run(w, sh, d, nullptr, options());
+  // Rank 0 takes most rows (several batches), the others a few (one batch or none).
+  const std::int64_t n = ev.rows(), head = N == 1 ? n : n - 10 * (N - 1);
+  const std::int64_t b0 = r == 0 ? 0 : head + 10 * (r - 1), b1 = r == 0 ? head : b0 + 10;
+  std::vector<std::int64_t> rows(static_cast<std::size_t>(b1 - b0));
+  std::iota(rows.begin(), rows.end(), b0);
+  DataParallel dpr(w, *rep.model), dps(w, *sh.model);
+  DatasetSource plain(ev, rows, 64);
+  const FunnelMetrics a = dpr.evaluate(plain);
+  ShardedSource fetched(w, *sh.se, std::make_unique<DatasetSource>(ev, rows, 64));
+  const FunnelMetrics b = dps.evaluate(fetched);
+  CHECK(a.rows == n);
+  CHECK(b.rows == n);
+  CHECK(a.ctr_auc == b.ctr_auc);
+  CHECK(a.ctcvr_auc == b.ctcvr_auc);
+  CHECK(a.ctr_logloss == b.ctr_logloss);
+}

@@ -10,6 +10,7 @@
 #include "core/error.hpp"
 #include "core/hash.hpp"
 #include "core/parallel.hpp"
+#include "ops/gemm_backend.hpp"
 
 namespace funnel {
 
@@ -69,6 +70,47 @@ void Executor<T>::setup() {
     }
   }
   full_plan_.order = g.topo_order();
+  check_.assign(n, 1);
+  for (const Node& nd : g.nodes())
+    if (nd.kind == NodeKind::Op && ops_[nd.id]->keeps_finite())
+      check_[nd.id] = std::any_of(nd.inputs.begin(), nd.inputs.end(),
+                                  [&g](NodeId u) { return g.node(u).kind != NodeKind::Op; });
+  if constexpr (std::is_same_v<T, float>) {
+    rounded_.resize(n);
+    rounded_pass_.assign(n, 0);
+    rnd_ptrs_.resize(n);
+    for (const Node& nd : g.nodes()) {
+      if (nd.kind != NodeKind::Op) continue;
+      for (std::size_t s = 0; s < nd.inputs.size(); ++s) {
+        const NodeId u = nd.inputs[s];
+        if (g.node(u).kind != NodeKind::Param || sparse_of_[u] || !ops_[nd.id]->gemm_operand(s)) continue;
+        rnd_ptrs_[nd.id].resize(nd.inputs.size(), nullptr);
+        rnd_ptrs_[nd.id][s] = &rounded_[u];
+      }
+    }
+  }
+}
+
+// Under bf16, hands the op its parameters' rounded copies, rounding each at its first use in this forward pass.
+template <class T>
+void Executor<T>::bind_rounded(NodeId v, Ctx<T>& c) {
+  if constexpr (std::is_same_v<T, float>) {
+    const auto& ptrs = rnd_ptrs_[v];
+    if (ptrs.empty() || gemm_precision() != GemmPrecision::bf16) return;
+    const Node& nd = g_.node(v);
+    for (std::size_t s = 0; s < ptrs.size(); ++s) {
+      const NodeId p = nd.inputs[s];
+      if (!ptrs[s] || rounded_pass_[p] == pass_) continue;
+      const Tensor<T>& w = *vbuf_[p];
+      rounded_[p].resize(w.shape());  // a no-op once sized
+      round_weights_bf16(w.data(), w.size(), rounded_[p].data());
+      rounded_pass_[p] = pass_;
+    }
+    c.rounded = std::span<const Tensor<T>* const>(ptrs);
+  } else {
+    (void)v;
+    (void)c;
+  }
 }
 
 template <class T>
@@ -186,6 +228,7 @@ void add_into(Tensor<T>& dst, const Tensor<T>& src) {
 template <class T>
 void Executor<T>::run_forward(const Plan& p) {
   if (batch_ == 0) throw Error("call set_batch() before forward()");
+  ++pass_;  // parameters may have changed since the last pass: bf16 copies are remade at their first use
   for (NodeId v : p.order) {
     const Node& nd = g_.node(v);
     if (nd.kind != NodeKind::Op) {
@@ -198,8 +241,9 @@ void Executor<T>::run_forward(const Plan& p) {
     c.in = std::span<const Tensor<T>* const>(in_ptrs_[v]);
     c.ids = std::span<const IdBatch* const>(id_ptrs_[v]);
     c.out = &values_[v];
+    bind_rounded(v, c);
     ops_[v]->forward(c);
-    if (check_finite_ && !all_finite(values_[v].data(), values_[v].size())) {
+    if (check_finite_ && check_[v] && !all_finite(values_[v].data(), values_[v].size())) {
       const T* d = values_[v].data();
       std::size_t i = 0;
       while (std::isfinite(d[i])) ++i;
@@ -357,6 +401,7 @@ void Executor<T>::backward(const std::vector<LossWeight>& losses) {
     c.gin = std::span<Tensor<T>* const>(p.gin.data() + st.slots, k);
     c.sparse = std::span<SparseRows<T>* const>(p.sparse.data() + st.slots, k);
     c.add = std::span<const char>(p.add.data() + st.slots, k);
+    bind_rounded(v, c);
     st.op->backward(c);
     for (std::size_t s = 0; s < k; ++s)
       if (Tensor<T>* dst = p.add_to[st.slots + s]) add_into(*dst, *p.gin[st.slots + s]);

@@ -118,6 +118,7 @@ class Executor {
   void run_forward(const Plan& p);
   void ensure_grad_buffers();
   void check_inputs(NodeId v) const;
+  void bind_rounded(NodeId v, Ctx<T>& c);
 
   const Graph& g_;
   std::unique_ptr<ParamStore<T>> owned_;  // Executor(g) only
@@ -141,6 +142,16 @@ class Executor {
   std::vector<char> grad_sized_;
   std::vector<char> reached_;  // per node: reached by the last backward
   std::vector<const Op*> ops_;  // per node: its op (nullptr for leaves), looked up once
+  // Per node: its forward output gets the NaN/Inf check (not for an op that keeps_finite() fed only by ops).
+  std::vector<char> check_;
+  // --precision bf16 (float only): per op node that reads a dense parameter in a gemm_operand() slot, the pointers
+  // handed to it as Ctx::rounded (that parameter's copy in rounded_, nullptr for other slots; empty for other
+  // nodes). A copy is remade at its first use in each forward pass (pass_ counts them, rounded_pass_ records it),
+  // so it is rounded once per step and never outlives a change of the parameter between passes.
+  std::vector<std::vector<const Tensor<T>*>> rnd_ptrs_;
+  std::vector<Tensor<T>> rounded_;
+  std::vector<std::uint64_t> rounded_pass_;
+  std::uint64_t pass_ = 1;  // rounded_pass_ starts at 0: no copy is fresh before the first pass
   // Per node, the input pointer arrays handed to the op (sized once).
   std::vector<std::vector<const Tensor<T>*>> in_ptrs_;
   std::vector<std::vector<const IdBatch*>> id_ptrs_;

@@ -4,18 +4,23 @@
 //   op/<op>/<input shapes>/B:<b>/{fwd,bwd}   every op of the registry, alone (bench/op_cases.hpp), with bytes/s
 //                                            (and FLOP/s for matmul). The list is made from the registry itself: an
 //                                            op without a case shows up as op/<op>/NO_CASE with an error.
-//   sgemm/<be>/B:<b>/<K>x<N>/{fwd,dx,dw}     one raw single-thread call of backend <be> (openblas: cblas_sgemm,
-//                                            onednn: dnnl_sgemm) with the dense layer's three gemms
-//   dense_vs_sgemm/<be>/B:<b>/<K>x<N>        in one loop, all on backend <be>: the three raw gemms, the matmul op
-//                                            forward+backward and the whole dense layer (matmul + bias_add + relu,
-//                                            forward+backward); counters give each one's time and the ratios to raw
-//                                            sgemm of the same backend, measured side by side
-//   esmm_step/<be>/B:<b>                     one ESMM training step as `funnel train` runs it: batch gathering,
+//   sgemm/<be>/<p>/B:<b>/<K>x<N>/{fwd,dx,dw} one raw single-thread call of backend <be> (openblas: cblas_sgemm,
+//                                            onednn: dnnl_sgemm) in precision <p> with the dense layer's three gemms
+//                                            (bf16: W rounded once beforehand, as a step does; X, dY per call)
+//   dense_vs_sgemm/<be>/<p>/B:<b>/<K>x<N>    in one loop, all on backend <be> and precision <p>: the three raw
+//                                            gemms, the matmul op forward+backward and the whole dense layer (matmul
+//                                            + bias_add + relu, forward+backward); counters give each one's time and
+//                                            the ratios to raw sgemm of the same backend and precision, measured side
+//                                            by side (bf16: each of the three includes W's one rounding per step)
+//   esmm_step/<be>/<p>/B:<b>                 one ESMM training step as `funnel train` runs it: batch gathering,
 //                                            forward, both losses, backward, Adam (lazy sparse rows for the
 //                                            embedding); samples/s, GFLOP/s and the time of the step's gemms alone
-//                                            (gemm_frac = gemm time / step time, the fraction of the gemm bound)
+//                                            (gemm_frac = gemm time / step time, the fraction of the gemm bound),
+//                                            both in precision <p>
 //
-// <be> is each float gemm backend of the build (ops/gemm_backend.hpp): openblas, and onednn when linked.
+// <be> is each float gemm backend of the build (ops/gemm_backend.hpp): openblas, and onednn when linked. <p> is the
+// gemm input precision (--precision): fp32, or bf16 (inputs rounded to bfloat16, fp32 sums; on a CPU without a
+// native bf16 gemm, as here, the rounding is extra work on top of the fp32 gemm).
 // Threads: FUNNEL_BENCH_THREADS (default 1) goes to funnel::set_num_threads (the raw sgemm cases stay one BLAS
 // call on one thread; esmm_step's gemm_us splits its gemms over the threads like the matmul op).
 //   build/bin/funnel-bench --benchmark_filter='dense_vs_sgemm|esmm_step'
@@ -95,7 +100,7 @@ void register_ops() {
 // ---------------------------------------------------------------- sgemm and the dense layer
 
 struct Buffers {
-  std::vector<float> x, w, y, gy, gx, gw, b, gb, z;
+  std::vector<float> x, w, w16, y, gy, gx, gw, b, gb, z;
   Buffers(std::int64_t m, std::int64_t k, std::int64_t n) {
     std::mt19937_64 rng(7);
     std::uniform_real_distribution<float> u(-1.0f, 1.0f);
@@ -105,6 +110,8 @@ struct Buffers {
     };
     fill(x, m * k);
     fill(w, k * n);
+    w16.resize(w.size());
+    round_weights_bf16(w.data(), w.size(), w16.data());
     fill(y, m * n);
     fill(gy, m * n);
     fill(gx, m * k);
@@ -125,24 +132,40 @@ std::vector<GemmBackend> backends() {
 // one raw single-thread call each, or (split) through blas::gemm, which cuts them over the thread pool like the
 // matmul op.
 void gemm(bool split, bool ta, bool tb, int m, int n, int k, const float* a, int lda, const float* b, int ldb,
-          float* c, int ldc) {
+          float* c, int ldc, Bf16Ready ready = {}) {
   if (split)
-    blas::gemm(ta, tb, m, n, k, 1.0f, a, lda, b, ldb, 0.0f, c, ldc);
+    blas::gemm(ta, tb, m, n, k, 1.0f, a, lda, b, ldb, 0.0f, c, ldc, ready);
   else
-    sgemm_one_thread(ta, tb, m, n, k, 1.0f, a, lda, b, ldb, 0.0f, c, ldc);
+    sgemm_one_thread(ta, tb, m, n, k, 1.0f, a, lda, b, ldb, 0.0f, c, ldc, ready);
+}
+// W as the gemms read it: in bf16 its copy rounded by round_w() (once per step, like the executor), else itself.
+const float* weight(const Buffers& d) { return gemm_precision() == GemmPrecision::bf16 ? d.w16.data() : d.w.data(); }
+Bf16Ready w_ready() { return Bf16Ready{.a = false, .b = gemm_precision() == GemmPrecision::bf16}; }
+void round_w(Buffers& d) {
+  if (gemm_precision() == GemmPrecision::bf16) round_weights_bf16(d.w.data(), d.w.size(), d.w16.data());
 }
 void gemm_fwd(Buffers& d, int m, int k, int n, bool split = false) {
-  gemm(split, false, false, m, n, k, d.x.data(), k, d.w.data(), n, d.y.data(), n);
+  gemm(split, false, false, m, n, k, d.x.data(), k, weight(d), n, d.y.data(), n, w_ready());
 }
 void gemm_dx(Buffers& d, int m, int k, int n, bool split = false) {
-  gemm(split, false, true, m, k, n, d.gy.data(), n, d.w.data(), n, d.gx.data(), k);
+  gemm(split, false, true, m, k, n, d.gy.data(), n, weight(d), n, d.gx.data(), k, w_ready());
 }
 void gemm_dw(Buffers& d, int m, int k, int n, bool split = false) {
   gemm(split, true, false, k, n, m, d.x.data(), k, d.gy.data(), n, d.gw.data(), n);
 }
 
-void bm_sgemm(benchmark::State& st, GemmBackend be, std::int64_t b, Layer l, int which) {
-  set_gemm_backend(be);
+// Sets the backend and precision for one benchmark and puts the precision back afterwards (the op benchmarks run
+// in fp32).
+struct Setting {
+  Setting(GemmBackend be, GemmPrecision p) {
+    set_gemm_backend(be);
+    set_gemm_precision(p);
+  }
+  ~Setting() { set_gemm_precision(GemmPrecision::fp32); }
+};
+
+void bm_sgemm(benchmark::State& st, GemmBackend be, GemmPrecision p, std::int64_t b, Layer l, int which) {
+  Setting set(be, p);
   Buffers d(b, l.k, l.n);
   const int m = static_cast<int>(b), k = static_cast<int>(l.k), n = static_cast<int>(l.n);
   for (auto _ : st) {
@@ -179,8 +202,8 @@ struct DenseLayer {
   }
 };
 
-void bm_dense_vs_sgemm(benchmark::State& st, GemmBackend be, std::int64_t b, Layer l) {
-  set_gemm_backend(be);
+void bm_dense_vs_sgemm(benchmark::State& st, GemmBackend be, GemmPrecision p, std::int64_t b, Layer l) {
+  Setting set(be, p);
   Buffers d(b, l.k, l.n);
   const int m = static_cast<int>(b), k = static_cast<int>(l.k), n = static_cast<int>(l.n);
   OpCase mmc{"matmul", "", {InputSpec::value({kBatch, l.k}), InputSpec::value({l.k, l.n}, -0.1f, 0.1f)}, {}, nullptr,
@@ -188,17 +211,21 @@ void bm_dense_vs_sgemm(benchmark::State& st, GemmBackend be, std::int64_t b, Lay
   OpRun mm(mmc, b);
   DenseLayer layer(b, l);
   double t_gemm = 0, t_mm = 0, t_layer = 0;
+  const bool bf16 = p == GemmPrecision::bf16;
   for (auto _ : st) {
     auto t0 = Clock::now();
+    round_w(d);
     gemm_fwd(d, m, k, n);
     gemm_dx(d, m, k, n);
     gemm_dw(d, m, k, n);
     t_gemm += seconds_since(t0);
     t0 = Clock::now();
+    if (bf16) mm.round_params_bf16();
     mm.forward();
     mm.backward();
     t_mm += seconds_since(t0);
     t0 = Clock::now();
+    if (bf16) layer.mm->round_params_bf16();
     layer.run();
     t_layer += seconds_since(t0);
     benchmark::ClobberMemory();
@@ -212,23 +239,27 @@ void bm_dense_vs_sgemm(benchmark::State& st, GemmBackend be, std::int64_t b, Lay
   st.counters["sgemm_GFLOP/s"] = 6.0 * static_cast<double>(b * l.k * l.n) * it / t_gemm / 1e9;
 }
 
+const GemmPrecision kPrecisions[] = {GemmPrecision::fp32, GemmPrecision::bf16};
+
 void register_blas() {
   for (GemmBackend be : backends())
-    for (std::int64_t b : kBatches)
-      for (const Layer& l : esmm_layers()) {
-        const std::string pre = std::string(gemm_backend_name(be)) + "/B:" + std::to_string(b) + "/";
-        const std::string shape = std::to_string(l.k) + "x" + std::to_string(l.n);
-        const char* names[] = {"fwd", "dx", "dw"};
-        for (int w = 0; w < 3; ++w)
-          benchmark::RegisterBenchmark(("sgemm/" + pre + shape + "/" + names[w]).c_str(),
-                                       [be, b, l, w](benchmark::State& st) { bm_sgemm(st, be, b, l, w); })
+    for (GemmPrecision p : kPrecisions)
+      for (std::int64_t b : kBatches)
+        for (const Layer& l : esmm_layers()) {
+          const std::string pre = std::string(gemm_backend_name(be)) + "/" + gemm_precision_name(p) + "/B:" +
+                                  std::to_string(b) + "/";
+          const std::string shape = std::to_string(l.k) + "x" + std::to_string(l.n);
+          const char* names[] = {"fwd", "dx", "dw"};
+          for (int w = 0; w < 3; ++w)
+            benchmark::RegisterBenchmark(("sgemm/" + pre + shape + "/" + names[w]).c_str(),
+                                         [be, p, b, l, w](benchmark::State& st) { bm_sgemm(st, be, p, b, l, w); })
+                ->Unit(benchmark::kMicrosecond)
+                ->MinTime(0.2);
+          benchmark::RegisterBenchmark(("dense_vs_sgemm/" + pre + shape).c_str(),
+                                       [be, p, b, l](benchmark::State& st) { bm_dense_vs_sgemm(st, be, p, b, l); })
               ->Unit(benchmark::kMicrosecond)
-              ->MinTime(0.2);
-        benchmark::RegisterBenchmark(("dense_vs_sgemm/" + pre + shape).c_str(),
-                                     [be, b, l](benchmark::State& st) { bm_dense_vs_sgemm(st, be, b, l); })
-            ->Unit(benchmark::kMicrosecond)
-            ->MinTime(0.5);
-      }
+              ->MinTime(0.5);
+        }
 }
 
 // ---------------------------------------------------------------- the ESMM training step
@@ -240,13 +271,15 @@ double esmm_flops_per_sample() {
   return 2.0 * 6.0 * kn;  // two towers
 }
 
-// The step's 18 gemms alone (3 layers × 3 gemms × 2 towers), seconds per step.
+// The step's 18 gemms alone (3 layers × 3 gemms × 2 towers), seconds per step, in the current precision (bf16:
+// with the step's one rounding of each weight and the per-call rounding of activations and gradients).
 double esmm_gemm_seconds(std::int64_t b) {
   std::vector<Buffers> bufs;
   for (const Layer& l : esmm_layers()) bufs.emplace_back(b, l.k, l.n);
   auto once = [&] {
     for (int tower = 0; tower < 2; ++tower)
       for (std::size_t i = 0; i < bufs.size(); ++i) {
+        round_w(bufs[i]);  // bf16: each weight once per step
         const int m = static_cast<int>(b), k = static_cast<int>(esmm_layers()[i].k),
                   n = static_cast<int>(esmm_layers()[i].n);
         gemm_fwd(bufs[i], m, k, n, true);  // split over the threads like the step's own gemms
@@ -300,8 +333,8 @@ struct EsmmSetup {
   }
 };
 
-void bm_esmm_step(benchmark::State& st, GemmBackend be, std::int64_t b) {
-  set_gemm_backend(be);
+void bm_esmm_step(benchmark::State& st, GemmBackend be, GemmPrecision p, std::int64_t b) {
+  Setting set(be, p);
   EsmmSetup s(b);
   for (int i = 0; i < 3; ++i) {  // warm up: buffers sized, optimizer state allocated
     s.model->bind(s.data, s.next(b));
@@ -335,12 +368,15 @@ void bm_esmm_step(benchmark::State& st, GemmBackend be, std::int64_t b) {
 
 void register_steps() {
   for (GemmBackend be : backends())
-    for (std::int64_t b : kBatches)
-      benchmark::RegisterBenchmark(("esmm_step/" + std::string(gemm_backend_name(be)) + "/B:" + std::to_string(b)).c_str(),
-                                   [be, b](benchmark::State& st) { bm_esmm_step(st, be, b); })
-          ->Unit(benchmark::kMillisecond)
-          ->MinTime(2.0)
-          ->UseRealTime();
+    for (GemmPrecision p : kPrecisions)
+      for (std::int64_t b : kBatches)
+        benchmark::RegisterBenchmark(("esmm_step/" + std::string(gemm_backend_name(be)) + "/" +
+                                      gemm_precision_name(p) + "/B:" + std::to_string(b))
+                                         .c_str(),
+                                     [be, p, b](benchmark::State& st) { bm_esmm_step(st, be, p, b); })
+            ->Unit(benchmark::kMillisecond)
+            ->MinTime(2.0)
+            ->UseRealTime();
 }
 
 }  // namespace

@@ -20,6 +20,7 @@
 
 #include "core/graph.hpp"
 #include "core/ids.hpp"
+#include "ops/gemm_backend.hpp"
 #include "ops/op.hpp"
 
 namespace funnel::bench {
@@ -87,6 +88,7 @@ class OpRun {
     ids_.resize(k);
     sparse_.resize(k);
     in_ptrs_.assign(k, nullptr);
+    param_.assign(k, 0);
     id_ptrs_.assign(k, nullptr);
     gin_ptrs_.assign(k, nullptr);
     sparse_ptrs_.assign(k, nullptr);
@@ -109,6 +111,7 @@ class OpRun {
       std::uniform_real_distribution<float> u(s.lo, s.hi);
       for (auto& v : values_[i]) v = s.binary ? (u(rng) < 0.3f ? 1.0f : 0.0f) : u(rng);
       in_ptrs_[i] = &values_[i];
+      param_[i] = !s.shape.has_batch();
     }
     for (std::size_t i = 0; i < k; ++i)  // tables read through ids: the rows gathered
       if (in_ptrs_[i] && values_[i].dimension() == 2)
@@ -149,6 +152,23 @@ class OpRun {
   OpRun(const OpRun&) = delete;
   OpRun& operator=(const OpRun&) = delete;
 
+  // As the executor does once per step under --precision bf16: the fixed-shape inputs (parameters) in the op's
+  // gemm_operand() slots rounded to bf16 into copies handed over as Ctx::rounded (sized once; no-op without any).
+  // `off` hands none over again (the per-call rounding path).
+  void round_params_bf16(bool on = true) {
+    rounded_.resize(values_.size());
+    rnd_ptrs_.assign(values_.size(), nullptr);
+    bool any = false;
+    for (std::size_t i = 0; i < values_.size(); ++i) {
+      if (!on || !in_ptrs_[i] || !param_[i] || !op_->gemm_operand(i)) continue;
+      rounded_[i].resize(values_[i].shape());
+      round_weights_bf16(values_[i].data(), values_[i].size(), rounded_[i].data());
+      rnd_ptrs_[i] = &rounded_[i];
+      any = true;
+    }
+    c_.rounded = any ? std::span<const Tensor<float>* const>(rnd_ptrs_) : std::span<const Tensor<float>* const>();
+  }
+
   void forward() { op_->forward(c_); }
   // The executor clears sparse accumulators before each backward; so does this (O(rows touched)).
   void backward() {
@@ -188,6 +208,9 @@ class OpRun {
   std::vector<IdBatch> ids_;
   std::vector<std::unique_ptr<SparseRows<float>>> sparse_;
   std::vector<const Tensor<float>*> in_ptrs_;
+  std::vector<char> param_;  // per input: a fixed shape (a parameter in the one-op graph)
+  std::vector<Tensor<float>> rounded_;
+  std::vector<const Tensor<float>*> rnd_ptrs_;
   std::vector<const IdBatch*> id_ptrs_;
   std::vector<Tensor<float>*> gin_ptrs_;
   std::vector<SparseRows<float>*> sparse_ptrs_;

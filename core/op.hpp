@@ -87,8 +87,13 @@ struct Ctx {
   std::span<Tensor<T>* const> gin;
   std::span<SparseRows<T>* const> sparse;
   std::span<const char> add;  // only for slots the op accumulates_into(): gin[i] holds a gradient to add to
+  // Per input, or empty: the input's value already rounded to bf16 (float, under --precision bf16, for a parameter
+  // in a slot the op declares gemm_operand(); the executor rounds it once per forward pass), else nullptr.
+  std::span<const Tensor<T>* const> rounded;
 
   const Tensor<T>& x(std::size_t i) const { return *in[i]; }
+  // Input i rounded to bf16 when the executor holds such a copy (see `rounded`), else nullptr.
+  const Tensor<T>* x_rounded(std::size_t i) const { return i < rounded.size() ? rounded[i] : nullptr; }
   const Attrs& attrs() const { return node->attrs; }
   // The node's attributes as the op's parse() made them when the node was added.
   template <class P>
@@ -115,6 +120,13 @@ class Op {
   // True when the op's VJP for input i adds to gin[i] at no cost when c.beta(i) is 1 (a gemm's beta): the engine
   // then lets it accumulate in place instead of giving it a scratch buffer to add in afterwards.
   virtual bool accumulates_into(std::size_t /*input*/) const { return false; }
+  // True when input i enters the op's float arithmetic only as a gemm operand (forward and VJP): under
+  // --precision bf16 the executor then hands a parameter there already rounded (Ctx::rounded), once per step.
+  virtual bool gemm_operand(std::size_t /*input*/) const { return false; }
+  // True when finite inputs always give a finite output (relu, reshape, sigmoid, …). The executor then skips the
+  // NaN/Inf check of such a node whose inputs are all op outputs: those were checked (or are finite by the same
+  // rule), so a NaN still stops the run at the node that made it.
+  virtual bool keeps_finite() const { return false; }
   // The node's attributes in the op's own form, parsed once after infer() accepted the node (kept in
   // Node::params); OpT derives it from the op's static parse().
   virtual std::shared_ptr<const void> parse_params(const Node& /*n*/) const { return nullptr; }

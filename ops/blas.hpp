@@ -16,8 +16,8 @@
 namespace funnel::blas {
 
 inline void gemm1(bool ta, bool tb, int m, int n, int k, float alpha, const float* a, int lda, const float* b,
-                  int ldb, float beta, float* c, int ldc) {
-  sgemm_one_thread(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+                  int ldb, float beta, float* c, int ldc, Bf16Ready ready = {}) {
+  sgemm_one_thread(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, ready);
 }
 
 // Below this many multiply-adds a gemm runs on one thread (waking a worker costs about as much).
@@ -44,16 +44,18 @@ inline constexpr std::int64_t kOnednnNtCutMax = 128;
 // the rows it follows in a one-thread call. Measured bit-exact against one call for both backends, the three
 // transpose pairs, ESMM's shapes, 96–1100 rows and 2–4 threads (tests/ops/test_gemm_backend.cpp).
 
-// The float path: the selected backend, cut over the thread pool when large.
+// The float path: the selected backend, cut over the thread pool when large. `ready` marks operands already rounded
+// to bf16 (ops/gemm_backend.hpp); a block of a rounded matrix is rounded, so the mark holds for every cut.
 inline void sgemm(bool ta, bool tb, int m, int n, int k, float alpha, const float* a, int lda, const float* b, int ldb,
-                  float beta, float* c, int ldc) {
+                  float beta, float* c, int ldc, Bf16Ready ready = {}) {
   if (tb && !ta && m > kOnednnNtCutMax && gemm_backend() == GemmBackend::onednn) {
     const std::int64_t blocks = (m + kOnednnNtRowBlock - 1) / kOnednnNtRowBlock;
     const bool big = static_cast<std::int64_t>(m) * n * k >= kParallelGemmMacs;
     parallel_for(blocks, big ? 1 : blocks, [&](std::int64_t b0, std::int64_t b1) {
       for (std::int64_t blk = b0; blk < b1; ++blk) {
         const std::int64_t lo = blk * kOnednnNtRowBlock, hi = std::min<std::int64_t>(m, lo + kOnednnNtRowBlock);
-        gemm1(ta, tb, static_cast<int>(hi - lo), n, k, alpha, a + lo * lda, lda, b, ldb, beta, c + lo * ldc, ldc);
+        gemm1(ta, tb, static_cast<int>(hi - lo), n, k, alpha, a + lo * lda, lda, b, ldb, beta, c + lo * ldc, ldc,
+              ready);
       }
     });
     return;
@@ -61,7 +63,7 @@ inline void sgemm(bool ta, bool tb, int m, int n, int k, float alpha, const floa
   const bool big = static_cast<std::int64_t>(m) * n * k >= kParallelGemmMacs;
   const bool by_rows = m >= 2 * kGemmRowBlock;
   if (!big || num_threads() == 1 || (!by_rows && n < 2 * kGemmColBlock)) {
-    gemm1(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    gemm1(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, ready);
     return;
   }
   const std::int64_t block = by_rows ? kGemmRowBlock : kGemmColBlock;
@@ -72,19 +74,19 @@ inline void sgemm(bool ta, bool tb, int m, int n, int k, float alpha, const floa
     const std::int64_t lo = b0 * block, hi = b1 == blocks ? dim : std::min(dim, b1 * block);
     const int len = static_cast<int>(hi - lo);
     if (by_rows)  // rows lo..hi of op(A) and of C
-      gemm1(ta, tb, len, n, k, alpha, ta ? a + lo : a + lo * lda, lda, b, ldb, beta, c + lo * ldc, ldc);
+      gemm1(ta, tb, len, n, k, alpha, ta ? a + lo : a + lo * lda, lda, b, ldb, beta, c + lo * ldc, ldc, ready);
     else  // columns lo..hi of op(B) and of C
-      gemm1(ta, tb, m, len, k, alpha, a, lda, tb ? b + lo * ldb : b + lo, ldb, beta, c + lo, ldc);
+      gemm1(ta, tb, m, len, k, alpha, a, lda, tb ? b + lo * ldb : b + lo, ldb, beta, c + lo, ldc, ready);
   });
 }
 
 inline void gemm(bool ta, bool tb, int m, int n, int k, float alpha, const float* a, int lda, const float* b, int ldb,
-                 float beta, float* c, int ldc) {
-  sgemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+                 float beta, float* c, int ldc, Bf16Ready ready = {}) {
+  sgemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, ready);
 }
 // The checking path: whole matrices, one call through xtensor-blas (no thread split; bits need not match float's).
 inline void gemm(bool ta, bool tb, int m, int n, int k, double alpha, const double* a, int lda, const double* b,
-                 int ldb, double beta, double* c, int ldc) {
+                 int ldb, double beta, double* c, int ldc, Bf16Ready = {}) {
   gemm_f64(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 

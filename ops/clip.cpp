@@ -12,6 +12,7 @@ struct Clip : OpT<Clip> {
   const char* name() const override { return "clip"; }
   const char* doc() const override { return "y = min(max(x, lo), hi), attributes lo and hi; no gradient where clipped"; }
   int arity() const override { return 1; }
+  bool keeps_finite() const override { return true; }  // finite in, finite out: no NaN/Inf check
 
   static double lo(const Node& n) { return n.attrs.get_num("lo", -std::numeric_limits<double>::infinity()); }
   static double hi(const Node& n) { return n.attrs.get_num("hi", std::numeric_limits<double>::infinity()); }

@@ -15,6 +15,7 @@ struct Concat : OpT<Concat> {
   const char* name() const override { return "concat"; }
   const char* doc() const override { return "y = [x_1, ..., x_k] along attribute axis (default 1), variadic"; }
   int arity() const override { return -1; }
+  bool keeps_finite() const override { return true; }  // finite in, finite out: no NaN/Inf check
 
   // The axis attribute as an index into dims, validated against rank r.
   static std::size_t axis_of(const Node& n, const std::vector<Shape>& in, std::size_t r) {

@@ -2,12 +2,15 @@
 
 #include <cblas.h>
 
+#include <atomic>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <stdexcept>
 #include <string>
 #include <vector>
+
+#include "core/parallel.hpp"
 
 #ifdef FUNNEL_HAVE_ONEDNN
 #include <dnnl.h>
@@ -38,6 +41,8 @@ GemmBackend& current() {
 }
 
 GemmPrecision g_precision = GemmPrecision::fp32;
+
+std::atomic<std::uint64_t> g_weight_conversions{0}, g_weight_elements{0}, g_call_elements{0};
 
 // The bits of round_to_bf16, branch-free so the copy loops below vectorize.
 inline std::uint32_t bf16_bits(std::uint32_t u) {
@@ -117,6 +122,20 @@ std::optional<GemmPrecision> parse_gemm_precision(std::string_view s) {
   return std::nullopt;
 }
 
+void round_weights_bf16(const float* src, std::size_t n, float* dst) {
+  const auto len = static_cast<std::int64_t>(n);
+  parallel_for(len, kElementGrain, [src, dst](std::int64_t b, std::int64_t e) {
+    round_block(src + b, 1, static_cast<int>(e - b), 0, dst + b);
+  });
+  g_weight_conversions.fetch_add(1, std::memory_order_relaxed);
+  g_weight_elements.fetch_add(n, std::memory_order_relaxed);
+}
+
+Bf16Counts bf16_counts() {
+  return {g_weight_conversions.load(std::memory_order_relaxed), g_weight_elements.load(std::memory_order_relaxed),
+          g_call_elements.load(std::memory_order_relaxed)};
+}
+
 float round_to_bf16(float x) {
   std::uint32_t u;
   std::memcpy(&u, &x, sizeof u);
@@ -127,20 +146,31 @@ float round_to_bf16(float x) {
 }
 
 void sgemm_one_thread(bool ta, bool tb, int m, int n, int k, float alpha, const float* a, int lda, const float* b,
-                      int ldb, float beta, float* c, int ldc) {
-  if (g_precision == GemmPrecision::bf16 && m > 0 && n > 0 && k > 0) {
+                      int ldb, float beta, float* c, int ldc, Bf16Ready ready) {
+  if (g_precision == GemmPrecision::bf16 && m > 0 && n > 0 && k > 0 && !(ready.a && ready.b)) {
     // op(A) is m × k: stored as k × m when transposed. op(B) is k × n: stored as n × k when transposed.
+    // Rounding is idempotent, so an operand that is already rounded (ready) gives the same bits as rounding it here.
     thread_local std::vector<float> ra, rb;
-    const int a_rows = ta ? k : m, a_cols = ta ? m : k;
-    const int b_rows = tb ? n : k, b_cols = tb ? k : n;
-    float* a16 = scratch(ra, static_cast<std::size_t>(a_rows) * static_cast<std::size_t>(a_cols));
-    float* b16 = scratch(rb, static_cast<std::size_t>(b_rows) * static_cast<std::size_t>(b_cols));
-    round_block(a, a_rows, a_cols, lda, a16);
-    round_block(b, b_rows, b_cols, ldb, b16);
-    a = a16;
-    b = b16;
-    lda = a_cols;
-    ldb = b_cols;
+    std::uint64_t rounded = 0;
+    if (!ready.a) {
+      const int a_rows = ta ? k : m, a_cols = ta ? m : k;
+      const std::size_t na = static_cast<std::size_t>(a_rows) * static_cast<std::size_t>(a_cols);
+      float* a16 = scratch(ra, na);
+      round_block(a, a_rows, a_cols, lda, a16);
+      a = a16;
+      lda = a_cols;
+      rounded += na;
+    }
+    if (!ready.b) {
+      const int b_rows = tb ? n : k, b_cols = tb ? k : n;
+      const std::size_t nb = static_cast<std::size_t>(b_rows) * static_cast<std::size_t>(b_cols);
+      float* b16 = scratch(rb, nb);
+      round_block(b, b_rows, b_cols, ldb, b16);
+      b = b16;
+      ldb = b_cols;
+      rounded += nb;
+    }
+    g_call_elements.fetch_add(rounded, std::memory_order_relaxed);
   }
 #ifdef FUNNEL_HAVE_ONEDNN
   if (current() == GemmBackend::onednn) {

@@ -12,6 +12,8 @@
 // which breaks the zero-allocation rule of a steady step. dnnl_sgemm makes none (its packing buffer comes from
 // malloc inside the library, once per call) and is the same gemm:jit kernel the matmul primitive selects on an
 // AVX2 CPU. Transposed operands are passed as flags (no copies).
+#include <cstddef>
+#include <cstdint>
 #include <optional>
 #include <string_view>
 
@@ -46,9 +48,31 @@ std::optional<GemmPrecision> parse_gemm_precision(std::string_view s);  // "fp32
 // x rounded to the nearest bfloat16 (ties to even), as a float whose low 16 bits are zero; NaN stays NaN.
 float round_to_bf16(float x);
 
+// Which operands of a float gemm are already bf16-rounded (a weight matrix rounded once per step, see
+// round_weights_bf16): under bf16 only the others are rounded by the call. Ignored in fp32.
+struct Bf16Ready {
+  bool a = false;
+  bool b = false;
+};
+
 // C = alpha·op(A)·op(B) + beta·C, row-major, on the calling thread only, through the current backend and in the
-// current precision.
+// current precision. Under bf16, each operand not marked ready is rounded into per-thread scratch first.
 void sgemm_one_thread(bool ta, bool tb, int m, int n, int k, float alpha, const float* a, int lda, const float* b,
-                      int ldb, float beta, float* c, int ldc);
+                      int ldb, float beta, float* c, int ldc, Bf16Ready ready = {});
+
+// The per-step half of --precision bf16: dst[0..n) = src rounded to bf16 (split over the thread pool when large).
+// The executor calls it once per forward pass for each parameter that an op reads as a gemm operand
+// (Op::gemm_operand) and hands the copy to the op (Ctx::rounded), which passes it to the gemm as Bf16Ready: a
+// weight is then rounded once per step instead of by each of its gemms and each of their thread blocks.
+void round_weights_bf16(const float* src, std::size_t n, float* dst);
+
+// Counters of the bf16 work, for tests and benchmarks (relaxed atomics, one add per call): weight matrices rounded
+// by round_weights_bf16, and operand elements rounded inside gemm calls (the per-call part).
+struct Bf16Counts {
+  std::uint64_t weight_conversions = 0;
+  std::uint64_t weight_elements = 0;
+  std::uint64_t call_elements = 0;
+};
+Bf16Counts bf16_counts();
 
 }  // namespace funnel

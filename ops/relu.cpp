@@ -10,6 +10,7 @@ struct Relu : OpT<Relu> {
   const char* name() const override { return "relu"; }
   const char* doc() const override { return "y = max(x, 0), elementwise"; }
   int arity() const override { return 1; }
+  bool keeps_finite() const override { return true; }  // finite in, finite out: no NaN/Inf check
 
   Shape infer(const Node&, const std::vector<Shape>& in) const override { return in[0]; }
 

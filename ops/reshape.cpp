@@ -14,6 +14,7 @@ struct Reshape : OpT<Reshape> {
   const char* name() const override { return "reshape"; }
   const char* doc() const override { return "y = x with dims from attribute shape (may start with the batch dim)"; }
   int arity() const override { return 1; }
+  bool keeps_finite() const override { return true; }  // finite in, finite out: no NaN/Inf check
 
   Shape infer(const Node& n, const std::vector<Shape>& in) const override {
     const std::vector<std::int64_t>* dims = n.attrs.get_ints("shape");

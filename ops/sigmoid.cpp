@@ -12,6 +12,7 @@ struct Sigmoid : OpT<Sigmoid> {
   const char* name() const override { return "sigmoid"; }
   const char* doc() const override { return "y = 1/(1+exp(-x)), elementwise, overflow-free"; }
   int arity() const override { return 1; }
+  bool keeps_finite() const override { return true; }  // finite in, finite out: no NaN/Inf check
 
   Shape infer(const Node&, const std::vector<Shape>& in) const override { return in[0]; }
 

@@ -17,6 +17,7 @@ struct StopGradient : OpT<StopGradient> {
   const char* name() const override { return "stop_gradient"; }
   const char* doc() const override { return "y = x, no gradient to x (detach)"; }
   int arity() const override { return 1; }
+  bool keeps_finite() const override { return true; }  // finite in, finite out: no NaN/Inf check
   bool differentiable(std::size_t) const override { return false; }
 
   Shape infer(const Node&, const std::vector<Shape>& in) const override { return in[0]; }

@@ -11,6 +11,7 @@ struct Tanh : OpT<Tanh> {
   const char* name() const override { return "tanh"; }
   const char* doc() const override { return "y = tanh(x), elementwise"; }
   int arity() const override { return 1; }
+  bool keeps_finite() const override { return true; }  // finite in, finite out: no NaN/Inf check
 
   Shape infer(const Node&, const std::vector<Shape>& in) const override { return in[0]; }
 

@@ -8,16 +8,20 @@ for the towers). The script writes one CSV of random impressions (Zipf-like ids 
 funnel reads it with `--data csv:FILE --buckets 5000`, PyTorch gets the same ids (field f, value v -> row f*5000+v).
 
 The machine may be shared and noisy, so runs are interleaved: for every batch size and thread count it runs
---pairs rounds of [PyTorch fp32, PyTorch bf16 autocast (with --torch-bf16), funnel on each --gemm backend], each
+--pairs rounds of [PyTorch fp32, PyTorch bf16 autocast, funnel on each --gemm backend in each --precision], each
 run in its own process (so peak RSS is that process's own), and reports per configuration the median samples/s of
-each side, the median and min-max of the per-round ratio funnel / PyTorch fp32, and the median peak RSS.
+each side, the median and min-max of the per-round ratio to PyTorch fp32 (and, for funnel in bf16, to PyTorch bf16
+autocast), and the median peak RSS. funnel's bf16 sides run `funnel train --precision bf16` (gemm inputs rounded to
+bfloat16, fp32 sums; on a CPU without a native bf16 gemm this is extra work on top of the fp32 gemm, so it shows
+the cost of the rounding, not a bf16 speed-up). The PyTorch bf16 autocast row runs whenever bf16 is among the
+precisions (or with --torch-bf16).
 PyTorch times only its training loop after a few warm-up steps; funnel reports samples_per_sec (training loop only)
 in --metrics-json. With --threads 1,2 it also prints the 2-thread / 1-thread scaling of each side.
 With funnel-bench present it adds the gemm bound: the time of the step's 18 gemms alone on that backend
-(esmm_step/<backend> gemm_us) as a fraction of funnel's median time per step.
+(esmm_step/<backend>/<precision> gemm_us) as a fraction of funnel's median time per step.
 
-  python3 tools/compare_pytorch.py                                   # batch 128 and 1024, one thread, 5 rounds
-  python3 tools/compare_pytorch.py --threads 1,2 --gemm onednn,openblas --torch-bf16 --json cmp.json
+  python3 tools/compare_pytorch.py                          # batch 128 and 1024, one thread, 5 rounds, fp32 + bf16
+  python3 tools/compare_pytorch.py --threads 1,2 --gemm onednn,openblas --precision fp32 --json cmp.json
 
 Needs PyTorch (Debian: apt-get install python3-torch; run with /usr/bin/python3). The build and tests never do.
 """
@@ -147,7 +151,10 @@ def main():
     ap.add_argument("--batches", default="128,1024")
     ap.add_argument("--threads", default="1", help="comma-separated thread counts, e.g. 1,2")
     ap.add_argument("--gemm", default="onednn", help="funnel's float gemm backends (FUNNEL_GEMM), e.g. onednn,openblas")
-    ap.add_argument("--torch-bf16", action="store_true", help="also run PyTorch with bf16 autocast on the towers")
+    ap.add_argument("--precision", default="fp32,bf16",
+                    help="funnel's gemm input precisions (--precision of funnel train): fp32 and/or bf16")
+    ap.add_argument("--torch-bf16", action="store_true",
+                    help="run PyTorch with bf16 autocast on the towers also when bf16 is not among --precision")
     ap.add_argument("--cpu-time", action="store_true",
                     help="one thread: also compare CPU time per sample (PyTorch's loop vs funnel-bench esmm_step)")
     ap.add_argument("--pairs", type=int, default=5, help="interleaved rounds per configuration (at least 5)")
@@ -183,6 +190,13 @@ def main():
     for g in backends:
         if g not in ("onednn", "openblas"):
             sys.exit(f"--gemm: expected onednn and/or openblas, got '{g}'")
+    precisions = [p for p in a.precision.split(",") if p]
+    for p in precisions:
+        if p not in ("fp32", "bf16"):
+            sys.exit(f"--precision: expected fp32 and/or bf16, got '{p}'")
+    if not precisions:
+        sys.exit("--precision: expected fp32 and/or bf16")
+    torch_bf16 = a.torch_bf16 or "bf16" in precisions
 
     tmp = a.keep or tempfile.mkdtemp(prefix="funnel_cmp_")
     os.makedirs(tmp, exist_ok=True)
@@ -199,12 +213,13 @@ def main():
     gemm_us, gemm_frac = {}, {}
     if os.access(bench, os.X_OK):
         for g in backends:
-            for b in batches:
-                out, _ = measured([bench, f"--benchmark_filter=esmm_step/{g}/B:{b}/", "--benchmark_format=json",
-                                   "--benchmark_min_time=0.5"])
-                for r in json.loads(out)["benchmarks"]:
-                    gemm_us[(g, b)] = r["gemm_us"]
-                    gemm_frac[(g, b)] = r["gemm_frac"]
+            for p in precisions:
+                for b in batches:
+                    out, _ = measured([bench, f"--benchmark_filter=esmm_step/{g}/{p}/B:{b}/",
+                                       "--benchmark_format=json", "--benchmark_min_time=0.5"])
+                    for r in json.loads(out)["benchmarks"]:
+                        gemm_us[(g, p, b)] = r["gemm_us"]
+                        gemm_frac[(g, p, b)] = r["gemm_frac"]
 
     def run_torch(b, t, steps, autocast):
         cmd = [sys.executable, os.path.abspath(__file__), "--torch-worker", npz, "--batch", str(b), "--steps",
@@ -213,30 +228,35 @@ def main():
         r = json.loads(out.strip().splitlines()[-1])
         return r["samples_per_sec"], rss, r["cpu_us_per_sample"]
 
-    def funnel_cpu(b, backend):
+    def funnel_cpu(b, backend, precision):
         """CPU time per sample of funnel-bench's esmm_step on one thread (the step as `funnel train` runs it)."""
         if not a.cpu_time or not os.access(bench, os.X_OK):
             return None
-        out, _ = measured([bench, f"--benchmark_filter=esmm_step/{backend}/B:{b}/", "--benchmark_format=json",
-                           "--benchmark_min_time=1"])
+        out, _ = measured([bench, f"--benchmark_filter=esmm_step/{backend}/{precision}/B:{b}/",
+                           "--benchmark_format=json", "--benchmark_min_time=1"])
         r = json.loads(out)["benchmarks"][0]
         assert r["time_unit"] == "ms"
         return r["cpu_time"] * 1000.0 / b
 
-    def run_funnel(b, t, steps, backend):
+    def run_funnel(b, t, steps, backend, precision):
         mj = os.path.join(tmp, "metrics.json")
         os.environ["FUNNEL_GEMM"] = backend
         try:
             _, rss = measured([funnel, "train", "--data", f"csv:{csv}", "--eval-data", f"csv:{eval_csv}",
                                "--buckets", str(VOCAB_PER_FIELD), "--batch-size", str(b), "--max-steps", str(steps),
                                "--epochs", "1", "--lr", "0.001", "--threads", str(t), "--seed", str(a.seed),
-                               "--quiet", "--metrics-json", mj])
+                               "--precision", precision, "--quiet", "--metrics-json", mj])
         finally:
             del os.environ["FUNNEL_GEMM"]
         with open(mj) as f:
             return json.load(f)["samples_per_sec"], rss
 
-    sides = ["torch"] + (["torch-bf16"] if a.torch_bf16 else []) + [f"funnel-{g}" for g in backends]
+    # funnel-<backend> in fp32 (the names of earlier runs), funnel-<backend>-bf16 in bf16.
+    funnel_sides = {}
+    for g in backends:
+        for p in precisions:
+            funnel_sides[f"funnel-{g}" + ("-bf16" if p == "bf16" else "")] = (g, p)
+    sides = ["torch"] + (["torch-bf16"] if torch_bf16 else []) + list(funnel_sides)
     runs, summary = [], []
     for b in batches:
         steps = max(20, a.samples // b)
@@ -249,8 +269,8 @@ def main():
                     elif s == "torch-bf16":
                         sps, rss, cpu = run_torch(b, t, steps, True)
                     else:
-                        sps, rss = run_funnel(b, t, steps, s[len("funnel-"):])
-                        cpu = funnel_cpu(b, s[len("funnel-"):]) if t == 1 else None
+                        sps, rss = run_funnel(b, t, steps, *funnel_sides[s])
+                        cpu = funnel_cpu(b, *funnel_sides[s]) if t == 1 else None
                     per[s].append((sps, rss, cpu))
                     runs.append({"batch": b, "threads": t, "round": rnd, "side": s, "samples_per_sec": sps,
                                  "peak_rss_mib": rss, "cpu_us_per_sample": cpu})
@@ -263,7 +283,8 @@ def main():
                 med = median(sps)
                 row = {"batch": b, "threads": t, "side": s, "median_samples_per_sec": med,
                        "ratio_vs_torch_fp32_median": median(ratios), "ratio_min": min(ratios),
-                       "ratio_max": max(ratios), "median_peak_rss_mib": median([x[1] for x in per[s]]),
+                       "ratio_max": max(ratios), "ratio_vs_torch_bf16_median": None, "ratio_vs_torch_bf16_min": None,
+                       "ratio_vs_torch_bf16_max": None, "median_peak_rss_mib": median([x[1] for x in per[s]]),
                        "gemm_bound_fraction": None, "bench_gemm_frac": None, "cpu_us_per_sample_median": None,
                        "cpu_ratio_median": None, "cpu_ratio_min": None, "cpu_ratio_max": None}
                 cpus = [x[2] for x in per[s]]
@@ -272,25 +293,33 @@ def main():
                     cr = [tc / c for tc, c in zip(tcpu, cpus)]
                     row.update(cpu_us_per_sample_median=median(cpus), cpu_ratio_median=median(cr),
                                cpu_ratio_min=min(cr), cpu_ratio_max=max(cr))
-                g = s[len("funnel-"):] if s.startswith("funnel-") else None
-                if g and (g, b) in gemm_us and t == 1:
-                    row["gemm_bound_fraction"] = gemm_us[(g, b)] * 1e-6 * med / b
-                    row["bench_gemm_frac"] = gemm_frac[(g, b)]
+                key = funnel_sides[s] + (b,) if s in funnel_sides else None
+                if key and key in gemm_us and t == 1:
+                    row["gemm_bound_fraction"] = gemm_us[key] * 1e-6 * med / b
+                    row["bench_gemm_frac"] = gemm_frac[key]
+                if s in funnel_sides and funnel_sides[s][1] == "bf16" and "torch-bf16" in per:
+                    r16 = [f / p for f, p in zip(sps, [x[0] for x in per["torch-bf16"]])]
+                    row.update(ratio_vs_torch_bf16_median=median(r16), ratio_vs_torch_bf16_min=min(r16),
+                               ratio_vs_torch_bf16_max=max(r16))
                 summary.append(row)
 
     print(f"\nload average at end: {os.getloadavg()[0]:.1f}")
-    print(f"\n{'batch':>6} {'threads':>7} {'side':<16} {'median/s':>10} {'ratio vs torch fp32 (min-max)':>30} "
-          f"{'peak RSS':>9} {'gemm bound':>10} {'bench frac':>10} {'CPU us/sample, ratio (min-max)':>31}")
+    print(f"\n{'batch':>6} {'threads':>7} {'side':<20} {'median/s':>10} {'ratio vs torch fp32 (min-max)':>30} "
+          f"{'vs torch bf16 (min-max)':>24} {'peak RSS':>9} {'gemm bound':>10} {'bench frac':>10} "
+          f"{'CPU us/sample, ratio (min-max)':>31}")
     for r in summary:
         rr = (f"{r['ratio_vs_torch_fp32_median']:.2f}x ({r['ratio_min']:.2f}-{r['ratio_max']:.2f})"
               if r["side"] != "torch" else "1")
+        r16 = ("" if r["ratio_vs_torch_bf16_median"] is None else
+               f"{r['ratio_vs_torch_bf16_median']:.2f}x ({r['ratio_vs_torch_bf16_min']:.2f}-"
+               f"{r['ratio_vs_torch_bf16_max']:.2f})")
         gb = "" if r["gemm_bound_fraction"] is None else f"{r['gemm_bound_fraction']:.0%}"
         bf = "" if r["bench_gemm_frac"] is None else f"{r['bench_gemm_frac']:.0%}"
         cp = ("" if r["cpu_ratio_median"] is None else
               f"{r['cpu_us_per_sample_median']:.1f} {r['cpu_ratio_median']:.2f}x ({r['cpu_ratio_min']:.2f}-"
               f"{r['cpu_ratio_max']:.2f})")
-        print(f"{r['batch']:>6} {r['threads']:>7} {r['side']:<16} {r['median_samples_per_sec']:>10,.0f} {rr:>30} "
-              f"{r['median_peak_rss_mib']:>5.0f} MiB {gb:>10} {bf:>10} {cp:>31}")
+        print(f"{r['batch']:>6} {r['threads']:>7} {r['side']:<20} {r['median_samples_per_sec']:>10,.0f} {rr:>30} "
+              f"{r16:>24} {r['median_peak_rss_mib']:>5.0f} MiB {gb:>10} {bf:>10} {cp:>31}")
     if len(threads) > 1:
         for b in batches:
             for s in sides:
@@ -300,7 +329,9 @@ def main():
                         print(f"{s}, batch {b}: {r['threads']} threads / {threads[0]} = "
                               f"{r['median_samples_per_sec'] / one[0]['median_samples_per_sec']:.2f}x (medians)")
     print("\nratio: per round, funnel (or torch-bf16) samples/s / PyTorch fp32 samples/s of the same round; median and"
-          " min-max over rounds.\ngemm bound: time of the step's 18 gemms alone on that backend (funnel-bench"
+          " min-max over rounds.\nvs torch bf16: the same per round against PyTorch's bf16 autocast run, for funnel's"
+          " bf16 sides (--precision bf16).\ngemm bound: time of the step's 18 gemms alone on that backend and precision"
+          " (funnel-bench"
           " esmm_step gemm_us) / funnel's median time per step;\nbench frac: the same bound measured inside funnel-bench"
           " (esmm_step gemm_frac: the gemms alone and the whole step timed in one process, back to back);\nCPU (with"
           " --cpu-time, one thread): PyTorch's training-loop CPU time per sample against funnel-bench esmm_step's, run"

@@ -1,5 +1,6 @@
 // The bf16 gemm-input precision: rounding to bfloat16 (nearest, ties to even; Inf and NaN kept) and gemms whose
 // results are those of bf16 inputs with fp32 sums, for every transpose; fp32 is untouched by having been in bf16.
+// Weights rounded once per step (the executor's copies, Ctx::rounded) give the bits of rounding them in each call.
 #include <catch2/catch.hpp>
 
 #include <cmath>
@@ -9,6 +10,9 @@
 #include <random>
 #include <vector>
 
+#include "autodiff/executor.hpp"
+#include "core/dsl.hpp"
+#include "core/parallel.hpp"
 #include "ops/gemm_backend.hpp"
 
 using namespace funnel;
@@ -24,8 +28,20 @@ std::uint32_t bits(float x) {
 // Restores the precision a test changed, also when it fails.
 struct PrecisionGuard {
   GemmPrecision saved = gemm_precision();
-  ~PrecisionGuard() { set_gemm_precision(saved); }
+  GemmBackend backend = gemm_backend();
+  int threads = num_threads();
+  ~PrecisionGuard() {
+    set_gemm_precision(saved);
+    set_gemm_backend(backend);
+    set_num_threads(threads);
+  }
 };
+
+std::vector<GemmBackend> backends() {
+  std::vector<GemmBackend> v{GemmBackend::openblas};
+  if (onednn_available()) v.push_back(GemmBackend::onednn);
+  return v;
+}
 
 // op(A)·op(B) in double from the stored operands, each element mapped through `f` first.
 template <class F>
@@ -111,4 +127,145 @@ TEST_CASE("bf16 gemms compute bf16 inputs with fp32 sums, for every transpose an
   float c = 1.0f + std::ldexp(1.0f, -20);  // not a bf16 number
   sgemm_one_thread(false, false, 1, 1, 1, 1.0f, &one, 1, &one, 1, 1.0f, &c, 1);
   CHECK(c == 2.0f + std::ldexp(1.0f, -20));
+}
+
+TEST_CASE("a gemm operand marked bf16-ready is not rounded again, with the bits of rounding it in the call",
+          "[ops][bf16]") {
+  PrecisionGuard guard;
+  set_gemm_precision(GemmPrecision::bf16);
+  std::mt19937 rng(5);
+  std::normal_distribution<float> d(0.0f, 1.0f);
+  const int m = 33, n = 21, k = 50;
+  for (GemmBackend be : backends())
+    for (int ta = 0; ta < 2; ++ta)
+      for (int tb = 0; tb < 2; ++tb) {
+        INFO(gemm_backend_name(be) << " ta=" << ta << " tb=" << tb);
+        set_gemm_backend(be);
+        std::vector<float> a(static_cast<std::size_t>(m * k)), b(static_cast<std::size_t>(k * n));
+        for (auto& x : a) x = d(rng);
+        for (auto& x : b) x = d(rng);
+        std::vector<float> a16(a.size()), b16(b.size());
+        const Bf16Counts c0 = bf16_counts();
+        round_weights_bf16(a.data(), a.size(), a16.data());
+        round_weights_bf16(b.data(), b.size(), b16.data());
+        const Bf16Counts c1 = bf16_counts();
+        CHECK(c1.weight_conversions - c0.weight_conversions == 2);
+        CHECK(c1.weight_elements - c0.weight_elements == a.size() + b.size());
+        for (std::size_t i = 0; i < b.size(); ++i) REQUIRE(bits(b16[i]) == bits(round_to_bf16(b[i])));
+        const int lda = ta ? m : k, ldb = tb ? k : n;
+        std::vector<float> c_call(static_cast<std::size_t>(m * n)), c_b(c_call.size()), c_a(c_call.size()),
+            c_ab(c_call.size());
+        sgemm_one_thread(ta, tb, m, n, k, 1.0f, a.data(), lda, b.data(), ldb, 0.0f, c_call.data(), n);
+        const Bf16Counts c2 = bf16_counts();
+        CHECK(c2.call_elements - c1.call_elements == a.size() + b.size());
+        sgemm_one_thread(ta, tb, m, n, k, 1.0f, a.data(), lda, b16.data(), ldb, 0.0f, c_b.data(), n, {.b = true});
+        const Bf16Counts c3 = bf16_counts();
+        CHECK(c3.call_elements - c2.call_elements == a.size());  // only A was rounded by the call
+        sgemm_one_thread(ta, tb, m, n, k, 1.0f, a16.data(), lda, b.data(), ldb, 0.0f, c_a.data(), n, {.a = true});
+        const Bf16Counts c4 = bf16_counts();
+        CHECK(c4.call_elements - c3.call_elements == b.size());
+        sgemm_one_thread(ta, tb, m, n, k, 1.0f, a16.data(), lda, b16.data(), ldb, 0.0f, c_ab.data(), n,
+                         {.a = true, .b = true});
+        CHECK(bf16_counts().call_elements == c4.call_elements);
+        for (std::size_t i = 0; i < c_call.size(); ++i) {
+          REQUIRE(bits(c_b[i]) == bits(c_call[i]));
+          REQUIRE(bits(c_a[i]) == bits(c_call[i]));
+          REQUIRE(bits(c_ab[i]) == bits(c_call[i]));
+        }
+      }
+}
+
+namespace {
+
+// loss = Σ relu(x·w1)·w2 twice over: in `direct` the matmuls read the parameters themselves (the executor hands
+// them over rounded once per pass); in `via_op` they read scale(w, 1), an op's output equal to the parameter, so
+// every gemm call rounds it (the path before per-step weights). Both graphs draw the same initial values.
+struct TwoLayer {
+  Graph g;
+  Var x, w1, w2, h, out, loss;
+  explicit TwoLayer(bool via_op, std::int64_t k, std::int64_t hid) {
+    x = input(g, "x", {kBatch, k});
+    w1 = param(g, "w1", {k, hid}, Init::normal(0.3));
+    w2 = param(g, "w2", {hid, 3}, Init::normal(0.3));
+    Var a = via_op ? scale(w1, 1.0, "w1_read") : w1;
+    Var b = via_op ? scale(w2, 1.0, "w2_read") : w2;
+    h = relu(matmul(x, a, "h"), "a");
+    out = matmul(h, b, "out");
+    loss = sum(out, "loss");
+    g.mark_loss(loss.id);
+  }
+};
+
+void feed(Executor<float>& ex, NodeId x, std::int64_t b, std::int64_t k, int step) {
+  ex.set_batch(b);
+  float* d = ex.input(x).data();
+  for (std::int64_t i = 0; i < b * k; ++i) d[i] = std::sin(0.37f * static_cast<float>(i) + static_cast<float>(step));
+}
+
+}  // namespace
+
+TEST_CASE("under bf16 each weight is rounded once per step, with the bits of rounding it per gemm call, and never "
+          "stale after the parameters change",
+          "[ops][bf16][matmul]") {
+  PrecisionGuard guard;
+  set_gemm_precision(GemmPrecision::bf16);
+  const std::int64_t k = 40, hid = 24, B = 300;
+  for (GemmBackend be : backends())
+    for (int threads : {1, 2}) {
+      INFO(gemm_backend_name(be) << ", " << threads << " thread(s)");
+      set_gemm_backend(be);
+      set_num_threads(threads);
+      TwoLayer direct(false, k, hid), via(true, k, hid);
+      Executor<float> ed(direct.g), ev(via.g);
+      ed.init_params(9);
+      ev.init_params(9);
+      for (int step = 0; step < 4; ++step) {
+        INFO("step " << step);
+        feed(ed, direct.x.id, B, k, step);
+        feed(ev, via.x.id, B, k, step);
+        const Bf16Counts c0 = bf16_counts();
+        ed.forward();
+        ed.backward(direct.loss.id);
+        const Bf16Counts c1 = bf16_counts();
+        ev.forward();
+        ev.backward(via.loss.id);
+        const Bf16Counts c2 = bf16_counts();
+        // Two weight matrices, rounded once each for the forward and backward pass together.
+        CHECK(c1.weight_conversions - c0.weight_conversions == 2);
+        CHECK(c1.weight_elements - c0.weight_elements == static_cast<std::uint64_t>(k * hid + hid * 3));
+        CHECK(c2.weight_conversions == c1.weight_conversions);  // scale's output is no parameter
+        if (threads == 1) {
+          // Per call only activations and gradients: x and h forward; dY for dh, h and dY for dw2, x and dh for
+          // dw1 (x is an input: no dx). The per-call path also rounds w2 (twice) and w1 (once) inside its calls.
+          const auto act = static_cast<std::uint64_t>(B * k + B * hid + B * 3 + B * hid + B * 3 + B * k + B * hid);
+          CHECK(c1.call_elements - c0.call_elements == act);
+          // (oneDNN's A·Bᵀ from 129 rows on runs in fixed row blocks, each rounding all of B: at least that much.)
+          CHECK(c2.call_elements - c1.call_elements >= act + static_cast<std::uint64_t>(2 * hid * 3 + k * hid));
+        }
+        const auto& vd = ed.value(direct.out.id);
+        const auto& vv = ev.value(via.out.id);
+        for (std::size_t i = 0; i < vd.size(); ++i) REQUIRE(bits(vd.data()[i]) == bits(vv.data()[i]));
+        for (auto [pd, pv] : {std::pair{direct.w1.id, via.w1.id}, std::pair{direct.w2.id, via.w2.id}}) {
+          const auto& gd = ed.grad(pd);
+          const auto& gv = ev.grad(pv);
+          for (std::size_t i = 0; i < gd.size(); ++i) REQUIRE(bits(gd.data()[i]) == bits(gv.data()[i]));
+          // A plain SGD update on the store between steps: a rounded copy kept from before it would make the next
+          // step's outputs differ from the per-call path's.
+          auto& wd = ed.param(pd);
+          auto& wv = ev.param(pv);
+          for (std::size_t i = 0; i < wd.size(); ++i) {
+            wd.data()[i] -= 0.05f * gd.data()[i];
+            wv.data()[i] -= 0.05f * gv.data()[i];
+          }
+        }
+      }
+      // fp32 afterwards: the executor hands no rounded copies and nothing is rounded.
+      set_gemm_precision(GemmPrecision::fp32);
+      const Bf16Counts c0 = bf16_counts();
+      ed.forward();
+      ed.backward(direct.loss.id);
+      CHECK(bf16_counts().weight_conversions == c0.weight_conversions);
+      CHECK(bf16_counts().call_elements == c0.call_elements);
+      set_gemm_precision(GemmPrecision::bf16);
+    }
 }

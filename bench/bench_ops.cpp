@@ -11,7 +11,9 @@
 //                                            gemms, the matmul op forward+backward and the whole dense layer (matmul
 //                                            + bias_add + relu, forward+backward); counters give each one's time and
 //                                            the ratios to raw sgemm of the same backend and precision, measured side
-//                                            by side (bf16: each of the three includes W's one rounding per step)
+//                                            by side (bf16: each of the three includes W's one rounding per step;
+//                                            matmul_per_call_us is the matmul op rounding W in every gemm call, as
+//                                            before weights were rounded once per step)
 //   esmm_step/<be>/<p>/B:<b>                 one ESMM training step as `funnel train` runs it: batch gathering,
 //                                            forward, both losses, backward, Adam (lazy sparse rows for the
 //                                            embedding); samples/s, GFLOP/s and the time of the step's gemms alone
@@ -209,8 +211,9 @@ void bm_dense_vs_sgemm(benchmark::State& st, GemmBackend be, GemmPrecision p, st
   OpCase mmc{"matmul", "", {InputSpec::value({kBatch, l.k}), InputSpec::value({l.k, l.n}, -0.1f, 0.1f)}, {}, nullptr,
              nullptr};
   OpRun mm(mmc, b);
+  OpRun mm_per_call(mmc, b);  // bf16 only: the matmul op without the step's rounded weight (each gemm rounds W)
   DenseLayer layer(b, l);
-  double t_gemm = 0, t_mm = 0, t_layer = 0;
+  double t_gemm = 0, t_mm = 0, t_layer = 0, t_per_call = 0;
   const bool bf16 = p == GemmPrecision::bf16;
   for (auto _ : st) {
     auto t0 = Clock::now();
@@ -228,6 +231,12 @@ void bm_dense_vs_sgemm(benchmark::State& st, GemmBackend be, GemmPrecision p, st
     if (bf16) layer.mm->round_params_bf16();
     layer.run();
     t_layer += seconds_since(t0);
+    if (bf16) {
+      t0 = Clock::now();
+      mm_per_call.forward();
+      mm_per_call.backward();
+      t_per_call += seconds_since(t0);
+    }
     benchmark::ClobberMemory();
   }
   const double it = static_cast<double>(st.iterations());
@@ -236,6 +245,10 @@ void bm_dense_vs_sgemm(benchmark::State& st, GemmBackend be, GemmPrecision p, st
   st.counters["dense_layer_us"] = 1e6 * t_layer / it;
   st.counters["matmul/sgemm"] = t_mm / t_gemm;
   st.counters["layer/sgemm"] = t_layer / t_gemm;
+  if (bf16) {  // what rounding W once per step saves on this layer: matmul with W rounded in every gemm call
+    st.counters["matmul_per_call_us"] = 1e6 * t_per_call / it;
+    st.counters["per_call/matmul"] = t_per_call / t_mm;
+  }
   st.counters["sgemm_GFLOP/s"] = 6.0 * static_cast<double>(b * l.k * l.n) * it / t_gemm / 1e9;
 }
 

@@ -236,7 +236,11 @@ inline const std::vector<Layer>& esmm_layers() {
 
 inline std::string dims_str(const std::vector<std::int64_t>& d) {
   std::string s;
-  for (std::size_t i = 0; i < d.size(); ++i) s += (i ? "x" : "") + (d[i] == kBatch ? std::string("B") : std::to_string(d[i]));
+  for (std::size_t i = 0; i < d.size(); ++i) {  // appended piece by piece (GCC 12 warns on "lit" + to_string)
+    if (i) s += 'x';
+    if (d[i] == kBatch) s += 'B';
+    else s += std::to_string(d[i]);
+  }
   return s;
 }
 
@@ -248,7 +252,10 @@ inline std::vector<OpCase> op_cases() {
   auto add = [&](std::string op, std::vector<IS> in, Attrs at = {}, std::function<double(std::int64_t)> ff = nullptr,
                  std::function<double(std::int64_t)> bf = nullptr) {
     std::string label;
-    for (auto& i : in) label += (label.empty() ? "" : ",") + dims_str(i.shape.dims);
+    for (auto& i : in) {
+      if (!label.empty()) label += ',';
+      label += dims_str(i.shape.dims);
+    }
     cs.push_back(OpCase{std::move(op), label, std::move(in), std::move(at), std::move(ff), std::move(bf)});
   };
   for (const Layer& l : esmm_layers()) {

@@ -37,7 +37,7 @@ struct PrecisionGuard {
   }
 };
 
-std::vector<GemmBackend> backends() {
+std::vector<GemmBackend> precision_backends() {
   std::vector<GemmBackend> v{GemmBackend::openblas};
   if (onednn_available()) v.push_back(GemmBackend::onednn);
   return v;
@@ -136,7 +136,7 @@ TEST_CASE("a gemm operand marked bf16-ready is not rounded again, with the bits 
   std::mt19937 rng(5);
   std::normal_distribution<float> d(0.0f, 1.0f);
   const int m = 33, n = 21, k = 50;
-  for (GemmBackend be : backends())
+  for (GemmBackend be : precision_backends())
     for (int ta = 0; ta < 2; ++ta)
       for (int tb = 0; tb < 2; ++tb) {
         INFO(gemm_backend_name(be) << " ta=" << ta << " tb=" << tb);
@@ -180,10 +180,10 @@ namespace {
 // loss = Σ relu(x·w1)·w2 twice over: in `direct` the matmuls read the parameters themselves (the executor hands
 // them over rounded once per pass); in `via_op` they read scale(w, 1), an op's output equal to the parameter, so
 // every gemm call rounds it (the path before per-step weights). Both graphs draw the same initial values.
-struct TwoLayer {
+struct TwoLayerBf16 {
   Graph g;
   Var x, w1, w2, h, out, loss;
-  explicit TwoLayer(bool via_op, std::int64_t k, std::int64_t hid) {
+  explicit TwoLayerBf16(bool via_op, std::int64_t k, std::int64_t hid) {
     x = input(g, "x", {kBatch, k});
     w1 = param(g, "w1", {k, hid}, Init::normal(0.3));
     w2 = param(g, "w2", {hid, 3}, Init::normal(0.3));
@@ -196,7 +196,7 @@ struct TwoLayer {
   }
 };
 
-void feed(Executor<float>& ex, NodeId x, std::int64_t b, std::int64_t k, int step) {
+void feed_two_layer(Executor<float>& ex, NodeId x, std::int64_t b, std::int64_t k, int step) {
   ex.set_batch(b);
   float* d = ex.input(x).data();
   for (std::int64_t i = 0; i < b * k; ++i) d[i] = std::sin(0.37f * static_cast<float>(i) + static_cast<float>(step));
@@ -210,19 +210,19 @@ TEST_CASE("under bf16 each weight is rounded once per step, with the bits of rou
   PrecisionGuard guard;
   set_gemm_precision(GemmPrecision::bf16);
   const std::int64_t k = 40, hid = 24, B = 300;
-  for (GemmBackend be : backends())
+  for (GemmBackend be : precision_backends())
     for (int threads : {1, 2}) {
       INFO(gemm_backend_name(be) << ", " << threads << " thread(s)");
       set_gemm_backend(be);
       set_num_threads(threads);
-      TwoLayer direct(false, k, hid), via(true, k, hid);
+      TwoLayerBf16 direct(false, k, hid), via(true, k, hid);
       Executor<float> ed(direct.g), ev(via.g);
       ed.init_params(9);
       ev.init_params(9);
       for (int step = 0; step < 4; ++step) {
         INFO("step " << step);
-        feed(ed, direct.x.id, B, k, step);
-        feed(ev, via.x.id, B, k, step);
+        feed_two_layer(ed, direct.x.id, B, k, step);
+        feed_two_layer(ev, via.x.id, B, k, step);
         const Bf16Counts c0 = bf16_counts();
         ed.forward();
         ed.backward(direct.loss.id);

@@ -20,7 +20,7 @@ using namespace funnel;
 namespace {
 
 // The ops that keep finite values finite, each applied to a B×4 value: the list the test checks by property.
-const std::vector<std::pair<std::string, std::function<Var(Var)>>>& finite_ops() {
+const std::vector<std::pair<std::string, std::function<Var(Var)>>>& keeps_finite_cases() {
   static const std::vector<std::pair<std::string, std::function<Var(Var)>>> ops{
       {"relu", [](Var x) { return relu(x); }},
       {"reshape", [](Var x) { return reshape(x, {kBatch, 2, 2}); }},
@@ -43,11 +43,11 @@ TEST_CASE("ops that declare keeps_finite give finite outputs for extreme finite 
   for (const std::string& name : op_names())
     if (get_op(name).keeps_finite()) declared.push_back(name);
   std::vector<std::string> listed;
-  for (const auto& [name, make] : finite_ops()) listed.push_back(name);
+  for (const auto& [name, make] : keeps_finite_cases()) listed.push_back(name);
   std::sort(listed.begin(), listed.end());
   // A new op declaring keeps_finite() must join the property check below.
   CHECK(declared == listed);
-  for (const auto& [name, make] : finite_ops()) {
+  for (const auto& [name, make] : keeps_finite_cases()) {
     INFO(name);
     for (bool dbl : {false, true}) {
       Graph g;

@@ -51,6 +51,10 @@ function(funnel_precompile target)
   target_precompile_headers(${target} PRIVATE ${headers})
 endfunction()
 
+# Library files whose file-local names clash with another file's of their layer: compiled one by one (FUNNEL_UNITY).
+# data/stream_cache.cpp: included from a batch GCC takes it for a header and warns of its anonymous-namespace members.
+set(FUNNEL_ALONE train/loop.cpp train/npy.cpp cli/flag_help.cpp data/stream_cache.cpp)
+
 # funnel_layer(<name> DIRS <folder>... [WHOLE_ARCHIVE] [EXCLUDE <regex>] [DEPS <target>...])
 # EXCLUDE drops matching sources (mains that live beside a layer's files).
 function(funnel_layer name)
@@ -76,6 +80,18 @@ function(funnel_layer name)
     endif()
   endforeach()
   set_target_properties(${name} PROPERTIES FUNNEL_WHOLE_ARCHIVE ${L_WHOLE_ARCHIVE})
+  if(FUNNEL_UNITY AND NOT name STREQUAL "funnel_ops" AND NOT name STREQUAL "funnel_opcheck")
+    # Eight files per compiler run (FUNNEL_UNITY): the headers every file parses are parsed once per batch.
+    # funnel_ops and funnel_opcheck keep one run per file (one op per file, each with file-local helpers and a
+    # registrar under the same names), and so do the files of FUNNEL_ALONE.
+    set_target_properties(${name} PROPERTIES UNITY_BUILD ON UNITY_BUILD_MODE BATCH UNITY_BUILD_BATCH_SIZE 8)
+    foreach(src ${FUNNEL_ALONE})
+      if("${PROJECT_SOURCE_DIR}/${src}" IN_LIST srcs)
+        set_source_files_properties(${PROJECT_SOURCE_DIR}/${src} TARGET_DIRECTORY ${name}
+                                    PROPERTIES SKIP_UNITY_BUILD_INCLUSION ON)
+      endif()
+    endforeach()
+  endif()
   set_property(GLOBAL APPEND PROPERTY FUNNEL_LAYERS ${name})
   set_property(GLOBAL APPEND PROPERTY FUNNEL_LAYER_DIRS ${L_DIRS})
 endfunction()

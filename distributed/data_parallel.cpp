@@ -13,11 +13,6 @@ namespace funnel::dist {
 namespace {
 using Clock = std::chrono::steady_clock;
 double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
-double thread_cpu() {
-  timespec ts{};
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
-}
 }  // namespace
 
 DataParallel::DataParallel(Communicator& c, Model& m, DataParallelOptions o) : c_(c), m_(m), o_(o), reducer_(c) {

@@ -6,13 +6,11 @@
 
 namespace funnel::dist {
 
-namespace {
 double thread_cpu() {
   timespec ts{};
   clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
   return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
 }
-}  // namespace
 
 void Reducer::setup(ParamStore<float>& ps, std::size_t extra) {
   std::size_t n = 0;

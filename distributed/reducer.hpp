@@ -29,6 +29,9 @@
 
 namespace funnel::dist {
 
+// CPU seconds the calling thread has used (CLOCK_THREAD_CPUTIME_ID): the per-step timings of the reducer and the loop.
+double thread_cpu();
+
 struct ReduceBytes {
   // Payload of this rank in the last step (with one rank: what a rank would send for that batch).
   std::uint64_t dense = 0;   // fused dense buffer handed to the reduction

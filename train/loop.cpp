@@ -219,16 +219,6 @@ std::vector<CalibrationBin> StreamingFunnelMetrics::Auc::bins(int bins) const {
   return out;
 }
 
-namespace {
-double ece_of(const std::vector<CalibrationBin>& bins) {
-  if (bins.empty()) return kNaN;
-  double n = 0, e = 0;
-  for (const auto& b : bins) n += static_cast<double>(b.rows);
-  for (const auto& b : bins) e += static_cast<double>(b.rows) / n * std::abs(b.mean_prob - b.rate);
-  return e;
-}
-}  // namespace
-
 void StreamingFunnelMetrics::Auc::clear() {
   std::vector<std::uint32_t>().swap(pos);
   std::vector<std::uint32_t>().swap(neg);
@@ -323,7 +313,7 @@ FunnelMetrics StreamingFunnelMetrics::result() {
   ctcvr_.clear();
   m.cvr_auc = cvr_.value();
   m.cvr_calibration = cvr_.bins(10);
-  m.cvr_ece = ece_of(m.cvr_calibration);
+  m.cvr_ece = expected_calibration_error(m.cvr_calibration);
   cvr_.clear();
   m.ctr_logloss = mean(ctr_s_.loss, ctr_s_.n);
   m.cvr_logloss = mean(cvr_s_.loss, cvr_s_.n);
@@ -339,7 +329,7 @@ FunnelMetrics StreamingFunnelMetrics::result() {
     m.has_entire_space = true;
     m.cvr_auc_entire_space = entire_.value();
     m.cvr_calibration_entire_space = entire_.bins(10);
-    m.cvr_ece_entire_space = ece_of(m.cvr_calibration_entire_space);
+    m.cvr_ece_entire_space = expected_calibration_error(m.cvr_calibration_entire_space);
     entire_.clear();
     m.cvr_rate_entire_space = mean(entire_s_.label, entire_s_.n);
     m.cvr_logloss_entire_space = mean(entire_s_.loss, entire_s_.n);

@@ -133,19 +133,17 @@ std::vector<CalibrationBin> calibration_bins(std::span<const float> probs, std::
   return out;
 }
 
-namespace {
-double ece_of(const std::vector<CalibrationBin>& bins) {
+double expected_calibration_error(const std::vector<CalibrationBin>& bins) {
   if (bins.empty()) return std::numeric_limits<double>::quiet_NaN();
   double n = 0, ece = 0;
   for (const auto& b : bins) n += static_cast<double>(b.rows);
   for (const auto& b : bins) ece += static_cast<double>(b.rows) / n * std::abs(b.mean_prob - b.rate);
   return ece;
 }
-}  // namespace
 
 double expected_calibration_error(std::span<const float> probs, std::span<const float> labels,
                                   std::span<const std::uint8_t> mask, int bins) {
-  return ece_of(calibration_bins(probs, labels, mask, bins));
+  return expected_calibration_error(calibration_bins(probs, labels, mask, bins));
 }
 
 FunnelMetrics evaluate_funnel(const FunnelInputs& in) {
@@ -187,14 +185,14 @@ FunnelMetrics evaluate_funnel(const FunnelInputs& in) {
   m.mean_pctcvr = mean_of(in.pctcvr);
   m.ctcvr_rate = mean_of(in.ctcvr);
   m.cvr_calibration = calibration_bins(in.pcvr, in.ctcvr, clicked);
-  m.cvr_ece = ece_of(m.cvr_calibration);
+  m.cvr_ece = expected_calibration_error(m.cvr_calibration);
   m.mean_pcvr_all = mean_of(in.pcvr);
   if (entire) {
     m.has_entire_space = true;
     m.cvr_auc_entire_space = roc_auc(in.pcvr, in.conversion_entire);
     m.cvr_rate_entire_space = mean_of(in.conversion_entire);
     m.cvr_calibration_entire_space = calibration_bins(in.pcvr, in.conversion_entire);
-    m.cvr_ece_entire_space = ece_of(m.cvr_calibration_entire_space);
+    m.cvr_ece_entire_space = expected_calibration_error(m.cvr_calibration_entire_space);
     m.cvr_logloss_entire_space = log_loss(in.pcvr, in.conversion_entire);
   }
   return m;

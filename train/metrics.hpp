@@ -80,6 +80,8 @@ double expected_calibration_error(std::span<const float> probs, std::span<const 
 // The bins of that computation: min(bins, selected rows) groups, lowest scores first. Empty for an empty selection.
 std::vector<CalibrationBin> calibration_bins(std::span<const float> probs, std::span<const float> labels,
                                              std::span<const std::uint8_t> mask = {}, int bins = 10);
+// The expected calibration error of bins made by calibration_bins (or the streaming metrics). NaN when empty.
+double expected_calibration_error(const std::vector<CalibrationBin>& bins);
 
 // Every metric above; AUCs are NaN when their selection has a single class (see roc_auc).
 FunnelMetrics evaluate_funnel(const FunnelInputs& in);

@@ -17,6 +17,7 @@
 #include "core/error.hpp"
 #include "core/files.hpp"
 #include "core/signals.hpp"
+#include "support/files.hpp"
 #include "support/temp_dir.hpp"
 
 using namespace funnel;
@@ -24,13 +25,8 @@ using Catch::Matchers::Contains;
 using funnel::test::TempDir;
 namespace fs = std::filesystem;
 
+using funnel::test::slurp;
 namespace {
-std::string slurp(const std::string& p) {
-  std::ifstream f(p, std::ios::binary);
-  std::stringstream s;
-  s << f.rdbuf();
-  return s.str();
-}
 ino_t inode(const std::string& p) {
   struct stat st {};
   REQUIRE(::stat(p.c_str(), &st) == 0);

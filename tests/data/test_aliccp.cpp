@@ -5,18 +5,20 @@
 #include <filesystem>
 #include <fstream>
 
+#include "support/files.hpp"
 #include "core/error.hpp"
 #include "support/temp_dir.hpp"
 #include "data/readers.hpp"
 
 using namespace funnel;
+using funnel::test::aliccp_field;
 namespace fs = std::filesystem;
 
 namespace {
 
 // A directory for the release's files, and the --data spec that reads it.
-struct TempDir : funnel::test::TempDir {
-  TempDir() : funnel::test::TempDir("aliccp") {}
+struct AliccpDir : funnel::test::TempDir {
+  AliccpDir() : funnel::test::TempDir("aliccp") {}
   std::string spec(const std::string& split = "") const {
     return "aliccp:" + path.string() + (split.empty() ? "" : ":" + split);
   }
@@ -40,26 +42,22 @@ const std::string kSkeleton = "1,1,1,u1,3," + list({feat("205", "9001"), feat("2
                               "\n" + "2,0,0,u2,2," + list({feat("205", "9002"), feat("210", "x", "3.0")}) + "\n" +
                               "3,1,0,u1,0,\n";
 
-std::int64_t fidx(const std::string& name) {
-  const auto& f = aliccp_fields();
-  return std::find(f.begin(), f.end(), name) - f.begin();
-}
 
 // A cell's ids / weights: the row's own, then those of its shared block (the common features).
 std::vector<std::int64_t> cell(const Dataset& d, std::int64_t r, const std::string& field) {
   std::vector<std::int64_t> v;
-  d.for_each_id(r, fidx(field), [&](std::int64_t id, float) { v.push_back(id); });
+  d.for_each_id(r, aliccp_field(field), [&](std::int64_t id, float) { v.push_back(id); });
   return v;
 }
 std::vector<float> cell_w(const Dataset& d, std::int64_t r, const std::string& field) {
   std::vector<float> v;
-  d.for_each_id(r, fidx(field), [&](std::int64_t, float w) { v.push_back(w); });
+  d.for_each_id(r, aliccp_field(field), [&](std::int64_t, float w) { v.push_back(w); });
   return v;
 }
 
 // A directory with the good common file and a skeleton whose line 2 is `bad_line`.
 Dataset read_with_bad_skeleton_line(const std::string& bad_line) {
-  TempDir t;
+  AliccpDir t;
   t.write("common_features_train.csv", kCommon);
   t.write("sample_skeleton_train.csv", "1,1,1,u1,1," + feat("205", "1") + "\n" + bad_line + "\n");
   FeatureMap m;
@@ -69,7 +67,7 @@ Dataset read_with_bad_skeleton_line(const std::string& bad_line) {
 }  // namespace
 
 TEST_CASE("aliccp: join, multi-valued fields, absent fields, value weights", "[aliccp]") {
-  TempDir t;
+  AliccpDir t;
   t.write("common_features_train.csv", kCommon);
   t.write("sample_skeleton_train.csv", kSkeleton);
   FeatureMap map;
@@ -84,10 +82,10 @@ TEST_CASE("aliccp: join, multi-valued fields, absent fields, value weights", "[a
   CHECK(d.vocab == 23 * (1 << 12));
   CHECK(d.labels == std::vector<std::uint8_t>{1, 1, 0, 0, 1, 0});
   // Row 0: skeleton item features + user u1's common features.
-  CHECK(cell(d, 0, "205") == std::vector<std::int64_t>{map.lookup(fidx("205"), "9001")});
-  CHECK(cell(d, 0, "101") == std::vector<std::int64_t>{map.lookup(fidx("101"), "1001")});
+  CHECK(cell(d, 0, "205") == std::vector<std::int64_t>{map.lookup(aliccp_field("205"), "9001")});
+  CHECK(cell(d, 0, "101") == std::vector<std::int64_t>{map.lookup(aliccp_field("101"), "1001")});
   CHECK(cell(d, 0, "109_14") ==
-        std::vector<std::int64_t>{map.lookup(fidx("109_14"), "a"), map.lookup(fidx("109_14"), "b")});
+        std::vector<std::int64_t>{map.lookup(aliccp_field("109_14"), "a"), map.lookup(aliccp_field("109_14"), "b")});
   CHECK(cell_w(d, 0, "109_14") == std::vector<float>{0.5f, 1.5f});
   CHECK(cell_w(d, 0, "150_14") == std::vector<float>{2.0f});
   CHECK(cell(d, 0, "124").empty());  // absent
@@ -112,7 +110,7 @@ TEST_CASE("aliccp: join, multi-valued fields, absent fields, value weights", "[a
 }
 
 TEST_CASE("aliccp: test split and vocab mapping with min_count", "[aliccp]") {
-  TempDir t;
+  AliccpDir t;
   t.write("common_features_test.csv", kCommon);
   t.write("sample_skeleton_test.csv", kSkeleton);
   ReadOptions o;
@@ -121,11 +119,11 @@ TEST_CASE("aliccp: test split and vocab mapping with min_count", "[aliccp]") {
   FeatureMap map;
   const Dataset d = read_dataset(t.spec("test"), o, map);
   // u1's features are used by 2 rows -> own rows; u2's and every item feature once -> OOV.
-  CHECK(cell(d, 0, "101") == std::vector<std::int64_t>{map.field_base(fidx("101")) + 1});
-  CHECK(cell(d, 1, "101") == std::vector<std::int64_t>{map.oov_row(fidx("101"))});
-  CHECK(cell(d, 0, "205") == std::vector<std::int64_t>{map.oov_row(fidx("205"))});
-  CHECK(map.field_size(fidx("109_14")) == 3);  // OOV, a, b
-  CHECK(map.field_size(fidx("205")) == 1);     // OOV only
+  CHECK(cell(d, 0, "101") == std::vector<std::int64_t>{map.field_base(aliccp_field("101")) + 1});
+  CHECK(cell(d, 1, "101") == std::vector<std::int64_t>{map.oov_row(aliccp_field("101"))});
+  CHECK(cell(d, 0, "205") == std::vector<std::int64_t>{map.oov_row(aliccp_field("205"))});
+  CHECK(map.field_size(aliccp_field("109_14")) == 3);  // OOV, a, b
+  CHECK(map.field_size(aliccp_field("205")) == 1);     // OOV only
   CHECK(d.vocab == map.vocab());
   FeatureMap none;
   CHECK_THROWS_WITH(read_dataset(t.spec("train"), o, none), Catch::Contains("sample_skeleton_train.csv") ||
@@ -164,7 +162,7 @@ TEST_CASE("aliccp: every kind of bad skeleton row throws with file, line and fie
 }
 
 TEST_CASE("aliccp: skip mode counts every reason, including common-file rows", "[aliccp]") {
-  TempDir t;
+  AliccpDir t;
   t.write("common_features_train.csv", kCommon + "u3,1\n" + "u4,2," + feat("101", "1") + "\n" + "u1,0,\n" +
                                            "u5,1," + feat("101", "5", "x") + "\n");
   const std::string f = feat("205", "1");
@@ -219,7 +217,7 @@ TEST_CASE("aliccp: skip mode counts every reason, including common-file rows", "
 }
 
 TEST_CASE("aliccp: bad common rows throw in error mode", "[aliccp]") {
-  TempDir t;
+  AliccpDir t;
   t.write("sample_skeleton_train.csv", kSkeleton);
   FeatureMap m;
   t.write("common_features_train.csv", kCommon + "u1,0,\n");
@@ -235,7 +233,7 @@ TEST_CASE("aliccp: file-level errors", "[aliccp]") {
   FeatureMap m;
   ReadOptions o;
   CHECK_THROWS_WITH(read_dataset("aliccp:/no/such/dir", o, m), Catch::Contains("'/no/such/dir'"));
-  TempDir t;
+  AliccpDir t;
   CHECK_THROWS_WITH(read_dataset(t.spec(), o, m), Catch::Contains("common_features_train.csv") &&
                                                       Catch::Contains("No such file"));
   t.write("common_features_train.csv", kCommon);
@@ -255,7 +253,7 @@ TEST_CASE("aliccp: file-level errors", "[aliccp]") {
 }
 
 TEST_CASE("aliccp: max_rows and a ready map", "[aliccp]") {
-  TempDir t;
+  AliccpDir t;
   t.write("common_features_train.csv", kCommon);
   t.write("sample_skeleton_train.csv", kSkeleton);
   ReadOptions o;

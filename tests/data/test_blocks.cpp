@@ -12,6 +12,7 @@
 #include <random>
 #include <set>
 
+#include "support/files.hpp"
 #include "core/error.hpp"
 #include "support/temp_dir.hpp"
 #include "data/readers.hpp"
@@ -23,11 +24,8 @@ namespace fs = std::filesystem;
 namespace {
 
 using funnel::test::TempDir;
+using funnel::test::aliccp_field;
 
-std::int64_t fidx(const std::string& name) {
-  const auto& f = aliccp_fields();
-  return std::find(f.begin(), f.end(), name) - f.begin();
-}
 
 // The same dataset with every row's block copied into its cells, after the row's own ids (written against the raw
 // arrays, independently of the library's accessors).
@@ -144,10 +142,7 @@ ReadOptions skip_values(MapKind kind, std::int64_t min_count = 1) {
   return o;
 }
 
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), {}};
-}
+using funnel::test::slurp;
 
 }  // namespace
 
@@ -189,7 +184,7 @@ TEST_CASE("blocks: own ids come before shared ids within a cell", "[blocks]") {
   ReadOptions o;
   o.mapping.buckets = 1 << 20;
   const Dataset d = read_dataset("aliccp:" + t.path.string(), o, map);
-  const std::int64_t f = fidx("109_14");
+  const std::int64_t f = aliccp_field("109_14");
   std::vector<std::int64_t> ids;
   d.for_each_id(0, f, [&](std::int64_t id, float) { ids.push_back(id); });
   CHECK(ids == std::vector<std::int64_t>{map.lookup(f, "s1"), map.lookup(f, "c1"), map.lookup(f, "c2")});
@@ -202,7 +197,7 @@ TEST_CASE("blocks: vocabulary counts a common feature once per kept row that use
     const Dataset d = read_dataset(g.spec(), skip_values(MapKind::Vocab, min_count), map);
     INFO("min_count " << min_count);
     for (const auto& [fv, n] : g.counts) {
-      const std::int64_t f = fidx(fv.first);
+      const std::int64_t f = aliccp_field(fv.first);
       INFO(fv.first << "=" << fv.second << " seen " << n);
       CHECK((map.lookup(f, fv.second) != map.oov_row(f)) == (n >= min_count));
     }

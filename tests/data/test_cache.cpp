@@ -5,6 +5,7 @@
 #include <fstream>
 #include <iterator>
 
+#include "support/files.hpp"
 #include "core/error.hpp"
 #include "data/readers.hpp"
 
@@ -26,11 +27,8 @@ struct TempFile {
   }
 };
 
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), {}};
-}
-void spit(const fs::path& p, const std::string& s) { std::ofstream(p, std::ios::binary) << s; }
+using funnel::test::slurp;
+using funnel::test::spit;
 
 void check_same(const Dataset& a, const Dataset& b) {
   CHECK(a.num_fields == b.num_fields);

@@ -6,6 +6,7 @@
 #include <fstream>
 #include <iterator>
 
+#include "support/files.hpp"
 #include "core/error.hpp"
 #include "data/readers.hpp"
 
@@ -23,10 +24,7 @@ std::vector<fs::path> corpus(const char* reader) {
   return files;
 }
 
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), {}};
-}
+using funnel::test::slurp;
 
 // Returns the number of successful reads over the 4 policy combinations.
 template <class Read>

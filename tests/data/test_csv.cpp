@@ -1,5 +1,6 @@
 #include <catch2/catch.hpp>
 
+#include "support/files.hpp"
 #include "core/error.hpp"
 #include "data/readers.hpp"
 
@@ -7,7 +8,7 @@ using namespace funnel;
 
 namespace {
 
-std::string fixture(const char* name) { return std::string(FUNNEL_SOURCE_DIR) + "/tests/data/fixtures/" + name; }
+using funnel::test::fixture;
 
 std::int64_t sum_stage(const Dataset& d, std::int64_t s) {
   std::int64_t n = 0;

@@ -12,17 +12,15 @@
 #include "data/readers.hpp"
 #include "data/stream.hpp"
 #include "data/stream_cache.hpp"
+#include "support/files.hpp"
 #include "support/temp_dir.hpp"
 
 using namespace funnel;
 
 namespace {
 
-std::string slurp(const std::string& p) {
-  std::ifstream in(p, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), {}};
-}
-void spit(const std::string& p, const std::string& s) { std::ofstream(p, std::ios::binary | std::ios::trunc) << s; }
+using funnel::test::slurp;
+using funnel::test::spit;
 
 // A small generated Ali-CCP directory.
 struct Generated {

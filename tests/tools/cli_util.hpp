@@ -11,6 +11,8 @@
 #include <sstream>
 #include <string>
 
+#include "support/files.hpp"
+
 namespace funnel::test {
 
 inline const std::string kFunnel = std::string(FUNNEL_BIN_DIR) + "/funnel";
@@ -42,13 +44,6 @@ inline std::filesystem::path fresh_temp_dir(const std::string& name) {
   std::filesystem::remove_all(d);
   std::filesystem::create_directories(d);
   return d;
-}
-
-inline std::string slurp(const std::filesystem::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  std::stringstream s;
-  s << f.rdbuf();
-  return s.str();
 }
 
 }  // namespace funnel::test

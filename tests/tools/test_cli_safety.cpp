@@ -27,7 +27,7 @@ using funnel::test::Run;
 using funnel::test::slurp;
 Run run(const std::string& args) { return funnel::test::run_funnel(args, true); }
 fs::path temp_dir(const std::string& name) { return funnel::test::fresh_temp_dir("safety_" + name); }
-void spit(const fs::path& p, const std::string& s) { std::ofstream(p, std::ios::binary) << s; }
+using funnel::test::spit;
 
 // A small trained checkpoint and a CSV data file for it.
 struct Trained {

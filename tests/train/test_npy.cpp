@@ -9,6 +9,7 @@
 #include <string>
 #include <unistd.h>
 
+#include "support/files.hpp"
 #include "core/error.hpp"
 #include "support/temp_dir.hpp"
 #include "train/npy.hpp"
@@ -20,14 +21,8 @@ namespace {
 
 using funnel::test::TempDir;
 
-std::string slurp(const std::string& p) {
-  std::ifstream f(p, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(f), {});
-}
-void spit(const std::string& p, const std::string& s) {
-  std::ofstream f(p, std::ios::binary | std::ios::trunc);
-  f << s;
-}
+using funnel::test::slurp;
+using funnel::test::spit;
 
 }  // namespace
 

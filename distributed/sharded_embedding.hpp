@@ -29,7 +29,8 @@
 //     a MiB of rows at a time, gathered from the owners (MPI_Gatherv), checksummed and appended.
 // A store that does hold a table in full when the ShardedEmbeddings is made (e.g. one loaded by load_checkpoint) is
 // split up as before: each rank copies its rows and state, and the full copy is freed at once.
-// Measured (README, MPI section): peak resident memory per rank at -np 2 with a 4M × 18 table.
+// Measured (README, MPI section; tools/shard_memory.sh): peak resident memory per rank at -np 2 with a 4M × 18 table
+// and Adam, train + save: 484 / 483 MB sharded against 1,719 (rank 0, writing) / 895 MB replicated.
 //
 // A sharded model's store is no longer a model on its own: forward passes must go through a ShardedSource (which
 // fetches), and its tables' values are the working rows only. Use save() for checkpoints.

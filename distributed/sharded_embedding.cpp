@@ -34,8 +34,8 @@ ShardedEmbeddings::ShardedEmbeddings(Communicator& c, Model& m, Optimizer<float>
   if (from_checkpoint) info = read_checkpoint_info(init.checkpoint);
   const bool load_state = from_checkpoint && init.load_state && !info.optimizer_arrays.empty();
   if (load_state && info.optimizer != opt.name())
-    throw Error(init.checkpoint + ": the checkpoint holds '" + info.optimizer + "' optimizer state, the optimizer is '" +
-                opt.name() + "'");
+    throw Error(init.checkpoint + ": the checkpoint holds '" + info.optimizer +
+                "' optimizer state, the optimizer is '" + opt.name() + "'");
   auto entry = [&](const std::vector<CheckpointParam>& list, const std::string& name) -> const CheckpointParam& {
     for (const auto& e : list)
       if (e.name == name) return e;
@@ -398,14 +398,16 @@ void ShardedEmbeddings::gather_rows(const Table& t, const std::vector<float>& sr
   const std::size_t P = static_cast<std::size_t>(nranks_);
   // Rank r's rows in [first, first + n): its local rows rows_of(first, r) .. rows_of(first + n, r).
   save_counts_.resize(P);
-  for (std::size_t r = 0; r < P; ++r)
-    save_counts_[r] = (rows_of(first + n, static_cast<int>(r), nranks_) - rows_of(first, static_cast<int>(r), nranks_)) *
-                      t.dim;
+  for (std::size_t r = 0; r < P; ++r) {
+    const int ri = static_cast<int>(r);
+    save_counts_[r] = (rows_of(first + n, ri, nranks_) - rows_of(first, ri, nranks_)) * t.dim;
+  }
   const std::int64_t lo = rows_of(first, rank_, nranks_);
   const bool root = rank_ == 0;
   if (root) save_buf_.resize(static_cast<std::size_t>(n) * D);
-  c_.gatherv(src.data() + static_cast<std::size_t>(lo) * D, static_cast<std::size_t>(save_counts_[static_cast<std::size_t>(rank_)]),
-             root ? save_buf_.data() : nullptr, save_counts_, DType::F32, 0);
+  const auto mine = static_cast<std::size_t>(save_counts_[static_cast<std::size_t>(rank_)]);
+  c_.gatherv(src.data() + static_cast<std::size_t>(lo) * D, mine, root ? save_buf_.data() : nullptr, save_counts_,
+             DType::F32, 0);
   if (!root || out == nullptr) return;
   // Rank r's block holds its rows in order: the j-th is table row (rows_of(first, r) + j)·N + r.
   std::size_t at = 0;

@@ -8,14 +8,16 @@ set -euo pipefail
 fields=${1:-20} vocab=${2:-200000} dim=${3:-18} np=${4:-2}
 bin=${FUNNEL_BIN:-build/bin/funnel}
 mpiexec=${MPIEXEC:-mpirun}
-[ -x "$bin" ] || { echo "shard_memory.sh: $bin not built (cmake --build build --target funnel-cli)" >&2; exit 2; }
-command -v /usr/bin/time >/dev/null || { echo "shard_memory.sh: needs /usr/bin/time (Debian package time)" >&2; exit 2; }
+die() { echo "shard_memory.sh: $*" >&2; exit 2; }
+[ -x "$bin" ] || die "$bin not built (cmake --build build --target funnel-cli)"
+[ -x /usr/bin/time ] || die "needs /usr/bin/time (Debian package time)"
 dir=$(mktemp -d) && trap 'rm -rf "$dir"' EXIT
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 flags=(--data "synthetic:rows=8192,fields=$fields,vocab=$vocab,seed=3" --batch-size 1024 --embedding-dim "$dim"
        --hidden 64,32 --epochs 1 --quiet --optimizer adam)
 table_mb=$(( fields * vocab * dim * 4 / 1000000 ))
-echo "table: $fields × $vocab = $(( fields * vocab )) rows × $dim floats = $table_mb MB (+ $(( 2 * table_mb )) MB Adam state); -np $np"
+echo "table: $fields × $vocab = $(( fields * vocab )) rows × $dim floats = $table_mb MB" \
+  "(+ $(( 2 * table_mb )) MB Adam state); -np $np"
 # run NAME FLAGS...: peak RSS of each rank (MB), wall seconds.
 run() {
   local name=$1
@@ -33,5 +35,8 @@ run sharded --shard-embeddings --save "$dir/sh"
 run replicated_init --init "$dir/sh" --max-steps 2
 run sharded_init --shard-embeddings --init "$dir/sh" --max-steps 2
 # The two checkpoints hold the same table bytes (the runs are bit-identical).
-cmp -s "$dir/rep/embedding.table.npy" "$dir/sh/embedding.table.npy" && echo "checkpoints: embedding.table.npy identical" ||
+if cmp -s "$dir/rep/embedding.table.npy" "$dir/sh/embedding.table.npy"; then
+  echo "checkpoints: embedding.table.npy identical"
+else
   echo "checkpoints: embedding.table.npy DIFFERS"
+fi

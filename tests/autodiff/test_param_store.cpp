@@ -175,7 +175,8 @@ TEST_CASE("param_store: draw_rows gives init()'s values row by row, for every in
   CHECK(std::memcmp(other.data(), full.value(n.table.id).data(), other.size() * sizeof(float)) != 0);
 }
 
-TEST_CASE("param_store: a store with deferred tables never allocates them, hold_elsewhere frees a table", "[autodiff][store]") {
+TEST_CASE("param_store: a store with deferred tables never allocates them, hold_elsewhere frees a table",
+          "[autodiff][store]") {
   Net n;
   ParamStore<float> full(n.g), deferred(n.g, ParamStoreOptions{.defer_tables = true});
   full.init(3);

@@ -392,7 +392,7 @@ TEST_CASE("deferred tables: a 200k-row table is never allocated; a rank holds ~V
   const int N = w.size();
   const Dataset d = data(640, 40000);  // 5 fields × 40,000 ids: a 200,000-row table
   ModelConfig cfg = model_config(d);
-  cfg.dim = 8;
+  cfg.dim = 6;
   Run sh = fresh_deferred(d, "adam", cfg);
   ParamStore<float>& ps = sh.model->params();
   const std::int64_t V = cfg.vocab, D = cfg.dim;
@@ -416,13 +416,15 @@ TEST_CASE("deferred tables: a 200k-row table is never allocated; a rank holds ~V
   // of at most 1.5 × the distinct ids of one batch share (64 rows × 5 fields).
   CHECK(se.working_rows(0) <= 64 * 5 * 3 / 2);
   CHECK(ps.allocated_bytes() < table_bytes / 20);
-  const std::size_t with_state = static_cast<std::size_t>(owned) * (3 * static_cast<std::size_t>(D) * sizeof(float) + 4);
+  const std::size_t with_state =
+      static_cast<std::size_t>(owned) * (3 * static_cast<std::size_t>(D) * sizeof(float) + 4);
   CHECK(se.held_bytes() <= with_state + 64 * 5 * static_cast<std::size_t>(D) * sizeof(float) * 2 + 4096);
   CHECK(se.held_bytes() < (3 * table_bytes + static_cast<std::size_t>(V) * 4) / static_cast<std::size_t>(N) +
                              table_bytes / 20);
   // What all ranks hold together is one table with its state, not N.
   const auto total = w.allreduce_one(static_cast<std::int64_t>(se.held_bytes()), ReduceOp::Sum);
-  CHECK(total < static_cast<std::int64_t>(3 * table_bytes + table_bytes / 4));
+  const std::size_t slack = (std::size_t{64} << 10) * static_cast<std::size_t>(N);  // the touched rows' buffers
+  CHECK(total < static_cast<std::int64_t>(3 * table_bytes + static_cast<std::size_t>(V) * 4 + slack));
 }
 
 TEST_CASE("deferred tables: a checkpoint streamed in many chunks is the replicated run's, file for file",
@@ -454,11 +456,11 @@ TEST_CASE("deferred tables: a checkpoint streamed in many chunks is the replicat
   Run back = fresh(d, "adam");
   CHECK(load_checkpoint(tmp.root + "/sharded", back.model->params(), back.opt.get()).step == 20);
   std::size_t differ = 0;
-  for (NodeId p : back.model->params().ids()) {
-    differ += !same_bits(back.model->params().value(p).data(), rep.model->params().value(p).data(),
-                         rep.model->params().numel(p));
-    for (std::size_t k = 0; k < 2; ++k)
-      differ += !same_bits(back.model->params().slot(p, k), rep.model->params().slot(p, k), rep.model->params().numel(p));
+  ParamStore<float>& pb = back.model->params();
+  ParamStore<float>& pr = rep.model->params();
+  for (NodeId p : pb.ids()) {
+    differ += !same_bits(pb.value(p).data(), pr.value(p).data(), pr.numel(p));
+    for (std::size_t k = 0; k < 2; ++k) differ += !same_bits(pb.slot(p, k), pr.slot(p, k), pr.numel(p));
   }
   CHECK(differ == 0);
   w.barrier();

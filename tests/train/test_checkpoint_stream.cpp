@@ -156,7 +156,8 @@ TEST_CASE("a streamed save refuses missing or extra streams and non-finite rows,
   const NodeId t = net.table.id;
   const nlohmann::json m{{"kind", "t"}}, d = nlohmann::json::object();
   // Without a stream for the held table (the ordinary save too).
-  CHECK_THROWS_WITH(save_checkpoint(tmp.file("a"), held, nullptr, m, d, 1), Contains("'emb/table'") && Contains("stream"));
+  CHECK_THROWS_WITH(save_checkpoint(tmp.file("a"), held, nullptr, m, d, 1),
+                    Contains("'emb/table'") && Contains("stream"));
   std::int64_t asked = 0;
   std::vector<StreamedArray> s{stream_of("emb/table", full.value(t).data(), 11, 3, 5, &asked)};
   // A stream for a parameter the store holds itself.

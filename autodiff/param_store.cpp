@@ -20,7 +20,7 @@ std::vector<std::int64_t> shape_of(const Node& nd) {
 }  // namespace
 
 template <class T>
-ParamStore<T>::ParamStore(const Graph& g) : g_(g) {
+ParamStore<T>::ParamStore(const Graph& g, const ParamStoreOptions& o) : g_(g) {
   ids_ = g.params();
   index_.assign(g.size(), -1);
   entries_.resize(ids_.size());
@@ -29,9 +29,17 @@ ParamStore<T>::ParamStore(const Graph& g) : g_(g) {
     Entry& e = entries_[i];
     e.id = nd.id;
     index_[nd.id] = static_cast<int>(i);
+    const bool table = has_sparse_grad(g, nd.id) && nd.shape.rank() == 2;
+    if (table && o.defer_tables) {
+      e.sparse_grad = true;
+      e.elsewhere = e.slots_elsewhere = true;
+      e.value = Tensor<T>::from_shape({std::size_t{0}, static_cast<std::size_t>(nd.shape[1])});
+      e.sparse.init(0, nd.shape[1]);
+      continue;
+    }
     e.value = Tensor<T>::from_shape(nd.shape.concrete(1));
     e.value.fill(T(0));
-    if (has_sparse_grad(g, nd.id) && nd.shape.rank() == 2) {
+    if (table) {
       e.sparse_grad = true;
       e.sparse.init(nd.shape[0], nd.shape[1]);
     } else {
@@ -55,43 +63,101 @@ const typename ParamStore<T>::Entry& ParamStore<T>::at(NodeId id) const {
   return const_cast<ParamStore*>(this)->at(id);
 }
 
+namespace {
+
+// Runs `nd`'s initializer over `n` values: draw(k) gets value k (in order). One generator per parameter, seeded
+// from (seed, name), consumed in element order: the same values whoever asks, whole or row by row.
+template <class F>
+void run_initializer(const Node& nd, std::uint64_t seed, std::size_t n, F&& put) {
+  std::mt19937_64 rng(seed ^ fnv1a64(nd.name));
+  const double fan_in = nd.shape.rank() >= 1 ? static_cast<double>(nd.shape[0]) : 1.0;
+  const double fan_out = nd.shape.rank() >= 2 ? static_cast<double>(nd.shape[1]) : fan_in;
+  auto each = [&](auto&& draw) {
+    for (std::size_t k = 0; k < n; ++k) put(k, draw());
+  };
+  switch (nd.init.kind) {
+    case Init::Kind::Zeros: each([] { return 0.0; }); break;
+    case Init::Kind::Constant: each([&] { return nd.init.a; }); break;
+    case Init::Kind::Normal: {
+      std::normal_distribution<double> d(0.0, nd.init.a);
+      each([&] { return d(rng); });
+      break;
+    }
+    case Init::Kind::Uniform: {
+      std::uniform_real_distribution<double> d(nd.init.a, nd.init.b);
+      each([&] { return d(rng); });
+      break;
+    }
+    case Init::Kind::GlorotUniform: {
+      const double lim = std::sqrt(6.0 / (fan_in + fan_out));
+      std::uniform_real_distribution<double> d(-lim, lim);
+      each([&] { return d(rng); });
+      break;
+    }
+    case Init::Kind::HeNormal: {
+      std::normal_distribution<double> d(0.0, std::sqrt(2.0 / fan_in));
+      each([&] { return d(rng); });
+      break;
+    }
+  }
+}
+
+}  // namespace
+
 template <class T>
 void ParamStore<T>::init(std::uint64_t seed) {
   for (Entry& e : entries_) {
-    const Node& nd = g_.node(e.id);
-    Tensor<T>& v = e.value;
-    std::mt19937_64 rng(seed ^ fnv1a64(nd.name));
-    const double fan_in = nd.shape.rank() >= 1 ? static_cast<double>(nd.shape[0]) : 1.0;
-    const double fan_out = nd.shape.rank() >= 2 ? static_cast<double>(nd.shape[1]) : fan_in;
-    auto fill = [&](auto&& draw) {
-      for (auto& x : v) x = static_cast<T>(draw());
-    };
-    switch (nd.init.kind) {
-      case Init::Kind::Zeros: v.fill(T(0)); break;
-      case Init::Kind::Constant: v.fill(static_cast<T>(nd.init.a)); break;
-      case Init::Kind::Normal: {
-        std::normal_distribution<double> d(0.0, nd.init.a);
-        fill([&] { return d(rng); });
-        break;
-      }
-      case Init::Kind::Uniform: {
-        std::uniform_real_distribution<double> d(nd.init.a, nd.init.b);
-        fill([&] { return d(rng); });
-        break;
-      }
-      case Init::Kind::GlorotUniform: {
-        const double lim = std::sqrt(6.0 / (fan_in + fan_out));
-        std::uniform_real_distribution<double> d(-lim, lim);
-        fill([&] { return d(rng); });
-        break;
-      }
-      case Init::Kind::HeNormal: {
-        std::normal_distribution<double> d(0.0, std::sqrt(2.0 / fan_in));
-        fill([&] { return d(rng); });
-        break;
-      }
-    }
+    if (e.elsewhere) continue;
+    T* v = e.value.data();
+    run_initializer(g_.node(e.id), seed, e.value.size(), [v](std::size_t k, double x) { v[k] = static_cast<T>(x); });
   }
+}
+
+template <class T>
+void ParamStore<T>::draw_rows(NodeId id, std::uint64_t seed,
+                              const std::function<void(std::int64_t, const T*)>& sink) const {
+  const Node& nd = g_.node(at(id).id);
+  const std::vector<std::int64_t> shp = shape_of(nd);
+  std::size_t n = 1;
+  for (auto d : shp) n *= static_cast<std::size_t>(d);
+  const std::size_t rows = shp.empty() ? 1 : static_cast<std::size_t>(shp[0]);
+  if (rows == 0 || n == 0) return;
+  const std::size_t len = n / rows;
+  std::vector<T> row(len);
+  std::size_t j = 0;
+  std::int64_t r = 0;
+  run_initializer(nd, seed, n, [&](std::size_t, double x) {
+    row[j] = static_cast<T>(x);
+    if (++j == len) {
+      sink(r++, row.data());
+      j = 0;
+    }
+  });
+}
+
+template <class T>
+void ParamStore<T>::hold_elsewhere(NodeId id) {
+  Entry& e = at(id);
+  const Node& nd = g_.node(id);
+  if (!e.sparse_grad || nd.shape.rank() != 2)
+    throw Error("parameter '" + nd.name + "' is not an embedding table (2-D with a sparse gradient): it cannot be " +
+                "held outside the parameter store");
+  keep_slots_elsewhere(id);
+  e.elsewhere = true;
+  e.value = Tensor<T>::from_shape({std::size_t{0}, static_cast<std::size_t>(nd.shape[1])});
+  e.sparse = SparseRows<T>{};
+  e.sparse.init(0, nd.shape[1]);
+}
+
+template <class T>
+std::size_t ParamStore<T>::allocated_bytes() const {
+  std::size_t n = 0;
+  for (const Entry& e : entries_) {
+    n += (e.value.size() + e.grad.size() + e.sparse.values.capacity()) * sizeof(T);
+    n += e.sparse.slot.capacity() * sizeof(std::int32_t) + e.sparse.rows.capacity() * sizeof(std::int64_t);
+    for (const auto& s : e.slots) n += s.capacity() * sizeof(T);
+  }
+  return n;
 }
 
 template <class T>

@@ -13,7 +13,15 @@
 //
 // Every buffer is sized here, once: a training step allocates nothing in the store (sparse gradients reserve
 // their rows in the executor's backward, as before).
+//
+// Tables held elsewhere: an embedding table (a 2-D parameter with a sparse gradient) may live outside the store,
+// e.g. spread by rows over processes (distributed/sharded_embedding.hpp). Made with ParamStoreOptions::defer_tables,
+// the store never allocates such a table: its value is an empty 0 × dim tensor (the holder may resize it to a working
+// copy of the rows it uses), init() leaves it alone, its optimizer state is kept elsewhere, load_checkpoint reads
+// neither its array nor its state and save_checkpoint writes it only from a stream the holder gives. draw_rows()
+// gives the holder the rows init() would have drawn, one at a time.
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -42,11 +50,17 @@ struct OptimizerStateT {
 };
 using OptimizerState = OptimizerStateT<float>;
 
+struct ParamStoreOptions {
+  // Every embedding table (2-D parameter with a sparse gradient) is held elsewhere from the start: never allocated
+  // here (see the header comment).
+  bool defer_tables = false;
+};
+
 template <class T>
 class ParamStore {
  public:
   // One entry per parameter node of `g`, values zero (call init() to draw them). `g` must outlive the store.
-  explicit ParamStore(const Graph& g);
+  explicit ParamStore(const Graph& g, const ParamStoreOptions& o = {});
   ParamStore(const ParamStore&) = delete;
   ParamStore& operator=(const ParamStore&) = delete;
 
@@ -56,8 +70,22 @@ class ParamStore {
   bool contains(NodeId id) const { return id < index_.size() && index_[id] >= 0; }
 
   // Draws every value from its node's initializer; the draw of a parameter depends on (seed, its name) only.
+  // Tables held elsewhere are left alone.
   void init(std::uint64_t seed);
+  // The values init(seed) draws for parameter `id` (held here or not), row by row in order: sink(r, values) for
+  // every r in [0, rows), where rows = the first dimension (1 for a scalar) and each row holds numel / rows values.
+  // Nothing of the parameter's size is allocated: a row's values depend on every draw before them, so the whole
+  // sequence runs (time O(numel), memory O(one row)), and a caller keeping some rows gets init()'s bits for them.
+  void draw_rows(NodeId id, std::uint64_t seed, const std::function<void(std::int64_t row, const T* values)>& sink) const;
 
+  // ---- tables held elsewhere (see the header comment) ----
+  bool held_elsewhere(NodeId id) const { return at(id).elsewhere; }
+  // From now on table `id` is held elsewhere: its value becomes 0 × dim and its gradient and slots are freed
+  // (keep_slots_elsewhere). An Error for a parameter that is not a table (2-D with a sparse gradient).
+  void hold_elsewhere(NodeId id);
+  // Bytes of the values, gradients (with a sparse gradient's row index) and optimizer slots the store holds, e.g.
+  // to check what a process keeps of a model.
+  std::size_t allocated_bytes() const;
   Tensor<T>& value(NodeId id) { return at(id).value; }
   const Tensor<T>& value(NodeId id) const { return at(id).value; }
   Tensor<T>& value(std::string_view name) { return value(g_.at(std::string(name))); }
@@ -111,6 +139,7 @@ class ParamStore {
     bool sparse_grad = false;
     bool has_grad = false;
     bool slots_elsewhere = false;  // keep_slots_elsewhere()
+    bool elsewhere = false;        // hold_elsewhere(): the value is not the parameter
     std::vector<std::vector<T>> slots;
     std::vector<T*> slot_ptrs;
   };

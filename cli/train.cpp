@@ -53,6 +53,8 @@ int run_train(int argc, char** argv) {
 #ifndef FUNNEL_HAS_MPI
   if (shard) throw UsageError("--shard-embeddings needs a build with MPI (FUNNEL_MPI)");
 #endif
+  // Sharded: the model never allocates the tables; each rank draws or reads only its rows (ShardedEmbeddings).
+  ro.trainer.defer_tables = shard;
   // Every output target is checked (and the checkpoint directory locked) before any data is read.
   if (so.train.save_every > 0 && !f.has("save")) throw UsageError("--save-every needs --save DIR");
   std::vector<std::string> inputs = dataset_spec_inputs(ro.data.train);
@@ -89,10 +91,10 @@ int run_train(int argc, char** argv) {
                    ranks, ranks);
   }
 #ifdef FUNNEL_HAS_MPI
-  // --shard-embeddings: every rank keeps its rows of the tables and their optimizer state (the rest is freed).
+  // --shard-embeddings: every rank draws (or reads from --init) only its rows of the tables and their state.
   std::unique_ptr<dist::ShardedEmbeddings> sharded;
-  if (shard) sharded = std::make_unique<dist::ShardedEmbeddings>(comm, s.model(), s.optimizer());
-  // A checkpoint: with sharded tables every rank takes part (rank 0 gathers the rows and writes).
+  if (shard) sharded = std::make_unique<dist::ShardedEmbeddings>(comm, s);
+  // A checkpoint: with sharded tables every rank takes part (rank 0 writes, each table streamed from its owners).
   auto save = [&](std::int64_t step) {
     if (sharded) sharded->save(s, f.str("save", ""), step);
     else if (lead) s.save(f.str("save", ""), step);
@@ -145,7 +147,7 @@ int run_train(int argc, char** argv) {
 #endif
   if (!lead) {
 #ifdef FUNNEL_HAS_MPI
-    if (sharded && f.has("save")) save(res.steps);  // rank 0 gathers this rank's rows
+    if (sharded && f.has("save")) save(res.steps);  // rank 0 streams this rank's rows into the checkpoint
     dist::finalize_world();
 #endif
     return res.stopped ? stop_exit_code() : 0;

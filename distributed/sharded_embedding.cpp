@@ -1,6 +1,7 @@
 #include "distributed/sharded_embedding.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 
 #include "core/error.hpp"
@@ -15,17 +16,38 @@ std::int64_t rows_of(std::int64_t V, int rank, int n) { return V > rank ? (V - r
 
 }  // namespace
 
-ShardedEmbeddings::ShardedEmbeddings(Communicator& c, Model& m, Optimizer<float>& opt)
+ShardedEmbeddings::ShardedEmbeddings(Communicator& c, Trainer& t)
+    : ShardedEmbeddings(c, t.model(), t.optimizer(),
+                        ShardInit{.seed = t.options().train.seed,
+                                  .checkpoint = t.options().init_dir,
+                                  .load_state = !t.options().reset_optimizer}) {}
+
+ShardedEmbeddings::ShardedEmbeddings(Communicator& c, Model& m, Optimizer<float>& opt, const ShardInit& init)
     : c_(c), m_(m), opt_(opt), rank_(c.rank()), nranks_(c.size()) {
   ParamStore<float>& ps = m.params();
   const Graph& g = ps.graph();
+  // A checkpoint to read the rows of tables held elsewhere from (the rest of the model is the caller's to load).
+  bool any_held = false;
+  for (NodeId p : ps.ids()) any_held = any_held || ps.held_elsewhere(p);
+  CheckpointInfo info;
+  const bool from_checkpoint = any_held && !init.checkpoint.empty();
+  if (from_checkpoint) info = read_checkpoint_info(init.checkpoint);
+  const bool load_state = from_checkpoint && init.load_state && !info.optimizer_arrays.empty();
+  if (load_state && info.optimizer != opt.name())
+    throw Error(init.checkpoint + ": the checkpoint holds '" + info.optimizer +
+                "' optimizer state, the optimizer is '" + opt.name() + "'");
+  auto entry = [&](const std::vector<CheckpointParam>& list, const std::string& name) -> const CheckpointParam& {
+    for (const auto& e : list)
+      if (e.name == name) return e;
+    throw Error(init.checkpoint + ": the checkpoint has no array '" + name + "' (the graph's table needs it)");
+  };
   for (NodeId p : ps.ids()) {
     if (!ps.is_sparse(p)) continue;
     Table t;
     t.param = p;
-    const Tensor<float>& v = ps.value(p);
-    t.V = static_cast<std::int64_t>(v.shape()[0]);
-    t.dim = static_cast<std::int64_t>(v.shape()[1]);
+    const Node& table_node = g.node(p);
+    t.V = table_node.shape[0];
+    t.dim = table_node.shape[1];
     for (const Graph::Use& u : g.uses(p)) {
       const Node& nd = g.node(u.consumer);
       if (nd.op != "embedding" || u.slot != 0 || nd.inputs.size() < 2 ||
@@ -47,29 +69,69 @@ ShardedEmbeddings::ShardedEmbeddings(Communicator& c, Model& m, Optimizer<float>
     t.owned = rows_of(t.V, rank_, nranks_);
     const auto D = static_cast<std::size_t>(t.dim);
     t.values.resize(static_cast<std::size_t>(t.owned) * D);
-    for (std::int64_t i = 0; i < t.owned; ++i)
-      std::memcpy(t.values.data() + static_cast<std::size_t>(i) * D,
-                  v.data() + static_cast<std::size_t>(global_row(i)) * D, D * sizeof(float));
-    // State loaded into the store (a checkpoint): keep this rank's rows of it.
-    if (!ps.optimizer().empty() && ps.optimizer() == opt.name() && !ps.slot_names().empty()) {
-      for (std::size_t k = 0; k < ps.slot_names().size(); ++k) {
-        const float* src = ps.slot(p, k);
-        std::vector<float>& dst = t.slots.emplace_back(t.values.size());
-        for (std::int64_t i = 0; i < t.owned; ++i)
-          std::memcpy(dst.data() + static_cast<std::size_t>(i) * D, src + static_cast<std::size_t>(global_row(i)) * D,
-                      D * sizeof(float));
+    if (ps.held_elsewhere(p)) {
+      // Never allocated in full: this rank's rows straight from the checkpoint, or from the initializer's sequence.
+      if (from_checkpoint) {
+        read_checkpoint_rows(init.checkpoint, entry(info.params, ps.name(p)), rank_, nranks_, t.values.data());
+        if (load_state) {
+          for (const std::string& sl : opt.slot_names()) {
+            std::vector<float>& dst = t.slots.emplace_back(t.values.size());
+            read_checkpoint_rows(init.checkpoint, entry(info.optimizer_arrays, ps.name(p) + "/" + sl), rank_,
+                                 nranks_, dst.data());
+          }
+          for (auto& s : t.slots) t.slot_ptrs.push_back(s.data());
+        }
+      } else {
+        const int N = nranks_, r = rank_;
+        float* dst = t.values.data();
+        ps.draw_rows(p, init.seed, [&](std::int64_t row, const float* v) {
+          if (row % N == r) std::memcpy(dst + static_cast<std::size_t>(row / N) * D, v, D * sizeof(float));
+        });
       }
-      for (auto& s : t.slots) t.slot_ptrs.push_back(s.data());
+    } else {
+      // The store holds the table in full (made and perhaps loaded before): take this rank's rows out of it.
+      const float* v = ps.value(p).data();
+      for (std::int64_t i = 0; i < t.owned; ++i)
+        std::memcpy(t.values.data() + static_cast<std::size_t>(i) * D,
+                    v + static_cast<std::size_t>(global_row(i)) * D, D * sizeof(float));
+      // State loaded into the store (a checkpoint): keep this rank's rows of it.
+      if (!ps.optimizer().empty() && ps.optimizer() == opt.name() && !ps.slot_names().empty()) {
+        for (std::size_t k = 0; k < ps.slot_names().size(); ++k) {
+          const float* src = ps.slot(p, k);
+          std::vector<float>& dst = t.slots.emplace_back(t.values.size());
+          for (std::int64_t i = 0; i < t.owned; ++i)
+            std::memcpy(dst.data() + static_cast<std::size_t>(i) * D,
+                        src + static_cast<std::size_t>(global_row(i)) * D, D * sizeof(float));
+        }
+        for (auto& s : t.slots) t.slot_ptrs.push_back(s.data());
+      }
+      ps.hold_elsewhere(p);  // the full copy and its state are freed
     }
-    ps.keep_slots_elsewhere(p);
     t.acc.init(t.owned, t.dim);
     // From now on the store holds only the working rows of the current batch (grown by fetch()).
     resize_working(t, 1);
+    // Saving streams the table in chunks of about a MiB, a multiple of N rows (each rank's share the same).
+    t.save_chunk = std::max<std::int64_t>(1, (std::int64_t{1} << 18) / std::max<std::int64_t>(t.dim, 1) / nranks_) *
+                   nranks_;
     tables_.push_back(std::move(t));
   }
   const std::size_t PS = static_cast<std::size_t>(nranks_) * tables_.size();
   for (auto* v : {&cnt_send_, &cnt_recv_, &pos_, &fpos_}) v->resize(PS);
   for (auto* v : {&n_send_, &n_recv_, &f_send_, &f_recv_}) v->resize(static_cast<std::size_t>(nranks_));
+}
+
+void ShardedEmbeddings::set_save_chunk_rows(std::int64_t rows) {
+  for (Table& t : tables_) t.save_chunk = std::max<std::int64_t>(1, rows);
+}
+
+std::size_t ShardedEmbeddings::held_bytes() const {
+  std::size_t n = 0;
+  for (const Table& t : tables_) {
+    n += t.values.capacity() * sizeof(float) + t.acc.values.capacity() * sizeof(float) +
+         t.acc.slot.capacity() * sizeof(std::int32_t) + t.acc.rows.capacity() * sizeof(std::int64_t);
+    for (const auto& s : t.slots) n += s.capacity() * sizeof(float);
+  }
+  return n;
 }
 
 bool ShardedEmbeddings::is_sharded(NodeId p) const {
@@ -325,71 +387,134 @@ void ShardedEmbeddings::exchange_gradients(float weight, bool has_grads, std::in
   ++steps_;
 }
 
-void ShardedEmbeddings::gather(ParamStore<float>* full, std::vector<NamedArray>* state) {
-  const std::size_t P = static_cast<std::size_t>(nranks_);
-  const bool root = rank_ == 0;
-  ParamStore<float>& ps = m_.params();
-  // Whether any state exists (every rank makes its slots at the same step, so rank 0's answer is everyone's).
-  std::int64_t nslots = static_cast<std::int64_t>(tables_.empty() ? 0 : tables_[0].slots.size());
-  c_.broadcast(&nslots, 1, DType::I64, 0);
-  std::vector<float> buf;
-  std::vector<std::int64_t> counts(P);
-  for (const Table& t : tables_) {
-    const auto D = static_cast<std::size_t>(t.dim);
-    for (std::size_t r = 0; r < P; ++r) counts[r] = rows_of(t.V, static_cast<int>(r), nranks_) * t.dim;
-    if (root) buf.resize(static_cast<std::size_t>(t.V) * D);
-    // Rank r's block holds its rows r, r+N, … in order: row i of the block is table row i·N + r.
-    auto scatter_into = [&](float* full) {
-      std::size_t at = 0;
-      for (std::size_t r = 0; r < P; ++r)
-        for (std::int64_t i = 0; i < rows_of(t.V, static_cast<int>(r), nranks_); ++i, at += D)
-          std::memcpy(full + static_cast<std::size_t>(i * nranks_ + static_cast<std::int64_t>(r)) * D,
-                      buf.data() + at, D * sizeof(float));
-    };
-    c_.gatherv(t.values.data(), t.values.size(), root ? buf.data() : nullptr, counts, DType::F32, 0);
-    if (root && full) scatter_into(full->value(t.param).data());
-    for (std::size_t k = 0; k < static_cast<std::size_t>(nslots); ++k) {
-      if (t.slots.size() != static_cast<std::size_t>(nslots))
-        throw CommError("rank " + std::to_string(rank_) + ": sharded optimizer state out of step with rank 0");
-      c_.gatherv(t.slots[k].data(), t.slots[k].size(), root ? buf.data() : nullptr, counts, DType::F32, 0);
-      if (root && state) {
-        NamedArray a;
-        a.name = ps.name(t.param) + "/" + opt_.slot_names().at(k);
-        a.shape = {t.V, t.dim};
-        a.data.resize(buf.size());
-        scatter_into(a.data.data());
-        state->push_back(std::move(a));
-      }
-    }
-  }
-}
-
 void ShardedEmbeddings::save(Trainer& tr, const std::string& dir, std::int64_t step) {
   const TrainerOptions& o = tr.options();
   save(dir, step, to_json(o.model), tr.data().train.json, 0, o.config.is_object() ? o.config : nlohmann::json());
 }
 
+void ShardedEmbeddings::gather_rows(const Table& t, const std::vector<float>& src, std::int64_t first,
+                                    std::int64_t n, float* out) {
+  const auto D = static_cast<std::size_t>(t.dim);
+  const std::size_t P = static_cast<std::size_t>(nranks_);
+  // Rank r's rows in [first, first + n): its local rows rows_of(first, r) .. rows_of(first + n, r).
+  save_counts_.resize(P);
+  for (std::size_t r = 0; r < P; ++r) {
+    const int ri = static_cast<int>(r);
+    save_counts_[r] = (rows_of(first + n, ri, nranks_) - rows_of(first, ri, nranks_)) * t.dim;
+  }
+  const std::int64_t lo = rows_of(first, rank_, nranks_);
+  const bool root = rank_ == 0;
+  if (root) save_buf_.resize(static_cast<std::size_t>(n) * D);
+  const auto mine = static_cast<std::size_t>(save_counts_[static_cast<std::size_t>(rank_)]);
+  c_.gatherv(src.data() + static_cast<std::size_t>(lo) * D, mine, root ? save_buf_.data() : nullptr, save_counts_,
+             DType::F32, 0);
+  if (!root || out == nullptr) return;
+  // Rank r's block holds its rows in order: the j-th is table row (rows_of(first, r) + j)·N + r.
+  std::size_t at = 0;
+  for (std::size_t r = 0; r < P; ++r) {
+    const std::int64_t lr = rows_of(first, static_cast<int>(r), nranks_);
+    for (std::int64_t j = 0; j < save_counts_[r] / t.dim; ++j, at += D) {
+      const std::int64_t row = (lr + j) * nranks_ + static_cast<std::int64_t>(r);
+      std::memcpy(out + static_cast<std::size_t>(row - first) * D, save_buf_.data() + at, D * sizeof(float));
+    }
+  }
+}
+
 void ShardedEmbeddings::save(const std::string& dir, std::int64_t step, const nlohmann::json& model,
                              const nlohmann::json& data, std::int64_t epoch, const nlohmann::json& config) {
-  // Rank 0 makes a store of the whole model for the writer: the dense parameters' values and state as they are,
-  // the tables gathered from their owners (so rank 0 holds every table in full while it writes).
   ParamStore<float>& ps = m_.params();
-  std::unique_ptr<ParamStore<float>> whole;
-  if (rank_ == 0) {
-    whole = std::make_unique<ParamStore<float>>(ps.graph());
-    for (NodeId p : ps.ids())
-      if (!is_sharded(p)) std::memcpy(whole->value(p).data(), ps.value(p).data(), ps.numel(p) * sizeof(float));
+  const bool root = rank_ == 0;
+  // Whether the tables' optimizer state is saved: when the store holds state (rank 0's answer is everyone's).
+  std::int64_t nslots = ps.optimizer().empty() ? 0 : static_cast<std::int64_t>(ps.slot_names().size());
+  c_.broadcast(&nslots, 1, DType::I64, 0);
+  const auto NS = static_cast<std::size_t>(nslots);
+  if (NS > 0) ensure_slots();
+  for (const Table& t : tables_)
+    if (t.slots.size() < NS)
+      throw CommError("rank " + std::to_string(rank_) + ": sharded optimizer state out of step with rank 0");
+  // Nothing non-finite is written: every rank checks its rows first and all agree before any file is touched.
+  std::int64_t bad = 0;
+  for (std::size_t k = 0; k < tables_.size() && bad == 0; ++k)
+    for (std::size_t s = 0; s <= NS && bad == 0; ++s) {
+      const std::vector<float>& v = s == 0 ? tables_[k].values : tables_[k].slots[s - 1];
+      for (float x : v)
+        if (!std::isfinite(x)) {
+          bad = 1 + static_cast<std::int64_t>(k * (NS + 1) + s);
+          break;
+        }
+    }
+  const std::vector<std::int64_t> bads = c_.allgather_one(bad);
+  for (std::size_t r = 0; r < bads.size(); ++r)
+    if (bads[r] != 0) {
+      const auto code = static_cast<std::size_t>(bads[r] - 1);
+      const Table& t = tables_[code / (NS + 1)];
+      const std::size_t s = code % (NS + 1);
+      throw Error(dir + ": refusing to save: " +
+                  (s == 0 ? "parameter '" + ps.name(t.param) + "'"
+                          : "optimizer state '" + ps.name(t.param) + "/" + opt_.slot_names().at(s - 1) + "'") +
+                  " holds NaN or Inf in the rows of rank " + std::to_string(r) + "; the directory is left as it was");
+    }
+  // The rounds of the streamed save, the same on every rank: each table's values, then each table's slots, every
+  // array in chunks of save_chunk rows from row 0. Array a = k (values of table k) or T + k·NS + s (slot s).
+  const std::size_t T = tables_.size();
+  auto array_of = [&](std::size_t a) -> std::pair<const Table*, const std::vector<float>*> {
+    if (a < T) return {&tables_[a], &tables_[a].values};
+    const std::size_t k = (a - T) / NS, s = (a - T) % NS;
+    return {&tables_[k], &tables_[k].slots[s]};
+  };
+  const std::size_t arrays = T * (1 + NS);
+  std::vector<std::int64_t> round_begin(arrays + 1, 0);
+  for (std::size_t a = 0; a < arrays; ++a) {
+    const Table& t = *array_of(a).first;
+    round_begin[a + 1] = round_begin[a] + (t.V + t.save_chunk - 1) / t.save_chunk;
   }
-  std::vector<NamedArray> tables_state;
-  gather(whole.get(), &tables_state);
-  if (rank_ != 0) return;
-  ParamStore<float>& full = *whole;
-  OptimizerState st = ps.export_optimizer();  // without the tables (their state is kept here)
-  if (!st.optimizer.empty()) {
-    for (auto& a : tables_state) st.arrays.push_back(std::move(a));
-    opt_.import_state(full, st);
+  auto run_rounds = [&](std::int64_t from) {  // the rounds from `from` on, rows dropped (a rank that only sends)
+    for (std::size_t a = 0; a < arrays; ++a) {
+      const auto [t, src] = array_of(a);
+      for (std::int64_t i = std::max<std::int64_t>(0, from - round_begin[a]); i < round_begin[a + 1] - round_begin[a];
+           ++i) {
+        const std::int64_t first = i * t->save_chunk;
+        gather_rows(*t, *src, first, std::min(t->save_chunk, t->V - first), nullptr);
+      }
+    }
+  };
+  std::string error;
+  if (!root) {
+    run_rounds(0);
+  } else {
+    // Rank 0 writes the ordinary checkpoint: the dense parameters and their state from its store, each table's
+    // array streamed, chunk by chunk gathered from the owners (it holds one chunk, never a table).
+    std::int64_t done = 0;
+    std::vector<StreamedArray> streams, state_streams;
+    for (std::size_t a = 0; a < arrays; ++a) {
+      const auto [t, src] = array_of(a);
+      StreamedArray sa;
+      sa.name = a < T ? ps.name(t->param) : ps.name(t->param) + "/" + opt_.slot_names().at((a - T) % NS);
+      sa.shape = {t->V, t->dim};
+      sa.chunk_rows = t->save_chunk;
+      sa.fill = [this, a, t = t, src = src, &done, &round_begin](std::int64_t first, std::int64_t n, float* out) {
+        if (first % t->save_chunk != 0 || round_begin[a] + first / t->save_chunk != done)
+          throw Error("sharded save: rows " + std::to_string(first) + ".. of '" + m_.params().name(t->param) +
+                      "' asked out of turn");
+        gather_rows(*t, *src, first, n, out);
+        ++done;
+      };
+      (a < T ? streams : state_streams).push_back(std::move(sa));
+    }
+    try {
+      save_checkpoint(dir, ps, &opt_, streams, state_streams, model, data, step, epoch, config);
+    } catch (const CommError&) {
+      throw;  // the peers are gone or out of step: no use going on
+    } catch (const std::exception& e) {
+      error = e.what();
+      if (error.empty()) error = "the checkpoint could not be written";
+      run_rounds(done);  // the other ranks are still sending their rows: take them, then everyone fails together
+      c_.broadcast_string(error, 0);
+      throw;
+    }
   }
-  save_checkpoint(dir, full, &opt_, model, data, step, epoch, config);
+  error = c_.broadcast_string(error, 0);
+  if (!error.empty()) throw Error(error);
 }
 
 // ---------------------------------------------------------------- source

@@ -15,20 +15,30 @@
 // The merge adds the same numbers in the same order as the replicated reducer's all-gather merge, and the
 // optimizer's row update is the same arithmetic, so a sharded run gives the replicated run's bits.
 //
-// Memory: each rank holds its owned rows (≈ V/N × dim values, authoritative) with their optimizer state (≈ 1/N of
-// the table's: ParamStore::keep_slots_elsewhere) and, in the parameter store, a working copy of only the rows its
-// current batch reads: fetch() sorts the batch's distinct ids, puts row want[j] at working row j and rewrites the
-// batch's ids to those working rows, so the embedding op and its sparse gradient work on that small table (it
-// grows to the largest batch seen). Not yet memory-true: the Model allocates (and initialises) every table in full
-// before it is sharded, --init reads the full arrays on every rank, and rank 0 holds the whole model while it
-// writes a checkpoint; the full copy is freed as soon as the ShardedEmbeddings is made.
+// Memory (what makes a table larger than one machine's share fit): each rank holds its owned rows (≈ V/N × dim
+// values, authoritative) with their optimizer state (≈ 1/N of the table's), and in the parameter store a working copy
+// of only the rows its current batch reads: fetch() sorts the batch's distinct ids, puts row want[j] at working row j
+// and rewrites the batch's ids to those working rows, so the embedding op and its sparse gradient work on that small
+// table (it grows to the largest batch seen). No step of a run holds a whole table:
+//   - building: a store made with ParamStoreOptions::defer_tables (TrainerOptions::defer_tables, what
+//     `funnel train --shard-embeddings` uses) never allocates the tables; each rank runs the initializer's generator
+//     over the whole table (ParamStore::draw_rows, O(V·dim) time) and keeps rows ≡ rank (mod N): init()'s bits;
+//   - --init: each rank streams each table's .npy file (and its optimizer state's) once in ~1 MiB chunks, checking
+//     header, shape and the manifest's checksum on the way, and keeps its rows (read_checkpoint_rows);
+//   - saving: rank 0 writes the ordinary checkpoint, each table's file streamed (StreamedArray): a chunk of about
+//     a MiB of rows at a time, gathered from the owners (MPI_Gatherv), checksummed and appended.
+// A store that does hold a table in full when the ShardedEmbeddings is made (e.g. one loaded by load_checkpoint) is
+// split up as before: each rank copies its rows and state, and the full copy is freed at once.
+// Measured (README, MPI section; tools/shard_memory.sh): peak resident memory per rank at -np 2 with a 4M × 18 table
+// and Adam, train + save: 484 / 483 MB sharded against 1,719 (rank 0, writing) / 895 MB replicated.
 //
 // A sharded model's store is no longer a model on its own: forward passes must go through a ShardedSource (which
 // fetches), and its tables' values are the working rows only. Use save() for checkpoints.
 //
-// Checkpoints: save() gathers the owned rows and their state on rank 0, which writes the ordinary full-table
-// checkpoint (loads on any rank count, also 1). A checkpoint loaded before the ShardedEmbeddings is made (Trainer
-// --init) is split up by the constructor: each rank keeps its rows' state and frees the rest.
+// Checkpoints: save() writes the ordinary full-table checkpoint (loads on any rank count, also 1) as above, with
+// save_checkpoint's lock and atomicity (temporary directory, then one swap); a failure on rank 0 (disk full, a bad
+// target) still takes every rank's rows, then every rank throws the same error. A NaN or Inf in any rank's rows
+// refuses the save before anything is written.
 #include <cstdint>
 #include <exception>
 #include <memory>
@@ -62,13 +72,23 @@ struct ShardBytes {
   }
 };
 
+// Where the rows of tables the store holds elsewhere (ParamStoreOptions::defer_tables) come from.
+struct ShardInit {
+  std::uint64_t seed = 0;  // the initializer's seed (ParamStore::init's), when there is no checkpoint
+  std::string checkpoint;  // else: this checkpoint's arrays (the rest of the model is loaded by load_checkpoint)
+  bool load_state = true;  // with checkpoint: also the tables' optimizer state, when it has some
+};
+
 class ShardedEmbeddings {
  public:
-  // Shards every embedding table of `m`: takes this rank's rows (and their optimizer state, when the store holds
-  // `opt`'s state, e.g. from a checkpoint) out of the store, which from then on keeps no optimizer state for the
-  // tables. Every rank must make it at the same point, with the same model. An Error when a table is read by
-  // anything but embedding ops on ids inputs.
-  ShardedEmbeddings(Communicator& c, Model& m, Optimizer<float>& opt);
+  // Shards every embedding table of `m`. A table the store holds in full: this rank's rows (and their optimizer
+  // state, when the store holds `opt`'s state, e.g. from a checkpoint) are copied out and the store's copy freed.
+  // A table the store holds elsewhere (never allocated): this rank's rows are drawn or read as `init` says. From
+  // then on the store keeps no optimizer state for the tables. Every rank must make it at the same point, with the
+  // same model. An Error when a table is read by anything but embedding ops on ids inputs.
+  ShardedEmbeddings(Communicator& c, Model& m, Optimizer<float>& opt, const ShardInit& init = {});
+  // For a Trainer (made with defer_tables, or not): its seed, --init checkpoint and --reset-optimizer.
+  ShardedEmbeddings(Communicator& c, Trainer& t);
 
   int owner(std::int64_t row) const { return static_cast<int>(row % nranks_); }
   std::size_t num_tables() const { return tables_.size(); }
@@ -84,6 +104,10 @@ class ShardedEmbeddings {
   std::size_t state_elements() const;
   // Rows of table k's working copy in the store (room for the distinct ids of one batch, grown as needed).
   std::int64_t working_rows(std::size_t k) const { return tables_[k].cap; }
+  // Bytes this rank holds for the tables outside the store: owned rows, their optimizer state, the merged gradient.
+  std::size_t held_bytes() const;
+  // Rows per chunk when save() streams a table (default: about a MiB, a multiple of N), e.g. to test many chunks.
+  void set_save_chunk_rows(std::int64_t rows);
 
   // Collective. Writes the rows of the batch bound in the model into the store's working copy of every table,
   // from their owners. has_batch = false: this rank has no rows bound this time (it only serves the others).
@@ -95,13 +119,9 @@ class ShardedEmbeddings {
   // exchange_gradients with t = the store's optimizer step count + 1 (the loop's optimizer step comes next).
   void exchange_gradients(float weight, bool has_grads);
 
-  // Collective: on rank 0, `full` (a store of the whole graph, if not null) gets every table's rows from their
-  // owners and `state` (if not null) the tables' full optimizer state arrays "<table>/<slot>" (none before the
-  // first step). The other ranks pass null.
-  void gather(ParamStore<float>* full, std::vector<NamedArray>* state);
-  // Collective: rank 0 writes the whole model, the tables gathered from their owners, as an ordinary checkpoint
-  // (save_checkpoint's format: it loads on any rank count, also in one process). The other ranks return once
-  // their rows are sent (a barrier after it, when they read the checkpoint next).
+  // Collective: rank 0 writes the whole model as an ordinary checkpoint (save_checkpoint's format: it loads on
+  // any rank count, also in one process), each table streamed chunk by chunk from its owners (see the header
+  // comment). Returns on every rank once the checkpoint is in place; on a failure every rank throws.
   void save(const std::string& dir, std::int64_t step, const nlohmann::json& model, const nlohmann::json& data,
             std::int64_t epoch = 0, const nlohmann::json& config = nullptr);
   // The same with Trainer::save's contents.
@@ -123,7 +143,11 @@ class ShardedEmbeddings {
     SparseRows<float> acc;                    // merged gradient, by owned (local) row
     std::vector<std::int64_t> want;           // distinct ids of the bound batch, sorted: working row j = want[j]
     std::int64_t cap = 0;                     // rows of the working copy in the store
+    std::int64_t save_chunk = 1;              // rows per chunk of a streamed save
   };
+  // Collective (one round of a save): rows [first, first + n) of `src` (table t's values or a slot), each rank
+  // sending the ones it owns; on rank 0 they land in `out` (n × dim, may be null to drop them).
+  void gather_rows(const Table& t, const std::vector<float>& src, std::int64_t first, std::int64_t n, float* out);
   void ensure_slots();
   void resize_working(Table& t, std::int64_t rows);
   void check_owned(const Table& t, std::int64_t id, const char* what) const;
@@ -139,6 +163,8 @@ class ShardedEmbeddings {
   std::vector<std::int64_t> n_send_, n_recv_, f_send_, f_recv_;  // nranks
   std::vector<std::int64_t> ids_send_, ids_recv_, work_send_;  // work_send_: the working row of each id asked
   std::vector<float> vals_send_, vals_recv_;
+  std::vector<std::int64_t> save_counts_;
+  std::vector<float> save_buf_;
   ShardBytes last_, total_, train_;
   std::int64_t steps_ = 0;
 };

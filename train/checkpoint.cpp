@@ -84,7 +84,78 @@ void fsync_dir(const std::string& path) {
 struct Entry {
   CheckpointParam meta;
   const float* data = nullptr;
+  const StreamedArray* stream = nullptr;  // instead of data
 };
+
+// FNV-1a 64 (core/hash.hpp) continued over more bytes: h starts at fnv1a64(nullptr, 0).
+std::uint64_t fnv1a64_more(std::uint64_t h, const void* bytes, std::size_t n) {
+  const auto* p = static_cast<const unsigned char*>(bytes);
+  for (std::size_t i = 0; i < n; ++i) {
+    h ^= p[i];
+    h *= 1099511628211ull;
+  }
+  return h;
+}
+
+std::string checksum_text(std::uint64_t h) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "fnv1a64:%016llx", static_cast<unsigned long long>(h));
+  return buf;
+}
+
+void write_all(int fd, const std::string& path, const void* bytes, std::size_t n) {
+  std::size_t done = 0;
+  const auto* p = static_cast<const char*>(bytes);
+  while (done < n) {
+    const ssize_t w = ::write(fd, p + done, n - done);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      throw Error(path + ": write failed: " + errno_str());
+    }
+    done += static_cast<std::size_t>(w);
+  }
+}
+
+void check_finite_at(const std::string& shown, const std::string& what, const std::string& name, const float* p,
+                     std::size_t n, std::size_t offset) {
+  for (std::size_t i = 0; i < n; ++i)
+    if (!std::isfinite(p[i]))
+      throw Error(shown + ": refusing to save: " + what + " '" + name + "' holds " +
+                  (std::isnan(p[i]) ? "NaN" : "Inf") + " at element " + std::to_string(offset + i) +
+                  "; the directory is left as it was");
+}
+
+// Writes a streamed array as one .npy file (fsync'ed), chunk by chunk; returns its data checksum.
+std::string write_streamed(const std::string& path, const StreamedArray& a, const std::string& shown,
+                           const std::string& what) {
+  if (a.shape.empty() || !a.fill) throw Error("checkpoint: streamed array '" + a.name + "' has no rows or no source");
+  const std::int64_t rows = a.shape[0];
+  std::size_t len = 1;
+  for (std::size_t k = 1; k < a.shape.size(); ++k) len *= static_cast<std::size_t>(a.shape[k]);
+  const std::int64_t chunk = std::max<std::int64_t>(1, a.chunk_rows);
+  std::vector<float> buf(static_cast<std::size_t>(std::min(chunk, std::max<std::int64_t>(rows, 1))) * len);
+  const std::string header = npy_header(NpyDtype::F4, a.shape);
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) throw Error(path + ": cannot create: " + errno_str());
+  std::uint64_t h = fnv1a64(nullptr, 0);
+  try {
+    write_all(fd, path, header.data(), header.size());
+    for (std::int64_t first = 0; first < rows; first += chunk) {
+      const std::int64_t n = std::min(chunk, rows - first);
+      const std::size_t count = static_cast<std::size_t>(n) * len;
+      a.fill(first, n, buf.data());
+      check_finite_at(shown, what, a.name, buf.data(), count, static_cast<std::size_t>(first) * len);
+      h = fnv1a64_more(h, buf.data(), count * sizeof(float));
+      write_all(fd, path, buf.data(), count * sizeof(float));
+    }
+    if (::fsync(fd) != 0) throw Error(path + ": fsync failed: " + errno_str());
+  } catch (...) {
+    ::close(fd);
+    throw;
+  }
+  if (::close(fd) != 0) throw Error(path + ": close failed: " + errno_str());
+  return checksum_text(h);
+}
 
 nlohmann::json entry_json(const CheckpointParam& p) {
   return nlohmann::json{{"name", p.name}, {"file", p.file}, {"shape", p.shape}, {"dtype", "float32"},
@@ -92,13 +163,19 @@ nlohmann::json entry_json(const CheckpointParam& p) {
 }
 
 // Writes the arrays under `root` (file names relative to it), checking that no two names map to one file.
-void write_entries(const std::string& root, std::vector<Entry>& entries, const std::string& stage_prefix) {
+void write_entries(const std::string& root, std::vector<Entry>& entries, const std::string& stage_prefix,
+                   const std::string& shown, const std::string& what) {
   std::map<std::string, std::string> files;
   for (Entry& e : entries) {
     auto [it, fresh] = files.emplace(e.meta.file, e.meta.name);
     if (!fresh)
       throw Error("checkpoint: '" + e.meta.name + "' and '" + it->second + "' would both be stored as '" +
                   e.meta.file + "'");
+    if (e.stream) {
+      e.meta.checksum = write_streamed(root + "/" + e.meta.file, *e.stream, shown, what);
+      hook(stage_prefix + e.meta.name);
+      continue;
+    }
     std::size_t n = 1;
     for (auto d : e.meta.shape) n *= static_cast<std::size_t>(d);
     e.meta.checksum = checkpoint_checksum(e.data, n * sizeof(float));
@@ -280,11 +357,7 @@ bool remove_own_dir(const std::string& dir) {
 
 void check_finite(const std::string& shown, const std::string& what, const std::string& name, const float* p,
                   std::size_t n) {
-  for (std::size_t i = 0; i < n; ++i)
-    if (!std::isfinite(p[i]))
-      throw Error(shown + ": refusing to save: " + what + " '" + name + "' holds " +
-                  (std::isnan(p[i]) ? "NaN" : "Inf") + " at element " + std::to_string(i) +
-                  "; the directory is left as it was");
+  check_finite_at(shown, what, name, p, n, 0);
 }
 
 }  // namespace
@@ -363,10 +436,48 @@ CheckpointLock::~CheckpointLock() {
 void save_checkpoint(const std::string& dir_in, const ParamStore<float>& ps, const Optimizer<float>* opt,
                      const nlohmann::json& model, const nlohmann::json& data, std::int64_t step,
                      std::int64_t epoch, const nlohmann::json& config) {
+  save_checkpoint(dir_in, ps, opt, {}, {}, model, data, step, epoch, config);
+}
+
+void save_checkpoint(const std::string& dir_in, const ParamStore<float>& ps, const Optimizer<float>* opt,
+                     const std::vector<StreamedArray>& tables, const std::vector<StreamedArray>& tables_state,
+                     const nlohmann::json& model, const nlohmann::json& data, std::int64_t step,
+                     std::int64_t epoch, const nlohmann::json& config) {
   const std::string shown = printable(strip_slashes(dir_in));
   if (!config.is_null() && !config.is_object()) throw Error("save_checkpoint: config must be an object or null");
-  // Nothing non-finite is ever written: checked before the directory is touched.
+  // The streams: exactly one per table held elsewhere (and per its state slot when there is state), each of the
+  // parameter's shape.
+  std::map<std::string, const StreamedArray*> streams, state_streams;
+  for (const auto& a : tables)
+    if (!streams.emplace(a.name, &a).second) throw Error(shown + ": two streams for parameter '" + a.name + "'");
+  for (const auto& a : tables_state)
+    if (!state_streams.emplace(a.name, &a).second) throw Error(shown + ": two streams for state '" + a.name + "'");
+  const bool has_state = opt && !ps.optimizer().empty();
+  std::size_t held = 0;
   for (NodeId p : ps.ids()) {
+    if (!ps.held_elsewhere(p)) continue;
+    ++held;
+    const Node& nd = ps.graph().node(p);
+    const std::vector<std::int64_t> shp{nd.shape[0], nd.shape[1]};
+    auto check = [&](const std::map<std::string, const StreamedArray*>& m, const std::string& name) {
+      auto it = m.find(name);
+      if (it == m.end())
+        throw Error(shown + ": '" + name + "' is held outside the parameter store and no stream writes it");
+      if (it->second->shape != shp)
+        throw Error(shown + ": the stream of '" + name + "' has shape " + dims_str(it->second->shape) +
+                    ", the parameter " + dims_str(shp));
+    };
+    check(streams, nd.name);
+    if (has_state)
+      for (const auto& sl : ps.slot_names()) check(state_streams, nd.name + "/" + sl);
+  }
+  if (streams.size() != held)
+    throw Error(shown + ": streams given for parameters the store holds itself (or that are not in the graph)");
+  if (state_streams.size() != (has_state ? held * ps.slot_names().size() : 0))
+    throw Error(shown + ": optimizer state streams given that match no table held elsewhere and slot of the store");
+  // Nothing non-finite is ever written: checked before the directory is touched (streams: as they are written).
+  for (NodeId p : ps.ids()) {
+    if (ps.held_elsewhere(p)) continue;
     const Tensor<float>& t = ps.value(p);
     check_finite(shown, "parameter", ps.name(p), t.data(), static_cast<std::size_t>(t.size()));
   }
@@ -414,20 +525,44 @@ void save_checkpoint(const std::string& dir_in, const ParamStore<float>& ps, con
     std::vector<Entry> params;
     for (NodeId p : ps.ids()) {
       const std::string& name = ps.name(p);
+      if (ps.held_elsewhere(p)) {
+        const StreamedArray* a = streams.at(name);
+        params.push_back({{name, checkpoint_file_name(name), a->shape, ""}, nullptr, a});
+        continue;
+      }
       const Tensor<float>& t = ps.value(p);
       params.push_back({{name, checkpoint_file_name(name), tensor_shape(t), ""}, t.data()});
     }
-    write_entries(tmp, params, "param:");
+    write_entries(tmp, params, "param:", shown, "parameter");
     man["params"] = nlohmann::json::array();
     for (const Entry& e : params) man["params"].push_back(entry_json(e.meta));
 
     if (opt) {
       std::vector<Entry> arrays;
-      for (const auto& a : st.arrays)
+      // In the store's parameter order (export_optimizer's), a held table's streams at its place.
+      std::size_t next = 0;
+      for (NodeId p : ps.ids()) {
+        if (!has_state) break;
+        if (ps.held_elsewhere(p)) {
+          for (const auto& sl : ps.slot_names()) {
+            const StreamedArray* a = state_streams.at(ps.name(p) + "/" + sl);
+            arrays.push_back({{a->name, "optimizer/" + checkpoint_file_name(a->name), a->shape, ""}, nullptr, a});
+          }
+          continue;
+        }
+        if (ps.slots_elsewhere(p)) continue;
+        for (std::size_t k = 0; k < ps.slot_names().size() && next < st.arrays.size(); ++k, ++next) {
+          const auto& a = st.arrays[next];
+          arrays.push_back({{a.name, "optimizer/" + checkpoint_file_name(a.name), a.shape, ""}, a.data.data()});
+        }
+      }
+      for (; next < st.arrays.size(); ++next) {  // (none: every array belongs to a parameter)
+        const auto& a = st.arrays[next];
         arrays.push_back({{a.name, "optimizer/" + checkpoint_file_name(a.name), a.shape, ""}, a.data.data()});
+      }
       if (::mkdir((tmp + "/optimizer").c_str(), 0777) != 0)
         throw Error(printable(tmp) + "/optimizer: cannot create: " + errno_str());
-      write_entries(tmp, arrays, "optimizer:");
+      write_entries(tmp, arrays, "optimizer:", shown, "optimizer state");
       fsync_dir(tmp + "/optimizer");
       nlohmann::json o;
       o["name"] = st.optimizer;
@@ -484,6 +619,60 @@ void save_checkpoint(const std::string& dir_in, const ParamStore<float>& ps, con
   }
 }
 
+void read_checkpoint_rows(const std::string& dir_in, const CheckpointParam& a, std::int64_t first,
+                          std::int64_t stride, float* out) {
+  const std::string path = strip_slashes(dir_in) + "/" + a.file;
+  if (!lexists(path)) throw Error(path + ": missing (listed in the manifest for '" + a.name + "')");
+  check_regular_file(path, "an array of the checkpoint, listed in the manifest for '" + a.name + "'");
+  const NpyHeader h = read_npy_header(path);
+  if (h.shape != a.shape)
+    throw Error(path + ": holds shape " + dims_str(h.shape) + " but the manifest says " + dims_str(a.shape) +
+                " for '" + a.name + "'");
+  if (h.dtype != NpyDtype::F4)
+    throw Error(path + ": .npy dtype is '" + std::string(npy_descr(h.dtype)) + "', expected '<f4' for '" + a.name +
+                "'");
+  if (h.shape.empty() || first < 0 || stride < 1)
+    throw Error(path + ": cannot read rows of '" + a.name + "' (shape " + dims_str(h.shape) + ")");
+  const std::int64_t rows = h.shape[0];
+  const std::size_t len = rows > 0 ? h.count() / static_cast<std::size_t>(rows) : 0;
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) throw Error(path + ": cannot open: " + errno_str());
+  std::uint64_t sum = fnv1a64(nullptr, 0);
+  try {
+    const std::int64_t chunk = std::max<std::int64_t>(1, static_cast<std::int64_t>((std::size_t{1} << 20) /
+                                                                                   std::max<std::size_t>(1, len * 4)));
+    std::vector<float> buf(static_cast<std::size_t>(std::min(chunk, std::max<std::int64_t>(rows, 1))) * len);
+    for (std::int64_t r0 = 0; r0 < rows && len > 0; r0 += chunk) {
+      const std::int64_t n = std::min(chunk, rows - r0);
+      const std::size_t bytes = static_cast<std::size_t>(n) * len * sizeof(float);
+      const auto at = static_cast<off_t>(h.data_offset + static_cast<std::size_t>(r0) * len * sizeof(float));
+      std::size_t got = 0;
+      auto* dst = reinterpret_cast<char*>(buf.data());
+      while (got < bytes) {
+        const ssize_t k = ::pread(fd, dst + got, bytes - got, at + static_cast<off_t>(got));
+        if (k < 0 && errno == EINTR) continue;
+        if (k < 0) throw Error(path + ": read error: " + errno_str());
+        if (k == 0) throw Error(path + ": truncated while reading '" + a.name + "'");
+        got += static_cast<std::size_t>(k);
+      }
+      sum = fnv1a64_more(sum, buf.data(), bytes);
+      // The rows of this chunk that are wanted: the first r ≥ r0 with r ≡ first (mod stride), then every stride-th.
+      std::int64_t r = first >= r0 ? first : r0 + ((first - r0) % stride + stride) % stride;
+      for (; r < r0 + n; r += stride)
+        std::memcpy(out + static_cast<std::size_t>((r - first) / stride) * len,
+                    buf.data() + static_cast<std::size_t>(r - r0) * len, len * sizeof(float));
+    }
+  } catch (...) {
+    ::close(fd);
+    throw;
+  }
+  ::close(fd);
+  const std::string got = checksum_text(sum);
+  if (got != a.checksum)
+    throw Error(path + ": checksum mismatch for '" + a.name + "': the manifest says " + a.checksum +
+                ", the data has " + got + " (the file is corrupt)");
+}
+
 CheckpointInfo read_checkpoint_info(const std::string& dir_in) {
   const std::string dir = strip_slashes(dir_in);
   const std::string path = dir + "/manifest.json";
@@ -519,10 +708,13 @@ CheckpointInfo load_checkpoint(const std::string& dir_in, ParamStore<float>& ps,
     auto it = by_name.find(name);
     if (it == by_name.end())
       throw Error(dir + ": the checkpoint has no parameter '" + name + "' (the graph has it)");
-    const auto want = tensor_shape(ps.value(id));
+    const Node& nd = g.node(id);
+    const auto want = ps.held_elsewhere(id) ? std::vector<std::int64_t>{nd.shape[0], nd.shape[1]}
+                                            : tensor_shape(ps.value(id));
     if (it->second->shape != want)
       throw Error(dir + ": parameter '" + name + "' has shape " + dims_str(it->second->shape) +
                   " in the checkpoint but " + dims_str(want) + " in the graph");
+    if (ps.held_elsewhere(id)) continue;  // its holder reads its rows
     values.emplace_back(id, read_entry(dir, *it->second));
   }
   for (const auto& p : info.params)
@@ -537,7 +729,12 @@ CheckpointInfo load_checkpoint(const std::string& dir_in, ParamStore<float>& ps,
     OptimizerState st;
     st.optimizer = info.optimizer;
     st.step = info.optimizer_step;
-    for (const auto& a : info.optimizer_arrays) st.arrays.push_back({a.name, a.shape, read_entry(dir, a)});
+    std::set<std::string> elsewhere;  // state of the tables held elsewhere: read by their holder
+    for (NodeId id : ps.ids())
+      if (ps.held_elsewhere(id))
+        for (const auto& sl : opt->slot_names()) elsewhere.insert(g.node(id).name + "/" + sl);
+    for (const auto& a : info.optimizer_arrays)
+      if (!elsewhere.count(a.name)) st.arrays.push_back({a.name, a.shape, read_entry(dir, a)});
     try {
       opt->import_state(ps, st);
     } catch (const Error& e) {

@@ -23,6 +23,10 @@
 // whose DIR is missing. Parameters and optimizer state must be finite: a NaN or Inf anywhere refuses the save and
 // leaves the existing checkpoint as it was.
 //
+// Tables held outside the store (ParamStore::held_elsewhere: embedding tables spread by rows over processes,
+// distributed/sharded_embedding.hpp) are written from streams, chunk by chunk (StreamedArray), and read back by row
+// ranges (read_checkpoint_rows); the files are the ordinary ones, so such a checkpoint loads in any process.
+//
 // Loading checks everything before changing anything: manifest syntax and fields, missing/extra parameters,
 // shapes against the graph, .npy headers and sizes, checksums, and the optimizer state; on any error the executor
 // and optimizer are left untouched. Errors name the file, the parameter and what was expected. Every file is
@@ -75,6 +79,26 @@ inline void save_checkpoint(const std::string& dir, Executor<float>& ex, const O
   save_checkpoint(dir, ex.store(), opt, model, data, step, epoch, config);
 }
 
+// An array a save writes in pieces: a table held outside the store, or its optimizer state. `name` is the
+// parameter's (or "<param>/<slot>"), `shape` its shape (rows first); fill(first, n, out) puts rows
+// [first, first + n) into `out` (n × the values of a row). The save asks for consecutive ranges from row 0 on, each
+// of at most chunk_rows rows, and writes one before asking for the next: it holds one chunk, never the array.
+struct StreamedArray {
+  std::string name;
+  std::vector<std::int64_t> shape;
+  std::int64_t chunk_rows = 8192;
+  std::function<void(std::int64_t first, std::int64_t n, float* out)> fill;
+};
+
+// save_checkpoint for a store whose tables are held elsewhere: `tables` has one stream per such parameter and, when
+// the store holds optimizer state, `tables_state` one per (such parameter, slot of opt); nothing else is accepted.
+// Each file's checksum is computed while it is written; every chunk is checked to be finite (a NaN or Inf fails the
+// save, which leaves the existing checkpoint as it was). Same format, lock and atomicity as above.
+void save_checkpoint(const std::string& dir, const ParamStore<float>& store, const Optimizer<float>* opt,
+                     const std::vector<StreamedArray>& tables, const std::vector<StreamedArray>& tables_state,
+                     const nlohmann::json& model, const nlohmann::json& data, std::int64_t step,
+                     std::int64_t epoch = 0, const nlohmann::json& config = nullptr);
+
 // Reads and validates the manifest only (e.g. to rebuild the model from info.model before loading).
 CheckpointInfo read_checkpoint_info(const std::string& dir);
 
@@ -82,11 +106,20 @@ CheckpointInfo read_checkpoint_info(const std::string& dir);
 // shapes). When `opt` is not null and the checkpoint has optimizer state, that state is imported into the store
 // (it must be of opt's kind: an Error otherwise; pass nullptr to load the parameters only). When the checkpoint
 // has no optimizer state, the store's is left as it is and info.optimizer is empty. On any error the store is
-// left untouched.
+// left untouched. Tables the store holds elsewhere are checked in the manifest (present, same shape) but neither
+// they nor their optimizer state are read: their holder reads its rows (read_checkpoint_rows).
 CheckpointInfo load_checkpoint(const std::string& dir, ParamStore<float>& store, Optimizer<float>* opt);
 inline CheckpointInfo load_checkpoint(const std::string& dir, Executor<float>& ex, Optimizer<float>* opt) {
   return load_checkpoint(dir, ex.store(), opt);
 }
+
+// Rows first, first + stride, first + 2·stride, … of the checkpoint array `a` (an entry of info.params or
+// info.optimizer_arrays of the checkpoint in `dir`) into `out`, row after row. The file is checked as a load checks
+// it (a regular file, its .npy header and size, the manifest's shape, float32) and streamed once in chunks of about
+// a MiB, its checksum computed on the way: the memory used is one chunk, never the array. On an error (which names
+// the file and the array) `out` may hold some of the rows.
+void read_checkpoint_rows(const std::string& dir, const CheckpointParam& a, std::int64_t first, std::int64_t stride,
+                          float* out);
 
 // "<graph name with '/' replaced by '.'>.npy"; other characters than letters, digits, '.', '_' and '-' become '_'.
 std::string checkpoint_file_name(const std::string& param_name);

@@ -6,9 +6,9 @@
 
 namespace funnel {
 
-Model::Model(const ModelConfig& cfg) : cfg_(cfg) {
+Model::Model(const ModelConfig& cfg, const ParamStoreOptions& store) : cfg_(cfg) {
   h_ = build_model(graph_, cfg_);
-  store_ = std::make_unique<ParamStore<float>>(graph_);
+  store_ = std::make_unique<ParamStore<float>>(graph_, store);
   ex_ = std::make_unique<Executor<float>>(graph_, *store_);
   for (std::size_t i = 0; i < h_.losses.size(); ++i) losses_.push_back({h_.losses[i], h_.loss_weights[i]});
   last_losses_.assign(h_.losses.size(), 0.0f);

@@ -21,7 +21,9 @@ namespace funnel {
 // A built model: graph, node handle, the parameter store it owns and a float executor that borrows the store.
 class Model {
  public:
-  explicit Model(const ModelConfig& cfg);
+  // `store` e.g. with defer_tables: the embedding tables are held elsewhere (row-sharded over processes) and never
+  // allocated here (autodiff/param_store.hpp).
+  explicit Model(const ModelConfig& cfg, const ParamStoreOptions& store = {});
   Model(const Model&) = delete;
   Model& operator=(const Model&) = delete;
 

@@ -140,12 +140,9 @@ std::size_t NpyHeader::count() const {
   return n;
 }
 
-std::string npy_encode(NpyDtype dtype, const std::vector<std::int64_t>& shape, const void* data) {
-  std::size_t n = 1;
-  for (auto d : shape) {
+std::string npy_header(NpyDtype dtype, const std::vector<std::int64_t>& shape) {
+  for (auto d : shape)
     if (d < 0) throw Error("npy_encode: negative dimension in shape " + shape_tuple(shape));
-    n *= static_cast<std::size_t>(d);
-  }
   std::string dict = std::string("{'descr': '") + npy_descr(dtype) + "', 'fortran_order': False, 'shape': " +
                      shape_tuple(shape) + ", }";
   // Pad with spaces and end with '\n' so that magic(6) + version(2) + len(2) + dict is a multiple of 64.
@@ -154,14 +151,21 @@ std::string npy_encode(NpyDtype dtype, const std::vector<std::int64_t>& shape, c
   dict.push_back('\n');
   if (dict.size() > 65535) throw Error("npy_encode: header too long for format 1.0 (shape " + shape_tuple(shape) + ")");
   std::string out;
-  const std::size_t bytes = n * npy_itemsize(dtype);
-  out.reserve(10 + dict.size() + bytes);
   out.append(kMagic, kMagicLen);
   out.push_back('\x01');
   out.push_back('\x00');
   out.push_back(static_cast<char>(dict.size() & 0xff));
   out.push_back(static_cast<char>((dict.size() >> 8) & 0xff));
   out += dict;
+  return out;
+}
+
+std::string npy_encode(NpyDtype dtype, const std::vector<std::int64_t>& shape, const void* data) {
+  std::string out = npy_header(dtype, shape);
+  std::size_t n = 1;
+  for (auto d : shape) n *= static_cast<std::size_t>(d);
+  const std::size_t bytes = n * npy_itemsize(dtype);
+  out.reserve(out.size() + bytes);
   if (bytes) out.append(static_cast<const char*>(data), bytes);
   return out;
 }

@@ -38,6 +38,8 @@ struct NpyArray {
   std::vector<T> data;
 };
 
+// The header alone (magic, version, length, padded dict): the data follows it (e.g. written in pieces).
+std::string npy_header(NpyDtype dtype, const std::vector<std::int64_t>& shape);
 // The whole file (header + data) in memory.
 std::string npy_encode(NpyDtype dtype, const std::vector<std::int64_t>& shape, const void* data);
 // Parse the header of an in-memory file; `source` names it in errors. Does not check the data size.

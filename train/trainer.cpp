@@ -30,7 +30,7 @@ Trainer::Trainer(const TrainerOptions& o, std::shared_ptr<const TrainData> data)
                   ") does not match this run's (" + to_json(o_.model).dump() + ")");
     o_.model = saved;
   }
-  model_ = std::make_unique<Model>(o_.model);
+  model_ = std::make_unique<Model>(o_.model, ParamStoreOptions{.defer_tables = o_.defer_tables});
   model_->params().init(o_.train.seed);
   opt_ = make_optimizer<float>(o_.optimizer, o_.opt);
   if (!o_.init_dir.empty()) {
@@ -73,6 +73,7 @@ std::unique_ptr<BatchSource> Trainer::eval_source(int shard, int shards) const {
 }
 
 TrainResult Trainer::train(const TrainHooks& hooks) {
+  if (o_.defer_tables) throw Error("Trainer::train: the embedding tables are held by row shards (defer_tables)");
   auto src = train_source();
   auto ev = eval_source();
   EvalFn eval;

@@ -33,6 +33,9 @@ struct TrainerOptions {
   OptimizerConfig opt;
   std::string init_dir;            // resume from this checkpoint (parameters, optimizer state, step)
   bool reset_optimizer = false;    // with init_dir: take the parameters only, start the optimizer afresh
+  bool defer_tables = false;       // the embedding tables are not allocated, drawn nor loaded here: their rows are
+                                   // held by row shards (distributed/sharded_embedding.hpp, --shard-embeddings),
+                                   // which draw or load them; train() and save() are then the shards' job
   int threads = 1;                 // funnel's worker pool (set_num_threads) when the trainer is made
   GemmPrecision precision = GemmPrecision::fp32;  // of the float gemms' inputs (set_gemm_precision), ditto
   nlohmann::json config;           // the run's effective configuration (an object, or null): saved in checkpoints

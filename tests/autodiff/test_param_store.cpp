@@ -2,6 +2,7 @@
 // written into it; two executors on one store see the same numbers; initialisation depends on (seed, name) only.
 #include <catch2/catch.hpp>
 
+#include <cstring>
 #include <vector>
 
 #include "autodiff/executor.hpp"
@@ -149,4 +150,55 @@ TEST_CASE("optimizer slots: made once, kept per kind, exported and imported by n
   other.reset_optimizer();
   CHECK(other.optimizer().empty());
   CHECK(other.optimizer_steps() == 0);
+}
+
+TEST_CASE("param_store: draw_rows gives init()'s values row by row, for every initializer", "[autodiff][store]") {
+  Net n;
+  ParamStore<float> full(n.g);
+  full.init(21);
+  for (NodeId p : full.ids()) {
+    INFO(full.name(p));
+    const auto& v = full.value(p);
+    std::vector<float> got;
+    std::int64_t next = 0;
+    full.draw_rows(p, 21, [&](std::int64_t row, const float* x) {
+      CHECK(row == next++);
+      const std::size_t len = v.size() / static_cast<std::size_t>(n.g.node(p).shape[0]);
+      got.insert(got.end(), x, x + len);
+    });
+    REQUIRE(got.size() == v.size());
+    CHECK(std::memcmp(got.data(), v.data(), got.size() * sizeof(float)) == 0);
+  }
+  // Another seed draws other values (the comparison above can fail).
+  std::vector<float> other;
+  full.draw_rows(n.table.id, 22, [&](std::int64_t, const float* x) { other.insert(other.end(), x, x + 2); });
+  CHECK(std::memcmp(other.data(), full.value(n.table.id).data(), other.size() * sizeof(float)) != 0);
+}
+
+TEST_CASE("param_store: a store with deferred tables never allocates them, hold_elsewhere frees a table",
+          "[autodiff][store]") {
+  Net n;
+  ParamStore<float> full(n.g), deferred(n.g, ParamStoreOptions{.defer_tables = true});
+  full.init(3);
+  deferred.init(3);
+  CHECK_FALSE(full.held_elsewhere(n.table.id));
+  REQUIRE(deferred.held_elsewhere(n.table.id));
+  CHECK(deferred.slots_elsewhere(n.table.id));
+  CHECK_FALSE(deferred.held_elsewhere(n.w1.id));
+  CHECK(deferred.value(n.table.id).size() == 0);
+  CHECK(deferred.value(n.table.id).shape()[1] == 2);
+  // The table (6 × 2 values, its 6-entry row index) is all the difference.
+  CHECK(full.allocated_bytes() - deferred.allocated_bytes() == 6 * 2 * sizeof(float) + 6 * sizeof(std::int32_t));
+  // Dense parameters are drawn as in the full store.
+  CHECK(std::memcmp(full.value(n.w1.id).data(), deferred.value(n.w1.id).data(), 6 * sizeof(float)) == 0);
+  // The optimizer's slots are not made for it.
+  deferred.ensure_slots("adam", {"m", "v"}, {0.0f, 0.0f});
+  CHECK(deferred.export_optimizer().arrays.size() == 2 * 4);
+  // hold_elsewhere: only tables; frees the value, the gradient's row index and the slots.
+  full.ensure_slots("adam", {"m", "v"}, {0.0f, 0.0f});
+  const std::size_t before = full.allocated_bytes();
+  full.hold_elsewhere(n.table.id);
+  CHECK(full.held_elsewhere(n.table.id));
+  CHECK(before - full.allocated_bytes() == 3 * 6 * 2 * sizeof(float) + 6 * sizeof(std::int32_t));
+  CHECK_THROWS_WITH(full.hold_elsewhere(n.w1.id), Contains("'w1'") && Contains("not an embedding table"));
 }

@@ -6,6 +6,9 @@
 #include <catch2/catch.hpp>
 
 #include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <limits>
 #include <memory>
 #include <numeric>
 
@@ -14,6 +17,7 @@
 #include "distributed/sharded_embedding.hpp"
 #include "support/temp_dir.hpp"
 #include "train/checkpoint.hpp"
+#include "train/npy.hpp"
 
 using namespace funnel;
 using namespace funnel::dist;
@@ -78,8 +82,34 @@ void train_replicated(Communicator& c, Run& r, const Dataset& d, const Dataset* 
   r.result = train_data_parallel(dp, *r.model, *r.opt, d, eval, o, {}, r.result.steps);
 }
 
-void train_sharded_run(Communicator& c, Run& r, const Dataset& d, const Dataset* eval, const TrainOptions& o) {
-  if (!r.se) r.se = std::make_unique<ShardedEmbeddings>(c, *r.model, *r.opt);
+ShardInit seeded(std::uint64_t seed) {
+  ShardInit i;
+  i.seed = seed;
+  return i;
+}
+ShardInit from_checkpoint(const std::string& dir, bool state = true) {
+  ShardInit i;
+  i.checkpoint = dir;
+  i.load_state = state;
+  return i;
+}
+
+// A model whose store never allocates the tables: the ShardedEmbeddings draws (or reads) each rank's rows.
+Run fresh_deferred(const Dataset& d, const std::string& optimizer, ModelConfig cfg) {
+  Run r;
+  r.model = std::make_unique<Model>(cfg, ParamStoreOptions{.defer_tables = true});
+  r.model->params().init(11);
+  r.opt = make_optimizer<float>(optimizer, opt_config(optimizer));
+  (void)d;
+  return r;
+}
+Run fresh_deferred(const Dataset& d, const std::string& optimizer) {
+  return fresh_deferred(d, optimizer, model_config(d));
+}
+
+void train_sharded_run(Communicator& c, Run& r, const Dataset& d, const Dataset* eval, const TrainOptions& o,
+                       const ShardInit& init = seeded(11)) {
+  if (!r.se) r.se = std::make_unique<ShardedEmbeddings>(c, *r.model, *r.opt, init);
   DataParallel dp(c, *r.model, DataParallelOptions{.check_every = 5});  // the hash check skips the tables
   r.result = train_sharded(dp, *r.se, *r.model, *r.opt, d, eval, o, {}, r.result.steps);
 }
@@ -287,4 +317,238 @@ TEST_CASE("sharded tables: evaluation shares that end at different batches still
   CHECK(a.ctr_auc == b.ctr_auc);
   CHECK(a.ctcvr_auc == b.ctcvr_auc);
   CHECK(a.ctr_logloss == b.ctr_logloss);
+}
+
+// ---------------------------------------------------------------- memory-true sharding (deferred tables)
+
+namespace {
+
+// The root's temporary directory, known to every rank (removed by rank 0 at the end of the case).
+struct SharedTemp {
+  std::unique_ptr<funnel::test::TempDir> tmp;
+  std::string root;
+  SharedTemp(Communicator& w, const std::string& tag) {
+    if (w.rank() == 0) tmp = std::make_unique<funnel::test::TempDir>(tag);
+    root = w.broadcast_string(tmp ? tmp->path.string() : std::string(), 0);
+  }
+};
+
+std::string slurp(const std::string& p) {
+  std::ifstream f(p, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(f), {});
+}
+
+// This rank's rows of table k and of its slots against a full store (`full`), counting the rows that differ.
+std::size_t owned_rows_differ(ShardedEmbeddings& se, ParamStore<float>& full, bool with_state) {
+  std::size_t differ = 0;
+  for (std::size_t k = 0; k < se.num_tables(); ++k) {
+    const NodeId p = se.table(k);
+    const auto D = static_cast<std::size_t>(full.value(p).shape()[1]);
+    for (std::int64_t i = 0; i < se.owned_rows(k); ++i) {
+      const auto row = static_cast<std::size_t>(se.global_row(i));
+      differ += !same_bits(se.owned_value(k, i), full.value(p).data() + row * D, D);
+      for (std::size_t s = 0; with_state && s < full.slot_names().size(); ++s) {
+        const float* mine = se.owned_slot(k, s, i);
+        differ += mine == nullptr || !same_bits(mine, full.slot(p, s) + row * D, D);
+      }
+    }
+  }
+  return differ;
+}
+
+}  // namespace
+
+TEST_CASE("deferred tables: each rank draws only its rows, init()'s bits, and trains to the replicated run's bits",
+          "[distributed][shard][deferred]") {
+  Communicator& w = world();
+  const Dataset d = data(), ev = data(300);
+  for (const char* optimizer : {"sgd", "adam"}) {
+    INFO(optimizer);
+    Run rep = fresh(d, optimizer), sh = fresh_deferred(d, optimizer);
+    sh.se = std::make_unique<ShardedEmbeddings>(w, *sh.model, *sh.opt, seeded(11));
+    REQUIRE(sh.se->num_tables() >= 1);
+    CHECK(sh.model->params().held_elsewhere(sh.se->table(0)));
+    CHECK(owned_rows_differ(*sh.se, rep.model->params(), false) == 0);
+    train_replicated(w, rep, d, &ev, options());
+    train_sharded_run(w, sh, d, &ev, options());
+    REQUIRE(sh.result.steps == 20);
+    const Diff diff = compare(sh, rep);
+    CHECK(diff.compared_rows > 0);
+    CHECK(diff.dense == 0);
+    CHECK(diff.rows == 0);
+    CHECK(diff.state == 0);
+    for (std::size_t e = 0; e < rep.result.epochs.size(); ++e)
+      CHECK(rep.result.epochs[e].mean_losses == sh.result.epochs[e].mean_losses);
+  }
+  // Another seed draws other rows (the comparison above can fail).
+  Run rep = fresh(d, "sgd"), other = fresh_deferred(d, "sgd");
+  other.se = std::make_unique<ShardedEmbeddings>(w, *other.model, *other.opt, seeded(12));
+  CHECK(owned_rows_differ(*other.se, rep.model->params(), false) > 0);
+}
+
+TEST_CASE("deferred tables: a 200k-row table is never allocated; a rank holds ~V/N rows and a working copy",
+          "[distributed][shard][deferred]") {
+  Communicator& w = world();
+  const int N = w.size();
+  const Dataset d = data(640, 40000);  // 5 fields × 40,000 ids: a 200,000-row table
+  ModelConfig cfg = model_config(d);
+  cfg.dim = 6;
+  Run sh = fresh_deferred(d, "adam", cfg);
+  ParamStore<float>& ps = sh.model->params();
+  const std::int64_t V = cfg.vocab, D = cfg.dim;
+  REQUIRE(V == 200000);
+  const std::size_t table_bytes = static_cast<std::size_t>(V * D) * sizeof(float);
+  // The store: the dense layers only (a few thousand values), before and after sharding and training.
+  CHECK(ps.allocated_bytes() < table_bytes / 100);
+  sh.se = std::make_unique<ShardedEmbeddings>(w, *sh.model, *sh.opt, seeded(11));
+  ShardedEmbeddings& se = *sh.se;
+  REQUIRE(se.num_tables() == 1);
+  const std::int64_t owned = se.owned_rows(0);
+  CHECK(owned == (V + N - 1 - w.rank()) / N);
+  // Owned rows (dim floats) and the merged gradient's row index (an int32 per owned row): nothing of size V.
+  const auto share = static_cast<std::size_t>(owned) * (static_cast<std::size_t>(D) * sizeof(float) + 4);
+  CHECK(se.held_bytes() >= static_cast<std::size_t>(owned * D) * sizeof(float));
+  CHECK(se.held_bytes() <= share + 4096);
+  TrainOptions o = options();
+  o.max_steps = 6;
+  train_sharded_run(w, sh, d, nullptr, o);
+  // After training: + Adam's two slots for the owned rows, + the touched rows of a step; the store a working copy
+  // of at most 1.5 × the distinct ids of one batch share (64 rows × 5 fields).
+  CHECK(se.working_rows(0) <= 64 * 5 * 3 / 2);
+  CHECK(ps.allocated_bytes() < table_bytes / 20);
+  const std::size_t with_state =
+      static_cast<std::size_t>(owned) * (3 * static_cast<std::size_t>(D) * sizeof(float) + 4);
+  CHECK(se.held_bytes() <= with_state + 64 * 5 * static_cast<std::size_t>(D) * sizeof(float) * 2 + 4096);
+  CHECK(se.held_bytes() < (3 * table_bytes + static_cast<std::size_t>(V) * 4) / static_cast<std::size_t>(N) +
+                             table_bytes / 20);
+  // What all ranks hold together is one table with its state, not N.
+  const auto total = w.allreduce_one(static_cast<std::int64_t>(se.held_bytes()), ReduceOp::Sum);
+  const std::size_t slack = (std::size_t{64} << 10) * static_cast<std::size_t>(N);  // the touched rows' buffers
+  CHECK(total < static_cast<std::int64_t>(3 * table_bytes + static_cast<std::size_t>(V) * 4 + slack));
+}
+
+TEST_CASE("deferred tables: a checkpoint streamed in many chunks is the replicated run's, file for file",
+          "[distributed][shard][deferred]") {
+  Communicator& w = world();
+  const Dataset d = data();
+  SharedTemp tmp(w, "shard_stream");
+  Run rep = fresh(d, "adam"), sh = fresh_deferred(d, "adam");
+  train_replicated(w, rep, d, nullptr, options());
+  train_sharded_run(w, sh, d, nullptr, options());
+  sh.se->set_save_chunk_rows(7);  // 200 rows: 29 chunks, none a multiple of N
+  const nlohmann::json model = to_json(sh.model->config());
+  sh.se->save(tmp.root + "/sharded", sh.result.steps, model, nlohmann::json::object());
+  if (w.rank() == 0) {
+    save_checkpoint(tmp.root + "/replicated", rep.model->params(), rep.opt.get(), model, nlohmann::json::object(),
+                    rep.result.steps);
+    std::size_t files = 0;
+    for (const auto& e : std::filesystem::recursive_directory_iterator(tmp.root + "/replicated")) {
+      if (!e.is_regular_file()) continue;
+      const std::string rel = std::filesystem::relative(e.path(), tmp.root + "/replicated").string();
+      INFO(rel);
+      ++files;
+      CHECK(slurp(e.path().string()) == slurp(tmp.root + "/sharded/" + rel));
+    }
+    CHECK(files >= 10);
+  }
+  w.barrier();
+  // Every rank loads it as one process would.
+  Run back = fresh(d, "adam");
+  CHECK(load_checkpoint(tmp.root + "/sharded", back.model->params(), back.opt.get()).step == 20);
+  std::size_t differ = 0;
+  ParamStore<float>& pb = back.model->params();
+  ParamStore<float>& pr = rep.model->params();
+  for (NodeId p : pb.ids()) {
+    differ += !same_bits(pb.value(p).data(), pr.value(p).data(), pr.numel(p));
+    for (std::size_t k = 0; k < 2; ++k) differ += !same_bits(pb.slot(p, k), pr.slot(p, k), pr.numel(p));
+  }
+  CHECK(differ == 0);
+  w.barrier();
+}
+
+TEST_CASE("deferred tables: --init on N ranks reads each rank's rows and state exactly, and checks the checksum",
+          "[distributed][shard][deferred]") {
+  Communicator& w = world();
+  const Dataset d = data();
+  SharedTemp tmp(w, "shard_rows");
+  const std::string ck = tmp.root + "/one", bad = tmp.root + "/bad";
+  auto local = make_local_comm();
+  if (w.rank() == 0) {
+    Run one = fresh(d, "adam");
+    train_replicated(*local, one, d, nullptr, options());
+    save_checkpoint(ck, one.model->params(), one.opt.get(), to_json(one.model->config()), nlohmann::json::object(),
+                    one.result.steps);
+    std::filesystem::copy(ck, bad, std::filesystem::copy_options::recursive);
+    for (const auto& e : std::filesystem::directory_iterator(bad + "/optimizer"))
+      if (e.path().filename().string().find("adam_v") != std::string::npos &&
+          e.path().filename().string().find("embedding") != std::string::npos) {
+        std::fstream f(e.path(), std::ios::in | std::ios::out | std::ios::binary);
+        f.seekp(-3, std::ios::end);
+        f.put('\x55');
+      }
+  }
+  w.barrier();
+  Run full = fresh(d, "adam");
+  load_checkpoint(ck, full.model->params(), full.opt.get());
+  // Parameters and state.
+  Run sh = fresh_deferred(d, "adam");
+  sh.result.steps = load_checkpoint(ck, sh.model->params(), sh.opt.get()).step;
+  sh.se = std::make_unique<ShardedEmbeddings>(w, *sh.model, *sh.opt, from_checkpoint(ck));
+  REQUIRE(sh.se->num_tables() >= 1);
+  CHECK(sh.se->owned_slot(0, 0, 0) != nullptr);
+  CHECK(owned_rows_differ(*sh.se, full.model->params(), true) == 0);
+  // It continues as the replicated run does.
+  TrainOptions more = options();
+  more.max_steps = 35;
+  Run rep = fresh(d, "adam");
+  rep.result.steps = load_checkpoint(ck, rep.model->params(), rep.opt.get()).step;
+  train_replicated(w, rep, d, nullptr, more);
+  train_sharded_run(w, sh, d, nullptr, more);
+  const Diff diff = compare(sh, rep);
+  CHECK(diff.dense == 0);
+  CHECK(diff.rows == 0);
+  CHECK(diff.state == 0);
+  // Parameters only (--reset-optimizer): the rows, no state.
+  Run p = fresh_deferred(d, "adam");
+  load_checkpoint(ck, p.model->params(), nullptr);
+  p.se = std::make_unique<ShardedEmbeddings>(w, *p.model, *p.opt, from_checkpoint(ck, false));
+  CHECK(p.se->owned_slot(0, 0, 0) == nullptr);
+  CHECK(owned_rows_differ(*p.se, full.model->params(), false) == 0);
+  // A damaged state file of the table (found by its checksum, the file streamed in chunks).
+  Run b = fresh_deferred(d, "adam");
+  load_checkpoint(bad, b.model->params(), b.opt.get());  // the table's arrays are not read here
+  CHECK_THROWS_WITH(ShardedEmbeddings(w, *b.model, *b.opt, from_checkpoint(bad)),
+                    Catch::Matchers::Contains("checksum mismatch") && Catch::Matchers::Contains("adam_v"));
+  w.barrier();
+}
+
+TEST_CASE("deferred tables: a save that fails on rank 0 or finds a NaN on any rank fails on every rank, no hang",
+          "[distributed][shard][deferred]") {
+  Communicator& w = world();
+  const int N = w.size();
+  const Dataset d = data();
+  SharedTemp tmp(w, "shard_fail");
+  Run sh = fresh_deferred(d, "adam");
+  TrainOptions o = options();
+  o.max_steps = 3;
+  train_sharded_run(w, sh, d, nullptr, o);
+  const nlohmann::json model = to_json(sh.model->config());
+  // A target rank 0 may not write (a file of someone else's): it fails before the first chunk; the others' rows
+  // are taken all the same and every rank reports the error.
+  if (w.rank() == 0) std::ofstream(tmp.root + "/not_a_dir") << "mine\n";
+  w.barrier();
+  CHECK_THROWS_WITH(sh.se->save(tmp.root + "/not_a_dir", 3, model, nlohmann::json::object()),
+                    Catch::Matchers::Contains("not_a_dir"));
+  // Still in step: a good save works afterwards.
+  sh.se->save(tmp.root + "/good", 3, model, nlohmann::json::object());
+  // A NaN in the last rank's first row: refused everywhere before anything is written.
+  if (w.rank() == N - 1) const_cast<float*>(sh.se->owned_value(0, 0))[1] = std::numeric_limits<float>::quiet_NaN();
+  CHECK_THROWS_WITH(sh.se->save(tmp.root + "/nan", 3, model, nlohmann::json::object()),
+                    Catch::Matchers::Contains("NaN or Inf") &&
+                        Catch::Matchers::Contains("rank " + std::to_string(N - 1)));
+  if (w.rank() == 0) {
+    CHECK_FALSE(std::filesystem::exists(tmp.root + "/nan"));
+    CHECK(read_checkpoint_info(tmp.root + "/good").step == 3);
+  }
+  w.barrier();
 }

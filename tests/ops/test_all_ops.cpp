@@ -9,6 +9,7 @@ using namespace funnel;
 
 TEST_CASE("every registered op has a gradient-check example", "[ops][gradcheck]") {
   for (const auto& name : op_names()) {
+    if (name.rfind("test_", 0) == 0) continue;  // registered by another test case of this binary for itself
     INFO("op " << name);
     CHECK_FALSE(op_examples(name).empty());
   }

@@ -11,6 +11,7 @@ using namespace funnel;
 TEST_CASE("every registered op has a benchmark case", "[ops][bench]") {
   const auto cases = bench::op_cases();
   for (const auto& name : op_names()) {
+    if (name.rfind("test_", 0) == 0) continue;  // registered by another test case of this binary for itself
     INFO("op " << name << " has no case in bench/op_cases.hpp");
     CHECK(std::any_of(cases.begin(), cases.end(), [&](const bench::OpCase& c) { return c.op == name; }));
   }

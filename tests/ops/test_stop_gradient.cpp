@@ -51,8 +51,8 @@ TEST_CASE("a parameter only behind stop_gradient gets a zero gradient", "[ops][s
 namespace {
 // Identity forward whose VJP wrongly drops the gradient while claiming to pass one: the gradient check must
 // catch it, where the genuine stop (which declares its slot non-differentiable) passes. Registered inside the
-// test case and its example passed directly, as in tests/autodiff/test_gradcheck_broken.cpp (CTest runs each
-// case in its own process, so the registry-wide tests never see it).
+// test case and its example passed directly, as in tests/autodiff/test_gradcheck_broken.cpp. Its name starts with
+// "test_", which the registry-wide tests of this binary skip (when the whole binary runs in one process).
 struct DroppingIdentity : OpT<DroppingIdentity> {
   const char* name() const override { return "test_dropping_identity"; }
   const char* doc() const override { return "test only"; }

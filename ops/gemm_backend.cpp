@@ -152,24 +152,17 @@ void sgemm_one_thread(bool ta, bool tb, int m, int n, int k, float alpha, const 
     // Rounding is idempotent, so an operand that is already rounded (ready) gives the same bits as rounding it here.
     thread_local std::vector<float> ra, rb;
     std::uint64_t rounded = 0;
-    if (!ready.a) {
-      const int a_rows = ta ? k : m, a_cols = ta ? m : k;
-      const std::size_t na = static_cast<std::size_t>(a_rows) * static_cast<std::size_t>(a_cols);
-      float* a16 = scratch(ra, na);
-      round_block(a, a_rows, a_cols, lda, a16);
-      a = a16;
-      lda = a_cols;
-      rounded += na;
-    }
-    if (!ready.b) {
-      const int b_rows = tb ? n : k, b_cols = tb ? k : n;
-      const std::size_t nb = static_cast<std::size_t>(b_rows) * static_cast<std::size_t>(b_cols);
-      float* b16 = scratch(rb, nb);
-      round_block(b, b_rows, b_cols, ldb, b16);
-      b = b16;
-      ldb = b_cols;
-      rounded += nb;
-    }
+    // Rounds a rows × cols operand into `buf` and points the operand at it.
+    auto round_operand = [&rounded](const float*& p, int& ld, int rows, int cols, std::vector<float>& buf) {
+      const std::size_t count = static_cast<std::size_t>(rows) * static_cast<std::size_t>(cols);
+      float* r = scratch(buf, count);
+      round_block(p, rows, cols, ld, r);
+      p = r;
+      ld = cols;
+      rounded += count;
+    };
+    if (!ready.a) round_operand(a, lda, ta ? k : m, ta ? m : k, ra);
+    if (!ready.b) round_operand(b, ldb, tb ? n : k, tb ? k : n, rb);
     g_call_elements.fetch_add(rounded, std::memory_order_relaxed);
   }
 #ifdef FUNNEL_HAVE_ONEDNN

@@ -10,6 +10,7 @@
 #include <random>
 #include <vector>
 
+#include "support/gemm_guard.hpp"
 #include "autodiff/executor.hpp"
 #include "core/dsl.hpp"
 #include "core/parallel.hpp"
@@ -25,17 +26,7 @@ std::uint32_t bits(float x) {
   return u;
 }
 
-// Restores the precision a test changed, also when it fails.
-struct PrecisionGuard {
-  GemmPrecision saved = gemm_precision();
-  GemmBackend backend = gemm_backend();
-  int threads = num_threads();
-  ~PrecisionGuard() {
-    set_gemm_precision(saved);
-    set_gemm_backend(backend);
-    set_num_threads(threads);
-  }
-};
+using funnel::test::PrecisionGuard;
 
 std::vector<GemmBackend> precision_backends() {
   std::vector<GemmBackend> v{GemmBackend::openblas};

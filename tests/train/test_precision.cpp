@@ -11,6 +11,7 @@
 #include "core/parallel.hpp"
 #include "data/synthetic.hpp"
 #include "support/alloc_counter.hpp"
+#include "support/gemm_guard.hpp"
 #include "ops/gemm_backend.hpp"
 #include "train/model.hpp"
 #include "train/optimizer.hpp"
@@ -19,16 +20,7 @@ using namespace funnel;
 
 namespace {
 
-struct PrecisionGuard {
-  GemmPrecision saved = gemm_precision();
-  GemmBackend backend = gemm_backend();
-  int threads = num_threads();
-  ~PrecisionGuard() {
-    set_gemm_precision(saved);
-    set_gemm_backend(backend);
-    set_num_threads(threads);
-  }
-};
+using funnel::test::PrecisionGuard;
 
 ModelConfig esmm_config(const Dataset& d, std::int64_t dim, std::vector<std::int64_t> hidden) {
   ModelConfig c;

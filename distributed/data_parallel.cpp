@@ -53,6 +53,7 @@ void DataParallel::exchange(Model& m, GradientStep& g, Optimizer<float>* opt) {
   // Agreement: [stop requested anywhere, 1 + highest failing rank].
   std::int64_t flags[2] = {g.stop ? 1 : 0, error.empty() ? 0 : c_.rank() + 1};
   c_.allreduce(flags, 2, DType::I64, ReduceOp::Max);
+  stats_.wait_seconds += since(t0);
   if (flags[1] != 0) {
     const int bad = static_cast<int>(flags[1] - 1);
     const std::string msg = c_.broadcast_string(error, bad);
@@ -93,6 +94,7 @@ void DataParallel::exchange(Model& m, GradientStep& g, Optimizer<float>* opt) {
   std::copy(extra_.begin(), extra_.end(), g.losses.begin());
   ++steps_;
   ++stats_.steps;
+  stats_.sparse_seconds += reducer_.last_sparse_seconds();
   const auto& b = reducer_.last_bytes();
   stats_.dense_bytes += b.dense;
   stats_.sparse_bytes += b.sparse;

@@ -55,6 +55,8 @@ struct DataParallelOptions {
 struct DataParallelStats {
   std::int64_t steps = 0;
   double comm_seconds = 0.0;     // in the step's collectives (including waiting for slower ranks)
+  double wait_seconds = 0.0;     // of comm_seconds: the agreement all-reduce, i.e. mostly waiting for the slowest rank
+  double sparse_seconds = 0.0;   // of comm_seconds: the embedding rows' all-gather and merge
   double compute_seconds = 0.0;  // local forward + backward
   double compute_cpu_seconds = 0.0;  // the same, CPU time of the calling thread (what a busy machine cannot skew)
   double optimizer_seconds = 0.0;

@@ -120,6 +120,8 @@ int main(int argc, char** argv) {
                      {"step_ms", 1e3 * sec / n},
                      {"compute_ms", 1e3 * (s1.compute_seconds - s0.compute_seconds) / n},
                      {"comm_ms", 1e3 * (s1.comm_seconds - s0.comm_seconds) / n},
+                     {"wait_ms", 1e3 * (s1.wait_seconds - s0.wait_seconds) / n},
+                     {"sparse_comm_ms", 1e3 * (s1.sparse_seconds - s0.sparse_seconds) / n},
                      {"compute_cpu_ms", 1e3 * (s1.compute_cpu_seconds - s0.compute_cpu_seconds) / n},
                      {"optimizer_ms", 1e3 * (s1.optimizer_seconds - s0.optimizer_seconds) / n},
                      {"optimizer_cpu_ms", 1e3 * (s1.optimizer_cpu_seconds - s0.optimizer_cpu_seconds) / n},

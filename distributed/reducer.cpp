@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <chrono>
 #include <ctime>
 
 namespace funnel::dist {
@@ -149,7 +150,9 @@ void Reducer::gather_optimizer_state(ParamStore<float>& ps) {
 void Reducer::exchange_sparse(ParamStore<float>& ps, float weight, bool has_grads) {
   // ---- sparse: all-gather rows and values, merge in rank order ----
   last_.sparse = last_.sparse_rows = last_.merged_sparse_rows = 0;
+  last_sparse_seconds_ = 0;
   if (sparse_.empty()) return;
+  const auto start = std::chrono::steady_clock::now();
   rows_.clear();
   vals_.clear();
   for (std::size_t s = 0; s < sparse_.size(); ++s) {
@@ -203,6 +206,7 @@ void Reducer::exchange_sparse(ParamStore<float>& ps, float weight, bool has_grad
   for (std::size_t s = 0; s < S; ++s) last_.merged_sparse_rows += ps.sparse_grad(sparse_[s]).rows.size();
   last_.sparse_rows = rows_.size();
   last_.sparse = S * sizeof(std::int64_t) + rows_.size() * sizeof(std::int64_t) + vals_.size() * sizeof(float);
+  last_sparse_seconds_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
 }  // namespace funnel::dist

@@ -88,6 +88,8 @@ class Reducer {
   double last_sparse_cpu_seconds() const { return last_sparse_cpu_; }
 
   const ReduceBytes& last_bytes() const { return last_; }
+  // Wall time of the last step's sparse exchange (all-gather of the embedding rows and their merge).
+  double last_sparse_seconds() const { return last_sparse_seconds_; }
   // Number of floats in the fused dense buffer (dense gradients + extra).
   std::size_t dense_floats() const { return fused_.size(); }
 
@@ -103,7 +105,7 @@ class Reducer {
   std::vector<Piece> pieces_;
   std::vector<std::size_t> piece_offset_;  // of each piece's parameter in fused_
   std::uint64_t dense_elements_ = 0, last_elements_ = 0;
-  double last_dense_cpu_ = 0, last_sparse_cpu_ = 0;
+  double last_dense_cpu_ = 0, last_sparse_cpu_ = 0, last_sparse_seconds_ = 0;
   bool partial_state_ = false;
   std::vector<float> fused_, state_;
   std::vector<std::int64_t> counts_, all_counts_, gather_counts_;

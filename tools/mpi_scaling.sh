@@ -3,7 +3,8 @@
 # batch 1024) on this machine, and a projection to 8 and 64 machines. Interleaves the configurations
 # (A B C D, A B C D, ...) because the machine is shared, and reports medians. B runs the sharded dense optimizer
 # (each rank updates its slice of the dense parameters, then all-gathers them: the default); D is B with the
-# replicated optimizer (every rank runs the whole step on all-reduced gradients), for comparison.
+# replicated optimizer (every rank runs the whole step on all-reduced gradients), for comparison; E is B with the
+# row-sharded embedding tables (--shard-embeddings: ids and rows by all-to-all, each rank updates its own rows).
 #   bash tools/mpi_scaling.sh [ROUNDS=7] [STEPS=300]
 # Needs build/bin/funnel-dp-bench (cmake --build build --target funnel-dp-bench) and mpirun.
 set -euo pipefail
@@ -25,6 +26,7 @@ for ((i = 1; i <= rounds; i++)); do
   echo "B $($mpirun -np 2 $bench $common --batch 1024 --threads 1)" >>"$out"
   echo "C $($bench $common --batch 1024 --threads 2)" >>"$out"
   echo "D $($mpirun -np 2 $bench $common --batch 1024 --threads 1 --replicated-optimizer 1)" >>"$out"
+  echo "E $($mpirun -np 2 $bench $common --batch 1024 --threads 1 --shard 1)" >>"$out"
 done
 echo "load average after the runs: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 # What one rank of a P-rank job sends per step when every rank computes 1024 rows (weak scaling), and the dense
@@ -41,10 +43,10 @@ a, b, c = (med(t, "rows_per_sec") for t in "ABC")
 n = len(rows["A"])
 print(f"## Throughput (medians of {n} interleaved runs, rows/s; shared machine, so noisy)\n")
 print("| configuration | rows/s | vs 1×1 | step ms | fwd+bwd ms | fwd+bwd CPU ms | optimizer ms | optimizer CPU ms "
-      "| dense elements updated | comm ms | process CPU ms |")
-print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+      "| dense elements updated | comm ms | of which waiting | of which sparse | process CPU ms |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 names = (("A", "1 rank × 1 thread"), ("B", "2 ranks × 1 thread, sharded optimizer"), ("C", "1 rank × 2 threads"),
-         ("D", "2 ranks × 1 thread, replicated optimizer"))
+         ("D", "2 ranks × 1 thread, replicated optimizer"), ("E", "2 ranks × 1 thread, row-sharded embeddings"))
 for tag, name in names:
     r = med(tag, "rows_per_sec")
     ocpu = f"{med(tag, 'optimizer_cpu_ms'):.2f}" if rows[tag][0]["sharded_optimizer"] else "–"
@@ -52,7 +54,8 @@ for tag, name in names:
         f"{rows[tag][0]['dense_elements']:,}"
     print(f"| {name} | {r:,.0f} | {r / a:.2f}× | {med(tag, 'step_ms'):.2f} | {med(tag, 'compute_ms'):.2f} | "
           f"{med(tag, 'compute_cpu_ms'):.2f} | {med(tag, 'optimizer_ms'):.2f} | {ocpu} | {elems} | "
-          f"{med(tag, 'comm_ms'):.2f} | {med(tag, 'process_cpu_ms'):.2f} |")
+          f"{med(tag, 'comm_ms'):.2f} | {med(tag, 'wait_ms'):.2f} | {med(tag, 'sparse_comm_ms'):.2f} | "
+          f"{med(tag, 'process_cpu_ms'):.2f} |")
 # What the step would take on two otherwise idle cores: CPU time of forward+backward and of the optimizer (wall
 # clock on a loaded machine mostly measures the scheduler) + the communication of an idle machine (not measurable
 # here). Thread CPU of rank 0's main thread (with 1 thread that is all the work).
@@ -67,10 +70,10 @@ print(f"\nOptimizer CPU split (rank 0's thread, sharded): dense pieces {med('A',
       f"{med('B', 'optimizer_elements_per_step'):,.0f}); merged embedding rows {med('A', 'optimizer_sparse_cpu_ms'):.2f} ms "
       f"-> {med('B', 'optimizer_sparse_cpu_ms'):.2f} ms (applied on every rank; {med('A', 'merged_rows_per_step'):,.0f} -> "
       f"{med('B', 'merged_rows_per_step'):,.0f} rows).")
-print(f"\nAll runs (rows/s): " + "; ".join(f"{t}: " + ", ".join(f"{r['rows_per_sec']:.0f}" for r in rows[t]) for t in "ABCD"))
+print(f"\nAll runs (rows/s): " + "; ".join(f"{t}: " + ", ".join(f"{r['rows_per_sec']:.0f}" for r in rows[t]) for t in "ABCDE"))
 print(f"\nAll runs (vs the A run of the same round): " + "; ".join(
     f"{t}: " + ", ".join(f"{r['rows_per_sec'] / ra['rows_per_sec']:.2f}" for r, ra in zip(rows[t], rows["A"]))
-    for t in "BCD"))
+    for t in "BCDE"))
 print("\n## Bytes per step (this rank's payload, measured)\n")
 print("| configuration | dense | sparse (ids + values) | sparse rows |")
 print("|---|---:|---:|---:|")

@@ -313,7 +313,7 @@ TEST_CASE("ancestors and descendants are reachability masks including the seeds"
   CHECK(ids_of(g.descendants({x})).size() == g.size() - 2);  // all but the params
 }
 
-TEST_CASE("mark_loss accepts only scalars; outputs and losses are listed", "[core][graph]") {
+TEST_CASE("mark_loss accepts only scalars, outputs and losses are listed", "[core][graph]") {
   Graph g;
   NodeId x = g.add_input("x", Shape{kBatch, 3});
   NodeId r = g.add_op("relu", {x}, {}, "act");

@@ -41,7 +41,7 @@ std::vector<std::pair<std::int64_t, std::int64_t>> chunks_of(std::int64_t n, std
 
 }  // namespace
 
-TEST_CASE("parallel_for covers [0, n) once in contiguous chunks fixed by n, grain and thread count", "[parallel]") {
+TEST_CASE("parallel_for covers 0 to n-1 once in contiguous chunks fixed by n, grain and thread count", "[parallel]") {
   for (int t : {1, 2, 3, 4}) {
     Threads th(t);
     CHECK(num_threads() == t);
@@ -92,7 +92,7 @@ TEST_CASE("parallel_for runs each element exactly once, and its chunks really ru
   CHECK(ids[0] != ids[1]);
 }
 
-TEST_CASE("an exception in any chunk reaches the caller, the first chunk's first; the pool keeps working",
+TEST_CASE("an exception in any chunk reaches the caller, the first chunk's first, the pool keeps working",
           "[parallel]") {
   Threads th(2);
   auto throw_in = [](std::int64_t bad) {

@@ -241,7 +241,7 @@ TEST_CASE("blocks: split_tail gives each part the blocks its rows use", "[blocks
   CHECK(materialize(head).offsets == mhead.offsets);
 }
 
-TEST_CASE("blocks: the cache stores the blocks; a cache of the old format is refused by name", "[blocks][cache]") {
+TEST_CASE("blocks: the cache stores the blocks, a cache of the old format is refused by name", "[blocks][cache]") {
   const Generated g(9, 80, 13);
   FeatureMap map;
   const Dataset d = read_dataset(g.spec(), skip_values(MapKind::Vocab, 2), map);

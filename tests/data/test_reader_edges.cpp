@@ -133,7 +133,7 @@ TEST_CASE("line length is bounded without reading the whole line", "[csv][slots]
   CHECK_THROWS_WITH(cur.next(line), Contains("f:1"));
 }
 
-TEST_CASE("slots: a file none of whose fields the map knows is an error; some unknown ones are counted", "[slots][edges]") {
+TEST_CASE("slots: a file none of whose fields the map knows is an error, some unknown ones are counted", "[slots][edges]") {
   FeatureMap map;
   ReadOptions o;
   read_slots_buffer("1,1,0,u:a,i:b\n2,0,0,u:c\n", "train.txt", o, map);

@@ -68,7 +68,7 @@ TEST_CASE("slots: PaddleRec ESMM sample with multi-valued and absent fields", "[
   CHECK_FALSE(rep.unterminated_last_line);
 }
 
-TEST_CASE("slots: field set is sorted and stable; repeated fields pool in one cell", "[slots]") {
+TEST_CASE("slots: field set is sorted and stable, repeated fields pool in one cell", "[slots]") {
   ReadOptions o;
   o.mapping.kind = MapKind::Vocab;
   FeatureMap m;
@@ -105,7 +105,7 @@ TEST_CASE("slots: bad rows throw with file, line and field", "[slots]") {
   CHECK_THROWS_WITH(slots("s1,1,0,a:1\ns2,1,0,a:"), Catch::Contains("s.txt:2:") && Catch::Contains("truncated"));
 }
 
-TEST_CASE("slots: skip mode counts by reason; file-level errors", "[slots]") {
+TEST_CASE("slots: skip mode counts by reason, file-level errors", "[slots]") {
   ReadOptions o;
   o.on_bad_row = OnBadRow::Skip;
   ReadReport rep;

@@ -386,7 +386,7 @@ TEST_CASE("deferred tables: each rank draws only its rows, init()'s bits, and tr
   CHECK(owned_rows_differ(*other.se, rep.model->params(), false) > 0);
 }
 
-TEST_CASE("deferred tables: a 200k-row table is never allocated; a rank holds ~V/N rows and a working copy",
+TEST_CASE("deferred tables: a 200k-row table is never allocated, a rank holds ~V/N rows and a working copy",
           "[distributed][shard][deferred]") {
   Communicator& w = world();
   const int N = w.size();

@@ -156,7 +156,7 @@ TEST_CASE("model options parse from KEY=VALUE lists: JSON values, else strings",
   CHECK_THROWS_WITH(parse_model_options("a=1,a=2"), Contains("'a' given twice"));
 }
 
-TEST_CASE("a column is found by name; a missing one is an error listing the columns", "[models][registry]") {
+TEST_CASE("a column is found by name, a missing one is an error listing the columns", "[models][registry]") {
   Graph g;
   ModelHandle h = build_model(g, small("esmm"));
   CHECK(h.column_names() == std::vector<std::string>{"pctr", "pcvr", "pctcvr"});

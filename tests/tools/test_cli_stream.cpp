@@ -112,7 +112,7 @@ TEST_CASE("CLI: unshuffled training streamed from a cache equals in-memory train
   CHECK(arrays > 0);
 }
 
-TEST_CASE("CLI: --shuffle-window and --prefetch shape the streamed order; bad values exit 2 naming the flag",
+TEST_CASE("CLI: --shuffle-window and --prefetch shape the streamed order, bad values exit 2 naming the flag",
           "[cli][stream]") {
   const Data d("stream_flags", 2000, 256, 64);
   const std::string base = "train --data cache:" + d.cache + kSmall + " --epochs 1";

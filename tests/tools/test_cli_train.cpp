@@ -111,7 +111,7 @@ TEST_CASE("bad flags and bad values are clear errors", "[cli]") {
   CHECK(f.out.find("rows") != std::string::npos);
 }
 
-TEST_CASE("FUNNEL_GEMM picks the float gemm backend; a bad value exits 2 naming it", "[cli]") {
+TEST_CASE("FUNNEL_GEMM picks the float gemm backend, a bad value exits 2 naming it", "[cli]") {
   using funnel::test::kFunnel;
   using funnel::test::run_shell;
   Run bad = run_shell("FUNNEL_GEMM=mkl " + kFunnel + " train --data " + kSmall + kModel + " --max-steps 2 2>&1");

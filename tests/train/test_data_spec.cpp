@@ -28,7 +28,7 @@ TEST_CASE("synthetic data: the tail is held out for evaluation, stages are passe
   CHECK_THROWS_AS(load_train_data({.train = "synthetic:rows=300", .eval_fraction = 1.5}, ReadOptions{}), Error);
 }
 
-TEST_CASE("a separate evaluation set is mapped with the training set's map; skipped rows are noted", "[train][data]") {
+TEST_CASE("a separate evaluation set is mapped with the training set's map, skipped rows are noted", "[train][data]") {
   const auto dir = std::filesystem::temp_directory_path() / ("funnel_data_spec_" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);
   {

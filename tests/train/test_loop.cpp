@@ -124,7 +124,7 @@ TEST_CASE("data that does not fit the model is a clear error", "[train]") {
   CHECK_THROWS_WITH(predict(m, d, 100), Catch::Contains("6 fields") && Catch::Contains("5"));
 }
 
-TEST_CASE("predictions from a saved checkpoint equal those of the in-memory model; --init resumes the optimizer",
+TEST_CASE("predictions from a saved checkpoint equal those of the in-memory model, --init resumes the optimizer",
           "[train][checkpoint]") {
   Dataset d = make_synthetic(small_data());
   const ModelConfig mc = small_model(d, "esmm");

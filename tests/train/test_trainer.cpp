@@ -80,7 +80,7 @@ TEST_CASE("Trainer: the model is built for the data, trained with hooks, evaluat
   CHECK(t.train().steps == 4 * per_epoch);
 }
 
-TEST_CASE("Trainer: save, load_model for prediction, resume with --init; a different model is refused",
+TEST_CASE("Trainer: save, load_model for prediction, resume with --init, a different model is refused",
           "[train][trainer]") {
   const std::string dir = temp_dir("ck");
   TrainerOptions o = small("base");

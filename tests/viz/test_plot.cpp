@@ -110,7 +110,7 @@ TEST_CASE("plot: values map to coordinates inside the drawn plot area", "[viz][p
   CHECK(lay[1].y(q[0].y) == Approx(q[0].cy).margin(0.011));
 }
 
-TEST_CASE("plot: mismatched series lengths are errors; ticks are round", "[viz][plot]") {
+TEST_CASE("plot: mismatched series lengths are errors, ticks are round", "[viz][plot]") {
   plot::Figure f;
   f.panels.push_back({.title = "x", .series = {{.name = "s", .x = {1, 2}, .y = {1}}}});
   CHECK_THROWS_AS(plot::to_svg(f), Error);

@@ -6,7 +6,13 @@ std::string tower_scope(std::int64_t stage) {
   return stage == 0 ? "ctr_tower" : stage == 1 ? "cvr_tower" : "stage" + std::to_string(stage) + "_tower";
 }
 std::string cond_name(std::int64_t stage) {
-  return stage == 0 ? "pctr" : stage == 1 ? "pcvr" : "p" + std::to_string(stage);
+  if (stage == 0) return "pctr";
+  if (stage == 1) return "pcvr";
+  // Appended rather than "p" + to_string(...): GCC 12 warns falsely (-Wstringop-overflow) on the one-character
+  // literal's operator+.
+  std::string name = "p";
+  name += std::to_string(stage);
+  return name;
 }
 std::string reach_name(std::int64_t stage) {
   return stage == 0 ? "pctr" : stage == 1 ? "pctcvr" : "p_reach" + std::to_string(stage);

@@ -5,6 +5,8 @@
 # (each rank updates its slice of the dense parameters, then all-gathers them: the default); D is B with the
 # replicated optimizer (every rank runs the whole step on all-reduced gradients), for comparison; E is B with the
 # row-sharded embedding tables (--shard-embeddings: ids and rows by all-to-all, each rank updates its own rows).
+# F is no data parallelism at all: two independent 1-rank runs at the same time, their rows/s added: what this
+# machine gives two workers that never talk, the ceiling for B.
 #   bash tools/mpi_scaling.sh [ROUNDS=7] [STEPS=300]
 # Needs build/bin/funnel-dp-bench (cmake --build build --target funnel-dp-bench) and mpirun.
 set -euo pipefail
@@ -19,7 +21,7 @@ bench=build/bin/funnel-dp-bench
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 mpirun="mpirun --oversubscribe --bind-to none --mca mpi_yield_when_idle 1"
 common="--rows 200000 --fields 20 --vocab 5000 --dim 18 --steps $steps --warmup 30"
-out=$(mktemp) && trap 'rm -f "$out"' EXIT
+out=$(mktemp) && trap 'rm -f "$out" "$out.f1" "$out.f2"' EXIT
 for ((i = 1; i <= rounds; i++)); do
   echo "round $i/$rounds" >&2
   echo "A $($bench $common --batch 1024 --threads 1)" >>"$out"
@@ -27,6 +29,10 @@ for ((i = 1; i <= rounds; i++)); do
   echo "C $($bench $common --batch 1024 --threads 2)" >>"$out"
   echo "D $($mpirun -np 2 $bench $common --batch 1024 --threads 1 --replicated-optimizer 1)" >>"$out"
   echo "E $($mpirun -np 2 $bench $common --batch 1024 --threads 1 --shard 1)" >>"$out"
+  $bench $common --batch 1024 --threads 1 >"$out.f1" &
+  $bench $common --batch 1024 --threads 1 >"$out.f2"
+  wait $!
+  echo "F $(python3 -c 'import json, sys; a, b = (json.load(open(f)) for f in sys.argv[1:]); print(json.dumps({"rows_per_sec": a["rows_per_sec"] + b["rows_per_sec"]}))' "$out.f1" "$out.f2")" >>"$out"
 done
 echo "load average after the runs: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 # What one rank of a P-rank job sends per step when every rank computes 1024 rows (weak scaling), and the dense
@@ -70,6 +76,10 @@ print(f"\nOptimizer CPU split (rank 0's thread, sharded): dense pieces {med('A',
       f"{med('B', 'optimizer_elements_per_step'):,.0f}); merged embedding rows {med('A', 'optimizer_sparse_cpu_ms'):.2f} ms "
       f"-> {med('B', 'optimizer_sparse_cpu_ms'):.2f} ms (applied on every rank; {med('A', 'merged_rows_per_step'):,.0f} -> "
       f"{med('B', 'merged_rows_per_step'):,.0f} rows).")
+f = med("F", "rows_per_sec")
+print(f"\nCeiling: two independent 1-rank runs at once (F, no communication) give {f:,.0f} rows/s together, "
+      f"{f / a:.2f}× of one alone (per round: " + ", ".join(f"{r['rows_per_sec'] / ra['rows_per_sec']:.2f}"
+      for r, ra in zip(rows["F"], rows["A"])) + f"); 2 ranks (B) reach {b / f:.0%} of that.")
 print(f"\nAll runs (rows/s): " + "; ".join(f"{t}: " + ", ".join(f"{r['rows_per_sec']:.0f}" for r in rows[t]) for t in "ABCDE"))
 print(f"\nAll runs (vs the A run of the same round): " + "; ".join(
     f"{t}: " + ", ".join(f"{r['rows_per_sec'] / ra['rows_per_sec']:.2f}" for r, ra in zip(rows[t], rows["A"]))

@@ -15,8 +15,8 @@ autocast), and the median peak RSS. funnel's bf16 sides run `funnel train --prec
 bfloat16, fp32 sums; on a CPU without a native bf16 gemm this is extra work on top of the fp32 gemm, so it shows
 the cost of the rounding, not a bf16 speed-up). The PyTorch bf16 autocast row runs whenever bf16 is among the
 precisions (or with --torch-bf16).
-PyTorch times only its training loop after a few warm-up steps; funnel reports samples_per_sec (training loop only)
-in --metrics-json. With --threads 1,2 it also prints the 2-thread / 1-thread scaling of each side.
+Both sides are timed alike: 5 warm-up steps, then the training loop's steps (PyTorch times them itself; funnel
+runs 5 more steps and reports steady_samples_per_sec, the loop after its first 5 steps, in --metrics-json). With --threads 1,2 it also prints the 2-thread / 1-thread scaling of each side.
 With funnel-bench present it adds the gemm bound: the time of the step's 18 gemms alone on that backend
 (esmm_step/<backend>/<precision> gemm_us) as a fraction of funnel's median time per step.
 
@@ -37,6 +37,8 @@ FIELDS = 20
 VOCAB_PER_FIELD = 5000
 DIM = 18
 HIDDEN = (200, 80)
+TORCH_WARMUP = 5   # steps each side runs before its timed steps
+FUNNEL_WARMUP = 5  # funnel train's TrainResult::kWarmupSteps
 
 
 def make_data(path_csv, path_npz, rows, seed):
@@ -171,7 +173,7 @@ def main():
     a = ap.parse_args()
 
     if a.torch_worker:
-        torch_worker(a.torch_worker, a.batch, a.steps, a.nthreads, warmup=5, seed=a.seed, autocast=a.autocast)
+        torch_worker(a.torch_worker, a.batch, a.steps, a.nthreads, warmup=TORCH_WARMUP, seed=a.seed, autocast=a.autocast)
         return
 
     if a.pairs < 5:
@@ -243,13 +245,18 @@ def main():
         os.environ["FUNNEL_GEMM"] = backend
         try:
             _, rss = measured([funnel, "train", "--data", f"csv:{csv}", "--eval-data", f"csv:{eval_csv}",
-                               "--buckets", str(VOCAB_PER_FIELD), "--batch-size", str(b), "--max-steps", str(steps),
+                               "--buckets", str(VOCAB_PER_FIELD), "--batch-size", str(b),
+                               "--max-steps", str(steps + FUNNEL_WARMUP),
                                "--epochs", "1", "--lr", "0.001", "--threads", str(t), "--seed", str(a.seed),
                                "--precision", precision, "--quiet", "--metrics-json", mj])
         finally:
             del os.environ["FUNNEL_GEMM"]
         with open(mj) as f:
-            return json.load(f)["samples_per_sec"], rss
+            m = json.load(f)
+        if m.get("warmup_steps") != FUNNEL_WARMUP or not m.get("steady_samples_per_sec"):
+            sys.exit(f"{funnel}: --metrics-json has no steady_samples_per_sec after {FUNNEL_WARMUP} warm-up steps "
+                     "(rebuild funnel)")
+        return m["steady_samples_per_sec"], rss
 
     # funnel-<backend> in fp32 (the names of earlier runs), funnel-<backend>-bf16 in bf16.
     funnel_sides = {}

@@ -50,7 +50,12 @@ TrainResult train(Model& m, Optimizer<float>& opt, BatchSource& src, const EvalF
       if (hooks.after_gradients) hooks.after_gradients(m, g);
       if (g.error) std::rethrow_exception(g.error);
       if (!g.optimizer_applied) opt.step(m.params());
-      seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      seconds += took;
+      if (step - start_step >= TrainResult::kWarmupSteps) {
+        res.steady_seconds += took;
+        res.steady_rows += g.batch.rows;
+      }
       ++step;
       ++rep.steps;
       rows_done += g.batch.rows;

@@ -82,6 +82,15 @@ struct TrainResult {
   std::vector<EpochReport> epochs;
   std::int64_t steps = 0;
   bool stopped = false;  // by the stop flag
+  // The training loop's rate after its first kWarmupSteps steps (in which buffers, optimizer slots and gemm
+  // kernels are made and first touched), as benchmarks time a loop: rows and seconds of the later steps only
+  // (0 when the run took no more steps than that).
+  static constexpr std::int64_t kWarmupSteps = 5;
+  std::int64_t steady_rows = 0;
+  double steady_seconds = 0.0;
+  double steady_samples_per_sec() const {
+    return steady_seconds > 0 ? static_cast<double>(steady_rows) / steady_seconds : 0.0;
+  }
 };
 
 // The evaluation after each epoch (empty: none).

@@ -154,6 +154,8 @@ nlohmann::json Trainer::metrics_json(const TrainResult& r) const {
                         {"steps", r.steps},
                         {"stopped", r.stopped},
                         {"samples_per_sec", total_sec > 0 ? total_rows / total_sec : 0.0},
+                        {"steady_samples_per_sec", r.steady_samples_per_sec()},
+                        {"warmup_steps", TrainResult::kWarmupSteps},
                         {"epochs", epochs}};
   if (o_.config.is_object()) j["config"] = o_.config;
   return j;

@@ -45,6 +45,8 @@ TEST_CASE("train, save, predict and eval round-trip", "[cli]") {
   for (const char* k : {"ctr_auc", "cvr_auc", "ctcvr_auc", "cvr_auc_entire_space", "loss_ctr", "loss_ctcvr"})
     CHECK(m["epochs"][1].contains(k));
   CHECK(m["samples_per_sec"].get<double>() > 0);
+  CHECK(m["warmup_steps"].get<int>() == 5);
+  CHECK(m.contains("steady_samples_per_sec"));
 
   Run p = run("predict --checkpoint " + (d / "ck").string() + " --data " + kSmall + " --out " +
               (d / "p.csv").string());

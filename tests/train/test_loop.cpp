@@ -116,6 +116,30 @@ TEST_CASE("max_steps and the stop flag end training early", "[train]") {
   CHECK(r.steps == 3);
 }
 
+TEST_CASE("the steady rate leaves out the first steps of a run, across epochs and when resumed", "[train]") {
+  Dataset d = make_synthetic(small_data());  // 30,000 rows: 3 steps of 10,000 an epoch
+  Model m(small_model(d, "esmm"));
+  m.exec().init_params(1);
+  auto opt = make_optimizer<float>("sgd", {});
+  TrainOptions o;
+  o.batch_size = 10000;
+  o.epochs = 3;
+  TrainResult r = train(m, *opt, d, nullptr, o, {});
+  REQUIRE(r.steps == 9);
+  CHECK(r.steady_rows == (9 - TrainResult::kWarmupSteps) * 10000);
+  CHECK(r.steady_seconds > 0);
+  CHECK(r.steady_samples_per_sec() > 0);
+  double all_seconds = 0;
+  for (const EpochReport& e : r.epochs) all_seconds += 3 * 10000 / e.samples_per_sec;
+  CHECK(r.steady_seconds < all_seconds);
+  // Resumed at step 9: the warm-up counts from the run's own first step.
+  o.epochs = 1;
+  TrainResult again = train(m, *opt, d, nullptr, o, {}, 9);
+  CHECK(again.steps == 12);
+  CHECK(again.steady_rows == 0);
+  CHECK(again.steady_samples_per_sec() == 0);
+}
+
 TEST_CASE("data that does not fit the model is a clear error", "[train]") {
   Dataset d = make_synthetic(small_data());
   ModelConfig mc = small_model(d, "esmm");

@@ -42,12 +42,11 @@ void Executor<T>::setup() {
   in_ptrs_.resize(n);
   id_ptrs_.resize(n);
   ops_ = node_ops(g);
-  params_ = g.params();
   for (std::size_t v = 0; v < n; ++v) {
     vbuf_[v] = &values_[v];
     gbuf_[v] = &grads_[v];
   }
-  for (NodeId p : params_) {
+  for (NodeId p : ps_->ids()) {
     vbuf_[p] = &ps_->value(p);
     if (ps_->is_sparse(p)) {
       sparse_of_[p] = &ps_->sparse_grad(p);
@@ -277,7 +276,7 @@ const typename Executor<T>::Plan& Executor<T>::backward_plan(const std::vector<L
   }
   Plan p;
   auto anc = g_.ancestors(bwd_key_);
-  auto desc = g_.descendants(params_);
+  auto desc = g_.descendants(ps_->ids());
   p.need.assign(g_.size(), 0);
   for (std::size_t v = 0; v < g_.size(); ++v) p.need[v] = anc[v] && desc[v];
   // The accumulate-or-overwrite rule, decided here once. Steps run in reverse topological order, so when a step
@@ -327,7 +326,7 @@ const typename Executor<T>::Plan& Executor<T>::backward_plan(const std::vector<L
     }
     p.steps.push_back(st);
   }
-  for (NodeId q : params_)
+  for (NodeId q : ps_->ids())
     if (sparse_of_[q] == nullptr && !written[q]) p.zero_params.push_back(q);
   return bwd_plans_.emplace(bwd_key_, std::move(p)).first->second;
 }
@@ -407,7 +406,7 @@ void Executor<T>::backward(const std::vector<LossWeight>& losses) {
       if (Tensor<T>* dst = p.add_to[st.slots + s]) add_into(*dst, *p.gin[st.slots + s]);
   }
   for (NodeId q : p.zero_params) gbuf_[q]->fill(T(0));
-  for (NodeId q : params_) ps_->set_has_grad(q, reached_[q] != 0);
+  for (NodeId q : ps_->ids()) ps_->set_has_grad(q, reached_[q] != 0);
   backward_ran_ = true;
 }
 

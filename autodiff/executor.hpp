@@ -122,11 +122,10 @@ class Executor {
 
   const Graph& g_;
   std::unique_ptr<ParamStore<T>> owned_;  // Executor(g) only
-  ParamStore<T>* ps_;
+  ParamStore<T>* ps_;  // its ids() are the parameters, in graph order (the executor keeps no copy)
   std::int64_t batch_ = 0;
   bool check_finite_ = true;
   bool backward_ran_ = false;
-  std::vector<NodeId> params_;
   // Per node: its value and gradient buffer (a parameter's are in the store, every other node's in values_ and
   // grads_), and for a sparse parameter its SparseRows (else nullptr).
   std::vector<Tensor<T>*> vbuf_;

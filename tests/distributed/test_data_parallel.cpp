@@ -11,47 +11,25 @@
 #include <memory>
 #include <numeric>
 
-#include "data/synthetic.hpp"
 #include "distributed/data_parallel.hpp"
-#include "support/temp_dir.hpp"
+#include "tests/distributed/fixtures.hpp"
 #include "train/checkpoint.hpp"
 
 using namespace funnel;
 using namespace funnel::dist;
+using funnel::test::opt_config;
+using funnel::test::SharedTemp;
+using funnel::test::small_model;
 
 namespace {
 
-Dataset small_data() {
-  SyntheticConfig c;
-  c.rows = 900;
-  c.fields = 5;
-  c.vocab_per_field = 40;
-  c.seed = 3;
-  c.ctr = 0.2;
-  c.ctcvr = 0.05;
-  return make_synthetic(c);
-}
-
-ModelConfig small_model(const Dataset& d) {
-  ModelConfig m;
-  m.num_fields = d.num_fields;
-  m.vocab = d.vocab;
-  m.dim = 4;
-  m.hidden = {12, 6};
-  return m;
-}
+Dataset small_data() { return funnel::test::synthetic_data(3); }
 
 struct Run {
   std::unique_ptr<Model> model;
   std::unique_ptr<Optimizer<float>> opt;
   TrainResult result;
 };
-
-OptimizerConfig opt_config(const std::string& name) {
-  OptimizerConfig oc;
-  oc.lr = name == "sgd" ? 0.1 : 0.01;
-  return oc;
-}
 
 // Trains with funnel::train (one process, whole batches).
 Run single(const Dataset& d, const std::string& optimizer, const TrainOptions& o) {
@@ -125,15 +103,7 @@ std::uint64_t hash_of(Communicator& c, Model& m) {
   return dp.param_hash();
 }
 
-TrainOptions options(bool shuffle) {
-  TrainOptions o;
-  o.batch_size = 64;
-  o.epochs = 2;
-  o.max_steps = 20;
-  o.seed = 5;
-  o.shuffle = shuffle;
-  return o;
-}
+TrainOptions options(bool shuffle) { return funnel::test::train_options(shuffle); }
 
 }  // namespace
 
@@ -268,9 +238,8 @@ TEST_CASE("sharded optimizer: the optimizer state is whole on every rank for sav
           "[distributed]") {
   auto& w = world();
   const Dataset d = small_data();
-  std::unique_ptr<funnel::test::TempDir> tmp;
-  if (w.rank() == 0) tmp = std::make_unique<funnel::test::TempDir>("dp_state");
-  const std::string root = w.broadcast_string(tmp ? tmp->path.string() : std::string(), 0);
+  const SharedTemp tmp(w, "dp_state");
+  const std::string& root = tmp.root;
   TrainOptions o = options(true);
   o.save_every = 10;
   TrainHooks hooks;
@@ -426,11 +395,8 @@ TEST_CASE("sharded evaluation gives the whole set's metrics of one process", "[d
 TEST_CASE("checkpoints cross rank counts: 1 process -> N ranks -> 1 process", "[distributed]") {
   auto& w = world();
   const Dataset d = small_data();
-  // A directory every rank sees (one machine here; across machines it must be on a shared file system).
-  std::unique_ptr<funnel::test::TempDir> tmp;
-  if (w.rank() == 0) tmp = std::make_unique<funnel::test::TempDir>("dp_ckpt");
-  const std::string root = w.broadcast_string(tmp ? tmp->path.string() : std::string(), 0);
-  const std::string ck_one = root + "/one", ck_many = root + "/many";
+  const SharedTemp tmp(w, "dp_ckpt");  // a directory every rank sees
+  const std::string ck_one = tmp.root + "/one", ck_many = tmp.root + "/many";
   TrainOptions first = options(false), second = options(false);
   first.max_steps = 10;
   second.max_steps = 20;

@@ -12,52 +12,30 @@
 #include <memory>
 #include <numeric>
 
-#include "data/synthetic.hpp"
 #include "distributed/data_parallel.hpp"
 #include "distributed/sharded_embedding.hpp"
-#include "support/temp_dir.hpp"
+#include "tests/distributed/fixtures.hpp"
 #include "train/checkpoint.hpp"
 #include "train/npy.hpp"
 
 using namespace funnel;
 using namespace funnel::dist;
+using funnel::test::SharedTemp;
 
 namespace {
 
 Dataset data(std::int64_t rows = 900, std::int64_t vocab_per_field = 40) {
-  SyntheticConfig c;
-  c.rows = rows;
-  c.fields = 5;
-  c.vocab_per_field = vocab_per_field;
-  c.seed = 7;
-  c.ctr = 0.2;
-  c.ctcvr = 0.05;
-  return make_synthetic(c);
+  return funnel::test::synthetic_data(7, rows, vocab_per_field);
 }
 
-ModelConfig model_config(const Dataset& d) {
-  ModelConfig m;
-  m.num_fields = d.num_fields;
-  m.vocab = d.vocab;
-  m.dim = 4;
-  m.hidden = {12, 6};
-  return m;
-}
+ModelConfig model_config(const Dataset& d) { return funnel::test::small_model(d); }
 
 OptimizerConfig opt_config(const std::string& name) {
-  OptimizerConfig oc;
-  oc.lr = name == "sgd" ? 0.1 : 0.01;
-  oc.weight_decay = 1e-4;  // the update reads the owned row's value too
-  return oc;
+  return funnel::test::opt_config(name, 1e-4);  // weight decay: the update reads the owned row's value too
 }
 
 TrainOptions options() {
-  TrainOptions o;
-  o.batch_size = 64;
-  o.epochs = 2;
-  o.max_steps = 20;
-  o.seed = 5;
-  o.shuffle = true;
+  TrainOptions o = funnel::test::train_options(true);
   o.eval_batch_size = 128;
   return o;
 }
@@ -80,6 +58,16 @@ Run fresh(const Dataset& d, const std::string& optimizer) {
 void train_replicated(Communicator& c, Run& r, const Dataset& d, const Dataset* eval, const TrainOptions& o) {
   DataParallel dp(c, *r.model, DataParallelOptions{.check_every = 5});
   r.result = train_data_parallel(dp, *r.model, *r.opt, d, eval, o, {}, r.result.steps);
+}
+
+// One process (the one-process communicator) trains a replicated Adam run of options() and saves its checkpoint to
+// `dir`: called by rank 0 alone, the other ranks wait at a barrier.
+void save_one_process_run(const Dataset& d, const std::string& dir) {
+  auto local = make_local_comm();
+  Run one = fresh(d, "adam");
+  train_replicated(*local, one, d, nullptr, options());
+  save_checkpoint(dir, one.model->params(), one.opt.get(), to_json(one.model->config()), nlohmann::json::object(),
+                  one.result.steps);
 }
 
 ShardInit seeded(std::uint64_t seed) {
@@ -115,6 +103,17 @@ void train_sharded_run(Communicator& c, Run& r, const Dataset& d, const Dataset*
 }
 
 bool same_bits(const float* a, const float* b, std::size_t n) { return std::memcmp(a, b, n * sizeof(float)) == 0; }
+
+// How many parameters and optimizer slots of two whole stores of one model differ in any bit.
+std::size_t arrays_differ(ParamStore<float>& a, ParamStore<float>& b) {
+  std::size_t differ = 0;
+  for (NodeId p : a.ids()) {
+    differ += !same_bits(a.value(p).data(), b.value(p).data(), a.numel(p));
+    for (std::size_t k = 0; k < b.slot_names().size(); ++k)
+      differ += !same_bits(a.slot(p, k), b.slot(p, k), a.numel(p));
+  }
+  return differ;
+}
 
 // Counts of values that differ between the sharded run `s` and the replicated run `r`: dense parameters whole,
 // tables on this rank's rows, optimizer state of both (the tables' on this rank's rows).
@@ -237,10 +236,8 @@ TEST_CASE("sharded tables: a checkpoint of N sharded ranks loads in one process 
           "[distributed][shard]") {
   Communicator& w = world();
   const Dataset d = data();
-  std::unique_ptr<funnel::test::TempDir> tmp;
-  if (w.rank() == 0) tmp = std::make_unique<funnel::test::TempDir>("shard_ckpt");
-  const std::string root = w.broadcast_string(tmp ? tmp->path.string() : std::string(), 0);
-  const std::string ck = root + "/sharded";
+  const SharedTemp tmp(w, "shard_ckpt");
+  const std::string ck = tmp.root + "/sharded";
   Run rep = fresh(d, "adam"), sh = fresh(d, "adam");
   train_replicated(w, rep, d, nullptr, options());
   train_sharded_run(w, sh, d, nullptr, options());
@@ -252,13 +249,7 @@ TEST_CASE("sharded tables: a checkpoint of N sharded ranks loads in one process 
   ParamStore<float>& pb = back.model->params();
   ParamStore<float>& pr = rep.model->params();
   CHECK(pb.optimizer_steps() == pr.optimizer_steps());
-  std::size_t differ = 0;
-  for (NodeId p : pb.ids()) {
-    differ += !same_bits(pb.value(p).data(), pr.value(p).data(), pb.numel(p));
-    for (std::size_t k = 0; k < pr.slot_names().size(); ++k)
-      differ += !same_bits(pb.slot(p, k), pr.slot(p, k), pb.numel(p));
-  }
-  CHECK(differ == 0);
+  CHECK(arrays_differ(pb, pr) == 0);
   w.barrier();  // rank 0 removes the directory after everyone has read it
 }
 
@@ -266,17 +257,9 @@ TEST_CASE("sharded tables: a 1-process checkpoint continues on N sharded ranks a
           "[distributed][shard]") {
   Communicator& w = world();
   const Dataset d = data();
-  std::unique_ptr<funnel::test::TempDir> tmp;
-  if (w.rank() == 0) tmp = std::make_unique<funnel::test::TempDir>("shard_init");
-  const std::string root = w.broadcast_string(tmp ? tmp->path.string() : std::string(), 0);
-  const std::string ck = root + "/one";
-  auto local = make_local_comm();
-  if (w.rank() == 0) {
-    Run one = fresh(d, "adam");
-    train_replicated(*local, one, d, nullptr, options());
-    save_checkpoint(ck, one.model->params(), one.opt.get(), to_json(one.model->config()), nlohmann::json::object(),
-                    one.result.steps);
-  }
+  const SharedTemp tmp(w, "shard_init");
+  const std::string ck = tmp.root + "/one";
+  if (w.rank() == 0) save_one_process_run(d, ck);
   w.barrier();
   TrainOptions more = options();
   more.max_steps = 35;  // 15 more steps
@@ -322,16 +305,6 @@ TEST_CASE("sharded tables: evaluation shares that end at different batches still
 // ---------------------------------------------------------------- memory-true sharding (deferred tables)
 
 namespace {
-
-// The root's temporary directory, known to every rank (removed by rank 0 at the end of the case).
-struct SharedTemp {
-  std::unique_ptr<funnel::test::TempDir> tmp;
-  std::string root;
-  SharedTemp(Communicator& w, const std::string& tag) {
-    if (w.rank() == 0) tmp = std::make_unique<funnel::test::TempDir>(tag);
-    root = w.broadcast_string(tmp ? tmp->path.string() : std::string(), 0);
-  }
-};
 
 std::string slurp(const std::string& p) {
   std::ifstream f(p, std::ios::binary);
@@ -455,14 +428,7 @@ TEST_CASE("deferred tables: a checkpoint streamed in many chunks is the replicat
   // Every rank loads it as one process would.
   Run back = fresh(d, "adam");
   CHECK(load_checkpoint(tmp.root + "/sharded", back.model->params(), back.opt.get()).step == 20);
-  std::size_t differ = 0;
-  ParamStore<float>& pb = back.model->params();
-  ParamStore<float>& pr = rep.model->params();
-  for (NodeId p : pb.ids()) {
-    differ += !same_bits(pb.value(p).data(), pr.value(p).data(), pr.numel(p));
-    for (std::size_t k = 0; k < 2; ++k) differ += !same_bits(pb.slot(p, k), pr.slot(p, k), pr.numel(p));
-  }
-  CHECK(differ == 0);
+  CHECK(arrays_differ(back.model->params(), rep.model->params()) == 0);
   w.barrier();
 }
 
@@ -472,12 +438,8 @@ TEST_CASE("deferred tables: --init on N ranks reads each rank's rows and state e
   const Dataset d = data();
   SharedTemp tmp(w, "shard_rows");
   const std::string ck = tmp.root + "/one", bad = tmp.root + "/bad";
-  auto local = make_local_comm();
   if (w.rank() == 0) {
-    Run one = fresh(d, "adam");
-    train_replicated(*local, one, d, nullptr, options());
-    save_checkpoint(ck, one.model->params(), one.opt.get(), to_json(one.model->config()), nlohmann::json::object(),
-                    one.result.steps);
+    save_one_process_run(d, ck);
     std::filesystem::copy(ck, bad, std::filesystem::copy_options::recursive);
     for (const auto& e : std::filesystem::directory_iterator(bad + "/optimizer"))
       if (e.path().filename().string().find("adam_v") != std::string::npos &&

@@ -181,7 +181,11 @@ Dataset make_synthetic(const SyntheticConfig& c) {
   d.num_dense = 0;
   d.vocab = F * V;
   d.field_names.reserve(uF);
-  for (std::int64_t f = 0; f < F; ++f) d.field_names.push_back("f" + std::to_string(f));
+  for (std::int64_t f = 0; f < F; ++f) {
+    std::string name = "f";  // appended, not "f" + to_string(f): GCC 12 warns falsely (-Wstringop-overflow) on that
+    name += std::to_string(f);
+    d.field_names.push_back(std::move(name));
+  }
   std::vector<double> cdf(uV);
   {
     double acc = 0;

@@ -295,7 +295,10 @@ std::string to_svg(const Figure& f) {
             flush();
             continue;
           }
-          pts += (pts.empty() ? "" : " ") + num(l.x(s.x[i])) + "," + num(l.y(s.y[i]));
+          if (!pts.empty()) pts += ' ';  // appended piece by piece: GCC 12 warns falsely on "lit" + string
+          pts += num(l.x(s.x[i]));
+          pts += ',';
+          pts += num(l.y(s.y[i]));
         }
         flush();
       }

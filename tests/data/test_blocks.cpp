@@ -104,7 +104,10 @@ struct Generated {
       for (int k = pick(3); k > 0; --k) fs.emplace_back("150_14", std::to_string(pick(5)));
       std::shuffle(fs.begin(), fs.end(), rng);
       std::string list;
-      for (const auto& [f, v] : fs) list += (list.empty() ? "" : "\x01") + feat(f, v, values[pick(3)]);
+      for (const auto& [f, v] : fs) {
+        if (!list.empty()) list += '\x01';  // appended piece by piece: GCC 12 warns falsely on "lit" + string
+        list += feat(f, v, values[pick(3)]);
+      }
       common += "c" + std::to_string(u) + "," + std::to_string(fs.size()) + "," + list + "\n";
       if (u == 2) common += "cbad,2," + feat("101", "1", "1.0") + "\n";  // feature_num mismatch
       user_feats.push_back(std::move(fs));
@@ -117,7 +120,10 @@ struct Generated {
       if (pick(2)) fs.emplace_back("206", std::to_string(pick(7)));
       std::shuffle(fs.begin(), fs.end(), rng);
       std::string list;
-      for (const auto& [f, v] : fs) list += (list.empty() ? "" : "\x01") + feat(f, v, values[pick(3)]);
+      for (const auto& [f, v] : fs) {
+        if (!list.empty()) list += '\x01';  // appended piece by piece: GCC 12 warns falsely on "lit" + string
+        list += feat(f, v, values[pick(3)]);
+      }
       const int click = pick(3) == 0, conv = click && pick(2);
       skel += std::to_string(r) + "," + std::to_string(click) + "," + std::to_string(conv) + ",c" + std::to_string(u) +
               "," + std::to_string(fs.size()) + "," + list + "\n";

@@ -13,11 +13,9 @@
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <memory>
-#include <random>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -32,29 +30,15 @@ namespace {
 
 using namespace funnel;
 using namespace funnel::bench;
-using Clock = std::chrono::steady_clock;
-
-double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
-
-std::vector<float> random_values(std::size_t n, std::uint64_t seed, float scale) {
-  std::mt19937_64 rng(seed);
-  std::uniform_real_distribution<float> u(-scale, scale);
-  std::vector<float> v(n);
-  for (float& x : v) x = u(rng);
-  return v;
-}
 
 void bm_fused_dense(benchmark::State& st, std::int64_t b, Layer l) {
   set_gemm_backend(GemmBackend::onednn);
   omp_set_num_threads(1);
   const int m = static_cast<int>(b), k = static_cast<int>(l.k), n = static_cast<int>(l.n);
-  const std::vector<float> x = random_values(static_cast<std::size_t>(m) * k, 1, 1.0f);
-  const std::vector<float> w = random_values(static_cast<std::size_t>(k) * n, 2, 0.1f);
-  const std::vector<float> bias = random_values(static_cast<std::size_t>(n), 3, 0.1f);
+  Buffers d(b, l.k, l.n);  // x, W, the bias b; z for the separate gemm's output
 
   // Separate: the raw gemm, then the bias_add and relu ops of the registry on their own buffers (same work per
   // op as in a chained layer).
-  std::vector<float> z(static_cast<std::size_t>(m) * n);
   using IS = InputSpec;
   OpRun bias_op(OpCase{"bias_add", "", {IS::value({kBatch, l.n}), IS::value({l.n})}, {}, nullptr, nullptr}, b);
   OpRun relu_op(OpCase{"relu", "", {IS::value({kBatch, l.n})}, {}, nullptr, nullptr}, b);
@@ -73,30 +57,30 @@ void bm_fused_dense(benchmark::State& st, std::int64_t b, Layer l) {
   dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(xd, wd, bd, hd), attr, eng);
   dnnl::matmul mm(pd);
   std::vector<float> h(static_cast<std::size_t>(m) * n);
-  dnnl::memory xm(xd, eng, const_cast<float*>(x.data())), wm(wd, eng, const_cast<float*>(w.data())),
-      bm(bd, eng, const_cast<float*>(bias.data())), hm(hd, eng, h.data());
+  dnnl::memory xm(xd, eng, const_cast<float*>(d.x.data())), wm(wd, eng, const_cast<float*>(d.w.data())),
+      bm(bd, eng, const_cast<float*>(d.b.data())), hm(hd, eng, h.data());
   const std::unordered_map<int, dnnl::memory> args{
       {DNNL_ARG_SRC, xm}, {DNNL_ARG_WEIGHTS, wm}, {DNNL_ARG_BIAS, bm}, {DNNL_ARG_DST, hm}};
 
   double t_sep = 0, t_fused = 0;
   for (auto _ : st) {
     auto t0 = Clock::now();
-    sgemm_one_thread(false, false, m, n, k, 1.0f, x.data(), k, w.data(), n, 0.0f, z.data(), n);
+    sgemm_one_thread(false, false, m, n, k, 1.0f, d.x.data(), k, d.w.data(), n, 0.0f, d.z.data(), n);
     bias_op.forward();
     relu_op.forward();
-    t_sep += since(t0);
+    t_sep += seconds_since(t0);
     t0 = Clock::now();
     mm.execute(strm, args);
     strm.wait();
-    t_fused += since(t0);
+    t_fused += seconds_since(t0);
     benchmark::ClobberMemory();
   }
   // The two give the same h (checked once, so a wrong primitive setup cannot pass as fast).
-  sgemm_one_thread(false, false, m, n, k, 1.0f, x.data(), k, w.data(), n, 0.0f, z.data(), n);
+  sgemm_one_thread(false, false, m, n, k, 1.0f, d.x.data(), k, d.w.data(), n, 0.0f, d.z.data(), n);
   double worst = 0;
   for (int i = 0; i < m; ++i)
     for (int j = 0; j < n; ++j) {
-      const float ref = std::max(0.0f, z[static_cast<std::size_t>(i) * n + j] + bias[static_cast<std::size_t>(j)]);
+      const float ref = std::max(0.0f, d.z[static_cast<std::size_t>(i) * n + j] + d.b[static_cast<std::size_t>(j)]);
       worst = std::max(worst, static_cast<double>(std::abs(ref - h[static_cast<std::size_t>(i) * n + j])));
     }
   if (worst > 1e-3) st.SkipWithError(("fused output differs from the separate one by " + std::to_string(worst)).c_str());
@@ -108,7 +92,7 @@ void bm_fused_dense(benchmark::State& st, std::int64_t b, Layer l) {
 
 [[maybe_unused]] const bool registered = [] {
   if (!onednn_available()) return false;
-  for (std::int64_t b : {std::int64_t{128}, std::int64_t{1024}})
+  for (std::int64_t b : kBatches)
     for (const Layer& l : esmm_layers()) {
       if (l.n == 1) continue;  // the logit layer has no ReLU
       const std::string name = "fused_dense/B:" + std::to_string(b) + "/" + std::to_string(l.k) + "x" +

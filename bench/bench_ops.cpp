@@ -51,11 +51,7 @@ namespace {
 
 using namespace funnel;
 using namespace funnel::bench;
-using Clock = std::chrono::steady_clock;
 
-const std::vector<std::int64_t> kBatches{128, 1024};
-
-double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
 // ---------------------------------------------------------------- single ops
 
@@ -100,29 +96,6 @@ void register_ops() {
 }
 
 // ---------------------------------------------------------------- sgemm and the dense layer
-
-struct Buffers {
-  std::vector<float> x, w, w16, y, gy, gx, gw, b, gb, z;
-  Buffers(std::int64_t m, std::int64_t k, std::int64_t n) {
-    std::mt19937_64 rng(7);
-    std::uniform_real_distribution<float> u(-1.0f, 1.0f);
-    auto fill = [&](std::vector<float>& v, std::int64_t size) {
-      v.resize(static_cast<std::size_t>(size));
-      for (auto& e : v) e = u(rng);
-    };
-    fill(x, m * k);
-    fill(w, k * n);
-    w16.resize(w.size());
-    round_weights_bf16(w.data(), w.size(), w16.data());
-    fill(y, m * n);
-    fill(gy, m * n);
-    fill(gx, m * k);
-    fill(gw, k * n);
-    fill(b, n);
-    fill(gb, n);
-    fill(z, m * n);
-  }
-};
 
 std::vector<GemmBackend> backends() {
   std::vector<GemmBackend> v{GemmBackend::openblas};

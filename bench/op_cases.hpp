@@ -10,6 +10,7 @@
 //
 // Shapes are those of ESMM (20 fields × dim 18 -> 360 -> 200 -> 80 -> 1, embedding 100,000 × 18) plus a few wider
 // ones for the elementwise ops; the batch size is a benchmark argument.
+#include <chrono>
 #include <cstdint>
 #include <cstring>
 #include <functional>
@@ -233,6 +234,37 @@ inline const std::vector<Layer>& esmm_layers() {
   static const std::vector<Layer> l{{kConcat, 200}, {200, 80}, {80, 1}};
   return l;
 }
+
+// The batch sizes every benchmark runs at.
+inline const std::vector<std::int64_t> kBatches{128, 1024};
+
+using Clock = std::chrono::steady_clock;
+inline double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+// A dense layer's operands and gradients for a batch of m rows, K -> N, filled with values in [-1, 1) (seed 7):
+// x (m×K), W (K×N) and its bf16-rounded copy w16, y, gy, z (m×N), gx (m×K), gW (K×N), bias b and gb (N).
+struct Buffers {
+  std::vector<float> x, w, w16, y, gy, gx, gw, b, gb, z;
+  Buffers(std::int64_t m, std::int64_t k, std::int64_t n) {
+    std::mt19937_64 rng(7);
+    std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+    auto fill = [&](std::vector<float>& v, std::int64_t size) {
+      v.resize(static_cast<std::size_t>(size));
+      for (auto& e : v) e = u(rng);
+    };
+    fill(x, m * k);
+    fill(w, k * n);
+    w16.resize(w.size());
+    round_weights_bf16(w.data(), w.size(), w16.data());
+    fill(y, m * n);
+    fill(gy, m * n);
+    fill(gx, m * k);
+    fill(gw, k * n);
+    fill(b, n);
+    fill(gb, n);
+    fill(z, m * n);
+  }
+};
 
 inline std::string dims_str(const std::vector<std::int64_t>& d) {
   std::string s;

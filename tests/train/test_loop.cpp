@@ -6,7 +6,9 @@
 #include <unistd.h>
 
 #include <cmath>
+#include <cstdint>
 #include <filesystem>
+#include <memory>
 #include <vector>
 
 #include "train/checkpoint.hpp"
@@ -36,6 +38,13 @@ ModelConfig small_model(const Dataset& d, const std::string& kind) {
   m.hidden = {16, 8};
   return m;
 }
+// ESMM on small_data() with SGD, its parameters drawn with `seed`.
+struct SgdEsmm {
+  Dataset d = make_synthetic(small_data());
+  Model m;
+  std::unique_ptr<Optimizer<float>> opt = make_optimizer<float>("sgd", {});
+  explicit SgdEsmm(std::uint64_t seed) : m(small_model(d, "esmm")) { m.exec().init_params(seed); }
+};
 }  // namespace
 
 TEST_CASE("ESMM learns on synthetic data and beats chance on every metric", "[train]") {
@@ -95,10 +104,8 @@ TEST_CASE("predictions satisfy pctcvr = pctr × pcvr for ESMM and clip for DIVIS
 }
 
 TEST_CASE("max_steps and the stop flag end training early", "[train]") {
-  Dataset d = make_synthetic(small_data());
-  Model m(small_model(d, "esmm"));
-  m.exec().init_params(1);
-  auto opt = make_optimizer<float>("sgd", {});
+  SgdEsmm r0(1);
+  auto& [d, m, opt] = r0;
   TrainOptions o;
   o.batch_size = 100;
   o.max_steps = 7;
@@ -117,10 +124,8 @@ TEST_CASE("max_steps and the stop flag end training early", "[train]") {
 }
 
 TEST_CASE("the steady rate leaves out the first steps of a run, across epochs and when resumed", "[train]") {
-  Dataset d = make_synthetic(small_data());  // 30,000 rows: 3 steps of 10,000 an epoch
-  Model m(small_model(d, "esmm"));
-  m.exec().init_params(1);
-  auto opt = make_optimizer<float>("sgd", {});
+  SgdEsmm r0(1);  // 30,000 rows: 3 steps of 10,000 an epoch
+  auto& [d, m, opt] = r0;
   TrainOptions o;
   o.batch_size = 10000;
   o.epochs = 3;
@@ -186,10 +191,8 @@ TEST_CASE("predictions from a saved checkpoint equal those of the in-memory mode
 
 TEST_CASE("after_gradients runs after backward and before the optimizer: what it does to the gradients is applied",
           "[train]") {
-  Dataset d = make_synthetic(small_data());
-  Model m(small_model(d, "esmm"));
-  m.exec().init_params(4);
-  auto opt = make_optimizer<float>("sgd", {});
+  SgdEsmm r0(4);
+  auto& [d, m, opt] = r0;
   TrainOptions o;
   o.batch_size = 128;
   o.max_steps = 4;

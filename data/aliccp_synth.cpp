@@ -13,19 +13,13 @@
 #include <vector>
 
 #include "core/error.hpp"
+#include "core/hash.hpp"
 
 namespace funnel {
 namespace {
 
 // splitmix64 finalizer: a bijection on 64-bit words (so distinct users get distinct keys).
-inline std::uint64_t mix(std::uint64_t x) {
-  x ^= x >> 30;
-  x *= 0xbf58476d1ce4e5b9ULL;
-  x ^= x >> 27;
-  x *= 0x94d049bb133111ebULL;
-  x ^= x >> 31;
-  return x;
-}
+inline std::uint64_t mix(std::uint64_t x) { return splitmix64_mix(x); }
 
 struct Rng {
   std::uint64_t s;

@@ -24,6 +24,8 @@
 
 #include <nlohmann/json_fwd.hpp>
 
+#include "core/hash.hpp"
+
 namespace funnel {
 
 enum class MapKind { Hash, Vocab };
@@ -37,14 +39,7 @@ struct FeatureMapConfig {
 
 // Stable 64-bit hash of a byte string (same value on every platform and build; part of the checkpoint format).
 inline std::uint64_t feature_hash(std::string_view s, std::uint64_t seed) {
-  auto mix = [](std::uint64_t x) {
-    x ^= x >> 30;
-    x *= 0xbf58476d1ce4e5b9ULL;
-    x ^= x >> 27;
-    x *= 0x94d049bb133111ebULL;
-    x ^= x >> 31;
-    return x;
-  };
+  const auto mix = splitmix64_mix;
   std::uint64_t h = seed ^ (0x9E3779B97F4A7C15ULL * (s.size() + 1));
   const char* p = s.data();
   std::size_t n = s.size();

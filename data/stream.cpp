@@ -5,17 +5,11 @@
 #include <numeric>
 
 #include "core/error.hpp"
+#include "core/hash.hpp"
 
 namespace funnel {
 namespace {
-inline std::uint64_t mix64(std::uint64_t x) {
-  x ^= x >> 30;
-  x *= 0xbf58476d1ce4e5b9ULL;
-  x ^= x >> 27;
-  x *= 0x94d049bb133111ebULL;
-  x ^= x >> 31;
-  return x;
-}
+inline std::uint64_t mix64(std::uint64_t x) { return splitmix64_mix(x); }
 }  // namespace
 
 std::int64_t rows_in_chunks(const CacheFile& f, std::int64_t b, std::int64_t e, std::int64_t stride,

@@ -1,5 +1,7 @@
 #include "distributed/data_parallel.hpp"
 
+#include "core/hash.hpp"
+
 #include "distributed/sharded_embedding.hpp"  // [shard hook]
 
 #include <algorithm>
@@ -153,17 +155,12 @@ FunnelMetrics DataParallel::evaluate(BatchSource& mine) {
 }
 
 std::uint64_t DataParallel::param_hash() {
-  std::uint64_t h = 1469598103934665603ull;
+  std::uint64_t h = kFnv1a64Offset;
   const ParamStore<float>& ps = m_.params();
   for (NodeId p : ps.ids()) {
     if (sharded_ && sharded_->is_sharded(p)) continue;  // [shard hook]
     const Tensor<float>& t = ps.value(p);
-    const auto* bytes = reinterpret_cast<const unsigned char*>(t.data());
-    const std::size_t n = t.size() * sizeof(float);
-    for (std::size_t i = 0; i < n; ++i) {
-      h ^= bytes[i];
-      h *= 1099511628211ull;
-    }
+    h = fnv1a64(t.data(), t.size() * sizeof(float), h);
   }
   return h;
 }

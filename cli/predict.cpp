@@ -9,7 +9,9 @@
 
 #include "core/error.hpp"
 #include "core/files.hpp"
+#include "core/signals.hpp"
 #include "cli/common.hpp"
+#include "cli/progress.hpp"
 #include "train/trainer.hpp"
 
 namespace funnel::cli {
@@ -147,7 +149,23 @@ int run_eval(int argc, char** argv) {
   set_precision(f);
   Loaded l = load(f);
   std::fprintf(stderr, "eval: %s\n", l.data.description.c_str());
-  FunnelMetrics m = evaluate(*l.model, *l.source(f.integer("batch-size", 4096, 1)));
+  install_stop_signals();  // INT, TERM, HUP, PIPE: stop after the batch, write nothing, exit non-zero
+  EvalProgressPrinter progress(::isatty(2) != 0);
+  std::int64_t rows_done = 0, rows_total = 0;
+  const EvalHooks hooks{&stop_requested(), [&](const EvalProgress& p) {
+                          rows_done = p.rows_done;
+                          rows_total = p.rows_total;
+                          progress(p);
+                        }};
+  FunnelMetrics m;
+  try {
+    m = evaluate(*l.model, *l.source(f.integer("batch-size", 4096, 1)), {}, hooks);
+  } catch (const EvalInterrupted&) {
+    progress.finish_line();
+    std::fprintf(stderr, "eval: interrupted by signal %d after %lld of %lld rows; no metrics written\n",
+                 stop_signal(), static_cast<long long>(rows_done), static_cast<long long>(rows_total));
+    return stop_exit_code();
+  }
   nlohmann::json j = with_config(metrics_to_json(m), f);
   std::printf("%s\n", j.dump(2).c_str());
   if (f.has("metrics-json")) write_output_file(f.str("metrics-json", ""), j.dump(2) + "\n", inputs_of(f), "--metrics-json");

@@ -15,6 +15,7 @@
 #include "train/checkpoint.hpp"
 #include "cli/common.hpp"
 #include "cli/plots.hpp"
+#include "cli/progress.hpp"
 #include "cli/train_flags.hpp"
 #ifdef FUNNEL_HAS_MPI
 #include "distributed/run_trainer.hpp"
@@ -131,6 +132,10 @@ int run_train(int argc, char** argv) {
       std::fprintf(stderr, "\n");
     }
   };
+  EvalProgressPrinter eval_progress(tty);
+  hooks.on_eval_batch = [&](const EvalProgress& p) {
+    if (lead) eval_progress(p);
+  };
   if (so.train.save_every > 0) {
     hooks.save = [&](std::int64_t step, std::int64_t) {
       save(step);
@@ -153,6 +158,9 @@ int run_train(int argc, char** argv) {
     return res.stopped ? stop_exit_code() : 0;
   }
   const std::int64_t run_steps = res.steps - start_step;
+  // The progress line a stop left open.
+  if (res.stopped && res.stopped_in_eval) eval_progress.finish_line();
+  else if (res.stopped && tty) std::fprintf(stderr, "\n");
   std::printf("%s", format_epochs(res, s).c_str());
   if (!so.init_dir.empty())
     std::fprintf(stderr, "this run: %lld steps (steps %lld..%lld of the model, resumed from %s)\n",
@@ -193,8 +201,13 @@ int run_train(int argc, char** argv) {
   dist::finalize_world();
 #endif
   if (res.stopped) {
-    std::fprintf(stderr, "train: interrupted by signal %d at step %lld%s\n", stop_signal(), static_cast<long long>(res.steps),
-                 f.has("save") ? " (checkpoint saved)" : "");
+    if (res.stopped_in_eval)
+      std::fprintf(stderr, "train: interrupted by signal %d during the evaluation after step %lld, no metrics for that "
+                   "epoch%s\n", stop_signal(), static_cast<long long>(res.steps),
+                   f.has("save") ? " (checkpoint saved)" : "");
+    else
+      std::fprintf(stderr, "train: interrupted by signal %d at step %lld%s\n", stop_signal(),
+                   static_cast<long long>(res.steps), f.has("save") ? " (checkpoint saved)" : "");
     return stop_exit_code();
   }
   return rc;

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "core/parallel.hpp"
+#include "core/signals.hpp"
 
 #ifdef FUNNEL_HAVE_ONEDNN
 #include <dnnl.h>
@@ -80,6 +81,11 @@ void onednn_sgemm(bool ta, bool tb, int m, int n, int k, float alpha, const floa
   thread_local const bool one_omp_thread = (omp_set_num_threads(1), true);
   (void)one_omp_thread;
 #endif
+  // oneDNN's AVX-512 sgemm kernel runs with the stack pointer inside a heap buffer (its packing workspace): a signal
+  // handler frame pushed there would overwrite the heap below it. The thread's alternate signal stack, on which
+  // funnel's handlers run (core/signals.hpp), keeps every frame of those off that buffer.
+  thread_local const bool signal_stack = (ensure_signal_stack(), true);
+  (void)signal_stack;
   const dnnl_status_t st = dnnl_sgemm(ta ? 'T' : 'N', tb ? 'T' : 'N', m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
   if (st != dnnl_success)
     throw std::runtime_error("dnnl_sgemm failed (status " + std::to_string(static_cast<int>(st)) + ") for m=" +

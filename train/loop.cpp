@@ -79,8 +79,13 @@ TrainResult train(Model& m, Optimizer<float>& opt, BatchSource& src, const EvalF
     for (auto& v : rep.mean_losses) v = rep.steps ? v / static_cast<double>(rep.steps) : 0.0;
     rep.samples_per_sec = seconds > 0 ? static_cast<double>(rows_done) / seconds : 0.0;
     if (eval && !res.stopped && rep.steps > 0) {
-      rep.eval = eval(m);
-      rep.has_eval = true;
+      try {
+        rep.eval = eval(m);
+        rep.has_eval = true;
+      } catch (const EvalInterrupted&) {
+        res.stopped = true;
+        res.stopped_in_eval = true;
+      }
     }
     res.steps = step;
     if (rep.steps > 0) {
@@ -98,7 +103,12 @@ TrainResult train(Model& m, Optimizer<float>& opt, const Dataset& data, const Da
   if (eval) check_compatible(m.config(), *eval, "evaluation data");
   DatasetSource src(data, o.batch_size, o.shuffle, o.seed);
   EvalFn ev;
-  if (eval) ev = [&](Model& mm) { return evaluate(mm, *eval, o.eval_batch_size); };
+  const EvalHooks eh{hooks.stop, hooks.on_eval_batch};
+  if (eval)
+    ev = [&](Model& mm) {
+      DatasetSource es(*eval, o.eval_batch_size);
+      return evaluate(mm, es, {}, eh);
+    };
   return train(m, opt, src, ev, o, hooks, start_step);
 }
 
@@ -117,17 +127,29 @@ void forward_each_batch(Model& m, BatchSource& src, const std::vector<NodeId>& t
   }
 }
 
-FunnelMetrics evaluate(Model& m, BatchSource& src, const std::function<void(StreamingFunnelMetrics&)>& combine) {
+FunnelMetrics evaluate(Model& m, BatchSource& src, const std::function<void(StreamingFunnelMetrics&)>& combine,
+                       const EvalHooks& hooks) {
   src.check(m.config(), "evaluation data");
   const ModelHandle& h = m.handle();
   // The funnel's first two stages by role: p(click), p(conversion | click), p(click and conversion).
   const std::vector<NodeId> targets{h.stage_probs.at(0), h.cond_probs.at(1), h.stage_probs.at(1)};
   auto& ex = m.exec();
   StreamingFunnelMetrics acc;
+  EvalProgress prog;
+  prog.rows_total = src.rows();
+  const auto t0 = std::chrono::steady_clock::now();
   forward_each_batch(m, src, targets, [&](const std::vector<const float*>& p, std::int64_t n) {
     // The labels the source bound: click and click·conversion.
     acc.add(p[0], p[1], p[2], ex.input(h.labels.at(0)).data(), ex.input(h.labels.at(1)).data(),
             src.conversion_entire(), n);
+    ++prog.batches;
+    prog.rows_done += n;
+    if (hooks.on_batch) {
+      const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      prog.rows_per_sec = s > 0 ? static_cast<double>(prog.rows_done) / s : 0.0;
+      hooks.on_batch(prog);
+    }
+    if (hooks.stop && hooks.stop->load()) throw EvalInterrupted();
   });
   if (combine) combine(acc);
   return acc.result();

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "core/error.hpp"
 #include "data/dataset.hpp"
 #include "train/batch_source.hpp"
 #include "train/metrics.hpp"
@@ -66,6 +67,24 @@ struct GradientStep {
                                    // on its slice of the parameters): the loop then does not call opt.step
 };
 
+// Where a whole-set evaluation is (EvalHooks::on_batch, after every batch).
+struct EvalProgress {
+  std::int64_t batches = 0;
+  std::int64_t rows_done = 0;
+  std::int64_t rows_total = 0;  // of the source
+  double rows_per_sec = 0.0;
+};
+
+struct EvalHooks {
+  const std::atomic<bool>* stop = nullptr;                // checked after every batch: EvalInterrupted when set
+  std::function<void(const EvalProgress&)> on_batch;      // after every batch
+};
+
+// Thrown by evaluate() when its stop flag is set: no metrics (a part of the set would mislead).
+struct EvalInterrupted : Error {
+  EvalInterrupted() : Error("evaluation interrupted") {}
+};
+
 struct TrainHooks {
   // After the backward pass and before the optimizer step: the gradients are in m.params() (ParamStore::grad,
   // sparse_grad) and may be changed, e.g. all-reduced across processes. Called even when this process failed
@@ -75,13 +94,15 @@ struct TrainHooks {
   std::function<void(const StepInfo&)> on_step;        // after every step
   std::function<void(const EpochReport&)> on_epoch;    // after every epoch's evaluation
   std::function<void(std::int64_t step, std::int64_t epoch)> save;  // every save_every steps
-  const std::atomic<bool>* stop = nullptr;             // checked after every step
+  const std::atomic<bool>* stop = nullptr;             // checked after every step and every evaluation batch
+  std::function<void(const EvalProgress&)> on_eval_batch;  // the evaluation after an epoch: after every batch
 };
 
 struct TrainResult {
   std::vector<EpochReport> epochs;
   std::int64_t steps = 0;
   bool stopped = false;  // by the stop flag
+  bool stopped_in_eval = false;  // ... during the evaluation after an epoch (that epoch then has no metrics)
   // The training loop's rate after its first kWarmupSteps steps (in which buffers, optimizer slots and gemm
   // kernels are made and first touched), as benchmarks time a loop: rows and seconds of the later steps only
   // (0 when the run took no more steps than that).
@@ -93,7 +114,8 @@ struct TrainResult {
   }
 };
 
-// The evaluation after each epoch (empty: none).
+// The evaluation after each epoch (empty: none). It may throw EvalInterrupted (the stop flag, see EvalHooks):
+// training then ends as stopped.
 using EvalFn = std::function<FunnelMetrics(Model&)>;
 
 // Trains `m` on `train` (o.epochs passes; o.batch_size and the order are the source's) starting at global step
@@ -114,7 +136,10 @@ class StreamingFunnelMetrics;
 // Whole-set metrics of the model on one epoch of `src` (the paper's: CTR AUC on all, CVR AUC on clicked, CTCVR AUC
 // on all; see StreamingFunnelMetrics for the memory this takes). `combine`, when given, runs on the accumulated
 // metrics before the result (e.g. StreamingFunnelMetrics::merge across the processes that each scored a share).
-FunnelMetrics evaluate(Model& m, BatchSource& src, const std::function<void(StreamingFunnelMetrics&)>& combine = {});
+// `hooks`: progress after every batch, and a stop flag (EvalInterrupted); with `combine` (several processes) a stop
+// flag must be set on all of them alike, or none.
+FunnelMetrics evaluate(Model& m, BatchSource& src, const std::function<void(StreamingFunnelMetrics&)>& combine = {},
+                       const EvalHooks& hooks = {});
 FunnelMetrics evaluate(Model& m, const Dataset& d, std::int64_t batch_size);
 
 // Exact whole-set funnel metrics accumulated batch by batch: 4 bytes per row per AUC (the scores of the positives

@@ -79,7 +79,8 @@ TrainResult Trainer::train(const TrainHooks& hooks) {
   EvalFn eval;
   if (ev) {
     ev->check(model_->config(), "evaluation data");
-    eval = [&](Model& m) { return evaluate(m, *ev); };
+    const EvalHooks eh{hooks.stop, hooks.on_eval_batch};
+    eval = [&ev, eh](Model& m) { return evaluate(m, *ev, {}, eh); };
   }
   TrainResult r = funnel::train(*model_, *opt_, *src, eval, loop_options(), hooks, start_step_);
   start_step_ = r.steps;

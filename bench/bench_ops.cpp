@@ -20,7 +20,7 @@
 //                                            (gemm_frac = gemm time / step time, the fraction of the gemm bound),
 //                                            both in precision <p>
 //   aliccp_step/<be>/<p>/B:<b>               the same step on Ali-CCP-shaped rows: 23 fields, bags of 10.6 ids on
-//                                            average (~244 ids a row), 460,000 × 18 table
+//                                            average (~244 ids a row), 1,507,328 × 18 table
 //   op/embedding/...aliccp_bags=10.6...      the pooled lookup alone at those bag sizes
 //
 // <be> is each float gemm backend of the build (ops/gemm_backend.hpp): openblas, and onednn when linked. <p> is the

@@ -239,7 +239,7 @@ inline constexpr std::int64_t kConcat = kFields * kDim;  // 360
 // Ali-CCP's rows (as funnel-synth writes them): 23 fields, bags of 10.6 ids on average (~244 ids a row).
 inline constexpr std::int64_t kAliFields = 23;
 inline constexpr double kAliMeanBag = 10.6;
-inline constexpr std::int64_t kAliVocab = kAliFields * 20000;
+inline constexpr std::int64_t kAliVocab = kAliFields * 65536;  // funnel-synth's hashed vocabulary (1,507,328)
 // The dense layers of one tower: K -> N.
 struct Layer {
   std::int64_t k, n;

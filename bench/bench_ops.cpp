@@ -19,10 +19,15 @@
 //                                            embedding); samples/s, GFLOP/s and the time of the step's gemms alone
 //                                            (gemm_frac = gemm time / step time, the fraction of the gemm bound),
 //                                            both in precision <p>
+//   aliccp_step/<be>/<p>/B:<b>               the same step on Ali-CCP-shaped rows: 23 fields, bags of 10.6 ids on
+//                                            average (~244 ids a row), 1,507,328 × 18 table
+//   op/embedding/...aliccp_bags=10.6...      the pooled lookup alone at those bag sizes
 //
 // <be> is each float gemm backend of the build (ops/gemm_backend.hpp): openblas, and onednn when linked. <p> is the
-// gemm input precision (--precision): fp32, or bf16 (inputs rounded to bfloat16, fp32 sums; on a CPU without a
-// native bf16 gemm, as here, the rounding is extra work on top of the fp32 gemm).
+// gemm input precision (--precision): fp32, or bf16 (inputs rounded to bfloat16, fp32 sums): native (oneDNN's bf16
+// gemm) on the onednn backend when the CPU has AVX512_BF16, else emulated (rounding on top of the fp32 gemm);
+// FUNNEL_BF16=emulated forces the emulation. The run's context (header, JSON "context") names each path's
+// implementation and the CPU's flags.
 // Threads: FUNNEL_BENCH_THREADS (default 1) goes to funnel::set_num_threads (the raw sgemm cases stay one BLAS
 // call on one thread; esmm_step's gemm_us splits its gemms over the threads like the matmul op).
 //   build/bin/funnel-bench --benchmark_filter='dense_vs_sgemm|esmm_step'
@@ -284,21 +289,48 @@ double esmm_gemm_seconds(std::int64_t b) {
   return best;
 }
 
+// Each cell of `d` (one id) becomes a bag: its id, then Poisson(mean_bag - 1) more ids of the same field, drawn
+// with a skew towards the field's first rows (u³: a few hot rows, a long tail), weight 1. Ali-CCP-shaped rows.
+void to_bags(Dataset& d, std::int64_t vocab_per_field, double mean_bag, std::uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::poisson_distribution<int> extra(mean_bag - 1.0);
+  std::uniform_real_distribution<double> u(0.0, 1.0);
+  const std::int64_t F = d.num_fields;
+  std::vector<std::int64_t> off{0}, ids;
+  ids.reserve(static_cast<std::size_t>(static_cast<double>(d.ids.size()) * mean_bag * 1.1));
+  for (std::int64_t cell = 0; cell < d.rows() * F; ++cell) {
+    const auto c = static_cast<std::size_t>(cell);
+    for (auto k = d.offsets[c]; k < d.offsets[c + 1]; ++k) ids.push_back(d.ids[static_cast<std::size_t>(k)]);
+    const std::int64_t base = (cell % F) * vocab_per_field;
+    for (int j = extra(rng); j > 0; --j) {
+      const double x = u(rng);
+      ids.push_back(base + std::min(vocab_per_field - 1, static_cast<std::int64_t>(static_cast<double>(vocab_per_field) * x * x * x)));
+    }
+    off.push_back(static_cast<std::int64_t>(ids.size()));
+  }
+  d.offsets = std::move(off);
+  d.ids = std::move(ids);
+  d.weights.assign(d.ids.size(), 1.0f);
+}
+
 struct EsmmSetup {
   Dataset data;
   std::unique_ptr<Model> model;
   std::unique_ptr<Optimizer<float>> opt;
   std::vector<std::int64_t> order;
   std::size_t pos = 0;
-  explicit EsmmSetup(std::int64_t b) {
+  // aliccp: 23 fields of bags of 10.6 ids on average (bench/op_cases.hpp), else ESMM's 20 one-id fields.
+  explicit EsmmSetup(std::int64_t b, bool aliccp = false) {
+    const std::int64_t fields = aliccp ? kAliFields : kFields, vocab = aliccp ? kAliVocab : kVocab;
     SyntheticConfig sc;
     sc.rows = std::max<std::int64_t>(32 * b, 16384);
-    sc.fields = kFields;
-    sc.vocab_per_field = kVocab / kFields;
+    sc.fields = fields;
+    sc.vocab_per_field = vocab / fields;
     data = make_synthetic(sc);
+    if (aliccp) to_bags(data, vocab / fields, kAliMeanBag, 5);
     ModelConfig mc;
-    mc.num_fields = kFields;
-    mc.vocab = kVocab;
+    mc.num_fields = fields;
+    mc.vocab = vocab;
     mc.dim = kDim;
     mc.hidden = {200, 80};
     model = std::make_unique<Model>(mc);
@@ -319,9 +351,9 @@ struct EsmmSetup {
   }
 };
 
-void bm_esmm_step(benchmark::State& st, GemmBackend be, GemmPrecision p, std::int64_t b) {
+void bm_esmm_step(benchmark::State& st, GemmBackend be, GemmPrecision p, std::int64_t b, bool aliccp = false) {
   Setting set(be, p);
-  EsmmSetup s(b);
+  EsmmSetup s(b, aliccp);
   for (int i = 0; i < 3; ++i) {  // warm up: buffers sized, optimizer state allocated
     s.model->bind(s.data, s.next(b));
     s.model->compute_gradients();
@@ -342,12 +374,16 @@ void bm_esmm_step(benchmark::State& st, GemmBackend be, GemmPrecision p, std::in
   }
   const double it = static_cast<double>(st.iterations());
   const double step = (t_bind + t_grad + t_opt) / it;
-  const double gemm = esmm_gemm_seconds(b);
   st.SetItemsProcessed(st.iterations() * b);
-  st.counters["GFLOP/s"] = esmm_flops_per_sample() * static_cast<double>(b) / step / 1e9;
   st.counters["bind_us"] = 1e6 * t_bind / it;
   st.counters["fwd+bwd_us"] = 1e6 * t_grad / it;
   st.counters["adam_us"] = 1e6 * t_opt / it;
+  if (aliccp) {  // the gemm counters below are for ESMM's 360-wide input; here it is 23 × 18 = 414
+    st.counters["ids_per_row"] = static_cast<double>(s.data.ids.size()) / static_cast<double>(s.data.rows());
+    return;
+  }
+  const double gemm = esmm_gemm_seconds(b);
+  st.counters["GFLOP/s"] = esmm_flops_per_sample() * static_cast<double>(b) / step / 1e9;
   st.counters["gemm_us"] = 1e6 * gemm;
   st.counters["gemm_frac"] = gemm / step;
 }
@@ -363,6 +399,33 @@ void register_steps() {
             ->Unit(benchmark::kMillisecond)
             ->MinTime(2.0)
             ->UseRealTime();
+  // Ali-CCP-shaped rows (~244 ids a row): the sparse side (pooling, gradient scatter, sparse Adam) dominates.
+  for (GemmPrecision p : kPrecisions)
+    for (std::int64_t b : kBatches)
+      benchmark::RegisterBenchmark(("aliccp_step/" + std::string(gemm_backend_name(gemm_backend())) + "/" +
+                                    gemm_precision_name(p) + "/B:" + std::to_string(b))
+                                       .c_str(),
+                                   [p, b](benchmark::State& st) { bm_esmm_step(st, gemm_backend(), p, b, true); })
+          ->Unit(benchmark::kMillisecond)
+          ->MinTime(2.0)
+          ->UseRealTime();
+}
+
+// What produced the numbers: each gemm path's implementation (oneDNN's ISA, native or emulated bf16) and the CPU's
+// flags, in the benchmark's context (console header and JSON "context").
+void add_context() {
+  const GemmBackend be = gemm_backend();
+  for (GemmBackend b : backends())
+    for (GemmPrecision p : kPrecisions) {
+      set_gemm_backend(b);
+      set_gemm_precision(p);
+      benchmark::AddCustomContext(std::string("gemm/") + gemm_backend_name(b) + "/" + gemm_precision_name(p),
+                                  gemm_implementation());
+    }
+  set_gemm_backend(be);
+  set_gemm_precision(GemmPrecision::fp32);
+  benchmark::AddCustomContext("cpu_gemm_flags", cpu_gemm_flags());
+  benchmark::AddCustomContext("threads", std::to_string(num_threads()));
 }
 
 }  // namespace
@@ -375,6 +438,7 @@ int main(int argc, char** argv) {
   register_ops();
   register_blas();
   register_steps();
+  add_context();
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   benchmark::RunSpecifiedBenchmarks();

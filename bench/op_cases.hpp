@@ -10,6 +10,7 @@
 //
 // Shapes are those of ESMM (20 fields × dim 18 -> 360 -> 200 -> 80 -> 1, embedding 100,000 × 18) plus a few wider
 // ones for the elementwise ops; the batch size is a benchmark argument.
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <cstring>
@@ -35,6 +36,7 @@ struct InputSpec {
   bool binary = false;    // 0/1 labels instead
   std::int64_t fields = 0;          // Ids: fields per row (one id per cell)
   std::int64_t vocab_per_field = 0;  // Ids: field f draws from [f·vpf, (f+1)·vpf)
+  double mean_bag = 1.0;             // Ids: ids per cell, 1 + Poisson(mean_bag - 1) (1: one id per cell)
 
   static InputSpec value(Shape s, float lo = -1.0f, float hi = 1.0f) {
     InputSpec i;
@@ -54,6 +56,12 @@ struct InputSpec {
     i.shape = Shape{kBatch, fields};
     i.fields = fields;
     i.vocab_per_field = vocab_per_field;
+    return i;
+  }
+  // Multi-valued cells (bags) of mean size mean_bag, as in Ali-CCP's rows.
+  static InputSpec bags(std::int64_t fields, std::int64_t vocab_per_field, double mean_bag) {
+    InputSpec i = ids(fields, vocab_per_field);
+    i.mean_bag = mean_bag;
     return i;
   }
 };
@@ -99,10 +107,12 @@ class OpRun {
       if (s.kind == InputSpec::Kind::Ids) {
         IdBatch& b = ids_[i];
         b.reset(batch, s.fields);
+        std::poisson_distribution<int> extra(std::max(s.mean_bag - 1.0, 1e-9));
         for (std::int64_t r = 0; r < batch; ++r)
           for (std::int64_t f = 0; f < s.fields; ++f) {
             std::uniform_int_distribution<std::int64_t> d(0, s.vocab_per_field - 1);
-            b.push(f * s.vocab_per_field + d(rng));
+            const int n = s.mean_bag > 1.0 ? 1 + extra(rng) : 1;
+            for (int j = 0; j < n; ++j) b.push(f * s.vocab_per_field + d(rng));
             b.end_cell();
           }
         id_ptrs_[i] = &b;
@@ -226,6 +236,10 @@ inline constexpr std::int64_t kFields = 20;
 inline constexpr std::int64_t kDim = 18;
 inline constexpr std::int64_t kVocab = 100000;
 inline constexpr std::int64_t kConcat = kFields * kDim;  // 360
+// Ali-CCP's rows (as funnel-synth writes them): 23 fields, bags of 10.6 ids on average (~244 ids a row).
+inline constexpr std::int64_t kAliFields = 23;
+inline constexpr double kAliMeanBag = 10.6;
+inline constexpr std::int64_t kAliVocab = kAliFields * 65536;  // funnel-synth's hashed vocabulary (1,507,328)
 // The dense layers of one tower: K -> N.
 struct Layer {
   std::int64_t k, n;
@@ -322,6 +336,9 @@ inline std::vector<OpCase> op_cases() {
     at.str["pool"] = pool;
     add("embedding", {IS::value({kVocab, kDim}, -0.05f, 0.05f), IS::ids(kFields, kVocab / kFields)}, at);
     cs.back().label += std::string(",pool=") + pool;
+    add("embedding", {IS::value({kAliVocab, kDim}, -0.05f, 0.05f), IS::bags(kAliFields, kAliVocab / kAliFields,
+                                                                            kAliMeanBag)}, at);
+    cs.back().label += std::string(",aliccp_bags=10.6,pool=") + pool;
   }
   {
     Attrs at;

@@ -55,6 +55,22 @@ GemmPrecision precision_flag(const Flags& f) {
   const std::string s = f.str("precision", "fp32");
   const auto p = parse_gemm_precision(s);
   if (!p) throw UsageError("--precision: expected fp32 or bf16, got '" + s + "'");
+  if (*p == GemmPrecision::bf16) {
+    bool native = false;
+    try {
+      native = bf16_impl() == Bf16Impl::native && gemm_backend() == GemmBackend::onednn;
+    } catch (const std::invalid_argument& e) {  // FUNNEL_BF16 or FUNNEL_GEMM
+      throw UsageError(e.what());
+    }
+    static bool said = false;  // once per process
+    if (!native && !said) {
+      const std::string why = !bf16_native_available()                  ? bf16_native_unavailable_reason()
+                              : gemm_backend() != GemmBackend::onednn ? "the gemm backend is openblas"
+                                                                        : "FUNNEL_BF16=emulated";
+      std::fprintf(stderr, "--precision bf16: emulated (bf16-rounded inputs, fp32 gemm): %s\n", why.c_str());
+      said = true;
+    }
+  }
   return *p;
 }
 

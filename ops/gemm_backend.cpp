@@ -1,6 +1,7 @@
 #include "ops/gemm_backend.hpp"
 
 #include <cblas.h>
+#include <cpuid.h>
 
 #include <atomic>
 #include <cstdint>
@@ -15,6 +16,13 @@
 
 #ifdef FUNNEL_HAVE_ONEDNN
 #include <dnnl.h>
+// oneDNN's bf16 × bf16 → fp32 gemm: exported by libdnnl (DNNL_API, the same entry point its own gemm-based
+// primitives and tests use) but declared only in its internal headers, so declared here. Row-major like dnnl_sgemm;
+// the bf16 operands are the high halves of fp32 numbers (uint16_t here, oneDNN's bfloat16_t has the same layout).
+extern "C" dnnl_status_t dnnl_gemm_bf16bf16f32(char transa, char transb, dnnl_dim_t M, dnnl_dim_t N, dnnl_dim_t K,
+                                               float alpha, const std::uint16_t* A, dnnl_dim_t lda,
+                                               const std::uint16_t* B, dnnl_dim_t ldb, float beta, float* C,
+                                               dnnl_dim_t ldc);
 #if DNNL_CPU_RUNTIME == DNNL_RUNTIME_OMP
 #include <omp.h>
 #endif
@@ -43,7 +51,7 @@ GemmBackend& current() {
 
 GemmPrecision g_precision = GemmPrecision::fp32;
 
-std::atomic<std::uint64_t> g_weight_conversions{0}, g_weight_elements{0}, g_call_elements{0};
+std::atomic<std::uint64_t> g_weight_conversions{0}, g_weight_elements{0}, g_call_elements{0}, g_native_calls{0};
 
 // The bits of round_to_bf16, branch-free so the copy loops below vectorize.
 inline std::uint32_t bf16_bits(std::uint32_t u) {
@@ -90,6 +98,78 @@ void onednn_sgemm(bool ta, bool tb, int m, int n, int k, float alpha, const floa
   if (st != dnnl_success)
     throw std::runtime_error("dnnl_sgemm failed (status " + std::to_string(static_cast<int>(st)) + ") for m=" +
                              std::to_string(m) + " n=" + std::to_string(n) + " k=" + std::to_string(k));
+}
+
+// The rows × cols block of `src` as bf16 bits into `dst` (leading dimension cols): rounded, or, when the block is
+// already rounded (its low halves zero), just its high halves.
+void pack_bf16(const float* src, int rows, int cols, int ld, bool rounded, std::uint16_t* dst) {
+  for (int r = 0; r < rows; ++r) {
+    const float* s = src + static_cast<std::size_t>(r) * static_cast<std::size_t>(ld);
+    std::uint16_t* d = dst + static_cast<std::size_t>(r) * static_cast<std::size_t>(cols);
+    if (rounded) {
+      for (int c = 0; c < cols; ++c) {
+        std::uint32_t u;
+        std::memcpy(&u, s + c, sizeof u);
+        d[c] = static_cast<std::uint16_t>(u >> 16);
+      }
+    } else {
+      for (int c = 0; c < cols; ++c) {
+        std::uint32_t u;
+        std::memcpy(&u, s + c, sizeof u);
+        d[c] = static_cast<std::uint16_t>(bf16_bits(u) >> 16);
+      }
+    }
+  }
+}
+
+void one_omp_thread() {
+#if DNNL_CPU_RUNTIME == DNNL_RUNTIME_OMP
+  thread_local const bool once = (omp_set_num_threads(1), true);
+  (void)once;
+#endif
+}
+
+// The native bf16 gemm: both operands packed to bf16 into per-thread scratch (grown once, then reused), then oneDNN's
+// bf16 gemm with fp32 accumulation into C. Returns the operand elements that had to be rounded (not `ready`).
+std::uint64_t native_bf16_gemm(bool ta, bool tb, int m, int n, int k, float alpha, const float* a, int lda,
+                               const float* b, int ldb, float beta, float* c, int ldc, Bf16Ready ready) {
+  one_omp_thread();
+  thread_local std::vector<std::uint16_t> a16, b16;
+  const int ar = ta ? k : m, ac = ta ? m : k, br = tb ? n : k, bc = tb ? k : n;
+  const std::size_t na = static_cast<std::size_t>(ar) * static_cast<std::size_t>(ac);
+  const std::size_t nb = static_cast<std::size_t>(br) * static_cast<std::size_t>(bc);
+  if (a16.size() < na) a16.resize(na);
+  if (b16.size() < nb) b16.resize(nb);
+  pack_bf16(a, ar, ac, lda, ready.a, a16.data());
+  pack_bf16(b, br, bc, ldb, ready.b, b16.data());
+  const dnnl_status_t st = dnnl_gemm_bf16bf16f32(ta ? 'T' : 'N', tb ? 'T' : 'N', m, n, k, alpha, a16.data(), ac,
+                                                 b16.data(), bc, beta, c, ldc);
+  if (st != dnnl_success)
+    throw std::runtime_error("dnnl_gemm_bf16bf16f32 failed (status " + std::to_string(static_cast<int>(st)) +
+                             ") for m=" + std::to_string(m) + " n=" + std::to_string(n) + " k=" + std::to_string(k));
+  g_native_calls.fetch_add(1, std::memory_order_relaxed);
+  return (ready.a ? 0 : na) + (ready.b ? 0 : nb);
+}
+
+const char* isa_name(dnnl_cpu_isa_t isa) {
+  switch (isa) {
+    case dnnl_cpu_isa_sse41: return "sse41";
+    case dnnl_cpu_isa_avx: return "avx";
+    case dnnl_cpu_isa_avx2: return "avx2";
+    case dnnl_cpu_isa_avx512_mic: return "avx512_mic";
+    case dnnl_cpu_isa_avx512_mic_4ops: return "avx512_mic_4ops";
+    case dnnl_cpu_isa_avx512_core: return "avx512_core";
+    case dnnl_cpu_isa_avx512_core_vnni: return "avx512_core_vnni";
+    case dnnl_cpu_isa_avx512_core_bf16: return "avx512_core_bf16";
+    case dnnl_cpu_isa_avx512_core_amx: return "avx512_core_amx";
+    case dnnl_cpu_isa_avx2_vnni: return "avx2_vnni";
+    default: return "other";
+  }
+}
+
+bool isa_has_bf16(dnnl_cpu_isa_t isa) {
+  const auto need = static_cast<unsigned>(dnnl_cpu_isa_avx512_core_bf16);
+  return (static_cast<unsigned>(isa) & need) == need;
 }
 #endif
 
@@ -139,7 +219,103 @@ void round_weights_bf16(const float* src, std::size_t n, float* dst) {
 
 Bf16Counts bf16_counts() {
   return {g_weight_conversions.load(std::memory_order_relaxed), g_weight_elements.load(std::memory_order_relaxed),
-          g_call_elements.load(std::memory_order_relaxed)};
+          g_call_elements.load(std::memory_order_relaxed), g_native_calls.load(std::memory_order_relaxed)};
+}
+
+std::string bf16_native_unavailable_reason() {
+#ifdef FUNNEL_HAVE_ONEDNN
+  static const std::string reason = [] {
+    const dnnl_cpu_isa_t isa = dnnl_get_effective_cpu_isa();
+    return isa_has_bf16(isa) ? std::string()
+                             : std::string("this CPU has no AVX512_BF16 (oneDNN's ISA here: ") + isa_name(isa) + ")";
+  }();
+  return reason;
+#else
+  return "this build has no oneDNN (configure with FUNNEL_ONEDNN=ON and libdnnl-dev installed)";
+#endif
+}
+
+bool bf16_native_available() { return bf16_native_unavailable_reason().empty(); }
+
+const char* bf16_impl_name(Bf16Impl i) { return i == Bf16Impl::native ? "native" : "emulated"; }
+std::optional<Bf16Impl> parse_bf16_impl(std::string_view s) {
+  if (s == "native") return Bf16Impl::native;
+  if (s == "emulated") return Bf16Impl::emulated;
+  return std::nullopt;
+}
+
+namespace {
+Bf16Impl initial_bf16_impl() {
+  const char* env = std::getenv("FUNNEL_BF16");
+  if (env && *env) {
+    const auto i = parse_bf16_impl(env);
+    if (!i) throw std::invalid_argument(std::string("FUNNEL_BF16: expected native or emulated, got '") + env + "'");
+    if (*i == Bf16Impl::native && !bf16_native_available())
+      throw std::invalid_argument("FUNNEL_BF16=native: " + bf16_native_unavailable_reason());
+    return *i;
+  }
+  return bf16_native_available() ? Bf16Impl::native : Bf16Impl::emulated;
+}
+Bf16Impl& current_bf16_impl() {
+  static Bf16Impl i = initial_bf16_impl();
+  return i;
+}
+// Native bf16 runs only through the oneDNN backend (it is oneDNN's gemm).
+bool native_now() {
+  return g_precision == GemmPrecision::bf16 && current_bf16_impl() == Bf16Impl::native &&
+         current() == GemmBackend::onednn;
+}
+}  // namespace
+
+Bf16Impl bf16_impl() { return current_bf16_impl(); }
+void set_bf16_impl(Bf16Impl i) {
+  if (i == Bf16Impl::native && !bf16_native_available())
+    throw std::invalid_argument(std::string("bf16 implementation native: ") + bf16_native_unavailable_reason());
+  current_bf16_impl() = i;
+}
+
+std::string gemm_implementation() {
+  std::string isa;
+#ifdef FUNNEL_HAVE_ONEDNN
+  isa = isa_name(dnnl_get_effective_cpu_isa());
+#endif
+  const bool onednn = current() == GemmBackend::onednn;
+  const std::string fp32 = onednn ? "onednn dnnl_sgemm (gemm:jit, isa " + isa + ")" : "openblas cblas_sgemm";
+  if (g_precision == GemmPrecision::fp32) return fp32;
+  if (native_now()) return "onednn dnnl_gemm_bf16bf16f32 (native bf16, gemm:jit, isa " + isa + ")";
+  std::string why = !onednn                                          ? "backend openblas"
+                    : current_bf16_impl() == Bf16Impl::emulated && bf16_native_available() ? "FUNNEL_BF16=emulated"
+                                                                                         : bf16_native_unavailable_reason();
+  return "emulated bf16 (" + why + "): inputs rounded to bf16, " + fp32;
+}
+
+std::string cpu_gemm_flags() {
+  unsigned a = 0, b = 0, c = 0, d = 0;
+  std::string out;
+  auto add = [&out](bool on, const char* name) {
+    if (!on) return;
+    if (!out.empty()) out += ' ';
+    out += name;
+  };
+  const unsigned max_leaf = __get_cpuid_max(0, nullptr);
+  if (max_leaf >= 1 && __get_cpuid(1, &a, &b, &c, &d)) add(c & (1u << 12), "fma");
+  if (max_leaf >= 7) {
+    __cpuid_count(7, 0, a, b, c, d);
+    add(b & (1u << 5), "avx2");
+    add(b & (1u << 16), "avx512f");
+    add(b & (1u << 30), "avx512bw");
+    add(b & (1u << 31), "avx512vl");
+    add(c & (1u << 11), "avx512_vnni");
+    add(d & (1u << 23), "avx512_fp16");
+    add(d & (1u << 22), "amx_bf16");
+    add(d & (1u << 24), "amx_tile");
+    const unsigned sub = a;
+    if (sub >= 1) {
+      __cpuid_count(7, 1, a, b, c, d);
+      add(a & (1u << 5), "avx512_bf16");
+    }
+  }
+  return out;
 }
 
 float round_to_bf16(float x) {
@@ -153,6 +329,21 @@ float round_to_bf16(float x) {
 
 void sgemm_one_thread(bool ta, bool tb, int m, int n, int k, float alpha, const float* a, int lda, const float* b,
                       int ldb, float beta, float* c, int ldc, Bf16Ready ready) {
+#ifdef FUNNEL_HAVE_ONEDNN
+  if (native_now() && m > 0 && n > 0) {
+    if (k == 0) {  // no products: C = beta·C (oneDNN's gemm is not asked about empty sums)
+      for (int i = 0; i < m; ++i)
+        for (int j = 0; j < n; ++j) {
+          float& x = c[static_cast<std::size_t>(i) * static_cast<std::size_t>(ldc) + static_cast<std::size_t>(j)];
+          x = beta == 0.0f ? 0.0f : beta * x;
+        }
+      return;
+    }
+    g_call_elements.fetch_add(native_bf16_gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, ready),
+                              std::memory_order_relaxed);
+    return;
+  }
+#endif
   if (g_precision == GemmPrecision::bf16 && m > 0 && n > 0 && k > 0 && !(ready.a && ready.b)) {
     // op(A) is m × k: stored as k × m when transposed. op(B) is k × n: stored as n × k when transposed.
     // Rounding is idempotent, so an operand that is already rounded (ready) gives the same bits as rounding it here.

@@ -15,6 +15,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <optional>
+#include <string>
 #include <string_view>
 
 namespace funnel {
@@ -36,15 +37,36 @@ std::optional<GemmBackend> parse_gemm_backend(std::string_view s);
 // are rounded to bfloat16 (round to nearest, ties to even; NaN and Inf kept) and multiplied with fp32 accumulation —
 // the arithmetic of a bf16 × bf16 → fp32 gemm, since the product of two bf16 numbers is exact in fp32. Everything
 // else (parameters, optimizer state, the sums in C, the other ops, losses) stays fp32, and the float64 checking path
-// is untouched. This build computes it by rounding into per-thread scratch buffers (grown to the largest operands
-// once, then reused) and running the fp32 gemm: the numbers of bf16 training on any CPU, not its speed, which would
-// need a native bf16 gemm (oneDNN's bf16 matmul on an AVX512_BF16 CPU; not built: no CPU here to run or test it on).
+// is untouched. Two implementations (Bf16Impl below): native, oneDNN's bf16 × bf16 → fp32 gemm on bf16 copies of the
+// operands (per-thread scratch, grown once, then reused), used when the backend is oneDNN and the CPU has
+// AVX512_BF16; emulated everywhere else, rounding into per-thread fp32 scratch and running the fp32 gemm (the
+// numbers of bf16 training on any CPU, not its speed).
 enum class GemmPrecision { fp32, bf16 };
 GemmPrecision gemm_precision();
 // Not thread-safe: call it between steps, from the thread that runs them (like set_num_threads).
 void set_gemm_precision(GemmPrecision p);
 const char* gemm_precision_name(GemmPrecision p);
 std::optional<GemmPrecision> parse_gemm_precision(std::string_view s);  // "fp32" | "bf16"
+// How bf16 gemms run. native: oneDNN's bf16 gemm (dnnl_gemm_bf16bf16f32, its JIT kernel using AVX512_BF16's
+// dot-product instructions), operands packed to bf16 per call; emulated: rounded fp32 operands, fp32 gemm.
+enum class Bf16Impl { emulated, native };
+// True when this build has oneDNN and oneDNN finds AVX512_BF16 (or AMX) on this CPU.
+bool bf16_native_available();
+// Why native bf16 is unavailable here ("" when it is available), e.g. "this CPU has no AVX512_BF16".
+std::string bf16_native_unavailable_reason();
+// The implementation asked for: from FUNNEL_BF16=native|emulated on first use (an unknown value throws
+// std::invalid_argument naming FUNNEL_BF16; native where unavailable throws too), else native when available.
+Bf16Impl bf16_impl();
+// Throws std::invalid_argument when `i` is native and bf16_native_available() is false. Not thread-safe (as above).
+void set_bf16_impl(Bf16Impl i);
+const char* bf16_impl_name(Bf16Impl i);
+std::optional<Bf16Impl> parse_bf16_impl(std::string_view s);
+// The implementation that the float gemms run now (backend, precision, bf16 implementation and oneDNN's ISA),
+// e.g. "onednn dnnl_gemm_bf16bf16f32 (native bf16, gemm:jit, isa avx512_core_bf16)" — for metrics and benchmarks.
+std::string gemm_implementation();
+// This CPU's flags that decide the gemm paths, from cpuid, e.g. "avx2 fma avx512f avx512bw avx512_bf16".
+std::string cpu_gemm_flags();
+
 // x rounded to the nearest bfloat16 (ties to even), as a float whose low 16 bits are zero; NaN stays NaN.
 float round_to_bf16(float x);
 
@@ -67,11 +89,12 @@ void sgemm_one_thread(bool ta, bool tb, int m, int n, int k, float alpha, const 
 void round_weights_bf16(const float* src, std::size_t n, float* dst);
 
 // Counters of the bf16 work, for tests and benchmarks (relaxed atomics, one add per call): weight matrices rounded
-// by round_weights_bf16, and operand elements rounded inside gemm calls (the per-call part).
+// by round_weights_bf16, operand elements rounded inside gemm calls (the per-call part), native bf16 gemm calls.
 struct Bf16Counts {
   std::uint64_t weight_conversions = 0;
   std::uint64_t weight_elements = 0;
   std::uint64_t call_elements = 0;
+  std::uint64_t native_calls = 0;  // gemm calls run by the native bf16 gemm
 };
 Bf16Counts bf16_counts();
 

@@ -157,6 +157,10 @@ nlohmann::json Trainer::metrics_json(const TrainResult& r) const {
                         {"samples_per_sec", total_sec > 0 ? total_rows / total_sec : 0.0},
                         {"steady_samples_per_sec", r.steady_samples_per_sec()},
                         {"warmup_steps", TrainResult::kWarmupSteps},
+                        {"gemm",
+                         {{"precision", gemm_precision_name(gemm_precision())},
+                          {"implementation", gemm_implementation()},
+                          {"cpu_flags", cpu_gemm_flags()}}},
                         {"epochs", epochs}};
   if (o_.config.is_object()) j["config"] = o_.config;
   return j;

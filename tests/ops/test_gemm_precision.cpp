@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "support/gemm_guard.hpp"
+#include "support/skip.hpp"
 #include "autodiff/executor.hpp"
 #include "core/dsl.hpp"
 #include "core/parallel.hpp"
@@ -259,4 +260,80 @@ TEST_CASE("under bf16 each weight is rounded once per step, with the bits of rou
       CHECK(bf16_counts().call_elements == c0.call_elements);
       set_gemm_precision(GemmPrecision::bf16);
     }
+}
+
+// Native bf16 (oneDNN's bf16 × bf16 → fp32 gemm) against the emulated path, gemm by gemm. Both multiply the same
+// bf16 numbers exactly and sum in fp32, so they differ only by summation order: far below what bf16 moves.
+TEST_CASE("native bf16 gemms match the emulated ones within fp32 summation error, at ESMM's shapes",
+          "[ops][bf16][native]") {
+  PrecisionGuard guard;
+  if (!bf16_native_available()) {
+    // Shown by CTest as skipped (tests/CMakeLists.txt: SKIP_REGULAR_EXPRESSION), never as passed.
+    REQUIRE_THROWS_AS(set_bf16_impl(Bf16Impl::native), std::invalid_argument);
+    WARN(funnel::test::kSkipMarker << " native bf16: " << bf16_native_unavailable_reason());
+    return;
+  }
+  set_gemm_backend(GemmBackend::onednn);
+  set_gemm_precision(GemmPrecision::bf16);
+  std::mt19937 rng(11);
+  std::normal_distribution<float> d(0.0f, 1.0f);
+  struct Shape3 {
+    int m, n, k;
+  };
+  // Forward and both backward gemms of ESMM's 360×200×80 tower at batch 128 and a ragged batch, and a tiny one.
+  for (const Shape3 s : {Shape3{128, 200, 360}, Shape3{130, 80, 200}, Shape3{360, 200, 128}, Shape3{3, 1, 5}})
+    for (int ta = 0; ta < 2; ++ta)
+      for (int tb = 0; tb < 2; ++tb) {
+        const int m = s.m, n = s.n, k = s.k;
+        INFO("m=" << m << " n=" << n << " k=" << k << " ta=" << ta << " tb=" << tb);
+        std::vector<float> a(static_cast<std::size_t>(m * k)), b(static_cast<std::size_t>(k * n));
+        for (auto& x : a) x = d(rng);
+        for (auto& x : b) x = d(rng);
+        const int lda = ta ? m : k, ldb = tb ? k : n, ldc = n + 3;  // C with a leading dimension of its own
+        std::vector<float> c0(static_cast<std::size_t>(m * ldc));
+        for (auto& x : c0) x = d(rng);
+        std::vector<float> native = c0, emulated = c0;
+        set_bf16_impl(Bf16Impl::native);
+        const Bf16Counts before = bf16_counts();
+        sgemm_one_thread(ta, tb, m, n, k, 1.5f, a.data(), lda, b.data(), ldb, 0.5f, native.data(), ldc);
+        CHECK(bf16_counts().native_calls - before.native_calls == 1);
+        set_bf16_impl(Bf16Impl::emulated);
+        const Bf16Counts mid = bf16_counts();
+        sgemm_one_thread(ta, tb, m, n, k, 1.5f, a.data(), lda, b.data(), ldb, 0.5f, emulated.data(), ldc);
+        CHECK(bf16_counts().native_calls == mid.native_calls);
+        const auto r16 = reference(ta, tb, m, n, k, a, b, [](float x) { return round_to_bf16(x); });
+        double worst = 0, worst_ref = 0;
+        for (int i = 0; i < m; ++i)
+          for (int j = 0; j < n; ++j) {
+            const std::size_t at = static_cast<std::size_t>(i * ldc + j);
+            const double want = 1.5 * r16[static_cast<std::size_t>(i * n + j)] + 0.5 * c0[at];
+            worst = std::max(worst, std::fabs(static_cast<double>(native[at]) - emulated[at]));
+            worst_ref = std::max(worst_ref, std::fabs(native[at] - want));
+          }
+        for (int i = 0; i < m; ++i)  // the padding of C is left alone
+          for (int j = n; j < ldc; ++j) REQUIRE(bits(native[static_cast<std::size_t>(i * ldc + j)]) ==
+                                                bits(c0[static_cast<std::size_t>(i * ldc + j)]));
+        // fp32 sums of k products of size ~1: relative 2^-24 per add, at most ~k·6e-8·|terms| ≈ 1e-4 here.
+        CHECK(worst < 1e-3);
+        CHECK(worst_ref < 1e-3);
+      }
+  INFO(gemm_implementation());
+  set_bf16_impl(Bf16Impl::native);
+  CHECK(gemm_implementation().find("dnnl_gemm_bf16bf16f32") != std::string::npos);
+  set_bf16_impl(Bf16Impl::emulated);
+  CHECK(gemm_implementation().find("emulated") != std::string::npos);
+}
+
+TEST_CASE("the gemm implementation string and the CPU flags say what runs", "[ops][bf16]") {
+  PrecisionGuard guard;
+  set_gemm_precision(GemmPrecision::fp32);
+  set_gemm_backend(GemmBackend::openblas);
+  CHECK(gemm_implementation() == "openblas cblas_sgemm");
+  set_gemm_precision(GemmPrecision::bf16);
+  CHECK(gemm_implementation().find("emulated bf16 (backend openblas)") == 0);
+  const std::string flags = cpu_gemm_flags();
+  INFO(flags);
+  // oneDNN finding bf16 means cpuid shows it.
+  CHECK((flags.find("avx512_bf16") != std::string::npos || !bf16_native_available()));
+  CHECK_THROWS_AS(parse_bf16_impl("fast").value(), std::bad_optional_access);
 }

@@ -12,6 +12,8 @@
 #include "data/synthetic.hpp"
 #include "support/alloc_counter.hpp"
 #include "support/gemm_guard.hpp"
+#include "support/skip.hpp"
+#include "train/trainer.hpp"
 #include "ops/gemm_backend.hpp"
 #include "train/model.hpp"
 #include "train/optimizer.hpp"
@@ -146,6 +148,11 @@ TEST_CASE("a steady bf16 step does not allocate", "[train][bf16][alloc]") {
   CHECK(n == 0);
   // Each weight rounded once per step (forward and backward share the copy), not once per gemm call.
   CHECK(bf16_counts().weight_conversions - before.weight_conversions == 3 * weights);
+  // Where the CPU has a native bf16 gemm, these steps ran on it (with its per-thread bf16 scratch, still no
+  // allocation); elsewhere on the emulation.
+  const bool native = bf16_impl() == Bf16Impl::native && gemm_backend() == GemmBackend::onednn;
+  INFO(gemm_implementation());
+  CHECK((bf16_counts().native_calls > before.native_calls) == native);
 }
 
 TEST_CASE("bf16 ESMM steps round each weight once per step and use the optimizer's new weights", "[train][bf16]") {
@@ -184,5 +191,57 @@ TEST_CASE("bf16 ESMM steps round each weight once per step and use the optimizer
       fresh.forward(m.handle().losses);
       for (NodeId l : m.handle().losses) CHECK(fresh.scalar(l) == m.exec().scalar(l));
     }
+  }
+}
+
+// Native bf16 (oneDNN's bf16 gemm, on a CPU with AVX512_BF16) trains ESMM to the AUCs of the emulated path: the two
+// differ only in the fp32 summation order inside each gemm. Three seeds, a small model on small synthetic data.
+TEST_CASE("native bf16 trains ESMM to the AUCs of emulated bf16 and of fp32", "[train][bf16][native]") {
+  PrecisionGuard guard;
+  if (!bf16_native_available()) {
+    REQUIRE_THROWS_AS(set_bf16_impl(Bf16Impl::native), std::invalid_argument);
+    WARN(funnel::test::kSkipMarker << " native bf16: " << bf16_native_unavailable_reason());
+    return;
+  }
+  set_gemm_backend(GemmBackend::onednn);
+  static const auto data = load_train_data({.train = "synthetic:rows=24000,fields=6,vocab=40,seed=7"}, ReadOptions{});
+  struct Aucs {
+    double ctr, cvr, ctcvr;
+  };
+  auto run = [](GemmPrecision p, Bf16Impl impl, std::uint64_t seed) {
+    set_bf16_impl(impl);
+    TrainerOptions o;
+    o.model.kind = "esmm";
+    o.model.dim = 8;
+    o.model.hidden = {32, 16};
+    o.train.batch_size = 256;
+    o.train.epochs = 2;
+    o.train.seed = seed;
+    o.optimizer = "adam";
+    o.opt.lr = 0.01;
+    o.precision = p;
+    Trainer t(o, data);
+    const Bf16Counts c0 = bf16_counts();
+    const TrainResult r = t.train({});
+    const std::uint64_t native_calls = bf16_counts().native_calls - c0.native_calls;
+    if (p == GemmPrecision::bf16 && impl == Bf16Impl::native) CHECK(native_calls > 0);
+    else CHECK(native_calls == 0);
+    const auto& e = r.epochs.back().eval;
+    return Aucs{e.ctr_auc, e.cvr_auc, e.ctcvr_auc};
+  };
+  for (std::uint64_t seed : {1, 2, 3}) {
+    INFO("seed " << seed);
+    const Aucs native = run(GemmPrecision::bf16, Bf16Impl::native, seed);
+    const Aucs emulated = run(GemmPrecision::bf16, Bf16Impl::emulated, seed);
+    const Aucs f32 = run(GemmPrecision::fp32, Bf16Impl::native, seed);
+    INFO("ctr auc " << native.ctr << " / " << emulated.ctr << " / " << f32.ctr << ", cvr " << native.cvr << " / "
+                    << emulated.cvr << " / " << f32.cvr << ", ctcvr " << native.ctcvr << " / " << emulated.ctcvr
+                    << " / " << f32.ctcvr << " (native / emulated / fp32)");
+    CHECK(native.ctr > 0.55);  // it learned something
+    CHECK(std::fabs(native.ctr - emulated.ctr) < 0.003);
+    CHECK(std::fabs(native.cvr - emulated.cvr) < 0.003);
+    CHECK(std::fabs(native.ctcvr - emulated.ctcvr) < 0.003);
+    CHECK(std::fabs(native.ctr - f32.ctr) < 0.003);
+    CHECK(std::fabs(native.ctcvr - f32.ctcvr) < 0.003);
   }
 }

@@ -76,6 +76,10 @@ TEST_CASE("Trainer: the model is built for the data, trained with hooks, evaluat
   REQUIRE(j["epochs"].size() == 2);
   CHECK(j["epochs"][1].contains("loss_ctcvr"));
   CHECK(j["epochs"][1]["ctr_auc"].get<double>() == r.epochs[1].eval.ctr_auc);
+  // What ran: the gemm implementation and the CPU's flags.
+  CHECK(j["gemm"]["precision"] == "fp32");
+  CHECK(j["gemm"]["implementation"] == gemm_implementation());
+  CHECK(j["gemm"]["cpu_flags"] == cpu_gemm_flags());
   // A second call continues from the last step.
   CHECK(t.train().steps == 4 * per_epoch);
 }

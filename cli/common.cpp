@@ -15,13 +15,20 @@
 
 namespace funnel::cli {
 
-const std::set<std::string> kDataFlags{"on-bad-row", "buckets", "min-count", "pool-weights", "max-rows"};
+const std::set<std::string> kDataFlags{"on-bad-row", "buckets", "min-count", "pool-weights", "max-rows", "user-column"};
 
 ReadOptions read_options(const Flags& f) {
   ReadOptions o;
   o.on_bad_row = parse_on_bad_row(f.str("on-bad-row", "error"));
   o.weights = parse_pool_weights(f.str("pool-weights", "ones"));
   o.max_rows = f.integer("max-rows", 0, 0);
+  if (f.has("user-column")) {
+    o.user_column = f.str("user-column", "");
+    if (o.user_column.empty()) throw UsageError("--user-column: expected a column name, got ''");
+    if (f.str("data", "").rfind("csv:", 0) != 0 && f.str("eval-data", "").rfind("csv:", 0) != 0)
+      throw UsageError("--user-column: applies to csv: data only (Ali-CCP data has its user key), got --data '" +
+                       f.str("data", "") + "'");
+  }
   if (f.has("min-count")) {
     o.mapping.kind = MapKind::Vocab;
     o.mapping.min_count = f.integer("min-count", 1, 1);

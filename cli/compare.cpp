@@ -58,31 +58,7 @@ std::string with_data_seed(const std::string& spec, std::uint64_t seed) {
   return out;
 }
 
-struct Metric {
-  const char* key;
-  const char* title;
-  double FunnelMetrics::*field;
-  bool truth_only;
-};
-const std::vector<Metric>& metrics() {
-  static const std::vector<Metric> m{
-      {"cvr_auc", "CVR AUC", &FunnelMetrics::cvr_auc, false},
-      {"ctcvr_auc", "CTCVR AUC", &FunnelMetrics::ctcvr_auc, false},
-      {"ctr_auc", "CTR AUC", &FunnelMetrics::ctr_auc, false},
-      {"cvr_auc_entire_space", "CVR AUC entire", &FunnelMetrics::cvr_auc_entire_space, true},
-      {"cvr_logloss", "CVR logloss", &FunnelMetrics::cvr_logloss, false},
-      {"ctcvr_logloss", "CTCVR logloss", &FunnelMetrics::ctcvr_logloss, false},
-      {"ctr_logloss", "CTR logloss", &FunnelMetrics::ctr_logloss, false},
-      {"cvr_logloss_entire_space", "CVR logloss entire", &FunnelMetrics::cvr_logloss_entire_space, true},
-      {"mean_pcvr_clicked", "mean pCVR clicked", &FunnelMetrics::mean_pcvr_clicked, false},
-      {"cvr_rate", "observed CVR clicked", &FunnelMetrics::cvr_rate, false},
-      {"cvr_ece", "ECE clicked", &FunnelMetrics::cvr_ece, false},
-      {"mean_pcvr_all", "mean pCVR all", &FunnelMetrics::mean_pcvr_all, false},
-      {"cvr_rate_entire_space", "true CVR all", &FunnelMetrics::cvr_rate_entire_space, true},
-      {"cvr_ece_entire_space", "ECE entire", &FunnelMetrics::cvr_ece_entire_space, true},
-  };
-  return m;
-}
+using Metric = NamedMetric;
 
 constexpr double kCompareEvalFraction = 0.5;
 
@@ -150,14 +126,16 @@ int run_compare(int argc, char** argv) {
     }
   }
   const bool truth = counts.has_entire_space;
+  // Every stage's metrics (the paper's names for the first two), as the models declare them.
+  const std::vector<Metric> all_metrics = named_metrics(counts);
   auto cell = [&](const std::string& model, const Metric& m) {
     std::vector<double> v;
-    for (const auto& fm : results[model]) v.push_back(fm.*(m.field));
+    for (const auto& fm : results[model]) v.push_back(m.value(fm));
     return stat(v);
   };
   auto print_table = [&](const std::vector<const Metric*>& cols, const char* title) {
     std::printf("\n%s\n%-*s", title, width, "model");
-    for (auto* m : cols) std::printf("  %18s", m->title);
+    for (auto* m : cols) std::printf("  %18s", m->title.c_str());
     std::printf("\n");
     for (const auto& name : models) {
       std::printf("%-*s", width, name.c_str());
@@ -170,13 +148,8 @@ int run_compare(int argc, char** argv) {
     }
   };
   std::vector<const Metric*> auc, ll, cal;
-  for (const auto& m : metrics()) {
-    if (m.truth_only && !truth) continue;
-    const std::string key = m.key;
-    if (key.find("auc") != std::string::npos) auc.push_back(&m);
-    else if (key.find("logloss") != std::string::npos) ll.push_back(&m);
-    else cal.push_back(&m);
-  }
+  for (const auto& m : all_metrics)
+    (m.kind == Metric::Kind::Auc ? auc : m.kind == Metric::Kind::LogLoss ? ll : cal).push_back(&m);
   std::printf("\nheld out: %lld impressions, %lld clicks, %lld conversions%s; %lld run(s) per model, seeds %llu..%llu%s\n",
               static_cast<long long>(counts.rows), static_cast<long long>(counts.clicks),
               static_cast<long long>(counts.conversions), vary_data ? " (last data seed)" : "",
@@ -185,11 +158,11 @@ int run_compare(int argc, char** argv) {
               vary_data ? ", data seed varied with the seed" : ", same data");
   print_table(auc, K > 1 ? "AUC (mean ± std over runs)" : "AUC");
   print_table(ll, K > 1 ? "log loss (mean ± std over runs)" : "log loss");
-  print_table(cal, "calibration of pCVR (ECE: 10 equal-count bins)");
+  if (!cal.empty()) print_table(cal, "calibration of pCVR and later stages (ECE: 10 equal-count bins)");
   const bool has_esmm = results.count("esmm") > 0;
   if (K > 1 && has_esmm) {
     std::printf("\npaired difference against esmm (same seeds and data): mean [95%% t interval]\n%-*s", width, "model");
-    for (auto* m : auc) std::printf("  %26s", m->title);
+    for (auto* m : auc) std::printf("  %26s", m->title.c_str());
     std::printf("\n");
     for (const auto& name : models) {
       if (name == "esmm") continue;
@@ -197,8 +170,8 @@ int run_compare(int argc, char** argv) {
       for (auto* m : auc) {
         std::vector<double> d;
         for (std::int64_t k = 0; k < K; ++k)
-          d.push_back(results[name][static_cast<std::size_t>(k)].*(m->field) -
-                      results["esmm"][static_cast<std::size_t>(k)].*(m->field));
+          d.push_back(m->value(results[name][static_cast<std::size_t>(k)]) -
+                      m->value(results["esmm"][static_cast<std::size_t>(k)]));
         const Stat s = stat(d);
         const double h = t975(K - 1) * s.sd / std::sqrt(static_cast<double>(K));
         std::printf("  %+8.4f [%+7.4f, %+7.4f]", s.mean, s.mean - h, s.mean + h);
@@ -208,8 +181,7 @@ int run_compare(int argc, char** argv) {
     }
   }
   for (const auto& name : models)
-    for (const auto& m : metrics()) {
-      if (m.truth_only && !truth) continue;
+    for (const auto& m : all_metrics) {
       const Stat s = cell(name, m);
       all[name]["summary"][m.key] = {{"mean", s.mean}, {"std", K > 1 ? s.sd : 0.0}};
     }
@@ -220,7 +192,7 @@ int run_compare(int argc, char** argv) {
     std::vector<CompareRuns> runs;
     for (const auto& name : models) runs.push_back({name, results[name]});
     std::vector<AucMetric> aucs;
-    for (auto* m : auc) aucs.push_back({m->title, m->field});
+    for (auto* m : auc) aucs.push_back({m->title, m->value});
     char title[256];
     std::snprintf(title, sizeof title, "funnel compare: %lld run(s) per model; held out %lld impressions, %lld clicks, %lld conversions",
                   static_cast<long long>(K), static_cast<long long>(counts.rows), static_cast<long long>(counts.clicks),

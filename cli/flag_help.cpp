@@ -29,6 +29,7 @@ const Row kRows[] = {
   {"min-count", {"build a vocabulary instead of hashing: features seen fewer times share one row per field", "INT", "", "≥ 1; not with --buckets", ""}},
   {"pool-weights", {"weight of each id in a pooled multi-valued field: 1, or the feature's value (aliccp)", "TEXT", "ones", "ones, values", "ones"}},
   {"max-rows", {"read at most this many rows of each data set (0 = all)", "INT", "0", "≥ 0", "0"}},
+  {"user-column", {"csv: the column naming each row's user, for the GAUC metrics (it stays a feature too)", "NAME", "", "a column of the csv header", ""}},
   {"no-header", {"the csv data has no header line: read it with the checkpoint's training columns", "", "off", "", "false"}},
   // model
   {"model", {"model to train (see `funnel models`)", "NAME", "esmm", "a registered model", "esmm"}},

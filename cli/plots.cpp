@@ -99,40 +99,31 @@ plot::Figure train_figure(const std::string& title, const std::vector<std::strin
     }
     epoch_loss.series.push_back(std::move(s));
   }
-  const bool truth = !result.epochs.empty() && result.epochs.back().has_eval && result.epochs.back().eval.has_entire_space;
-  struct M {
-    const char* name;
-    double FunnelMetrics::*field;
-    bool truth_only;
-  };
-  const M aucs[] = {{"CTR AUC", &FunnelMetrics::ctr_auc, false},
-                    {"CVR AUC (clicked)", &FunnelMetrics::cvr_auc, false},
-                    {"CTCVR AUC", &FunnelMetrics::ctcvr_auc, false},
-                    {"CVR AUC (entire space)", &FunnelMetrics::cvr_auc_entire_space, true}};
-  const M lls[] = {{"CTR log loss", &FunnelMetrics::ctr_logloss, false},
-                   {"CVR log loss (clicked)", &FunnelMetrics::cvr_logloss, false},
-                   {"CTCVR log loss", &FunnelMetrics::ctcvr_logloss, false},
-                   {"CVR log loss (entire space)", &FunnelMetrics::cvr_logloss_entire_space, true}};
-  auto per_epoch = [&](const std::string& panel_title, const std::string& y_label, const M* ms, std::size_t n) {
+  // Every stage's AUCs and log losses as the last evaluation names them (the paper's for two stages).
+  const FunnelMetrics* last = nullptr;
+  for (const auto& e : result.epochs)
+    if (e.has_eval) last = &e.eval;
+  auto per_epoch = [&](const std::string& panel_title, const std::string& y_label, NamedMetric::Kind kind) {
     plot::Panel p;
     p.title = panel_title;
     p.x_label = "epoch";
     p.integer_x = true;
     p.y_label = y_label;
-    for (std::size_t i = 0; i < n; ++i) {
-      if (ms[i].truth_only && !truth) continue;
-      plot::Series s{.name = ms[i].name};
+    if (!last) return p;
+    for (const auto& n : named_metrics(*last)) {
+      if (n.kind != kind) continue;
+      plot::Series s{.name = n.title};
       for (const auto& e : result.epochs) {
-        if (!e.has_eval) continue;
+        if (!e.has_eval || e.eval.stages.size() != last->stages.size()) continue;
         s.x.push_back(static_cast<double>(e.epoch + 1));
-        s.y.push_back(e.eval.*(ms[i].field));
+        s.y.push_back(n.value(e.eval));
       }
       p.series.push_back(std::move(s));
     }
     return p;
   };
-  f.panels.push_back(per_epoch("evaluation AUC", "AUC", aucs, 4));
-  f.panels.push_back(per_epoch("evaluation log loss", "log loss", lls, 4));
+  f.panels.push_back(per_epoch("evaluation AUC", "AUC", NamedMetric::Kind::Auc));
+  f.panels.push_back(per_epoch("evaluation log loss", "log loss", NamedMetric::Kind::LogLoss));
   if (!result.epochs.empty() && result.epochs.back().has_eval) {
     const FunnelMetrics& m = result.epochs.back().eval;
     plot::Panel p = calibration_panel("pCVR calibration after the last epoch");
@@ -158,7 +149,7 @@ plot::Figure compare_figure(const std::string& title, const std::vector<CompareR
     p.x_ticks = names;
     for (std::size_t i = 0; i < models.size(); ++i) {
       std::vector<double> v;
-      for (const auto& r : models[i].runs) v.push_back(r.*(a.field));
+      for (const auto& r : models[i].runs) v.push_back(a.value(r));
       p.series.push_back({.name = models[i].model,
                           .x = {static_cast<double>(i)},
                           .y = {mean(v)},

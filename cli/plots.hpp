@@ -1,12 +1,14 @@
 #pragma once
 // The pictures of `funnel compare --plot` and `funnel train --plot` (SVG through viz/plot.*).
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
 
 #include "train/loop.hpp"
 #include "train/metrics.hpp"
+#include "train/metrics_report.hpp"
 #include "viz/plot.hpp"
 
 namespace funnel::cli {
@@ -40,7 +42,7 @@ struct CompareRuns {
 // The AUC metrics a compare figure shows: (title, member), in order.
 struct AucMetric {
   std::string title;
-  double FunnelMetrics::*field;
+  std::function<double(const FunnelMetrics&)> value;
 };
 // `funnel compare --plot`: a panel per AUC metric (mean per model, ± the standard deviation over runs as error
 // bars when there are several) and pCVR calibration curves per model (mean predicted against observed rate per

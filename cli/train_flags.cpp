@@ -86,36 +86,6 @@ void check_model_fits(const TrainerOptions& o, std::int64_t vocab) {
   }
 }
 
-namespace {
-std::string fmt(double v) {
-  if (std::isnan(v)) return "   n/a";
-  char b[32];
-  std::snprintf(b, sizeof b, "%.4f", v);
-  return b;
-}
-}  // namespace
-
-std::string format_epochs(const TrainResult& r, const Trainer& /*t*/) {
-  std::ostringstream o;
-  const bool truth = !r.epochs.empty() && r.epochs.back().has_eval && r.epochs.back().eval.has_entire_space;
-  o << "\nepoch  ctr_auc  cvr_auc  ctcvr_auc" << (truth ? "  cvr_auc_entire" : "")
-    << "  ctr_logloss  ctcvr_logloss  mean_pctr/ctr  mean_pctcvr/ctcvr  samples/s\n";
-  for (auto& e : r.epochs) {
-    o << "  " << e.epoch + 1 << "    ";
-    if (!e.has_eval) {
-      o << "(no evaluation)\n";
-      continue;
-    }
-    const auto& m = e.eval;
-    char line[512];
-    std::snprintf(line, sizeof line, "%s   %s   %s   %s%s       %s         %s    %.4f/%.4f      %.5f/%.5f   %9.0f\n",
-                  fmt(m.ctr_auc).c_str(), fmt(m.cvr_auc).c_str(), fmt(m.ctcvr_auc).c_str(),
-                  truth ? fmt(m.cvr_auc_entire_space).c_str() : "", truth ? "       " : "", fmt(m.ctr_logloss).c_str(),
-                  fmt(m.ctcvr_logloss).c_str(), m.mean_pctr, m.click_rate, m.mean_pctcvr, m.ctcvr_rate,
-                  e.samples_per_sec);
-    o << line;
-  }
-  return o.str();
-}
+std::string format_epochs(const TrainResult& r, const Trainer& /*t*/) { return metrics_table(r.epochs); }
 
 }  // namespace funnel::cli

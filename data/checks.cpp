@@ -43,6 +43,7 @@ std::string dataset_problem(const Dataset& d) {
   if (auto p = ids_problem(d.ids, d.vocab, "row ids"); !p.empty()) return p;
   if (!d.true_prob.empty() && d.true_prob.size() != d.labels.size()) return "true_prob size vs labels";
   if (!d.entire_labels.empty() && d.entire_labels.size() != d.labels.size()) return "entire_labels size vs labels";
+  if (!d.user_keys.empty() && static_cast<std::int64_t>(d.user_keys.size()) != d.rows()) return "user_keys size vs rows";
   if (d.row_block.empty()) {
     if (!d.block_offsets.empty() || !d.block_ids.empty() || !d.block_weights.empty())
       return "block arrays without row_block";

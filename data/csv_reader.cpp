@@ -1,5 +1,6 @@
 // csv:FILE — CSV (RFC 4180) with a header line: click, purchase|conversion, categorical columns, dense D* columns.
 #include "core/files.hpp"
+#include "core/hash.hpp"
 #include "data/reader_util.hpp"
 
 namespace funnel {
@@ -254,6 +255,16 @@ Dataset read_csv_buffer(std::string_view text, const std::string& name, const Re
       }
     }
     rep.header = header;
+    std::int64_t user_col = -1;
+    if (!options.user_column.empty()) {
+      const auto it = std::find(header.begin(), header.end(), options.user_column);
+      if (it == header.end())
+        throw Error(name + ":1: field '" + printable(options.user_column) +
+                    "': expected the user column (--user-column) in the header, got '" + printable(line) + "'");
+      user_col = it - header.begin();
+      if (user_col == click_col || user_col == conv_col)
+        throw Error(name + ":1: field '" + options.user_column + "': expected a user column, got a label column");
+    }
 
     Dataset d;
     detail::init_dataset(d, map);
@@ -317,6 +328,10 @@ Dataset read_csv_buffer(std::string_view text, const std::string& name, const Re
         fld.push_back(slot[c]);
         ids.push_back(map.map(slot[c], cols[c]));
         w.push_back(1.0f);
+      }
+      if (user_col >= 0) {
+        const std::string_view u = cols[static_cast<std::size_t>(user_col)];
+        d.user_keys.push_back(u.empty() ? -1 : static_cast<std::int64_t>(fnv1a64(u) >> 1));
       }
       app.append(fld.data(), ids.data(), w.data(), fld.size(), click, conv, dense.data());
       ++rep.rows_kept;

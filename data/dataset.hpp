@@ -47,9 +47,19 @@ struct Dataset {
   std::vector<float> true_prob;             // rows × num_stages: p(stage s | stage s-1, x)
   std::vector<std::uint8_t> entire_labels;  // rows × num_stages: stage s drawn for every row as if stage s-1 happened
 
+  // User keys (for GAUC): one per row, or empty. Data with shared blocks and no keys of its own (Ali-CCP) uses its
+  // block as the key: the block is the row's common-features row, i.e. its user. A row without a key (-1) counts
+  // in no user's AUC.
+  std::vector<std::int64_t> user_keys;
+
   std::int64_t rows() const { return num_stages ? static_cast<std::int64_t>(labels.size()) / num_stages : 0; }
   bool has_truth() const { return !entire_labels.empty(); }
   bool has_blocks() const { return !row_block.empty(); }
+  bool has_user_keys() const { return !user_keys.empty() || has_blocks(); }
+  std::int64_t user_key(std::int64_t r) const {
+    const auto i = static_cast<std::size_t>(r);
+    return !user_keys.empty() ? user_keys[i] : has_blocks() ? row_block[i] : -1;
+  }
   std::int64_t num_blocks() const {
     return block_offsets.empty() || num_fields <= 0 ? 0
                                                      : (static_cast<std::int64_t>(block_offsets.size()) - 1) / num_fields;

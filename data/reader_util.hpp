@@ -345,6 +345,7 @@ class RowAppender {
     d_.labels.clear();
     d_.dense.clear();
     d_.row_block.clear();
+    d_.user_keys.clear();
   }
 
   // Sorts n triples into F cells (counting sort by field, stable) in the scratch buffers row_ids_/row_w_ and

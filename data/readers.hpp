@@ -65,6 +65,9 @@ struct ReadOptions {
   // csv: the file has no header line; these are its columns (e.g. a checkpoint's training columns). A first
   // line equal to them is still taken as a header and skipped.
   std::vector<std::string> csv_columns;
+  // csv: the column holding each row's user (for GAUC): its cell text, hashed, becomes the row's user key
+  // (Dataset::user_keys; an empty cell: no key). The column is read as whatever it is besides (a field, ...).
+  std::string user_column;
   // Streaming: rows and shared blocks go to the sink as they are read (data/row_sink.hpp); the Dataset returned
   // is then empty of rows. Used by `convert` to write a cache in bounded memory.
   RowSink* sink = nullptr;

@@ -10,6 +10,7 @@
 //                    i32 row_block[R]         only in chunks with the `blocks` flag; -1 = no block
 //                    f32 dense[R*D]
 //                    f32 true_prob[R*S], u8 entire[R]   only with the `truth` flag (synthetic ground truth)
+//                    i64 user[R]              only with the `users` flag (user keys of csv --user-column)
 //   blocks         64-byte aligned: u64 start[nb+1], uW cell_len[nb*F], u32 ids[n], f32 weights[n] (unless ones)
 //   meta           JSON: sizes, names, feature map, chunk table (offset, bytes, checksum, rows, n_ids, width,
 //                  flags), blocks (offset, bytes, checksum, count, n_ids, width, ones)
@@ -96,10 +97,10 @@ std::uint64_t checksum(const void* p, std::size_t n) {
 }
 
 struct ChunkLayout {
-  std::uint64_t id_start, cell_len, ids, weights, labels, row_block, dense, true_prob, entire, bytes;
+  std::uint64_t id_start, cell_len, ids, weights, labels, row_block, dense, true_prob, entire, users, bytes;
 };
 ChunkLayout chunk_layout(std::uint64_t R, std::uint64_t F, std::uint64_t D, std::uint64_t S, std::uint64_t n_ids,
-                         int width, bool ones, bool blocks, bool truth) {
+                         int width, bool ones, bool blocks, bool truth, bool users = false) {
   ChunkLayout L{};
   std::uint64_t p = 0;
   L.id_start = p, p = align8(p + 4 * (R + 1));
@@ -111,6 +112,7 @@ ChunkLayout chunk_layout(std::uint64_t R, std::uint64_t F, std::uint64_t D, std:
   L.dense = p, p = align8(p + 4 * R * D);
   L.true_prob = p, p = align8(p + (truth ? 4 * R * S : 0));
   L.entire = p, p = align8(p + (truth ? R : 0));
+  L.users = p, p = align8(p + (users ? 8 * R : 0));
   L.bytes = p;
   return L;
 }
@@ -254,13 +256,14 @@ struct CacheWriter::Impl {
   std::vector<float> w, dense, true_prob;
   std::vector<std::uint8_t> labels, entire;
   std::vector<std::int32_t> row_block;
-  bool chunk_blocks = false, chunk_truth = false;
+  std::vector<std::int64_t> users;
+  bool chunk_blocks = false, chunk_truth = false, chunk_users = false;
   std::vector<unsigned char> buf;
   struct ChunkInfo {
     std::uint64_t offset, bytes, checksum;
     std::int64_t rows, n_ids;
     int width;
-    bool ones, blocks, truth;
+    bool ones, blocks, truth, users;
   };
   std::vector<ChunkInfo> chunks;
   std::vector<std::uint32_t> remap;  // provisional id -> final id (vocabulary maps), empty otherwise
@@ -380,6 +383,12 @@ void CacheWriter::add_rows(const Dataset& d) {
     } else if (m.chunk_truth) {
       throw Error("write_cache: some rows have ground truth and some do not");
     }
+    if (!d.user_keys.empty()) {
+      m.chunk_users = true;
+      m.users.push_back(d.user_keys[static_cast<std::size_t>(r)]);
+    } else if (m.chunk_users) {
+      throw Error("write_cache: some rows have user keys and some do not");
+    }
     ++rows_;
     if (static_cast<std::int64_t>(m.labels.size()) == chunk_rows_) flush_chunk();
   }
@@ -395,7 +404,8 @@ void CacheWriter::flush_chunk() {
   const int width = width_for(max_len);
   const bool ones = std::all_of(m.w.begin(), m.w.end(), [](float x) { return x == 1.0f; });
   const auto F = static_cast<std::uint64_t>(m.F), D = static_cast<std::uint64_t>(m.D), S = static_cast<std::uint64_t>(m.S);
-  const ChunkLayout L = chunk_layout(R, F, D, S, m.ids.size(), width, ones, m.chunk_blocks, m.chunk_truth);
+  const ChunkLayout L =
+      chunk_layout(R, F, D, S, m.ids.size(), width, ones, m.chunk_blocks, m.chunk_truth, m.chunk_users);
   m.buf.assign(L.bytes, 0);
   unsigned char* b = m.buf.data();
   std::memcpy(b + L.id_start, m.id_start.data(), 4 * (R + 1));
@@ -409,10 +419,12 @@ void CacheWriter::flush_chunk() {
     std::memcpy(b + L.true_prob, m.true_prob.data(), 4 * R * S);
     std::memcpy(b + L.entire, m.entire.data(), R);
   }
+  if (m.chunk_users) std::memcpy(b + L.users, m.users.data(), 8 * R);
   pos_ = align64(pos_);
   m.out().write_at(pos_, b, L.bytes);
   m.chunks.push_back({pos_, L.bytes, checksum(b, L.bytes), static_cast<std::int64_t>(R),
-                      static_cast<std::int64_t>(m.ids.size()), width, ones, m.chunk_blocks, m.chunk_truth});
+                      static_cast<std::int64_t>(m.ids.size()), width, ones, m.chunk_blocks, m.chunk_truth,
+                      m.chunk_users});
   pos_ += L.bytes;
   m.id_start.assign(1, 0);
   m.lens.clear();
@@ -423,6 +435,7 @@ void CacheWriter::flush_chunk() {
   m.dense.clear();
   m.true_prob.clear();
   m.entire.clear();
+  m.users.clear();
   m.chunk_blocks = false;
   // (chunk_truth stays: every row must then have it)
 }
@@ -481,7 +494,8 @@ void CacheWriter::commit(const FeatureMap& map) {
       m.out().read_at(c.offset, m.buf.data(), c.bytes);
       const ChunkLayout L = chunk_layout(static_cast<std::uint64_t>(c.rows), static_cast<std::uint64_t>(m.F),
                                          static_cast<std::uint64_t>(m.D), static_cast<std::uint64_t>(m.S),
-                                         static_cast<std::uint64_t>(c.n_ids), c.width, c.ones, c.blocks, c.truth);
+                                         static_cast<std::uint64_t>(c.n_ids), c.width, c.ones, c.blocks, c.truth,
+                                         c.users);
       remap_ids(reinterpret_cast<std::uint32_t*>(m.buf.data() + L.ids), static_cast<std::size_t>(c.n_ids), "a chunk");
       m.out().write_at(c.offset + L.ids, m.buf.data() + L.ids, static_cast<std::size_t>(c.n_ids) * 4);
       c.checksum = checksum(m.buf.data(), c.bytes);
@@ -566,7 +580,7 @@ void CacheWriter::commit(const FeatureMap& map) {
   nlohmann::json chunks = nlohmann::json::array();
   for (const auto& c : m.chunks)
     chunks.push_back({c.offset, c.bytes, c.checksum, c.rows, c.n_ids, c.width,
-                      (c.ones ? 1 : 0) | (c.blocks ? 2 : 0) | (c.truth ? 4 : 0)});
+                      (c.ones ? 1 : 0) | (c.blocks ? 2 : 0) | (c.truth ? 4 : 0) | (c.users ? 8 : 0)});
   const nlohmann::json meta{{"format", "funnel dataset cache"},
                             {"version", kCacheVersion},
                             {"num_fields", m.F},
@@ -711,7 +725,7 @@ CacheFile::CacheFile(const std::string& path) : path_(path) {
       k.width = c.at(5).get<int>();
       const int flags = c.at(6).get<int>();
       k.ones = flags & 1;
-      const bool blocks = flags & 2, truth = flags & 4;
+      const bool blocks = flags & 2, truth = flags & 4, users = flags & 8;
       if (k.rows <= 0 || k.rows > chunk_rows_ || k.n_ids < 0 || (k.width != 1 && k.width != 2 && k.width != 4) ||
           k.offset % 8 || k.offset < kHeaderBytes || k.bytes > v[0] || k.offset > v[0] - k.bytes)
         fail("inconsistent contents: chunk " + std::to_string(chunks_.size()) + " place or sizes");
@@ -719,7 +733,7 @@ CacheFile::CacheFile(const std::string& path) : path_(path) {
         fail("inconsistent contents: chunk " + std::to_string(chunks_.size()) + " is short but not the last");
       if (blocks && !has_blocks_) fail("inconsistent contents: rows refer to shared blocks, the file has none");
       const ChunkLayout L = chunk_layout(static_cast<std::uint64_t>(k.rows), F, D, S,
-                                         static_cast<std::uint64_t>(k.n_ids), k.width, k.ones, blocks, truth);
+                                         static_cast<std::uint64_t>(k.n_ids), k.width, k.ones, blocks, truth, users);
       if (L.bytes != k.bytes) fail("inconsistent contents: chunk " + std::to_string(chunks_.size()) + " size");
       const unsigned char* b = data_ + k.offset;
       k.id_start = reinterpret_cast<const std::uint32_t*>(b + L.id_start);
@@ -733,6 +747,7 @@ CacheFile::CacheFile(const std::string& path) : path_(path) {
         k.true_prob = reinterpret_cast<const float*>(b + L.true_prob);
         k.entire = b + L.entire;
       }
+      if (users) k.users = reinterpret_cast<const std::int64_t*>(b + L.users);
       total += k.rows;
       chunks_.push_back(k);
     }
@@ -823,6 +838,16 @@ std::uint8_t CacheFile::entire_bits(std::int64_t row) const {
   const Chunk& k = chunks_[static_cast<std::size_t>(c)];
   if (!k.entire) fail("chunk " + std::to_string(c) + " has no ground truth");
   return k.entire[row - chunk_begin(c)];
+}
+
+bool CacheFile::has_user_keys() const { return has_blocks_ || (!chunks_.empty() && chunks_[0].users != nullptr); }
+
+std::int64_t CacheFile::user_key(std::int64_t row) const {
+  const std::int64_t c = chunk_of(row);
+  verify_chunk(c);
+  const Chunk& k = chunks_[static_cast<std::size_t>(c)];
+  const std::int64_t i = row - chunk_begin(c);
+  return k.users ? k.users[i] : k.row_block ? k.row_block[i] : -1;
 }
 
 void CacheFile::gather(std::span<const std::int64_t> rows, IdBatch& ids, float* labels, float* dense) const {
@@ -916,6 +941,7 @@ Dataset CacheFile::to_dataset() const {
       for (std::int64_t i = 0; i < k.rows; ++i)
         for (std::int64_t s = 0; s < S; ++s) d.entire_labels.push_back(static_cast<std::uint8_t>((k.entire[i] >> s) & 1));
     }
+    if (k.users) d.user_keys.insert(d.user_keys.end(), k.users, k.users + k.rows);
   }
   if (has_blocks_) {
     const auto nb = static_cast<std::uint64_t>(num_blocks_);

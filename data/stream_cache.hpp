@@ -113,6 +113,10 @@ class CacheFile {
   // every stage (bit s = stage s reached in the entire space).
   bool has_truth() const { return !chunks_.empty() && chunks_[0].entire != nullptr; }
   std::uint8_t entire_bits(std::int64_t row) const;
+  // User keys (for GAUC): the csv --user-column's keys when written, else a row's shared block (Ali-CCP's
+  // common-features row); -1 for a row without either.
+  bool has_user_keys() const;
+  std::int64_t user_key(std::int64_t row) const;
 
   // The whole cache as an in-memory Dataset (small data, tests, the in-memory path).
   Dataset to_dataset() const;
@@ -132,6 +136,7 @@ class CacheFile {
     const float* dense = nullptr;
     const float* true_prob = nullptr;       // synthetic ground truth (optional)
     const std::uint8_t* entire = nullptr;
+    const std::int64_t* users = nullptr;     // csv user keys (optional)
   };
   [[noreturn]] void fail(const std::string& what) const;
   void check_blocks();

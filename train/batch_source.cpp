@@ -35,6 +35,11 @@ DatasetSource::DatasetSource(const Dataset& d, std::span<const std::int64_t> row
   order_.assign(rows.begin(), rows.end());
 }
 
+const float* DatasetSource::entire(std::int64_t stage) const {
+  if (!d_.has_truth() || stage < 0 || stage >= d_.num_stages) return nullptr;
+  return entire_.data() + static_cast<std::size_t>(stage) * bound_;
+}
+
 void DatasetSource::check(const ModelConfig& cfg, const std::string& what) const { check_compatible(cfg, d_, what); }
 
 void DatasetSource::start_epoch(std::int64_t) {
@@ -51,12 +56,19 @@ BatchRows DatasetSource::next(Model& m) {
   const auto mine = shards_ > 1 ? shard_of(batch, shard_, shards_) : batch;
   if (!mine.empty()) {
     m.bind(d_, mine);
+    const std::size_t B = mine.size();
     if (d_.has_truth()) {
-      entire_.resize(mine.size());
-      const std::int64_t S = d_.num_stages;
-      for (std::size_t i = 0; i < mine.size(); ++i)
-        entire_[i] = d_.entire_labels[static_cast<std::size_t>(mine[i] * S + 1)];
+      const auto S = static_cast<std::size_t>(d_.num_stages);
+      entire_.resize(S * B);
+      for (std::size_t s = 0; s < S; ++s)
+        for (std::size_t i = 0; i < B; ++i)
+          entire_[s * B + i] = d_.entire_labels[static_cast<std::size_t>(mine[i]) * S + s];
     }
+    if (d_.has_user_keys()) {
+      users_.resize(B);
+      for (std::size_t i = 0; i < B; ++i) users_[i] = d_.user_key(mine[i]);
+    }
+    bound_ = B;
   }
   return {static_cast<std::int64_t>(batch.size()), static_cast<std::int64_t>(mine.size())};
 }
@@ -74,7 +86,14 @@ StreamOptions with_part(const CachePart& p, StreamOptions o) {
 }  // namespace
 
 CacheSource::CacheSource(const CachePart& part, StreamOptions o)
-    : stream_(*part.file, with_part(part, o)), has_truth_(part.file->has_truth()) {}
+    : stream_(*part.file, with_part(part, o)), has_truth_(part.file->has_truth()),
+      has_users_(part.file->has_user_keys()) {}
+
+const float* CacheSource::entire(std::int64_t stage) const {
+  const std::int64_t S = stream_.file().num_stages();
+  if (!has_truth_ || stage < 0 || stage >= S) return nullptr;
+  return entire_.data() + static_cast<std::size_t>(stage) * (entire_.size() / static_cast<std::size_t>(S));
+}
 
 void CacheSource::check(const ModelConfig& cfg, const std::string& what) const {
   check_compatible(cfg, stream_.file(), what);
@@ -83,11 +102,18 @@ void CacheSource::check(const ModelConfig& cfg, const std::string& what) const {
 BatchRows CacheSource::next(Model& m) {
   StreamBatch* b = stream_.next();  // waits for the reader thread when it is behind
   if (!b) return {};
+  const auto B = static_cast<std::size_t>(b->size);
   if (has_truth_) {
-    entire_.resize(static_cast<std::size_t>(b->size));
-    for (std::int64_t i = 0; i < b->size; ++i)
-      entire_[static_cast<std::size_t>(i)] =
-          static_cast<float>((stream_.file().entire_bits(b->rows[static_cast<std::size_t>(i)]) >> 1) & 1);
+    const auto S = static_cast<std::size_t>(stream_.file().num_stages());
+    entire_.resize(S * B);
+    for (std::size_t i = 0; i < B; ++i) {
+      const std::uint8_t bits = stream_.file().entire_bits(b->rows[i]);
+      for (std::size_t s = 0; s < S; ++s) entire_[s * B + i] = static_cast<float>((bits >> s) & 1);
+    }
+  }
+  if (has_users_) {
+    users_.resize(B);
+    for (std::size_t i = 0; i < B; ++i) users_[i] = stream_.file().user_key(b->rows[i]);
   }
   bind_stream_batch(m, *b);
   return {b->size, b->size};

@@ -44,6 +44,9 @@ class BatchSource {
   // The synthetic ground truth of the bound rows: conversion drawn for every row (0/1), or nullptr when the data
   // has none.
   virtual const float* conversion_entire() const { return nullptr; }
+  // The same for stage `stage` (1 = conversion, 2, ...), and the user keys of the bound rows (nullptr: none).
+  virtual const float* entire(std::int64_t stage) const { return stage == 1 ? conversion_entire() : nullptr; }
+  virtual const std::int64_t* users() const { return nullptr; }
 };
 
 // A part of a cache: the chunks [chunk_begin, chunk_end) (-1: to the last) and of them every `stride`-th starting
@@ -69,7 +72,9 @@ class DatasetSource : public BatchSource {
   std::int64_t rows() const override { return static_cast<std::int64_t>(order_.size()); }
   void start_epoch(std::int64_t epoch) override;
   BatchRows next(Model& m) override;
-  const float* conversion_entire() const override { return d_.has_truth() ? entire_.data() : nullptr; }
+  const float* conversion_entire() const override { return entire(1); }
+  const float* entire(std::int64_t stage) const override;
+  const std::int64_t* users() const override { return d_.has_user_keys() ? users_.data() : nullptr; }
 
  private:
   const Dataset& d_;
@@ -79,7 +84,9 @@ class DatasetSource : public BatchSource {
   int shard_, shards_;
   std::vector<std::int64_t> order_;
   std::int64_t pos_ = 0;
-  std::vector<float> entire_;
+  std::vector<float> entire_;  // stage-major: entire_[s * rows + i]
+  std::vector<std::int64_t> users_;
+  std::size_t bound_ = 0;  // rows of the bound batch
 };
 
 // The r-th of n nearly equal contiguous parts of `rows` (the first size%n parts get one row more).
@@ -94,13 +101,16 @@ class CacheSource : public BatchSource {
   std::int64_t rows() const override { return stream_.rows(); }
   void start_epoch(std::int64_t epoch) override { stream_.start_epoch(epoch); }
   BatchRows next(Model& m) override;
-  const float* conversion_entire() const override { return has_truth_ ? entire_.data() : nullptr; }
+  const float* conversion_entire() const override { return entire(1); }
+  const float* entire(std::int64_t stage) const override;
+  const std::int64_t* users() const override { return has_users_ ? users_.data() : nullptr; }
   const BatchStream& stream() const { return stream_; }
 
  private:
   BatchStream stream_;
-  bool has_truth_;
-  std::vector<float> entire_;
+  bool has_truth_, has_users_;
+  std::vector<float> entire_;  // stage-major: entire_[s * rows + i]
+  std::vector<std::int64_t> users_;
 };
 
 // Makes a streamed batch the model's bound batch: the ids are swapped in (no copy; the stream's slot receives the

@@ -131,22 +131,33 @@ FunnelMetrics evaluate(Model& m, BatchSource& src, const std::function<void(Stre
                        const EvalHooks& hooks) {
   src.check(m.config(), "evaluation data");
   const ModelHandle& h = m.handle();
-  // The funnel's first two stages by role: p(click), p(conversion | click), p(click and conversion).
-  const std::vector<NodeId> targets{h.stage_probs.at(0), h.cond_probs.at(1), h.stage_probs.at(1)};
+  const std::size_t S = h.stage_probs.size();
+  // Targets: p(reach stage s) for every stage, then p(stage s | stage s-1).
+  std::vector<NodeId> targets(h.stage_probs);
+  targets.insert(targets.end(), h.cond_probs.begin(), h.cond_probs.end());
   auto& ex = m.exec();
   StreamingFunnelMetrics acc;
   EvalProgress prog;
   prog.rows_total = src.rows();
   const auto t0 = std::chrono::steady_clock::now();
+  StreamingFunnelMetrics::Batch b;
   forward_each_batch(m, src, targets, [&](const std::vector<const float*>& p, std::int64_t n) {
-    // The labels the source bound: click and click·conversion.
-    acc.add(p[0], p[1], p[2], ex.input(h.labels.at(0)).data(), ex.input(h.labels.at(1)).data(),
-            src.conversion_entire(), n);
+    b.n = n;
+    b.reach.assign(p.begin(), p.begin() + static_cast<std::ptrdiff_t>(S));
+    b.cond.assign(p.begin() + static_cast<std::ptrdiff_t>(S), p.end());
+    b.labels.resize(S);
+    b.entire.assign(S, nullptr);
+    for (std::size_t s = 0; s < S; ++s) {
+      b.labels[s] = ex.input(h.labels[s]).data();  // the labels the source bound
+      b.entire[s] = src.entire(static_cast<std::int64_t>(s));
+    }
+    b.users = src.users();
+    acc.add(b);
     ++prog.batches;
     prog.rows_done += n;
     if (hooks.on_batch) {
-      const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      prog.rows_per_sec = s > 0 ? static_cast<double>(prog.rows_done) / s : 0.0;
+      const double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      prog.rows_per_sec = sec > 0 ? static_cast<double>(prog.rows_done) / sec : 0.0;
       hooks.on_batch(prog);
     }
     if (hooks.stop && hooks.stop->load()) throw EvalInterrupted();
@@ -183,187 +194,6 @@ Predictions predict(Model& m, const Dataset& d, std::int64_t batch_size) {
   return p;
 }
 
-// ------------------------------------------------------------------------------------------------ metrics
-namespace {
-constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
-float from_bits(std::uint32_t b) {
-  float f;
-  std::memcpy(&f, &b, 4);
-  return f;
-}
-}  // namespace
-
-void StreamingFunnelMetrics::Auc::add(float score, bool positive) {
-  if (!(score >= 0.0f) || !std::isfinite(score))
-    throw Error("evaluation: a prediction is " + std::to_string(score) + " (expected a probability in [0, 1])");
-  std::uint32_t bits;
-  const float s = score == 0.0f ? 0.0f : score;  // -0 as +0
-  std::memcpy(&bits, &s, 4);
-  (positive ? pos : neg).push_back(bits);
-}
-
-double StreamingFunnelMetrics::Auc::value() {
-  // Groups of equal scores in ascending order, as roc_auc() walks them: positives beat the negatives before the
-  // group and tie with the group's negatives.
-  std::sort(pos.begin(), pos.end());
-  std::sort(neg.begin(), neg.end());
-  double u = 0, neg_before = 0, pos_total = 0;
-  std::size_t i = 0, j = 0;
-  while (i < pos.size() || j < neg.size()) {
-    const std::uint32_t v = i < pos.size() && (j >= neg.size() || pos[i] <= neg[j]) ? pos[i] : neg[j];
-    double p = 0, q = 0;
-    for (; i < pos.size() && pos[i] == v; ++i) p += 1;
-    for (; j < neg.size() && neg[j] == v; ++j) q += 1;
-    u += p * neg_before + 0.5 * p * q;
-    neg_before += q;
-    pos_total += p;
-  }
-  if (pos_total == 0 || neg_before == 0) return kNaN;
-  return u / (pos_total * neg_before);
-}
-
-std::vector<CalibrationBin> StreamingFunnelMetrics::Auc::bins(int bins) const {
-  // The rows in ascending score order (tied negatives first), cut into `bins` groups of nearly equal count.
-  std::vector<CalibrationBin> out;
-  const std::size_t n = pos.size() + neg.size();
-  if (n == 0) return out;
-  const std::size_t B = std::min<std::size_t>(static_cast<std::size_t>(bins), n);
-  double sp = 0, sy = 0;
-  std::size_t i = 0, j = 0, b = 0, lo = 0, hi = n / B;
-  for (std::size_t k = 0; k < n; ++k) {
-    const bool take_neg = j < neg.size() && (i >= pos.size() || neg[j] <= pos[i]);
-    sp += from_bits(take_neg ? neg[j++] : pos[i++]);
-    sy += take_neg ? 0.0 : 1.0;
-    if (k + 1 == hi) {
-      const double cnt = static_cast<double>(hi - lo);
-      out.push_back({sp / cnt, sy / cnt, static_cast<std::int64_t>(hi - lo)});
-      sp = sy = 0;
-      ++b;
-      lo = hi;
-      hi = (b + 1) * n / B;
-    }
-  }
-  return out;
-}
-
-void StreamingFunnelMetrics::Auc::clear() {
-  std::vector<std::uint32_t>().swap(pos);
-  std::vector<std::uint32_t>().swap(neg);
-}
-
-void StreamingFunnelMetrics::Sum::add(double p, double y) {
-  const double eps = 1e-7;
-  const double q = std::clamp(p, eps, 1.0 - eps);
-  loss -= y * std::log(q) + (1.0 - y) * std::log1p(-q);
-  pred += p;
-  label += y;
-  ++n;
-}
-
-void StreamingFunnelMetrics::add(const float* pctr, const float* pcvr, const float* pctcvr, const float* click,
-                                 const float* ctcvr, const float* entire, std::int64_t n) {
-  if (rows_ > 0 && has_entire_ != (entire != nullptr))
-    throw Error("evaluation: ground-truth conversions for some batches and not for others");
-  has_entire_ = entire != nullptr;
-  for (std::int64_t i = 0; i < n; ++i) {
-    if ((click[i] != 0.0f && click[i] != 1.0f) || (ctcvr[i] != 0.0f && ctcvr[i] != 1.0f))
-      throw Error("evaluation: row " + std::to_string(rows_) + " has labels " + std::to_string(click[i]) + ", " +
-                  std::to_string(ctcvr[i]) + " (expected 0 or 1)");
-    const bool c = click[i] == 1.0f, y = ctcvr[i] == 1.0f;
-    if (y && !c) throw Error("evaluation: row " + std::to_string(rows_) + " has a conversion label without a click");
-    ctr_.add(pctr[i], c);
-    ctcvr_.add(pctcvr[i], y);
-    ctr_s_.add(pctr[i], c);
-    ctcvr_s_.add(pctcvr[i], y);
-    if (c) {
-      cvr_.add(pcvr[i], y);
-      cvr_s_.add(pcvr[i], y);
-    }
-    if (entire) {
-      entire_.add(pcvr[i], entire[i] == 1.0f);
-      entire_s_.add(pcvr[i], entire[i]);
-    } else {
-      entire_s_.pred += pcvr[i];  // the mean pCVR over all rows
-      ++entire_s_.n;
-    }
-    ++rows_;
-    clicks_ += c;
-    conversions_ += y;
-  }
-}
-
-void StreamingFunnelMetrics::merge(const std::function<void(std::vector<unsigned char>&)>& gather) {
-  std::vector<unsigned char> bytes;
-  for (Auc* a : {&ctr_, &cvr_, &ctcvr_, &entire_})
-    for (std::vector<std::uint32_t>* v : {&a->pos, &a->neg}) {
-      bytes.resize(v->size() * 4);
-      if (!v->empty()) std::memcpy(bytes.data(), v->data(), bytes.size());
-      gather(bytes);
-      v->resize(bytes.size() / 4);
-      if (!v->empty()) std::memcpy(v->data(), bytes.data(), bytes.size());
-    }
-  std::vector<double> mine{has_entire_ ? 1.0 : 0.0, static_cast<double>(rows_), static_cast<double>(clicks_),
-                           static_cast<double>(conversions_)};
-  for (const Sum* x : {&ctr_s_, &cvr_s_, &ctcvr_s_, &entire_s_})
-    for (double v : {x->loss, x->pred, x->label, static_cast<double>(x->n)}) mine.push_back(v);
-  bytes.resize(mine.size() * sizeof(double));
-  std::memcpy(bytes.data(), mine.data(), bytes.size());
-  gather(bytes);
-  const std::size_t K = mine.size(), P = bytes.size() / (K * sizeof(double));
-  std::vector<double> all(K * P);
-  std::memcpy(all.data(), bytes.data(), all.size() * sizeof(double));
-  std::vector<double> sum(K, 0.0);
-  for (std::size_t p = 0; p < P; ++p)
-    for (std::size_t k = 0; k < K; ++k) sum[k] += all[p * K + k];
-  has_entire_ = sum[0] > 0;
-  rows_ = static_cast<std::int64_t>(sum[1]);
-  clicks_ = static_cast<std::int64_t>(sum[2]);
-  conversions_ = static_cast<std::int64_t>(sum[3]);
-  std::size_t k = 4;
-  for (Sum* x : {&ctr_s_, &cvr_s_, &ctcvr_s_, &entire_s_}) {
-    x->loss = sum[k++];
-    x->pred = sum[k++];
-    x->label = sum[k++];
-    x->n = static_cast<std::int64_t>(sum[k++]);
-  }
-}
-
-FunnelMetrics StreamingFunnelMetrics::result() {
-  FunnelMetrics m;
-  auto mean = [](double s, std::int64_t n) { return n ? s / static_cast<double>(n) : kNaN; };
-  m.rows = rows_;
-  m.clicks = clicks_;
-  m.conversions = conversions_;
-  m.ctr_auc = ctr_.value();
-  ctr_.clear();
-  m.ctcvr_auc = ctcvr_.value();
-  ctcvr_.clear();
-  m.cvr_auc = cvr_.value();
-  m.cvr_calibration = cvr_.bins(10);
-  m.cvr_ece = expected_calibration_error(m.cvr_calibration);
-  cvr_.clear();
-  m.ctr_logloss = mean(ctr_s_.loss, ctr_s_.n);
-  m.cvr_logloss = mean(cvr_s_.loss, cvr_s_.n);
-  m.ctcvr_logloss = mean(ctcvr_s_.loss, ctcvr_s_.n);
-  m.mean_pctr = mean(ctr_s_.pred, ctr_s_.n);
-  m.click_rate = mean(ctr_s_.label, ctr_s_.n);
-  m.mean_pcvr_clicked = mean(cvr_s_.pred, cvr_s_.n);
-  m.cvr_rate = mean(cvr_s_.label, cvr_s_.n);
-  m.mean_pctcvr = mean(ctcvr_s_.pred, ctcvr_s_.n);
-  m.ctcvr_rate = mean(ctcvr_s_.label, ctcvr_s_.n);
-  m.mean_pcvr_all = mean(entire_s_.pred, entire_s_.n);
-  if (has_entire_) {
-    m.has_entire_space = true;
-    m.cvr_auc_entire_space = entire_.value();
-    m.cvr_calibration_entire_space = entire_.bins(10);
-    m.cvr_ece_entire_space = expected_calibration_error(m.cvr_calibration_entire_space);
-    entire_.clear();
-    m.cvr_rate_entire_space = mean(entire_s_.label, entire_s_.n);
-    m.cvr_logloss_entire_space = mean(entire_s_.loss, entire_s_.n);
-  }
-  return m;
-}
-
 void split_tail(const Dataset& all, double fraction, Dataset& head, Dataset& tail) {
   const std::int64_t n = all.rows();
   const std::int64_t k = std::clamp<std::int64_t>(static_cast<std::int64_t>(static_cast<double>(n) * fraction), 1, n - 1);
@@ -387,6 +217,7 @@ void split_tail(const Dataset& all, double fraction, Dataset& head, Dataset& tai
     if (!all.true_prob.empty()) out.true_prob.assign(all.true_prob.begin() + lo * S, all.true_prob.begin() + hi * S);
     if (!all.entire_labels.empty())
       out.entire_labels.assign(all.entire_labels.begin() + lo * S, all.entire_labels.begin() + hi * S);
+    if (!all.user_keys.empty()) out.user_keys.assign(all.user_keys.begin() + lo, all.user_keys.begin() + hi);
     if (all.has_blocks()) {
       // Only the shared blocks the part's rows use, renumbered in order of first use.
       std::vector<std::int32_t> remap(static_cast<std::size_t>(all.num_blocks()), -1);

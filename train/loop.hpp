@@ -132,52 +132,15 @@ TrainResult train(Model& m, Optimizer<float>& opt, const Dataset& train, const D
 void forward_each_batch(Model& m, BatchSource& src, const std::vector<NodeId>& targets,
                         const std::function<void(const std::vector<const float*>&, std::int64_t)>& out);
 
-class StreamingFunnelMetrics;
-// Whole-set metrics of the model on one epoch of `src` (the paper's: CTR AUC on all, CVR AUC on clicked, CTCVR AUC
-// on all; see StreamingFunnelMetrics for the memory this takes). `combine`, when given, runs on the accumulated
+// Whole-set metrics of every stage of the model on one epoch of `src` (for two stages the paper's: CTR AUC on all,
+// CVR AUC on clicked, CTCVR AUC on all; GAUCs when the source has user keys; see StreamingFunnelMetrics for the
+// memory this takes). `combine`, when given, runs on the accumulated
 // metrics before the result (e.g. StreamingFunnelMetrics::merge across the processes that each scored a share).
 // `hooks`: progress after every batch, and a stop flag (EvalInterrupted); with `combine` (several processes) a stop
 // flag must be set on all of them alike, or none.
 FunnelMetrics evaluate(Model& m, BatchSource& src, const std::function<void(StreamingFunnelMetrics&)>& combine = {},
                        const EvalHooks& hooks = {});
 FunnelMetrics evaluate(Model& m, const Dataset& d, std::int64_t batch_size);
-
-// Exact whole-set funnel metrics accumulated batch by batch: 4 bytes per row per AUC (the scores of the positives
-// and of the negatives, sorted at the end) — 8 bytes a row for CTR and CTCVR, 4 more per clicked row for CVR,
-// 4 more a row with synthetic ground truth: about 0.35 GB for the 43M rows of Ali-CCP's test split. Equal to
-// evaluate_funnel() on the same rows except for the calibration errors' order of tied scores (here: in the bins,
-// tied negatives before tied positives).
-class StreamingFunnelMetrics {
- public:
-  // One batch: predictions and labels (0/1 floats; ctcvr must be 0 where click is 0); `entire` (the synthetic
-  // conversion of every row) may be null, and must be null in every call or in none.
-  void add(const float* pctr, const float* pcvr, const float* pctcvr, const float* click, const float* ctcvr,
-           const float* entire, std::int64_t n);
-  FunnelMetrics result();
-  // Makes these the metrics of the rows of several processes together. `gather(bytes)` must replace `bytes` by
-  // the concatenation of every process's `bytes` in process order, the same on every process (an all-gather);
-  // it is called the same number of times on every process. The AUCs are exact over the union; the sums are
-  // added in process order.
-  void merge(const std::function<void(std::vector<unsigned char>&)>& gather);
-
- private:
-  struct Auc {
-    std::vector<std::uint32_t> pos, neg;  // score bits (non-negative floats order like their bits)
-    void add(float score, bool positive);
-    double value();                       // sorts pos and neg
-    std::vector<CalibrationBin> bins(int bins) const;  // equal-count calibration bins, after value()
-    void clear();
-  };
-  struct Sum {
-    double loss = 0, pred = 0, label = 0;
-    std::int64_t n = 0;
-    void add(double p, double y);
-  };
-  Auc ctr_, cvr_, ctcvr_, entire_;
-  Sum ctr_s_, cvr_s_, ctcvr_s_, entire_s_;
-  bool has_entire_ = false;
-  std::int64_t rows_ = 0, clicks_ = 0, conversions_ = 0;
-};
 
 // One value per row for each of the model's prediction columns (ModelHandle::columns), every row of `d` in order.
 Predictions predict(Model& m, const Dataset& d, std::int64_t batch_size);

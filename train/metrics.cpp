@@ -74,6 +74,37 @@ double roc_auc(std::span<const float> scores, std::span<const std::uint8_t> labe
   });
 }
 
+double group_auc(std::span<const float> scores, std::span<const float> labels, std::span<const std::int64_t> users,
+                 std::span<const std::uint8_t> mask) {
+  check_sizes("group_auc", scores.size(), labels.size(), mask.size());
+  if (users.size() != scores.size())
+    throw Error("group_auc: users has " + std::to_string(users.size()) + " rows but scores has " +
+                std::to_string(scores.size()));
+  // Row indexes grouped by user; each group's AUC by roc_auc over a mask of the group's rows.
+  std::vector<std::size_t> idx;
+  for (std::size_t i = 0; i < scores.size(); ++i)
+    if ((mask.empty() || mask[i]) && users[i] >= 0) idx.push_back(i);
+  std::stable_sort(idx.begin(), idx.end(), [&](std::size_t a, std::size_t b) { return users[a] < users[b]; });
+  std::vector<float> s, y;
+  double num = 0, den = 0;
+  for (std::size_t i = 0; i < idx.size();) {
+    std::size_t j = i;
+    s.clear();
+    y.clear();
+    for (; j < idx.size() && users[idx[j]] == users[idx[i]]; ++j) {
+      s.push_back(scores[idx[j]]);
+      y.push_back(labels[idx[j]]);
+    }
+    const double a = roc_auc(s, y);
+    if (!std::isnan(a)) {
+      num += static_cast<double>(j - i) * a;
+      den += static_cast<double>(j - i);
+    }
+    i = j;
+  }
+  return den > 0 ? num / den : kNaN;
+}
+
 double log_loss(std::span<const float> probs, std::span<const float> labels, std::span<const std::uint8_t> mask,
                 double eps) {
   check_sizes("log_loss", probs.size(), labels.size(), mask.size());
@@ -146,7 +177,13 @@ double expected_calibration_error(std::span<const float> probs, std::span<const 
   return expected_calibration_error(calibration_bins(probs, labels, mask, bins));
 }
 
-FunnelMetrics evaluate_funnel(const FunnelInputs& in) {
+std::string stage_name(std::size_t s) {
+  if (s == 0) return "click";
+  if (s == 1) return "conversion";
+  return "stage" + std::to_string(s);
+}
+
+FunnelMetrics evaluate_funnel(const FunnelInputs& in, std::span<const std::int64_t> users) {
   const std::size_t n = in.click.size();
   auto need = [&](std::span<const float> s, const char* name) {
     if (s.size() != n)
@@ -195,6 +232,48 @@ FunnelMetrics evaluate_funnel(const FunnelInputs& in) {
     m.cvr_ece_entire_space = expected_calibration_error(m.cvr_calibration_entire_space);
     m.cvr_logloss_entire_space = log_loss(in.pcvr, in.conversion_entire);
   }
+  // The same numbers as the two stages of the per-stage report (without user keys: no GAUC).
+  m.stages.resize(2);
+  StageMetrics& c = m.stages[0];
+  StageMetrics& v = m.stages[1];
+  c.name = stage_name(0);
+  v.name = stage_name(1);
+  c.rows = v.rows = c.cond_rows = m.rows;
+  c.positives = v.cond_rows = m.clicks;
+  v.positives = m.conversions;
+  c.auc = c.cond_auc = m.ctr_auc;
+  c.logloss = c.cond_logloss = m.ctr_logloss;
+  c.mean_pred = c.cond_mean_pred = c.cond_mean_pred_all = m.mean_pctr;
+  c.rate = c.cond_rate = m.click_rate;
+  c.cond_calibration = calibration_bins(in.pctr, in.click);
+  c.cond_ece = expected_calibration_error(c.cond_calibration);
+  v.auc = m.ctcvr_auc;
+  v.logloss = m.ctcvr_logloss;
+  v.mean_pred = m.mean_pctcvr;
+  v.rate = m.ctcvr_rate;
+  v.cond_auc = m.cvr_auc;
+  v.cond_logloss = m.cvr_logloss;
+  v.cond_mean_pred = m.mean_pcvr_clicked;
+  v.cond_rate = m.cvr_rate;
+  v.cond_ece = m.cvr_ece;
+  v.cond_calibration = m.cvr_calibration;
+  v.cond_mean_pred_all = m.mean_pcvr_all;
+  for (StageMetrics* x : {&c, &v}) x->gauc = x->cond_gauc = kNaN;
+  if (!users.empty()) {
+    if (users.size() != n)
+      throw Error("evaluate_funnel: users has " + std::to_string(users.size()) + " rows but click has " +
+                  std::to_string(n));
+    m.has_users = true;
+    c.gauc = c.cond_gauc = group_auc(in.pctr, in.click, users);
+    v.gauc = group_auc(in.pctcvr, in.ctcvr, users);
+    v.cond_gauc = group_auc(in.pcvr, in.ctcvr, users, clicked);
+  }
+  v.has_entire_space = m.has_entire_space;
+  v.entire_auc = m.cvr_auc_entire_space;
+  v.entire_logloss = m.cvr_logloss_entire_space;
+  v.entire_rate = m.cvr_rate_entire_space;
+  v.entire_ece = m.cvr_ece_entire_space;
+  v.entire_calibration = m.cvr_calibration_entire_space;
   return m;
 }
 

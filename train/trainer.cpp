@@ -106,30 +106,6 @@ std::string Trainer::model_description() const {
 
 const std::string& Trainer::loss_name(std::size_t k) const { return model_->handle().loss_names.at(k); }
 
-nlohmann::json metrics_to_json(const FunnelMetrics& m) {
-  auto num = [](double v) { return std::isnan(v) ? nlohmann::json(nullptr) : nlohmann::json(v); };
-  nlohmann::json j{{"rows", m.rows},
-                   {"clicks", m.clicks},
-                   {"conversions", m.conversions},
-                   {"ctr_auc", num(m.ctr_auc)},
-                   {"cvr_auc", num(m.cvr_auc)},
-                   {"ctcvr_auc", num(m.ctcvr_auc)},
-                   {"ctr_logloss", num(m.ctr_logloss)},
-                   {"cvr_logloss", num(m.cvr_logloss)},
-                   {"ctcvr_logloss", num(m.ctcvr_logloss)},
-                   {"mean_pctr", num(m.mean_pctr)},
-                   {"click_rate", num(m.click_rate)},
-                   {"mean_pcvr_clicked", num(m.mean_pcvr_clicked)},
-                   {"cvr_rate", num(m.cvr_rate)},
-                   {"mean_pctcvr", num(m.mean_pctcvr)},
-                   {"ctcvr_rate", num(m.ctcvr_rate)}};
-  if (m.has_entire_space) {
-    j["cvr_auc_entire_space"] = num(m.cvr_auc_entire_space);
-    j["cvr_logloss_entire_space"] = num(m.cvr_logloss_entire_space);
-  }
-  return j;
-}
-
 nlohmann::json Trainer::metrics_json(const TrainResult& r) const {
   nlohmann::json epochs = nlohmann::json::array();
   double total_rows = 0, total_sec = 0;

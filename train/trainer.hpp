@@ -20,6 +20,7 @@
 #include "train/checkpoint.hpp"
 #include "train/data_spec.hpp"
 #include "train/loop.hpp"
+#include "train/metrics_report.hpp"
 #include "train/model.hpp"
 #include "train/optimizer.hpp"
 
@@ -79,9 +80,6 @@ class Trainer {
   std::unique_ptr<Optimizer<float>> opt_;
   std::int64_t start_step_ = 0;
 };
-
-// The metrics as JSON (NaN as null).
-nlohmann::json metrics_to_json(const FunnelMetrics& m);
 
 // A model and its parameters from a checkpoint directory, for evaluation and prediction.
 struct LoadedModel {

@@ -175,6 +175,16 @@ void ServingModel::predict(std::span<const PredictRow> rows, std::span<float> ou
         throw PredictError(row, std::string(fv.field), "row " + std::to_string(row) + ": field '" +
                                                            std::string(fv.field) + "': expected a finite weight");
     }
+    for (const DenseValue& dv : rows[r].dense)
+      if (std::find(dense_names.begin(), dense_names.end(), dv.name) == dense_names.end()) {
+        if (map.field_index(dv.name) >= 0)
+          throw PredictError(row, std::string(dv.name), "row " + std::to_string(row) + ": field '" +
+                                                            std::string(dv.name) +
+                                                            "' is categorical: expected a string value, not a number");
+        if (!ignore_unknown)
+          throw PredictError(row, std::string(dv.name), "row " + std::to_string(row) + ": dense feature '" +
+                                                            std::string(dv.name) + "': unknown");
+      }
     for (std::int64_t j = 0; j < D; ++j) {
       int seen = 0;
       for (const DenseValue& dv : rows[r].dense)
@@ -189,16 +199,6 @@ void ServingModel::predict(std::span<const PredictRow> rows, std::span<float> ou
                            "row " + std::to_string(row) + ": dense feature '" + dense_names[static_cast<std::size_t>(j)] +
                                (seen ? "': given more than once" : "': missing (expected a number)"));
     }
-    for (const DenseValue& dv : rows[r].dense)
-      if (std::find(dense_names.begin(), dense_names.end(), dv.name) == dense_names.end()) {
-        if (map.field_index(dv.name) >= 0)
-          throw PredictError(row, std::string(dv.name), "row " + std::to_string(row) + ": field '" +
-                                                            std::string(dv.name) +
-                                                            "' is categorical: expected a string value, not a number");
-        if (!ignore_unknown)
-          throw PredictError(row, std::string(dv.name), "row " + std::to_string(row) + ": dense feature '" +
-                                                            std::string(dv.name) + "': unknown");
-      }
   }
   run(static_cast<std::int64_t>(rows.size()), out,
       [&](Executor<float>& ex, Workspace& w, std::int64_t first, std::int64_t b) {

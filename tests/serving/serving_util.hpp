@@ -27,6 +27,7 @@ inline void train_checkpoint(const std::string& kind, const std::string& data, c
                              const std::string& extra = "") {
   const std::string cmd = kFunnelBin + " train --quiet --model " + kind + " --data " + data +
                           " --embedding-dim 4 --hidden 8,4 --batch-size 16 --epochs 1 --save " + dir + " " + extra +
+                          (extra.find("--min-count") == std::string::npos ? " --buckets 512" : "") +
                           " >/dev/null 2>&1";
   INFO(cmd);
   REQUIRE(shell(cmd) == 0);

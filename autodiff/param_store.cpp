@@ -41,8 +41,8 @@ ParamStore<T>::ParamStore(const Graph& g, const ParamStoreOptions& o) : g_(g) {
     e.value.fill(T(0));
     if (table) {
       e.sparse_grad = true;
-      e.sparse.init(nd.shape[0], nd.shape[1]);
-    } else {
+      if (!o.values_only) e.sparse.init(nd.shape[0], nd.shape[1]);
+    } else if (!o.values_only) {
       e.grad = Tensor<T>::from_shape(nd.shape.concrete(1));
       e.grad.fill(T(0));
     }

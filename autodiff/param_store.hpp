@@ -54,6 +54,9 @@ struct ParamStoreOptions {
   // Every embedding table (2-D parameter with a sparse gradient) is held elsewhere from the start: never allocated
   // here (see the header comment).
   bool defer_tables = false;
+  // Values only (inference): no gradient arrays and no sparse-gradient row index are allocated. Nothing may run a
+  // backward pass or an optimizer over such a store; forward passes and load_checkpoint work as usual.
+  bool values_only = false;
 };
 
 template <class T>

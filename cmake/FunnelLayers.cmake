@@ -8,6 +8,7 @@
 #   funnel_data      data/      readers, feature maps, datasets, synthetic data
 #   funnel_train     train/     optimizers, checkpoints, metrics, the trainer and its loop
 #   funnel_viz       viz/       DOT drawings of graphs and of gradient flow
+#   funnel_serve     serving/   the Predictor (checkpoint -> predictions, thread-safe, hot swap) and the HTTP server
 #   funnel           everything above (an INTERFACE target), what tools, tests, benches and users link
 # and, defined where their folders are added (they need packages found later: MPI), two layers on top:
 #   funnel_distributed  distributed/  MPI data parallelism (distributed/CMakeLists.txt, when FUNNEL_MPI)
@@ -134,13 +135,24 @@ funnel_layer(funnel_data DIRS data DEPS funnel_core)
 target_link_libraries(funnel_data PUBLIC nlohmann_json::nlohmann_json)
 funnel_layer(funnel_train DIRS train DEPS funnel_models funnel_data)
 funnel_layer(funnel_viz DIRS viz DEPS funnel_autodiff)
+funnel_layer(funnel_serve DIRS serving DEPS funnel_train)
+# The HTTP server (serving/http_server.cpp) is built on Debian's cpp-httplib, a compiled library whose header must
+# see the same feature macros the library was built with (its pkg-config Cflags): given to that one file only.
+find_package(PkgConfig REQUIRED)
+pkg_check_modules(CPP_HTTPLIB REQUIRED cpp-httplib)
+set(FUNNEL_HTTPLIB_DEFINITIONS ${CPP_HTTPLIB_CFLAGS_OTHER})
+list(TRANSFORM FUNNEL_HTTPLIB_DEFINITIONS REPLACE "^-D" "")
+set_source_files_properties(${PROJECT_SOURCE_DIR}/serving/http_server.cpp TARGET_DIRECTORY funnel_serve PROPERTIES
+                            COMPILE_DEFINITIONS "${FUNNEL_HTTPLIB_DEFINITIONS}" SKIP_UNITY_BUILD_INCLUSION ON
+                            SKIP_PRECOMPILE_HEADERS ON)
+target_link_libraries(funnel_serve PUBLIC cpp-httplib)
 
 funnel_precompile(funnel_core)
 foreach(layer funnel_ops funnel_autodiff funnel_opcheck funnel_viz)
   funnel_precompile(${layer} REUSE funnel_core)
 endforeach()
 funnel_precompile(funnel_models JSON)
-foreach(layer funnel_data funnel_train)
+foreach(layer funnel_data funnel_train funnel_serve)
   funnel_precompile(${layer} REUSE funnel_models)
 endforeach()
 

@@ -19,13 +19,14 @@ models: core ops autodiff
 data: core
 train: core ops autodiff models data
 viz: core ops autodiff
+serving: core ops autodiff models data train
 distributed: core ops autodiff models data train
-cli: core ops autodiff opcheck models data train viz distributed
-tools: core ops autodiff opcheck models data train viz distributed cli
-bench: core ops autodiff opcheck models data train viz distributed tools cli
-examples: core ops autodiff opcheck models data train viz distributed cli
-tests: core ops autodiff opcheck models data train viz distributed tools bench cli
-fuzz: core data train
+cli: core ops autodiff opcheck models data train viz serving distributed
+tools: core ops autodiff opcheck models data train viz serving distributed cli
+bench: core ops autodiff opcheck models data train viz serving distributed tools cli
+examples: core ops autodiff opcheck models data train viz serving distributed cli
+tests: core ops autodiff opcheck models data train viz serving distributed tools bench cli
+fuzz: core data train serving
 '
 
 if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then

@@ -6,6 +6,7 @@ pkgs=(cmake g++ make pkg-config
       libxtensor-dev libxtensor-blas-dev nlohmann-json3-dev libopenblas-dev libdnnl-dev
       libboost-graph-dev catch2 libbenchmark-dev graphviz
       libopenmpi-dev openmpi-bin
+      libcpp-httplib-dev  # funnel serve's HTTP server (serving/http_server.cpp)
       clang-14 libclang-rt-14-dev libcli11-dev)  # clang + libFuzzer for scripts/test.sh's fuzzing; CLI11
 missing=()
 for p in "${pkgs[@]}"; do

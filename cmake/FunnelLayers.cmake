@@ -8,6 +8,7 @@
 #   funnel_data      data/      readers, feature maps, datasets, synthetic data
 #   funnel_train     train/     optimizers, checkpoints, metrics, the trainer and its loop
 #   funnel_viz       viz/       DOT drawings of graphs and of gradient flow
+#   funnel_export    exporter/  ONNX export of a model's inference graph (Debian's libonnx-dev + libprotobuf-dev)
 #   funnel           everything above (an INTERFACE target), what tools, tests, benches and users link
 # and, defined where their folders are added (they need packages found later: MPI), two layers on top:
 #   funnel_distributed  distributed/  MPI data parallelism (distributed/CMakeLists.txt, when FUNNEL_MPI)
@@ -134,6 +135,11 @@ funnel_layer(funnel_data DIRS data DEPS funnel_core)
 target_link_libraries(funnel_data PUBLIC nlohmann_json::nlohmann_json)
 funnel_layer(funnel_train DIRS train DEPS funnel_models funnel_data)
 funnel_layer(funnel_viz DIRS viz DEPS funnel_autodiff)
+find_package(Protobuf REQUIRED)
+find_package(ONNX REQUIRED)  # its onnx_proto target: the protobuf classes of onnx.proto (ONNX_NAMESPACE=onnx)
+funnel_layer(funnel_export DIRS exporter DEPS funnel_train)
+target_link_libraries(funnel_export PRIVATE onnx_proto)
+set_property(GLOBAL APPEND PROPERTY FUNNEL_EXTRA_DEPENDENCIES "find_dependency(Protobuf)" "find_dependency(ONNX)")
 
 funnel_precompile(funnel_core)
 foreach(layer funnel_ops funnel_autodiff funnel_opcheck funnel_viz)

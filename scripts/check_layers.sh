@@ -19,12 +19,13 @@ models: core ops autodiff
 data: core
 train: core ops autodiff models data
 viz: core ops autodiff
+exporter: core ops autodiff models data train
 distributed: core ops autodiff models data train
-cli: core ops autodiff opcheck models data train viz distributed
-tools: core ops autodiff opcheck models data train viz distributed cli
-bench: core ops autodiff opcheck models data train viz distributed tools cli
-examples: core ops autodiff opcheck models data train viz distributed cli
-tests: core ops autodiff opcheck models data train viz distributed tools bench cli
+cli: core ops autodiff opcheck models data train exporter viz distributed
+tools: core ops autodiff opcheck models data train exporter viz distributed cli
+bench: core ops autodiff opcheck models data train exporter viz distributed tools cli
+examples: core ops autodiff opcheck models data train exporter viz distributed cli
+tests: core ops autodiff opcheck models data train exporter viz distributed tools bench cli
 fuzz: core data train
 '
 

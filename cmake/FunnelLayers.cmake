@@ -9,6 +9,7 @@
 #   funnel_train     train/     optimizers, checkpoints, metrics, the trainer and its loop
 #   funnel_viz       viz/       DOT drawings of graphs and of gradient flow
 #   funnel_serve     serving/   the Predictor (checkpoint -> predictions, thread-safe, hot swap) and the HTTP server
+#   funnel_export    exporter/  ONNX export of a model's inference graph (Debian's libonnx-dev + libprotobuf-dev)
 #   funnel           everything above (an INTERFACE target), what tools, tests, benches and users link
 # and, defined where their folders are added (they need packages found later: MPI), two layers on top:
 #   funnel_distributed  distributed/  MPI data parallelism (distributed/CMakeLists.txt, when FUNNEL_MPI)
@@ -146,6 +147,11 @@ set_source_files_properties(${PROJECT_SOURCE_DIR}/serving/http_server.cpp TARGET
                             COMPILE_DEFINITIONS "${FUNNEL_HTTPLIB_DEFINITIONS}" SKIP_UNITY_BUILD_INCLUSION ON
                             SKIP_PRECOMPILE_HEADERS ON)
 target_link_libraries(funnel_serve PUBLIC cpp-httplib)
+find_package(Protobuf REQUIRED)
+find_package(ONNX REQUIRED)  # its onnx_proto target: the protobuf classes of onnx.proto (ONNX_NAMESPACE=onnx)
+funnel_layer(funnel_export DIRS exporter DEPS funnel_train)
+target_link_libraries(funnel_export PRIVATE onnx_proto)
+set_property(GLOBAL APPEND PROPERTY FUNNEL_EXTRA_DEPENDENCIES "find_dependency(Protobuf)" "find_dependency(ONNX)")
 
 funnel_precompile(funnel_core)
 foreach(layer funnel_ops funnel_autodiff funnel_opcheck funnel_viz)

@@ -39,3 +39,6 @@ FUNNEL_REGISTER_OP(Add);
 
 }  // namespace
 }  // namespace funnel
+
+// ONNX: Add.
+FUNNEL_ONNX_LOWERING("add") { e.node("Add", {e.in(0), e.in(1)}, {e.out()}); }

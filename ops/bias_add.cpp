@@ -74,3 +74,6 @@ FUNNEL_REGISTER_OP(BiasAdd);
 
 }  // namespace
 }  // namespace funnel
+
+// ONNX: Add, b (N) broadcast over the rows.
+FUNNEL_ONNX_LOWERING("bias_add") { e.node("Add", {e.in(0), e.in(1)}, {e.out()}); }

@@ -1,6 +1,7 @@
 // clip: y = min(max(x, lo), hi), elementwise, any shape; number attributes "lo" and "hi" (defaults −∞, +∞,
 // lo <= hi). ESCM²'s propensity clip(pCTR, τ, 1) before 1/pCTR; clip(x, 0, +∞) is max(x, 0).
 //   dx = dy where lo <= x <= hi (boundaries included, as torch.clamp does), 0 where x was clipped
+#include <cmath>
 #include <limits>
 
 #include "ops/op.hpp"
@@ -53,3 +54,10 @@ FUNNEL_REGISTER_OP(Clip);
 
 }  // namespace
 }  // namespace funnel
+
+// ONNX: Clip, an infinite bound left out.
+FUNNEL_ONNX_LOWERING("clip") {
+  const double lo = n.attrs.get_num("lo", -HUGE_VAL), hi = n.attrs.get_num("hi", HUGE_VAL);
+  e.node("Clip", {e.in(0), std::isinf(lo) ? "" : e.constant({static_cast<float>(lo)}, {}),
+                  std::isinf(hi) ? "" : e.constant({static_cast<float>(hi)}, {})}, {e.out()});
+}

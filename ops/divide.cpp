@@ -81,3 +81,23 @@ FUNNEL_REGISTER_OP(Divide);
 
 }  // namespace
 }  // namespace funnel
+
+// ONNX: b̃ = Where(|b| < tiny, Where(b < 0, -tiny, tiny), b); Clip(Div(a, b̃), lo, hi), infinite bounds left out.
+FUNNEL_ONNX_LOWERING("divide") {
+  const std::string tiny = e.constant({static_cast<float>(funnel::kTiny)}, {}), neg = e.constant({-static_cast<float>(funnel::kTiny)}, {});
+  const std::string abs = e.temp("abs"), small = e.temp("small"), is_neg = e.temp("neg"), sub = e.temp("guard"),
+                    den = e.temp("den"), q = e.temp("quot");
+  e.node("Abs", {e.in(1)}, {abs});
+  e.node("Less", {abs, tiny}, {small});
+  e.node("Less", {e.in(1), e.constant({0.0f}, {})}, {is_neg});
+  e.node("Where", {is_neg, neg, tiny}, {sub});
+  e.node("Where", {small, sub, e.in(1)}, {den});
+  const double lo = n.attrs.get_num("lo", -HUGE_VAL), hi = n.attrs.get_num("hi", HUGE_VAL);
+  if (std::isinf(lo) && std::isinf(hi)) {
+    e.node("Div", {e.in(0), den}, {e.out()});
+    return;
+  }
+  e.node("Div", {e.in(0), den}, {q});
+  e.node("Clip", {q, std::isinf(lo) ? "" : e.constant({static_cast<float>(lo)}, {}),
+                  std::isinf(hi) ? "" : e.constant({static_cast<float>(hi)}, {})}, {e.out()});
+}

@@ -64,3 +64,11 @@ FUNNEL_REGISTER_OP(Dot);
 
 }  // namespace
 }  // namespace funnel
+
+// ONNX: ReduceSum(Mul(a, b)) over the last axis (kept for a rank-2 pair: B×1).
+FUNNEL_ONNX_LOWERING("dot") {
+  const std::string prod = e.temp("prod");
+  e.node("Mul", {e.in(0), e.in(1)}, {prod});
+  e.node("ReduceSum", {prod, e.constant_i64({-1}, {1})}, {e.out()},
+         {funnel::OnnxAttr::integer("keepdims", e.input_node(0).shape.rank() == 2 ? 1 : 0)});
+}

@@ -218,3 +218,27 @@ FUNNEL_REGISTER_OP(Embedding);
 
 }  // namespace
 }  // namespace funnel
+
+// ONNX, on ids padded to W per cell (B×F×W, pad id 0 with weight 0) and their weights (B×F×W):
+//   sum:  ReduceSum over W of Gather(table, ids) · Unsqueeze(weights, 3)           -> B×F×D
+//   mean: that divided by Σ_W weights, and 0 where that sum is 0 (as the forward)
+FUNNEL_ONNX_LOWERING("embedding") {
+  const std::string rows = e.temp("rows"), w4 = e.temp("w4"), prod = e.temp("weighted");
+  e.node("Gather", {e.in(0), e.in(1)}, {rows}, {funnel::OnnxAttr::integer("axis", 0)});
+  e.node("Unsqueeze", {e.weights(1), e.constant_i64({3}, {1})}, {w4});
+  e.node("Mul", {rows, w4}, {prod});
+  const bool mean = n.attrs.get_str("pool", "sum") == "mean";
+  const std::string axis2 = e.constant_i64({2}, {1});
+  if (!mean) {
+    e.node("ReduceSum", {prod, axis2}, {e.out()}, {funnel::OnnxAttr::integer("keepdims", 0)});
+    return;
+  }
+  const std::string sum = e.temp("sum"), wsum = e.temp("wsum"), zero = e.temp("empty"), safe = e.temp("den"),
+                    q = e.temp("mean"), zeros = e.constant({0.0f}, {}), one = e.constant({1.0f}, {});
+  e.node("ReduceSum", {prod, axis2}, {sum}, {funnel::OnnxAttr::integer("keepdims", 0)});
+  e.node("ReduceSum", {e.weights(1), e.constant_i64({2}, {1})}, {wsum}, {funnel::OnnxAttr::integer("keepdims", 1)});
+  e.node("Equal", {wsum, zeros}, {zero});
+  e.node("Where", {zero, one, wsum}, {safe});
+  e.node("Div", {sum, safe}, {q});
+  e.node("Where", {zero, zeros, q}, {e.out()});
+}

@@ -64,3 +64,6 @@ FUNNEL_REGISTER_OP(MatMul);
 
 }  // namespace
 }  // namespace funnel
+
+// ONNX: MatMul (B×K · K×N).
+FUNNEL_ONNX_LOWERING("matmul") { e.node("MatMul", {e.in(0), e.in(1)}, {e.out()}); }

@@ -41,3 +41,6 @@ FUNNEL_REGISTER_OP(Mul);
 
 }  // namespace
 }  // namespace funnel
+
+// ONNX: Mul.
+FUNNEL_ONNX_LOWERING("mul") { e.node("Mul", {e.in(0), e.in(1)}, {e.out()}); }

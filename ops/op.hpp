@@ -4,4 +4,6 @@
 // registry live in core/op.hpp, so that graph code can run shape rules without depending on the ops layer).
 // Its gradient-check examples live in opcheck/<name>.cpp (the check layer, above autodiff), its tests in
 // tests/ops/test_<name>.cpp. An op file includes only core/ and ops/ headers (scripts/check_layers.sh).
+// An op that can be part of an inference graph ends its file with its ONNX lowering (core/onnx_lowering.hpp).
+#include "core/onnx_lowering.hpp"
 #include "core/op.hpp"

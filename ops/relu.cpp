@@ -50,3 +50,6 @@ FUNNEL_REGISTER_OP(Relu);
 
 }  // namespace
 }  // namespace funnel
+
+// ONNX: Relu.
+FUNNEL_ONNX_LOWERING("relu") { e.node("Relu", {e.in(0)}, {e.out()}); }

@@ -63,3 +63,9 @@ FUNNEL_REGISTER_OP(Reshape);
 
 }  // namespace
 }  // namespace funnel
+
+// ONNX: Reshape to the "shape" attribute; the batch dim (kBatch, -1) is the one ONNX infers.
+FUNNEL_ONNX_LOWERING("reshape") {
+  const std::vector<std::int64_t> dims = *n.attrs.get_ints("shape");
+  e.node("Reshape", {e.in(0), e.constant_i64(dims, {static_cast<std::int64_t>(dims.size())})}, {e.out()});
+}

@@ -39,3 +39,8 @@ FUNNEL_REGISTER_OP(Scale);
 
 }  // namespace
 }  // namespace funnel
+
+// ONNX: Mul by the constant w.
+FUNNEL_ONNX_LOWERING("scale") {
+  e.node("Mul", {e.in(0), e.constant({static_cast<float>(n.attrs.get_num("w", 1.0))}, {})}, {e.out()});
+}

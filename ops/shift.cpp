@@ -38,3 +38,8 @@ FUNNEL_REGISTER_OP(Shift);
 
 }  // namespace
 }  // namespace funnel
+
+// ONNX: Add the constant c.
+FUNNEL_ONNX_LOWERING("shift") {
+  e.node("Add", {e.in(0), e.constant({static_cast<float>(n.attrs.get_num("c", 0.0))}, {})}, {e.out()});
+}

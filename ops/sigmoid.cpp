@@ -43,3 +43,6 @@ FUNNEL_REGISTER_OP(Sigmoid);
 
 }  // namespace
 }  // namespace funnel
+
+// ONNX: Sigmoid.
+FUNNEL_ONNX_LOWERING("sigmoid") { e.node("Sigmoid", {e.in(0)}, {e.out()}); }

@@ -65,3 +65,6 @@ FUNNEL_REGISTER_OP(Softmax);
 
 }  // namespace
 }  // namespace funnel
+
+// ONNX: Softmax over the last axis.
+FUNNEL_ONNX_LOWERING("softmax") { e.node("Softmax", {e.in(0)}, {e.out()}, {funnel::OnnxAttr::integer("axis", -1)}); }

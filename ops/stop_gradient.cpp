@@ -35,3 +35,6 @@ FUNNEL_REGISTER_OP(StopGradient);
 
 }  // namespace
 }  // namespace funnel
+
+// ONNX: Identity (inference has no gradient to stop).
+FUNNEL_ONNX_LOWERING("stop_gradient") { e.node("Identity", {e.in(0)}, {e.out()}); }

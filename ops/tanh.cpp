@@ -36,3 +36,6 @@ FUNNEL_REGISTER_OP(Tanh);
 
 }  // namespace
 }  // namespace funnel
+
+// ONNX: Tanh.
+FUNNEL_ONNX_LOWERING("tanh") { e.node("Tanh", {e.in(0)}, {e.out()}); }

@@ -73,3 +73,11 @@ FUNNEL_REGISTER_OP(WeightedSum);
 
 }  // namespace
 }  // namespace funnel
+
+// ONNX: ReduceSum over the candidates of Unsqueeze(w, 2) · x (B×E×1 times B×E×d).
+FUNNEL_ONNX_LOWERING("weighted_sum") {
+  const std::string w3 = e.temp("w3"), prod = e.temp("prod");
+  e.node("Unsqueeze", {e.in(0), e.constant_i64({2}, {1})}, {w3});
+  e.node("Mul", {w3, e.in(1)}, {prod});
+  e.node("ReduceSum", {prod, e.constant_i64({1}, {1})}, {e.out()}, {funnel::OnnxAttr::integer("keepdims", 0)});
+}

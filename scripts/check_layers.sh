@@ -20,12 +20,13 @@ data: core
 train: core ops autodiff models data
 viz: core ops autodiff
 serving: core ops autodiff models data train
+exporter: core ops autodiff models data train
 distributed: core ops autodiff models data train
-cli: core ops autodiff opcheck models data train viz serving distributed
-tools: core ops autodiff opcheck models data train viz serving distributed cli
-bench: core ops autodiff opcheck models data train viz serving distributed tools cli
-examples: core ops autodiff opcheck models data train viz serving distributed cli
-tests: core ops autodiff opcheck models data train viz serving distributed tools bench cli
+cli: core ops autodiff opcheck models data train exporter viz serving distributed
+tools: core ops autodiff opcheck models data train exporter viz serving distributed cli
+bench: core ops autodiff opcheck models data train exporter viz serving distributed tools cli
+examples: core ops autodiff opcheck models data train exporter viz serving distributed cli
+tests: core ops autodiff opcheck models data train exporter viz serving distributed tools bench cli
 fuzz: core data train serving
 '
 

@@ -7,13 +7,21 @@ pkgs=(cmake g++ make pkg-config
       libboost-graph-dev catch2 libbenchmark-dev graphviz
       libopenmpi-dev openmpi-bin
       libcpp-httplib-dev  # funnel serve's HTTP server (serving/http_server.cpp)
-      clang-14 libclang-rt-14-dev libcli11-dev)  # clang + libFuzzer for scripts/test.sh's fuzzing; CLI11
+      clang-14 libclang-rt-14-dev libcli11-dev  # clang + libFuzzer for scripts/test.sh's fuzzing; CLI11
+      libonnx-dev      # ONNX export: the onnx.proto classes (exporter/)
+      libprotobuf-dev  # ONNX export: protobuf, which they are written with
+      python3-onnx     # tests: onnx.checker on every exported file
+      )
+# ONNX Runtime from npm runs the exported files in the tests (scripts/install_ort.sh); node and npm from Debian
+# unless a node with npm is already installed (e.g. from NodeSource, whose nodejs package conflicts with Debian's npm).
+command -v npm >/dev/null && command -v node >/dev/null || pkgs+=(nodejs npm)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if [ ${#missing[@]} -eq 0 ]; then
   echo "install_deps: all ${#pkgs[@]} packages present"
+  bash "$(dirname "$0")/install_ort.sh"
   exit 0
 fi
 echo "install_deps: installing ${missing[*]}"
@@ -21,3 +29,4 @@ SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 $SUDO apt-get update -qq
 DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+bash "$(dirname "$0")/install_ort.sh"

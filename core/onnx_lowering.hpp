@@ -1,0 +1,76 @@
+#pragma once
+// ONNX lowerings of ops. Each op file that can run in an inference graph declares, next to its forward, how a node
+// of it is written as ONNX operators (opset 17), at the end of the file:
+//
+//   FUNNEL_ONNX_LOWERING("relu") { e.node("Relu", {e.in(0)}, {e.out()}); }
+//
+// The body sees `e` (an OnnxEmitter: the ONNX value names of the node's inputs and output, fresh names,
+// constants, and node()) and `n` (the funnel node, with its attributes and shape). The emitter is implemented by the
+// exporter (exporter/onnx_export.hpp), which owns the protobuf side; an op file needs nothing but this header.
+// Losses need none: the exporter prunes the graph to the model's prediction columns, and an op met there without a
+// lowering stops the export naming the node and the op.
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/graph.hpp"
+
+namespace funnel {
+
+// One attribute of an ONNX node.
+struct OnnxAttr {
+  enum class Kind { Int, Float, Ints, String };
+  std::string name;
+  Kind kind = Kind::Int;
+  std::int64_t i = 0;
+  float f = 0;
+  std::vector<std::int64_t> ints;
+  std::string s;
+  static OnnxAttr integer(std::string n, std::int64_t v) { return {std::move(n), Kind::Int, v, 0, {}, {}}; }
+  static OnnxAttr real(std::string n, float v) { return {std::move(n), Kind::Float, 0, v, {}, {}}; }
+  static OnnxAttr list(std::string n, std::vector<std::int64_t> v) { return {std::move(n), Kind::Ints, 0, 0, std::move(v), {}}; }
+  static OnnxAttr text(std::string n, std::string v) { return {std::move(n), Kind::String, 0, 0, {}, std::move(v)}; }
+};
+
+class OnnxEmitter {
+ public:
+  virtual ~OnnxEmitter() = default;
+  // The ONNX value of the node's input slot i. For an Ids input: the padded ids, int64 B×F×W (W ids per cell,
+  // padded with id 0 of weight 0); weights(i) is the matching float B×F×W weights.
+  virtual std::string in(std::size_t slot) const = 0;
+  virtual std::string weights(std::size_t slot) const = 0;
+  // The funnel node feeding input slot i (its shape: kBatch marks the batch dim).
+  virtual const Node& input_node(std::size_t slot) const = 0;
+  // The name the node's result must be written to.
+  virtual std::string out() const = 0;
+  // A new value name, unique in the model (hint: a readable suffix).
+  virtual std::string temp(std::string_view hint) = 0;
+  // Constants (initializers): float32 and int64 tensors of the given dims ({} for a scalar).
+  virtual std::string constant(const std::vector<float>& values, const std::vector<std::int64_t>& dims) = 0;
+  virtual std::string constant_i64(const std::vector<std::int64_t>& values, const std::vector<std::int64_t>& dims) = 0;
+  // Appends an ONNX node (op_type of the default domain, opset 17); an empty input name is an omitted input.
+  virtual void node(std::string_view op_type, std::vector<std::string> inputs, std::vector<std::string> outputs,
+                    std::vector<OnnxAttr> attrs = {}) = 0;
+};
+
+using OnnxLowering = void (*)(OnnxEmitter& e, const Node& n);
+
+// Registry of lowerings by op name (registered at static-init time by the op files). register_onnx_lowering aborts
+// on a second lowering for the same op.
+void register_onnx_lowering(std::string_view op, OnnxLowering f);
+OnnxLowering find_onnx_lowering(std::string_view op);  // nullptr when the op has none
+std::vector<std::string> onnx_lowered_ops();          // sorted
+
+struct OnnxLoweringRegistrar {
+  OnnxLoweringRegistrar(std::string_view op, OnnxLowering f) { register_onnx_lowering(op, f); }
+};
+
+}  // namespace funnel
+
+// Declares the ONNX lowering of op `op_name` (a string); the braces that follow are its body (see above). One per
+// file, at namespace scope.
+#define FUNNEL_ONNX_LOWERING(op_name)                                                                  \
+  static void funnel_onnx_lower(::funnel::OnnxEmitter& e, const ::funnel::Node& n);                    \
+  static const ::funnel::OnnxLoweringRegistrar funnel_onnx_lowering_registrar{op_name, &funnel_onnx_lower}; \
+  static void funnel_onnx_lower([[maybe_unused]] ::funnel::OnnxEmitter& e, [[maybe_unused]] const ::funnel::Node& n)

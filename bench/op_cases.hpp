@@ -331,6 +331,10 @@ inline std::vector<OpCase> op_cases() {
   add("bce", {IS::value({kBatch, 1}, 0.001f, 0.999f), IS::labels({kBatch, 1})});
   add("bce", {IS::value({kBatch, 1}, 0.001f, 0.999f), IS::labels({kBatch, 1}), IS::labels({kBatch, 1})});
   add("bce_logits", {IS::value({kBatch, 1}, -5.0f, 5.0f), IS::labels({kBatch, 1})});
+  // The funnel losses in log space: log σ of each stage logit, then the BCE of the (summed) log-probability.
+  add("log_sigmoid", {IS::value({kBatch, 1}, -8.0f, 8.0f)});
+  add("bce_logprob", {IS::value({kBatch, 1}, -12.0f, -0.001f), IS::labels({kBatch, 1})});
+  add("bce_logprob", {IS::value({kBatch, 1}, -12.0f, -0.001f), IS::labels({kBatch, 1}), IS::labels({kBatch, 1})});
   for (const char* pool : {"sum", "mean"}) {
     Attrs at;
     at.str["pool"] = pool;
@@ -374,6 +378,8 @@ inline std::vector<OpCase> op_cases() {
       [](std::int64_t b) { return 4.0 * 8 * 64 * static_cast<double>(b); });
   add("bce_rows", {IS::value({kBatch, 1}, 0.001f, 0.999f), IS::labels({kBatch, 1})});
   add("bce_rows", {IS::value({kBatch, 1}, 0.001f, 0.999f), IS::value({kBatch, 1}, 0.0f, 1.0f)});
+  add("bce_logprob_rows", {IS::value({kBatch, 1}, -12.0f, -0.001f), IS::labels({kBatch, 1})});
+  add("bce_logprob_rows", {IS::value({kBatch, 1}, -12.0f, -0.001f), IS::value({kBatch, 1}, 0.0f, 1.0f)});
   return cs;
 }
 

@@ -17,17 +17,45 @@
 namespace funnel::cli {
 namespace {
 
+// The first `limit` rows of a source read in order: --max-rows on a streamed cache. A batch that crosses the limit
+// is bound whole and reported as only its first rows (the rows the caller reads), after which the epoch ends.
+class FirstRows : public BatchSource {
+ public:
+  FirstRows(std::unique_ptr<BatchSource> inner, std::int64_t limit) : inner_(std::move(inner)), limit_(limit) {}
+  void check(const ModelConfig& cfg, const std::string& what) const override { inner_->check(cfg, what); }
+  std::int64_t rows() const override { return std::min(limit_, inner_->rows()); }
+  void start_epoch(std::int64_t epoch) override {
+    inner_->start_epoch(epoch);
+    done_ = 0;
+  }
+  BatchRows next(Model& m) override {
+    if (done_ >= limit_) return {};
+    const BatchRows b = inner_->next(m);
+    const std::int64_t n = std::min(b.local, limit_ - done_);
+    done_ += n;
+    return {n, n};
+  }
+  const float* conversion_entire() const override { return inner_->conversion_entire(); }
+
+ private:
+  std::unique_ptr<BatchSource> inner_;
+  std::int64_t limit_, done_ = 0;
+};
+
 struct Loaded {
   std::unique_ptr<Model> model;
   LoadedData data;
   std::shared_ptr<const CacheFile> cache;  // a cache: spec is streamed from the file, not loaded
+  std::int64_t max_rows = 0;               // of the cache (0: all); other data was read with --max-rows already
   // The data as a batch source, in order.
   std::unique_ptr<BatchSource> source(std::int64_t batch) const {
     if (!cache) return std::make_unique<DatasetSource>(data.data, batch);
     StreamOptions so;
     so.batch_size = batch;
     so.shuffle = false;
-    return std::make_unique<CacheSource>(CachePart{cache.get()}, so);
+    auto all = std::make_unique<CacheSource>(CachePart{cache.get()}, so);
+    if (max_rows <= 0 || max_rows >= all->rows()) return all;
+    return std::make_unique<FirstRows>(std::move(all), max_rows);
   }
 };
 
@@ -48,7 +76,10 @@ Loaded load(const Flags& f) {
   }
   if (is_cache_spec(spec)) {
     l.cache = open_cache(spec, &m.info.data);
+    l.max_rows = ro.max_rows;
     l.data.description = spec + ": " + describe(*l.cache);
+    if (l.max_rows > 0 && l.max_rows < l.cache->rows())
+      l.data.description += "; the first " + std::to_string(l.max_rows) + " rows (--max-rows)";
     check_compatible(l.model->config(), *l.cache, "'" + spec + "'");
     return l;
   }

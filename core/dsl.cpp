@@ -82,6 +82,14 @@ Var bce(Var p, Var y, Var weight, const std::string& name) {
   return {&g, g.add_op("bce", {p.id, y.id, weight.id}, {}, name)};
 }
 Var bce_logits(Var z, Var y, const std::string& name) { return op2("bce_logits", z, y, name); }
+Var log_sigmoid(Var z, const std::string& name) { return op1("log_sigmoid", z, name); }
+Var bce_logprob(Var a, Var y, const std::string& name) { return op2("bce_logprob", a, y, name); }
+Var bce_logprob(Var a, Var y, Var weight, const std::string& name) {
+  Graph& g = same_graph(a, y);
+  same_graph(a, weight);
+  return {&g, g.add_op("bce_logprob", {a.id, y.id, weight.id}, {}, name)};
+}
+Var bce_logprob_rows(Var a, Var y, const std::string& name) { return op2("bce_logprob_rows", a, y, name); }
 Var embedding(Var table, Var idv, Pool pool, const std::string& name) {
   Attrs at;
   at.str["pool"] = pool == Pool::Sum ? "sum" : "mean";

@@ -54,6 +54,13 @@ Var scale(Var x, double w, const std::string& name = "");      // w · x
 Var bce(Var p, Var y, const std::string& name = "");
 Var bce(Var p, Var y, Var weight, const std::string& name = "");
 Var bce_logits(Var z, Var y, const std::string& name = "");  // stable: max(z,0) - z·y + log1p(exp(-|z|))
+// Losses in log space, for probabilities that are products of sigmoids (the funnel's stages): log_sigmoid(z) =
+// log σ(z), a sum of those is log Π σ(zₛ), and bce_logprob / bce_logprob_rows take that log-probability a,
+// computing log(1 − p) as log1mexp(a) — no probability is formed or clamped.
+Var log_sigmoid(Var z, const std::string& name = "");
+Var bce_logprob(Var a, Var y, const std::string& name = "");
+Var bce_logprob(Var a, Var y, Var weight, const std::string& name = "");  // Σ wᵢℓᵢ / Σ wᵢ, as bce's
+Var bce_logprob_rows(Var a, Var y, const std::string& name = "");  // per element, no reduction; soft labels
 // Embedding lookup of every field of `ids` (B×F) in `table` (V×D): output B×F×D. Multi-valued cells are pooled
 // (sum or mean of the weighted rows). The table's gradient is sparse.
 Var embedding(Var table, Var ids, Pool pool = Pool::Sum, const std::string& name = "");

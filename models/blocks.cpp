@@ -1,5 +1,7 @@
 #include "models/blocks.hpp"
 
+#include "core/error.hpp"
+
 namespace funnel::blocks {
 
 std::string tower_scope(std::int64_t stage) {
@@ -65,6 +67,13 @@ Var tower(Graph& g, const ModelConfig& c, Var x, const std::string& scope, const
   return tower(g, c.hidden, x, scope, out);
 }
 
+Var log_prob(Var p, const std::string& name) {
+  const Node& n = p.g->node(p.id);
+  if (n.kind != NodeKind::Op || n.op != "sigmoid" || n.inputs.size() != 1)
+    throw GraphError("log_prob: node '" + n.name + "' is not a sigmoid of a logit (a loss in log space needs the logit)");
+  return log_sigmoid(Var{p.g, n.inputs[0]}, name);
+}
+
 void add_loss(Graph& g, ModelHandle& h, Var l) {
   g.mark_loss(l.id);
   h.losses.push_back(l.id);
@@ -82,8 +91,13 @@ void entire_space_funnel(Graph& g, const Inputs& in, const std::vector<Var>& con
   }
   {
     auto s = g.scope("loss");
-    for (std::int64_t st = 0; st < S; ++st)
-      add_loss(g, h, bce(cum[static_cast<std::size_t>(st)], in.labels[static_cast<std::size_t>(st)], loss_name(st)));
+    Var log_reach;
+    for (std::int64_t st = 0; st < S; ++st) {
+      const auto k = static_cast<std::size_t>(st);
+      Var log_cond = log_prob(cond[k], "log_" + cond_name(st));
+      log_reach = st == 0 ? log_cond : add(log_reach, log_cond, "log_" + reach_name(st));
+      add_loss(g, h, bce_logprob(log_reach, in.labels[k], loss_name(st)));
+    }
   }
   two_stage_outputs(h, cond[0], cond[1], cum[1]);
   for (std::int64_t st = 2; st < S; ++st) {
@@ -107,7 +121,7 @@ ModelHandle separate_models(Graph& g, const ModelConfig& c, const SeparateModels
   }
   {
     auto s = g.scope("loss");
-    add_loss(g, h, bce(pctr, in.labels[0], "ctr"));
+    add_loss(g, h, bce_logprob(log_prob(pctr, "log_pctr"), in.labels[0], "ctr"));
     add_loss(g, h, m.second_loss(in, second));
   }
   if (m.second_is_cvr) two_stage_outputs(h, pctr, second, third);

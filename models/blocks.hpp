@@ -29,6 +29,11 @@ Var tower(Graph& g, const std::vector<std::int64_t>& hidden, Var x, const std::s
 // The same with the config's hidden sizes.
 Var tower(Graph& g, const ModelConfig& c, Var x, const std::string& scope, const std::string& out);
 
+// log p of a tower's probability p = σ(z) (a sigmoid node, as tower() makes): log_sigmoid of its logit z, named
+// `name` in the current scope. The losses read probabilities through this, never through p itself: the gradient of
+// a loss on log p never vanishes however small p gets, where a BCE on a clamped p has none below the clamp.
+Var log_prob(Var p, const std::string& name);
+
 // Marks `l` as a loss and records it in `h` (its short name is the node's last name part).
 void add_loss(Graph& g, ModelHandle& h, Var l);
 
@@ -40,16 +45,18 @@ std::string cond_name(std::int64_t stage);
 std::string reach_name(std::int64_t stage);
 std::string loss_name(std::int64_t stage);
 
-// The ESMM construction over conditional probabilities cond[s] = p(stage s | stage s-1): cumulative products
-// in scope "product" (pctcvr = pctr × pcvr, ...), one BCE per stage in scope "loss" against the stage's label,
-// and the handle's funnel: stage and conditional probabilities and the columns pctr, pcvr, pctcvr (then p<s>,
-// p_reach<s> for longer funnels).
+// The ESMM construction over conditional probabilities cond[s] = p(stage s | stage s-1) (sigmoid nodes):
+// cumulative products in scope "product" (pctcvr = pctr × pcvr, ...: the prediction columns), and in scope "loss"
+// one BCE per stage against the stage's label, computed from the logits in log space: log p(reach s) =
+// Σ_{t<=s} log σ(z_t) ("log_pctr", "log_pctcvr", ...), then bce_logprob. The handle's funnel: stage and conditional
+// probabilities and the columns pctr, pcvr, pctcvr (then p<s>, p_reach<s> for longer funnels).
 void entire_space_funnel(Graph& g, const Inputs& in, const std::vector<Var>& cond, ModelHandle& h);
 
 // Two models that share nothing, for the baselines BASE and DIVISION: a CTR model (its own embedding
 // "embedding_ctr" and "ctr_tower" -> pctr, trained by BCE on clicks over all impressions) and a second model (its
 // own embedding "embedding_<tag>" and "<tag>_tower" -> `out`). `combine` (in scope "product") makes the missing one
-// of pCVR / pCTCVR from pCTR and the second probability; `second_loss` (in scope "loss") trains the second model.
+// of pCVR / pCTCVR from pCTR and the second probability; `second_loss` (in scope "loss") trains the second model
+// (from log_prob(second), like the CTR loss).
 // The handle gets the losses and the funnel columns.
 struct SeparateModels {
   std::string tag, out;

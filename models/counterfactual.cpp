@@ -22,7 +22,8 @@ Var ips_weight(Var o, Var p, double tau, const std::string& name) {
 }
 
 Var ips_risk_rows(Var o, Var propensity, Var q, Var y, double tau, const std::string& name) {
-  return mul(ips_weight(o, propensity, tau, name + "_weight"), bce_rows(q, y, name + "_error"), name);
+  return mul(ips_weight(o, propensity, tau, name + "_weight"),
+             bce_logprob_rows(blocks::log_prob(q, name + "_log_p"), y, name + "_error"), name);
 }
 
 Var one_minus(Var x, const std::string& name) { return shift(scale(x, -1.0, name + "_neg"), 1.0, name); }

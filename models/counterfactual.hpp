@@ -22,8 +22,8 @@ EsmmPart esmm_part(Graph& g, const ModelConfig& c, ModelHandle& h);
 Var ips_weight(Var o, Var p, double tau, const std::string& name);
 
 // The clipped-propensity risk of each row, o_i · BCE(q_i, y_i) / clip(p_i, τ, 1) (B×1): BCE of the prediction q
-// against y on the rows selected by o, inverse-propensity weighted. Nodes are named name + "_weight", "_error", and
-// `name` for the product.
+// (a sigmoid node; the BCE is taken on log q from its logit) against y on the rows selected by o,
+// inverse-propensity weighted. Nodes are named name + "_weight", "_log_p", "_error", and `name` for the product.
 Var ips_risk_rows(Var o, Var propensity, Var q, Var y, double tau, const std::string& name);
 
 // 1 − x (B×1).

@@ -12,7 +12,9 @@ ModelHandle build_division(Graph& g, const ModelConfig& c) {
        .out = "pctcvr",
        .second_is_cvr = false,
        .combine = [](Var pctr, Var pctcvr) { return divide(pctcvr, pctr, 0.0, 1.0, "pcvr"); },
-       .second_loss = [](const blocks::Inputs& in, Var pctcvr) { return bce(pctcvr, in.labels[1], "ctcvr"); }});
+       .second_loss = [](const blocks::Inputs& in, Var pctcvr) {
+         return bce_logprob(blocks::log_prob(pctcvr, "log_pctcvr"), in.labels[1], "ctcvr");
+       }});
 }
 
 }  // namespace

@@ -5,7 +5,8 @@
 //   R_DR  = (1/N) Σ_i [ ê_i + w_i (e_i − ê_i) ]            trains the CVR tower (r̃ and pCTR held fixed)
 //   L_imp = (1/N) Σ_i w_i (e_i − ê_i)²                     trains the imputation tower (pCVR and e held fixed)
 // the joint-learning form of doubly robust estimation: R_DR's gradient reaches the CVR tower on non-clicked rows
-// through ê, and the imputation learns the error where it is observed. Options: cvr_weight, imputation_weight,
+// through ê, and the imputation learns the error where it is observed. Every BCE reads log pCVR from the CVR
+// logit (bce_logprob_rows), so no error is cut off by a probability clamp. Options: cvr_weight, imputation_weight,
 // propensity_clip.
 #include "models/counterfactual.hpp"
 
@@ -22,17 +23,18 @@ ModelHandle build_escm2_dr(Graph& g, const ModelConfig& c) {
   Var imputed = blocks::tower(g, c, e.shared, "imputation_tower", "imputed_cvr");
   auto s = g.scope("counterfactual");
   Var w = counterfactual::ips_weight(e.in.labels[0], e.pctr, tau, "ips_weight");
-  Var err = bce_rows(pcvr, e.in.labels[1], "cvr_error");
+  Var log_pcvr = blocks::log_prob(pcvr, "log_pcvr");
+  Var err = bce_logprob_rows(log_pcvr, e.in.labels[1], "cvr_error");
   {
     auto r = g.scope("dr");
-    Var err_hat = bce_rows(pcvr, stop_gradient(imputed, "imputed_fixed"), "imputed_error");
+    Var err_hat = bce_logprob_rows(log_pcvr, stop_gradient(imputed, "imputed_fixed"), "imputed_error");
     Var dev = add(err, scale(err_hat, -1.0, "neg_imputed"), "deviation");
     Var risk = mean(add(err_hat, mul(w, dev, "weighted_deviation"), "dr_terms"), "cvr_dr_mean");
     counterfactual::add_weighted_loss(g, h, risk, lambda, "cvr_dr");
   }
   {
     auto r = g.scope("imputation");
-    Var err_imp = bce_rows(stop_gradient(pcvr, "pcvr_fixed"), imputed, "imputed_error");
+    Var err_imp = bce_logprob_rows(stop_gradient(log_pcvr, "pcvr_fixed"), imputed, "imputed_error");
     Var dev = add(stop_gradient(err, "error_fixed"), scale(err_imp, -1.0, "neg_imputed"), "deviation");
     Var loss = mean(mul(w, mul(dev, dev, "squared"), "weighted_squared"), "imputation_mean");
     counterfactual::add_weighted_loss(g, h, loss, lambda_imp, "imputation");

@@ -23,8 +23,12 @@ TEST_CASE("BASE: two embedding tables, a CTR loss and a CVR loss masked by the c
   CHECK(names(g, h.losses) == std::vector<std::string>{"loss/ctr", "loss/cvr_on_clicks"});
   CHECK(h.loss_names == std::vector<std::string>{"ctr", "cvr_on_clicks"});
   for (NodeId t : tables(g)) CHECK(g.consumers(t).size() == 1);
-  // The CVR loss is the BCE of pcvr against the ctcvr label, weighted by the click label.
-  CHECK(g.node(h.losses[1]).inputs == std::vector<NodeId>{h.column("pcvr"), h.labels[1], h.labels[0]});
+  // The CVR loss is the BCE of pcvr (read as log pcvr from the CVR logit) against the ctcvr label, weighted by the
+  // click label.
+  const Node& cvr_loss = g.node(h.losses[1]);
+  CHECK(cvr_loss.op == "bce_logprob");
+  CHECK(cvr_loss.inputs == std::vector<NodeId>{g.at("loss/log_pcvr"), h.labels[1], h.labels[0]});
+  CHECK(g.node(g.at("loss/log_pcvr")).inputs == std::vector<NodeId>{g.at("cvr_tower/logit/bias_add")});
   CHECK(h.cond_probs == std::vector<NodeId>{h.column("pctr"), h.column("pcvr")});
   CHECK(h.stage_probs == std::vector<NodeId>{h.column("pctr"), h.column("pctcvr")});
 }

@@ -30,9 +30,18 @@ TEST_CASE("ESMM: one shared embedding table, two towers, losses ctr and ctcvr on
   CHECK(g.node(h.column("pctcvr")).name == "product/pctcvr");
   CHECK(g.node(h.column("pctcvr")).op == "mul");
   CHECK(g.node(h.column("pctcvr")).inputs == std::vector<NodeId>{h.column("pctr"), h.column("pcvr")});
-  // ctr loss: BCE(pctr, click); ctcvr loss: BCE(pctcvr, click·conversion). pcvr itself has no loss.
-  CHECK(g.node(h.losses[0]).inputs == std::vector<NodeId>{h.column("pctr"), h.labels[0]});
-  CHECK(g.node(h.losses[1]).inputs == std::vector<NodeId>{h.column("pctcvr"), h.labels[1]});
+  // ctr loss: BCE(pctr, click); ctcvr loss: BCE(pctcvr, click·conversion), both from the logits in log space:
+  // log pctr = log_sigmoid(ctr logit), log pctcvr = log pctr + log_sigmoid(cvr logit). pcvr itself has no loss.
+  const NodeId log_pctr = g.at("loss/log_pctr"), log_pcvr = g.at("loss/log_pcvr"), log_pctcvr = g.at("loss/log_pctcvr");
+  CHECK(g.node(log_pctr).op == "log_sigmoid");
+  CHECK(g.node(log_pctr).inputs == std::vector<NodeId>{g.at("ctr_tower/logit/bias_add")});
+  CHECK(g.node(log_pcvr).inputs == std::vector<NodeId>{g.at("cvr_tower/logit/bias_add")});
+  CHECK(g.node(h.column("pctr")).inputs == std::vector<NodeId>{g.at("ctr_tower/logit/bias_add")});
+  CHECK(g.node(log_pctcvr).op == "add");
+  CHECK(g.node(log_pctcvr).inputs == std::vector<NodeId>{log_pctr, log_pcvr});
+  CHECK(g.node(h.losses[0]).op == "bce_logprob");
+  CHECK(g.node(h.losses[0]).inputs == std::vector<NodeId>{log_pctr, h.labels[0]});
+  CHECK(g.node(h.losses[1]).inputs == std::vector<NodeId>{log_pctcvr, h.labels[1]});
   CHECK(g.node(h.labels[0]).name == "input/click");
   CHECK(g.node(h.labels[1]).name == "input/ctcvr");
   // The towers: hidden {5, 4} then a 1-unit logit; first layer reads F·D = 9 features.
@@ -69,7 +78,11 @@ TEST_CASE("ESMM with three stages: three towers, labels, cumulative products and
   CHECK(reach.inputs[0] == h.column("pctcvr"));
   CHECK(g.node(reach.inputs[1]).name == "stage2_tower/p2");
   CHECK(tables(g).size() == 1);
-  CHECK(g.node(h.losses[2]).inputs == std::vector<NodeId>{h.stage_probs[2], h.labels[2]});
+  // The stage-2 loss reads log p_reach2 = log pctcvr + log σ(stage-2 logit).
+  const NodeId log_reach2 = g.at("loss/log_p_reach2");
+  CHECK(g.node(log_reach2).inputs == std::vector<NodeId>{g.at("loss/log_pctcvr"), g.at("loss/log_p2")});
+  CHECK(g.node(g.at("loss/log_p2")).inputs == std::vector<NodeId>{g.at("stage2_tower/logit/bias_add")});
+  CHECK(g.node(h.losses[2]).inputs == std::vector<NodeId>{log_reach2, h.labels[2]});
   CHECK(h.loss_weights.size() == 3);
 
   Executor<double> ex(g);

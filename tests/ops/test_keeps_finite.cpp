@@ -25,6 +25,7 @@ const std::vector<std::pair<std::string, std::function<Var(Var)>>>& keeps_finite
       {"relu", [](Var x) { return relu(x); }},
       {"reshape", [](Var x) { return reshape(x, {kBatch, 2, 2}); }},
       {"sigmoid", [](Var x) { return sigmoid(x); }},
+      {"log_sigmoid", [](Var x) { return log_sigmoid(x); }},
       {"tanh", [](Var x) { return funnel::tanh(x); }},
       {"clip", [](Var x) { return clip(x, -3.0, 2.0); }},
       {"concat", [](Var x) { return concat({x, x}); }},

@@ -152,3 +152,42 @@ TEST_CASE("CLI: a corrupt chunk of a streamed cache stops training with the file
   CHECK(r.code == 1);
   CHECK_THAT(r.out, Catch::Contains(d.cache) && Catch::Contains("checksum mismatch in chunk 0"));
 }
+
+TEST_CASE("CLI: eval and predict on a cache honour --max-rows (the first N rows) and read every row without it",
+          "[cli][stream]") {
+  const Data d("stream_max_rows", 3000, 256, 128);
+  REQUIRE(run("train --data cache:" + d.cache + kSmall + " --max-steps 5 --save " + d.out("ck")).code == 0);
+  const auto json_of = [](const std::string& out) {
+    const auto b = out.find('{'), e = out.rfind('}');
+    return nlohmann::json::parse(out.substr(b, e - b + 1));
+  };
+  const std::string eval = "eval --checkpoint " + d.out("ck") + " --batch-size 500";
+  const Run all = run(eval + " --data cache:" + d.cache);
+  REQUIRE(all.code == 0);
+  CHECK(json_of(all.out)["rows"] == 3000);
+  // 1234 rows: a batch and a chunk cut in the middle. The same metrics as the raw data read with --max-rows.
+  const Run first = run(eval + " --data cache:" + d.cache + " --max-rows 1234");
+  const Run raw = run(eval + " --data aliccp:" + d.raw + " --max-rows 1234");
+  INFO(first.out);
+  REQUIRE(first.code == 0);
+  REQUIRE(raw.code == 0);
+  CHECK_THAT(first.out, Catch::Contains("the first 1234 rows (--max-rows)"));
+  nlohmann::json jf = json_of(first.out), jr = json_of(raw.out);
+  CHECK(jf["rows"] == 1234);
+  jf.erase("config");
+  jr.erase("config");
+  CHECK(jf == jr);
+  // More rows than the cache holds: all of them.
+  const Run more = run(eval + " --data cache:" + d.cache + " --max-rows 5000");
+  REQUIRE(more.code == 0);
+  CHECK(json_of(more.out)["rows"] == 3000);
+  // predict writes the first N rows, the lines of the raw data's first N.
+  const Run ps = run("predict --checkpoint " + d.out("ck") + " --data cache:" + d.cache + " --max-rows 1234 --out " +
+                     d.out("ps.csv"));
+  const Run pm = run("predict --checkpoint " + d.out("ck") + " --data aliccp:" + d.raw + " --max-rows 1234 --out " +
+                     d.out("pm.csv"));
+  REQUIRE(ps.code == 0);
+  REQUIRE(pm.code == 0);
+  CHECK_THAT(ps.out, Catch::Contains("wrote 1234 rows"));
+  CHECK(slurp(d.out("ps.csv")) == slurp(d.out("pm.csv")));
+}

@@ -99,24 +99,43 @@ plot::Figure train_figure(const std::string& title, const std::vector<std::strin
     }
     epoch_loss.series.push_back(std::move(s));
   }
-  // Every stage's AUCs and log losses as the last evaluation names them (the paper's for two stages).
+  // The paper's two stages under their names, then every later stage the last evaluation has.
   const FunnelMetrics* last = nullptr;
   for (const auto& e : result.epochs)
     if (e.has_eval) last = &e.eval;
+  const bool truth = last && last->has_entire_space;
+  struct M {
+    std::string name;
+    std::function<double(const FunnelMetrics&)> value;
+  };
+  auto stage = [](std::size_t s, double StageMetrics::*field) {
+    return [s, field](const FunnelMetrics& m) { return s < m.stages.size() ? m.stages[s].*field : NAN; };
+  };
+  auto series_of = [&](NamedMetric::Kind kind) {
+    using S = StageMetrics;
+    const bool auc = kind == NamedMetric::Kind::Auc;
+    const std::string what = auc ? " AUC" : " log loss";
+    std::vector<M> ms{{"CTR" + what, stage(0, auc ? &S::auc : &S::logloss)},
+                      {"CVR" + what + " (clicked)", stage(1, auc ? &S::cond_auc : &S::cond_logloss)},
+                      {"CTCVR" + what, stage(1, auc ? &S::auc : &S::logloss)}};
+    if (truth) ms.push_back({"CVR" + what + " (entire space)", stage(1, auc ? &S::entire_auc : &S::entire_logloss)});
+    if (last)
+      for (const auto& n : named_metrics(*last))
+        if (n.kind == kind && n.stage >= 2 && n.key.find("gauc") == std::string::npos) ms.push_back({n.title, n.value});
+    return ms;
+  };
   auto per_epoch = [&](const std::string& panel_title, const std::string& y_label, NamedMetric::Kind kind) {
     plot::Panel p;
     p.title = panel_title;
     p.x_label = "epoch";
     p.integer_x = true;
     p.y_label = y_label;
-    if (!last) return p;
-    for (const auto& n : named_metrics(*last)) {
-      if (n.kind != kind) continue;
-      plot::Series s{.name = n.title};
+    for (const auto& m : series_of(kind)) {
+      plot::Series s{.name = m.name};
       for (const auto& e : result.epochs) {
-        if (!e.has_eval || e.eval.stages.size() != last->stages.size()) continue;
+        if (!e.has_eval) continue;
         s.x.push_back(static_cast<double>(e.epoch + 1));
-        s.y.push_back(n.value(e.eval));
+        s.y.push_back(m.value(e.eval));
       }
       p.series.push_back(std::move(s));
     }
@@ -131,6 +150,15 @@ plot::Figure train_figure(const std::string& title, const std::vector<std::strin
     if (m.has_entire_space)
       p.series.push_back(calibration_series("entire space (ground truth)", {&m.cvr_calibration_entire_space}));
     f.panels.push_back(std::move(p));
+    // Later stages: p(stage s | stage s-1) the same way.
+    for (std::size_t st = 2; st < m.stages.size(); ++st) {
+      const StageMetrics& x = m.stages[st];
+      plot::Panel q = calibration_panel("p(" + x.name + " | " + m.stages[st - 1].name + ") calibration after the last epoch");
+      q.series.push_back(calibration_series("impressions that reached " + m.stages[st - 1].name, {&x.cond_calibration}));
+      if (x.has_entire_space)
+        q.series.push_back(calibration_series("entire space (ground truth)", {&x.entire_calibration}));
+      f.panels.push_back(std::move(q));
+    }
   }
   return f;
 }

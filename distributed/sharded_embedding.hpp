@@ -180,6 +180,8 @@ class ShardedSource : public BatchSource {
   void start_epoch(std::int64_t epoch) override { mine_->start_epoch(epoch); }
   BatchRows next(Model& m) override;
   const float* conversion_entire() const override { return mine_->conversion_entire(); }
+  const float* entire(std::int64_t stage) const override { return mine_->entire(stage); }
+  const std::int64_t* users() const override { return mine_->users(); }
 
  private:
   Communicator& c_;

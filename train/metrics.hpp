@@ -133,8 +133,8 @@ void set_named_metrics(FunnelMetrics& m);
 
 // Exact whole-set funnel metrics of any number of stages, accumulated batch by batch: 4 bytes per row per AUC
 // (the scores of the positives and of the negatives, sorted at the end) — per stage 4 bytes a row for reach, 4 per
-// row that reached the previous stage, 4 more a row with synthetic ground truth: about 0.35 GB for the 43M rows of
-// Ali-CCP's two-stage test split. With user keys every GAUC keeps 16 bytes per row it covers. Equal to
+// row that reached the previous stage (none for stage 0, whose conditional is its reach), 4 more a row with
+// synthetic ground truth: about 0.35 GB for the 43M rows of Ali-CCP's two-stage test split. With user keys every GAUC keeps 16 bytes per row it covers. Equal to
 // evaluate_funnel() on the same rows except for the calibration errors' order of tied scores (here: in the bins,
 // tied negatives before tied positives).
 class StreamingFunnelMetrics {

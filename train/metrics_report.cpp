@@ -44,30 +44,30 @@ std::string cond_title(std::size_t s) {
 std::vector<NamedMetric> named_metrics(std::size_t stages, bool truth, bool users) {
   using S = StageMetrics;
   std::vector<NamedMetric> out;
-  // AUCs: the conditional of each later stage first (for two stages: CVR, CTCVR, CTR as the paper's table).
-  for (std::size_t s = stages; s-- > 1;)
-    out.push_back(stage_metric(cond_key(s) + "_auc", cond_title(s) + " AUC", Kind::Auc, s, &S::cond_auc));
-  for (std::size_t s = stages; s-- > 0;)
-    out.push_back(stage_metric(reach_key(s) + "_auc", reach_title(s) + " AUC", Kind::Auc, s, &S::auc));
-  if (truth)
-    for (std::size_t s = 1; s < stages; ++s)
-      out.push_back(stage_metric(cond_key(s) + "_auc_entire_space", cond_title(s) + " AUC entire", Kind::Auc, s,
-                                 &S::entire_auc));
-  if (users) {
-    for (std::size_t s = stages; s-- > 1;)
-      out.push_back(stage_metric(cond_key(s) + "_gauc", cond_title(s) + " GAUC", Kind::Auc, s, &S::cond_gauc));
-    for (std::size_t s = stages; s-- > 0;)
-      out.push_back(stage_metric(reach_key(s) + "_gauc", reach_title(s) + " GAUC", Kind::Auc, s, &S::gauc));
+  // The paper's order for the first two stages (CVR, CTCVR, CTR), then each later stage given the previous one and
+  // reaching it.
+  std::vector<std::pair<std::size_t, bool>> order;  // (stage, conditional)
+  if (stages > 1) order.push_back({1, true});
+  for (std::size_t s = std::min<std::size_t>(stages, 2); s-- > 0;) order.push_back({s, false});
+  for (std::size_t s = 2; s < stages; ++s) {
+    order.push_back({s, true});
+    order.push_back({s, false});
   }
-  for (std::size_t s = stages; s-- > 1;)
-    out.push_back(stage_metric(cond_key(s) + "_logloss", cond_title(s) + " logloss", Kind::LogLoss, s,
-                               &S::cond_logloss));
-  for (std::size_t s = stages; s-- > 0;)
-    out.push_back(stage_metric(reach_key(s) + "_logloss", reach_title(s) + " logloss", Kind::LogLoss, s, &S::logloss));
-  if (truth)
-    for (std::size_t s = 1; s < stages; ++s)
-      out.push_back(stage_metric(cond_key(s) + "_logloss_entire_space", cond_title(s) + " logloss entire",
-                                 Kind::LogLoss, s, &S::entire_logloss));
+  auto each = [&](const std::string& suffix, const std::string& what, Kind kind, double S::*cond, double S::*reach) {
+    for (auto [s, c] : order)
+      out.push_back(stage_metric((c ? cond_key(s) : reach_key(s)) + suffix,
+                                 (c ? cond_title(s) : reach_title(s)) + " " + what, kind, s, c ? cond : reach));
+  };
+  auto entire = [&](const std::string& suffix, const std::string& what, Kind kind, double S::*field) {
+    if (truth)
+      for (std::size_t s = 1; s < stages; ++s)
+        out.push_back(stage_metric(cond_key(s) + suffix, cond_title(s) + " " + what, kind, s, field));
+  };
+  each("_auc", "AUC", Kind::Auc, &S::cond_auc, &S::auc);
+  entire("_auc_entire_space", "AUC entire", Kind::Auc, &S::entire_auc);
+  if (users) each("_gauc", "GAUC", Kind::Auc, &S::cond_gauc, &S::gauc);
+  each("_logloss", "logloss", Kind::LogLoss, &S::cond_logloss, &S::logloss);
+  entire("_logloss_entire_space", "logloss entire", Kind::LogLoss, &S::entire_logloss);
   // Calibration of each conditional (for two stages: pCVR on clicked rows, over all rows and the entire space).
   for (std::size_t s = 1; s < stages; ++s) {
     const std::string k = cond_key(s), t = cond_title(s), prev = s == 1 ? "clicked" : "reached " + std::to_string(s - 1);

@@ -166,7 +166,7 @@ void StreamingFunnelMetrics::add(const Batch& b) {
       const float r = b.reach[s][i], c = b.cond[s][i];
       t.reach.add(r, y);
       t.reach_s.add(r, y);
-      if (prev) {
+      if (prev && s > 0) {  // stage 0's conditional is its reach (the same node): scored once
         t.cond.add(c, y);
         t.cond_s.add(c, y);
       }
@@ -251,17 +251,21 @@ FunnelMetrics StreamingFunnelMetrics::result() {
   m.has_users = has_users_;
   for (std::size_t s = 0; s < st_.size(); ++s) {
     Stage& t = st_[s];
+    if (s == 0) {  // stage 0's conditional is its reach, scored once (add)
+      std::swap(t.reach, t.cond);
+      t.cond_s = t.reach_s;
+    }
     StageMetrics x;
     x.name = stage_name(s);
     x.rows = t.reach_s.n;
     x.positives = static_cast<std::int64_t>(t.reach_s.label);
     x.cond_rows = t.cond_s.n;
-    x.auc = t.reach.value();
-    t.reach.clear();
     x.cond_auc = t.cond.value();
     x.cond_calibration = t.cond.bins(10);
     x.cond_ece = expected_calibration_error(x.cond_calibration);
     t.cond.clear();
+    x.auc = s == 0 ? x.cond_auc : t.reach.value();
+    t.reach.clear();
     x.logloss = mean(t.reach_s.loss, t.reach_s.n);
     x.mean_pred = mean(t.reach_s.pred, t.reach_s.n);
     x.rate = mean(t.reach_s.label, t.reach_s.n);

@@ -1,6 +1,6 @@
 #pragma once
 // Progress of a whole-set evaluation on stderr, in the style of the training lines: on a terminal one line
-// rewritten every 5 batches ("eval  42.0%  812345 rows/s  ETA   31s"), otherwise a line every 200 batches
+// rewritten every 5 batches ("eval      42.0%     812345 rows/s  ETA   31s"), otherwise a line every 200 batches
 // ("eval rows 819200/43000000 812345 rows/s") and, when some were printed, one at the end. Small sets print nothing
 // when not on a terminal.
 #include <cstdint>

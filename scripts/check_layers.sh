@@ -21,6 +21,7 @@ train: core ops autodiff models data
 viz: core ops autodiff
 distributed: core ops autodiff models data train
 cli: core ops autodiff opcheck models data train viz distributed
+python: core ops autodiff opcheck models data train viz distributed cli
 tools: core ops autodiff opcheck models data train viz distributed cli
 bench: core ops autodiff opcheck models data train viz distributed tools cli
 examples: core ops autodiff opcheck models data train viz distributed cli

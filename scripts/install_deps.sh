@@ -6,7 +6,13 @@ pkgs=(cmake g++ make pkg-config
       libxtensor-dev libxtensor-blas-dev nlohmann-json3-dev libopenblas-dev libdnnl-dev
       libboost-graph-dev catch2 libbenchmark-dev graphviz
       libopenmpi-dev openmpi-bin
-      clang-14 libclang-rt-14-dev libcli11-dev)  # clang + libFuzzer for scripts/test.sh's fuzzing; CLI11
+      clang-14 libclang-rt-14-dev libcli11-dev  # clang + libFuzzer for scripts/test.sh's fuzzing; CLI11
+      python3-dev  # the Python package (python/): headers of Debian's /usr/bin/python3
+      pybind11-dev  # the Python package's bindings
+      python3-numpy  # the Python package: arrays in and out
+      python3-pandas  # the Python package: DataFrames in and out
+      python3-pytest  # the Python package's tests (CTest runs them)
+      python3-matplotlib)  # examples/python/quickstart.py's plots (Agg, headless)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -4,7 +4,8 @@ side by side, ROC and pCVR calibration plots, predictions for new rows.
     PYTHONPATH=build/python python3 examples/python/quickstart.py [train.csv] [--out DIR]
 
 The CSV has a header: click, purchase (or conversion), categorical columns, dense columns named D...; without
-one the small Ali-CCP sample in tests/data/fixtures is used.
+one, a synthetic funnel of 20000 impressions is written first (users, items, categories, hours and a price, with
+clicks and purchases drawn from hidden per-value effects), so there is something to learn.
 """
 import argparse
 import pathlib
@@ -19,22 +20,39 @@ import pandas as pd
 
 import funnel
 
-here = pathlib.Path(__file__).resolve().parent
 ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-ap.add_argument("csv", nargs="?", default=here.parents[1] / "tests/data/fixtures/rechub_train_sample.csv")
+ap.add_argument("csv", nargs="?", default=None)
 ap.add_argument("--out", default=None, help="folder for checkpoints and the figure (default: a temporary one)")
 args = ap.parse_args()
 out = pathlib.Path(args.out or tempfile.mkdtemp(prefix="funnel-quickstart-"))
 out.mkdir(parents=True, exist_ok=True)
 
+
+def write_demo_csv(path, rows=20000, seed=0):
+    """A made-up shop: click and purchase probabilities from hidden effects of the user, item, category, price."""
+    rng = np.random.default_rng(seed)
+    user, item = rng.integers(0, 500, rows), rng.integers(0, 300, rows)
+    category, hour = item % 20, rng.integers(0, 24, rows)
+    price = np.round(rng.lognormal(3, 0.5, rows), 2)
+    u, i, c = rng.normal(0, 1, 500), rng.normal(0, 1, 300), rng.normal(0, 0.5, 20)
+    sig = lambda z: 1 / (1 + np.exp(-z))
+    click = rng.random(rows) < sig(u[user] + i[item] + c[category] - 2.0)
+    buy = click & (rng.random(rows) < sig(0.8 * i[item] - 0.03 * (price - 20) - 0.5))
+    pd.DataFrame({"click": click.astype(int), "purchase": buy.astype(int), "user": user, "item": item,
+                  "category": [f"cat{k}" for k in category], "hour": hour, "Dprice": price}).to_csv(path, index=False)
+
+
 # 1. The data, with pandas: the last fifth held out for evaluation.
+if args.csv is None:
+    args.csv = out / "shop.csv"
+    write_demo_csv(args.csv)
 df = pd.read_csv(args.csv)
 cut = int(len(df) * 0.8)
 train_df, test_df = df.iloc[:cut], df.iloc[cut:]
 print(f"{len(train_df)} training rows, {len(test_df)} test rows, {df.click.mean():.3f} click rate")
 
 # 2. Two models, the same flags as `funnel train` (batch_size is --batch-size).
-flags = dict(epochs=3, batch_size=32, embedding_dim=8, hidden=[32, 16], seed=1, quiet=True)
+flags = dict(epochs=3, batch_size=256, embedding_dim=8, hidden=[32, 16], seed=1, quiet=True)
 metrics = {}
 for model in ["esmm", "base"]:
     m = funnel.train(data=train_df, eval_data=test_df, model=model, save=out / model, **flags)

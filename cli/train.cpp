@@ -156,7 +156,7 @@ int run_train(int argc, char** argv) {
   int rc = 0;
   if (f.has("metrics-json")) {
     try {
-      nlohmann::json mj = train_metrics_json(s, res);
+      nlohmann::json mj = train_metrics_json(s, res, start_step);
       write_output_file(f.str("metrics-json", ""), mj.dump(2) + "\n", inputs, "--metrics-json");
       std::fprintf(stderr, "wrote %s\n", f.str("metrics-json", "").c_str());
     } catch (const Error& e) {

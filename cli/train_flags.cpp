@@ -85,11 +85,10 @@ RunOptions train_run_options(const Flags& f) {
   return ro;
 }
 
-nlohmann::json train_metrics_json(const Trainer& t, const TrainResult& r) {
+nlohmann::json train_metrics_json(const Trainer& t, const TrainResult& r, std::int64_t start_step) {
   nlohmann::json mj = t.metrics_json(r);
-  mj["run_steps"] = r.steps - t.start_step();
-  if (!t.options().init_dir.empty())
-    mj["resumed_from"] = {{"checkpoint", t.options().init_dir}, {"step", t.start_step()}};
+  mj["run_steps"] = r.steps - start_step;
+  if (!t.options().init_dir.empty()) mj["resumed_from"] = {{"checkpoint", t.options().init_dir}, {"step", start_step}};
   return mj;
 }
 

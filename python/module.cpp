@@ -261,9 +261,11 @@ py::object py_train(const std::vector<std::string>& args, py::object on_step, py
     return 0;
   });
   const cli::Flags& f = *flags;
-  if (f.has("shard-embeddings") || f.integer("check-replicas", 0, 0) > 0)
-    raise(g_config_error, "--shard-embeddings / --check-replicas: need MPI processes (mpirun funnel train); not "
-                          "available from Python");
+  guarded(Phase::Config, [&] {
+    if (f.has("shard-embeddings") || f.integer("check-replicas", 0, 0) > 0)
+      throw cli::UsageError("--shard-embeddings / --check-replicas: need MPI processes (mpirun funnel train); not "
+                            "available from Python");
+  });
   TrainerOptions& so = ro.trainer;
   std::vector<std::string> inputs;
   std::optional<CheckpointLock> save_lock;
@@ -340,9 +342,10 @@ py::object py_train(const std::vector<std::string>& args, py::object on_step, py
   if (so.train.save_every > 0) hooks.save = [&](std::int64_t step, std::int64_t) { s.save(f.str("save", ""), step); };
 
   TrainResult res;
+  const std::int64_t start_step = s.start_step();
   nogil(Phase::Other, [&] { res = s.train(hooks); });
   if (f.has("save")) nogil(Phase::Checkpoint, [&] { s.save(f.str("save", ""), res.steps); });
-  nlohmann::json mj = cli::train_metrics_json(s, res);
+  nlohmann::json mj = cli::train_metrics_json(s, res, start_step);
   guarded(Phase::Other, [&] {
     if (f.has("metrics-json")) write_output_file(f.str("metrics-json", ""), mj.dump(2) + "\n", inputs, "--metrics-json");
     if (f.has("plot")) {

@@ -68,6 +68,11 @@ def test_metrics_dict_is_metrics_json(tmp_path, fixture_csv):
     assert m == written
     assert m["config"]["batch-size"] == 16 and m["config"]["hidden"] == "8,4"
     assert len(m["epochs"]) == 2 and "ctr_auc" in m["epochs"][0]
+    # A resumed run: its own steps and where it started, as the CLI reports them.
+    first = funnel.train(data=f"csv:{fixture_csv}", save=tmp_path / "ck", **SMALL)
+    again = funnel.train(data=f"csv:{fixture_csv}", init=tmp_path / "ck", max_steps=3, **SMALL)
+    assert again["run_steps"] == 3 and again["steps"] == first["steps"] + 3
+    assert again["resumed_from"] == {"checkpoint": str(tmp_path / "ck"), "step": first["steps"]}
 
 
 def test_predict_equals_cli(tmp_path, fixture_csv, funnel_bin):

@@ -85,8 +85,10 @@ def test_predict_equals_cli(tmp_path, fixture_csv, funnel_bin):
     assert p.columns == ["pctr", "pcvr", "pctcvr"]
     out = p.predict(df.drop(columns=["click", "purchase"]))
     assert list(out.columns) == p.columns and len(out) == len(df)
+    arrays_out = p.predict({c: df[c].to_numpy() for c in df.columns}, as_frame=False)
     for c in p.columns:
         assert np.array_equal(out[c].to_numpy(), cli[c].to_numpy(dtype=np.float32)), c
+        assert arrays_out[c].dtype == np.float32 and np.array_equal(arrays_out[c], out[c].to_numpy()), c
     # evaluate() is funnel eval's numbers.
     ev = subprocess.run([funnel_bin, "eval", "--checkpoint", tmp_path / "ck", "--data", f"csv:{fixture_csv}"],
                         check=True, capture_output=True, text=True)

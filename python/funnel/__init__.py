@@ -62,7 +62,10 @@ class _Data:
 def _as_array(v):
     import numpy as np
     if hasattr(v, "to_numpy"):  # a pandas Series: its values (no copy for numeric columns)
-        v = v.to_numpy()
+        if isinstance(v.dtype, np.dtype):
+            v = v.to_numpy()
+        else:  # pandas' own dtypes (nullable Int64, string, category): values as objects, <NA> as None
+            v = v.to_numpy(dtype=object, na_value=None)
     return np.asarray(v)
 
 

@@ -208,3 +208,18 @@ def test_sigint_saves_and_raises(tmp_path):
     # before the callback runs).
     assert manifest["step"] in (last, last + 1)
     assert last < 50 * 200000 * 0.8 / 64 / 2  # stopped long before the end
+
+
+def test_pandas_dtypes_missing_values(tmp_path):
+    """pandas' nullable and categorical columns: <NA> is an absent value, as NaN in a float column is."""
+    n = 200
+    base = dict(click=np.tile([1, 0, 1, 0], n // 4), purchase=np.tile([1, 0, 0, 0], n // 4))
+    a = pd.DataFrame(dict(base, u=pd.array(np.tile([1, None, 3, 4], n // 4), dtype="Int64"),
+                          v=pd.Series(np.tile(["x", "y", None, "z"], n // 4), dtype="string")))
+    b = pd.DataFrame(dict(base, u=np.tile([1.0, np.nan, 3.0, 4.0], n // 4),
+                          v=np.tile(np.array(["x", "y", None, "z"], dtype=object), n // 4)))
+    c = pd.DataFrame(dict(base, u=np.tile([1, 0, 3, 4], n // 4), v=b.v))  # 0 instead of missing: differs
+    for name, df in (("a", a), ("b", b), ("c", c)):
+        funnel.train(data=df, save=tmp_path / name, no_shuffle=True, **SMALL)
+    assert arrays(tmp_path / "a") == arrays(tmp_path / "b")
+    assert arrays(tmp_path / "a") != arrays(tmp_path / "c")

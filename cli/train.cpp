@@ -26,19 +26,8 @@ namespace funnel::cli {
 namespace {
 
 int run_train(int argc, char** argv) {
-  std::set<std::string> valued{"data", "eval-data", "model", "epochs", "batch-size", "lr", "optimizer",
-                               "embedding-dim", "hidden", "seed", "threads", "max-steps", "init", "save",
-                               "save-every", "metrics-json", "l2", "stages", "eval-fraction", "pool", "model-options",
-                               "check-replicas", "plot", "shuffle-window", "prefetch", "precision"};
-  valued.insert(kDataFlags.begin(), kDataFlags.end());
-  Flags f(argc, argv, valued, {"no-shuffle", "quiet", "reset-optimizer", "shard-embeddings"});
-  RunOptions ro = run_options(f);
-  // A cache: training set is streamed from the file: the shuffle window (rows) and the batches read ahead.
-  ro.trainer.train.shuffle_window = f.integer("shuffle-window", 1 << 18, 1);
-  if (ro.trainer.train.shuffle_window > (std::int64_t{1} << 32))
-    throw UsageError("--shuffle-window: at most 4294967296 rows (8 bytes each), got " + f.str("shuffle-window", ""));
-  ro.trainer.train.prefetch = f.integer("prefetch", 4, 1);
-  if (ro.trainer.train.prefetch > 1024) throw UsageError("--prefetch: at most 1024 batches, got " + f.str("prefetch", ""));
+  Flags f(argc, argv, train_valued_flags(), train_switches());
+  RunOptions ro = train_run_options(f);
   const TrainerOptions& so = ro.trainer;
   // Under mpirun: data parallel over the ranks (distributed/); rank 0 alone prints and writes.
 #ifdef FUNNEL_HAS_MPI
@@ -175,9 +164,7 @@ int run_train(int argc, char** argv) {
   int rc = 0;
   if (f.has("metrics-json")) {
     try {
-      nlohmann::json mj = s.metrics_json(res);
-      mj["run_steps"] = run_steps;
-      if (!so.init_dir.empty()) mj["resumed_from"] = {{"checkpoint", so.init_dir}, {"step", start_step}};
+      nlohmann::json mj = train_metrics_json(s, res, start_step);
       write_output_file(f.str("metrics-json", ""), mj.dump(2) + "\n", inputs, "--metrics-json");
       std::fprintf(stderr, "wrote %s\n", f.str("metrics-json", "").c_str());
     } catch (const Error& e) {

@@ -63,6 +63,35 @@ RunOptions run_options(const Flags& f) {
   return r;
 }
 
+std::set<std::string> train_valued_flags() {
+  std::set<std::string> valued{"data", "eval-data", "model", "epochs", "batch-size", "lr", "optimizer",
+                               "embedding-dim", "hidden", "seed", "threads", "max-steps", "init", "save",
+                               "save-every", "metrics-json", "l2", "stages", "eval-fraction", "pool", "model-options",
+                               "check-replicas", "plot", "shuffle-window", "prefetch", "precision"};
+  valued.insert(kDataFlags.begin(), kDataFlags.end());
+  return valued;
+}
+
+std::set<std::string> train_switches() { return {"no-shuffle", "quiet", "reset-optimizer", "shard-embeddings"}; }
+
+RunOptions train_run_options(const Flags& f) {
+  RunOptions ro = run_options(f);
+  // A cache: training set is streamed from the file: the shuffle window (rows) and the batches read ahead.
+  ro.trainer.train.shuffle_window = f.integer("shuffle-window", 1 << 18, 1);
+  if (ro.trainer.train.shuffle_window > (std::int64_t{1} << 32))
+    throw UsageError("--shuffle-window: at most 4294967296 rows (8 bytes each), got " + f.str("shuffle-window", ""));
+  ro.trainer.train.prefetch = f.integer("prefetch", 4, 1);
+  if (ro.trainer.train.prefetch > 1024) throw UsageError("--prefetch: at most 1024 batches, got " + f.str("prefetch", ""));
+  return ro;
+}
+
+nlohmann::json train_metrics_json(const Trainer& t, const TrainResult& r, std::int64_t start_step) {
+  nlohmann::json mj = t.metrics_json(r);
+  mj["run_steps"] = r.steps - start_step;
+  if (!t.options().init_dir.empty()) mj["resumed_from"] = {{"checkpoint", t.options().init_dir}, {"step", start_step}};
+  return mj;
+}
+
 std::shared_ptr<TrainData> load_run_data(const RunOptions& o, const Flags& f) {
   auto d = load_train_data(o.data, read_options(f));
   for (const auto& n : d->notes) std::fprintf(stderr, "%s\n", n.c_str());

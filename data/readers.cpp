@@ -14,6 +14,8 @@
 
 #include "core/files.hpp"
 
+#include "data/columns.hpp"
+#include "data/data_error.hpp"
 #include "data/reader_util.hpp"
 
 namespace funnel {
@@ -206,7 +208,7 @@ void BadRows::handle(const std::string& file, std::int64_t line, const RowError&
   std::string msg = file + ":" + std::to_string(line) + ": field '" + e.field + "': expected " + e.expected +
                     ", got '" + (e.got_owned.empty() ? show(e.got) : e.got_owned) + "'";
   if (unterminated) msg += " (the last line has no newline: is the file truncated?)";
-  if (mode_ == OnBadRow::Error) throw Error(msg);
+  if (mode_ == OnBadRow::Error) throw DataError(file, line, e.field, msg);
   rep_.skipped_by_reason[std::string(prefix) + e.reason] += 1;
   if (counts_as_row) {
     rep_.rows_skipped += 1;
@@ -364,6 +366,7 @@ Dataset read_dataset(const std::string& spec, const ReadOptions& options, Featur
     detail::MappedFile sf(skel, true);
     return checked({&cf, &sf}, [&] { return read_aliccp_buffers(sf.view(), skel, cf.view(), common, options, map, &rep); });
   }
+  if (starts_with(spec, "columns:")) return read_columns(*registered_columns(spec), options, map, &rep);
   if (starts_with(spec, "cache:")) {
     const std::string file = spec.substr(6);
     if (file.empty()) throw Error("dataset spec '" + spec + "': expected a file name after the colon");

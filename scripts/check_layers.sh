@@ -23,6 +23,7 @@ serving: core ops autodiff models data train
 exporter: core ops autodiff models data train
 distributed: core ops autodiff models data train
 cli: core ops autodiff opcheck models data train exporter viz serving distributed
+python: core ops autodiff opcheck models data train exporter viz serving distributed cli
 tools: core ops autodiff opcheck models data train exporter viz serving distributed cli
 bench: core ops autodiff opcheck models data train exporter viz serving distributed tools cli
 examples: core ops autodiff opcheck models data train exporter viz serving distributed cli

@@ -11,6 +11,12 @@ pkgs=(cmake g++ make pkg-config
       libonnx-dev      # ONNX export: the onnx.proto classes (exporter/)
       libprotobuf-dev  # ONNX export: protobuf, which they are written with
       python3-onnx     # tests: onnx.checker on every exported file
+      python3-dev  # the Python package (python/): headers of Debian's /usr/bin/python3
+      pybind11-dev  # the Python package's bindings
+      python3-numpy  # the Python package: arrays in and out
+      python3-pandas  # the Python package: DataFrames in and out
+      python3-pytest  # the Python package's tests (CTest runs them)
+      python3-matplotlib  # examples/python/quickstart.py's plots (Agg, headless)
       )
 # ONNX Runtime from npm runs the exported files in the tests (scripts/install_ort.sh); node and npm from Debian
 # unless a node with npm is already installed (e.g. from NodeSource, whose nodejs package conflicts with Debian's npm).

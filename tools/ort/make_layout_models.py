@@ -46,30 +46,29 @@ save("padded_matmul", [
     helper.make_tensor_value_info("weights", TensorProto.FLOAT, ["batch", F, "width"])],
     [i64("ax2", [2])])
 
-save("offsets", [
+save("offsets", [  # the nodes `funnel export` writes for a sum-pooled embedding (ops/embedding.cpp)
     helper.make_node("Shape", ["ids"], ["n"]),
-    helper.make_node("Add", ["n", "one_i"], ["n1"]),
-    helper.make_node("ConstantOfShape", ["n1"], ["marks0"], value=helper.make_tensor("z", TensorProto.FLOAT, [1], [0])),
-    helper.make_node("Slice", ["offsets", "one_i", "minus1"], ["starts"]),  # starts of cells 1..cells-1
+    helper.make_node("Add", ["n", "one1"], ["n1"]),
+    helper.make_node("Expand", ["i0", "n1"], ["marks0"]),
+    helper.make_node("Slice", ["offsets", "one1", "minus1"], ["starts"]),
     helper.make_node("Shape", ["starts"], ["ns"]),
-    helper.make_node("ConstantOfShape", ["ns"], ["ones"], value=helper.make_tensor("o", TensorProto.FLOAT, [1], [1])),
+    helper.make_node("Expand", ["i1", "ns"], ["ones"]),
     helper.make_node("ScatterElements", ["marks0", "starts", "ones"], ["marks1"], axis=0, reduction="add"),
-    helper.make_node("Slice", ["marks1", "zero_i", "n"], ["marks"]),
-    helper.make_node("CumSum", ["marks", "zero_s"], ["segf"]),
-    helper.make_node("Cast", ["segf"], ["seg0"], to=TensorProto.INT64),
-    helper.make_node("Unsqueeze", ["seg0", "ax1"], ["seg"]),
+    helper.make_node("Slice", ["marks1", "zero1", "n"], ["marks"]),
+    helper.make_node("CumSum", ["marks", "i0"], ["cell"]),
+    helper.make_node("Unsqueeze", ["cell", "one1"], ["cell2"]),
     helper.make_node("Gather", ["table", "ids"], ["rows"], axis=0),
-    helper.make_node("Unsqueeze", ["weights", "ax1"], ["w2"]),
+    helper.make_node("Unsqueeze", ["weights", "one1"], ["w2"]),
     helper.make_node("Mul", ["rows", "w2"], ["prod"]),
     helper.make_node("Shape", ["offsets"], ["nc1"]),
-    helper.make_node("Sub", ["nc1", "one_i"], ["nc"]),
+    helper.make_node("Sub", ["nc1", "one1"], ["nc"]),
     helper.make_node("Concat", ["nc", "dim"], ["outshape"], axis=0),
-    helper.make_node("ConstantOfShape", ["outshape"], ["zeros"], value=helper.make_tensor("z2", TensorProto.FLOAT, [1], [0])),
-    helper.make_node("ScatterND", ["zeros", "seg", "prod"], ["pooled"], reduction="add"),
+    helper.make_node("Expand", ["zero", "outshape"], ["zeros"]),
+    helper.make_node("ScatterND", ["zeros", "cell2", "prod"], ["pooled"], reduction="add"),
     helper.make_node("Reshape", ["pooled", "shape3"], ["y"]),
 ], [helper.make_tensor_value_info("ids", TensorProto.INT64, ["n"]),
     helper.make_tensor_value_info("weights", TensorProto.FLOAT, ["n"]),
     helper.make_tensor_value_info("offsets", TensorProto.INT64, ["cells1"])],
-    [i64("one_i", [1]), i64("minus1", [-1]), i64("zero_i", [0]), i64("zero_s", 0), i64("ax1", [1]), i64("dim", [D]),
-     i64("shape3", [-1, F, D])])
-print(f"wrote {out}/padded.onnx and {out}/offsets.onnx (table {V}x{D}, {F} fields)")
+    [i64("i0", 0), i64("i1", 1), i64("one1", [1]), i64("minus1", [-1]), i64("zero1", [0]), i64("dim", [D]),
+     i64("shape3", [-1, F, D]), f32("zero", 0.0)])
+print(f"wrote {out}/padded.onnx, padded_matmul.onnx and offsets.onnx (table {V}x{D}, {F} fields)")

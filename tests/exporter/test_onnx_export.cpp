@@ -60,9 +60,11 @@ FUNNEL_REGISTER_OP(Unlowered);
 TEST_CASE("every op on the way to a registered model's prediction columns has an ONNX lowering", "[onnx]") {
   for (const auto& kind : model_kinds())
     for (Pool pool : {Pool::Sum, Pool::Mean}) {
+      ModelConfig c = small_config(kind, pool);
+      if (get_model(kind).multi_stage) c.num_stages = 3;
       Graph g;
-      const ModelHandle h = build_model(g, small_config(kind, pool));
-      INFO("model " << kind);
+      const ModelHandle h = build_model(g, c);
+      INFO("model " << kind << ", " << c.num_stages << " stages");
       CHECK(missing_onnx_lowerings(g, columns_of(h)).empty());
       // Losses and labels are pruned.
       for (NodeId id : inference_nodes(g, columns_of(h))) {

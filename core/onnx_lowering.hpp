@@ -29,7 +29,9 @@ struct OnnxAttr {
   std::string s;
   static OnnxAttr integer(std::string n, std::int64_t v) { return {std::move(n), Kind::Int, v, 0, {}, {}}; }
   static OnnxAttr real(std::string n, float v) { return {std::move(n), Kind::Float, 0, v, {}, {}}; }
-  static OnnxAttr list(std::string n, std::vector<std::int64_t> v) { return {std::move(n), Kind::Ints, 0, 0, std::move(v), {}}; }
+  static OnnxAttr list(std::string n, std::vector<std::int64_t> v) {
+    return {std::move(n), Kind::Ints, 0, 0, std::move(v), {}};
+  }
   static OnnxAttr text(std::string n, std::string v) { return {std::move(n), Kind::String, 0, 0, {}, std::move(v)}; }
 };
 

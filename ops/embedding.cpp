@@ -239,7 +239,8 @@ FUNNEL_ONNX_LOWERING("embedding") {
   e.node("Slice", {e.offsets(1), one1, e.constant_i64({-1}, {1})}, {starts});
   e.node("Shape", {starts}, {ns});
   e.node("Expand", {i1, ns}, {ones});
-  e.node("ScatterElements", {marks0, starts, ones}, {marks1}, {OnnxAttr::integer("axis", 0), OnnxAttr::text("reduction", "add")});
+  e.node("ScatterElements", {marks0, starts, ones}, {marks1},
+         {OnnxAttr::integer("axis", 0), OnnxAttr::text("reduction", "add")});
   e.node("Slice", {marks1, e.constant_i64({0}, {1}), nids}, {marks});
   e.node("CumSum", {marks, i0}, {cell});
   e.node("Unsqueeze", {cell, one1}, {cell2});

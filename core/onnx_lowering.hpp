@@ -29,17 +29,21 @@ struct OnnxAttr {
   std::string s;
   static OnnxAttr integer(std::string n, std::int64_t v) { return {std::move(n), Kind::Int, v, 0, {}, {}}; }
   static OnnxAttr real(std::string n, float v) { return {std::move(n), Kind::Float, 0, v, {}, {}}; }
-  static OnnxAttr list(std::string n, std::vector<std::int64_t> v) { return {std::move(n), Kind::Ints, 0, 0, std::move(v), {}}; }
+  static OnnxAttr list(std::string n, std::vector<std::int64_t> v) {
+    return {std::move(n), Kind::Ints, 0, 0, std::move(v), {}};
+  }
   static OnnxAttr text(std::string n, std::string v) { return {std::move(n), Kind::String, 0, 0, {}, std::move(v)}; }
 };
 
 class OnnxEmitter {
  public:
   virtual ~OnnxEmitter() = default;
-  // The ONNX value of the node's input slot i. For an Ids input: the padded ids, int64 B×F×W (W ids per cell,
-  // padded with id 0 of weight 0); weights(i) is the matching float B×F×W weights.
+  // The ONNX value of the node's input slot i. For an Ids input, funnel's IdBatch layout (core/ids.hpp): in(i) is
+  // the ids of every cell one after another (int64, N), weights(i) their weights (float, N) and offsets(i) where
+  // each cell starts (int64, B·F + 1: cell c holds ids[offsets[c] .. offsets[c + 1])).
   virtual std::string in(std::size_t slot) const = 0;
   virtual std::string weights(std::size_t slot) const = 0;
+  virtual std::string offsets(std::size_t slot) const = 0;
   // The funnel node feeding input slot i (its shape: kBatch marks the batch dim).
   virtual const Node& input_node(std::size_t slot) const = 0;
   // The name the node's result must be written to.

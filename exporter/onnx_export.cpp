@@ -20,7 +20,11 @@ class ProtoEmitter final : public OnnxEmitter {
   void set_node(const Node* n) { n_ = n; }
   // The ONNX value of funnel node `id` (its graph name; an Ids node's ids input is "ids", its weights "weights").
   void name_value(NodeId id, std::string name) { names_[id] = std::move(name); }
-  void name_weights(NodeId id, std::string name) { weights_[id] = std::move(name); }
+  void name_ids(NodeId id) {
+    names_[id] = "ids";
+    weights_[id] = "weights";
+    offsets_[id] = "offsets";
+  }
   const std::string& value(NodeId id) const {
     const auto it = names_.find(id);
     if (it == names_.end()) throw Error("onnx export: node '" + g_.node(id).name + "' has no value yet");
@@ -31,6 +35,12 @@ class ProtoEmitter final : public OnnxEmitter {
   std::string weights(std::size_t slot) const override {
     const auto it = weights_.find(n_->inputs.at(slot));
     if (it == weights_.end())
+      throw Error("onnx export: node '" + n_->name + "': input " + std::to_string(slot) + " is not an ids input");
+    return it->second;
+  }
+  std::string offsets(std::size_t slot) const override {
+    const auto it = offsets_.find(n_->inputs.at(slot));
+    if (it == offsets_.end())
       throw Error("onnx export: node '" + n_->name + "': input " + std::to_string(slot) + " is not an ids input");
     return it->second;
   }
@@ -83,7 +93,7 @@ class ProtoEmitter final : public OnnxEmitter {
   const Graph& g_;
   onnx::GraphProto& out_;
   const Node* n_ = nullptr;
-  std::map<NodeId, std::string> names_, weights_;
+  std::map<NodeId, std::string> names_, weights_, offsets_;
   std::int64_t counter_ = 0;
 };
 
@@ -160,8 +170,7 @@ std::string export_onnx(const Model& m, const std::string& doc) {
     switch (n.kind) {
       case NodeKind::Ids:
         if (id != h.ids) throw Error("onnx export: ids node '" + n.name + "' is not the model's ids input");
-        e.name_value(id, "ids");
-        e.name_weights(id, "weights");
+        e.name_ids(id);
         ids_fields = n.num_fields;
         break;
       case NodeKind::Input: {
@@ -194,11 +203,11 @@ std::string export_onnx(const Model& m, const std::string& doc) {
       }
     }
   }
-  // The inputs in a fixed order: ids, weights, dense (those the columns depend on).
+  // The inputs in a fixed order: ids, weights, offsets, dense (those the columns depend on).
   if (ids_fields >= 0) {
-    add_value_info(graph->add_input(), "ids", onnx::TensorProto::INT64, {{-1, "batch"}, {ids_fields, ""}, {-1, "width"}});
-    add_value_info(graph->add_input(), "weights", onnx::TensorProto::FLOAT,
-                   {{-1, "batch"}, {ids_fields, ""}, {-1, "width"}});
+    add_value_info(graph->add_input(), "ids", onnx::TensorProto::INT64, {{-1, "n"}});
+    add_value_info(graph->add_input(), "weights", onnx::TensorProto::FLOAT, {{-1, "n"}});
+    add_value_info(graph->add_input(), "offsets", onnx::TensorProto::INT64, {{-1, "cells_plus_1"}});
   }
   if (!dense_dims.empty()) add_value_info(graph->add_input(), "dense", onnx::TensorProto::FLOAT, dense_dims);
   for (const auto& c : h.columns) {
@@ -222,8 +231,9 @@ nlohmann::json onnx_inputs_json(const Model& m, const nlohmann::json& data, std:
   j["table_rows"] = c.vocab;
   j["num_dense"] = c.num_dense;
   nlohmann::json in = nlohmann::json::array();
-  in.push_back({{"name", "ids"}, {"type", "int64"}, {"shape", {"batch", c.num_fields, "width"}}});
-  in.push_back({{"name", "weights"}, {"type", "float32"}, {"shape", {"batch", c.num_fields, "width"}}});
+  in.push_back({{"name", "ids"}, {"type", "int64"}, {"shape", {"n"}}});
+  in.push_back({{"name", "weights"}, {"type", "float32"}, {"shape", {"n"}}});
+  in.push_back({{"name", "offsets"}, {"type", "int64"}, {"shape", {"batch * num_fields + 1"}}});
   if (c.num_dense > 0) in.push_back({{"name", "dense"}, {"type", "float32"}, {"shape", {"batch", c.num_dense}}});
   j["inputs"] = in;
   j["outputs"] = m.handle().column_names();

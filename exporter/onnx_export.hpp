@@ -3,14 +3,17 @@
 // labels pruned — as an ONNX model (opset 17, float32), each op written by its own lowering (core/onnx_lowering.hpp),
 // the parameters as initializers.
 //
-// Inputs (the batch dim is symbolic, "batch"):
-//   ids      int64  batch × F × width   the embedding rows of each field's values (the checkpoint's feature map),
-//                                       width ids per cell; a cell with fewer ids is padded with id 0, weight 0
-//   weights  float  batch × F × width   each id's weight (1 for a plain categorical value; 0 for padding)
-//   dense    float  batch × num_dense   the dense features, in the feature map's "dense" order (only when the
-//                                       model has dense features)
+// Inputs: the categorical ids as funnel holds them (core/ids.hpp's IdBatch), and the dense features:
+//   ids      int64  N                   the embedding rows of every cell's values (the checkpoint's feature map),
+//                                       cell after cell, row-major (row 0 field 0, row 0 field 1, ...)
+//   weights  float  N                   each id's weight (1 for a plain categorical value)
+//   offsets  int64  batch · F + 1       cell c holds ids[offsets[c] .. offsets[c + 1]); offsets[0] = 0, offsets[last]
+//                                       = N, non-decreasing (an empty cell repeats the offset); the batch is
+//                                       (len(offsets) − 1) / F
+//   dense    float  batch × num_dense   the dense features, in the feature map's "dense" order (only when the model
+//                                       has dense features)
 // Outputs: one float batch × 1 tensor per prediction column, named as the column (ESMM: pctr, pcvr, pctcvr).
-// docs/onnx.md says why the ids are padded rather than given as ids + offsets.
+// docs/onnx.md says why this layout rather than ids padded to a fixed width (measured: tools/ort/bench.js).
 #include <cstdint>
 #include <string>
 #include <vector>

@@ -116,5 +116,6 @@ FUNNEL_REGISTER_OP(Concat);
 FUNNEL_ONNX_LOWERING("concat") {
   std::vector<std::string> ins;
   for (std::size_t i = 0; i < n.inputs.size(); ++i) ins.push_back(e.in(i));
-  e.node("Concat", ins, {e.out()}, {funnel::OnnxAttr::integer("axis", static_cast<std::int64_t>(n.attrs.get_num("axis", 1.0)))});
+  const auto axis = static_cast<std::int64_t>(n.attrs.get_num("axis", 1.0));
+  e.node("Concat", ins, {e.out()}, {funnel::OnnxAttr::integer("axis", axis)});
 }

@@ -84,7 +84,8 @@ FUNNEL_REGISTER_OP(Divide);
 
 // ONNX: b̃ = Where(|b| < tiny, Where(b < 0, -tiny, tiny), b); Clip(Div(a, b̃), lo, hi), infinite bounds left out.
 FUNNEL_ONNX_LOWERING("divide") {
-  const std::string tiny = e.constant({static_cast<float>(funnel::kTiny)}, {}), neg = e.constant({-static_cast<float>(funnel::kTiny)}, {});
+  const auto t = static_cast<float>(funnel::kTiny);
+  const std::string tiny = e.constant({t}, {}), neg = e.constant({-t}, {});
   const std::string abs = e.temp("abs"), small = e.temp("small"), is_neg = e.temp("neg"), sub = e.temp("guard"),
                     den = e.temp("den"), q = e.temp("quot");
   e.node("Abs", {e.in(1)}, {abs});

@@ -219,26 +219,52 @@ FUNNEL_REGISTER_OP(Embedding);
 }  // namespace
 }  // namespace funnel
 
-// ONNX, on ids padded to W per cell (B×F×W, pad id 0 with weight 0) and their weights (B×F×W):
-//   sum:  ReduceSum over W of Gather(table, ids) · Unsqueeze(weights, 3)           -> B×F×D
-//   mean: that divided by Σ_W weights, and 0 where that sum is 0 (as the forward)
+// ONNX, on the ids batch as funnel holds it (ids and weights N, offsets B·F + 1; core/onnx_lowering.hpp):
+//   cell of each id: CumSum of ScatterElements(zeros(N + 1), offsets[1 .. B·F−1], ones, add), first N entries
+//   sum:  ScatterND(zeros(B·F × D), cell, Gather(table, ids) · weights, add), reshaped to B×F×D
+//   mean: that divided by the cell's Σ weights (the same scatter of the weights), 0 where that sum is 0
 FUNNEL_ONNX_LOWERING("embedding") {
-  const std::string rows = e.temp("rows"), w4 = e.temp("w4"), prod = e.temp("weighted");
-  e.node("Gather", {e.in(0), e.in(1)}, {rows}, {funnel::OnnxAttr::integer("axis", 0)});
-  e.node("Unsqueeze", {e.weights(1), e.constant_i64({3}, {1})}, {w4});
-  e.node("Mul", {rows, w4}, {prod});
-  const bool mean = n.attrs.get_str("pool", "sum") == "mean";
-  const std::string axis2 = e.constant_i64({2}, {1});
-  if (!mean) {
-    e.node("ReduceSum", {prod, axis2}, {e.out()}, {funnel::OnnxAttr::integer("keepdims", 0)});
+  using funnel::OnnxAttr;
+  const std::int64_t F = e.input_node(1).num_fields, D = e.input_node(0).shape[1];
+  const std::string i0 = e.constant_i64({0}, {}), i1 = e.constant_i64({1}, {}), one1 = e.constant_i64({1}, {1}),
+                    zero = e.constant({0.0f}, {});
+  auto t = [&](const char* hint) { return e.temp(hint); };
+  const std::string nids = t("n"), n1 = t("n_plus_1"), marks0 = t("marks0"), starts = t("starts"), ns = t("ns"),
+                    ones = t("ones"), marks1 = t("marks1"), marks = t("marks"), cell = t("cell"), cell2 = t("cell2"),
+                    rows = t("rows"), w2 = t("w2"), prod = t("weighted"), nc1 = t("cells_plus_1"), nc = t("cells"),
+                    shape = t("pooled_shape"), zeros = t("zeros"), pooled = t("pooled");
+  e.node("Shape", {e.in(1)}, {nids});
+  e.node("Add", {nids, one1}, {n1});
+  e.node("Expand", {i0, n1}, {marks0});
+  e.node("Slice", {e.offsets(1), one1, e.constant_i64({-1}, {1})}, {starts});
+  e.node("Shape", {starts}, {ns});
+  e.node("Expand", {i1, ns}, {ones});
+  e.node("ScatterElements", {marks0, starts, ones}, {marks1},
+         {OnnxAttr::integer("axis", 0), OnnxAttr::text("reduction", "add")});
+  e.node("Slice", {marks1, e.constant_i64({0}, {1}), nids}, {marks});
+  e.node("CumSum", {marks, i0}, {cell});
+  e.node("Unsqueeze", {cell, one1}, {cell2});
+  e.node("Gather", {e.in(0), e.in(1)}, {rows}, {OnnxAttr::integer("axis", 0)});
+  e.node("Unsqueeze", {e.weights(1), one1}, {w2});
+  e.node("Mul", {rows, w2}, {prod});
+  e.node("Shape", {e.offsets(1)}, {nc1});
+  e.node("Sub", {nc1, one1}, {nc});
+  e.node("Concat", {nc, e.constant_i64({D}, {1})}, {shape}, {OnnxAttr::integer("axis", 0)});
+  e.node("Expand", {zero, shape}, {zeros});
+  e.node("ScatterND", {zeros, cell2, prod}, {pooled}, {OnnxAttr::text("reduction", "add")});
+  const std::string to3 = e.constant_i64({-1, F, D}, {3});
+  if (n.attrs.get_str("pool", "sum") != "mean") {
+    e.node("Reshape", {pooled, to3}, {e.out()});
     return;
   }
-  const std::string sum = e.temp("sum"), wsum = e.temp("wsum"), zero = e.temp("empty"), safe = e.temp("den"),
-                    q = e.temp("mean"), zeros = e.constant({0.0f}, {}), one = e.constant({1.0f}, {});
-  e.node("ReduceSum", {prod, axis2}, {sum}, {funnel::OnnxAttr::integer("keepdims", 0)});
-  e.node("ReduceSum", {e.weights(1), e.constant_i64({2}, {1})}, {wsum}, {funnel::OnnxAttr::integer("keepdims", 1)});
-  e.node("Equal", {wsum, zeros}, {zero});
-  e.node("Where", {zero, one, wsum}, {safe});
-  e.node("Div", {sum, safe}, {q});
-  e.node("Where", {zero, zeros, q}, {e.out()});
+  const std::string wshape = t("wsum_shape"), wzeros = t("wzeros"), wsum = t("wsum"), empty = t("empty"),
+                    safe = t("den"), q = t("mean"), masked = t("masked");
+  e.node("Concat", {nc, one1}, {wshape}, {OnnxAttr::integer("axis", 0)});
+  e.node("Expand", {zero, wshape}, {wzeros});
+  e.node("ScatterND", {wzeros, cell2, w2}, {wsum}, {OnnxAttr::text("reduction", "add")});
+  e.node("Equal", {wsum, zero}, {empty});
+  e.node("Where", {empty, e.constant({1.0f}, {}), wsum}, {safe});
+  e.node("Div", {pooled, safe}, {q});
+  e.node("Where", {empty, zero, q}, {masked});
+  e.node("Reshape", {masked, to3}, {e.out()});
 }

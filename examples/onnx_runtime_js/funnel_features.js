@@ -71,13 +71,15 @@ class FeatureMap {
         if (typeof v === 'object') return Object.entries(v).map(([x, w]) => [this.row(f, x), Number(w)]);
         return [[this.row(f, v), 1]];
       }));
-    const W = Math.max(1, ...cells.flat().map((c) => c.length));
-    const ids = new BigInt64Array(B * F * W), weights = new Float32Array(B * F * W);  // padding: id 0, weight 0
-    cells.forEach((row, b) => row.forEach((cell, f) => cell.forEach(([id, w], k) => {
-      ids[(b * F + f) * W + k] = id;
-      weights[(b * F + f) * W + k] = w;
-    })));
-    const feeds = {ids: new ort.Tensor('int64', ids, [B, F, W]), weights: new ort.Tensor('float32', weights, [B, F, W])};
+    // funnel's ids layout: every cell's ids one after another, and where each cell starts.
+    const flat = cells.flat(2);
+    const ids = new BigInt64Array(flat.length), weights = new Float32Array(flat.length);
+    const offsets = new BigInt64Array(B * F + 1);
+    flat.forEach(([id, w], k) => { ids[k] = id; weights[k] = w; });
+    cells.flat(1).forEach((cell, c) => { offsets[c + 1] = offsets[c] + BigInt(cell.length); });
+    const feeds = {ids: new ort.Tensor('int64', ids, [ids.length]),
+                   weights: new ort.Tensor('float32', weights, [weights.length]),
+                   offsets: new ort.Tensor('int64', offsets, [offsets.length])};
     if (this.dense.length > 0) {
       const d = new Float32Array(B * this.dense.length);
       rows.forEach((r, b) => this.dense.forEach((name, k) => {

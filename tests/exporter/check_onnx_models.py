@@ -62,6 +62,16 @@ def main():
          ["--rows", rows_json]),
         ("aitm-slots-sum-hash", "aitm", "slots:" + slots_data, ["--buckets", "32"], ["--rows", rows_json]),
     ]
+    # Values of every length (the hash's 8-byte blocks and tails), multi-byte UTF-8, quoted commas, empty cells.
+    text_csv = os.path.join(work, "text_values.csv")
+    with open(text_csv, "w", encoding="utf-8", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["click", "purchase", "user", "item", "ctx", "D_x"])
+        for i in range(80):
+            user = "u" + "x" * (i % 19) + str(i % 7)
+            item = ["é", "商品-%d" % (i % 5), "a,b", "", "long value with spaces %d" % (i % 3)][i % 5]
+            w.writerow([int(i % 3 == 0), int(i % 9 == 0), user, item, "ctx\u00ff%d" % (i % 4), "%.3f" % (i / 80)])
+    cases.append(("esmm-text-values", "esmm", "csv:" + text_csv, ["--buckets", "16"], ["--csv", text_csv]))
     env = dict(os.environ, NODE_PATH=node_modules)
     failures = 0
     for name, model, data, flags, score_in in cases:

@@ -60,9 +60,11 @@ FUNNEL_REGISTER_OP(Unlowered);
 TEST_CASE("every op on the way to a registered model's prediction columns has an ONNX lowering", "[onnx]") {
   for (const auto& kind : model_kinds())
     for (Pool pool : {Pool::Sum, Pool::Mean}) {
+      ModelConfig c = small_config(kind, pool);
+      if (get_model(kind).multi_stage) c.num_stages = 3;
       Graph g;
-      const ModelHandle h = build_model(g, small_config(kind, pool));
-      INFO("model " << kind);
+      const ModelHandle h = build_model(g, c);
+      INFO("model " << kind << ", " << c.num_stages << " stages");
       CHECK(missing_onnx_lowerings(g, columns_of(h)).empty());
       // Losses and labels are pruned.
       for (NodeId id : inference_nodes(g, columns_of(h))) {
@@ -91,7 +93,7 @@ TEST_CASE("an op without an ONNX lowering on the way to a column is named, one o
   CHECK(std::find(nodes.begin(), nodes.end(), y) == nodes.end());
 }
 
-TEST_CASE("the exported model: opset 17, ids/weights/dense inputs, one output per column, parameters as initializers",
+TEST_CASE("the exported model: opset 17, ids/weights/offsets/dense inputs, one output per column, parameters as initializers",
           "[onnx]") {
   Model m(small_config("esmm"));
   m.params().init(7);
@@ -105,11 +107,13 @@ TEST_CASE("the exported model: opset 17, ids/weights/dense inputs, one output pe
   std::vector<std::string> inputs, outputs;
   for (const auto& v : g.input()) inputs.push_back(v.name());
   for (const auto& v : g.output()) outputs.push_back(v.name());
-  CHECK(inputs == std::vector<std::string>{"ids", "weights", "dense"});
+  CHECK(inputs == std::vector<std::string>{"ids", "weights", "offsets", "dense"});
   CHECK(outputs == m.handle().column_names());
   CHECK(g.input(0).type().tensor_type().elem_type() == onnx::TensorProto::INT64);
-  CHECK(g.input(0).type().tensor_type().shape().dim(1).dim_value() == 3);
-  CHECK(g.input(0).type().tensor_type().shape().dim(0).dim_param() == "batch");
+  CHECK(g.input(1).type().tensor_type().elem_type() == onnx::TensorProto::FLOAT);
+  CHECK(g.input(2).type().tensor_type().elem_type() == onnx::TensorProto::INT64);
+  CHECK(g.input(3).type().tensor_type().shape().dim(0).dim_param() == "batch");
+  CHECK(g.input(3).type().tensor_type().shape().dim(1).dim_value() == 2);
   // Every parameter, bit for bit.
   std::map<std::string, const onnx::TensorProto*> init;
   for (const auto& t : g.initializer()) init[t.name()] = &t;

@@ -51,11 +51,19 @@ inline void sgemm(bool ta, bool tb, int m, int n, int k, float alpha, const floa
   if (tb && !ta && m > kOnednnNtCutMax && gemm_backend() == GemmBackend::onednn) {
     const std::int64_t blocks = (m + kOnednnNtRowBlock - 1) / kOnednnNtRowBlock;
     const bool big = static_cast<std::int64_t>(m) * n * k >= kParallelGemmMacs;
+    // bf16 operands prepared on this thread when blocks may run on others (see prepare_bf16_operands).
+    Bf16Prepared pp;
+    const bool prep = big && blocks > 1 && num_threads() > 1 &&
+                      prepare_bf16_operands(ta, tb, m, n, k, a, lda, b, ldb, ready, pp);
     parallel_for(blocks, big ? 1 : blocks, [&](std::int64_t b0, std::int64_t b1) {
       for (std::int64_t blk = b0; blk < b1; ++blk) {
         const std::int64_t lo = blk * kOnednnNtRowBlock, hi = std::min<std::int64_t>(m, lo + kOnednnNtRowBlock);
-        gemm1(ta, tb, static_cast<int>(hi - lo), n, k, alpha, a + lo * lda, lda, b, ldb, beta, c + lo * ldc, ldc,
-              ready);
+        if (prep)
+          sgemm_prepared_one_thread(ta, tb, static_cast<int>(hi - lo), n, k, alpha, pp,
+                                    static_cast<std::size_t>(lo * pp.lda), 0, beta, c + lo * ldc, ldc);
+        else
+          gemm1(ta, tb, static_cast<int>(hi - lo), n, k, alpha, a + lo * lda, lda, b, ldb, beta, c + lo * ldc, ldc,
+                ready);
       }
     });
     return;
@@ -70,10 +78,18 @@ inline void sgemm(bool ta, bool tb, int m, int n, int k, float alpha, const floa
   const std::int64_t dim = by_rows ? m : n;
   // Rows: whole blocks only, the tail joining the last one (see above). Columns as before: ceil(n / block) blocks.
   const std::int64_t blocks = by_rows ? dim / block : (dim + block - 1) / block;
+  Bf16Prepared pp;  // bf16: operands prepared on this thread, before the cut (see prepare_bf16_operands)
+  const bool prep = prepare_bf16_operands(ta, tb, m, n, k, a, lda, b, ldb, ready, pp);
   parallel_for(blocks, 1, [&](std::int64_t b0, std::int64_t b1) {
     const std::int64_t lo = b0 * block, hi = b1 == blocks ? dim : std::min(dim, b1 * block);
     const int len = static_cast<int>(hi - lo);
-    if (by_rows)  // rows lo..hi of op(A) and of C
+    if (prep && by_rows)
+      sgemm_prepared_one_thread(ta, tb, len, n, k, alpha, pp, static_cast<std::size_t>(ta ? lo : lo * pp.lda), 0,
+                                beta, c + lo * ldc, ldc);
+    else if (prep)
+      sgemm_prepared_one_thread(ta, tb, m, len, k, alpha, pp, 0, static_cast<std::size_t>(tb ? lo * pp.ldb : lo),
+                                beta, c + lo, ldc);
+    else if (by_rows)  // rows lo..hi of op(A) and of C
       gemm1(ta, tb, len, n, k, alpha, ta ? a + lo : a + lo * lda, lda, b, ldb, beta, c + lo * ldc, ldc, ready);
     else  // columns lo..hi of op(B) and of C
       gemm1(ta, tb, m, len, k, alpha, a, lda, tb ? b + lo * ldb : b + lo, ldb, beta, c + lo, ldc, ready);

@@ -327,6 +327,58 @@ float round_to_bf16(float x) {
   return y;
 }
 
+bool prepare_bf16_operands(bool ta, bool tb, int m, int n, int k, const float* a, int lda, const float* b, int ldb,
+                           Bf16Ready ready, Bf16Prepared& out) {
+  if (g_precision != GemmPrecision::bf16 || m <= 0 || n <= 0 || k <= 0) return false;
+  const int ar = ta ? k : m, ac = ta ? m : k, br = tb ? n : k, bc = tb ? k : n;
+  const std::size_t na = static_cast<std::size_t>(ar) * static_cast<std::size_t>(ac);
+  const std::size_t nb = static_cast<std::size_t>(br) * static_cast<std::size_t>(bc);
+  out.lda = ac;
+  out.ldb = bc;
+#ifdef FUNNEL_HAVE_ONEDNN
+  if (native_now()) {
+    thread_local std::vector<std::uint16_t> pa, pb;
+    if (pa.size() < na) pa.resize(na);
+    if (pb.size() < nb) pb.resize(nb);
+    pack_bf16(a, ar, ac, lda, ready.a, pa.data());
+    pack_bf16(b, br, bc, ldb, ready.b, pb.data());
+    out.a = pa.data();
+    out.b = pb.data();
+    out.native = true;
+    g_call_elements.fetch_add((ready.a ? 0 : na) + (ready.b ? 0 : nb), std::memory_order_relaxed);
+    return true;
+  }
+#endif
+  thread_local std::vector<float> ra, rb;
+  round_block(a, ar, ac, lda, scratch(ra, na));
+  round_block(b, br, bc, ldb, scratch(rb, nb));
+  out.a = ra.data();
+  out.b = rb.data();
+  out.native = false;
+  g_call_elements.fetch_add((ready.a ? 0 : na) + (ready.b ? 0 : nb), std::memory_order_relaxed);
+  return true;
+}
+
+void sgemm_prepared_one_thread(bool ta, bool tb, int m, int n, int k, float alpha, const Bf16Prepared& p,
+                               std::size_t a_off, std::size_t b_off, float beta, float* c, int ldc) {
+#ifdef FUNNEL_HAVE_ONEDNN
+  if (p.native) {
+    one_omp_thread();
+    const auto* a = static_cast<const std::uint16_t*>(p.a) + a_off;
+    const auto* b = static_cast<const std::uint16_t*>(p.b) + b_off;
+    const dnnl_status_t st =
+        dnnl_gemm_bf16bf16f32(ta ? 'T' : 'N', tb ? 'T' : 'N', m, n, k, alpha, a, p.lda, b, p.ldb, beta, c, ldc);
+    if (st != dnnl_success)
+      throw std::runtime_error("dnnl_gemm_bf16bf16f32 failed (status " + std::to_string(static_cast<int>(st)) +
+                               ") for m=" + std::to_string(m) + " n=" + std::to_string(n) + " k=" + std::to_string(k));
+    g_native_calls.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+#endif
+  sgemm_one_thread(ta, tb, m, n, k, alpha, static_cast<const float*>(p.a) + a_off, p.lda,
+                   static_cast<const float*>(p.b) + b_off, p.ldb, beta, c, ldc, Bf16Ready{.a = true, .b = true});
+}
+
 void sgemm_one_thread(bool ta, bool tb, int m, int n, int k, float alpha, const float* a, int lda, const float* b,
                       int ldb, float beta, float* c, int ldc, Bf16Ready ready) {
 #ifdef FUNNEL_HAVE_ONEDNN

@@ -82,6 +82,24 @@ struct Bf16Ready {
 void sgemm_one_thread(bool ta, bool tb, int m, int n, int k, float alpha, const float* a, int lda, const float* b,
                       int ldb, float beta, float* c, int ldc, Bf16Ready ready = {});
 
+// Under bf16, a gemm about to be cut over threads has both operands prepared once, on the calling thread, before
+// the cut: packed to bf16 (native) or rounded to fp32 copies (emulated), in that thread's scratch (grown once, then
+// reused). The chunks then read the prepared copies and need no scratch of their own, which a pool thread would
+// otherwise grow the first time it met a chunk of a new size — possibly in a steady step. Element offsets into the
+// prepared operands are those of the original layout with the leading dimensions below.
+struct Bf16Prepared {
+  const void* a = nullptr;  // std::uint16_t (native) or float (emulated)
+  const void* b = nullptr;
+  int lda = 0, ldb = 0;
+  bool native = false;
+};
+// False (nothing prepared) in fp32 or for an empty gemm.
+bool prepare_bf16_operands(bool ta, bool tb, int m, int n, int k, const float* a, int lda, const float* b, int ldb,
+                           Bf16Ready ready, Bf16Prepared& out);
+// One chunk of a prepared gemm: op(A) starts at element a_off of the prepared A, op(B) at b_off of the prepared B.
+void sgemm_prepared_one_thread(bool ta, bool tb, int m, int n, int k, float alpha, const Bf16Prepared& p,
+                               std::size_t a_off, std::size_t b_off, float beta, float* c, int ldc);
+
 // The per-step half of --precision bf16: dst[0..n) = src rounded to bf16 (split over the thread pool when large).
 // The executor calls it once per forward pass for each parameter that an op reads as a gemm operand
 // (Op::gemm_operand) and hands the copy to the op (Ctx::rounded), which passes it to the gemm as Bf16Ready: a

@@ -11,9 +11,9 @@ The machine may be shared and noisy, so runs are interleaved: for every batch si
 --pairs rounds of [PyTorch fp32, PyTorch bf16 autocast, funnel on each --gemm backend in each --precision], each
 run in its own process (so peak RSS is that process's own), and reports per configuration the median samples/s of
 each side, the median and min-max of the per-round ratio to PyTorch fp32 (and, for funnel in bf16, to PyTorch bf16
-autocast), and the median peak RSS. funnel's bf16 sides run `funnel train --precision bf16` (gemm inputs rounded to
-bfloat16, fp32 sums; on a CPU without a native bf16 gemm this is extra work on top of the fp32 gemm, so it shows
-the cost of the rounding, not a bf16 speed-up). The PyTorch bf16 autocast row runs whenever bf16 is among the
+autocast), and the median peak RSS. funnel's bf16 sides run `funnel train --precision bf16` (gemm inputs in
+bfloat16, fp32 sums: oneDNN's native bf16 gemm on a CPU with AVX512_BF16, else rounding on top of the fp32 gemm;
+FUNNEL_BF16=emulated in the environment forces the latter; see docs/bf16.md). The PyTorch bf16 autocast row runs whenever bf16 is among the
 precisions (or with --torch-bf16).
 Both sides are timed alike: 5 warm-up steps, then the training loop's steps (PyTorch times them itself; funnel
 runs 5 more steps and reports steady_samples_per_sec, the loop after its first 5 steps, in --metrics-json). With --threads 1,2 it also prints the 2-thread / 1-thread scaling of each side.

@@ -237,6 +237,15 @@ std::string bf16_native_unavailable_reason() {
 
 bool bf16_native_available() { return bf16_native_unavailable_reason().empty(); }
 
+bool bf16_native_is_fast() {
+#ifdef FUNNEL_HAVE_ONEDNN
+  const auto amx = static_cast<unsigned>(dnnl_cpu_isa_avx512_core_amx);
+  return (static_cast<unsigned>(dnnl_get_effective_cpu_isa()) & amx) == amx;
+#else
+  return false;
+#endif
+}
+
 const char* bf16_impl_name(Bf16Impl i) { return i == Bf16Impl::native ? "native" : "emulated"; }
 std::optional<Bf16Impl> parse_bf16_impl(std::string_view s) {
   if (s == "native") return Bf16Impl::native;
@@ -254,7 +263,10 @@ Bf16Impl initial_bf16_impl() {
       throw std::invalid_argument("FUNNEL_BF16=native: " + bf16_native_unavailable_reason());
     return *i;
   }
-  return bf16_native_available() ? Bf16Impl::native : Bf16Impl::emulated;
+  // Native by default only where oneDNN runs its bf16 gemm on AMX tiles. On AVX512_BF16 without AMX, oneDNN 2.6's
+  // bf16 gemm measured at about half its fp32 rate (docs/benchmarks.md), slower than rounding the inputs and running
+  // the fp32 gemm, so the emulation stays the default there; FUNNEL_BF16=native asks for it anyway.
+  return bf16_native_available() && bf16_native_is_fast() ? Bf16Impl::native : Bf16Impl::emulated;
 }
 Bf16Impl& current_bf16_impl() {
   static Bf16Impl i = initial_bf16_impl();
@@ -284,7 +296,10 @@ std::string gemm_implementation() {
   if (g_precision == GemmPrecision::fp32) return fp32;
   if (native_now()) return "onednn dnnl_gemm_bf16bf16f32 (native bf16, gemm:jit, isa " + isa + ")";
   std::string why = !onednn                                          ? "backend openblas"
-                    : current_bf16_impl() == Bf16Impl::emulated && bf16_native_available() ? "FUNNEL_BF16=emulated"
+                    : current_bf16_impl() == Bf16Impl::emulated && bf16_native_available()
+                        ? (bf16_native_is_fast() ? "FUNNEL_BF16=emulated"
+                                                 : "AVX512_BF16 without AMX: oneDNN's bf16 gemm is slower here; "
+                                                   "FUNNEL_BF16=native to use it")
                                                                                          : bf16_native_unavailable_reason();
   return "emulated bf16 (" + why + "): inputs rounded to bf16, " + fp32;
 }

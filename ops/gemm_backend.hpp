@@ -52,10 +52,14 @@ std::optional<GemmPrecision> parse_gemm_precision(std::string_view s);  // "fp32
 enum class Bf16Impl { emulated, native };
 // True when this build has oneDNN and oneDNN finds AVX512_BF16 (or AMX) on this CPU.
 bool bf16_native_available();
+// True where the native bf16 gemm runs on AMX tiles (oneDNN's ISA includes avx512_core_amx): only there is it the
+// default, being slower than the emulation on AVX512_BF16 alone.
+bool bf16_native_is_fast();
 // Why native bf16 is unavailable here ("" when it is available), e.g. "this CPU has no AVX512_BF16".
 std::string bf16_native_unavailable_reason();
 // The implementation asked for: from FUNNEL_BF16=native|emulated on first use (an unknown value throws
-// std::invalid_argument naming FUNNEL_BF16; native where unavailable throws too), else native when available.
+// std::invalid_argument naming FUNNEL_BF16; native where unavailable throws too), else native where it is fast
+// (bf16_native_is_fast: AMX), emulated elsewhere.
 Bf16Impl bf16_impl();
 // Throws std::invalid_argument when `i` is native and bf16_native_available() is false. Not thread-safe (as above).
 void set_bf16_impl(Bf16Impl i);

@@ -15,6 +15,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <time.h>
+
 #include <algorithm>
 #include <atomic>
 #include <charconv>
@@ -130,11 +132,20 @@ Stats summarize(std::vector<double>& lat, double rows, double secs) {
   return {q(0.5), q(0.99), q(0.999), rows / secs};
 }
 
-void print(const char* what, std::int64_t batch, int threads, const Stats& s, std::size_t calls) {
+double thread_cpu_seconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
+}
+
+// rows_per_cpu_s: rows per second of CPU time of the calling threads (in process only; 0 otherwise), the rate
+// each thread would have on a core of its own however loaded the machine is.
+void print(const char* what, std::int64_t batch, int threads, const Stats& s, std::size_t calls,
+           double rows_per_cpu_s = 0) {
   std::printf("%-10s rows/call %5lld  threads/conns %3d  calls %9zu  p50 %9.1f us  p99 %9.1f us  p99.9 %9.1f us  "
-              "%11.0f rows/s\n",
+              "%11.0f rows/s  %11.0f rows/cpu-s\n",
               what, static_cast<long long>(batch), threads, calls, s.p50 * 1e6, s.p99 * 1e6, s.p999 * 1e6,
-              s.rows_per_s);
+              s.rows_per_s, rows_per_cpu_s);
   std::fflush(stdout);
 }
 
@@ -146,7 +157,7 @@ void in_process(const funnel::Predictor& p, const Rows& r, std::int64_t batch, i
   const auto m = p.current();
   const std::size_t nc = m->columns().size();
   std::vector<std::vector<double>> lat(static_cast<std::size_t>(threads));
-  std::vector<std::size_t> calls(static_cast<std::size_t>(threads), 0);
+  std::vector<double> cpu(static_cast<std::size_t>(threads), 0.0);
   // Warm-up: every thread's workspace and pass sizes.
   {
     std::vector<std::thread> ts;
@@ -166,19 +177,24 @@ void in_process(const funnel::Predictor& p, const Rows& r, std::int64_t batch, i
       l.reserve(1 << 22);
       std::vector<float> out(static_cast<std::size_t>(batch) * nc);
       std::size_t at = static_cast<std::size_t>(t) * 17 % r.rows.size();
+      const double cpu0 = thread_cpu_seconds();
       while (Clock::now() < end && l.size() < (1u << 22)) {
         const auto c0 = Clock::now();
         m->predict(std::span<const funnel::PredictRow>(pool).subspan(at, static_cast<std::size_t>(batch)), out);
         l.push_back(std::chrono::duration<double>(Clock::now() - c0).count());
         at = (at + static_cast<std::size_t>(batch)) % r.rows.size();
       }
+      cpu[static_cast<std::size_t>(t)] = thread_cpu_seconds() - cpu0;
     });
   for (auto& t : ts) t.join();
   const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
   std::vector<double> all;
   for (auto& l : lat) all.insert(all.end(), l.begin(), l.end());
   const std::size_t n = all.size();
-  print("in-process", batch, threads, summarize(all, static_cast<double>(n) * static_cast<double>(batch), secs), n);
+  double cpu_total = 0;
+  for (double c : cpu) cpu_total += c;
+  const double nrows = static_cast<double>(n) * static_cast<double>(batch);
+  print("in-process", batch, threads, summarize(all, nrows, secs), n, cpu_total > 0 ? nrows / cpu_total : 0);
 }
 
 int connect_to(int port) {
@@ -260,7 +276,7 @@ void over_http(int port, const Rows& r, std::int64_t batch, int conns, double se
     });
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
   const auto t0 = Clock::now();
-  end = t0 + std::chrono::duration<double>(seconds);
+  end = t0 + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
   go = true;
   for (auto& t : ts) t.join();
   const double secs = std::chrono::duration<double>(Clock::now() - t0).count();

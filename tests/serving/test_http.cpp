@@ -19,6 +19,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "models/model.hpp"
 #include "serving/http_server.hpp"
 #include "serving_util.hpp"
 #include "support/temp_dir.hpp"
@@ -322,4 +323,37 @@ TEST_CASE("funnel serve: SIGHUP reloads, SIGTERM finishes and exits 0", "[servin
   REQUIRE(::waitpid(pid, &st, 0) == pid);
   CHECK(WIFEXITED(st));
   CHECK(WEXITSTATUS(st) == 0);
+}
+
+TEST_CASE("every registered model: funnel serve == the Predictor == funnel predict", "[serving]") {
+  const auto lines = read_lines(kRechub);
+  json csv = json::array();
+  for (std::size_t i = 1; i < lines.size(); ++i) csv.push_back(lines[i]);
+  std::vector<std::string_view> data(lines.begin() + 1, lines.end());
+  for (const auto& kind : model_kinds()) {
+    INFO("model " << kind);
+    TempDir t("http_models_" + kind);
+    const std::string ck = t.file("ck");
+    train_checkpoint(kind, "csv:" + kRechub, ck);
+    REQUIRE(shell(kFunnelBin + " predict --checkpoint " + ck + " --data csv:" + kRechub + " --out " +
+                  t.file("p.csv") + " 2>/dev/null") == 0);
+    const auto cli = read_predictions(t.file("p.csv"));
+    Running s(ck, {});
+    const auto m = s.pred.current();
+    const std::size_t nc = m->columns().size();
+    std::vector<float> ref(data.size() * nc);
+    m->predict_csv(data, ref);
+    const Reply r = request(s.port, "POST", "/v1/predict", json{{"csv", csv}}.dump());
+    REQUIRE(r.status == 200);
+    const json j = json::parse(r.body);
+    CHECK(j["model"] == kind);
+    CHECK(j["columns"] == json(m->columns()));
+    REQUIRE(j["predictions"].size() == data.size());
+    for (std::size_t i = 0; i < data.size(); ++i)
+      for (std::size_t c = 0; c < nc; ++c) {
+        const float v = j["predictions"][i][c].get<float>();
+        CHECK(v == ref[i * nc + c]);
+        CHECK(std::fabs(cli[i][c] - v) <= 2e-6 * std::max(1.0, std::fabs(cli[i][c])));
+      }
+  }
 }

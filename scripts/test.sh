@@ -19,10 +19,11 @@ if [ "${FUNNEL_SKIP_FUZZ:-0}" != 1 ]; then
   secs=${FUNNEL_FUZZ_SECONDS:-12}
   cmake -S . -B build-fuzz -DCMAKE_CXX_COMPILER=clang++-14 -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFUNNEL_TESTS=OFF \
     -DFUNNEL_BENCH=OFF >/dev/null
-  cmake --build build-fuzz -j"$jobs" --target fuzz-csv fuzz-slots fuzz-aliccp fuzz-manifest
-  for name in csv slots aliccp manifest; do
+  cmake --build build-fuzz -j"$jobs" --target fuzz-csv fuzz-slots fuzz-aliccp fuzz-manifest fuzz-request
+  for name in csv slots aliccp manifest request; do
     corpus=tests/data/corpus/$name
     [ "$name" = manifest ] && corpus=tests/train/corpus/manifest
+    [ "$name" = request ] && corpus=tests/serving/corpus/request
     scratch=build-fuzz/corpus-$name  # new inputs go here; the corpus in tests/ is only read
     mkdir -p "$scratch"
     if ! build-fuzz/bin/fuzz-$name -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \

@@ -39,6 +39,22 @@ int status_index(int s) {
   return -1;
 }
 
+// Scores a parsed request on `m` into out (resized to rows × columns). A PredictError from the model becomes a
+// RequestError (status 400) with its row and field.
+void score_request(const ServingModel& m, const PredictRequest& r, std::vector<float>& out) {
+  out.resize(static_cast<std::size_t>(r.size()) * m.columns().size());
+  try {
+    switch (r.kind) {
+      case PredictRequest::Kind::Rows: m.predict(r.rows, out); break;
+      case PredictRequest::Kind::Csv: m.predict_csv(r.lines, out); break;
+      case PredictRequest::Kind::Slots: m.predict_slots(r.lines, out); break;
+      case PredictRequest::Kind::Aliccp: m.predict_aliccp(r.lines, r.common, out); break;
+    }
+  } catch (const PredictError& e) {
+    throw RequestError(400, e.row(), e.field(), e.what());
+  }
+}
+
 }  // namespace
 
 struct HttpServer::Impl {

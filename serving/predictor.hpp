@@ -1,6 +1,6 @@
 #pragma once
-// Predictor: a trained model answering prediction requests inside a process (the `funnel serve` server and
-// `funnel predict` both use it; so can a program of one's own).
+// Predictor: a trained model answering prediction requests inside a process (the `funnel serve` server uses it;
+// so can a program of one's own: examples/serve_in_process).
 //
 //   funnel::Predictor p("runs/esmm");                      // a checkpoint directory written by `funnel train --save`
 //   std::vector<funnel::FeatureValue> f{{"205", "1234"}, {"216", "a"}, {"216", "b", 0.5f}};

@@ -59,7 +59,7 @@ PredictRequest parse_predict_request(std::string_view body, const RequestLimits&
   json j;
   try {
     j = json::parse(body.begin(), body.end(), nullptr, true, false);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {
     bad(-1, "", std::string("malformed JSON: ") + e.what());
   }
   if (!j.is_object()) bad(-1, "", "expected a JSON object with \"rows\", \"csv\", \"slots\" or \"aliccp\", got " + type_name(j));
@@ -110,7 +110,9 @@ PredictRequest parse_predict_request(std::string_view body, const RequestLimits&
     if (!o.is_object()) bad(row, "", "expected an object (field -> value), got " + type_name(o));
     const std::size_t f0 = r.features.size(), d0 = r.dense.size();
     std::int64_t values = 0;
-    for (const auto& [name, v] : o.items()) {
+    for (auto item = o.begin(); item != o.end(); ++item) {
+      const std::string& name = item.key();
+      const json& v = item.value();
       if (name.size() > lim.max_value_bytes)
         bad(row, name.substr(0, 64), "field name longer than " + std::to_string(lim.max_value_bytes) + " bytes");
       const std::string_view field = keep(r, name);
@@ -160,20 +162,6 @@ PredictRequest parse_predict_request(std::string_view body, const RequestLimits&
     r.rows.push_back({std::span<const FeatureValue>(r.features.data() + fspan[i].first, fspan[i].second),
                       std::span<const DenseValue>(r.dense.data() + dspan[i].first, dspan[i].second)});
   return r;
-}
-
-void score_request(const ServingModel& m, const PredictRequest& r, std::vector<float>& out) {
-  out.resize(static_cast<std::size_t>(r.size()) * m.columns().size());
-  try {
-    switch (r.kind) {
-      case PredictRequest::Kind::Rows: m.predict(r.rows, out); break;
-      case PredictRequest::Kind::Csv: m.predict_csv(r.lines, out); break;
-      case PredictRequest::Kind::Slots: m.predict_slots(r.lines, out); break;
-      case PredictRequest::Kind::Aliccp: m.predict_aliccp(r.lines, r.common, out); break;
-    }
-  } catch (const PredictError& e) {
-    throw RequestError(400, e.row(), e.field(), e.what());
-  }
 }
 
 }  // namespace funnel

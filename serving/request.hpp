@@ -63,10 +63,6 @@ struct PredictRequest {
 // Parses `body`; throws RequestError.
 PredictRequest parse_predict_request(std::string_view body, const RequestLimits& limits = {});
 
-// Scores a parsed request on `m` into out (resized to rows × columns). A PredictError from the model becomes a
-// RequestError (status 400) with its row and field.
-void score_request(const ServingModel& m, const PredictRequest& r, std::vector<float>& out);
-
 // {"error": {"status": ..., "message": ..., "row": ..., "field": ...}} (row and field only when known).
 std::string error_json(int status, const std::string& message, std::int64_t row = -1, const std::string& field = "");
 

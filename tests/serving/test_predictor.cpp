@@ -8,6 +8,7 @@
 #include <cmath>
 #include <thread>
 
+#include "autodiff/executor.hpp"
 #include "models/model.hpp"
 #include "serving/predictor.hpp"
 #include "serving_util.hpp"
@@ -319,4 +320,35 @@ TEST_CASE("Predictor: reload swaps in the new version, calls in flight finish on
   std::filesystem::remove(std::filesystem::path(ck) / "manifest.json");
   CHECK_THROWS_AS(p.reload(), Error);
   CHECK(p.current() == v2);
+}
+
+TEST_CASE("a values-only parameter store holds no gradient arrays and runs the same forward pass", "[serving]") {
+  ModelConfig c;
+  c.num_fields = 3;
+  c.vocab = 5000;
+  c.dim = 4;
+  c.hidden = {8, 4};
+  Graph g;
+  const ModelHandle h = build_model(g, c);
+  ParamStore<float> full(g);
+  ParamStoreOptions vo;
+  vo.values_only = true;
+  ParamStore<float> lean(g, vo);
+  full.init(3);
+  lean.init(3);
+  // Values only: the embedding table's sparse row index (vocab int32s) and the dense gradients are not there.
+  CHECK(lean.allocated_bytes() + 5000 * sizeof(std::int32_t) <= full.allocated_bytes());
+  Executor<float> a(g, full), b(g, lean);
+  for (Executor<float>* ex : {&a, &b}) {
+    ex->set_batch(2);
+    IdBatch& ib = ex->ids(h.ids);
+    ib.reset(2, 3);
+    for (int k = 0; k < 6; ++k) {
+      ib.push(k * 100 + 7);
+      ib.end_cell();
+    }
+    ex->forward({h.column("pctr"), h.column("pctcvr")});
+  }
+  for (const char* col : {"pctr", "pctcvr"})
+    for (int r = 0; r < 2; ++r) CHECK(a.value(h.column(col)).data()[r] == b.value(h.column(col)).data()[r]);
 }

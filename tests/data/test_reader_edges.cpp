@@ -86,7 +86,7 @@ TEST_CASE("csv: a file without a header is named as such, and can be read with g
   CHECK(h.ids == d.ids);
 }
 
-TEST_CASE("a last row without a line end is valid; a row really cut short fails its checks", "[csv][slots][aliccp][edges]") {
+TEST_CASE("a last row without a line end is valid, a row really cut short fails its checks", "[csv][slots][aliccp][edges]") {
   // RFC 4180 §2.2: the last record may end without a line break.
   ReadReport rep;
   const Dataset d = csv("click,purchase,u,Dx\n1,0,a,1\n1,0,a,12", {}, &rep);

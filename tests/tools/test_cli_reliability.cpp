@@ -189,7 +189,7 @@ TEST_CASE("a data set too small to hold out evaluation rows is refused, never na
   CHECK(r.out.find("nan") == std::string::npos);
 }
 
-TEST_CASE("--config: sections and binary files are named clearly", "[cli][reliability]") {
+TEST_CASE("config files: sections and binary files are named clearly", "[cli][reliability]") {
   const fs::path d = temp_dir("config_msgs");
   spit(d / "s.toml", "[train]\nepochs = 2\n");
   Run s = run("train --config " + q(d / "s.toml") + " --data " + kSmall + kModel);

@@ -6,6 +6,8 @@
 
 #include <CLI/CLI.hpp>
 
+#include "core/files.hpp"
+
 namespace funnel::cli {
 
 namespace {
@@ -42,6 +44,51 @@ std::string describe(const FlagHelp* h) {
   return d;
 }
 
+// The --config file named in argv, or "".
+std::string config_path(int argc, char** argv) {
+  std::string path;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i] ? argv[i] : "";
+    if (a == "--config" && i + 1 < argc) path = argv[++i];
+    else if (a.rfind("--config=", 0) == 0) path = a.substr(9);
+  }
+  return path;
+}
+
+// Checks the --config file before CLI11 reads it: a regular file (never blocks on a FIFO), text (a binary file is
+// named, its bytes escaped), and no [section] headers (their keys would not be flags of this command).
+void check_config_file(int argc, char** argv) {
+  const std::string path = config_path(argc, argv);
+  if (path.empty()) return;
+  std::string text;
+  try {
+    text = read_regular_file(path, std::size_t{16} << 20);
+  } catch (const std::exception& e) {
+    throw UsageError(std::string("--config: ") + e.what());
+  }
+  const std::string shown = "--config " + printable(path);
+  std::size_t line_no = 0, pos = 0;
+  while (pos < text.size()) {
+    std::size_t end = text.find('\n', pos);
+    if (end == std::string::npos) end = text.size();
+    std::string_view line(text.data() + pos, end - pos);
+    ++line_no;
+    pos = end + 1;
+    for (char c : line)
+      if ((static_cast<unsigned char>(c) < 0x20 && c != '\t' && c != '\r') || c == 0x7f)
+        throw UsageError(shown + ":" + std::to_string(line_no) + ": not a text file of `name = value` lines (got '" +
+                         printable(line, 60) + "')");
+    while (!line.empty() && (line.front() == ' ' || line.front() == '\t')) line.remove_prefix(1);
+    if (!line.empty() && line.front() == '[') {
+      const auto close = line.find(']');
+      throw UsageError(shown + ":" + std::to_string(line_no) + ": sections such as '" +
+                       printable(line.substr(0, close == std::string_view::npos ? line.size() : close + 1), 60) +
+                       "' are not supported: the file holds the flags of this one command as `name = value` lines "
+                       "(names without --, e.g. epochs = 2), with no section header");
+    }
+  }
+}
+
 }  // namespace
 
 Flags::Flags(int argc, char** argv, const std::set<std::string>& valued, const std::set<std::string>& boolean)
@@ -63,13 +110,15 @@ Flags::Flags(int argc, char** argv, const std::set<std::string>& valued, const s
     o->type_name(h && !h->type.empty() ? h->type : "VALUE");
     if (h && h->type == "LIST") {
       // A list: "--hidden 200,80", a repeated flag, or a TOML array `hidden = [200, 80]` all give "200,80".
-      o->delimiter(',')->multi_option_policy(CLI::MultiOptionPolicy::Join);
+      // No CLI11 delimiter: it would drop empty items ("200,,80" read as 200,80); str_list splits and checks.
+      o->multi_option_policy(CLI::MultiOptionPolicy::Join);
     } else {
       o->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);  // a repeated flag: the last one counts
     }
   }
   for (const auto& name : boolean) app.add_flag("--" + name, on[name], describe(flag_help(command_, name)));
 
+  check_config_file(argc, argv);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp&) {
@@ -78,9 +127,10 @@ Flags::Flags(int argc, char** argv, const std::set<std::string>& valued, const s
     if (auto pos = h.find("Options:"); pos != std::string::npos) h = h.substr(pos);
     throw HelpRequested("flags (as --name VALUE or --name=VALUE; --config FILE reads them from a file):\n" + h);
   } catch (const CLI::FileError& e) {
-    throw UsageError(std::string("--config: ") + e.what());
+    throw UsageError(std::string("--config: ") + printable(e.what(), 300));
   } catch (const CLI::ConfigError& e) {
-    throw UsageError("--config " + config->as<std::string>() + ": " + e.what() + " (keys are flag names without --)");
+    throw UsageError("--config " + printable(config->as<std::string>()) + ": " + printable(e.what(), 300) +
+                     " (keys are flag names without --)");
   } catch (const CLI::ArgumentMismatch& e) {
     std::string what = e.what();
     for (const auto& name : valued)
@@ -102,7 +152,12 @@ Flags::Flags(int argc, char** argv, const std::set<std::string>& valued, const s
     throw UsageError("unknown flag --" + name + " (known:" + known + " --config)");
   }
   for (const auto& name : valued)
-    if (app.get_option("--" + name)->count() > 0) values_[name] = text[name];
+    if (app.get_option("--" + name)->count() > 0) {
+      values_[name] = text[name];
+      const FlagHelp* h = flag_help(command_, name);
+      // A list given as a repeated flag or a TOML array arrives joined by line ends: recorded with commas.
+      if (h && h->type == "LIST") std::replace(values_[name].begin(), values_[name].end(), '\n', ',');
+    }
   for (const auto& name : boolean)
     if (on[name]) values_[name] = "1";
   if (config->count() > 0) config_file_ = config->as<std::string>();
@@ -172,7 +227,7 @@ std::vector<std::string> Flags::str_list(const std::string& name, const std::vec
   std::vector<std::string> out;
   std::string cur;
   for (char ch : it->second) {
-    if (ch == ',') {
+    if (ch == ',' || ch == '\n') {
       out.push_back(cur);
       cur.clear();
     } else {

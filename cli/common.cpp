@@ -19,8 +19,16 @@ const std::set<std::string> kDataFlags{"on-bad-row", "buckets", "min-count", "po
 
 ReadOptions read_options(const Flags& f) {
   ReadOptions o;
-  o.on_bad_row = parse_on_bad_row(f.str("on-bad-row", "error"));
-  o.weights = parse_pool_weights(f.str("pool-weights", "ones"));
+  try {
+    o.on_bad_row = parse_on_bad_row(f.str("on-bad-row", "error"));
+  } catch (const Error&) {
+    throw UsageError("--on-bad-row: expected error or skip, got '" + printable(f.str("on-bad-row", "")) + "'");
+  }
+  try {
+    o.weights = parse_pool_weights(f.str("pool-weights", "ones"));
+  } catch (const Error&) {
+    throw UsageError("--pool-weights: expected ones or values, got '" + printable(f.str("pool-weights", "")) + "'");
+  }
   o.max_rows = f.integer("max-rows", 0, 0);
   if (f.has("user-column")) {
     o.user_column = f.str("user-column", "");
@@ -48,6 +56,24 @@ LoadedData read_data(const std::string& spec, const Flags& flags, const nlohmann
   return d;
 }
 
+
+void check_distinct_outputs(const Flags& f, const std::vector<std::string>& flags) {
+  std::vector<std::pair<std::string, std::string>> seen;  // flag, real path
+  for (const auto& name : flags) {
+    if (!f.has(name) || f.str(name, "").empty()) continue;
+    const std::string path = f.str(name, "");
+    std::string real = path;
+    try {
+      real = resolve_path(path);
+    } catch (const Error&) {
+    }
+    for (const auto& [other, other_real] : seen)
+      if (other_real == real || same_file(other_real, real))
+        throw UsageError("--" + name + " and --" + other + " name the same file " + printable(path) +
+                         ": one would overwrite the other; give each output its own file");
+    seen.emplace_back(name, real);
+  }
+}
 
 nlohmann::json model_options_flag(const Flags& f) {
   if (!f.has("model-options")) return nlohmann::json::object();

@@ -1,6 +1,7 @@
 #pragma once
 // Shared by the train / eval / predict / compare subcommands: data flags, model flags, output helpers.
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -21,6 +22,9 @@ ReadOptions read_options(const Flags& flags);
 // funnel::load_data with the reader flags; prints the skipped-row note, if any, to stderr.
 LoadedData read_data(const std::string& spec, const Flags& flags, const nlohmann::json* map_json = nullptr);
 
+
+// Exit 2 when two of the output `flags` given name the same file (the second write would destroy the first).
+void check_distinct_outputs(const Flags& f, const std::vector<std::string>& flags);
 
 // --model-options KEY=VALUE,...: the model's own knobs, as a JSON object (empty when the flag is absent).
 nlohmann::json model_options_flag(const Flags& flags);

@@ -91,6 +91,7 @@ int run_compare(int argc, char** argv) {
   for (const auto& e : dataset_spec_inputs(base.data.eval)) inputs.push_back(e);
   if (!f.config_file().empty()) inputs.push_back(f.config_file());
   if (f.has("plot") && f.str("plot", "").empty()) throw UsageError("--plot: needs a file name (FILE.svg)");
+  check_distinct_outputs(f, {"metrics-json", "plot"});
   if (f.has("metrics-json")) check_output_target(f.str("metrics-json", ""), inputs, "--metrics-json");
   if (f.has("plot")) check_output_target(f.str("plot", ""), inputs, "--plot");
   set_threads(base.trainer.threads);

@@ -26,7 +26,9 @@ int run_convert(int argc, char** argv) {
   if (is_synthetic_spec(spec))
     throw UsageError("--data " + spec + ": synthetic data is generated in memory and needs no cache; convert "
                      "reads csv:, slots:, aliccp: or cache: specs");
-  const OutputPlan target = check_output_target(out, dataset_spec_inputs(spec), "--out");
+  std::vector<std::string> inputs = dataset_spec_inputs(spec);
+  if (!flags.config_file().empty()) inputs.push_back(flags.config_file());
+  const OutputPlan target = check_output_target(out, inputs, "--out");
   const ReadOptions opts = read_options(flags);
   FeatureMap map;
   ReadReport rep;

@@ -6,14 +6,15 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
 #include <sstream>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "autodiff/gradflow.hpp"
 #include "viz/dot.hpp"
 #include "core/error.hpp"
+#include "core/files.hpp"
 #include "models/model.hpp"
 #include "cli/command.hpp"
 #include "cli/common.hpp"
@@ -46,23 +47,6 @@ bool on_path(const std::string& exe) {
   }
 }
 
-void write_text(const std::string& path, const std::string& text) {
-  std::ofstream f(path, std::ios::binary | std::ios::trunc);
-  if (!f) throw funnel::Error("cannot write '" + path + "'");
-  f << text;
-  f.flush();
-  if (!f) throw funnel::Error("error writing '" + path + "'");
-}
-
-void rename_or_throw(const std::string& from, const std::string& to) {
-  std::error_code ec;
-  std::filesystem::rename(from, to, ec);
-  if (ec) {
-    std::filesystem::remove(from, ec);
-    throw funnel::Error("cannot rename '" + from + "' to '" + to + "'");
-  }
-}
-
 std::string extension(const std::string& path) {
   auto slash = path.rfind('/');
   auto dot = path.rfind('.');
@@ -70,31 +54,36 @@ std::string extension(const std::string& path) {
   return path.substr(dot + 1);
 }
 
-// Writes `dot_text` to `out` (.dot as is, .svg/.png through Graphviz), atomically: temp files, then a rename.
-void write_output(const std::string& out, const std::string& dot_text) {
+// Writes `dot_text` to `out` (.dot as is, .svg/.png rendered by Graphviz into a private temporary file first) by
+// the output rules every command follows (core/files.hpp): a regular file is replaced atomically, a device or FIFO
+// is written in place, a symlink is written through, and an input (the --config file) is never overwritten.
+void write_output(const std::string& out, const std::string& dot_text, const std::vector<std::string>& inputs) {
   const std::string ext = extension(out);
-  const std::string tmp = out + ".tmp-" + std::to_string(::getpid());
+  if (ext != "dot" && ext != "gv" && ext != "svg" && ext != "png")
+    throw UsageError("--out " + out + ": expected a .dot, .gv, .svg or .png file name, got extension '" + ext + "'");
+  funnel::check_output_target(out, inputs, "--out");
   if (ext == "dot" || ext == "gv") {
-    write_text(tmp, dot_text);
-    rename_or_throw(tmp, out);
+    funnel::write_output_file(out, dot_text, inputs, "--out");
     return;
   }
-  if (ext != "svg" && ext != "png")
-    throw UsageError("--out " + out + ": expected a .dot, .gv, .svg or .png file name, got extension '" + ext + "'");
   if (!on_path("dot"))
     throw funnel::Error("rendering " + out + " needs Graphviz's `dot` on PATH (Debian/Ubuntu: apt-get install "
                         "graphviz); without it, write DOT with --out FILE.dot or to stdout");
-  const std::string tmp_dot = tmp + ".dot";
-  write_text(tmp_dot, dot_text);
-  const std::string cmd = "dot -T" + ext + " " + shell_quote(tmp_dot) + " -o " + shell_quote(tmp);
+  char dir_tmpl[] = "/tmp/funnel-dot-XXXXXX";
+  if (!::mkdtemp(dir_tmpl)) throw funnel::Error("cannot create a temporary directory in /tmp for Graphviz");
+  const std::string dir = dir_tmpl, tmp_dot = dir + "/graph.dot", tmp_out = dir + "/graph." + ext;
+  struct Cleanup {
+    std::string dir;
+    ~Cleanup() {
+      std::error_code ec;
+      std::filesystem::remove_all(dir, ec);
+    }
+  } cleanup{dir};
+  funnel::write_output_file(tmp_dot, dot_text);
+  const std::string cmd = "dot -T" + ext + " " + shell_quote(tmp_dot) + " -o " + shell_quote(tmp_out);
   const int rc = std::system(cmd.c_str());
-  std::error_code ec;
-  std::filesystem::remove(tmp_dot, ec);
-  if (rc != 0) {
-    std::filesystem::remove(tmp, ec);
-    throw funnel::Error("Graphviz failed (exit status " + std::to_string(rc) + ") running: " + cmd);
-  }
-  rename_or_throw(tmp, out);
+  if (rc != 0) throw funnel::Error("Graphviz failed (exit status " + std::to_string(rc) + ") running: " + cmd);
+  funnel::write_output_file(out, funnel::read_regular_file(tmp_out, std::size_t{1} << 30), inputs, "--out");
 }
 
 std::string model_title(const funnel::ModelConfig& c, bool grad_flow, bool backward) {
@@ -148,7 +137,9 @@ int run_dot(int argc, char** argv) {
     return 0;
   }
   const std::string out = f.str("out", "");
-  write_output(out, text);
+  std::vector<std::string> inputs;
+  if (!f.config_file().empty()) inputs.push_back(f.config_file());
+  write_output(out, text, inputs);
   if (opt.grad_flow) std::printf("%s", funnel::to_text(gf, g).c_str());
   std::printf("wrote %s (%zu nodes)\n", out.c_str(), g.size());
   return 0;

@@ -36,7 +36,7 @@ const Row kRows[] = {
   {"dot:model", {"model to draw (see `funnel models`)", "NAME", "esmm", "a registered model", "esmm"}},
   {"gradcheck:model", {"gradient-check this model: every parameter, through each loss and their weighted sum", "NAME", "", "a registered model", ""}},
   {"models", {"models to compare, comma-separated", "LIST", "every registered model", "registered models", ""}},
-  {"model-options", {"the model's own knobs, e.g. ips_weight=0.5,clip=0.05 (see `funnel models`)", "K=V,...", "", "", ""}},
+  {"model-options", {"the model's own knobs, e.g. cvr_weight=0.5 for escm2-ips or experts=8 for esmm-mmoe (see `funnel models`)", "K=V,...", "", "", ""}},
   {"embedding-dim", {"embedding width per field (the paper: 18)", "INT", "18", "1..4096", "18"}},
   {"hidden", {"hidden layer widths of each tower, comma-separated (the paper: 200,80 after the 360-wide input)", "LIST", "200,80", "each 1..65536", "200,80"}},
   {"pool", {"how a multi-valued field's embeddings are pooled", "TEXT", "sum", "sum, mean", "sum"}},
@@ -59,7 +59,7 @@ const Row kRows[] = {
   {"shuffle-window", {"cache: data: rows shuffled together inside the seeded random order of chunks (a bounded shuffle, not a full one)", "INT", "262144", "1..2^32", "262144"}},
   {"prefetch", {"cache: data: batches read and decoded ahead of the step by the reader thread", "INT", "4", "1..1024", "4"}},
   {"threads", {"worker threads (gemms and the batch are split over them)", "INT", "1", "1..256", "1"}},
-  {"precision", {"gemm inputs: fp32, or bf16 (rounded to bfloat16, fp32 sums; everything else stays fp32)", "STR", "fp32", "fp32, bf16", "\"fp32\""}},
+  {"precision", {"gemm inputs: fp32, or bf16 (rounded to bfloat16, fp32 sums; everything else stays fp32)", "STR", "fp32", "fp32, bf16", "fp32"}},
   {"check-replicas", {"under mpirun: every K steps check that all ranks hold the same parameters (0 = never)", "INT", "0", "≥ 0", "0"}},
   {"shard-embeddings", {"under mpirun: rank r of N keeps rows ≡ r (mod N) of every embedding table and their optimizer state; a batch's rows are fetched from their owners, gradients sent back (same results as replicated)", "", "off", "", "false"}},
   // checkpoints and outputs

@@ -18,6 +18,7 @@
 #include "cli/progress.hpp"
 #include "cli/train_flags.hpp"
 #ifdef FUNNEL_HAS_MPI
+#include "distributed/data_parallel.hpp"
 #include "distributed/run_trainer.hpp"
 #include "distributed/sharded_embedding.hpp"
 #endif
@@ -34,6 +35,7 @@ int run_train(int argc, char** argv) {
   dist::Communicator& comm = dist::world();
   const int ranks = comm.size();
   const bool lead = comm.rank() == 0;
+  dist::check_same_config(comm, ro.trainer.config);  // before any data is read
 #else
   const int ranks = 1;
   const bool lead = true;
@@ -51,16 +53,21 @@ int run_train(int argc, char** argv) {
   for (const auto& e : dataset_spec_inputs(ro.data.eval)) inputs.push_back(e);
   if (!so.init_dir.empty()) inputs.push_back(so.init_dir);
   if (!f.config_file().empty()) inputs.push_back(f.config_file());
-  if (lead && f.has("metrics-json")) check_output_target(f.str("metrics-json", ""), inputs, "--metrics-json");
+  check_distinct_outputs(f, {"metrics-json", "plot"});
   if (f.has("plot") && f.str("plot", "").empty()) throw UsageError("--plot: needs a file name (FILE.svg)");
-  if (lead && f.has("plot")) check_output_target(f.str("plot", ""), inputs, "--plot");
-  LossHistory history;
+  // The checkpoint directory first (the lock creates it): --metrics-json and --plot may name files inside it.
   std::optional<CheckpointLock> save_lock;
   if (lead && f.has("save")) save_lock.emplace(f.str("save", ""));
+  if (lead && f.has("metrics-json")) check_output_target(f.str("metrics-json", ""), inputs, "--metrics-json");
+  if (lead && f.has("plot")) check_output_target(f.str("plot", ""), inputs, "--plot");
+  LossHistory history;
   install_stop_signals();  // INT, TERM, HUP, PIPE: finish the step, save, exit non-zero
 
   set_threads(so.threads);
   Trainer s(so, load_run_data(ro, f));
+  // The held-out chunks of a cache are checked (checksums, structure) now, not after a whole epoch of training.
+  if (const auto& ev = s.data().eval_cache; ev)
+    for (std::int64_t c = s.data().eval_chunk_begin; c < ev->num_chunks(); ++c) ev->verify_chunk(c);
   if (lead) {
     std::fprintf(stderr, "train: %s\n", s.data().train.description.c_str());
     if (s.data().has_eval) std::fprintf(stderr, "eval:  %s\n", s.data().eval_description.c_str());
@@ -85,12 +92,13 @@ int run_train(int argc, char** argv) {
   std::unique_ptr<dist::ShardedEmbeddings> sharded;
   if (shard) sharded = std::make_unique<dist::ShardedEmbeddings>(comm, s);
   // A checkpoint: with sharded tables every rank takes part (rank 0 writes, each table streamed from its owners).
-  auto save = [&](std::int64_t step) {
-    if (sharded) sharded->save(s, f.str("save", ""), step);
-    else if (lead) s.save(f.str("save", ""), step);
+  // `epochs`: the epochs trained into the model (the manifest's "epoch").
+  auto save = [&](std::int64_t step, std::int64_t epochs) {
+    if (sharded) sharded->save(s, f.str("save", ""), step, epochs);
+    else if (lead) s.save(f.str("save", ""), step, epochs);
   };
 #else
-  auto save = [&](std::int64_t step) { s.save(f.str("save", ""), step); };
+  auto save = [&](std::int64_t step, std::int64_t epochs) { s.save(f.str("save", ""), step, epochs); };
 #endif
 
   const std::int64_t start_step = s.start_step();
@@ -98,7 +106,10 @@ int run_train(int argc, char** argv) {
   TrainHooks hooks;
   hooks.stop = &stop_requested();
   std::int64_t last_print = 0;
+  std::int64_t steps_done = start_step, epochs_begun = 0;  // for a save when training fails midway
   hooks.on_step = [&](const StepInfo& i) {
+    steps_done = i.step;
+    epochs_begun = i.epoch + 1;
     if (!lead) return;
     history.add(i.step, i.running_losses);
     const bool last = i.rows_done == i.rows_total;
@@ -126,22 +137,40 @@ int run_train(int argc, char** argv) {
     if (lead) eval_progress(p);
   };
   if (so.train.save_every > 0) {
-    hooks.save = [&](std::int64_t step, std::int64_t) {
-      save(step);
+    hooks.save = [&](std::int64_t step, std::int64_t epoch) {
+      save(step, s.start_epoch() + epoch + 1);  // the epoch in progress counts
     };
   }
+  auto run_training = [&]() -> TrainResult {
 #ifdef FUNNEL_HAS_MPI
-  const dist::DataParallelOptions dpo{.check_every = check_every};
-  TrainResult res = sharded                         ? dist::train_sharded(comm, s, *sharded, hooks, dpo)
-                    : ranks > 1 || check_every > 0 ? dist::train(comm, s, hooks, dpo)
-                                                    : s.train(hooks);
+    const dist::DataParallelOptions dpo{.check_every = check_every};
+    return sharded                         ? dist::train_sharded(comm, s, *sharded, hooks, dpo)
+           : ranks > 1 || check_every > 0 ? dist::train(comm, s, hooks, dpo)
+                                           : s.train(hooks);
 #else
-  if (check_every > 0) throw UsageError("--check-replicas needs a build with MPI (FUNNEL_MPI)");
-  TrainResult res = s.train(hooks);
+    if (check_every > 0) throw UsageError("--check-replicas needs a build with MPI (FUNNEL_MPI)");
+    return s.train(hooks);
 #endif
+  };
+  TrainResult res;
+  try {
+    res = run_training();
+  } catch (const Error& e) {
+    // Training failed after some steps (e.g. a damaged evaluation set found at the end of an epoch): in one
+    // process the model trained so far is saved first, then the run fails.
+    if (!f.has("save") || ranks > 1 || shard || steps_done <= start_step) throw;
+    try {
+      save(steps_done, s.start_epoch() + epochs_begun);
+    } catch (const Error& se) {
+      throw Error(std::string(e.what()) + " (the model trained so far could not be saved: " + se.what() + ")");
+    }
+    throw Error(std::string(e.what()) + " (the model trained so far, step " + std::to_string(steps_done) +
+                ", was saved to " + f.str("save", "") + " first)");
+  }
   if (!lead) {
 #ifdef FUNNEL_HAS_MPI
-    if (sharded && f.has("save")) save(res.steps);  // rank 0 streams this rank's rows into the checkpoint
+    // rank 0 streams this rank's rows into the checkpoint
+    if (sharded && f.has("save")) save(res.steps, s.start_epoch() + static_cast<std::int64_t>(res.epochs.size()));
     dist::finalize_world();
 #endif
     return res.stopped ? stop_exit_code() : 0;
@@ -157,7 +186,7 @@ int run_train(int argc, char** argv) {
                  static_cast<long long>(res.steps), so.init_dir.c_str());
   // The checkpoint first: a failing metrics write must not cost it.
   if (f.has("save")) {
-    save(res.steps);
+    save(res.steps, s.start_epoch() + static_cast<std::int64_t>(res.epochs.size()));
     std::fprintf(stderr, "saved checkpoint %s (step %lld)\n", f.str("save", "").c_str(),
                  static_cast<long long>(res.steps));
   }

@@ -1,6 +1,8 @@
 #include "cli/train_flags.hpp"
 
 #include "train/checkpoint.hpp"
+#include "core/error.hpp"
+#include "core/graph.hpp"
 
 #include <unistd.h>
 
@@ -55,7 +57,26 @@ RunOptions run_options(const Flags& f) {
   r.data.eval_fraction = f.number("eval-fraction", 0.2);
   if (!(r.data.eval_fraction > 0 && r.data.eval_fraction < 1)) throw UsageError("--eval-fraction must be in (0, 1)");
   r.data.stages = o.model.num_stages;
-  if (!o.init_dir.empty()) r.data.init_map = read_checkpoint_info(o.init_dir).data;
+  (void)read_options(f);  // the reader flags (--on-bad-row, ...) are checked now, before any data is read
+  // The model's own options (names, types, values) are checked now on a throwaway graph of the same model, not
+  // after the data has loaded.
+  if (!o.model.options.empty()) {
+    ModelConfig probe = o.model;
+    probe.num_fields = 2;
+    probe.vocab = 2;
+    try {
+      Graph g;
+      build_model(g, probe);
+    } catch (const GraphError& e) {
+      const std::string what = e.what();
+      throw UsageError(what.find("option") != std::string::npos ? "--model-options: " + what : what);
+    }
+  }
+  if (!o.init_dir.empty()) {
+    const CheckpointInfo info = read_checkpoint_info(o.init_dir);
+    check_checkpoint_for_model(o.init_dir, info);  // before any data is read
+    r.data.init_map = info.data;
+  }
   // The effective configuration (saved in the checkpoint and the metrics JSON): every flag's value or default,
   // with the defaults that depend on other flags resolved.
   o.config = f.effective();

@@ -289,12 +289,8 @@ Dataset read_aliccp_buffers(std::string_view skeleton, const std::string& skelet
         cf.clear();
         KeyIndex::Entry* entry = nullptr;
         bool ok = true;
-        if (cur.unterminated) {
-          rep.unterminated_last_line = true;
-          next_col(p, end, key);
-          detail::set_truncated(err, line);
-          ok = false;
-        } else if (!next_col(p, end, key) || !next_col(p, end, num) || std::memchr(p, ',', static_cast<std::size_t>(end - p))) {
+        if (cur.unterminated) rep.unterminated_last_line = true;  // valid; the row checks still apply
+        if (!next_col(p, end, key) || !next_col(p, end, num) || std::memchr(p, ',', static_cast<std::size_t>(end - p))) {
           err.set(reason::column_count, "row", "3 comma-separated columns (common_feature_index,feature_num,feature_list)",
                   line);
           ok = false;
@@ -312,7 +308,7 @@ Dataset read_aliccp_buffers(std::string_view skeleton, const std::string& skelet
           if (!key.empty()) index.upsert(key).bad = true;
           bad_keys.push_back(key);
           ++rep.common_rows_skipped;
-          bad.handle(common_name, cur.line_no, err, false, "common:", false);
+          bad.handle(common_name, cur.line_no, err, cur.unterminated, "common:", false);
           continue;
         }
         entry->block = app.add_block(cf.fld.data(), cf.id.data(), cf.w.data(), cf.size());
@@ -326,12 +322,7 @@ Dataset read_aliccp_buffers(std::string_view skeleton, const std::string& skelet
     app.input(skeleton);
     while (cur.next(line)) {
       ++rep.rows_read;
-      if (cur.unterminated) {
-        rep.unterminated_last_line = true;
-        detail::set_truncated(err, line);
-        bad.handle(skeleton_name, cur.line_no, err, false);
-        continue;
-      }
+      if (cur.unterminated) rep.unterminated_last_line = true;  // valid; the row checks still apply
       const char* p = line.data();
       const char* end = p + line.size();
       std::string_view sid, clk, cnv, key, num;

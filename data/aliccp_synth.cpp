@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "core/error.hpp"
+#include "core/files.hpp"
 #include "core/hash.hpp"
 
 namespace funnel {
@@ -159,7 +160,10 @@ AliccpSynthReport write_aliccp_synth(const AliccpSynthConfig& c, const std::stri
       c.users > 0 ? c.users : std::max<std::int64_t>(1, static_cast<std::int64_t>(std::llround(c.rows * 0.73 / 42.0)));
   if (users > c.rows) throw Error("funnel-synth: more users than rows");
   std::error_code ec;
-  if (!std::filesystem::is_directory(dir, ec)) throw Error("funnel-synth: '" + dir + "' is not a directory");
+  if (!std::filesystem::exists(dir, ec))
+    throw Error("funnel-synth: the output directory '" + printable(dir) + "' does not exist (create it first)");
+  if (!std::filesystem::is_directory(dir, ec))
+    throw Error("funnel-synth: '" + printable(dir) + "' exists and is not a directory");
   const std::string names[2] = {"common_features_" + c.split + ".csv", "sample_skeleton_" + c.split + ".csv"};
   for (const auto& n : names)
     if (std::filesystem::exists(std::filesystem::symlink_status(dir + "/" + n)))
@@ -168,7 +172,11 @@ AliccpSynthReport write_aliccp_synth(const AliccpSynthConfig& c, const std::stri
   AliccpSynthReport rep;
   rep.rows = c.rows;
   rep.users = users;
-  const std::uint64_t seed = mix(c.seed * 0x9E3779B97F4A7C15ULL + (c.split == "test" ? 77 : 11));
+  // One world for both splits, as in the Ali-CCP release: user u's traits and features, its key, and an item's
+  // quality and attributes depend on the seed only; the split draws its own impressions (which items a user sees,
+  // contexts, labels) from a stream of its own.
+  const std::uint64_t seed = mix(c.seed * 0x9E3779B97F4A7C15ULL + 11);
+  const std::uint64_t impressions = c.split == "test" ? mix(seed ^ 0x7e57ULL) : seed;
   const std::uint64_t key_salt = mix(seed ^ 0x1234567);
   // Vocabulary sizes of the item side (scaled with the data, bounded).
   const std::uint64_t items = static_cast<std::uint64_t>(std::clamp<std::int64_t>(c.rows / 10, 1000, 4000000));
@@ -208,7 +216,7 @@ AliccpSynthReport write_aliccp_synth(const AliccpSynthConfig& c, const std::stri
   // --- skeleton: runs of impressions per user -----------------------------------------------------------------
   {
     Out o(dir, names[1]);
-    Rng r(mix(seed ^ 0x5eed));
+    Rng r(mix(impressions ^ 0x5eed));
     const double mean_run = static_cast<double>(c.rows) / static_cast<double>(users);
     std::int64_t row = 0;
     const std::uint64_t id_base = c.split == "test" ? 1000000000ULL : 1;

@@ -4,7 +4,9 @@
 // impression (ad/item, combination and context fields, one multi-valued), users with tens to hundreds of
 // multi-valued features (the *_14 behaviour fields), CTR about 4% and conversions about 0.5% of clicks, with
 // labels that depend on user, item and context so a model has something to learn. Deterministic for a seed.
-// Impressions of one user are consecutive (runs of random length), as in the release.
+// Impressions of one user are consecutive (runs of random length), as in the release. The train and test splits
+// of one seed share one world (user u and item i are the same in both, with the same effects on the labels); each
+// split draws its own impressions of it, so a model trained on one split is meant to be evaluated on the other.
 #include <cstdint>
 #include <string>
 

@@ -285,11 +285,7 @@ Dataset read_csv_buffer(std::string_view text, const std::string& name, const Re
         if (is_header) continue;
       }
       ++rep.rows_read;
-      if (cur.unterminated) {
-        rep.unterminated_last_line = true;
-        if (ok) detail::set_truncated(err, line);
-        ok = false;
-      }
+      if (cur.unterminated) rep.unterminated_last_line = true;  // valid (RFC 4180); the row checks still apply
       int click = -1, conv = -1;
       if (ok && found != ncols) {
         err.set(reason::column_count, "row",
@@ -317,7 +313,7 @@ Dataset read_csv_buffer(std::string_view text, const std::string& name, const Re
         ok = false;
       }
       if (!ok) {
-        bad.handle(name, line_no, err, false);
+        bad.handle(name, line_no, err, cur.unterminated);
         continue;
       }
       fld.clear();

@@ -6,6 +6,7 @@
 #include <climits>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <string_view>
@@ -117,14 +118,6 @@ struct RowError {
 // Printable, shortened rendering of raw input for messages (control bytes as \xNN).
 std::string show(std::string_view s, std::size_t max_len = 80);
 
-// The reason for an unterminated last line (see readers.hpp): the row may have been cut off.
-inline void set_truncated(RowError& err, std::string_view line) {
-  err.set(reason::truncated_last_row, "row",
-          "a line end after the last row (it has none: the file may be truncated mid-row; if the row is "
-          "complete, append a newline)",
-          line);
-}
-
 // Handles a bad row according to the policy: throws funnel::Error or counts it.
 class BadRows {
  public:
@@ -157,6 +150,18 @@ inline bool parse_float(std::string_view s, float& out) {
   }
   if (s.empty()) return false;
   auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
+  if (ec == std::errc::result_out_of_range && p == s.data() + s.size() && s.size() < 64) {
+    // Out of float's range: a number too small (1e-400) underflows to 0 and is read as 0; too large is an error.
+    char buf[64];
+    std::memcpy(buf, s.data(), s.size());
+    buf[s.size()] = '\0';
+    const double v = std::strtod(buf, nullptr);
+    if (std::isfinite(v) && std::fabs(v) < 1.0) {
+      out = std::signbit(v) ? -0.0f : 0.0f;
+      return true;
+    }
+    return false;
+  }
   return ec == std::errc() && p == s.data() + s.size() && std::isfinite(out);
 }
 

@@ -207,7 +207,7 @@ void BadRows::handle(const std::string& file, std::int64_t line, const RowError&
                      const char* prefix, bool counts_as_row) {
   std::string msg = file + ":" + std::to_string(line) + ": field '" + e.field + "': expected " + e.expected +
                     ", got '" + (e.got_owned.empty() ? show(e.got) : e.got_owned) + "'";
-  if (unterminated) msg += " (the last line has no newline: is the file truncated?)";
+  if (unterminated) msg += " (the last line, which has no line end: was the file cut short?)";
   if (mode_ == OnBadRow::Error) throw DataError(file, line, e.field, msg);
   rep_.skipped_by_reason[std::string(prefix) + e.reason] += 1;
   if (counts_as_row) {
@@ -303,6 +303,8 @@ std::string read_summary(const ReadReport& rep) {
     for (const auto& [k, v] : rep.dropped_features) out += " " + k + "=" + std::to_string(v);
     out += "\n";
   }
+  if (rep.unterminated_last_line)
+    out += "note: the last line has no line end; it was read as a complete row (a row cut short fails its checks)\n";
   if (rep.stopped_at_max_rows) out += "stopped at --max-rows " + std::to_string(rep.rows_kept) + "\n";
   return out;
 }

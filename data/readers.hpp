@@ -7,7 +7,8 @@
 //                         a categorical field (the cell text, unquoted, is the value; an empty cell is an absent
 //                         value). A first line that looks like data (no `click` column, numeric cells) is reported
 //                         as a missing header; ReadOptions::csv_columns reads such a file with given columns.
-//   slots:FILE            lines `sample_id,click,conversion,field:feature,...`; a field may repeat (multi-valued).
+//   slots:FILE            lines `sample_id,click,conversion,field:feature,...`; a field may repeat (multi-valued);
+//                         no quoting (a token with a quote is a bad row, reason bad_quotes).
 //                         Fields = every field seen in a valid row, sorted by name; absent field -> empty cell.
 //   aliccp:DIR[:train|:test]  the raw Ali-CCP release: DIR/sample_skeleton_{split}.csv joined with
 //                         DIR/common_features_{split}.csv on common_feature_index (default split: train).
@@ -34,9 +35,9 @@
 //
 // Text: a UTF-8 byte order mark is skipped; lines end in \n, \r\n or (whole file) \r. A line longer than
 // kMaxLineBytes (16 MiB) is an error found without reading on (reader_util.hpp).
-// Last line without a line end: the file may have been cut off mid-row, which no check can tell from a complete
-// row, so it is a bad row with reason truncated_last_row (an error naming the file and line, or a counted skip)
-// and ReadReport::unterminated_last_line is set. Empty files, missing files, directories where a file is expected
+// Last line without a line end: valid (RFC 4180 §2.2 lets the last record end without a line break), so it is read
+// as a row like any other; a row that was really cut short fails its column count or value checks, and
+// ReadReport::unterminated_last_line is set (read_summary notes it). Empty files, missing files, directories where a file is expected
 // and files with no valid row at all throw funnel::Error. A file that changes while it is read (truncated,
 // rewritten) is an error naming it, never a crash (MappedFile).
 // Unknown fields with a ready map: csv columns the map does not know are not read and are listed in
@@ -104,7 +105,6 @@ inline constexpr const char* unknown_common_index = "unknown_common_index";
 inline constexpr const char* duplicate_common_index = "duplicate_common_index";
 inline constexpr const char* feature_num_mismatch = "feature_num_mismatch";
 inline constexpr const char* unknown_field = "unknown_field";
-inline constexpr const char* truncated_last_row = "truncated_last_row";
 inline constexpr const char* bad_quotes = "bad_quotes";
 }  // namespace reason
 

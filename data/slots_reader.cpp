@@ -68,6 +68,12 @@ bool parse_slots_line(std::string_view line, SlotsRow& row, RowError& err) {
               f.empty() ? "a non-empty field name before ':'" : "a non-empty feature after ':'", tok);
       return false;
     }
+    if (tok.find('"') != std::string_view::npos) {
+      // The slots format has no quoting: a quote would become part of a field name ("210) or a feature.
+      err.set(reason::bad_quotes, "feature #" + std::to_string(k),
+              "field:feature without quotes (slots lines are not quoted; remove the quotes)", tok);
+      return false;
+    }
     row.feats.emplace_back(f, v);
   }
   return true;
@@ -93,8 +99,7 @@ Dataset read_slots_buffer(std::string_view text, const std::string& name, const 
       std::int64_t kept = 0;
       detail::BadRows strict(options.on_bad_row, rep);
       while (cur.next(line)) {
-        if (cur.unterminated) detail::set_truncated(err, line);
-        if (cur.unterminated || !parse_slots_line(line, row, err)) {
+        if (!parse_slots_line(line, row, err)) {
           // Error mode: report the first bad row now. Skip mode: counted in pass 2.
           if (options.on_bad_row == OnBadRow::Error) strict.handle(name, cur.line_no, err, cur.unterminated);
           continue;
@@ -126,12 +131,7 @@ Dataset read_slots_buffer(std::string_view text, const std::string& name, const 
     std::int64_t known = 0, unknown = 0;
     while (cur.next(line)) {
       ++rep.rows_read;
-      if (cur.unterminated) {
-        rep.unterminated_last_line = true;
-        detail::set_truncated(err, line);
-        bad.handle(name, cur.line_no, err, false);
-        continue;
-      }
+      if (cur.unterminated) rep.unterminated_last_line = true;  // valid; the row checks still apply
       if (!parse_slots_line(line, row, err)) {
         bad.handle(name, cur.line_no, err, cur.unterminated);
         continue;

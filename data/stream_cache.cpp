@@ -620,7 +620,8 @@ void CacheWriter::commit(const FeatureMap& map) {
 void CacheFile::fail(const std::string& what) const { throw Error("cache '" + path_ + "': " + what); }
 
 CacheFile::CacheFile(const std::string& path) : path_(path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  // O_NONBLOCK: a FIFO in the cache's place is refused at once below instead of blocking the open.
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
   if (fd < 0) throw Error("cannot open '" + path + "': " + std::strerror(errno));
   struct stat st {};
   if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {

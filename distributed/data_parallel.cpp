@@ -5,6 +5,10 @@
 #include "distributed/sharded_embedding.hpp"  // [shard hook]
 
 #include <algorithm>
+#include <string>
+
+#include "core/error.hpp"
+#include "core/hash.hpp"
 #include <chrono>
 #include <ctime>
 #include <cstring>
@@ -217,6 +221,20 @@ TrainResult train_data_parallel(DataParallel& dp, Model& m, Optimizer<float>& op
   std::unique_ptr<DatasetSource> ev;
   if (eval) ev = std::make_unique<DatasetSource>(*eval, o.eval_batch_size, false, 1, c.rank(), c.size());
   return train_data_parallel(dp, m, opt, src, ev.get(), o, hooks, start_step);
+}
+
+void check_same_config(Communicator& c, const nlohmann::json& config) {
+  if (c.size() < 2) return;
+  const std::string text = config.dump();
+  const std::uint64_t h = fnv1a64(text);
+  std::uint64_t lo = h, hi = h;
+  c.allreduce(&lo, 1, DType::U64, ReduceOp::Min);
+  c.allreduce(&hi, 1, DType::U64, ReduceOp::Max);
+  if (lo != hi)
+    throw Error("rank " + std::to_string(c.rank()) + " of " + std::to_string(c.size()) +
+                ": the ranks were started with different configurations (hashes of the effective configuration "
+                "differ), so their replicas would diverge; start every rank with the same flags. This rank's: " +
+                text);
 }
 
 FunnelMetrics evaluate_sharded(Communicator& c, Model& m, const Dataset& d, std::int64_t batch_size) {

@@ -19,6 +19,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "distributed/comm.hpp"
 #include "distributed/reducer.hpp"
 #include "train/batch_source.hpp"
@@ -177,5 +179,10 @@ TrainResult train_data_parallel(DataParallel& dp, Model& m, Optimizer<float>& op
 // Every rank scores its contiguous share of `d`'s rows; the whole-set metrics, identical on every rank. Equal to
 // funnel::evaluate on one process up to the order of the sums.
 FunnelMetrics evaluate_sharded(Communicator& c, Model& m, const Dataset& d, std::int64_t batch_size);
+
+// Collective, at start: every rank must run with the same effective configuration (flags and defaults as a JSON
+// object). Compares a hash of it over the ranks; when they differ every rank throws funnel::Error naming its rank
+// and showing its own configuration, so the replicas never silently train different models.
+void check_same_config(Communicator& c, const nlohmann::json& config);
 
 }  // namespace funnel::dist

@@ -387,9 +387,10 @@ void ShardedEmbeddings::exchange_gradients(float weight, bool has_grads, std::in
   ++steps_;
 }
 
-void ShardedEmbeddings::save(Trainer& tr, const std::string& dir, std::int64_t step) {
+void ShardedEmbeddings::save(Trainer& tr, const std::string& dir, std::int64_t step, std::int64_t epoch) {
   const TrainerOptions& o = tr.options();
-  save(dir, step, to_json(o.model), tr.data().train.json, 0, o.config.is_object() ? o.config : nlohmann::json());
+  save(dir, step, to_json(o.model), tr.data().train.json, epoch < 0 ? tr.start_epoch() : epoch,
+       o.config.is_object() ? o.config : nlohmann::json());
 }
 
 void ShardedEmbeddings::gather_rows(const Table& t, const std::vector<float>& src, std::int64_t first,

@@ -125,7 +125,7 @@ class ShardedEmbeddings {
   void save(const std::string& dir, std::int64_t step, const nlohmann::json& model, const nlohmann::json& data,
             std::int64_t epoch = 0, const nlohmann::json& config = nullptr);
   // The same with Trainer::save's contents.
-  void save(Trainer& t, const std::string& dir, std::int64_t step);
+  void save(Trainer& t, const std::string& dir, std::int64_t step, std::int64_t epoch = -1);
 
   const ShardBytes& last_bytes() const { return last_; }    // of the last fetch (+ exchange, in training)
   const ShardBytes& total_bytes() const { return total_; }  // every fetch and exchange so far

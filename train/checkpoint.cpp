@@ -278,11 +278,32 @@ std::string checkpoint_real_dir(const std::string& dir_in) {
   return strip_slashes(real);
 }
 
+// True when the file `name` in the checkpoint directory `dir` (or its .funnel-tmp / .funnel-old sibling) is an
+// output the saving run wrote beside its checkpoint: --metrics-json or --plot of the effective configuration
+// recorded in the manifest, naming a file of that name in a directory of that name (`--save run --metrics-json
+// run/m.json` rewrites run/m.json on every run).
+bool own_output(const std::string& dir, const nlohmann::json& config, const std::string& name) {
+  if (!config.is_object()) return false;
+  std::string base = fs::path(dir).filename().string();
+  for (const char* suffix : {".funnel-tmp", ".funnel-old"}) {
+    const std::string sfx = suffix;
+    if (base.size() > sfx.size() && base.compare(base.size() - sfx.size(), sfx.size(), sfx) == 0)
+      base.resize(base.size() - sfx.size());
+  }
+  for (const char* key : {"metrics-json", "plot"}) {
+    if (!config.contains(key) || !config.at(key).is_string()) continue;
+    const fs::path out = fs::path(config.at(key).get<std::string>()).lexically_normal();
+    if (out.filename() == name && out.parent_path().filename() == base) return true;
+  }
+  return false;
+}
+
 // Why the existing directory `dir` is not something a save may replace, or "" when it may: empty, only the lock
 // file, or a funnel checkpoint holding only its own files. With `tmp`, also a half-written save (the marker).
 std::string foreign_content(const std::string& dir, bool tmp) {
   bool has_manifest = false, has_marker = false;
   std::set<std::string> arrays;
+  std::vector<std::string> others;  // files that are neither arrays, the manifest, the lock nor the marker
   std::error_code ec;
   auto it = fs::directory_iterator(dir, ec);
   if (ec) return "cannot list it: " + ec.message();
@@ -306,11 +327,14 @@ std::string foreign_content(const std::string& dir, bool tmp) {
       }
     } else if (reg && is_checkpoint_array_file(name)) {
       arrays.insert(name);
+    } else if (reg) {
+      others.push_back(name);  // may be the run's own outputs (below)
     } else {
       return "'" + printable(name) + "', which funnel did not write";
     }
   }
   if (!has_manifest) {
+    if (!others.empty()) return "'" + printable(others.front()) + "', which funnel did not write";
     if (arrays.empty() || (tmp && has_marker)) return "";
     return "no manifest.json (so it is not a funnel checkpoint) but '" + printable(*arrays.begin()) + "'";
   }
@@ -321,6 +345,8 @@ std::string foreign_content(const std::string& dir, bool tmp) {
   } catch (const Error& e) {
     return "a manifest.json that is not a funnel checkpoint's (" + std::string(e.what()) + ")";
   }
+  for (const auto& other : others)
+    if (!own_output(dir, info.config, other)) return "'" + printable(other) + "', which funnel did not write";
   for (const auto& p : info.params) arrays.erase(p.file);
   for (const auto& p : info.optimizer_arrays) arrays.erase(p.file);
   if (!arrays.empty()) return "'" + printable(*arrays.begin()) + "', which its manifest.json does not list";
@@ -348,11 +374,41 @@ void check_real_target(const std::string& shown, const std::string& real) {
 
 // Removes a directory a save made (a stale temporary one, or an old checkpoint swapped out), but only when it
 // holds nothing but funnel's files; otherwise leaves it and returns false.
+// The marker goes in first and out last: a save killed while removing (kill -9) leaves a directory that the next
+// save still knows as its own and removes, whatever part of it was gone. The manifest goes first, the other files
+// next, the marker last.
 bool remove_own_dir(const std::string& dir) {
   if (!foreign_content(dir, true).empty()) return false;
+  const std::string marker = dir + "/" + kMarker;
+  try {
+    if (!lexists(marker)) {
+      write_file_sync(marker, "");
+      fsync_dir(dir);
+    }
+  } catch (const Error&) {
+    return false;
+  }
   std::error_code ec;
-  fs::remove_all(dir, ec);
-  return !ec;
+  // The run's own outputs beside the checkpoint first (only the manifest vouches for them), then the manifest.
+  std::vector<fs::path> outputs;
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    const std::string n = e.path().filename().string();
+    if (n != kMarker && n != kLockFile && n != "manifest.json" && n != "optimizer" && !is_checkpoint_array_file(n))
+      outputs.push_back(e.path());
+  }
+  for (const auto& p : outputs)
+    if (::unlink(p.c_str()) == 0) hook("discard:" + p.filename().string());
+  if (::unlink((dir + "/manifest.json").c_str()) == 0) hook("discard:manifest.json");
+  std::vector<fs::path> rest;
+  for (const auto& e : fs::directory_iterator(dir, ec))
+    if (e.path().filename() != kMarker) rest.push_back(e.path());
+  for (const auto& p : rest) {
+    fs::remove_all(p, ec);
+    if (ec) return false;
+    hook("discard:" + p.filename().string());
+  }
+  ::unlink(marker.c_str());
+  return ::rmdir(dir.c_str()) == 0;
 }
 
 void check_finite(const std::string& shown, const std::string& what, const std::string& name, const float* p,
@@ -743,6 +799,46 @@ CheckpointInfo load_checkpoint(const std::string& dir_in, ParamStore<float>& ps,
   }
   for (auto& [id, v] : values) std::copy(v.begin(), v.end(), ps.value(id).data());
   return info;
+}
+
+}  // namespace funnel
+
+namespace funnel {
+
+void check_checkpoint_for_model(const std::string& dir_in, const CheckpointInfo& info) {
+  const std::string dir = strip_slashes(dir_in);
+  const std::string man = printable(dir + "/manifest.json");
+  double total = 0;
+  for (const auto& p : info.params) {
+    double want = 4;
+    for (auto d : p.shape) want *= static_cast<double>(d);
+    struct stat st {};
+    if (::stat((dir + "/" + p.file).c_str(), &st) != 0)
+      throw Error(man + ": params '" + printable(p.name) + "': its file " + printable(p.file) + " is missing");
+    if (static_cast<double>(st.st_size) < want)
+      throw Error(man + ": params '" + printable(p.name) + "': shape " + dims_str(p.shape) + " needs " +
+                  std::to_string(static_cast<long long>(want)) + " bytes, its file " + printable(p.file) + " holds " +
+                  std::to_string(static_cast<long long>(st.st_size)));
+    total += static_cast<double>(st.st_size);
+  }
+  if (info.model.is_object()) {
+    const auto num = [&](const char* k) -> double {
+      const auto it = info.model.find(k);
+      return it != info.model.end() && it->is_number() ? it->get<double>() : 0.0;
+    };
+    const double table = num("vocab") * num("dim") * 4;
+    if (table > total)
+      throw Error(man + ": field 'model.vocab' is " + info.model.at("vocab").dump() + ": a vocab × dim " +
+                  info.model.at("dim").dump() + " embedding table needs " +
+                  std::to_string(static_cast<long long>(table)) + " bytes, but the parameter files hold " +
+                  std::to_string(static_cast<long long>(total)) + " in all (the manifest does not match its files)");
+  }
+  const auto kind = info.data.find("kind");
+  if (kind == info.data.end() || !kind->is_string() || (*kind != "synthetic" && *kind != "mapped"))
+    throw Error(man + ": field 'data' must describe the training data (\"kind\": \"synthetic\" or \"mapped\" with "
+                "its feature map), got " + printable(info.data.dump(), 80));
+  if (*kind == "mapped" && !info.data.contains("map"))
+    throw Error(man + ": field 'data.map' (the feature map of mapped training data) is missing");
 }
 
 }  // namespace funnel

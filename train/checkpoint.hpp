@@ -102,6 +102,12 @@ void save_checkpoint(const std::string& dir, const ParamStore<float>& store, con
 // Reads and validates the manifest only (e.g. to rebuild the model from info.model before loading).
 CheckpointInfo read_checkpoint_info(const std::string& dir);
 
+// Before a model is built from a checkpoint made by a trainer (eval, predict, --init): checks what the manifest
+// says against the files, so a damaged manifest is an error naming its field instead of an allocation failure:
+// each parameter file must hold its listed shape's bytes, the model's vocab × dim embedding table must fit in
+// them, and `data` must describe the training data ("kind" synthetic or mapped). Throws funnel::Error.
+void check_checkpoint_for_model(const std::string& dir, const CheckpointInfo& info);
+
 // Loads every parameter of the store (the checkpoint must hold exactly the graph's parameters, with the same
 // shapes). When `opt` is not null and the checkpoint has optimizer state, that state is imported into the store
 // (it must be of opt's kind: an Error otherwise; pass nullptr to load the parameters only). When the checkpoint

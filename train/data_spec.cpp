@@ -17,13 +17,15 @@ LoadedData load_data(const std::string& spec, const ReadOptions& options, const 
     out.json = {{"kind", "synthetic"}, {"fields", c.fields}, {"vocab_per_field", c.vocab_per_field},
                 {"stages", c.stages}};
     if (map_json && map_json->value("kind", "") != "synthetic")
-      throw Error("the checkpoint was trained on mapped real data; '" + spec + "' is synthetic");
+      throw Error("'" + spec + "' is synthetic, but the model's training data is real data read through a feature map "
+                  "(csv:, slots:, aliccp: or cache:): evaluate on data of that kind");
     if (map_json && (map_json->value("fields", -1) != c.fields || map_json->value("vocab_per_field", -1) != c.vocab_per_field))
-      throw Error("synthetic data '" + spec + "' has another shape (fields/vocab) than the checkpoint's training data");
+      throw Error("synthetic data '" + spec + "' has another shape (fields/vocab) than the model's training data");
   } else {
     if (map_json) {
       if (map_json->value("kind", "") != "mapped")
-        throw Error("the checkpoint was trained on synthetic data; '" + spec + "' needs a feature map");
+        throw Error("'" + spec + "' is real data, but the model was trained on synthetic data (no feature map to read "
+                    "it with): evaluate on synthetic data of the same shape");
       out.map = FeatureMap::from_json(map_json->at("map"));
     }
     ReadReport rep;
@@ -71,7 +73,8 @@ std::shared_ptr<const CacheFile> open_cache(const std::string& spec, const nlohm
   auto f = std::make_shared<const CacheFile>(spec.substr(6));
   if (map_json) {
     if (map_json->value("kind", "") != "mapped")
-      throw Error("the checkpoint was trained on synthetic data; '" + spec + "' needs a feature map");
+      throw Error("'" + spec + "' is real data, but the model was trained on synthetic data (no feature map to read "
+                    "it with): evaluate on synthetic data of the same shape");
     if (!(FeatureMap::from_json(map_json->at("map")) == f->map()))
       throw Error("cache '" + f->path() + "': built with a different feature map than the training data's "
                   "(convert the data again with that map)");
@@ -144,6 +147,9 @@ std::shared_ptr<TrainData> load_train_data(const DataSources& src, const ReadOpt
   if (!all.skipped.empty()) d->notes.push_back(all.skipped);
   if (src.eval.empty()) {
     if (!(src.eval_fraction > 0 && src.eval_fraction < 1)) throw Error("the evaluation fraction must be in (0, 1)");
+    if (all.data.rows() < 2)
+      throw Error(all.description + ": " + std::to_string(all.data.rows()) +
+                  " row(s), too few to hold out an evaluation set (at least 2 rows, or give --eval-data)");
     d->train.map = std::move(all.map);
     d->train.json = all.json;
     split_tail(all.data, src.eval_fraction, d->train.data, d->eval);

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "core/error.hpp"
+#include "core/files.hpp"
 
 namespace funnel {
 
@@ -34,7 +35,7 @@ class DictParser {
 
   [[noreturn]] void fail(const std::string& why) const {
     throw Error(src_ + ": bad .npy header at character " + std::to_string(i_) + ": " + why + " (header: " +
-                std::string(s_.substr(0, std::min<std::size_t>(s_.size(), 200))) + ")");
+                printable(s_, 200) + ")");
   }
   void ws() {
     while (i_ < s_.size() && (s_[i_] == ' ' || s_[i_] == '\t' || s_[i_] == '\n' || s_[i_] == '\r')) ++i_;
@@ -191,7 +192,7 @@ NpyHeader npy_parse_header(std::string_view b, const std::string& source) {
       else if (d == "<f8") h.dtype = NpyDtype::F8;
       else if (d == "<i8") h.dtype = NpyDtype::I8;
       else
-        throw Error(source + ": unsupported .npy dtype '" + d + "' (expected '<f4', '<f8' or '<i8')");
+        throw Error(source + ": unsupported .npy dtype '" + printable(d) + "' (expected '<f4', '<f8' or '<i8')");
       have_descr = true;
     } else if (key == "fortran_order") {
       if (p.boolean()) throw Error(source + ": fortran_order True is not supported (write the array in C order)");
@@ -200,7 +201,7 @@ NpyHeader npy_parse_header(std::string_view b, const std::string& source) {
       h.shape = p.tuple();
       have_shape = true;
     } else {
-      p.fail("unknown key '" + key + "'");
+      p.fail("unknown key '" + printable(key) + "'");
     }
     if (!p.peek(',')) break;
     p.expect(',');

@@ -21,6 +21,7 @@ Trainer::Trainer(const TrainerOptions& o, std::shared_ptr<const TrainData> data)
   o_.model.num_stages = d.num_stages;
   if (!o_.init_dir.empty()) {
     CheckpointInfo info = read_checkpoint_info(o_.init_dir);
+    check_checkpoint_for_model(o_.init_dir, info);
     ModelConfig saved = model_config_from_json(info.model);
     if (saved.kind != o_.model.kind || saved.num_fields != o_.model.num_fields || saved.vocab != o_.model.vocab ||
         saved.num_dense != o_.model.num_dense || saved.num_stages != o_.model.num_stages ||
@@ -36,6 +37,7 @@ Trainer::Trainer(const TrainerOptions& o, std::shared_ptr<const TrainData> data)
   if (!o_.init_dir.empty()) {
     CheckpointInfo info = load_checkpoint(o_.init_dir, model_->params(), o_.reset_optimizer ? nullptr : opt_.get());
     start_step_ = info.step;
+    start_epoch_ = info.epoch;
   }
 }
 
@@ -87,8 +89,9 @@ TrainResult Trainer::train(const TrainHooks& hooks) {
   return r;
 }
 
-void Trainer::save(const std::string& dir, std::int64_t step) {
-  save_checkpoint(dir, model_->params(), opt_.get(), to_json(o_.model), data_->train.json, step, 0,
+void Trainer::save(const std::string& dir, std::int64_t step, std::int64_t epoch) {
+  save_checkpoint(dir, model_->params(), opt_.get(), to_json(o_.model), data_->train.json, step,
+                  epoch < 0 ? start_epoch_ : epoch,
                   o_.config.is_object() ? o_.config : nlohmann::json());
 }
 
@@ -145,6 +148,7 @@ nlohmann::json Trainer::metrics_json(const TrainResult& r) const {
 LoadedModel load_model(const std::string& dir) {
   LoadedModel l;
   l.info = read_checkpoint_info(dir);
+  check_checkpoint_for_model(dir, l.info);
   l.model = std::make_unique<Model>(model_config_from_json(l.info.model));
   load_checkpoint(dir, l.model->params(), nullptr);
   return l;

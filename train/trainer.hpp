@@ -61,7 +61,10 @@ class Trainer {
   // The evaluation data in order (nullptr without evaluation), or the shard-th process's share of it.
   std::unique_ptr<BatchSource> eval_source(int shard = 0, int shards = 1) const;
   // Writes a checkpoint of the model, optimizer state and data mapping (atomically).
-  void save(const std::string& dir, std::int64_t step);
+  // `epoch`: the epochs trained into the model (the manifest's "epoch"); by default start_epoch().
+  void save(const std::string& dir, std::int64_t step, std::int64_t epoch = -1);
+  // The epochs trained into the model before this run: the --init checkpoint's, or 0 for a fresh model.
+  std::int64_t start_epoch() const { return start_epoch_; }
 
   Model& model() { return *model_; }
   Optimizer<float>& optimizer() { return *opt_; }
@@ -79,6 +82,7 @@ class Trainer {
   std::unique_ptr<Model> model_;
   std::unique_ptr<Optimizer<float>> opt_;
   std::int64_t start_step_ = 0;
+  std::int64_t start_epoch_ = 0;
 };
 
 // A model and its parameters from a checkpoint directory, for evaluation and prediction.

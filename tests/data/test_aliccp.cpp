@@ -178,18 +178,17 @@ TEST_CASE("aliccp: skip mode counts every reason, including common-file rows", "
                                            "12,0,0,u1,3," + f + "\n" +   // feature_num_mismatch
                                            "13,0,0,u1,1," + feat("888", "1") + "\n" +  // unknown_field
                                            "14,0,0,u2,1," + feat("205", "")  + "\n" +  // empty_value
-                                           "15,1,0,u2,1," + f);  // looks good, but has no newline: truncated
+                                           "15,1,0,u2,1," + f);  // no line end: a valid last row
   ReadOptions o;
   o.on_bad_row = OnBadRow::Skip;
   ReadReport rep;
   FeatureMap map;
   const Dataset d = read_dataset(t.spec(), o, map, &rep);
-  CHECK(d.rows() == 3);
+  CHECK(d.rows() == 4);
   CHECK(rep.rows_read == 15);
-  CHECK(rep.rows_kept == 3);
-  CHECK(rep.rows_skipped == 12);
+  CHECK(rep.rows_kept == 4);
+  CHECK(rep.rows_skipped == 11);
   const std::map<std::string, std::int64_t> want{
-      {"truncated_last_row", 1},
       {"column_count", 1},          {"bad_number", 2},
       {"missing_separator", 1},     {"unknown_common_index", 2},
       {"bad_label", 1},             {"conversion_without_click", 1},
@@ -209,7 +208,7 @@ TEST_CASE("aliccp: skip mode counts every reason, including common-file rows", "
   CHECK(rep.rows_read == rep.rows_kept + rep.rows_skipped);
   const std::string summary = read_summary(rep);
   using Catch::Contains;
-  CHECK_THAT(summary, Contains("skipped 12 of 15 rows") && Contains("truncated_last_row=1") &&
+  CHECK_THAT(summary, Contains("skipped 11 of 15 rows") && Contains("the last line has no line end") &&
                           Contains("common features file: skipped 4 of 6 rows") && Contains("2 of them used by no sample"));
   CHECK(rep.unterminated_last_line);
   CHECK(rep.first_errors.size() == 10u);
@@ -225,8 +224,17 @@ TEST_CASE("aliccp: bad common rows throw in error mode", "[aliccp]") {
                     Catch::Contains("common_features_train.csv:3: field 'common_feature_index': expected a key not seen"));
   t.write("common_features_train.csv", kCommon + "u9,3," + feat("101", "1"));
   CHECK_THROWS_WITH(read_dataset(t.spec(), {}, m),
-                    Catch::Contains("common_features_train.csv:3: field 'row'") && Catch::Contains("truncated"));
+                    Catch::Contains("common_features_train.csv:3: field 'feature_num'") && Catch::Contains("cut short"));
   CHECK(m.empty());
+  // A complete last line without a line end is valid, in both files.
+  t.write("common_features_train.csv", kCommon.substr(0, kCommon.size() - 1));
+  std::string sk = kSkeleton;
+  sk.pop_back();
+  t.write("sample_skeleton_train.csv", sk);
+  ReadReport rep;
+  FeatureMap ok;
+  CHECK(read_dataset(t.spec(), {}, ok, &rep).rows() == 3);
+  CHECK(rep.unterminated_last_line);
 }
 
 TEST_CASE("aliccp: file-level errors", "[aliccp]") {

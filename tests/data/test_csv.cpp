@@ -142,8 +142,15 @@ TEST_CASE("csv: bad rows throw with file, line and field", "[csv]") {
   CHECK_THROWS_WITH(csv(head + "1,0,a,\n"), Catch::Contains("field 'D1'"));
   CHECK_THROWS_WITH(csv(head + "0,1,a,1\n"),
                     Catch::Contains("t.csv:2: field 'purchase': expected 0 when click is 0"));
-  // Cut last line (no newline): the message says the file may be truncated.
-  CHECK_THROWS_WITH(csv(head + "1,0,a,1\n1,0"), Catch::Contains("t.csv:3:") && Catch::Contains("truncated"));
+  // A last line cut short (no line end) fails its column count, and the message says it may have been cut.
+  CHECK_THROWS_WITH(csv(head + "1,0,a,1\n1,0"), Catch::Contains("t.csv:3:") && Catch::Contains("columns") &&
+                                                    Catch::Contains("cut short"));
+  // A complete last line without a line end is valid (RFC 4180 §2.2).
+  CHECK(csv(head + "1,0,a,1\n0,0,b,2").rows() == 2);
+  // A number too small for a float underflows to 0; one too large is an error.
+  CHECK(csv(head + "1,0,a,1e-400\n").dense == std::vector<float>{0.0f});
+  CHECK(csv(head + "1,0,a,-1e-60\n").dense == std::vector<float>{0.0f});
+  CHECK_THROWS_WITH(csv(head + "1,0,a,1e400\n"), Catch::Contains("field 'D1': expected a finite number"));
   // Labels written as floats are accepted.
   CHECK(csv(head + "1.0,0.0,a,1\n").labels == std::vector<std::uint8_t>{1, 0});
 }
@@ -163,18 +170,19 @@ TEST_CASE("csv: skip mode counts every bad row by reason", "[csv]") {
       "0,0,b,2\n"
       "1,0,c,3",
       o, &rep);
-  CHECK(d.rows() == 2);
+  CHECK(d.rows() == 3);
   CHECK(rep.rows_read == 8);
-  CHECK(rep.rows_kept == 2);
-  CHECK(rep.rows_skipped == 6);
-  CHECK(rep.skipped_by_reason.at("truncated_last_row") == 1);  // "1,0,c,3" has no newline
+  CHECK(rep.rows_kept == 3);
+  CHECK(rep.rows_skipped == 5);
+  CHECK(rep.skipped_by_reason.count("truncated_last_row") == 0);  // "1,0,c,3" has no line end: a valid last row
   CHECK(rep.skipped_by_reason.at("column_count") == 2);
   CHECK(rep.skipped_by_reason.at("bad_label") == 1);
   CHECK(rep.skipped_by_reason.at("bad_number") == 1);
   CHECK(rep.skipped_by_reason.at("conversion_without_click") == 1);
-  CHECK(rep.first_errors.size() == 6u);
+  CHECK(rep.first_errors.size() == 5u);
   CHECK(rep.unterminated_last_line);
-  CHECK(d.dense == std::vector<float>{0.5f, 2.0f});
+  CHECK_THAT(read_summary(rep), Catch::Contains("the last line has no line end"));
+  CHECK(d.dense == std::vector<float>{0.5f, 2.0f, 3.0f});
 }
 
 TEST_CASE("csv: file-level errors", "[csv]") {

@@ -102,7 +102,7 @@ TEST_CASE("slots: bad rows throw with file, line and field", "[slots]") {
   CHECK_THROWS_WITH(slots("s1,1,0,a:\n"), Catch::Contains("field 'feature #1': expected a non-empty feature"));
   CHECK_THROWS_WITH(slots("s1,1,0,:3\n"), Catch::Contains("field 'feature #1': expected a non-empty field name"));
   CHECK_THROWS_WITH(slots(",1,0,a:1\n"), Catch::Contains("field 'sample_id'"));
-  CHECK_THROWS_WITH(slots("s1,1,0,a:1\ns2,1,0,a:"), Catch::Contains("s.txt:2:") && Catch::Contains("truncated"));
+  CHECK_THROWS_WITH(slots("s1,1,0,a:1\ns2,1,0,a:"), Catch::Contains("s.txt:2:") && Catch::Contains("cut short"));
 }
 
 TEST_CASE("slots: skip mode counts by reason, file-level errors", "[slots]") {
@@ -125,4 +125,16 @@ TEST_CASE("slots: skip mode counts by reason, file-level errors", "[slots]") {
   CHECK_THROWS_WITH(slots("s1,1,0\n"), Catch::Contains("no fields"));
   FeatureMap m;
   CHECK_THROWS_WITH(read_dataset("slots:/no/such/file.txt", {}, m), Catch::Contains("/no/such/file.txt"));
+}
+
+TEST_CASE("slots: a quoted token is a bad row, never a field named with a quote", "[slots]") {
+  CHECK_THROWS_WITH(slots("1,1,0,\"210:1\",u:a\n"), Catch::Contains("s.txt:1") && Catch::Contains("feature #1") &&
+                                                      Catch::Contains("without quotes"));
+  ReadOptions o;
+  o.on_bad_row = OnBadRow::Skip;
+  ReadReport rep;
+  const Dataset d = slots("1,1,0,\"210:1\",u:a\n2,0,0,210:1,u:b\n", o, &rep);
+  CHECK(d.rows() == 1);
+  CHECK(rep.skipped_by_reason.at("bad_quotes") == 1);
+  for (const auto& f : d.field_names) CHECK(f.find('"') == std::string::npos);
 }

@@ -29,4 +29,12 @@ mpirun -np 2 "$funnel" train "${flags[@]}" --init "$dir/ck1" --max-steps 60 --sa
   2>"$dir/init2.err" || fail "--init of a 1-process checkpoint on 2 ranks failed"
 "$funnel" train "${flags[@]}" --init "$dir/ck2" --max-steps 60 >"$dir/init1.out" 2>"$dir/init1.err" ||
   fail "--init of a 2-rank checkpoint in 1 process failed"
+# Ranks started with different flags (MPMD: --seed 1 on rank 0, --seed 2 on rank 1) stop at start, naming it.
+if mpirun -np 1 "$funnel" train "${flags[@]}" --seed 1 : -np 1 "$funnel" train "${flags[@]}" --seed 2 \
+  >"$dir/diff.out" 2>"$dir/diff.err"; then
+  fail "ranks with different --seed trained"
+fi
+grep -q "different configurations" "$dir/diff.err" || fail "no message about the ranks' different configurations"
+grep -q '"seed":2' "$dir/diff.err" || fail "the message does not show the rank's configuration"
+grep -q "ctr_auc" "$dir/diff.out" && fail "ranks with different configurations printed metrics"
 echo "ok"

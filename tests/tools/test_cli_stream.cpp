@@ -191,3 +191,24 @@ TEST_CASE("CLI: eval and predict on a cache honour --max-rows (the first N rows)
   CHECK_THAT(ps.out, Catch::Contains("wrote 1234 rows"));
   CHECK(slurp(d.out("ps.csv")) == slurp(d.out("pm.csv")));
 }
+
+TEST_CASE("CLI: a damaged chunk of the evaluation cache stops the run before training", "[cli][stream]") {
+  const Data d("stream_eval_corrupt", 2000, 256, 64);
+  const std::string eval = d.out("e.cache");
+  fs::copy_file(d.cache, eval);
+  {
+    std::fstream f(eval, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekg(300);
+    char c = 0;
+    f.read(&c, 1);
+    c ^= 0x10;
+    f.seekp(300);
+    f.write(&c, 1);
+  }
+  const Run r = run("train --data cache:" + d.cache + " --eval-data cache:" + eval + kSmall + " --no-shuffle --save " +
+                    d.out("ck"));
+  INFO(r.out);
+  CHECK(r.code == 1);
+  CHECK_THAT(r.out, Catch::Contains(eval) && Catch::Contains("checksum mismatch in chunk 0"));
+  CHECK(r.out.find("step ") == std::string::npos);  // found before any training step
+}

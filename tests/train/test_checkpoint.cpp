@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -300,6 +301,40 @@ TEST_CASE("a crash that leaves the temporary directory behind does not disturb t
   Trained c(3, "adam", 0);
   load_checkpoint(dir, c.ex, c.opt.get());
   CHECK(same_params(a.ex, c.ex));
+}
+
+TEST_CASE("a save killed while it removes the previous version leaves nothing that blocks the next save",
+          "[checkpoint][atomic]") {
+  TempDir t;
+  const std::string dir = t.file("ckpt");
+  Trained a(1);
+  save_checkpoint(dir, a.ex, a.opt.get(), kModel, kData, 1);
+  // A second save, in a child process killed (as by kill -9: no unwinding, no cleanup) right after the first file
+  // of the previous version was removed: the manifest went first, its arrays are still there.
+  const pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    testing::set_checkpoint_fault_hook([](std::string_view stage) {
+      if (stage.rfind("discard:", 0) == 0) ::_exit(37);
+    });
+    try {
+      save_checkpoint(dir, a.ex, a.opt.get(), kModel, kData, 2);
+    } catch (...) {
+    }
+    ::_exit(0);
+  }
+  int status = 0;
+  REQUIRE(::waitpid(pid, &status, 0) == pid);
+  REQUIRE(WIFEXITED(status));
+  REQUIRE(WEXITSTATUS(status) == 37);  // killed in the middle of removing the previous version
+  const std::string left = dir + ".funnel-tmp";
+  REQUIRE(fs::exists(left));
+  CHECK_FALSE(fs::exists(left + "/manifest.json"));
+  CHECK(read_checkpoint_info(dir).step == 2);  // the new version is in place
+  // The next save recovers on its own.
+  save_checkpoint(dir, a.ex, a.opt.get(), kModel, kData, 3);
+  CHECK_FALSE(fs::exists(left));
+  CHECK(read_checkpoint_info(dir).step == 3);
 }
 
 TEST_CASE("saving over an existing checkpoint replaces it completely", "[checkpoint][atomic]") {

@@ -141,6 +141,20 @@ TEST_CASE("npy reader rejects bad files with the file name and the reason", "[np
     spit(p, b);
     CHECK_THROWS_WITH(read_npy<float>(p), Contains("unknown key 'shope'"));
   }
+  SECTION("raw bytes in a damaged header are shown escaped") {
+    std::string b = good;
+    b.replace(b.find("'shape'"), 7, "'sh\x01\xff" "e'");
+    spit(p, b);
+    try {
+      (void)read_npy<float>(p);
+      FAIL("a damaged header was read");
+    } catch (const Error& e) {
+      const std::string m = e.what();
+      CHECK_THAT(m, Contains("unknown key 'sh\\x01\\xffe'"));
+      for (char c : m) CHECK(static_cast<unsigned char>(c) >= 0x20);
+      CHECK(m.find('\xff') == std::string::npos);
+    }
+  }
   SECTION("missing file") {
     CHECK_THROWS_WITH(read_npy<float>(t.file("nope.npy")), Contains("nope.npy") && Contains("cannot open"));
   }

@@ -21,13 +21,15 @@ int usage(const char* msg) {
   return 2;
 }
 
-bool parse_int(const char* s, long long min, long long& out) {
+// "" when `s` is an integer >= min (stored in out), else what is wrong with it.
+std::string parse_int(const char* s, long long min, long long& out) {
   char* end = nullptr;
   errno = 0;
   const long long v = std::strtoll(s, &end, 10);
-  if (errno || end == s || *end || v < min) return false;
+  if (errno || end == s || *end) return std::string("expected an integer, got '") + s + "'";
+  if (v < min) return "must be at least " + std::to_string(min) + ", got " + s;
   out = v;
-  return true;
+  return "";
 }
 
 }  // namespace
@@ -43,14 +45,16 @@ int main(int argc, char** argv) {
     }
     if (i + 1 >= argc) return usage(("missing value for " + a).c_str());
     const char* v = argv[++i];
-    bool ok = true;
+    std::string bad;
     if (a == "--out") out = v;
-    else if (a == "--rows") ok = parse_int(v, 1, rows);
-    else if (a == "--test-rows") ok = parse_int(v, 0, test_rows);
-    else if (a == "--users") ok = parse_int(v, 1, users);
-    else if (a == "--seed") ok = parse_int(v, 0, seed);
+    else if (a == "--rows") bad = parse_int(v, 1, rows);
+    else if (a == "--test-rows") bad = parse_int(v, 0, test_rows);
+    else if (a == "--users") bad = parse_int(v, 1, users);
+    else if (a == "--seed") bad = parse_int(v, 0, seed);
     else return usage(("unknown flag " + a).c_str());
-    if (!ok) return usage((a + ": expected an integer, got '" + v + "'").c_str());
+    if (a == "--rows" && !bad.empty() && rows < 0 && std::strcmp(v, "0") == 0)
+      bad = "must be at least 1 (the train split's rows; --test-rows M adds a test split), got 0";
+    if (!bad.empty()) return usage((a + ": " + bad).c_str());
   }
   if (out.empty()) return usage("--out DIR is required");
   if (rows < 0) return usage("--rows N is required");

@@ -36,6 +36,8 @@ class FirstRows : public BatchSource {
     return {n, n};
   }
   const float* conversion_entire() const override { return inner_->conversion_entire(); }
+  const float* entire(std::int64_t stage) const override { return inner_->entire(stage); }
+  const std::int64_t* users() const override { return inner_->users(); }
 
  private:
   std::unique_ptr<BatchSource> inner_;

@@ -5,37 +5,21 @@
 //   dx = dy · σ(−x)   (σ(−x) = 1 − σ(x), evaluated without cancellation)
 #include <cmath>
 
-#include "ops/op.hpp"
+#include "ops/elementwise.hpp"
 
 namespace funnel {
 namespace {
 
-struct LogSigmoid : OpT<LogSigmoid> {
+struct LogSigmoid : Elementwise<LogSigmoid> {
   const char* name() const override { return "log_sigmoid"; }
   const char* doc() const override { return "y = log(sigmoid(x)) = -softplus(-x), elementwise, stable in both tails"; }
-  int arity() const override { return 1; }
-  bool keeps_finite() const override { return true; }  // finite in, finite out: no NaN/Inf check
-
-  Shape infer(const Node&, const std::vector<Shape>& in) const override { return in[0]; }
-
   template <class T>
-  static void fwd(Ctx<T>& c) {
-    const T* x = c.x(0).data();
-    T* y = c.out->data();
-    const std::size_t n = c.out->size();
-    for (std::size_t i = 0; i < n; ++i) y[i] = (x[i] < T(0) ? x[i] : T(0)) - std::log1p(std::exp(-std::abs(x[i])));
-  }
-
+  static T f(T x) { return (x < T(0) ? x : T(0)) - std::log1p(std::exp(-std::abs(x))); }
   template <class T>
-  static void bwd(Ctx<T>& c) {
-    const T* x = c.x(0).data();
-    const T* gy = c.gout->data();
-    const std::size_t n = c.out->size();
-    for (std::size_t i = 0; i < n; ++i) {
-      const T e = std::exp(-std::abs(x[i]));  // σ(−x) = e/(1 + e) for x >= 0, 1/(1 + e) for x < 0
-      const T r = T(1) / (T(1) + e);
-      c.put(0, i, gy[i] * (x[i] >= T(0) ? e * r : r));
-    }
+  static T df(T x, T, T gy) {
+    const T e = std::exp(-std::abs(x));  // σ(−x) = e/(1 + e) for x >= 0, 1/(1 + e) for x < 0
+    const T r = T(1) / (T(1) + e);
+    return gy * (x >= T(0) ? e * r : r);
   }
 };
 

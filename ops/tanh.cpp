@@ -2,34 +2,18 @@
 //   dx = dy · (1 − y²)   (from the saved output)
 #include <cmath>
 
-#include "ops/op.hpp"
+#include "ops/elementwise.hpp"
 
 namespace funnel {
 namespace {
 
-struct Tanh : OpT<Tanh> {
+struct Tanh : Elementwise<Tanh> {
   const char* name() const override { return "tanh"; }
   const char* doc() const override { return "y = tanh(x), elementwise"; }
-  int arity() const override { return 1; }
-  bool keeps_finite() const override { return true; }  // finite in, finite out: no NaN/Inf check
-
-  Shape infer(const Node&, const std::vector<Shape>& in) const override { return in[0]; }
-
   template <class T>
-  static void fwd(Ctx<T>& c) {
-    const T* x = c.x(0).data();
-    T* y = c.out->data();
-    const std::size_t n = c.out->size();
-    for (std::size_t i = 0; i < n; ++i) y[i] = std::tanh(x[i]);
-  }
-
+  static T f(T x) { return std::tanh(x); }
   template <class T>
-  static void bwd(Ctx<T>& c) {
-    const T* y = c.out->data();
-    const T* gy = c.gout->data();
-    const std::size_t n = c.out->size();
-    for (std::size_t i = 0; i < n; ++i) c.put(0, i, gy[i] * (T(1) - y[i] * y[i]));
-  }
+  static T df(T, T y, T gy) { return gy * (T(1) - y * y); }
 };
 
 FUNNEL_REGISTER_OP(Tanh);

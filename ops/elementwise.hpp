@@ -1,0 +1,53 @@
+#pragma once
+// The frame of an elementwise unary op, written once: one input of any shape, an output of the same shape,
+// finite inputs give finite outputs (keeps_finite), and forward and VJP are loops over the elements split over the
+// thread pool (each element is computed alone, so the bits do not depend on the thread count). An op derives from
+// Elementwise<Self> and gives its name, doc and two scalar functions:
+//   static T f(T x)                 the output y at x
+//   static T df(T x, T y, T gy)     dL/dx from the input, the saved output and dL/dy (unused arguments cost no load)
+#include <cstdint>
+#include <vector>
+
+#include "core/parallel.hpp"
+#include "ops/op.hpp"
+
+namespace funnel {
+
+template <class Self>
+struct Elementwise : OpT<Self> {
+  int arity() const override { return 1; }
+  bool keeps_finite() const override { return true; }  // finite in, finite out: no NaN/Inf check
+  Shape infer(const Node&, const std::vector<Shape>& in) const override { return in[0]; }
+
+  template <class T>
+  static void fwd(Ctx<T>& c) {
+    const T* x = c.x(0).data();
+    T* y = c.out->data();
+    // Restrict-qualified locals let the loops vectorize (through the lambda's captures they would not).
+    parallel_for(static_cast<std::int64_t>(c.out->size()), kElementGrain, [x, y](std::int64_t b, std::int64_t e) {
+      const T* __restrict xs = x + b;
+      T* __restrict ys = y + b;
+      const std::int64_t m = e - b;
+      for (std::int64_t i = 0; i < m; ++i) ys[i] = Self::f(xs[i]);
+    });
+  }
+
+  template <class T>
+  static void bwd(Ctx<T>& c) {
+    const T* x = c.x(0).data();
+    const T* y = c.out->data();
+    const T* gy = c.gout->data();
+    T* gx = c.gin[0]->data();
+    parallel_for(static_cast<std::int64_t>(c.out->size()), kElementGrain,
+                 [x, y, gy, gx](std::int64_t b, std::int64_t e) {
+                   const T* __restrict xs = x + b;
+                   const T* __restrict ys = y + b;
+                   const T* __restrict gys = gy + b;
+                   T* __restrict gxs = gx + b;
+                   const std::int64_t m = e - b;
+                   for (std::int64_t i = 0; i < m; ++i) gxs[i] = Self::df(xs[i], ys[i], gys[i]);
+                 });
+  }
+};
+
+}  // namespace funnel

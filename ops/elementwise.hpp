@@ -51,3 +51,27 @@ struct Elementwise : OpT<Self> {
 };
 
 }  // namespace funnel
+
+namespace funnel {
+
+// The frame of an elementwise binary op on two operands of the same shape: the shape rule and the forward loop
+// y = Self::f(a, b); the op writes its own VJP (`bwd`), since what each operand's gradient reads differs.
+template <class Self>
+struct ElementwiseBinary : OpT<Self> {
+  int arity() const override { return 2; }
+  Shape infer(const Node& n, const std::vector<Shape>& in) const override {
+    if (in[0] != in[1]) shape_error(n, in, "operands must have the same shape");
+    return in[0];
+  }
+
+  template <class T>
+  static void fwd(Ctx<T>& c) {
+    const T* a = c.x(0).data();
+    const T* b = c.x(1).data();
+    T* y = c.out->data();
+    const std::size_t n = c.out->size();
+    for (std::size_t i = 0; i < n; ++i) y[i] = Self::f(a[i], b[i]);
+  }
+};
+
+}  // namespace funnel

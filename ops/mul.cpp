@@ -1,28 +1,15 @@
 // mul: y = a ⊙ b, elementwise, same shapes (the ESMM product node pCTCVR = pCTR × pCVR).
 //   da = dy ⊙ b,  db = dy ⊙ a
-#include "ops/op.hpp"
+#include "ops/elementwise.hpp"
 
 namespace funnel {
 namespace {
 
-struct Mul : OpT<Mul> {
+struct Mul : ElementwiseBinary<Mul> {
   const char* name() const override { return "mul"; }
   const char* doc() const override { return "y = a ⊙ b, elementwise, same shapes"; }
-  int arity() const override { return 2; }
-
-  Shape infer(const Node& n, const std::vector<Shape>& in) const override {
-    if (in[0] != in[1]) shape_error(n, in, "operands must have the same shape");
-    return in[0];
-  }
-
   template <class T>
-  static void fwd(Ctx<T>& c) {
-    const T* a = c.x(0).data();
-    const T* b = c.x(1).data();
-    T* y = c.out->data();
-    const std::size_t n = c.out->size();
-    for (std::size_t i = 0; i < n; ++i) y[i] = a[i] * b[i];
-  }
+  static T f(T a, T b) { return a * b; }
 
   template <class T>
   static void bwd(Ctx<T>& c) {

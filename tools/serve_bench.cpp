@@ -1,6 +1,7 @@
 // funnel-serve-bench: latency and throughput of the Predictor in process and of the HTTP server over 127.0.0.1.
 //
 //   funnel-serve-bench --checkpoint DIR --rows FILE [--seconds S] [--http-threads N] [--skip-http]
+//                      [--batches 1,64,1024] [--threads 1,2]
 //
 // FILE is a csv file under the checkpoint's training header (the rows scored, cycled through; the same file can be
 // given to another runtime so that both score the same rows). In process: 1, 64 and 1024 rows per call on 1 and 2
@@ -43,11 +44,13 @@ struct Args {
   double seconds = 2;
   int http_threads = 64;
   bool skip_http = false;
+  std::vector<std::int64_t> batches{1, 64, 1024};  // rows per in-process call
+  std::vector<int> threads{1, 2};                  // in-process calling threads
 };
 
 [[noreturn]] void usage(const std::string& why) {
   std::fprintf(stderr, "funnel-serve-bench: %s\nusage: funnel-serve-bench --checkpoint DIR --rows FILE [--seconds S] "
-               "[--http-threads N] [--skip-http]\n", why.c_str());
+               "[--http-threads N] [--skip-http] [--batches 1,64,1024] [--threads 1,2]\n", why.c_str());
   std::exit(2);
 }
 
@@ -64,6 +67,20 @@ Args parse(int argc, char** argv) {
     else if (k == "--seconds") a.seconds = std::atof(val().c_str());
     else if (k == "--http-threads") a.http_threads = std::atoi(val().c_str());
     else if (k == "--skip-http") a.skip_http = true;
+    else if (k == "--batches" || k == "--threads") {
+      // A comma-separated list of positive whole numbers (at most 65536).
+      std::vector<std::int64_t> list;
+      std::stringstream ss(val());
+      for (std::string item; std::getline(ss, item, ',');) {
+        char* end = nullptr;
+        const long long v = std::strtoll(item.c_str(), &end, 10);
+        if (item.empty() || *end != '\0' || v < 1 || v > 65536) usage(k + ": expected positive whole numbers, got '" + item + "'");
+        list.push_back(v);
+      }
+      if (list.empty()) usage(k + ": expected a list such as 1,64");
+      if (k == "--batches") a.batches = list;
+      else a.threads.assign(list.begin(), list.end());
+    }
     else usage("unknown flag " + k);
   }
   if (a.checkpoint.empty()) usage("--checkpoint: required");
@@ -297,8 +314,8 @@ int main(int argc, char** argv) {
   const auto m = p.current();
   std::printf("model %s step %lld, %zu rows from %s, %.1f s per case\n", m->kind().c_str(),
               static_cast<long long>(m->step()), rows.rows.size(), a.rows.c_str(), a.seconds);
-  for (int threads : {1, 2})
-    for (std::int64_t batch : {1, 64, 1024}) in_process(p, rows, batch, threads, a.seconds);
+  for (int threads : a.threads)
+    for (std::int64_t batch : a.batches) in_process(p, rows, batch, threads, a.seconds);
   if (a.skip_http) return 0;
   funnel::ServerOptions so;
   so.port = 0;

@@ -1,5 +1,4 @@
-// Does fusing bias and ReLU into the gemm pay on this machine? (issue 16: "bias and ReLU fused as oneDNN post-ops
-// where it pays")
+// Does fusing bias and ReLU into the gemm (as oneDNN post-ops) pay on this machine?
 //
 //   fused_dense/B:<b>/<K>x<N>   a dense layer's forward, h = relu(x·W + b), two ways in one loop, one thread:
 //       separate:  funnel's way: dnnl_sgemm (the onednn backend's call) into z, then the registry's bias_add and

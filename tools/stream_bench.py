@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Out-of-core numbers for funnel (issue 13), reproducible by anyone with a build:
+"""Out-of-core numbers for funnel (streaming from a cache, memory flat in rows), reproducible by anyone with a build:
 
   python3 tools/stream_bench.py --bin build/bin --dir /tmp/funnel-bench [--sizes 1000000,4000000,16000000]
                                 [--pairs 5] [--pair-steps 60] [--threads 1] [--skip-epochs] [--max-steps K] [--keep]

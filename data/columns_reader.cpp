@@ -13,7 +13,7 @@ namespace funnel {
 namespace {
 
 using detail::RowError;
-enum class ColKind : std::uint8_t { Click, Conversion, Dense, Categorical, Ignored };
+using ColKind = detail::ColRole;
 using CType = ColumnArray::Type;
 
 // The cell's text as a CSV file would hold it (into `buf` for numbers); false for a missing value.
@@ -180,35 +180,10 @@ Dataset read_columns(const ColumnTable& t, const ReadOptions& options, FeatureMa
         throw Error(name + ": field 'columns': expected at least one categorical column, got '" + cols_text + "'");
       map.start(options.mapping, cat_names, dense_names);
     } else {
-      std::size_t known_cat = 0, known_dense = 0;
-      for (std::size_t c = 0; c < ncols; ++c) {
-        if (kind[c] == ColKind::Categorical) {
-          const auto f = map.field_index(header[c]);
-          if (f < 0) {
-            kind[c] = ColKind::Ignored;
-            rep.ignored_columns.push_back(header[c]);
-            continue;
-          }
-          slot[c] = static_cast<std::int32_t>(f);
-          ++known_cat;
-        } else if (kind[c] == ColKind::Dense) {
-          const auto& dn = map.dense_names();
-          const auto it = std::find(dn.begin(), dn.end(), header[c]);
-          if (it == dn.end()) {
-            kind[c] = ColKind::Ignored;
-            rep.ignored_columns.push_back(header[c]);
-            continue;
-          }
-          slot[c] = static_cast<std::int32_t>(it - dn.begin());
-          ++known_dense;
-        }
-      }
+      const detail::KnownColumns known = detail::bind_columns_to_map(header, kind, slot, map, rep);
+      const std::size_t known_cat = known.categorical, known_dense = known.dense;
       if (known_cat != map.fields().size() || known_dense != map.dense_names().size()) {
-        std::string missing;
-        for (const auto& f : map.fields())
-          if (std::find(header.begin(), header.end(), f) == header.end()) missing += " " + printable(f);
-        for (const auto& f : map.dense_names())
-          if (std::find(header.begin(), header.end(), f) == header.end()) missing += " " + printable(f);
+        const std::string missing = detail::missing_map_columns(header, map);
         throw Error(name + ": field 'columns': expected the feature map's columns, missing:" + missing);
       }
     }

@@ -126,7 +126,7 @@ class RecordSplitter {
   std::vector<std::pair<std::size_t, std::size_t>> cells_;
 };
 
-enum class Col : std::uint8_t { Click, Conversion, Dense, Categorical, Ignored };
+using Col = detail::ColRole;
 
 bool numeric_cell(std::string_view s) {
   if (s.empty()) return true;
@@ -216,29 +216,8 @@ Dataset read_csv_buffer(std::string_view text, const std::string& name, const Re
     } else {
       // Ready map: its fields and dense columns must all be there (any order); other columns are not read and
       // are reported; a file none of whose feature columns the map knows is an error.
-      std::size_t known_cat = 0, known_dense = 0;
-      for (std::size_t c = 0; c < ncols; ++c) {
-        if (kind[c] == Col::Categorical) {
-          const auto f = map.field_index(header[c]);
-          if (f < 0) {
-            kind[c] = Col::Ignored;
-            rep.ignored_columns.push_back(header[c]);
-            continue;
-          }
-          slot[c] = static_cast<std::int32_t>(f);
-          ++known_cat;
-        } else if (kind[c] == Col::Dense) {
-          const auto& dn = map.dense_names();
-          const auto it = std::find(dn.begin(), dn.end(), header[c]);
-          if (it == dn.end()) {
-            kind[c] = Col::Ignored;
-            rep.ignored_columns.push_back(header[c]);
-            continue;
-          }
-          slot[c] = static_cast<std::int32_t>(it - dn.begin());
-          ++known_dense;
-        }
-      }
+      const detail::KnownColumns known = detail::bind_columns_to_map(header, kind, slot, map, rep);
+      const std::size_t known_cat = known.categorical, known_dense = known.dense;
       if (known_cat == 0 && known_dense == 0) {
         std::string fields;
         for (const auto& f : map.fields()) fields += (fields.empty() ? "" : ", ") + printable(f);
@@ -246,11 +225,7 @@ Dataset read_csv_buffer(std::string_view text, const std::string& name, const Re
                     "), got none of them: this file's columns are all unknown to the map");
       }
       if (known_cat != map.fields().size() || known_dense != map.dense_names().size()) {
-        std::string missing;
-        for (const auto& f : map.fields())
-          if (std::find(header.begin(), header.end(), f) == header.end()) missing += " " + printable(f);
-        for (const auto& f : map.dense_names())
-          if (std::find(header.begin(), header.end(), f) == header.end()) missing += " " + printable(f);
+        const std::string missing = detail::missing_map_columns(header, map);
         throw Error(name + ":1: field 'header': expected the feature map's columns, missing:" + missing);
       }
     }

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "core/error.hpp"
+#include "core/files.hpp"
 #include "data/dataset.hpp"
 #include "data/feature_map.hpp"
 #include "data/readers.hpp"
@@ -409,5 +410,52 @@ Dataset guarded(FeatureMap& map, F&& f) {
 void init_dataset(Dataset& d, const FeatureMap& map);
 // Finishes the map (vocab: provisional -> final ids), sets vocab, checks that rows were kept.
 void finish_dataset(Dataset& d, FeatureMap& map, const ReadReport& rep, const std::string& name);
+
+
+// The role of a column of a table with a header (a csv file, in-memory columns).
+enum class ColRole : std::uint8_t { Click, Conversion, Dense, Categorical, Ignored };
+
+// Binds the feature columns of `header` to a ready feature map: slot[c] becomes the field index (categorical) or the
+// dense index (dense) of column c; a feature column the map does not know becomes Ignored and is listed in
+// rep.ignored_columns. Returns how many categorical and dense columns the map knows.
+struct KnownColumns {
+  std::size_t categorical = 0, dense = 0;
+};
+inline KnownColumns bind_columns_to_map(const std::vector<std::string>& header, std::vector<ColRole>& role,
+                                        std::vector<std::int32_t>& slot, const FeatureMap& map, ReadReport& rep) {
+  KnownColumns known;
+  const auto& dn = map.dense_names();
+  for (std::size_t c = 0; c < header.size(); ++c) {
+    std::int64_t at = -1;
+    if (role[c] == ColRole::Categorical) {
+      at = map.field_index(header[c]);
+    } else if (role[c] == ColRole::Dense) {
+      const auto it = std::find(dn.begin(), dn.end(), header[c]);
+      if (it != dn.end()) at = it - dn.begin();
+    } else {
+      continue;
+    }
+    if (at < 0) {
+      role[c] = ColRole::Ignored;
+      rep.ignored_columns.push_back(header[c]);
+      continue;
+    }
+    slot[c] = static_cast<std::int32_t>(at);
+    ++(role[c] == ColRole::Categorical ? known.categorical : known.dense);
+  }
+  return known;
+}
+
+// The ready map's columns (fields, then dense) that `header` lacks, each preceded by a space; empty when none.
+inline std::string missing_map_columns(const std::vector<std::string>& header, const FeatureMap& map) {
+  std::string missing;
+  for (const auto* names : {&map.fields(), &map.dense_names()})
+    for (const auto& f : *names)
+      if (std::find(header.begin(), header.end(), f) == header.end()) {
+        missing += ' ';  // appended piece by piece: GCC 12 warns falsely on " " + std::string
+        missing += printable(f);
+      }
+  return missing;
+}
 
 }  // namespace funnel::detail

@@ -10,7 +10,7 @@
 // Sums are accumulated in double, also for float tensors.
 #include <cmath>
 
-#include "ops/op.hpp"
+#include "ops/mean_loss.hpp"
 
 namespace funnel {
 namespace {
@@ -20,70 +20,25 @@ constexpr T kEps = T(1e-7);
 template <>
 constexpr double kEps<double> = 1e-12;
 
-struct Bce : OpT<Bce> {
+struct Bce : MeanLoss<Bce> {
+  static constexpr const char* kInput = "p";
   const char* name() const override { return "bce"; }
   const char* doc() const override {
     return "mean binary cross-entropy of probabilities p vs labels y (p clamped to [eps, 1-eps]), optional row "
            "weights -> scalar";
   }
-  int arity() const override { return -1; }
-  bool differentiable(std::size_t i) const override { return i == 0; }
 
-  Shape infer(const Node& n, const std::vector<Shape>& in) const override {
-    if (in.size() != 2 && in.size() != 3)
-      shape_error(n, in, "expects 2 inputs (p, y) or 3 (p, y, weight), got " + std::to_string(in.size()));
-    if (in[1] != in[0]) shape_error(n, in, "labels " + in[1].str() + " differ in shape from p " + in[0].str());
-    if (in.size() == 3 && in[2] != in[0])
-      shape_error(n, in, "weights " + in[2].str() + " differ in shape from p " + in[0].str());
-    return Shape{};
+  template <class T>
+  static T row_loss(T p, T y) {
+    const T eps = kEps<T>;
+    const T pc = p < eps ? eps : (p > T(1) - eps ? T(1) - eps : p);
+    return -(y * std::log(pc) + (T(1) - y) * std::log1p(-pc));
   }
 
   template <class T>
-  static void fwd(Ctx<T>& c) {
+  static T row_grad(T p, T y, T c) {
     const T eps = kEps<T>;
-    const T* p = c.x(0).data();
-    const T* y = c.x(1).data();
-    const T* w = c.in.size() == 3 ? c.x(2).data() : nullptr;
-    const std::size_t n = c.x(0).size();
-    double s = 0.0, sw = 0.0;
-    for (std::size_t i = 0; i < n; ++i) {
-      const T pc = p[i] < eps ? eps : (p[i] > T(1) - eps ? T(1) - eps : p[i]);
-      const T l = -(y[i] * std::log(pc) + (T(1) - y[i]) * std::log1p(-pc));
-      if (w) {
-        s += static_cast<double>(w[i]) * static_cast<double>(l);
-        sw += static_cast<double>(w[i]);
-      } else {
-        s += static_cast<double>(l);
-      }
-    }
-    double L = 0.0;
-    if (w) L = sw != 0.0 ? s / sw : 0.0;
-    else if (n) L = s / static_cast<double>(n);
-    c.out->data()[0] = static_cast<T>(L);
-  }
-
-  template <class T>
-  static void bwd(Ctx<T>& c) {
-    const T eps = kEps<T>;
-    const T* p = c.x(0).data();
-    const T* y = c.x(1).data();
-    const T* w = c.in.size() == 3 ? c.x(2).data() : nullptr;
-    const std::size_t n = c.x(0).size();
-    T scale = T(0);
-    if (w) {
-      double sw = 0.0;
-      for (std::size_t i = 0; i < n; ++i) sw += static_cast<double>(w[i]);
-      if (sw != 0.0) scale = static_cast<T>(static_cast<double>(c.gout->data()[0]) / sw);
-    } else if (n) {
-      scale = c.gout->data()[0] / static_cast<T>(n);
-    }
-    T* gp = c.gin[0]->data();
-    for (std::size_t i = 0; i < n; ++i) {
-      const T pi = p[i];
-      T g = T(0);
-      if (pi >= eps && pi <= T(1) - eps) g = (w ? scale * w[i] : scale) * (pi - y[i]) / (pi * (T(1) - pi));
-      gp[i] = g;
-    }
+    return p >= eps && p <= T(1) - eps ? c * (p - y) / (p * (T(1) - p)) : T(0);
   }
 };
 

@@ -10,27 +10,17 @@
 // tiny pCTCVR is always pulled back up. The loss is +∞ only where p rounds to exactly 1 with a label below 1
 // (every stage logit above ≈ 100 in float). Sums are accumulated in double, also for float tensors.
 #include "ops/log1mexp.hpp"
-#include "ops/op.hpp"
+#include "ops/mean_loss.hpp"
 
 namespace funnel {
 namespace {
 
-struct BceLogprob : OpT<BceLogprob> {
+struct BceLogprob : MeanLoss<BceLogprob> {
+  static constexpr const char* kInput = "log p";
   const char* name() const override { return "bce_logprob"; }
   const char* doc() const override {
     return "mean binary cross-entropy of log-probabilities a = log p vs labels y (log(1-p) = log1mexp(a), no "
            "clamp), optional row weights -> scalar";
-  }
-  int arity() const override { return -1; }
-  bool differentiable(std::size_t i) const override { return i == 0; }
-
-  Shape infer(const Node& n, const std::vector<Shape>& in) const override {
-    if (in.size() != 2 && in.size() != 3)
-      shape_error(n, in, "expects 2 inputs (log p, y) or 3 (log p, y, weight), got " + std::to_string(in.size()));
-    if (in[1] != in[0]) shape_error(n, in, "labels " + in[1].str() + " differ in shape from log p " + in[0].str());
-    if (in.size() == 3 && in[2] != in[0])
-      shape_error(n, in, "weights " + in[2].str() + " differ in shape from log p " + in[0].str());
-    return Shape{};
   }
 
   template <class T>
@@ -41,48 +31,10 @@ struct BceLogprob : OpT<BceLogprob> {
   }
 
   template <class T>
-  static void fwd(Ctx<T>& c) {
-    const T* a = c.x(0).data();
-    const T* y = c.x(1).data();
-    const T* w = c.in.size() == 3 ? c.x(2).data() : nullptr;
-    const std::size_t n = c.x(0).size();
-    double s = 0.0, sw = 0.0;
-    for (std::size_t i = 0; i < n; ++i) {
-      const T l = row_loss(a[i], y[i]);
-      if (w) {
-        s += static_cast<double>(w[i]) * static_cast<double>(l);
-        sw += static_cast<double>(w[i]);
-      } else {
-        s += static_cast<double>(l);
-      }
-    }
-    double L = 0.0;
-    if (w) L = sw != 0.0 ? s / sw : 0.0;
-    else if (n) L = s / static_cast<double>(n);
-    c.out->data()[0] = static_cast<T>(L);
-  }
-
-  template <class T>
-  static void bwd(Ctx<T>& c) {
-    const T* a = c.x(0).data();
-    const T* y = c.x(1).data();
-    const T* w = c.in.size() == 3 ? c.x(2).data() : nullptr;
-    const std::size_t n = c.x(0).size();
-    T scale = T(0);
-    if (w) {
-      double sw = 0.0;
-      for (std::size_t i = 0; i < n; ++i) sw += static_cast<double>(w[i]);
-      if (sw != 0.0) scale = static_cast<T>(static_cast<double>(c.gout->data()[0]) / sw);
-    } else if (n) {
-      scale = c.gout->data()[0] / static_cast<T>(n);
-    }
-    T* ga = c.gin[0]->data();
-    for (std::size_t i = 0; i < n; ++i) {
-      const T ci = w ? scale * w[i] : scale;
-      T g = -y[i];
-      if (y[i] != T(1)) g -= (T(1) - y[i]) * logspace::dlog1mexp(a[i]);
-      ga[i] = ci == T(0) ? T(0) : ci * g;  // a masked row (weight 0) gets 0, even where its g is infinite
-    }
+  static T row_grad(T a, T y, T c) {
+    T g = -y;
+    if (y != T(1)) g -= (T(1) - y) * logspace::dlog1mexp(a);
+    return c == T(0) ? T(0) : c * g;  // a masked row (weight 0) gets 0, even where its g is infinite
   }
 };
 

@@ -65,7 +65,7 @@ constexpr double kCompareEvalFraction = 0.5;
 int run_compare(int argc, char** argv) {
   std::set<std::string> valued{"data", "eval-data", "models", "epochs", "batch-size", "lr", "optimizer",
                                "embedding-dim", "hidden", "seed", "threads", "max-steps", "eval-fraction",
-                               "metrics-json", "l2", "pool", "seeds", "plot", "precision"};
+                               "metrics-json", "l2", "pool", "seeds", "plot", "precision", "lr-schedule", "lr-min"};
   valued.insert(kDataFlags.begin(), kDataFlags.end());
   Flags f(argc, argv, valued, {"no-shuffle", "vary-data-seed"});
   auto models = f.str_list("models", model_kinds());

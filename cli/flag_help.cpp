@@ -48,6 +48,8 @@ const Row kRows[] = {
   {"predict:batch-size", {"rows per forward pass", "INT", "4096", "≥ 1", "4096"}},
   {"lr", {"learning rate", "NUM", "0.002 (adam), 0.05 (adagrad, sgd)", "> 0", ""}},
   {"optimizer", {"optimizer (embedding rows are updated sparsely: only the rows a batch touched)", "TEXT", "adam", "adam, adagrad, sgd", "adam"}},
+  {"lr-schedule", {"learning rate over the run: constant, or decayed from --lr to --lr-min over the run's steps along half a cosine or a line (recommended for long single-epoch runs: the saved model is then calibrated, not one sample of Adam's wander)", "TEXT", "constant", "constant, cosine, linear", "constant"}},
+  {"lr-min", {"with --lr-schedule cosine|linear: the learning rate reached at the last step", "NUM", "0", "0 ≤ x ≤ --lr", "0"}},
   {"l2", {"L2 weight decay", "NUM", "0", "≥ 0", "0"}},
   {"seed", {"seed of the initialisation and the shuffling", "INT", "1", "≥ 0", "1"}},
   {"dot:seed", {"seed of the numeric gradient-flow probe", "INT", "1", "≥ 0", "1"}},

@@ -40,6 +40,21 @@ RunOptions run_options(const Flags& f) {
     throw UsageError("--optimizer: expected adam, adagrad or sgd, got '" + o.optimizer + "'");
   o.opt.lr = f.number("lr", o.optimizer == "sgd" ? 0.05 : o.optimizer == "adagrad" ? 0.05 : 0.002);
   if (!(o.opt.lr > 0) || !std::isfinite(o.opt.lr)) throw UsageError("--lr must be a positive number");
+  {
+    const std::string sched = f.str("lr-schedule", "constant");
+    try {
+      o.train.lr_schedule.kind = lr_schedule_kind(sched);
+    } catch (const Error&) {
+      throw UsageError("--lr-schedule: expected constant, cosine or linear, got '" + sched + "'");
+    }
+    o.train.lr_schedule.min_lr = f.number("lr-min", 0.0);
+    if (!(o.train.lr_schedule.min_lr >= 0) || !std::isfinite(o.train.lr_schedule.min_lr))
+      throw UsageError("--lr-min must be a non-negative number");
+    if (o.train.lr_schedule.min_lr > o.opt.lr)
+      throw UsageError("--lr-min: must not exceed --lr (" + f.str("lr", "") + "), got " + f.str("lr-min", ""));
+    if (f.has("lr-min") && !o.train.lr_schedule.active())
+      throw UsageError("--lr-min: applies with --lr-schedule cosine or linear");
+  }
   o.opt.weight_decay = f.number("l2", 0.0);
   if (o.opt.weight_decay < 0) throw UsageError("--l2 must be non-negative");
   o.init_dir = f.str("init", "");
@@ -86,7 +101,7 @@ RunOptions run_options(const Flags& f) {
 
 std::set<std::string> train_valued_flags() {
   std::set<std::string> valued{"data", "eval-data", "model", "epochs", "batch-size", "lr", "optimizer",
-                               "embedding-dim", "hidden", "seed", "threads", "max-steps", "init", "save",
+                               "embedding-dim", "hidden", "seed", "threads", "max-steps", "init", "save", "lr-schedule", "lr-min",
                                "save-every", "metrics-json", "l2", "stages", "eval-fraction", "pool", "model-options",
                                "check-replicas", "plot", "shuffle-window", "prefetch", "precision"};
   valued.insert(kDataFlags.begin(), kDataFlags.end());

@@ -22,6 +22,19 @@ TrainResult train(Model& m, Optimizer<float>& opt, BatchSource& src, const EvalF
   StepInfo info;
   info.running_losses.assign(L, 0.0);
   std::vector<float> losses(L);
+  // The schedule's horizon and the rate it starts from; the configured rate is put back however the run ends.
+  LrSchedule sched = o.lr_schedule;
+  const double base_lr = opt.config().lr;
+  if (sched.active() && sched.steps <= 0) {
+    const std::int64_t per_epoch = (n + o.batch_size - 1) / std::max<std::int64_t>(o.batch_size, 1);
+    sched.steps = per_epoch * o.epochs;
+    if (o.max_steps > 0) sched.steps = std::min(sched.steps, o.max_steps - start_step);
+  }
+  struct RestoreLr {
+    Optimizer<float>& opt;
+    double lr;
+    ~RestoreLr() { opt.set_lr(lr); }
+  } restore{opt, base_lr};
   for (std::int64_t epoch = 0; epoch < o.epochs; ++epoch) {
     if (o.max_steps > 0 && step >= o.max_steps) break;
     EpochReport rep;
@@ -36,6 +49,7 @@ TrainResult train(Model& m, Optimizer<float>& opt, BatchSource& src, const EvalF
       GradientStep g;
       g.step = step + 1;
       g.stop = hooks.stop && hooks.stop->load();
+      if (sched.active()) opt.set_lr(sched.at(base_lr, step - start_step));
       try {
         g.batch = src.next(m);  // waiting for a streaming source's reader counts as training time
         if (g.batch.local > 0) m.compute_gradients();

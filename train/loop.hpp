@@ -17,6 +17,7 @@
 #include "core/error.hpp"
 #include "data/dataset.hpp"
 #include "train/batch_source.hpp"
+#include "train/lr_schedule.hpp"
 #include "train/metrics.hpp"
 #include "train/optimizer.hpp"
 #include "train/model.hpp"
@@ -34,6 +35,10 @@ struct TrainOptions {
   // Streamed caches only (CacheSource): rows of the shuffle window, batches decoded ahead by the reader thread.
   std::int64_t shuffle_window = 1 << 18;
   std::int64_t prefetch = 4;
+  // The learning rate over the run (train/lr_schedule.hpp): set on the optimizer before every step from its
+  // configured rate, which is put back when the run ends. lr_schedule.steps = 0 with an active schedule: the loop
+  // counts the run's steps from the source (epochs × batches, at most max_steps).
+  LrSchedule lr_schedule;
 };
 
 struct StepInfo {

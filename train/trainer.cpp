@@ -6,6 +6,7 @@
 
 #include "core/error.hpp"
 #include "core/parallel.hpp"
+#include "data/stream.hpp"
 
 namespace funnel {
 
@@ -44,6 +45,14 @@ Trainer::Trainer(const TrainerOptions& o, std::shared_ptr<const TrainData> data)
 TrainOptions Trainer::loop_options() const {
   TrainOptions t = o_.train;
   if (t.max_steps > 0) t.max_steps += start_step_;  // max_steps counts this run's steps, also after a resume
+  if (t.lr_schedule.active() && t.lr_schedule.steps <= 0) {
+    // The horizon from the whole training set (every process counts the same, whatever its share).
+    const std::int64_t rows = data_->streamed() ? rows_in_chunks(*data_->train_cache, 0, data_->train_chunk_end)
+                                                : data_->train.data.rows();
+    const std::int64_t batch = std::max<std::int64_t>(t.batch_size, 1);
+    t.lr_schedule.steps = (rows + batch - 1) / batch * t.epochs;
+    if (o_.train.max_steps > 0) t.lr_schedule.steps = std::min(t.lr_schedule.steps, o_.train.max_steps);
+  }
   return t;
 }
 
@@ -102,7 +111,10 @@ std::string Trainer::model_description() const {
   for (auto u : o_.model.hidden) s << " " << u;
   s << " 1";
   if (!o_.model.options.empty()) s << ", options " << o_.model.options.dump();
-  s << ", " << o_.optimizer << " lr " << o_.opt.lr << ", batch " << o_.train.batch_size << ", "
+  s << ", " << o_.optimizer << " lr " << o_.opt.lr;
+  if (o_.train.lr_schedule.active())
+    s << " (" << lr_schedule_name(o_.train.lr_schedule.kind) << " to " << o_.train.lr_schedule.min_lr << ")";
+  s << ", batch " << o_.train.batch_size << ", "
     << o_.train.epochs << " epoch(s), seed " << o_.train.seed << ", " << o_.threads << " thread(s)";
   return s.str();
 }

@@ -179,6 +179,17 @@ TEST_CASE("bad flag values exit 2 naming the flag, before any data is read", "[c
   Run t = run("train --data " + kSmall + kModel + " --model esmm-mmoe --model-options experts=true");
   CHECK(t.code == 2);
   CHECK_THAT(t.out, Contains("--model-options"));
+  Run s = run("train --data " + kSmall + kModel + " --lr-schedule step");
+  INFO(s.out);
+  CHECK(s.code == 2);
+  CHECK_THAT(s.out, Contains("--lr-schedule") && Contains("cosine"));
+  Run lm = run("train --data " + kSmall + kModel + " --lr-min 0.001");
+  INFO(lm.out);
+  CHECK(lm.code == 2);
+  CHECK_THAT(lm.out, Contains("--lr-min") && Contains("--lr-schedule"));
+  Run hi = run("train --data " + kSmall + kModel + " --lr-schedule cosine --lr 0.01 --lr-min 0.1");
+  CHECK(hi.code == 2);
+  CHECK_THAT(hi.out, Contains("--lr-min"));
 }
 
 TEST_CASE("a data set too small to hold out evaluation rows is refused, never nan metrics", "[cli][reliability]") {

@@ -232,3 +232,21 @@ TEST_CASE("Predictor: reload maps the new version, and the old mapping goes with
   CHECK_FALSE(region_of(old_map).found);
   CHECK(region_of(v2->mapped_table(0).map_begin()).found);
 }
+
+TEST_CASE("Predictor: mean-pooled multi-valued fields from the mapping give the training side's bits", "[serving]") {
+  TempDir t("mapped_mean");
+  const std::string ck = t.file("ck");
+  train_checkpoint("esmm", "slots:" + kSlots, ck, "--pool mean");
+  Predictor p(ck);
+  const auto m = p.current();
+  REQUIRE(m->mapped_tables() == 1);
+  LoadedModel lm = load_model(ck);
+  LoadedData ld = load_data("slots:" + kSlots, ReadOptions{}, &lm.info.data);
+  REQUIRE(ld.data.rows() >= 8);
+  const Predictions ref = predict(*lm.model, ld.data, 8);  // a batch of 8 == one pass of 8
+  const std::size_t nc = m->columns().size();
+  std::vector<float> out(8 * nc);
+  m->predict(ld.data, 0, 8, out);
+  for (std::size_t r = 0; r < 8; ++r)
+    for (std::size_t c = 0; c < nc; ++c) CHECK(out[r * nc + c] == ref.columns[c][r]);
+}

@@ -13,10 +13,15 @@
 // Loading: the checkpoint's manifest names the model and the feature map the training data was mapped with; the
 // model is rebuilt, its parameters are read (checksums checked; no optimizer state is read and no gradient array
 // is allocated: autodiff/param_store.hpp values_only) and the feature map is taken from the checkpoint as is.
-// The parameters are read into memory: the operators read owning tensors, so the embedding tables are not
-// memory-mapped from the checkpoint's .npy files.
+// Embedding tables are not read: each is memory-mapped read-only from its .npy file (serving/mapped_table.hpp,
+// header, shape and checksum checked), and a request reads its rows straight from the mapping. For that the
+// model's graph is served in a form where every embedding node over such a table is an input that the Predictor
+// fills with the pooled rows (the embedding op's sum or mean, the same arithmetic in the same order, so the
+// predictions are the training-side forward's bits); every other node runs as in training.
 //
-// Mapping raw values: structured rows go through FeatureMap::lookup, the ready-map lookup every reader uses when
+// Mapping raw values: field and dense names are resolved once per call through a hash index of the checkpoint's
+// names (a row with the previous row's keys in the same places costs one comparison per key); values go through
+// FeatureMap::lookup, the ready-map lookup every reader uses when
 // it maps data with a checkpoint's map (data/feature_map.hpp): hash maps hash an unseen value to its bucket exactly
 // as in training; vocabulary maps send it to the field's out-of-vocabulary row. Lines in the training formats are
 // parsed by the training readers themselves (data/readers.hpp) with the checkpoint's map, so a line scores exactly
@@ -104,6 +109,7 @@ class PredictError : public Error {
 };
 
 class Model;
+class MappedTable;
 
 // One loaded checkpoint version (immutable once loaded; thread-safe).
 class ServingModel {
@@ -144,20 +150,30 @@ class ServingModel {
 
   // Workspaces made so far (grows with concurrency; for tests and metrics).
   std::size_t workspaces() const;
+  // The embedding tables scored from memory-mapped checkpoint files (0 for a model whose tables are read by
+  // something else than embedding lookups: those are read into memory).
+  std::size_t mapped_tables() const;
+  const MappedTable& mapped_table(std::size_t k) const;
 
  private:
   struct Workspace;
+  struct Served;
+  class NameIndex;
   Workspace* acquire() const;
   void release(Workspace* w) const;
   void check_out(std::int64_t rows, std::span<float> out) const;
+  // Checks structured rows and resolves their names into w's codes (see predictor.cpp).
+  void resolve(std::span<const PredictRow> rows, Workspace& w) const;
   // Fills the executor inputs of `w` for rows [first, first + b) and runs the forward pass into out.
   template <class Fill>
-  void run(std::int64_t rows, std::span<float> out, Fill&& fill) const;
+  void run(Workspace& w, std::int64_t rows, std::span<float> out, Fill&& fill) const;
 
   std::string dir_;
   PredictorOptions opt_;
   std::unique_ptr<Model> model_;
   std::unique_ptr<FeatureMap> map_;
+  std::unique_ptr<Served> served_;   // the graph as served, its parameters and the mapped tables
+  std::unique_ptr<NameIndex> names_;
   std::vector<std::string> column_names_;
   std::vector<NodeId> column_nodes_;
   std::int64_t step_ = 0;

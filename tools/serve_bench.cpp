@@ -1,14 +1,15 @@
 // funnel-serve-bench: latency and throughput of the Predictor in process and of the HTTP server over 127.0.0.1.
 //
 //   funnel-serve-bench --checkpoint DIR --rows FILE [--seconds S] [--http-threads N] [--skip-http]
-//                      [--batches 1,64,1024] [--threads 1,2]
+//                      [--batches 1,64,1024] [--threads 1,2] [--same-rows]
 //
 // FILE is a csv file under the checkpoint's training header (the rows scored, cycled through; the same file can be
 // given to another runtime so that both score the same rows). In process: 1, 64 and 1024 rows per call on 1 and 2
 // threads, each thread calling predict() on structured rows in a loop for S seconds (default 2). Over HTTP: the
 // server on an ephemeral port of 127.0.0.1 and a client of this program with 1, 8 and 64 keep-alive connections
 // (one thread each), 1 and 64 rows per request, S seconds each. Prints one line per case: p50 / p99 / p99.9 latency
-// of a call (or request) and rows/s.
+// of a call (or request) and rows/s. --same-rows: every in-process call scores the same rows (the file's first
+// rows, as tools/ort/bench.js does) instead of walking through the file.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -44,13 +45,14 @@ struct Args {
   double seconds = 2;
   int http_threads = 64;
   bool skip_http = false;
+  bool same_rows = false;  // every in-process call scores the same rows
   std::vector<std::int64_t> batches{1, 64, 1024};  // rows per in-process call
   std::vector<int> threads{1, 2};                  // in-process calling threads
 };
 
 [[noreturn]] void usage(const std::string& why) {
   std::fprintf(stderr, "funnel-serve-bench: %s\nusage: funnel-serve-bench --checkpoint DIR --rows FILE [--seconds S] "
-               "[--http-threads N] [--skip-http] [--batches 1,64,1024] [--threads 1,2]\n", why.c_str());
+               "[--http-threads N] [--skip-http] [--batches 1,64,1024] [--threads 1,2] [--same-rows]\n", why.c_str());
   std::exit(2);
 }
 
@@ -67,6 +69,7 @@ Args parse(int argc, char** argv) {
     else if (k == "--seconds") a.seconds = std::atof(val().c_str());
     else if (k == "--http-threads") a.http_threads = std::atoi(val().c_str());
     else if (k == "--skip-http") a.skip_http = true;
+    else if (k == "--same-rows") a.same_rows = true;
     else if (k == "--batches" || k == "--threads") {
       // A comma-separated list of positive whole numbers (at most 65536).
       std::vector<std::int64_t> list;
@@ -166,7 +169,8 @@ void print(const char* what, std::int64_t batch, int threads, const Stats& s, st
   std::fflush(stdout);
 }
 
-void in_process(const funnel::Predictor& p, const Rows& r, std::int64_t batch, int threads, double seconds) {
+void in_process(const funnel::Predictor& p, const Rows& r, std::int64_t batch, int threads, double seconds,
+                bool same_rows) {
   // Rows of a call: `batch` consecutive rows of the file, cycling (a buffer of the file's rows repeated).
   std::vector<funnel::PredictRow> pool;
   const std::size_t need = static_cast<std::size_t>(batch) + r.rows.size();
@@ -193,13 +197,13 @@ void in_process(const funnel::Predictor& p, const Rows& r, std::int64_t batch, i
       auto& l = lat[static_cast<std::size_t>(t)];
       l.reserve(1 << 22);
       std::vector<float> out(static_cast<std::size_t>(batch) * nc);
-      std::size_t at = static_cast<std::size_t>(t) * 17 % r.rows.size();
+      std::size_t at = same_rows ? 0 : static_cast<std::size_t>(t) * 17 % r.rows.size();
       const double cpu0 = thread_cpu_seconds();
       while (Clock::now() < end && l.size() < (1u << 22)) {
         const auto c0 = Clock::now();
         m->predict(std::span<const funnel::PredictRow>(pool).subspan(at, static_cast<std::size_t>(batch)), out);
         l.push_back(std::chrono::duration<double>(Clock::now() - c0).count());
-        at = (at + static_cast<std::size_t>(batch)) % r.rows.size();
+        if (!same_rows) at = (at + static_cast<std::size_t>(batch)) % r.rows.size();
       }
       cpu[static_cast<std::size_t>(t)] = thread_cpu_seconds() - cpu0;
     });
@@ -315,7 +319,7 @@ int main(int argc, char** argv) {
   std::printf("model %s step %lld, %zu rows from %s, %.1f s per case\n", m->kind().c_str(),
               static_cast<long long>(m->step()), rows.rows.size(), a.rows.c_str(), a.seconds);
   for (int threads : a.threads)
-    for (std::int64_t batch : a.batches) in_process(p, rows, batch, threads, a.seconds);
+    for (std::int64_t batch : a.batches) in_process(p, rows, batch, threads, a.seconds, a.same_rows);
   if (a.skip_http) return 0;
   funnel::ServerOptions so;
   so.port = 0;

@@ -92,6 +92,14 @@ TEST_CASE("every registered model: Predictor == funnel predict == the training-s
     const Predictions ref = predict(*lm.model, ld.data, 4096);
     REQUIRE(ref.names == m->columns());
     REQUIRE(cli.size() == data.size());
+    // Exactly the training side's bits for the same batch: one pass of 64 rows against a batch of 64 (the mapped
+    // tables' pooled rows are the embedding op's).
+    const Predictions ref64 = predict(*lm.model, ld.data, 64);
+    std::vector<float> p64(64 * nc);
+    m->predict(ld.data, 0, 64, p64);
+    CHECK(m->mapped_tables() >= 1);
+    for (std::size_t r = 0; r < 64; ++r)
+      for (std::size_t c = 0; c < nc; ++c) CHECK(p64[r * nc + c] == ref64.columns[c][r]);
     for (std::size_t r = 0; r < data.size(); ++r)
       for (std::size_t c = 0; c < nc; ++c) {
         const float v = from_csv[r * nc + c];

@@ -350,7 +350,18 @@ class PredictSink : public RowSink {
   Dataset batch_;
 };
 
+// predict's own flags (registered when the command runs: the help table is another file's static).
+void register_predict_help() {
+  register_flag_help("predict:batch-size", {"rows read, scored and written at a time (rounded up to a multiple of "
+                                            "the forward pass; the numbers do not depend on it)", "INT", "4096",
+                                            "≥ 1", "4096"});
+  register_flag_help("predict:max-batch", {"rows per forward pass inside the predictor: the largest power of two "
+                                           "not above it, as funnel serve's --max-batch", "INT", "256", "1..65536",
+                                           "256"});
+}
+
 int run_predict(int argc, char** argv) {
+  register_predict_help();
   Flags f(argc, argv, flags_with({"checkpoint", "data", "out", "batch-size", "max-batch", "threads", "precision"}),
           kSwitches);
   set_threads(static_cast<int>(std::min<std::int64_t>(f.integer("threads", 1, 1), 1 << 20)));

@@ -1,7 +1,8 @@
 // funnel._core: the C++ side of the Python package (python/funnel/__init__.py is the user-facing side).
 // A thin front end: `train` parses the same flags as `funnel train` (cli/train_flags.hpp, one table) and runs the
 // library's Trainer; columns in memory (DataFrames, dicts of numpy arrays) are a data source of their own
-// (data/columns.hpp); evaluation and prediction are the library calls `funnel eval` / `funnel predict` make. The
+// (data/columns.hpp); prediction is the serving Predictor (serving/predictor.hpp: the numbers of `funnel predict`,
+// `funnel serve` and the in-process Predictor, bit for bit), evaluation the library call `funnel eval` makes. The
 // GIL is released while C++ works; library errors become funnel.Error and its subclasses.
 #include <pybind11/functional.h>
 #include <pybind11/numpy.h>
@@ -29,6 +30,8 @@
 #include "core/dsl.hpp"
 #include "models/blocks.hpp"
 #include "models/model.hpp"
+#include "data/synthetic.hpp"
+#include "serving/predictor.hpp"
 #include "train/checkpoint.hpp"
 #include "train/loop.hpp"
 #include "train/trainer.hpp"
@@ -156,6 +159,9 @@ class Columns {
             const char* s = PyUnicode_AsUTF8AndSize(o, &len);
             if (!s) throw py::error_already_set();
             c.text[i] = std::string_view(s, static_cast<std::size_t>(len));
+          } else if (PyBytes_Check(o)) {
+            // bytes: the value is its bytes, as the same text in a file (b"abc" is "abc", not "b'abc'").
+            c.text[i] = std::string_view(PyBytes_AS_STRING(o), static_cast<std::size_t>(PyBytes_GET_SIZE(o)));
           } else if (PyFloat_Check(o) && PyFloat_AS_DOUBLE(o) != PyFloat_AS_DOUBLE(o)) {
             continue;  // NaN: missing
           } else {
@@ -262,9 +268,14 @@ py::object py_train(const std::vector<std::string>& args, py::object on_step, py
   });
   const cli::Flags& f = *flags;
   guarded(Phase::Config, [&] {
-    if (f.has("shard-embeddings") || f.integer("check-replicas", 0, 0) > 0)
-      throw cli::UsageError("--shard-embeddings / --check-replicas: need MPI processes (mpirun funnel train); not "
-                            "available from Python");
+    // Flags that only mean something across the processes of `mpirun funnel train`: a Python process trains alone,
+    // so accepting them would silently train otherwise than asked.
+    auto mpi_only = [](const std::string& flag, const std::string& what) {
+      throw cli::UsageError("--" + flag + ": " + what + " needs MPI processes (mpirun -n N funnel train ...); "
+                            "funnel.train runs in this one process: leave it out, or use the command line");
+    };
+    if (f.has("shard-embeddings")) mpi_only("shard-embeddings", "sharding the embedding tables over the ranks");
+    if (f.integer("check-replicas", 0, 0) > 0) mpi_only("check-replicas", "comparing the ranks' replicas");
   });
   TrainerOptions& so = ro.trainer;
   std::vector<std::string> inputs;
@@ -361,38 +372,66 @@ py::object py_train(const std::vector<std::string>& args, py::object on_step, py
   return to_python(mj);
 }
 
-// A checkpoint loaded for evaluation and prediction. predict() may run in several threads at once: each call
-// takes a model of its own from a pool (loaded again from the checkpoint when all are busy).
-class Predictor {
+// A checkpoint loaded for prediction and evaluation. Prediction is the serving Predictor: any number of threads at
+// once (each call borrows a workspace), reload() swaps in the checkpoint's current version while calls in flight
+// finish on the old one. evaluate() runs `funnel eval`'s library call on a model of a pool (loaded on first use,
+// again when all are busy).
+class PyPredictor {
  public:
-  explicit Predictor(std::string dir) : dir_(std::move(dir)) {
-    nogil(Phase::Checkpoint, [&] {
-      LoadedModel m = load_model(dir_);
-      info_ = m.info.data;
-      for (const auto& c : m.model->handle().columns) names_.push_back(c.name);
-      free_.push_back(std::move(m.model));
-    });
+  PyPredictor(std::string dir, std::int64_t max_batch) : dir_(std::move(dir)) {
+    if (max_batch < 1 || max_batch > 65536)
+      raise(g_config_error, "max_batch: must be in [1, 65536], got " + std::to_string(max_batch));
+    PredictorOptions o;
+    o.max_batch = max_batch;
+    nogil(Phase::Checkpoint, [&] { p_ = std::make_unique<funnel::Predictor>(dir_, o); });
   }
-  const std::vector<std::string>& columns() const { return names_; }
+  std::vector<std::string> columns() const { return p_->current()->columns(); }
+  std::int64_t step() const { return p_->current()->step(); }
+  std::string model() const { return p_->current()->kind(); }
+  std::int64_t reloads() const { return p_->reloads(); }
+  std::int64_t reload() {
+    std::int64_t step = 0;
+    nogil(Phase::Checkpoint, [&] { step = p_->reload()->step(); });
+    return step;
+  }
 
-  // Predictions for the rows of `spec` as {name: float32 array}.
-  py::dict predict(const std::string& spec, std::int64_t batch_size) {
-    Predictions p;
-    Lease model(*this);
+  // Predictions for the rows of `spec` as {name: float32 array}, scored by one version of the checkpoint.
+  py::dict predict(const std::string& spec) {
+    const std::shared_ptr<const ServingModel> m = p_->current();
+    const std::size_t nc = m->columns().size();
+    std::vector<std::unique_ptr<std::vector<float>>> cols;
     nogil(Phase::Data, [&] {
-      model.get();
-      LoadedData d = funnel::load_data(spec, ReadOptions{}, &info_);
-      check_compatible(model->config(), d.data, "'" + spec + "'");
-      p = funnel::predict(*model, d.data, batch_size);
+      std::vector<float> out;
+      std::int64_t n = 0;
+      if (is_synthetic_spec(spec) || !m->has_feature_map()) {
+        LoadedData d = funnel::load_data(spec, ReadOptions{}, &m->manifest_data());
+        n = d.data.rows();
+        out.resize(static_cast<std::size_t>(n) * nc);
+        m->predict(d.data, 0, n, out);
+      } else if (is_cache_spec(spec)) {
+        const auto cache = open_cache(spec, &m->manifest_data());
+        n = cache->rows();
+        out.resize(static_cast<std::size_t>(n) * nc);
+        m->predict(*cache, 0, n, out);
+      } else {
+        const Dataset d = m->read_data(spec, ReadOptions{});
+        n = d.rows();
+        out.resize(static_cast<std::size_t>(n) * nc);
+        m->predict(d, 0, n, out);
+      }
+      for (std::size_t k = 0; k < nc; ++k) {
+        auto col = std::make_unique<std::vector<float>>(static_cast<std::size_t>(n));
+        for (std::int64_t r = 0; r < n; ++r) (*col)[static_cast<std::size_t>(r)] = out[static_cast<std::size_t>(r) * nc + k];
+        cols.push_back(std::move(col));
+      }
     });
-    py::dict out;
-    for (std::size_t k = 0; k < p.names.size(); ++k) {
-      auto col = std::make_unique<std::vector<float>>(std::move(p.columns[k]));
-      auto* raw = col.get();
-      py::capsule owner(col.release(), [](void* v) { delete static_cast<std::vector<float>*>(v); });
-      out[py::str(p.names[k])] = py::array_t<float>(static_cast<py::ssize_t>(raw->size()), raw->data(), owner);
+    py::dict res;
+    for (std::size_t k = 0; k < nc; ++k) {
+      auto* raw = cols[k].get();
+      py::capsule owner(cols[k].release(), [](void* v) { delete static_cast<std::vector<float>*>(v); });
+      res[py::str(m->columns()[k])] = py::array_t<float>(static_cast<py::ssize_t>(raw->size()), raw->data(), owner);
     }
-    return out;
+    return res;
   }
 
   // The paper's metrics of the checkpoint on `spec` (what `funnel eval` prints, without its config).
@@ -401,18 +440,19 @@ class Predictor {
     Lease model(*this);
     nogil(Phase::Data, [&] {
       model.get();
+      const nlohmann::json& info = model.info();
       std::unique_ptr<BatchSource> src;
       LoadedData d;
       std::shared_ptr<const CacheFile> cache;
       if (is_cache_spec(spec)) {
-        cache = open_cache(spec, &info_);
+        cache = open_cache(spec, &info);
         check_compatible(model->config(), *cache, "'" + spec + "'");
         StreamOptions so;
         so.batch_size = batch_size;
         so.shuffle = false;
         src = std::make_unique<CacheSource>(CachePart{cache.get()}, so);
       } else {
-        d = funnel::load_data(spec, ReadOptions{}, &info_);
+        d = funnel::load_data(spec, ReadOptions{}, &info);
         check_compatible(model->config(), d.data, "'" + spec + "'");
         src = std::make_unique<DatasetSource>(d.data, batch_size);
       }
@@ -422,12 +462,12 @@ class Predictor {
   }
 
  private:
-  // A model of the pool for one call (loaded from the checkpoint when all are busy), given back at the end.
+  // A model of the evaluation pool for one call (loaded from the checkpoint when all are busy), given back at the end.
   class Lease {
    public:
-    explicit Lease(Predictor& p) : p_(p) {}
+    explicit Lease(PyPredictor& p) : p_(p) {}
     ~Lease() {
-      if (!m_) return;
+      if (!m_.model) return;
       std::lock_guard<std::mutex> lock(p_.mu_);
       p_.free_.push_back(std::move(m_));
     }
@@ -440,21 +480,21 @@ class Predictor {
           return;
         }
       }
-      m_ = load_model(p_.dir_).model;
+      m_ = load_model(p_.dir_);
     }
-    Model* operator->() { return m_.get(); }
-    Model& operator*() { return *m_; }
+    const nlohmann::json& info() const { return m_.info.data; }
+    Model* operator->() { return m_.model.get(); }
+    Model& operator*() { return *m_.model; }
 
    private:
-    Predictor& p_;
-    std::unique_ptr<Model> m_;
+    PyPredictor& p_;
+    LoadedModel m_;
   };
 
   std::string dir_;
-  nlohmann::json info_;
-  std::vector<std::string> names_;
+  std::unique_ptr<funnel::Predictor> p_;
   std::mutex mu_;
-  std::vector<std::unique_ptr<Model>> free_;
+  std::vector<LoadedModel> free_;
 };
 
 
@@ -780,10 +820,14 @@ PYBIND11_MODULE(_core, m) {
            py::arg("columns"))
       .def_property_readonly("spec", &Columns::spec)
       .def_property_readonly("rows", &Columns::rows);
-  py::class_<Predictor>(m, "Predictor", "A checkpoint loaded for prediction and evaluation.")
-      .def(py::init<std::string>(), py::arg("checkpoint"))
-      .def_property_readonly("columns", &Predictor::columns)
-      .def("predict", &Predictor::predict, py::arg("spec"), py::arg("batch_size") = 4096)
-      .def("evaluate", &Predictor::evaluate, py::arg("spec"), py::arg("batch_size") = 4096);
+  py::class_<PyPredictor>(m, "Predictor", "A checkpoint loaded for prediction (the serving Predictor) and evaluation.")
+      .def(py::init<std::string, std::int64_t>(), py::arg("checkpoint"), py::arg("max_batch") = 256)
+      .def_property_readonly("columns", &PyPredictor::columns)
+      .def_property_readonly("step", &PyPredictor::step)
+      .def_property_readonly("model", &PyPredictor::model)
+      .def_property_readonly("reloads", &PyPredictor::reloads)
+      .def("reload", &PyPredictor::reload)
+      .def("predict", &PyPredictor::predict, py::arg("spec"))
+      .def("evaluate", &PyPredictor::evaluate, py::arg("spec"), py::arg("batch_size") = 4096);
   bind_dsl(m);
 }

@@ -7,6 +7,8 @@
 
 #include "autodiff/executor.hpp"
 #include "serving/mapped_table.hpp"
+#include "data/stream_cache.hpp"
+#include "train/batch_source.hpp"
 #include "train/checkpoint.hpp"
 #include "train/model.hpp"
 
@@ -485,6 +487,39 @@ void ServingModel::predict(const Dataset& d, std::int64_t first, std::int64_t n,
     float* dense = sv.dense == kUnsetNode ? nullptr : ex.input(sv.dense).data();
     gather_batch(d, {w.rows.data(), static_cast<std::size_t>(b)}, ex.ids(sv.ids), w.labels.data(), dense);
   });
+}
+
+void ServingModel::predict(const CacheFile& f, std::int64_t first, std::int64_t n, std::span<float> out) const {
+  if (first < 0 || n < 0 || first + n > f.rows())
+    throw Error("predictor: rows [" + std::to_string(first) + ", " + std::to_string(first + n) +
+                ") are not in the cache '" + f.path() + "' (" + std::to_string(f.rows()) + " rows)");
+  const ModelConfig& c = model_->config();
+  if (f.num_fields() != c.num_fields || f.vocab() > c.vocab || f.num_dense() != c.num_dense ||
+      f.num_stages() != c.num_stages)
+    check_compatible(c, f, "the cache '" + f.path() + "'");
+  check_out(n, out);
+  if (n == 0) return;
+  Workspace* wp = acquire();
+  struct Lease {  // gives the workspace back when the call ends, however it ends
+    const ServingModel* m;
+    Workspace* w;
+    ~Lease() { m->release(w); }
+  } lease{this, wp};
+  const Served& sv = *served_;
+  run(*wp, n, out, [&](Executor<float>& ex, Workspace& w, std::int64_t at, std::int64_t b) {
+    for (std::int64_t i = 0; i < b; ++i) w.rows[static_cast<std::size_t>(i)] = first + at + i;
+    float* dense = sv.dense == kUnsetNode ? nullptr : ex.input(sv.dense).data();
+    f.gather({w.rows.data(), static_cast<std::size_t>(b)}, ex.ids(sv.ids), w.labels.data(), dense);
+  });
+}
+
+Dataset ServingModel::read_data(const std::string& spec, ReadOptions options, ReadReport* report) const {
+  if (!map_)
+    throw Error("the checkpoint '" + dir_ + "' was trained on synthetic data: it has no feature map to read '" + spec +
+                "' with (predict on synthetic data of the same shape)");
+  options.weights = weights_;
+  // The readers leave a ready map unchanged (data/readers.hpp): sharing it between threads is safe.
+  return read_dataset(spec, options, const_cast<FeatureMap&>(*map_), report);
 }
 
 Dataset ServingModel::read_lines(std::string_view format, std::span<const std::string_view> lines,

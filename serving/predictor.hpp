@@ -110,6 +110,7 @@ class PredictError : public Error {
 
 class Model;
 class MappedTable;
+class CacheFile;
 
 // One loaded checkpoint version (immutable once loaded; thread-safe).
 class ServingModel {
@@ -139,6 +140,14 @@ class ServingModel {
   void predict(std::span<const PredictRow> rows, std::span<float> out) const;
   // Rows [first, first + n) of a dataset mapped with this checkpoint's map (or synthetic data of its shape).
   void predict(const Dataset& d, std::int64_t first, std::int64_t n, std::span<float> out) const;
+  // Rows [first, first + n) of a cache (data/stream_cache.hpp) built with this checkpoint's map, decoded straight
+  // from the file (CacheFile::gather): the numbers of predict(Dataset) on the same rows.
+  void predict(const CacheFile& f, std::int64_t first, std::int64_t n, std::span<float> out) const;
+  // A data spec (csv:, slots:, aliccp:, columns:) read by the training readers with this checkpoint's feature map,
+  // as `funnel predict` reads it; aliccp weights pooled as this model pools them (PredictorOptions::pool_weights,
+  // else the checkpoint's setting), whatever options.weights says. With options.sink the rows stream into the sink
+  // (data/row_sink.hpp) and the Dataset returned holds none. Throws Error (DataError for a bad row).
+  Dataset read_data(const std::string& spec, ReadOptions options, ReadReport* report = nullptr) const;
   // Lines in the training formats (see the header comment); each line one row.
   void predict_csv(std::span<const std::string_view> lines, std::span<float> out) const;
   void predict_slots(std::span<const std::string_view> lines, std::span<float> out) const;

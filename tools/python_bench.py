@@ -1,18 +1,22 @@
 """The Python front end's overhead, measured (see docs/python.md):
 
 1. training: `funnel train` (the CLI) against funnel.train() from Python on the same CSV file with the same flags,
-   in interleaved pairs (CLI, Python, CLI, Python, ...): each pair's ratio Python / CLI of wall time, and the
-   median ratio. Python is timed twice: the funnel.train() call alone, and the whole `python3 -c` process (interpreter
-   start and `import funnel` included). A third column trains on the same rows as a DataFrame (call only, the
-   read_csv not counted).
+   in interleaved pairs (CLI, Python, CLI, Python, ...): each pair's ratio Python / CLI, and the median of the
+   ratios. Python is timed twice: the funnel.train() call alone, and the whole `python3 -c` process (interpreter
+   start and `import funnel` included). Wall time and CPU time (user + system: of each process, and of the Python
+   process during the call, time.process_time) are both reported: on a shared machine CPU time is the less noisy. A last column (--frame-runs) trains on the same rows as a DataFrame (call
+   only, the read_csv not counted).
 2. prediction: Predictor.predict() from Python on 1 and 256 rows (a dict of numpy arrays, and a DataFrame), per
-   call, to set beside the C++ call (`funnel-bench --benchmark_filter=PredictColumns`, the same work in C++).
+   call, to set beside the C++ call (`funnel-bench --benchmark_filter=PredictorColumns`: the same work in C++, the
+   serving Predictor on the same table).
 
-    PYTHONPATH=build/python python3 tools/python_bench.py --bin build/bin/funnel [--rows 200000] [--pairs 5]
+    PYTHONPATH=build/python nice python3 tools/python_bench.py --bin build/bin/funnel [--rows 200000] [--pairs 5]
+        [--frame-runs 0] [--skip-train] [--skip-predict]
 """
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -26,7 +30,12 @@ ap = argparse.ArgumentParser()
 ap.add_argument("--bin", required=True, help="the funnel command line")
 ap.add_argument("--rows", type=int, default=200000)
 ap.add_argument("--pairs", type=int, default=5)
+ap.add_argument("--frame-runs", type=int, default=None, help="DataFrame training runs (default: --pairs)")
+ap.add_argument("--skip-train", action="store_true")
+ap.add_argument("--skip-predict", action="store_true")
 args = ap.parse_args()
+if args.frame_runs is None:
+    args.frame_runs = args.pairs
 work = tempfile.mkdtemp(prefix="funnel-pybench-")
 csv = os.path.join(work, "train.csv")
 rng = np.random.default_rng(0)
@@ -42,36 +51,51 @@ import time, sys
 t0 = time.perf_counter()
 import funnel
 t1 = time.perf_counter()
+c1 = time.process_time()
 funnel.train(data="csv:{csv}", **{kwargs!r})
+c2 = time.process_time()
 t2 = time.perf_counter()
-print(t2 - t1)
+print(t2 - t1, c2 - c1)
 """
 env = dict(os.environ)
+
+
+def children_cpu():
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
 rows = []
-for i in range(args.pairs):
-    t = time.perf_counter()
+for i in range(0 if args.skip_train else args.pairs):
+    t, c = time.perf_counter(), children_cpu()
     subprocess.run([args.bin, "train", "--data", f"csv:{csv}", *flags], check=True, capture_output=True)
-    cli = time.perf_counter() - t
-    t = time.perf_counter()
+    cli, cli_cpu = time.perf_counter() - t, children_cpu() - c
+    t, c = time.perf_counter(), children_cpu()
     r = subprocess.run([sys.executable, "-c", child], check=True, capture_output=True, text=True, env=env)
-    proc = time.perf_counter() - t
-    call = float(r.stdout.split()[-1])
-    rows.append((cli, call, proc))
-    print(f"pair {i + 1}: cli {cli:.3f} s, funnel.train() {call:.3f} s ({call / cli:.4f}x), "
-          f"python process {proc:.3f} s ({proc / cli:.4f}x)", flush=True)
-print(f"median ratio funnel.train()/cli: {statistics.median(c / a for a, c, _ in rows):.4f}; "
-      f"python process/cli: {statistics.median(p / a for a, _, p in rows):.4f}")
+    proc, proc_cpu = time.perf_counter() - t, children_cpu() - c
+    call, call_cpu = (float(x) for x in r.stdout.split()[-2:])
+    rows.append((cli, call, proc, cli_cpu, call_cpu, proc_cpu))
+    print(f"pair {i + 1}: cli {cli:.3f} s (cpu {cli_cpu:.3f}), funnel.train() {call:.3f} s ({call / cli:.4f}x; "
+          f"cpu {call_cpu:.3f}, {call_cpu / cli_cpu:.4f}x), python process {proc:.3f} s ({proc / cli:.4f}x; "
+          f"cpu {proc_cpu:.3f}, {proc_cpu / cli_cpu:.4f}x)", flush=True)
+if rows:
+    med = lambda k, base: statistics.median(r[k] / r[base] for r in rows)  # noqa: E731
+    print(f"median of ratios, wall: funnel.train()/cli {med(1, 0):.4f}, python process/cli {med(2, 0):.4f}; "
+          f"cpu: funnel.train()/cli {med(4, 3):.4f}, python process/cli {med(5, 3):.4f}")
 
 import funnel  # noqa: E402
 
-frame = pd.read_csv(csv)
-df_times = []
-for i in range(args.pairs):
-    t = time.perf_counter()
-    funnel.train(data=frame, **kwargs)
-    df_times.append(time.perf_counter() - t)
-print(f"DataFrame training, call: median {statistics.median(df_times):.3f} s "
-      f"({statistics.median(df_times) / statistics.median(a for a, _, _ in rows):.4f}x the cli's median)")
+if not args.skip_train and args.frame_runs > 0:
+    frame = pd.read_csv(csv)
+    df_times = []
+    for i in range(args.frame_runs):
+        t = time.perf_counter()
+        funnel.train(data=frame, **kwargs)
+        df_times.append(time.perf_counter() - t)
+    print(f"DataFrame training, call: median {statistics.median(df_times):.3f} s "
+          f"({statistics.median(df_times) / statistics.median(r[0] for r in rows):.4f}x the cli's median)")
+if args.skip_predict:
+    sys.exit(0)
 
 ck = os.path.join(work, "ck")
 small = pd.DataFrame({"click": click[:2000], "purchase": df.purchase[:2000],
@@ -85,12 +109,13 @@ for rows_n in (1, 256):
                               ("DataFrame -> DataFrame", frame_n, True)):
         for _ in range(50):
             p.predict(data, as_frame=frame)
-        per = []
+        per, cpu = [], []
         for _ in range(7):
             k = 400
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             for _ in range(k):
                 p.predict(data, as_frame=frame)
             per.append((time.perf_counter() - t) / k * 1e6)
-        print(f"Predictor.predict {rows_n:4d} rows, {what:22s}: median {statistics.median(per):8.1f} us/call "
-              f"(7 runs of 400 calls)", flush=True)
+            cpu.append((time.process_time() - c) / k * 1e6)
+        print(f"Predictor.predict {rows_n:4d} rows, {what:22s}: median {statistics.median(per):8.1f} us/call wall, "
+              f"{statistics.median(cpu):8.1f} us/call cpu (7 runs of 400 calls)", flush=True)

@@ -155,23 +155,49 @@ class Trainer:
 class Predictor:
     """A checkpoint loaded for prediction: ``Predictor("ck").predict(df)`` -> a DataFrame of predictions.
 
-    Several threads may predict with one Predictor at once (each call uses a model of its own; the GIL is
-    released while C++ works).
+    This is funnel's serving Predictor, the code behind ``funnel predict`` and ``funnel serve``: the same rows give
+    the same numbers, bit for bit. Several threads may predict with one Predictor at once (the GIL is released
+    while C++ works; each call borrows a workspace of its own). ``reload()`` loads the checkpoint directory's
+    current version (after another ``save``) and swaps it in; calls in flight finish on the version they started
+    with. ``max_batch``: rows per forward pass (``funnel predict/serve --max-batch``; a power of two, 256 by
+    default; the last bits of a prediction may depend on it).
     """
 
-    def __init__(self, checkpoint):
+    def __init__(self, checkpoint, max_batch=256):
         self.checkpoint = checkpoint
-        self._p = _core.Predictor(str(checkpoint))
+        self._p = _core.Predictor(str(checkpoint), int(max_batch))
 
     @property
     def columns(self):
         """The model's prediction columns, e.g. ['pctr', 'pcvr', 'pctcvr']."""
         return list(self._p.columns)
 
-    def predict(self, rows, batch_size=4096, as_frame=True):
+    @property
+    def model(self):
+        """The registered name of the loaded model (e.g. 'esmm')."""
+        return self._p.model
+
+    @property
+    def step(self):
+        """The training step the loaded checkpoint version was saved at."""
+        return self._p.step
+
+    @property
+    def reloads(self):
+        """How many times reload() has swapped in a new version."""
+        return self._p.reloads
+
+    def reload(self):
+        """Loads the checkpoint directory's current version and swaps it in; returns its step.
+
+        On an error (CheckpointError) the version loaded before stays in use."""
+        return self._p.reload()
+
+    def predict(self, rows, as_frame=True):
         """Predictions for `rows` (a DataFrame, a dict of arrays or a spec string), one row per input row.
 
-        Returns a pandas DataFrame with the model's columns, indexed like a DataFrame input; with
+        Categorical values may be str, int or bytes (bytes are taken as their bytes, like the same text in a CSV
+        file). Returns a pandas DataFrame with the model's columns, indexed like a DataFrame input; with
         ``as_frame=False`` (or without pandas) a dict of float32 numpy arrays, which saves the few hundred
         microseconds pandas takes to make a DataFrame (most of a small call's cost). Label columns may be absent
         from `rows`.
@@ -188,7 +214,7 @@ class Predictor:
                 cols["purchase"] = np.zeros(n, dtype=np.int64)
             rows = cols
         d = _Data(rows, "rows")
-        out = self._p.predict(d.spec, batch_size)
+        out = self._p.predict(d.spec)
         if not as_frame:
             return out
         try:

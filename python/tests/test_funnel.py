@@ -86,15 +86,77 @@ def test_predict_equals_cli(tmp_path, fixture_csv, funnel_bin):
     out = p.predict(df.drop(columns=["click", "purchase"]))
     assert list(out.columns) == p.columns and len(out) == len(df)
     arrays_out = p.predict({c: df[c].to_numpy() for c in df.columns}, as_frame=False)
+    spec_out = p.predict(f"csv:{fixture_csv}", as_frame=False)
     for c in p.columns:
         assert np.array_equal(out[c].to_numpy(), cli[c].to_numpy(dtype=np.float32)), c
         assert arrays_out[c].dtype == np.float32 and np.array_equal(arrays_out[c], out[c].to_numpy()), c
+        assert np.array_equal(spec_out[c], out[c].to_numpy()), c
+    assert p.model == "esmm" and p.step > 0
     # evaluate() is funnel eval's numbers.
     ev = subprocess.run([funnel_bin, "eval", "--checkpoint", tmp_path / "ck", "--data", f"csv:{fixture_csv}"],
                         check=True, capture_output=True, text=True)
     want = json.loads(ev.stdout)
     want.pop("config")
     assert funnel.evaluate(tmp_path / "ck", df) == want
+
+
+def test_reload_swaps_in_the_new_version(tmp_path, fixture_csv, funnel_bin):
+    df = pd.read_csv(fixture_csv)
+    funnel.train(data=df, save=tmp_path / "ck", **SMALL)
+    p = funnel.Predictor(tmp_path / "ck")
+    before, step = p.predict(df, as_frame=False), p.step
+    # Another run saved into the same directory: the loaded version stays until reload().
+    funnel.train(data=df, save=tmp_path / "ck", **dict(SMALL, epochs=3, seed=8))
+    same = p.predict(df, as_frame=False)
+    assert all(np.array_equal(same[c], before[c]) for c in p.columns)
+    assert p.reload() == p.step and p.step > step and p.reloads == 1
+    after = p.predict(df, as_frame=False)
+    assert not np.array_equal(after["pctr"], before["pctr"])
+    subprocess.run([funnel_bin, "predict", "--checkpoint", tmp_path / "ck", "--data", f"csv:{fixture_csv}",
+                    "--out", tmp_path / "pred.csv"], check=True, capture_output=True)
+    cli = pd.read_csv(tmp_path / "pred.csv")
+    for c in p.columns:
+        assert np.array_equal(after[c], cli[c].to_numpy(dtype=np.float32)), c
+    # A failed reload keeps the version in use.
+    (tmp_path / "ck" / "manifest.json").write_text("{")
+    with pytest.raises(funnel.CheckpointError):
+        p.reload()
+    assert p.reloads == 1 and np.array_equal(p.predict(df, as_frame=False)["pctr"], after["pctr"])
+    with pytest.raises(funnel.ConfigError, match="max_batch"):
+        funnel.Predictor(tmp_path / "ck", max_batch=0)
+
+
+def test_bytes_values_are_their_text(tmp_path):
+    rng = np.random.default_rng(3)
+    n = 300
+    a = np.array([f"v{x}" for x in rng.integers(0, 20, n)])
+    b = np.array([f"w{x}" for x in rng.integers(0, 20, n)])
+    click = rng.integers(0, 2, n)
+    data = {"a": a, "b": b, "click": click, "purchase": click * rng.integers(0, 2, n)}
+    funnel.train(data=data, save=tmp_path / "str", no_shuffle=True, **SMALL)
+    p = funnel.Predictor(tmp_path / "str")
+    want = p.predict({"a": a, "b": b}, as_frame=False)
+    as_objects = np.array([x.encode() for x in a], dtype=object)
+    for given in ({"a": a.astype("S"), "b": b.astype("S")},            # numpy bytes arrays
+                  {"a": as_objects, "b": b},                          # object arrays holding bytes
+                  pd.DataFrame({"a": list(as_objects), "b": b})):      # a DataFrame column of bytes
+        got = p.predict(given, as_frame=False)
+        for c in p.columns:
+            assert np.array_equal(got[c], want[c]), c
+    # Training on bytes is training on the same text.
+    funnel.train(data=dict(data, a=a.astype("S"), b=list(b.astype("S"))), save=tmp_path / "bytes", no_shuffle=True,
+                 **SMALL)
+    assert arrays(tmp_path / "bytes") == arrays(tmp_path / "str")
+
+
+def test_mpi_only_flags_are_config_errors(tmp_path, fixture_csv):
+    for flags, flag in ((dict(shard_embeddings=True), "--shard-embeddings"), (dict(check_replicas=2), "--check-replicas")):
+        with pytest.raises(funnel.ConfigError) as e:
+            funnel.train(data=f"csv:{fixture_csv}", save=tmp_path / "ck", **flags, **SMALL)
+        assert str(e.value).startswith(flag + ":") and "mpirun" in str(e.value), str(e.value)
+        assert not (tmp_path / "ck").exists()  # refused before anything was read or written
+    # Their off values are the defaults and train as usual.
+    funnel.train(data=f"csv:{fixture_csv}", shard_embeddings=False, check_replicas=0, max_steps=2, **SMALL)
 
 
 def test_threads_predict_at_once(tmp_path):

@@ -47,42 +47,34 @@ WriteFn set_write_function(WriteFn fn) {
 }
 }  // namespace io_testing
 
-WriteResult write_fully(int fd, const void* bytes, std::size_t n) {
+namespace {
+// Calls `write_some(p, n, done)` (a write of up to n bytes from p, done bytes in) until all n bytes are written,
+// retrying EINTR; a call that writes nothing ends it with EIO.
+template <class WriteSome>
+WriteResult write_loop(const void* bytes, std::size_t n, WriteSome write_some) {
   WriteResult r;
   const auto* p = static_cast<const char*>(bytes);
   while (r.done < n) {
-    const long w = write_fn()(fd, p + r.done, n - r.done);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      r.error = errno;
-      return r;
-    }
-    if (w == 0) {
-      r.error = EIO;
+    const long w = write_some(p + r.done, n - r.done, r.done);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) {
+      r.error = w < 0 ? errno : EIO;
       return r;
     }
     r.done += static_cast<std::size_t>(w);
   }
   return r;
 }
+}  // namespace
+
+WriteResult write_fully(int fd, const void* bytes, std::size_t n) {
+  return write_loop(bytes, n, [&](const char* p, std::size_t k, std::size_t) { return write_fn()(fd, p, k); });
+}
 
 WriteResult pwrite_fully(int fd, const void* bytes, std::size_t n, std::uint64_t off) {
-  WriteResult r;
-  const auto* p = static_cast<const char*>(bytes);
-  while (r.done < n) {
-    const ssize_t w = ::pwrite(fd, p + r.done, n - r.done, static_cast<off_t>(off + r.done));
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      r.error = errno;
-      return r;
-    }
-    if (w == 0) {
-      r.error = EIO;
-      return r;
-    }
-    r.done += static_cast<std::size_t>(w);
-  }
-  return r;
+  return write_loop(bytes, n, [&](const char* p, std::size_t k, std::size_t done) {
+    return static_cast<long>(::pwrite(fd, p, k, static_cast<off_t>(off + done)));
+  });
 }
 
 void write_all(int fd, std::string_view bytes, const std::string& name) {

@@ -8,8 +8,7 @@ namespace {
 Dataset read_csv_spec(const std::string& spec, const std::string& rest, const ReadOptions& options, FeatureMap& map,
                       ReadReport& rep) {
   const std::string file = detail::spec_file(spec, rest);
-  detail::MappedFile mf(file, true);
-  return detail::checked({&mf}, [&] { return read_csv_buffer(mf.view(), file, options, map, &rep); });
+  return detail::read_mapped(file, [&](std::string_view text) { return read_csv_buffer(text, file, options, map, &rep); });
 }
 
 }  // namespace

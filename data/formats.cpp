@@ -1,18 +1,14 @@
 // The data-format registry and the dispatch of read_dataset() on a spec's prefix.
 #include "data/formats.hpp"
 
-#include <algorithm>
-#include <cstdio>
-#include <cstdlib>
-#include <memory>
-
 #include "core/error.hpp"
+#include "core/registry.hpp"
 
 namespace funnel {
 
 namespace {
-std::vector<std::unique_ptr<const DataFormat>>& format_table() {  // sorted by DataFormat::order (stable)
-  static std::vector<std::unique_ptr<const DataFormat>> t;
+OrderedRegistry<DataFormat>& format_table() {
+  static OrderedRegistry<DataFormat> t;
   return t;
 }
 }  // namespace
@@ -23,40 +19,26 @@ void register_data_format(DataFormat f) {
   if (f.usage.empty()) throw Error("register_data_format: '" + f.prefix + "' has no usage");
   if (!f.read) throw Error("register_data_format: '" + f.prefix + "' has no reader");
   if (find_data_format(f.prefix + ":")) throw Error("register_data_format: '" + f.prefix + "' is already registered");
-  auto& t = format_table();
-  const int order = f.order;
-  auto at = std::upper_bound(t.begin(), t.end(), order, [](int o, const auto& d) { return o < d->order; });
-  t.insert(at, std::make_unique<const DataFormat>(std::move(f)));
+  format_table().add(std::move(f));
 }
 
 const DataFormat* find_data_format(std::string_view spec) {
   const auto colon = spec.find(':');
   if (colon == std::string_view::npos) return nullptr;
-  for (const auto& f : format_table())
-    if (f->prefix == spec.substr(0, colon)) return f.get();
-  return nullptr;
+  return format_table().find_if([&](const DataFormat& f) { return f.prefix == spec.substr(0, colon); });
 }
 
-std::vector<const DataFormat*> data_formats() {
-  std::vector<const DataFormat*> out;
-  for (const auto& f : format_table()) out.push_back(f.get());
-  return out;
-}
+std::vector<const DataFormat*> data_formats() { return format_table().all(); }
 
 std::string data_format_usages(bool to_cache_only) {
   std::string out;
-  for (const auto& f : format_table())
+  for (const DataFormat* f : data_formats())
     if (!f->help.empty() && (f->to_cache || !to_cache_only)) out += (out.empty() ? "" : ", ") + f->usage;
   return out;
 }
 
 DataFormatRegistrar::DataFormatRegistrar(DataFormat f) {
-  try {
-    register_data_format(std::move(f));
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "funnel: cannot register data format: %s\n", e.what());
-    std::abort();
-  }
+  register_or_abort("data format", [&] { register_data_format(std::move(f)); });
 }
 
 namespace detail {
@@ -74,7 +56,7 @@ std::vector<std::string> dataset_spec_inputs(const std::string& spec) {
 
 std::string dataset_spec_help() {
   std::string out;
-  for (const auto& f : format_table())
+  for (const DataFormat* f : data_formats())
     if (!f->help.empty()) out += (out.empty() ? "" : ", ") + f->usage + " (" + f->help + ")";
   return out;
 }

@@ -472,4 +472,11 @@ Dataset checked(std::initializer_list<const MappedFile*> files, F&& read) {
   }
 }
 
+// Maps the file `file` (sequential access) and runs parse(its bytes) through checked().
+template <class Parse>
+Dataset read_mapped(const std::string& file, Parse&& parse) {
+  MappedFile mf(file, true);
+  return checked({&mf}, [&] { return parse(mf.view()); });
+}
+
 }  // namespace funnel::detail

@@ -2,13 +2,12 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdio>
-#include <cstdlib>
 #include <map>
 #include <type_traits>
 
 #include "core/error.hpp"
 #include "core/parallel.hpp"
+#include "core/registry.hpp"
 #include "core/shape.hpp"
 
 namespace funnel {
@@ -131,8 +130,8 @@ void Optimizer<T>::import_state(ParamStore<T>& store, const OptimizerStateT<T>& 
 // ---------------------------------------------------------------- registry
 
 namespace {
-std::vector<std::unique_ptr<const OptimizerDef>>& optimizer_table() {  // sorted by OptimizerDef::order (stable)
-  static std::vector<std::unique_ptr<const OptimizerDef>> t;
+OrderedRegistry<OptimizerDef>& optimizer_table() {
+  static OrderedRegistry<OptimizerDef> t;
   return t;
 }
 }  // namespace
@@ -142,38 +141,24 @@ void register_optimizer(OptimizerDef def) {
   if (!def.make_float || !def.make_double) throw Error("register_optimizer: '" + def.name + "' has no factory");
   if (!(def.default_lr > 0.0)) throw Error("register_optimizer: '" + def.name + "' needs a positive default_lr");
   if (find_optimizer(def.name)) throw Error("register_optimizer: '" + def.name + "' is already registered");
-  auto& t = optimizer_table();
-  const int order = def.order;
-  auto at = std::upper_bound(t.begin(), t.end(), order, [](int o, const auto& d) { return o < d->order; });
-  t.insert(at, std::make_unique<const OptimizerDef>(std::move(def)));
+  optimizer_table().add(std::move(def));
 }
 
 const OptimizerDef* find_optimizer(std::string_view name) {
-  for (const auto& d : optimizer_table())
-    if (d->name == name) return d.get();
-  return nullptr;
+  return optimizer_table().find_if([&](const OptimizerDef& d) { return d.name == name; });
 }
 
-std::vector<const OptimizerDef*> optimizer_defs() {
-  std::vector<const OptimizerDef*> out;
-  for (const auto& d : optimizer_table()) out.push_back(d.get());
-  return out;
-}
+std::vector<const OptimizerDef*> optimizer_defs() { return optimizer_table().all(); }
 
 std::vector<std::string> optimizer_names() {
   std::vector<std::string> out;
-  for (const auto& d : optimizer_table()) out.push_back(d->name);
+  for (const OptimizerDef* d : optimizer_defs()) out.push_back(d->name);
   std::sort(out.begin(), out.end());
   return out;
 }
 
 OptimizerRegistrar::OptimizerRegistrar(OptimizerDef def) {
-  try {
-    register_optimizer(std::move(def));
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "funnel: cannot register optimizer: %s\n", e.what());
-    std::abort();
-  }
+  register_or_abort("optimizer", [&] { register_optimizer(std::move(def)); });
 }
 
 // ---------------------------------------------------------------- factory

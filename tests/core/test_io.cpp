@@ -60,7 +60,7 @@ TEST_CASE("write_file_synced writes every byte through short writes and EINTR") 
   CHECK(slurp(t.file("a.txt")) == text);
 }
 
-TEST_CASE("a failed write is an error naming the path; an atomic replace leaves the old file") {
+TEST_CASE("a failed write is an error naming the path, and an atomic replace leaves the old file") {
   TempDir t("io");
   t.write("keep.txt", "old\n");
   WriteFnGuard g(&disk_full);

@@ -115,10 +115,11 @@ std::map<std::string, FlagHelp>& table() {
 // The rows written from the registries (optimizers, data formats), so that every registered one is listed; filled
 // in at the first look-up (after every static registration, a user's too); a row set by register_flag_help stays.
 void registry_rows(std::map<std::string, FlagHelp>& t) {
-  std::string names, lr;
+  std::string names, lr, each;
   std::vector<std::pair<double, std::string>> by_lr;  // consecutive optimizers with one default share an entry
   for (const OptimizerDef* d : optimizer_defs()) {
     names += (names.empty() ? "" : ", ") + d->name;
+    if (!d->help.empty()) each += (each.empty() ? ": " : "; ") + d->name + " = " + d->help;
     if (!by_lr.empty() && by_lr.back().first == d->default_lr) by_lr.back().second += ", " + d->name;
     else by_lr.emplace_back(d->default_lr, d->name);
   }
@@ -128,8 +129,9 @@ void registry_rows(std::map<std::string, FlagHelp>& t) {
     lr += (lr.empty() ? "" : ", ") + std::string(num) + " (" + who + ")";
   }
   t.try_emplace("lr", FlagHelp{"learning rate", "NUM", lr, "> 0", ""});
-  t.try_emplace("optimizer", FlagHelp{"optimizer (embedding rows are updated sparsely: only the rows a batch touched)",
-                                      "TEXT", "adam", names, "adam"});
+  t.try_emplace("optimizer",
+                FlagHelp{"optimizer (embedding rows are updated sparsely: only the rows a batch touched)" + each, "TEXT",
+                         "adam", names, "adam"});
   t.try_emplace("data", FlagHelp{"training data: synthetic[:key=value,...], " + data_format_usages(), "SPEC",
                                  "synthetic", "", "synthetic"});
   t.try_emplace("convert:data",

@@ -1,10 +1,15 @@
 // What `--help` says about each flag: meaning, value type, default and allowed values. One table for every command:
 // a flag means the same wherever it appears, except where a command-specific row ("command:flag") says otherwise.
 // `config` is the machine-readable default written into a run's effective configuration ("" = unset / none).
+#include <cstdio>
 #include <map>
 #include <mutex>
+#include <utility>
+#include <vector>
 
 #include "cli/command.hpp"
+#include "data/formats.hpp"
+#include "train/optimizer.hpp"
 
 namespace funnel::cli {
 namespace {
@@ -17,10 +22,8 @@ struct Row {
 // clang-format off
 const Row kRows[] = {
   // data
-  {"data", {"training data: synthetic[:key=value,...], csv:FILE, slots:FILE, aliccp:DIR[:train|:test], cache:FILE", "SPEC", "synthetic", "", "synthetic"}},
   {"eval:data", {"data to evaluate (same spec forms as train; mapped with the checkpoint's feature map)", "SPEC", "", "", ""}},
   {"predict:data", {"data to predict (same spec forms as train; mapped with the checkpoint's feature map)", "SPEC", "", "", ""}},
-  {"convert:data", {"data to convert into a cache: csv:FILE, slots:FILE, aliccp:DIR[:train|:test]", "SPEC", "", "", ""}},
   {"eval-data", {"held-out data to evaluate after every epoch; without it a seeded --eval-fraction of --data is held out", "SPEC", "", "", ""}},
   {"eval-fraction", {"share of --data held out for evaluation when --eval-data is not given", "NUM", "0.2", "0 < x < 1", "0.2"}},
   {"compare:eval-fraction", {"share of --data held out for evaluation when --eval-data is not given", "NUM", "0.5", "0 < x < 1", "0.5"}},
@@ -46,8 +49,6 @@ const Row kRows[] = {
   {"batch-size", {"rows per step", "INT", "1024", "≥ 1", "1024"}},
   {"eval:batch-size", {"rows per forward pass", "INT", "4096", "≥ 1", "4096"}},
   {"predict:batch-size", {"rows per forward pass", "INT", "4096", "≥ 1", "4096"}},
-  {"lr", {"learning rate", "NUM", "0.002 (adam), 0.05 (adagrad, sgd)", "> 0", ""}},
-  {"optimizer", {"optimizer (embedding rows are updated sparsely: only the rows a batch touched)", "TEXT", "adam", "adam, adagrad, sgd", "adam"}},
   {"lr-schedule", {"learning rate over the run: constant, or decayed from --lr to --lr-min over the run's steps along half a cosine or a line (recommended for long single-epoch runs: the saved model is then calibrated, not one sample of Adam's wander)", "TEXT", "constant", "constant, cosine, linear", "constant"}},
   {"lr-min", {"with --lr-schedule cosine|linear: the learning rate reached at the last step", "NUM", "0", "0 ≤ x ≤ --lr", "0"}},
   {"l2", {"L2 weight decay", "NUM", "0", "≥ 0", "0"}},
@@ -113,11 +114,43 @@ std::map<std::string, FlagHelp>& table() {
   return t;
 }
 
+// The rows written from the registries (optimizers, data formats), so that every registered one is listed; filled
+// in at the first look-up (after every static registration, a user's too); a row set by register_flag_help stays.
+void registry_rows(std::map<std::string, FlagHelp>& t) {
+  std::string names, lr, each;
+  std::vector<std::pair<double, std::string>> by_lr;  // consecutive optimizers with one default share an entry
+  for (const OptimizerDef* d : optimizer_defs()) {
+    names += (names.empty() ? "" : ", ") + d->name;
+    if (!d->help.empty()) each += (each.empty() ? ": " : "; ") + d->name + " = " + d->help;
+    if (!by_lr.empty() && by_lr.back().first == d->default_lr) by_lr.back().second += ", " + d->name;
+    else by_lr.emplace_back(d->default_lr, d->name);
+  }
+  for (const auto& [v, who] : by_lr) {
+    char num[32];
+    std::snprintf(num, sizeof num, "%g", v);
+    lr += (lr.empty() ? "" : ", ") + std::string(num) + " (" + who + ")";
+  }
+  t.try_emplace("lr", FlagHelp{"learning rate", "NUM", lr, "> 0", ""});
+  t.try_emplace("optimizer",
+                FlagHelp{"optimizer (embedding rows are updated sparsely: only the rows a batch touched)" + each, "TEXT",
+                         "adam", names, "adam"});
+  t.try_emplace("data", FlagHelp{"training data: synthetic[:key=value,...], " + data_format_usages(), "SPEC",
+                                 "synthetic", "", "synthetic"});
+  t.try_emplace("convert:data",
+                FlagHelp{"data to convert into a cache: " + data_format_usages(/*to_cache_only=*/true), "SPEC", "", "",
+                         ""});
+}
+
 }  // namespace
 
 const FlagHelp* flag_help(const std::string& command, const std::string& flag) {
   std::lock_guard<std::mutex> lock(mu());
   auto& t = table();
+  static bool from_registries = false;
+  if (!from_registries) {
+    registry_rows(t);
+    from_registries = true;
+  }
   if (auto it = t.find(command + ":" + flag); it != t.end()) return &it->second;
   if (auto it = t.find(flag); it != t.end()) return &it->second;
   return nullptr;

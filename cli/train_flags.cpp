@@ -1,6 +1,7 @@
 #include "cli/train_flags.hpp"
 
 #include "train/checkpoint.hpp"
+#include "train/optimizer.hpp"
 #include "core/error.hpp"
 #include "core/graph.hpp"
 
@@ -36,9 +37,15 @@ RunOptions run_options(const Flags& f) {
   o.train.shuffle = !f.has("no-shuffle");
   o.train.save_every = f.integer("save-every", 0, 0);
   o.optimizer = f.str("optimizer", "adam");
-  if (o.optimizer != "adam" && o.optimizer != "adagrad" && o.optimizer != "sgd")
-    throw UsageError("--optimizer: expected adam, adagrad or sgd, got '" + o.optimizer + "'");
-  o.opt.lr = f.number("lr", o.optimizer == "sgd" ? 0.05 : o.optimizer == "adagrad" ? 0.05 : 0.002);
+  const OptimizerDef* opt_def = find_optimizer(o.optimizer);
+  if (!opt_def) {
+    const auto defs = optimizer_defs();
+    std::string known;
+    for (std::size_t i = 0; i < defs.size(); ++i)
+      known += (i == 0 ? "" : i + 1 == defs.size() ? " or " : ", ") + defs[i]->name;
+    throw UsageError("--optimizer: expected " + known + ", got '" + o.optimizer + "'");
+  }
+  o.opt.lr = f.number("lr", opt_def->default_lr);
   if (!(o.opt.lr > 0) || !std::isfinite(o.opt.lr)) throw UsageError("--lr must be a positive number");
   {
     const std::string sched = f.str("lr-schedule", "constant");
@@ -137,7 +144,8 @@ std::shared_ptr<TrainData> load_run_data(const RunOptions& o, const Flags& f) {
 
 void check_model_fits(const TrainerOptions& o, std::int64_t vocab) {
   // The embedding table, its gradient rows and the optimizer's slots (Adam: 2, Adagrad: 1) in float32.
-  const double copies = o.optimizer == "adam" ? 4.0 : o.optimizer == "adagrad" ? 3.0 : 2.0;
+  const OptimizerDef* def = find_optimizer(o.optimizer);
+  const double copies = 2.0 + (def ? static_cast<double>(def->make_float(o.opt)->slot_names().size()) : 0.0);
   const double bytes = static_cast<double>(vocab) * static_cast<double>(o.model.dim) * 4.0 * copies;
   const double ram = static_cast<double>(::sysconf(_SC_PHYS_PAGES)) * static_cast<double>(::sysconf(_SC_PAGESIZE));
   if (ram > 0 && bytes > ram) {

@@ -18,7 +18,8 @@
 #
 # The same order is written down for the include check (scripts/check_layers.sh, the CTest test `layers/includes`),
 # which fails on any #include that climbs. Layers that register things at static-init time (ops, op examples,
-# models) are linked whole-archive, so that no registration is dropped by the static linker.
+# models, data formats, optimizers) are linked whole-archive, so that no registration is dropped by the static
+# linker.
 
 # Links `dep` whole-archive. Every link of a whole-archive layer must name the feature, or CMake rejects the mixed
 # link items; the installed package names the imported target (an export does not rename targets inside
@@ -132,9 +133,9 @@ funnel_layer(funnel_autodiff DIRS autodiff DEPS funnel_ops)
 funnel_layer(funnel_opcheck DIRS opcheck WHOLE_ARCHIVE DEPS funnel_autodiff)
 funnel_layer(funnel_models DIRS models WHOLE_ARCHIVE DEPS funnel_autodiff)
 target_link_libraries(funnel_models PUBLIC nlohmann_json::nlohmann_json)
-funnel_layer(funnel_data DIRS data DEPS funnel_core)
+funnel_layer(funnel_data DIRS data WHOLE_ARCHIVE DEPS funnel_core)
 target_link_libraries(funnel_data PUBLIC nlohmann_json::nlohmann_json)
-funnel_layer(funnel_train DIRS train DEPS funnel_models funnel_data)
+funnel_layer(funnel_train DIRS train WHOLE_ARCHIVE DEPS funnel_models funnel_data)
 funnel_layer(funnel_viz DIRS viz DEPS funnel_autodiff)
 funnel_layer(funnel_serve DIRS serving DEPS funnel_train)
 # The HTTP server (serving/http_server.cpp) is built on Debian's cpp-httplib, a compiled library whose header must

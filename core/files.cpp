@@ -5,13 +5,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 
 #include "core/error.hpp"
+#include "core/io.hpp"
 
 namespace funnel {
 
@@ -58,15 +58,6 @@ bool inside(const std::string& inner, const std::string& outer) {
   if (outer == "/") return true;
   return inner == outer || (inner.size() > outer.size() && inner.compare(0, outer.size(), outer) == 0 &&
                             inner[outer.size()] == '/');
-}
-
-void fsync_dir(const std::string& dir) {
-  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return;
-  const int rc = ::fsync(fd);
-  const int e = errno;
-  ::close(fd);
-  if (rc != 0 && e != EINVAL) throw Error(dir + ": fsync of the directory failed: " + err_str(e));
 }
 
 }  // namespace
@@ -185,19 +176,6 @@ OutputPlan check_output_target(const std::string& path, const std::vector<std::s
   return plan;
 }
 
-void write_all(int fd, std::string_view bytes, const std::string& name) {
-  std::size_t done = 0;
-  while (done < bytes.size()) {
-    const ssize_t w = ::write(fd, bytes.data() + done, bytes.size() - done);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      throw Error(name + ": write failed: " + err_str(errno));
-    }
-    if (w == 0) throw Error(name + ": write failed: no progress");
-    done += static_cast<std::size_t>(w);
-  }
-}
-
 void write_output_file(const std::string& path, std::string_view bytes, const std::vector<std::string>& inputs,
                        const std::string& what) {
   const OutputPlan plan = check_output_target(path, inputs, what);
@@ -220,36 +198,7 @@ void write_output_file(const std::string& path, std::string_view bytes, const st
     if (::close(fd) != 0) throw Error(shown + ": close failed: " + err_str(errno));
     return;
   }
-  // Replace: temp file beside the real target, fsync, rename.
-  static std::atomic<unsigned> counter{0};
-  const std::string dir = dir_of(plan.real_path);
-  const std::string tmp = join(dir, "." + base_of(plan.real_path) + ".funnel-tmp-" + std::to_string(::getpid()) +
-                                        "-" + std::to_string(counter++));
-  struct stat old {};
-  const bool had_old = ::stat(plan.real_path.c_str(), &old) == 0;
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-  if (fd < 0) throw Error(shown + ": cannot create the temporary file " + printable(tmp) + ": " + err_str(errno));
-  try {
-    if (had_old) (void)::fchmod(fd, old.st_mode & 07777);
-    write_all(fd, bytes, shown);
-    if (::fsync(fd) != 0) throw Error(shown + ": fsync failed: " + err_str(errno));
-    const int rc = ::close(fd);
-    if (rc != 0) {
-      const int e = errno;
-      ::unlink(tmp.c_str());
-      throw Error(shown + ": close failed: " + err_str(e));
-    }
-  } catch (...) {
-    ::close(fd);
-    ::unlink(tmp.c_str());
-    throw;
-  }
-  if (::rename(tmp.c_str(), plan.real_path.c_str()) != 0) {
-    const int e = errno;
-    ::unlink(tmp.c_str());
-    throw Error(shown + ": cannot move the new file in place: " + err_str(e));
-  }
-  fsync_dir(dir);
+  replace_file_atomically(plan.real_path, bytes, shown);
 }
 
 namespace {

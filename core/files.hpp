@@ -19,6 +19,8 @@
 #include <string_view>
 #include <vector>
 
+#include "core/io.hpp"  // write_all, the atomic replace behind write_output_file
+
 namespace funnel {
 
 // `s` with control bytes, bytes >= 0x7f and quotes shown as \xNN, cut to `max_len` bytes (then "..."). Every
@@ -49,9 +51,6 @@ bool same_file(const std::string& a, const std::string& b);
 // The real path of `path`: symlinks resolved (also a dangling one, to where it points), relative paths made
 // absolute. The path need not exist, but its directory must.
 std::string resolve_path(const std::string& path);
-
-// Writes all of `bytes` to `fd` (retrying short writes and EINTR); throws funnel::Error naming `name`.
-void write_all(int fd, std::string_view bytes, const std::string& name);
 
 // Copies the file `src` to a checked target (check_output_target), in 1 MiB pieces: for outputs produced as a
 // file first (e.g. a data cache) that must reach a device, FIFO or descriptor target in place.

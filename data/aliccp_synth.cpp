@@ -14,6 +14,7 @@
 
 #include "core/error.hpp"
 #include "core/files.hpp"
+#include "core/io.hpp"
 #include "core/hash.hpp"
 
 namespace funnel {
@@ -83,15 +84,8 @@ class Out {
     len_ += 16;
   }
   void flush() {
-    std::size_t off = 0;
-    while (off < len_) {
-      const ssize_t n = ::write(fd_, buf_.data() + off, len_ - off);
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        throw Error("funnel-synth: cannot write '" + tmp_ + "': " + std::strerror(errno));
-      }
-      off += static_cast<std::size_t>(n);
-    }
+    if (const WriteResult r = write_fully(fd_, buf_.data(), len_); r.error)
+      throw Error("funnel-synth: cannot write '" + tmp_ + "': " + std::strerror(r.error));
     bytes_ += static_cast<std::int64_t>(len_);
     len_ = 0;
   }

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <initializer_list>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -456,6 +457,26 @@ inline std::string missing_map_columns(const std::vector<std::string>& header, c
         missing += printable(f);
       }
   return missing;
+}
+
+// Runs a read over mapped files; a file that changed while it was read is the error, also when the read failed.
+template <class F>
+Dataset checked(std::initializer_list<const MappedFile*> files, F&& read) {
+  try {
+    Dataset d = read();
+    for (const auto* f : files) f->check_unchanged();
+    return d;
+  } catch (const Error&) {
+    for (const auto* f : files) f->check_unchanged();
+    throw;
+  }
+}
+
+// Maps the file `file` (sequential access) and runs parse(its bytes) through checked().
+template <class Parse>
+Dataset read_mapped(const std::string& file, Parse&& parse) {
+  MappedFile mf(file, true);
+  return checked({&mf}, [&] { return parse(mf.view()); });
 }
 
 }  // namespace funnel::detail

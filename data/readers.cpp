@@ -14,7 +14,6 @@
 
 #include "core/files.hpp"
 
-#include "data/columns.hpp"
 #include "data/data_error.hpp"
 #include "data/reader_util.hpp"
 
@@ -241,40 +240,6 @@ void finish_dataset(Dataset& d, FeatureMap& map, const ReadReport& rep, const st
 
 }  // namespace detail
 
-namespace {
-
-bool starts_with(const std::string& s, std::string_view p) { return s.compare(0, p.size(), p) == 0; }
-
-// Runs a read over mapped files; a file that changed while it was read is the error, also when the read failed.
-template <class F>
-Dataset checked(std::initializer_list<const detail::MappedFile*> files, F&& read) {
-  try {
-    Dataset d = read();
-    for (const auto* f : files) f->check_unchanged();
-    return d;
-  } catch (const Error&) {
-    for (const auto* f : files) f->check_unchanged();
-    throw;
-  }
-}
-
-}  // namespace
-
-std::vector<std::string> dataset_spec_inputs(const std::string& spec) {
-  for (const char* p : {"csv:", "slots:", "cache:"})
-    if (starts_with(spec, p)) return {spec.substr(std::strlen(p))};
-  if (starts_with(spec, "aliccp:")) {
-    std::string dir = spec.substr(7), split = "train";
-    const auto colon = dir.rfind(':');
-    if (colon != std::string::npos) {
-      split = dir.substr(colon + 1);
-      dir = dir.substr(0, colon);
-    }
-    return {dir + "/sample_skeleton_" + split + ".csv", dir + "/common_features_" + split + ".csv"};
-  }
-  return {};
-}
-
 std::string read_summary(const ReadReport& rep) {
   std::string out;
   if (rep.rows_skipped > 0) {
@@ -293,7 +258,10 @@ std::string read_summary(const ReadReport& rep) {
   }
   if (!rep.ignored_columns.empty()) {
     out += "ignored " + std::to_string(rep.ignored_columns.size()) + " column(s) the feature map does not know:";
-    for (const auto& c : rep.ignored_columns) out += " " + printable(c, 60);
+    for (const auto& c : rep.ignored_columns) {
+      out += ' ';
+      out += printable(c, 60);
+    }
     out += "\n";
   }
   if (!rep.dropped_features.empty()) {
@@ -309,13 +277,6 @@ std::string read_summary(const ReadReport& rep) {
   return out;
 }
 
-std::string dataset_spec_help() {
-  return "csv:FILE (CSV with header: click, purchase|conversion, categorical columns, dense D* columns), "
-         "slots:FILE (sample_id,click,conversion,field:feature,...), "
-         "aliccp:DIR[:train|:test] (raw Ali-CCP sample_skeleton_*.csv + common_features_*.csv), "
-         "cache:FILE (binary cache written by write_cache)";
-}
-
 OnBadRow parse_on_bad_row(std::string_view s) {
   if (s == "error") return OnBadRow::Error;
   if (s == "skip") return OnBadRow::Skip;
@@ -326,55 +287,6 @@ PoolWeights parse_pool_weights(std::string_view s) {
   if (s == "ones") return PoolWeights::Ones;
   if (s == "values") return PoolWeights::Values;
   throw Error("pooling weights: expected 'ones' or 'values', got '" + std::string(s) + "'");
-}
-
-Dataset read_dataset(const std::string& spec, const ReadOptions& options, FeatureMap& map, ReadReport* report) {
-  if (options.max_rows < 0) throw Error("max_rows: expected >= 0, got " + std::to_string(options.max_rows));
-  ReadReport local;
-  ReadReport& rep = report ? *report : local;
-  rep = ReadReport{};
-  rep.source = spec;
-  if (starts_with(spec, "csv:") || starts_with(spec, "slots:")) {
-    const bool csv = starts_with(spec, "csv:");
-    const std::string file = spec.substr(csv ? 4 : 6);
-    if (file.empty()) throw Error("dataset spec '" + spec + "': expected a file name after the colon");
-    detail::MappedFile mf(file, true);
-    return checked({&mf}, [&] {
-      return csv ? read_csv_buffer(mf.view(), file, options, map, &rep)
-                 : read_slots_buffer(mf.view(), file, options, map, &rep);
-    });
-  }
-  if (starts_with(spec, "aliccp:")) {
-    std::string dir = spec.substr(7);
-    std::string split = "train";
-    const auto colon = dir.rfind(':');
-    if (colon != std::string::npos) {
-      split = dir.substr(colon + 1);
-      dir = dir.substr(0, colon);
-      if (split != "train" && split != "test")
-        throw Error("dataset spec '" + spec + "': expected split 'train' or 'test' after the last colon, got '" +
-                    split + "'");
-    }
-    if (dir.empty()) throw Error("dataset spec '" + spec + "': expected a directory after 'aliccp:'");
-    std::error_code ec;
-    const auto st = std::filesystem::status(dir, ec);
-    if (ec || !std::filesystem::exists(st))
-      throw Error("aliccp: cannot read directory '" + dir + "': " + (ec ? ec.message() : "it does not exist"));
-    if (!std::filesystem::is_directory(st))
-      throw Error("aliccp: '" + dir + "' is not a directory (expected the Ali-CCP release directory)");
-    const std::string skel = dir + "/sample_skeleton_" + split + ".csv";
-    const std::string common = dir + "/common_features_" + split + ".csv";
-    detail::MappedFile cf(common, false);
-    detail::MappedFile sf(skel, true);
-    return checked({&cf, &sf}, [&] { return read_aliccp_buffers(sf.view(), skel, cf.view(), common, options, map, &rep); });
-  }
-  if (starts_with(spec, "columns:")) return read_columns(*registered_columns(spec), options, map, &rep);
-  if (starts_with(spec, "cache:")) {
-    const std::string file = spec.substr(6);
-    if (file.empty()) throw Error("dataset spec '" + spec + "': expected a file name after the colon");
-    return read_cache(file, map, &rep);
-  }
-  throw Error("dataset spec: expected one of " + dataset_spec_help() + "; got '" + spec + "'");
 }
 
 }  // namespace funnel

@@ -120,7 +120,7 @@ std::vector<std::string> dataset_spec_inputs(const std::string& spec);
 // dropped features, an unterminated last line.
 std::string read_summary(const ReadReport& rep);
 
-// The accepted spec forms (for error messages and --help).
+// The accepted spec forms, from the registered data formats (data/formats.hpp), for error messages and --help.
 std::string dataset_spec_help();
 
 // Buffer entry points (used by read_dataset, the fuzzers and tests). `name` is the file name used in messages.

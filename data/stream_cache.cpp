@@ -35,6 +35,7 @@
 #include <numeric>
 
 #include "core/error.hpp"
+#include "core/io.hpp"
 
 namespace funnel {
 namespace {
@@ -171,15 +172,8 @@ class RawFile {
   RawFile(const RawFile&) = delete;
   RawFile& operator=(const RawFile&) = delete;
   void write_at(std::uint64_t off, const void* p, std::size_t n) {
-    auto c = static_cast<const char*>(p);
-    while (n) {
-      const ssize_t k = ::pwrite(fd_, c, n, static_cast<off_t>(off));
-      if (k < 0) {
-        if (errno == EINTR) continue;
-        throw Error("write_cache: cannot write '" + path_ + "': " + std::strerror(errno));
-      }
-      c += k, off += static_cast<std::uint64_t>(k), n -= static_cast<std::size_t>(k);
-    }
+    if (const WriteResult r = pwrite_fully(fd_, p, n, off); r.error)
+      throw Error("write_cache: cannot write '" + path_ + "': " + std::strerror(r.error));
   }
   void read_at(std::uint64_t off, void* p, std::size_t n) const {
     auto c = static_cast<char*>(p);
@@ -614,6 +608,8 @@ void CacheWriter::commit(const FeatureMap& map) {
   std::filesystem::rename(m.tmp, m.file, ec);
   if (ec) throw Error("write_cache: cannot rename '" + m.tmp + "' to '" + m.file + "': " + ec.message());
   m.committed = true;
+  fsync_dir(std::filesystem::path(m.file).parent_path().empty() ? "." : std::filesystem::path(m.file).parent_path().string(),
+            /*must_open=*/false);
 }
 
 // ------------------------------------------------------------------------------------------------ reader

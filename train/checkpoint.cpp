@@ -21,6 +21,7 @@
 #include "core/error.hpp"
 #include "core/files.hpp"
 #include "core/hash.hpp"
+#include "core/io.hpp"
 #include "core/shape.hpp"
 #include "train/npy.hpp"
 
@@ -49,38 +50,6 @@ std::vector<std::int64_t> tensor_shape(const Tensor<float>& t) {
   return std::vector<std::int64_t>(t.shape().begin(), t.shape().end());
 }
 
-void write_file_sync(const std::string& path, const std::string& bytes) {
-  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) throw Error(path + ": cannot create: " + errno_str());
-  std::size_t done = 0;
-  while (done < bytes.size()) {
-    const ssize_t w = ::write(fd, bytes.data() + done, bytes.size() - done);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      const std::string e = errno_str();
-      ::close(fd);
-      throw Error(path + ": write failed: " + e);
-    }
-    done += static_cast<std::size_t>(w);
-  }
-  if (::fsync(fd) != 0) {
-    const std::string e = errno_str();
-    ::close(fd);
-    throw Error(path + ": fsync failed: " + e);
-  }
-  if (::close(fd) != 0) throw Error(path + ": close failed: " + errno_str());
-}
-
-void fsync_dir(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) throw Error(path + ": cannot open directory to sync it: " + errno_str());
-  const int rc = ::fsync(fd);
-  const int err = errno;
-  ::close(fd);
-  // Some file systems do not support fsync on directories (EINVAL); there is nothing more to do then.
-  if (rc != 0 && err != EINVAL) throw Error(path + ": fsync of the directory failed: " + std::strerror(err));
-}
-
 struct Entry {
   CheckpointParam meta;
   const float* data = nullptr;
@@ -103,19 +72,6 @@ std::string checksum_text(std::uint64_t h) {
   return buf;
 }
 
-void write_all(int fd, const std::string& path, const void* bytes, std::size_t n) {
-  std::size_t done = 0;
-  const auto* p = static_cast<const char*>(bytes);
-  while (done < n) {
-    const ssize_t w = ::write(fd, p + done, n - done);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      throw Error(path + ": write failed: " + errno_str());
-    }
-    done += static_cast<std::size_t>(w);
-  }
-}
-
 void check_finite_at(const std::string& shown, const std::string& what, const std::string& name, const float* p,
                      std::size_t n, std::size_t offset) {
   for (std::size_t i = 0; i < n; ++i)
@@ -135,25 +91,18 @@ std::string write_streamed(const std::string& path, const StreamedArray& a, cons
   const std::int64_t chunk = std::max<std::int64_t>(1, a.chunk_rows);
   std::vector<float> buf(static_cast<std::size_t>(std::min(chunk, std::max<std::int64_t>(rows, 1))) * len);
   const std::string header = npy_header(NpyDtype::F4, a.shape);
-  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) throw Error(path + ": cannot create: " + errno_str());
+  SyncedFile f(path);
   std::uint64_t h = fnv1a64(nullptr, 0);
-  try {
-    write_all(fd, path, header.data(), header.size());
-    for (std::int64_t first = 0; first < rows; first += chunk) {
-      const std::int64_t n = std::min(chunk, rows - first);
-      const std::size_t count = static_cast<std::size_t>(n) * len;
-      a.fill(first, n, buf.data());
-      check_finite_at(shown, what, a.name, buf.data(), count, static_cast<std::size_t>(first) * len);
-      h = fnv1a64_more(h, buf.data(), count * sizeof(float));
-      write_all(fd, path, buf.data(), count * sizeof(float));
-    }
-    if (::fsync(fd) != 0) throw Error(path + ": fsync failed: " + errno_str());
-  } catch (...) {
-    ::close(fd);
-    throw;
+  f.write(header);
+  for (std::int64_t first = 0; first < rows; first += chunk) {
+    const std::int64_t n = std::min(chunk, rows - first);
+    const std::size_t count = static_cast<std::size_t>(n) * len;
+    a.fill(first, n, buf.data());
+    check_finite_at(shown, what, a.name, buf.data(), count, static_cast<std::size_t>(first) * len);
+    h = fnv1a64_more(h, buf.data(), count * sizeof(float));
+    f.write(buf.data(), count * sizeof(float));
   }
-  if (::close(fd) != 0) throw Error(path + ": close failed: " + errno_str());
+  f.finish();
   return checksum_text(h);
 }
 
@@ -382,7 +331,7 @@ bool remove_own_dir(const std::string& dir) {
   const std::string marker = dir + "/" + kMarker;
   try {
     if (!lexists(marker)) {
-      write_file_sync(marker, "");
+      write_file_synced(marker, "");
       fsync_dir(dir);
     }
   } catch (const Error&) {
@@ -495,20 +444,28 @@ void save_checkpoint(const std::string& dir_in, const ParamStore<float>& ps, con
   save_checkpoint(dir_in, ps, opt, {}, {}, model, data, step, epoch, config);
 }
 
-void save_checkpoint(const std::string& dir_in, const ParamStore<float>& ps, const Optimizer<float>* opt,
-                     const std::vector<StreamedArray>& tables, const std::vector<StreamedArray>& tables_state,
-                     const nlohmann::json& model, const nlohmann::json& data, std::int64_t step,
-                     std::int64_t epoch, const nlohmann::json& config) {
-  const std::string shown = printable(strip_slashes(dir_in));
+namespace {
+
+// What a save writes, checked before anything is touched.
+struct SavePlan {
+  std::map<std::string, const StreamedArray*> streams, state_streams;  // by parameter / "<param>/<slot>"
+  bool has_state = false;
+  OptimizerState state;  // the store's optimizer state (without the tables held elsewhere)
+};
+
+// Validate: the streams (exactly one per table held elsewhere, and per its state slot when there is state, each
+// of the parameter's shape), and that nothing non-finite would be written (streams: checked as they are written).
+SavePlan validate_save(const std::string& shown, const ParamStore<float>& ps, const Optimizer<float>* opt,
+                       const std::vector<StreamedArray>& tables, const std::vector<StreamedArray>& tables_state,
+                       const nlohmann::json& config) {
   if (!config.is_null() && !config.is_object()) throw Error("save_checkpoint: config must be an object or null");
-  // The streams: exactly one per table held elsewhere (and per its state slot when there is state), each of the
-  // parameter's shape.
-  std::map<std::string, const StreamedArray*> streams, state_streams;
+  SavePlan plan;
   for (const auto& a : tables)
-    if (!streams.emplace(a.name, &a).second) throw Error(shown + ": two streams for parameter '" + a.name + "'");
+    if (!plan.streams.emplace(a.name, &a).second) throw Error(shown + ": two streams for parameter '" + a.name + "'");
   for (const auto& a : tables_state)
-    if (!state_streams.emplace(a.name, &a).second) throw Error(shown + ": two streams for state '" + a.name + "'");
-  const bool has_state = opt && !ps.optimizer().empty();
+    if (!plan.state_streams.emplace(a.name, &a).second)
+      throw Error(shown + ": two streams for state '" + a.name + "'");
+  plan.has_state = opt && !ps.optimizer().empty();
   std::size_t held = 0;
   for (NodeId p : ps.ids()) {
     if (!ps.held_elsewhere(p)) continue;
@@ -523,29 +480,125 @@ void save_checkpoint(const std::string& dir_in, const ParamStore<float>& ps, con
         throw Error(shown + ": the stream of '" + name + "' has shape " + dims_str(it->second->shape) +
                     ", the parameter " + dims_str(shp));
     };
-    check(streams, nd.name);
-    if (has_state)
-      for (const auto& sl : ps.slot_names()) check(state_streams, nd.name + "/" + sl);
+    check(plan.streams, nd.name);
+    if (plan.has_state)
+      for (const auto& sl : ps.slot_names()) check(plan.state_streams, nd.name + "/" + sl);
   }
-  if (streams.size() != held)
+  if (plan.streams.size() != held)
     throw Error(shown + ": streams given for parameters the store holds itself (or that are not in the graph)");
-  if (state_streams.size() != (has_state ? held * ps.slot_names().size() : 0))
+  if (plan.state_streams.size() != (plan.has_state ? held * ps.slot_names().size() : 0))
     throw Error(shown + ": optimizer state streams given that match no table held elsewhere and slot of the store");
-  // Nothing non-finite is ever written: checked before the directory is touched (streams: as they are written).
   for (NodeId p : ps.ids()) {
     if (ps.held_elsewhere(p)) continue;
     const Tensor<float>& t = ps.value(p);
     check_finite(shown, "parameter", ps.name(p), t.data(), static_cast<std::size_t>(t.size()));
   }
-  OptimizerState st;
   if (opt) {
     if (!ps.optimizer().empty() && ps.optimizer() != opt->name())
       throw Error(shown + ": the parameter store holds '" + ps.optimizer() + "' optimizer state, the optimizer is '" +
                   opt->name() + "'");
-    st = ps.export_optimizer();
-    st.optimizer = opt->name();
-    for (const auto& a : st.arrays) check_finite(shown, "optimizer state", a.name, a.data.data(), a.data.size());
+    plan.state = ps.export_optimizer();
+    plan.state.optimizer = opt->name();
+    for (const auto& a : plan.state.arrays)
+      check_finite(shown, "optimizer state", a.name, a.data.data(), a.data.size());
   }
+  return plan;
+}
+
+// The parameters, each from the store or its stream.
+std::vector<Entry> param_entries(const ParamStore<float>& ps, const SavePlan& plan) {
+  std::vector<Entry> params;
+  for (NodeId p : ps.ids()) {
+    const std::string& name = ps.name(p);
+    if (ps.held_elsewhere(p)) {
+      const StreamedArray* a = plan.streams.at(name);
+      params.push_back({{name, checkpoint_file_name(name), a->shape, ""}, nullptr, a});
+      continue;
+    }
+    const Tensor<float>& t = ps.value(p);
+    params.push_back({{name, checkpoint_file_name(name), tensor_shape(t), ""}, t.data()});
+  }
+  return params;
+}
+
+// The optimizer's arrays in the store's parameter order (export_optimizer's), a held table's streams at its place.
+std::vector<Entry> state_entries(const ParamStore<float>& ps, const SavePlan& plan) {
+  std::vector<Entry> arrays;
+  const auto& st = plan.state;
+  auto from_store = [&](const auto& a) {
+    arrays.push_back({{a.name, "optimizer/" + checkpoint_file_name(a.name), a.shape, ""}, a.data.data()});
+  };
+  std::size_t next = 0;
+  for (NodeId p : ps.ids()) {
+    if (!plan.has_state) break;
+    if (ps.held_elsewhere(p)) {
+      for (const auto& sl : ps.slot_names()) {
+        const StreamedArray* a = plan.state_streams.at(ps.name(p) + "/" + sl);
+        arrays.push_back({{a->name, "optimizer/" + checkpoint_file_name(a->name), a->shape, ""}, nullptr, a});
+      }
+      continue;
+    }
+    if (ps.slots_elsewhere(p)) continue;
+    for (std::size_t k = 0; k < ps.slot_names().size() && next < st.arrays.size(); ++k, ++next)
+      from_store(st.arrays[next]);
+  }
+  for (; next < st.arrays.size(); ++next) from_store(st.arrays[next]);  // (none: every array belongs to a parameter)
+  return arrays;
+}
+
+// Manifest: writes every array into `root` and returns the manifest that lists them.
+nlohmann::json write_contents(const std::string& root, const std::string& shown, const ParamStore<float>& ps,
+                              const Optimizer<float>* opt, const SavePlan& plan, const nlohmann::json& model,
+                              const nlohmann::json& data, std::int64_t step, std::int64_t epoch,
+                              const nlohmann::json& config) {
+  nlohmann::json man;
+  man["format"] = kCheckpointFormat;
+  man["format_version"] = kCheckpointFormatVersion;
+  man["step"] = step;
+  man["epoch"] = epoch;
+  man["model"] = model;
+  man["data"] = data;
+  if (config.is_object()) man["config"] = config;
+  std::vector<Entry> params = param_entries(ps, plan);
+  write_entries(root, params, "param:", shown, "parameter");
+  man["params"] = nlohmann::json::array();
+  for (const Entry& e : params) man["params"].push_back(entry_json(e.meta));
+  man["optimizer"] = nullptr;
+  if (!opt) return man;
+  std::vector<Entry> arrays = state_entries(ps, plan);
+  if (::mkdir((root + "/optimizer").c_str(), 0777) != 0)
+    throw Error(printable(root) + "/optimizer: cannot create: " + errno_str());
+  write_entries(root, arrays, "optimizer:", shown, "optimizer state");
+  fsync_dir(root + "/optimizer");
+  nlohmann::json o;
+  o["name"] = plan.state.optimizer;
+  o["step"] = plan.state.step;
+  o["config"] = to_json(opt->config());
+  o["arrays"] = nlohmann::json::array();
+  for (const Entry& e : arrays) o["arrays"].push_back(entry_json(e.meta));
+  man["optimizer"] = o;
+  return man;
+}
+
+void write_manifest(const std::string& root, const std::string& shown, const nlohmann::json& man) {
+  std::string text;
+  try {
+    text = man.dump(2) + "\n";
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(shown + ": cannot write the manifest (the model/data JSON is not serialisable): " + e.what());
+  }
+  write_file_synced(root + "/manifest.json", text);
+  hook("manifest");
+}
+
+}  // namespace
+
+void save_checkpoint(const std::string& dir_in, const ParamStore<float>& ps, const Optimizer<float>* opt,
+                     const std::vector<StreamedArray>& tables, const std::vector<StreamedArray>& tables_state,
+                     const nlohmann::json& model, const nlohmann::json& data, std::int64_t step,
+                     std::int64_t epoch, const nlohmann::json& config) {
+  const std::string shown = printable(strip_slashes(dir_in));
+  const SavePlan plan = validate_save(shown, ps, opt, tables, tables_state, config);
   std::optional<CheckpointLock> own_lock;
   std::string dir = checkpoint_real_dir(dir_in);
   if (!lock_held(dir)) {
@@ -553,126 +606,14 @@ void save_checkpoint(const std::string& dir_in, const ParamStore<float>& ps, con
     dir = own_lock->real_dir();
   }
   check_real_target(shown, dir);
-  const std::string parent = fs::path(dir).parent_path().string();
-  const std::string tmp = dir + ".funnel-tmp";
-  const std::string old = dir + ".funnel-old";
-  // Leftovers of a killed save (only this lock holder makes them): removed when they hold only funnel's files.
-  for (const std::string& left : {tmp, old})
-    if (lexists(left) && !remove_own_dir(left))
-      throw Error(shown + ": " + printable(left) + " is in the way and holds files funnel did not write; move it away");
-
-  bool swapped = false;
-  try {
-    if (::mkdir(tmp.c_str(), 0777) != 0)
-      throw Error(printable(tmp) + ": cannot create the temporary checkpoint directory: " + errno_str());
-    write_file_sync(tmp + "/" + kMarker, "");
-    if (::link((dir + "/" + kLockFile).c_str(), (tmp + "/" + kLockFile).c_str()) != 0 && errno != ENOENT)
-      throw Error(printable(tmp) + ": cannot link the lock file into the new checkpoint: " + errno_str());
-
-    nlohmann::json man;
-    man["format"] = kCheckpointFormat;
-    man["format_version"] = kCheckpointFormatVersion;
-    man["step"] = step;
-    man["epoch"] = epoch;
-    man["model"] = model;
-    man["data"] = data;
-    if (config.is_object()) man["config"] = config;
-
-    std::vector<Entry> params;
-    for (NodeId p : ps.ids()) {
-      const std::string& name = ps.name(p);
-      if (ps.held_elsewhere(p)) {
-        const StreamedArray* a = streams.at(name);
-        params.push_back({{name, checkpoint_file_name(name), a->shape, ""}, nullptr, a});
-        continue;
-      }
-      const Tensor<float>& t = ps.value(p);
-      params.push_back({{name, checkpoint_file_name(name), tensor_shape(t), ""}, t.data()});
-    }
-    write_entries(tmp, params, "param:", shown, "parameter");
-    man["params"] = nlohmann::json::array();
-    for (const Entry& e : params) man["params"].push_back(entry_json(e.meta));
-
-    if (opt) {
-      std::vector<Entry> arrays;
-      // In the store's parameter order (export_optimizer's), a held table's streams at its place.
-      std::size_t next = 0;
-      for (NodeId p : ps.ids()) {
-        if (!has_state) break;
-        if (ps.held_elsewhere(p)) {
-          for (const auto& sl : ps.slot_names()) {
-            const StreamedArray* a = state_streams.at(ps.name(p) + "/" + sl);
-            arrays.push_back({{a->name, "optimizer/" + checkpoint_file_name(a->name), a->shape, ""}, nullptr, a});
-          }
-          continue;
-        }
-        if (ps.slots_elsewhere(p)) continue;
-        for (std::size_t k = 0; k < ps.slot_names().size() && next < st.arrays.size(); ++k, ++next) {
-          const auto& a = st.arrays[next];
-          arrays.push_back({{a.name, "optimizer/" + checkpoint_file_name(a.name), a.shape, ""}, a.data.data()});
-        }
-      }
-      for (; next < st.arrays.size(); ++next) {  // (none: every array belongs to a parameter)
-        const auto& a = st.arrays[next];
-        arrays.push_back({{a.name, "optimizer/" + checkpoint_file_name(a.name), a.shape, ""}, a.data.data()});
-      }
-      if (::mkdir((tmp + "/optimizer").c_str(), 0777) != 0)
-        throw Error(printable(tmp) + "/optimizer: cannot create: " + errno_str());
-      write_entries(tmp, arrays, "optimizer:", shown, "optimizer state");
-      fsync_dir(tmp + "/optimizer");
-      nlohmann::json o;
-      o["name"] = st.optimizer;
-      o["step"] = st.step;
-      o["config"] = to_json(opt->config());
-      o["arrays"] = nlohmann::json::array();
-      for (const Entry& e : arrays) o["arrays"].push_back(entry_json(e.meta));
-      man["optimizer"] = o;
-    } else {
-      man["optimizer"] = nullptr;
-    }
-
-    std::string text;
-    try {
-      text = man.dump(2) + "\n";
-    } catch (const nlohmann::json::exception& e) {
-      throw Error(shown + ": cannot write the manifest (the model/data JSON is not serialisable): " + e.what());
-    }
-    write_file_sync(tmp + "/manifest.json", text);
-    hook("manifest");
-    if (::unlink((tmp + "/" + kMarker).c_str()) != 0) throw Error(printable(tmp) + ": cannot finish: " + errno_str());
-    fsync_dir(tmp);
-    hook("swap");
-
-    const int rc = no_exchange() ? (errno = EINVAL, -1)
-                                 : ::renameat2(AT_FDCWD, tmp.c_str(), AT_FDCWD, dir.c_str(), RENAME_EXCHANGE);
-    if (rc == 0) {
-      swapped = true;  // tmp now holds the old contents
-      fsync_dir(parent);
-      remove_own_dir(tmp);
-      return;
-    }
-    if (errno != EINVAL && errno != ENOSYS && errno != ENOTSUP)
-      throw Error(shown + ": cannot swap in the new checkpoint " + printable(tmp) + ": " + errno_str());
-    // No atomic exchange on this file system: move the old one aside, the new one in, then drop the old.
-    if (::rename(dir.c_str(), old.c_str()) != 0)
-      throw Error(shown + ": cannot move the old checkpoint aside to " + printable(old) + ": " + errno_str());
-    try {
-      hook("aside");
-      if (::rename(tmp.c_str(), dir.c_str()) != 0)
-        throw Error(shown + ": cannot move the new checkpoint " + printable(tmp) + " in place: " + errno_str());
-    } catch (...) {
-      ::rename(old.c_str(), dir.c_str());  // put the old one back
-      throw;
-    }
-    fsync_dir(parent);
-    remove_own_dir(old);
-  } catch (...) {
-    if (!swapped) {
-      std::error_code ignore;
-      fs::remove_all(tmp, ignore);  // made by this save
-    }
-    throw;
-  }
+  // Commit: into DIR.funnel-tmp (leftovers of a killed save removed when they hold only funnel's files), then
+  // swapped with DIR; on any error DIR is left as it was.
+  AtomicDir out(dir, shown, {kMarker, remove_own_dir, hook, no_exchange(), "checkpoint"});
+  if (::link((dir + "/" + kLockFile).c_str(), (out.path() + "/" + kLockFile).c_str()) != 0 && errno != ENOENT)
+    throw Error(printable(out.path()) + ": cannot link the lock file into the new checkpoint: " + errno_str());
+  write_manifest(out.path(), shown,
+                 write_contents(out.path(), shown, ps, opt, plan, model, data, step, epoch, config));
+  out.commit();
 }
 
 void read_checkpoint_rows(const std::string& dir_in, const CheckpointParam& a, std::int64_t first,

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "core/error.hpp"
+#include "core/io.hpp"
 #include "core/files.hpp"
 
 namespace funnel {
@@ -224,26 +225,12 @@ NpyHeader npy_parse_header(std::string_view b, const std::string& source) {
 template <class T>
 void write_npy(const std::string& path, const std::vector<std::int64_t>& shape, const T* data, bool sync) {
   const std::string bytes = npy_encode(npy_dtype_of<T>(), shape, data);
-  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) throw Error(path + ": cannot create: " + errno_str());
-  std::size_t done = 0;
-  while (done < bytes.size()) {
-    const ssize_t w = ::write(fd, bytes.data() + done, bytes.size() - done);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      const std::string e = errno_str();
-      ::close(fd);
-      throw Error(path + ": write failed after " + std::to_string(done) + " of " + std::to_string(bytes.size()) +
-                  " bytes: " + e);
-    }
-    done += static_cast<std::size_t>(w);
-  }
-  if (sync && ::fsync(fd) != 0) {
-    const std::string e = errno_str();
-    ::close(fd);
-    throw Error(path + ": fsync failed: " + e);
-  }
-  if (::close(fd) != 0) throw Error(path + ": close failed: " + errno_str());
+  SyncedFile f(path);
+  const WriteResult w = write_fully(f.fd(), bytes.data(), bytes.size());
+  if (w.error)
+    throw Error(path + ": write failed after " + std::to_string(w.done) + " of " + std::to_string(bytes.size()) +
+                " bytes: " + std::strerror(w.error));
+  f.finish(sync);
 }
 
 namespace {

@@ -3,9 +3,11 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <type_traits>
 
 #include "core/error.hpp"
 #include "core/parallel.hpp"
+#include "core/registry.hpp"
 #include "core/shape.hpp"
 
 namespace funnel {
@@ -125,132 +127,41 @@ void Optimizer<T>::import_state(ParamStore<T>& store, const OptimizerStateT<T>& 
   store.import_optimizer(name(), slot_names(), s);
 }
 
-// ---------------------------------------------------------------- SGD
-
-template <class T>
-std::vector<std::string> Sgd<T>::slot_names() const {
-  if (this->cfg_.momentum > 0.0) return {"momentum"};
-  return {};
-}
-
-template <class T>
-void Sgd<T>::update_dense(T* p, const T* g, std::size_t n, T* const* slots, std::int64_t) {
-  const T lr = static_cast<T>(this->cfg_.lr), wd = static_cast<T>(this->cfg_.weight_decay);
-  if (this->cfg_.momentum > 0.0) {
-    const T mu = static_cast<T>(this->cfg_.momentum);
-    T* v = slots[0];
-    for (std::size_t i = 0; i < n; ++i) {
-      v[i] = mu * v[i] + (g[i] + wd * p[i]);
-      p[i] -= lr * v[i];
-    }
-  } else {
-    for (std::size_t i = 0; i < n; ++i) p[i] -= lr * (g[i] + wd * p[i]);
-  }
-}
-
-template <class T>
-void Sgd<T>::update_sparse(T* p, const T* g, const std::int64_t* idx, std::size_t rows, std::size_t dim,
-                           T* const* slots, std::int64_t t) {
-  for (std::size_t k = 0; k < rows; ++k) {
-    const std::size_t off = static_cast<std::size_t>(idx[k]) * dim;
-    T* row_slots[1] = {this->cfg_.momentum > 0.0 ? slots[0] + off : nullptr};
-    update_dense(p + off, g + k * dim, dim, row_slots, t);
-  }
-}
-
-// ---------------------------------------------------------------- Adagrad
-
-template <class T>
-void Adagrad<T>::update_dense(T* p, const T* g, std::size_t n, T* const* slots, std::int64_t) {
-  const T lr = static_cast<T>(this->cfg_.lr), wd = static_cast<T>(this->cfg_.weight_decay);
-  const T eps = static_cast<T>(this->cfg_.eps);
-  T* acc = slots[0];
-  for (std::size_t i = 0; i < n; ++i) {
-    const T gi = g[i] + wd * p[i];
-    acc[i] += gi * gi;
-    p[i] -= lr * gi / (std::sqrt(acc[i]) + eps);
-  }
-}
-
-template <class T>
-void Adagrad<T>::update_sparse(T* p, const T* g, const std::int64_t* idx, std::size_t rows, std::size_t dim,
-                               T* const* slots, std::int64_t t) {
-  for (std::size_t k = 0; k < rows; ++k) {
-    const std::size_t off = static_cast<std::size_t>(idx[k]) * dim;
-    T* row_slots[1] = {slots[0] + off};
-    update_dense(p + off, g + k * dim, dim, row_slots, t);
-  }
-}
-
-// ---------------------------------------------------------------- Adam
+// ---------------------------------------------------------------- registry
 
 namespace {
-
-// One step's Adam constants, computed once per step (not per row: pow() per touched row cost more than the update).
-template <class T>
-struct AdamConsts {
-  T b1, b2, a1, a2, step_size, inv_sqrt_bc2, eps, wd;
-  AdamConsts(const OptimizerConfig& c, std::int64_t t) {
-    const double bc1 = 1.0 - std::pow(c.beta1, static_cast<double>(t));
-    const double bc2 = 1.0 - std::pow(c.beta2, static_cast<double>(t));
-    b1 = static_cast<T>(c.beta1);
-    b2 = static_cast<T>(c.beta2);
-    a1 = static_cast<T>(1.0 - c.beta1);
-    a2 = static_cast<T>(1.0 - c.beta2);
-    step_size = static_cast<T>(c.lr / bc1);
-    inv_sqrt_bc2 = static_cast<T>(1.0 / std::sqrt(bc2));
-    eps = static_cast<T>(c.eps);
-    wd = static_cast<T>(c.weight_decay);
-  }
-};
-
-// The update of n contiguous elements. Distinct buffers (restrict), so the loop vectorizes; sqrt and division are
-// IEEE-exact in SIMD too, so results do not depend on the vector width.
-template <class T>
-inline void adam_kernel(T* __restrict p, const T* __restrict g, T* __restrict m, T* __restrict v, std::size_t n,
-                        const AdamConsts<T>& k) {
-  for (std::size_t i = 0; i < n; ++i) {
-    const T gi = g[i] + k.wd * p[i];
-    const T mi = k.b1 * m[i] + k.a1 * gi;
-    const T vi = k.b2 * v[i] + k.a2 * gi * gi;
-    m[i] = mi;
-    v[i] = vi;
-    p[i] -= k.step_size * mi / (std::sqrt(vi) * k.inv_sqrt_bc2 + k.eps);
-  }
+OrderedRegistry<OptimizerDef>& optimizer_table() {
+  static OrderedRegistry<OptimizerDef> t;
+  return t;
 }
-
 }  // namespace
 
-template <class T>
-void Adam<T>::update_dense(T* p, const T* g, std::size_t n, T* const* slots, std::int64_t t) {
-  adam_kernel(p, g, slots[0], slots[1], n, AdamConsts<T>(this->cfg_, t));
+void register_optimizer(OptimizerDef def) {
+  if (def.name.empty()) throw Error("register_optimizer: empty name");
+  if (!def.make_float || !def.make_double) throw Error("register_optimizer: '" + def.name + "' has no factory");
+  if (!(def.default_lr > 0.0)) throw Error("register_optimizer: '" + def.name + "' needs a positive default_lr");
+  if (find_optimizer(def.name)) throw Error("register_optimizer: '" + def.name + "' is already registered");
+  optimizer_table().add(std::move(def));
 }
 
-template <class T>
-void Adam<T>::update_sparse(T* p, const T* g, const std::int64_t* idx, std::size_t rows, std::size_t dim,
-                            T* const* slots, std::int64_t t) {
-  const AdamConsts<T> k(this->cfg_, t);
-  T* const m = slots[0];
-  T* const v = slots[1];
-  // Touched rows are scattered over the table, so each update waits on memory for its row of p, m and v: fetch the
-  // rows kAhead updates ahead (first and last cache line of each) while this one is computed.
-  constexpr std::size_t kAhead = 8;
-  for (std::size_t r = 0; r < rows; ++r) {
-    if (r + kAhead < rows) {
-      const std::size_t o = static_cast<std::size_t>(idx[r + kAhead]) * dim;
-      for (T* base : {p, m, v}) {
-        __builtin_prefetch(base + o, 1);
-        __builtin_prefetch(base + o + dim - 1, 1);
-      }
-    }
-    const std::size_t off = static_cast<std::size_t>(idx[r]) * dim;
-    adam_kernel(p + off, g + r * dim, m + off, v + off, dim, k);
-  }
+const OptimizerDef* find_optimizer(std::string_view name) {
+  return optimizer_table().find_if([&](const OptimizerDef& d) { return d.name == name; });
+}
+
+std::vector<const OptimizerDef*> optimizer_defs() { return optimizer_table().all(); }
+
+std::vector<std::string> optimizer_names() {
+  std::vector<std::string> out;
+  for (const OptimizerDef* d : optimizer_defs()) out.push_back(d->name);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+OptimizerRegistrar::OptimizerRegistrar(OptimizerDef def) {
+  register_or_abort("optimizer", [&] { register_optimizer(std::move(def)); });
 }
 
 // ---------------------------------------------------------------- factory
-
-std::vector<std::string> optimizer_names() { return {"adagrad", "adam", "sgd"}; }
 
 template <class T>
 std::unique_ptr<Optimizer<T>> make_optimizer(const std::string& name, const OptimizerConfig& cfg) {
@@ -263,9 +174,10 @@ std::unique_ptr<Optimizer<T>> make_optimizer(const std::string& name, const Opti
   if (!(cfg.eps > 0.0)) bad("eps must be > 0, got " + std::to_string(cfg.eps));
   if (!(cfg.initial_accumulator >= 0.0))
     bad("initial_accumulator must be >= 0, got " + std::to_string(cfg.initial_accumulator));
-  if (name == "adam") return std::make_unique<Adam<T>>(cfg);
-  if (name == "adagrad") return std::make_unique<Adagrad<T>>(cfg);
-  if (name == "sgd") return std::make_unique<Sgd<T>>(cfg);
+  if (const OptimizerDef* def = find_optimizer(name)) {
+    if constexpr (std::is_same_v<T, float>) return def->make_float(cfg);
+    else return def->make_double(cfg);
+  }
   std::string known;
   for (const auto& n : optimizer_names()) known += (known.empty() ? "" : ", ") + n;
   throw Error("unknown optimizer '" + name + "' (known: " + known + ")");
@@ -273,12 +185,6 @@ std::unique_ptr<Optimizer<T>> make_optimizer(const std::string& name, const Opti
 
 template class Optimizer<float>;
 template class Optimizer<double>;
-template class Sgd<float>;
-template class Sgd<double>;
-template class Adagrad<float>;
-template class Adagrad<double>;
-template class Adam<float>;
-template class Adam<double>;
 template std::unique_ptr<Optimizer<float>> make_optimizer<float>(const std::string&, const OptimizerConfig&);
 template std::unique_ptr<Optimizer<double>> make_optimizer<double>(const std::string&, const OptimizerConfig&);
 

@@ -27,6 +27,7 @@
 #include "train/loop.hpp"
 #include "train/metrics.hpp"
 #include "train/optimizer.hpp"
+#include "train/strategy.hpp"
 #include "train/trainer.hpp"
 
 namespace funnel::dist {
@@ -76,36 +77,62 @@ struct DataParallelStats {
 // shard_of (train/batch_source.hpp): the r-th of n nearly equal contiguous parts of a batch.
 using funnel::shard_of;
 
-// The data-parallel part of training: funnel::train's loop (train/loop.hpp) runs on every rank over the rank's
-// share of the data; DataParallel is the loop's after_gradients hook (agreement, reduction) and its sharded
-// evaluation.
-class DataParallel {
+/// Replicated data parallelism as a parallelism strategy (train/strategy.hpp, registered as "replicated"):
+/// funnel::train's loop (train/loop.hpp) runs on every rank over the rank's share of the data, and DataParallel's
+/// hooks agree on stop requests and errors, reduce the gradients and losses, apply the optimizer in slices, merge
+/// the evaluation's metrics and check the replicas.
+class DataParallel : public ParallelStrategy {
  public:
+  /// Over the ranks of `c`, for model `m` (e.g. a model of one's own, with train_data_parallel).
   DataParallel(Communicator& c, Model& m, DataParallelOptions o = {});
+  /// For a Trainer: the model is the Trainer's, taken in attach().
+  explicit DataParallel(Communicator& c, DataParallelOptions o = {});
 
-  // The loop's after_gradients hook: agrees on a stop request and on an error on any rank (RemoteError on every
-  // rank, nothing applied), then reduces the gradients (weight: this rank's rows / the batch's) and the losses
-  // (g.losses becomes the global batch's mean losses). With `opt` (and DataParallelOptions::shard_optimizer) it
-  // also applies the step, sharded (Reducer::reduce_and_apply), and sets g.optimizer_applied; the dense gradients
-  // in the store are then the whole batch's only in this rank's slice.
-  void exchange(Model& m, GradientStep& g, Optimizer<float>* opt = nullptr);
-  // `user` with exchange() before its after_gradients (applying `opt` sharded when given, see exchange), the
-  // replica check (DataParallelOptions::check_every) after its on_step, and sync_optimizer_state() before its
-  // save.
-  TrainHooks hooks(const TrainHooks& user, Optimizer<float>* opt = nullptr);
-  // Makes the optimizer state whole on every rank after sharded steps (collective: every rank calls it at the same
-  // point; no communication when it is whole). train_data_parallel and the save hook call it, so checkpoints
-  // written by rank 0 hold what one process would hold.
+  std::string name() const override { return "replicated"; }  ///< "replicated"
+  Communicator& comm() override { return c_; }                  ///< the ranks
+  /// Takes the Trainer's model (the replicas start equal: same seed, or the same --init checkpoint).
+  void attach(Trainer& t) override;
+  /// In memory: the rank's part of every global batch; streamed: the rank's chunks, batch sizes agreed
+  /// (AgreedSource).
+  std::unique_ptr<BatchSource> train_source(const Trainer& t) override;
+  /// The rank's share of the evaluation data.
+  std::unique_ptr<BatchSource> eval_source(const Trainer& t) override;
+  void before_training() override { start_clock(); }  ///< starts the step clock
+  void before_step() override { start_clock(); }      ///< starts timing a step (DataParallelStats)
+  /// Agrees on a stop request and on an error on any rank (RemoteError on every rank, nothing applied), then
+  /// reduces the gradients (weight: this rank's rows / the batch's) and the losses; row-sharded tables
+  /// (set_sharded) go to their owners first, who update them. With DataParallelOptions::shard_optimizer the dense
+  /// gradients are reduced into each rank's slice only.
+  void after_gradients(Model& m, GradientStep& g) override;
+  /// The optimizer step: with shard_optimizer each rank updates its slice of the parameters, then the ranks
+  /// all-gather the values (Reducer::reduce_and_apply); else every rank the whole step. g.losses become the
+  /// global batch's mean losses.
+  void apply_optimizer(Model& m, Optimizer<float>& opt, GradientStep& g) override;
+  /// The stop decision agreed in after_gradients.
+  bool stop_after_step(const GradientStep& g, const std::atomic<bool>*) override { return g.stop; }
+  /// The replica check (DataParallelOptions::check_every).
+  void after_step(const StepInfo& info) override;
+  /// Whole-set metrics from every rank's share (see evaluate(BatchSource&)); a stop flag is not looked at during
+  /// the evaluation (the ranks could not agree on it there).
+  FunnelMetrics evaluate(Model& m, BatchSource& mine, const EvalHooks& hooks) override;
+  void before_save() override { sync_optimizer_state(); }    ///< rank 0 then holds the whole state
+  void after_training() override { sync_optimizer_state(); }  ///< the state whole on every rank again
+  /// Makes the optimizer state whole, then rank 0 writes the checkpoint.
+  void save(Trainer& t, const std::string& dir, std::int64_t step, std::int64_t epoch) override;
+
+  /// Makes the optimizer state whole on every rank after sharded steps (collective: every rank calls it at the same
+  /// point; no communication when it is whole). train_data_parallel and the save hook call it, so checkpoints
+  /// written by rank 0 hold what one process would hold.
   void sync_optimizer_state();
 
-  // One step on the global batch `rows` of `d` (the loop's step, on a one-batch source): local forward/backward
+  /// One step on the global batch `rows` of `d` (the loop's step, on a one-batch source): local forward/backward
   // on this rank's shard, agreement, reduction, optimizer step (sharded, then sync_optimizer_state()). Returns
   // true when any rank asked to stop (the step was still applied). Throws RemoteError (every rank) when any rank
   // failed; nothing is applied then.
   bool step(const Dataset& d, std::span<const std::int64_t> rows, Optimizer<float>& opt, bool stop_requested);
 
-  // Metrics of the whole evaluation set from every rank's share `mine` (the same numbers on every rank: exact AUCs
-  // over the union of the shares, not an average of per-shard AUCs).
+  /// Metrics of the whole evaluation set from every rank's share `mine` (the same numbers on every rank: exact AUCs
+  /// over the union of the shares, not an average of per-shard AUCs).
   FunnelMetrics evaluate(BatchSource& mine);
 
   // The global batch's mean losses of the last step (identical on every rank).
@@ -114,9 +141,8 @@ class DataParallel {
   const ReduceBytes& last_bytes() const { return reducer_.last_bytes(); }
   const Reducer& reducer() const { return reducer_; }
   std::size_t dense_floats() const { return reducer_.dense_floats(); }
-  Communicator& comm() { return c_; }
 
-  // Starts timing a step (DataParallelStats: compute, then exchange, then optimizer).
+  /// Starts timing a step (DataParallelStats: compute, then exchange, then optimizer).
   void start_clock();
 
   // [shard hook] Row-sharded embedding tables (distributed/sharded_embedding.hpp): exchange() hands their
@@ -130,12 +156,15 @@ class DataParallel {
   void check_replicas(std::int64_t step);
 
  private:
+  Model& model();
+
   Communicator& c_;
-  Model& m_;
+  Model* m_ = nullptr;
   DataParallelOptions o_;
   Reducer reducer_;
   ShardedEmbeddings* sharded_ = nullptr;  // [shard hook]
   std::vector<float> losses_, extra_;
+  bool mine_ = false;  // this rank computed gradients in the current step
   std::int64_t steps_ = 0;
   DataParallelStats stats_;
   std::chrono::steady_clock::time_point mark_{};
@@ -180,9 +209,7 @@ TrainResult train_data_parallel(DataParallel& dp, Model& m, Optimizer<float>& op
 // funnel::evaluate on one process up to the order of the sums.
 FunnelMetrics evaluate_sharded(Communicator& c, Model& m, const Dataset& d, std::int64_t batch_size);
 
-// Collective, at start: every rank must run with the same effective configuration (flags and defaults as a JSON
-// object). Compares a hash of it over the ranks; when they differ every rank throws funnel::Error naming its rank
-// and showing its own configuration, so the replicas never silently train different models.
-void check_same_config(Communicator& c, const nlohmann::json& config);
+// check_same_config (train/strategy.hpp): every rank must run with the same effective configuration.
+using funnel::check_same_config;
 
 }  // namespace funnel::dist

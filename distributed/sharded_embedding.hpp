@@ -46,15 +46,13 @@
 #include <vector>
 
 #include "distributed/comm.hpp"
+#include "distributed/data_parallel.hpp"
 #include "train/batch_source.hpp"
 #include "train/loop.hpp"
 #include "train/optimizer.hpp"
 #include "train/trainer.hpp"
 
 namespace funnel::dist {
-
-class DataParallel;
-struct DataParallelOptions;
 
 // Payload this rank handed to the all-to-alls (bytes to other ranks; what it sends to itself is not counted).
 struct ShardBytes {
@@ -198,8 +196,31 @@ TrainResult train_sharded(DataParallel& dp, ShardedEmbeddings& se, Model& m, Opt
 TrainResult train_sharded(DataParallel& dp, ShardedEmbeddings& se, Model& m, Optimizer<float>& opt,
                           const Dataset& train, const Dataset* eval, const TrainOptions& o, const TrainHooks& hooks,
                           std::int64_t start_step = 0);
-// dist::train (distributed/run_trainer.hpp) with sharded tables: what `funnel train --shard-embeddings` runs.
-TrainResult train_sharded(Communicator& c, Trainer& t, ShardedEmbeddings& se, const TrainHooks& hooks,
-                          const DataParallelOptions& o);
+/// Row-sharded embedding tables as a parallelism strategy (train/strategy.hpp, registered as "row-sharded", what
+/// `funnel train --shard-embeddings` runs): the Trainer's store never allocates the tables (store_options), every
+/// rank draws or reads only its rows (attach: ShardedEmbeddings), every batch's rows are fetched from their owners
+/// (ShardedSource), their gradients go to the owners (the DataParallel shard hook) and checkpoints are streamed
+/// from the owners (ShardedEmbeddings::save). The dense parameters take the replicated path (DataParallel).
+class RowSharded : public DataParallel {
+ public:
+  /// Over the ranks of `c`; the tables are sharded when attached to a Trainer.
+  explicit RowSharded(Communicator& c, DataParallelOptions o = {});
+  std::string name() const override { return "row-sharded"; }  ///< "row-sharded"
+  /// Embedding tables are not allocated in the store: this rank's rows are held by the ShardedEmbeddings.
+  ParamStoreOptions store_options() const override;
+  /// Shards the Trainer's tables: its seed, --init checkpoint and --reset-optimizer (collective).
+  void attach(Trainer& t) override;
+  /// DataParallel's share, each batch's rows fetched (ShardedSource).
+  std::unique_ptr<BatchSource> train_source(const Trainer& t) override;
+  /// DataParallel's share of the evaluation data, each batch's rows fetched.
+  std::unique_ptr<BatchSource> eval_source(const Trainer& t) override;
+  /// Rank 0 writes the ordinary checkpoint, every table streamed from its owners (collective).
+  void save(Trainer& t, const std::string& dir, std::int64_t step, std::int64_t epoch) override;
+  /// The shards (after attach).
+  ShardedEmbeddings& shards();
+
+ private:
+  std::unique_ptr<ShardedEmbeddings> se_;
+};
 
 }  // namespace funnel::dist

@@ -2,9 +2,10 @@
 // The one training loop, evaluation and prediction of funnel, over any BatchSource (train/batch_source.hpp: an
 // in-memory Dataset or a v3 cache streamed from disk; optionally one process's share of the data).
 //
-// A step: the source binds the next batch, compute gradients (forward, losses, backward), the after_gradients hook
-// (e.g. all-reduce the gradients across processes: distributed/data_parallel.cpp), apply the optimizer. An epoch
-// is one pass of the source; the evaluation after it scores a whole evaluation set with exact AUCs.
+// A step: the source binds the next batch, compute gradients (forward, losses, backward), the strategy's and the
+// user's after_gradients hooks, apply the optimizer. How the processes of a distributed run agree and reduce is the
+// parallelism strategy's (train/strategy.hpp); without one the run is one process. An epoch is one pass of the
+// source; the evaluation after it scores a whole evaluation set with exact AUCs.
 // Deterministic for a given seed (and thread count).
 #include <atomic>
 #include <cstdint>
@@ -22,6 +23,8 @@
 #include "train/model.hpp"
 
 namespace funnel {
+
+class ParallelStrategy;  // train/strategy.hpp
 
 struct TrainOptions {
   std::int64_t epochs = 1;
@@ -54,17 +57,15 @@ struct EpochReport {
   FunnelMetrics eval;
 };
 
-// What after_gradients sees of a step, and may change.
+/// What after_gradients (the strategy's and the user's) sees of a step, and may change.
 struct GradientStep {
-  std::int64_t step = 0;        // the step about to be taken (1-based)
-  BatchRows batch;              // rows of the batch, and how many this process computed gradients for
-  std::exception_ptr error;     // binding the batch or computing its gradients failed in this process
-  bool stop = false;            // in: this process was asked to stop before the step (TrainHooks::stop)
-  bool stop_agreed = false;     // set by the hook: `stop` is the decision of every process, the loop does not
-                                // look at TrainHooks::stop again for this step
-  std::span<float> losses;      // the batch's mean losses (this process's rows); the hook may replace them
-  bool optimizer_applied = false;  // set by the hook when it applied the optimizer step itself (e.g. each process
-                                   // on its slice of the parameters): the loop then does not call opt.step
+  std::int64_t step = 0;        ///< the step about to be taken (1-based)
+  BatchRows batch;              ///< rows of the batch, and how many this process computed gradients for
+  std::exception_ptr error;     ///< binding the batch or computing its gradients failed in this process
+  bool stop = false;            ///< in: this process was asked to stop before the step (TrainHooks::stop); a
+                                ///< strategy that agrees on stopping sets the processes' decision
+  std::span<float> losses;      ///< the batch's mean losses (this process's rows); the strategy makes them the
+                                ///< global batch's
 };
 
 // Where a whole-set evaluation is (EvalHooks::on_batch, after every batch).
@@ -86,10 +87,11 @@ struct EvalInterrupted : Error {
 };
 
 struct TrainHooks {
-  // After the backward pass and before the optimizer step: the gradients are in m.params() (ParamStore::grad,
-  // sparse_grad) and may be changed, e.g. all-reduced across processes. Called even when this process failed
-  // (s.error set: the gradients are not valid) so that processes can agree on the failure; the loop rethrows the
-  // error after the hook returns. A throw from the hook ends training without applying the step.
+  // After the backward pass (and the strategy's reduction) and before the optimizer step: the gradients are in
+  // m.params() (ParamStore::grad, sparse_grad) and may be changed. Called even when this process failed (s.error
+  // set: the gradients are not valid); the loop rethrows the error after the hook returns. A throw from the hook
+  // ends training without applying the step. (A strategy that applies the optimizer in shares, e.g. the
+  // replicated data-parallel one, makes s.losses the global batch's only in its optimizer step.)
   std::function<void(Model& m, GradientStep& s)> after_gradients;
   std::function<void(const StepInfo&)> on_step;        // after every step
   std::function<void(const EpochReport&)> on_epoch;    // after every epoch's evaluation
@@ -120,9 +122,10 @@ using EvalFn = std::function<FunnelMetrics(Model&)>;
 
 // Trains `m` on `train` (o.epochs passes; o.batch_size and the order are the source's) starting at global step
 // `start_step`, evaluating with `eval` after every epoch. NaN/Inf anywhere in the forward pass throws
-// NonFiniteError naming the node.
+// NonFiniteError naming the node. `strategy`: the parallelism strategy whose hooks run in every step (null: one
+// process, LocalStrategy); `train` is then this process's share of the data.
 TrainResult train(Model& m, Optimizer<float>& opt, BatchSource& train, const EvalFn& eval, const TrainOptions& o,
-                  const TrainHooks& hooks, std::int64_t start_step = 0);
+                  const TrainHooks& hooks, std::int64_t start_step = 0, ParallelStrategy* strategy = nullptr);
 // The same on in-memory data: batches of o.batch_size rows, shuffled with o.seed when o.shuffle.
 TrainResult train(Model& m, Optimizer<float>& opt, const Dataset& train, const Dataset* eval, const TrainOptions& o,
                   const TrainHooks& hooks, std::int64_t start_step = 0);

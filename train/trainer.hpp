@@ -7,9 +7,13 @@
 //   o.model.kind = "esmm";
 //   Trainer t(o, load_train_data({.train = "synthetic"}, ReadOptions{}));
 //   TrainHooks h;
-//   h.after_gradients = [](Model& m, GradientStep& s) { /* e.g. all-reduce m.exec()'s gradients */ };
+//   h.on_step = [](const StepInfo& i) { /* e.g. print i.running_losses */ };
 //   TrainResult r = t.train(h);
 //   t.save("out/ck", r.steps);
+//
+// Distributed: give the Trainer a parallelism strategy (train/strategy.hpp), e.g.
+// make_strategy("replicated", process_communicator()) when the MPI layer is linked in; the same calls then train
+// every process on its share of the data and save one checkpoint.
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -23,6 +27,7 @@
 #include "train/metrics_report.hpp"
 #include "train/model.hpp"
 #include "train/optimizer.hpp"
+#include "train/strategy.hpp"
 
 namespace funnel {
 
@@ -34,9 +39,6 @@ struct TrainerOptions {
   OptimizerConfig opt;
   std::string init_dir;            // resume from this checkpoint (parameters, optimizer state, step)
   bool reset_optimizer = false;    // with init_dir: take the parameters only, start the optimizer afresh
-  bool defer_tables = false;       // the embedding tables are not allocated, drawn nor loaded here: their rows are
-                                   // held by row shards (distributed/sharded_embedding.hpp, --shard-embeddings),
-                                   // which draw or load them; train() and save() are then the shards' job
   int threads = 1;                 // funnel's worker pool (set_num_threads) when the trainer is made
   GemmPrecision precision = GemmPrecision::fp32;  // of the float gemms' inputs (set_gemm_precision), ditto
   nlohmann::json config;           // the run's effective configuration (an object, or null): saved in checkpoints
@@ -45,11 +47,14 @@ struct TrainerOptions {
 
 class Trainer {
  public:
-  // Builds the model for the data (and from the checkpoint when init_dir is set: its config must match).
-  Trainer(const TrainerOptions& o, std::shared_ptr<const TrainData> data);
+  // Builds the model for the data (and from the checkpoint when init_dir is set: its config must match), its
+  // parameter store as `strategy` asks (ParallelStrategy::store_options), then attaches the strategy (collective
+  // for a distributed one). Null strategy: one process (LocalStrategy).
+  Trainer(const TrainerOptions& o, std::shared_ptr<const TrainData> data,
+          std::shared_ptr<ParallelStrategy> strategy = nullptr);
 
   // Trains from the current step (0, or the checkpoint's) for o.train's epochs/steps: train/loop.hpp's loop over
-  // train_source(), evaluating eval_source() after every epoch.
+  // the strategy's share of the data (train_source()), evaluating its share of eval_source() after every epoch.
   TrainResult train(const TrainHooks& hooks = {});
   // o.train.max_steps counted from the current step (what train() passes to the loop).
   TrainOptions loop_options() const;
@@ -60,14 +65,18 @@ class Trainer {
   std::unique_ptr<BatchSource> train_source(int shard = 0, int shards = 1) const;
   // The evaluation data in order (nullptr without evaluation), or the shard-th process's share of it.
   std::unique_ptr<BatchSource> eval_source(int shard = 0, int shards = 1) const;
-  // Writes a checkpoint of the model, optimizer state and data mapping (atomically).
-  // `epoch`: the epochs trained into the model (the manifest's "epoch"); by default start_epoch().
+  // Writes a checkpoint of the model, optimizer state and data mapping (atomically), as the strategy does it
+  // (ParallelStrategy::save: collective; one process writes). `epoch`: the epochs trained into the model (the
+  // manifest's "epoch"); by default start_epoch().
   void save(const std::string& dir, std::int64_t step, std::int64_t epoch = -1);
+  // This process's store as a checkpoint (what save() does in one process).
+  void write_checkpoint(const std::string& dir, std::int64_t step, std::int64_t epoch = -1);
   // The epochs trained into the model before this run: the --init checkpoint's, or 0 for a fresh model.
   std::int64_t start_epoch() const { return start_epoch_; }
 
   Model& model() { return *model_; }
   Optimizer<float>& optimizer() { return *opt_; }
+  ParallelStrategy& strategy() { return *strategy_; }
   const TrainerOptions& options() const { return o_; }  // o.model completed from the data / checkpoint
   const TrainData& data() const { return *data_; }
   std::int64_t start_step() const { return start_step_; }
@@ -79,6 +88,7 @@ class Trainer {
  private:
   TrainerOptions o_;
   std::shared_ptr<const TrainData> data_;
+  std::shared_ptr<ParallelStrategy> strategy_;
   std::unique_ptr<Model> model_;
   std::unique_ptr<Optimizer<float>> opt_;
   std::int64_t start_step_ = 0;

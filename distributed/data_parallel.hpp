@@ -62,7 +62,8 @@ struct DataParallelOptions {
 struct DataParallelStats {
   std::int64_t steps = 0;  ///< steps taken
   double comm_seconds = 0.0;     ///< in the step's collectives (including waiting for slower ranks)
-  double wait_seconds = 0.0;     ///< of comm_seconds: the agreement all-reduce, i.e. mostly waiting for the slowest rank
+  double wait_seconds = 0.0;     ///< of comm_seconds: the agreement all-reduce, i.e. mostly waiting for the
+                                 ///< slowest rank
   double sparse_seconds = 0.0;   ///< of comm_seconds: the embedding rows' all-gather and merge
   double compute_seconds = 0.0;  ///< local forward + backward
   double compute_cpu_seconds = 0.0;  ///< the same, CPU time of the calling thread (what a busy machine cannot skew)
@@ -182,7 +183,8 @@ class AgreedSource : public BatchSource {
  public:
   /// Over this rank's own source `mine` (collective: the ranks' row counts are summed).
   AgreedSource(Communicator& c, std::unique_ptr<BatchSource> mine);
-  void check(const ModelConfig& cfg, const std::string& what) const override { mine_->check(cfg, what); }  ///< this rank's own source's
+  /// This rank's own source's check.
+  void check(const ModelConfig& cfg, const std::string& what) const override { mine_->check(cfg, what); }
   std::int64_t rows() const override { return rows_; }  ///< the sum over the ranks
   void start_epoch(std::int64_t epoch) override { mine_->start_epoch(epoch); }  ///< this rank's own source's
   BatchRows next(Model& m) override;  ///< the next batch; rows summed over the ranks (collective)

@@ -21,7 +21,7 @@
 /// of only the rows its current batch reads: fetch() sorts the batch's distinct ids, puts row want[j] at working row j
 /// and rewrites the batch's ids to those working rows, so the embedding op and its sparse gradient work on that small
 /// table (it grows to the largest batch seen). No step of a run holds a whole table:
-///   - building: a store made with ParamStoreOptions::defer_tables (TrainerOptions::defer_tables, what
+///   - building: a store made with ParamStoreOptions::defer_tables (what the RowSharded strategy asks for, what
 ///     `funnel train --shard-embeddings` uses) never allocates the tables; each rank runs the initializer's generator
 ///     over the whole table (ParamStore::draw_rows, O(V·dim) time) and keeps rows ≡ rank (mod N): init()'s bits;
 ///   - --init: each rank streams each table's .npy file (and its optimizer state's) once in ~1 MiB chunks, checking
@@ -30,7 +30,7 @@
 ///     a MiB of rows at a time, gathered from the owners (MPI_Gatherv), checksummed and appended.
 /// A store that does hold a table in full when the ShardedEmbeddings is made (e.g. one loaded by load_checkpoint) is
 /// split up as before: each rank copies its rows and state, and the full copy is freed at once.
-/// Measured (README, MPI section; tools/shard_memory.sh): peak resident memory per rank at -np 2 with a 4M × 18 table
+/// Measured (docs/distributed.md; tools/shard_memory.sh): peak resident memory per rank at -np 2 with a 4M × 18 table
 /// and Adam, train + save: 484 / 483 MB sharded against 1,719 (rank 0, writing) / 895 MB replicated.
 ///
 /// A sharded model's store is no longer a model on its own: forward passes must go through a ShardedSource (which
@@ -177,7 +177,8 @@ class ShardedSource : public BatchSource {
  public:
   /// Over this rank's own source `mine`, fetching rows from `se`'s owners.
   ShardedSource(Communicator& c, ShardedEmbeddings& se, std::unique_ptr<BatchSource> mine);
-  void check(const ModelConfig& cfg, const std::string& what) const override { mine_->check(cfg, what); }  ///< this rank's own source's
+  /// This rank's own source's check.
+  void check(const ModelConfig& cfg, const std::string& what) const override { mine_->check(cfg, what); }
   std::int64_t rows() const override { return mine_->rows(); }  ///< this rank's own source's
   void start_epoch(std::int64_t epoch) override { mine_->start_epoch(epoch); }  ///< this rank's own source's
   BatchRows next(Model& m) override;  ///< the next batch, its rows fetched (collective)

@@ -128,7 +128,7 @@ TEST_CASE("strategy: what after_gradients does to the gradients is what the opti
   CHECK(moved_b > 0);
 }
 
-TEST_CASE("strategy: strategies by name; the local one always, an unknown name lists the known", "[train][strategy]") {
+TEST_CASE("strategy: strategies by name, the local one always, an unknown name lists the known", "[train][strategy]") {
   CHECK(has_strategy("local"));
   CHECK(strategy_names().front() == "local");
   LocalCommunicator c;

@@ -17,11 +17,7 @@
 #include "cli/plots.hpp"
 #include "cli/progress.hpp"
 #include "cli/train_flags.hpp"
-#ifdef FUNNEL_HAS_MPI
-#include "distributed/data_parallel.hpp"
-#include "distributed/run_trainer.hpp"
-#include "distributed/sharded_embedding.hpp"
-#endif
+#include "train/strategy.hpp"
 
 namespace funnel::cli {
 namespace {
@@ -30,23 +26,19 @@ int run_train(int argc, char** argv) {
   Flags f(argc, argv, train_valued_flags(), train_switches());
   RunOptions ro = train_run_options(f);
   const TrainerOptions& so = ro.trainer;
-  // Under mpirun: data parallel over the ranks (distributed/); rank 0 alone prints and writes.
-#ifdef FUNNEL_HAS_MPI
-  dist::Communicator& comm = dist::world();
+  // Under mpirun (a build with the MPI layer): data parallel over the ranks; rank 0 alone prints and writes.
+  Communicator& comm = process_communicator();
   const int ranks = comm.size();
   const bool lead = comm.rank() == 0;
-  dist::check_same_config(comm, ro.trainer.config);  // before any data is read
-#else
-  const int ranks = 1;
-  const bool lead = true;
-#endif
+  check_same_config(comm, ro.trainer.config);  // before any data is read
   const std::int64_t check_every = f.integer("check-replicas", 0, 0);
   const bool shard = f.has("shard-embeddings");
-#ifndef FUNNEL_HAS_MPI
-  if (shard) throw UsageError("--shard-embeddings needs a build with MPI (FUNNEL_MPI)");
-#endif
-  // Sharded: the model never allocates the tables; each rank draws or reads only its rows (ShardedEmbeddings).
-  ro.trainer.defer_tables = shard;
+  // The parallelism strategy (train/strategy.hpp), by name: the MPI layer registers the distributed ones.
+  // Sharded: the model never allocates the tables; each rank draws or reads only its rows.
+  const std::string strategy_name = shard ? "row-sharded" : ranks > 1 || check_every > 0 ? "replicated" : "local";
+  if (!has_strategy(strategy_name))
+    throw UsageError(std::string(shard ? "--shard-embeddings" : "--check-replicas") +
+                     " needs a build with MPI (FUNNEL_MPI)");
   // Every output target is checked (and the checkpoint directory locked) before any data is read.
   if (so.train.save_every > 0 && !f.has("save")) throw UsageError("--save-every needs --save DIR");
   std::vector<std::string> inputs = dataset_spec_inputs(ro.data.train);
@@ -64,7 +56,8 @@ int run_train(int argc, char** argv) {
   install_stop_signals();  // INT, TERM, HUP, PIPE: finish the step, save, exit non-zero
 
   set_threads(so.threads);
-  Trainer s(so, load_run_data(ro, f));
+  // With sharded tables the Trainer's construction is collective: every rank draws or reads its rows.
+  Trainer s(so, load_run_data(ro, f), make_strategy(strategy_name, comm, StrategyOptions{.check_every = check_every}));
   // The held-out chunks of a cache are checked (checksums, structure) now, not after a whole epoch of training.
   if (const auto& ev = s.data().eval_cache; ev)
     for (std::int64_t c = s.data().eval_chunk_begin; c < ev->num_chunks(); ++c) ev->verify_chunk(c);
@@ -87,19 +80,9 @@ int run_train(int argc, char** argv) {
       std::fprintf(stderr, "mpi:   embedding tables sharded by row over %d rank(s) (rank r owns rows ≡ r mod %d)\n",
                    ranks, ranks);
   }
-#ifdef FUNNEL_HAS_MPI
-  // --shard-embeddings: every rank draws (or reads from --init) only its rows of the tables and their state.
-  std::unique_ptr<dist::ShardedEmbeddings> sharded;
-  if (shard) sharded = std::make_unique<dist::ShardedEmbeddings>(comm, s);
-  // A checkpoint: with sharded tables every rank takes part (rank 0 writes, each table streamed from its owners).
-  // `epochs`: the epochs trained into the model (the manifest's "epoch").
-  auto save = [&](std::int64_t step, std::int64_t epochs) {
-    if (sharded) sharded->save(s, f.str("save", ""), step, epochs);
-    else if (lead) s.save(f.str("save", ""), step, epochs);
-  };
-#else
+  // A checkpoint, as the strategy writes it (every rank calls it: rank 0 writes; with sharded tables each table is
+  // streamed from its owners). `epochs`: the epochs trained into the model (the manifest's "epoch").
   auto save = [&](std::int64_t step, std::int64_t epochs) { s.save(f.str("save", ""), step, epochs); };
-#endif
 
   const std::int64_t start_step = s.start_step();
   const bool tty = ::isatty(2) && !f.has("quiet");
@@ -141,20 +124,9 @@ int run_train(int argc, char** argv) {
       save(step, s.start_epoch() + epoch + 1);  // the epoch in progress counts
     };
   }
-  auto run_training = [&]() -> TrainResult {
-#ifdef FUNNEL_HAS_MPI
-    const dist::DataParallelOptions dpo{.check_every = check_every};
-    return sharded                         ? dist::train_sharded(comm, s, *sharded, hooks, dpo)
-           : ranks > 1 || check_every > 0 ? dist::train(comm, s, hooks, dpo)
-                                           : s.train(hooks);
-#else
-    if (check_every > 0) throw UsageError("--check-replicas needs a build with MPI (FUNNEL_MPI)");
-    return s.train(hooks);
-#endif
-  };
   TrainResult res;
   try {
-    res = run_training();
+    res = s.train(hooks);
   } catch (const Error& e) {
     // Training failed after some steps (e.g. a damaged evaluation set found at the end of an epoch): in one
     // process the model trained so far is saved first, then the run fails.
@@ -168,11 +140,9 @@ int run_train(int argc, char** argv) {
                 ", was saved to " + f.str("save", "") + " first)");
   }
   if (!lead) {
-#ifdef FUNNEL_HAS_MPI
-    // rank 0 streams this rank's rows into the checkpoint
-    if (sharded && f.has("save")) save(res.steps, s.start_epoch() + static_cast<std::int64_t>(res.epochs.size()));
-    dist::finalize_world();
-#endif
+    // The checkpoint is collective (e.g. rank 0 streams this rank's rows into it); rank 0 writes it.
+    if (f.has("save")) save(res.steps, s.start_epoch() + static_cast<std::int64_t>(res.epochs.size()));
+    finish_process_communicator();
     return res.stopped ? stop_exit_code() : 0;
   }
   const std::int64_t run_steps = res.steps - start_step;
@@ -213,9 +183,7 @@ int run_train(int argc, char** argv) {
       rc = 1;
     }
   }
-#ifdef FUNNEL_HAS_MPI
-  dist::finalize_world();
-#endif
+  finish_process_communicator();
   if (res.stopped) {
     if (res.stopped_in_eval)
       std::fprintf(stderr, "train: interrupted by signal %d during the evaluation after step %lld, no metrics for that "

@@ -16,56 +16,7 @@
 
 namespace funnel::dist {
 
-std::string Communicator::broadcast_string(const std::string& s, int root) {
-  std::int64_t n = rank() == root ? static_cast<std::int64_t>(s.size()) : 0;
-  broadcast(&n, 1, DType::I64, root);
-  std::string out = rank() == root ? s : std::string(static_cast<std::size_t>(n), '\0');
-  if (n > 0) broadcast(out.data(), out.size(), DType::Byte, root);
-  return out;
-}
-
 namespace {
-
-std::size_t dtype_size(DType t) {
-  switch (t) {
-    case DType::F32: return 4;
-    case DType::F64: return 8;
-    case DType::I64: return 8;
-    case DType::U64: return 8;
-    case DType::Byte: return 1;
-  }
-  return 1;
-}
-
-// ---------------------------------------------------------------- one process
-class LocalComm final : public Communicator {
- public:
-  int rank() const override { return 0; }
-  int size() const override { return 1; }
-  bool is_mpi() const override { return false; }
-  std::string host() const override { return "localhost"; }
-  void allreduce(void*, std::size_t, DType, ReduceOp) override {}
-  void reduce_scatter(std::span<float>) override {}
-  void allgather_slices(std::span<float>) override {}
-  void allgatherv(const void* send, std::size_t n, void* recv, std::span<const std::int64_t>, DType t) override {
-    if (n > 0 && send != recv) std::memmove(recv, send, n * dtype_size(t));
-  }
-  void broadcast(void*, std::size_t, DType, int) override {}
-  void barrier() override {}
-  void alltoall(const void* send, std::size_t n, void* recv, DType t) override {
-    if (n > 0 && send != recv) std::memmove(recv, send, n * dtype_size(t));
-  }
-  void alltoallv(const void* send, std::span<const std::int64_t> sc, void* recv, std::span<const std::int64_t> rc,
-                 DType t) override {
-    if (sc.size() != 1 || rc.size() != 1 || sc[0] != rc[0])
-      throw CommError("alltoallv: one rank sends to itself what it receives (counts differ)");
-    if (sc[0] > 0 && send != recv) std::memmove(recv, send, static_cast<std::size_t>(sc[0]) * dtype_size(t));
-  }
-  void gatherv(const void* send, std::size_t n, void* recv, std::span<const std::int64_t>, DType t, int) override {
-    if (n > 0 && send != recv) std::memmove(recv, send, n * dtype_size(t));
-  }
-  void set_timeout(double) override {}
-};
 
 // ---------------------------------------------------------------- MPI
 MPI_Datatype mpi_type(DType t) {
@@ -362,6 +313,11 @@ void finalize_world() {
   }
 }
 
-std::unique_ptr<Communicator> make_local_comm() { return std::make_unique<LocalComm>(); }
+std::unique_ptr<Communicator> make_local_comm() { return std::make_unique<LocalCommunicator>(); }
+
+namespace {
+// Linking this layer makes MPI's world the process's communicator (funnel::process_communicator()).
+const bool mpi_world_registered = register_communicator({&world, &finalize_world});
+}  // namespace
 
 }  // namespace funnel::dist

@@ -21,9 +21,36 @@ using Clock = std::chrono::steady_clock;
 double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 }  // namespace
 
-DataParallel::DataParallel(Communicator& c, Model& m, DataParallelOptions o) : c_(c), m_(m), o_(o), reducer_(c) {
+DataParallel::DataParallel(Communicator& c, Model& m, DataParallelOptions o) : c_(c), m_(&m), o_(o), reducer_(c) {
   losses_.assign(m.handle().losses.size(), 0.0f);
   extra_.assign(losses_.size(), 0.0f);
+}
+
+DataParallel::DataParallel(Communicator& c, DataParallelOptions o) : c_(c), o_(o), reducer_(c) {}
+
+Model& DataParallel::model() {
+  if (!m_) throw Error("DataParallel: no model (attach it to a Trainer first)");
+  return *m_;
+}
+
+void DataParallel::attach(Trainer& t) {
+  m_ = &t.model();
+  losses_.assign(m_->handle().losses.size(), 0.0f);
+  extra_.assign(losses_.size(), 0.0f);
+}
+
+std::unique_ptr<BatchSource> DataParallel::train_source(const Trainer& t) {
+  // In memory: every rank its part of each global batch. Streamed: every rank its own chunks, batch sizes agreed.
+  std::unique_ptr<BatchSource> src = t.train_source(c_.rank(), c_.size());
+  if (t.data().streamed()) src = std::make_unique<AgreedSource>(c_, std::move(src));
+  return src;
+}
+
+std::unique_ptr<BatchSource> DataParallel::eval_source(const Trainer& t) { return t.eval_source(c_.rank(), c_.size()); }
+
+void DataParallel::save(Trainer& t, const std::string& dir, std::int64_t step, std::int64_t epoch) {
+  sync_optimizer_state();
+  if (lead()) t.write_checkpoint(dir, step, epoch);
 }
 
 // Where a step's time goes, as seen from the hooks: [step start, exchange) computing (binding the batch, forward,
@@ -33,7 +60,7 @@ void DataParallel::start_clock() {
   cpu_mark_ = thread_cpu();
 }
 
-void DataParallel::exchange(Model& m, GradientStep& g, Optimizer<float>* opt) {
+void DataParallel::after_gradients(Model& m, GradientStep& g) {
   stats_.compute_seconds += since(mark_);
   stats_.compute_cpu_seconds += thread_cpu() - cpu_mark_;
   if (g.batch.rows == 0 && !g.error) return;  // the end of the epoch, alike on every rank
@@ -71,18 +98,28 @@ void DataParallel::exchange(Model& m, GradientStep& g, Optimizer<float>* opt) {
                           "): " + msg);
   }
   g.stop = flags[0] != 0;
-  g.stop_agreed = true;
 
-  const bool mine = g.batch.local > 0;
+  mine_ = g.batch.local > 0;
   const float weight = static_cast<float>(static_cast<double>(g.batch.local) / static_cast<double>(g.batch.rows));
-  for (std::size_t i = 0; i < extra_.size(); ++i) extra_[i] = mine ? weight * g.losses[i] : 0.0f;
-  if (sharded_) sharded_->exchange_gradients(weight, mine);  // [shard hook] tables to their owners, updated there
-  if (opt && o_.shard_optimizer) {
-    reducer_.reduce_owned(m.params(), weight, extra_, mine);
+  for (std::size_t i = 0; i < extra_.size(); ++i) extra_[i] = mine_ ? weight * g.losses[i] : 0.0f;
+  if (sharded_) sharded_->exchange_gradients(weight, mine_);  // [shard hook] tables to their owners, updated there
+  if (o_.shard_optimizer) {
+    reducer_.reduce_owned(m.params(), weight, extra_, mine_);
     stats_.comm_seconds += since(t0);
+  } else {
+    reducer_.reduce(m.params(), weight, extra_, mine_);
+    stats_.comm_seconds += since(t0);
+    std::copy(extra_.begin(), extra_.end(), losses_.begin());
+    std::copy(extra_.begin(), extra_.end(), g.losses.begin());
+  }
+  mark_ = Clock::now();
+}
+
+void DataParallel::apply_optimizer(Model& m, Optimizer<float>& opt, GradientStep& g) {
+  if (o_.shard_optimizer) {
     const auto t1 = Clock::now();
     const double cpu1 = thread_cpu();
-    reducer_.apply_owned(m.params(), *opt);
+    reducer_.apply_owned(m.params(), opt);
     stats_.optimizer_seconds += since(t1);
     stats_.optimizer_cpu_seconds += thread_cpu() - cpu1;
     stats_.optimizer_elements += reducer_.last_optimizer_elements();
@@ -91,13 +128,11 @@ void DataParallel::exchange(Model& m, GradientStep& g, Optimizer<float>* opt) {
     const auto t2 = Clock::now();
     reducer_.gather_values(m.params(), extra_);
     stats_.comm_seconds += since(t2);
-    g.optimizer_applied = true;
+    std::copy(extra_.begin(), extra_.end(), losses_.begin());
+    std::copy(extra_.begin(), extra_.end(), g.losses.begin());
   } else {
-    reducer_.reduce(m.params(), weight, extra_, mine);
-    stats_.comm_seconds += since(t0);
+    opt.step(m.params());  // timed as optimizer time by after_step (from mark_)
   }
-  std::copy(extra_.begin(), extra_.end(), losses_.begin());
-  std::copy(extra_.begin(), extra_.end(), g.losses.begin());
   ++steps_;
   ++stats_.steps;
   stats_.sparse_seconds += reducer_.last_sparse_seconds();
@@ -106,30 +141,17 @@ void DataParallel::exchange(Model& m, GradientStep& g, Optimizer<float>* opt) {
   stats_.sparse_bytes += b.sparse;
   stats_.sparse_rows += b.sparse_rows;
   stats_.merged_rows += b.merged_sparse_rows;
-  mark_ = Clock::now();
+  if (o_.shard_optimizer) mark_ = Clock::now();
 }
 
-void DataParallel::sync_optimizer_state() { reducer_.gather_optimizer_state(m_.params()); }
+void DataParallel::sync_optimizer_state() { reducer_.gather_optimizer_state(model().params()); }
 
-TrainHooks DataParallel::hooks(const TrainHooks& user, Optimizer<float>* opt) {
-  TrainHooks h = user;
-  h.after_gradients = [this, user, opt](Model& m, GradientStep& g) {
-    exchange(m, g, opt);
-    if (user.after_gradients) user.after_gradients(m, g);
-  };
-  if (user.save)
-    h.save = [this, user](std::int64_t step, std::int64_t epoch) {
-      sync_optimizer_state();  // every rank calls save at the same step; rank 0 writes the whole state
-      user.save(step, epoch);
-    };
-  h.on_step = [this, user](const StepInfo& i) {
-    stats_.optimizer_seconds += since(mark_);
-    if (o_.check_every > 0 && steps_ % o_.check_every == 0) check_replicas(steps_);
-    if (user.on_step) user.on_step(i);
-    start_clock();
-  };
-  return h;
+void DataParallel::after_step(const StepInfo&) {
+  stats_.optimizer_seconds += since(mark_);
+  if (o_.check_every > 0 && steps_ % o_.check_every == 0) check_replicas(steps_);
 }
+
+FunnelMetrics DataParallel::evaluate(Model&, BatchSource& mine, const EvalHooks&) { return evaluate(mine); }
 
 bool DataParallel::step(const Dataset& d, std::span<const std::int64_t> rows, Optimizer<float>& opt,
                         bool stop_requested) {
@@ -139,14 +161,14 @@ bool DataParallel::step(const Dataset& d, std::span<const std::int64_t> rows, Op
   user.stop = &stop;
   TrainOptions o;
   o.batch_size = static_cast<std::int64_t>(rows.size());
-  start_clock();
-  const bool stopped = train(m_, opt, src, {}, o, hooks(user, &opt), 0).stopped;
-  sync_optimizer_state();
+  before_training();
+  const bool stopped = train(model(), opt, src, {}, o, user, 0, this).stopped;
+  after_training();
   return stopped;
 }
 
 FunnelMetrics DataParallel::evaluate(BatchSource& mine) {
-  return funnel::evaluate(m_, mine, [this](StreamingFunnelMetrics& acc) {
+  return funnel::evaluate(model(), mine, [this](StreamingFunnelMetrics& acc) {
     acc.merge([this](std::vector<unsigned char>& bytes) {
       const std::vector<std::int64_t> counts = c_.allgather_one(static_cast<std::int64_t>(bytes.size()));
       std::int64_t total = 0;
@@ -160,7 +182,7 @@ FunnelMetrics DataParallel::evaluate(BatchSource& mine) {
 
 std::uint64_t DataParallel::param_hash() {
   std::uint64_t h = kFnv1a64Offset;
-  const ParamStore<float>& ps = m_.params();
+  const ParamStore<float>& ps = model().params();
   for (NodeId p : ps.ids()) {
     if (sharded_ && sharded_->is_sharded(p)) continue;  // [shard hook]
     const Tensor<float>& t = ps.value(p);
@@ -207,9 +229,9 @@ TrainResult train_data_parallel(DataParallel& dp, Model& m, Optimizer<float>& op
     eval->check(m.config(), "evaluation data");
     ev = [&dp, eval](Model&) { return dp.evaluate(*eval); };
   }
-  dp.start_clock();
-  TrainResult r = funnel::train(m, opt, train, ev, o, dp.hooks(hooks, &opt), start_step);
-  dp.sync_optimizer_state();  // rank 0 saves the whole state after this (callers write checkpoints on rank 0)
+  dp.before_training();
+  TrainResult r = funnel::train(m, opt, train, ev, o, hooks, start_step, &dp);
+  dp.after_training();  // rank 0 saves the whole state after this (callers write checkpoints on rank 0)
   return r;
 }
 
@@ -221,20 +243,6 @@ TrainResult train_data_parallel(DataParallel& dp, Model& m, Optimizer<float>& op
   std::unique_ptr<DatasetSource> ev;
   if (eval) ev = std::make_unique<DatasetSource>(*eval, o.eval_batch_size, false, 1, c.rank(), c.size());
   return train_data_parallel(dp, m, opt, src, ev.get(), o, hooks, start_step);
-}
-
-void check_same_config(Communicator& c, const nlohmann::json& config) {
-  if (c.size() < 2) return;
-  const std::string text = config.dump();
-  const std::uint64_t h = fnv1a64(text);
-  std::uint64_t lo = h, hi = h;
-  c.allreduce(&lo, 1, DType::U64, ReduceOp::Min);
-  c.allreduce(&hi, 1, DType::U64, ReduceOp::Max);
-  if (lo != hi)
-    throw Error("rank " + std::to_string(c.rank()) + " of " + std::to_string(c.size()) +
-                ": the ranks were started with different configurations (hashes of the effective configuration "
-                "differ), so their replicas would diverge; start every rank with the same flags. This rank's: " +
-                text);
 }
 
 FunnelMetrics evaluate_sharded(Communicator& c, Model& m, const Dataset& d, std::int64_t batch_size) {

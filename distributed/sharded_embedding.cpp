@@ -564,14 +564,35 @@ TrainResult train_sharded(DataParallel& dp, ShardedEmbeddings& se, Model& m, Opt
   return train_sharded(dp, se, m, opt, std::move(src), std::move(ev), o, hooks, start_step);
 }
 
-TrainResult train_sharded(Communicator& c, Trainer& t, ShardedEmbeddings& se, const TrainHooks& hooks,
-                          const DataParallelOptions& o) {
-  DataParallel dp(c, t.model(), o);
-  const int r = c.rank(), n = c.size();
-  std::unique_ptr<BatchSource> src = t.train_source(r, n);
-  if (t.data().streamed()) src = std::make_unique<AgreedSource>(c, std::move(src));
-  return train_sharded(dp, se, t.model(), t.optimizer(), std::move(src), t.eval_source(r, n), t.loop_options(),
-                       hooks, t.start_step());
+// ---------------------------------------------------------------- strategy
+
+RowSharded::RowSharded(Communicator& c, DataParallelOptions o) : DataParallel(c, o) {}
+
+ParamStoreOptions RowSharded::store_options() const { return ParamStoreOptions{.defer_tables = true}; }
+
+void RowSharded::attach(Trainer& t) {
+  DataParallel::attach(t);
+  se_ = std::make_unique<ShardedEmbeddings>(comm(), t);
+  set_sharded(se_.get());
+}
+
+ShardedEmbeddings& RowSharded::shards() {
+  if (!se_) throw Error("RowSharded: not attached to a Trainer");
+  return *se_;
+}
+
+std::unique_ptr<BatchSource> RowSharded::train_source(const Trainer& t) {
+  return std::make_unique<ShardedSource>(comm(), shards(), DataParallel::train_source(t));
+}
+
+std::unique_ptr<BatchSource> RowSharded::eval_source(const Trainer& t) {
+  std::unique_ptr<BatchSource> ev = DataParallel::eval_source(t);
+  if (!ev) return nullptr;
+  return std::make_unique<ShardedSource>(comm(), shards(), std::move(ev));
+}
+
+void RowSharded::save(Trainer& t, const std::string& dir, std::int64_t step, std::int64_t epoch) {
+  shards().save(t, dir, step, epoch);
 }
 
 }  // namespace funnel::dist

@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Fails when a library file includes a header of a layer above its own (see cmake/FunnelLayers.cmake).
+# Fails when a library file includes a header of a layer above its own (see cmake/FunnelLayers.cmake), or when a
+# library folder's CMakeLists.txt names the CMake target of a layer above its own (links to it, or links itself into
+# it: either ties the layer to what sits on top of it).
 # Run by CTest as `layers/includes`; usage: scripts/check_layers.sh [source root]
 #
 # Each library folder and the folders its files may include from. A folder's files may always include from
@@ -39,6 +41,42 @@ else
 fi
 [ -n "$files" ] || { echo "check_layers: no source files below $root" >&2; exit 1; }
 
+# Each layer's CMake targets (the folders without a target of their own have none here).
+targets='
+core: funnel_core
+ops: funnel_ops
+autodiff: funnel_autodiff
+opcheck: funnel_opcheck
+models: funnel_models
+data: funnel_data
+train: funnel_train
+viz: funnel_viz
+serving: funnel_serve
+exporter: funnel_export
+distributed: funnel_distributed
+cli: funnel_commands funnel_cli funnel-cli
+python: funnel_python
+'
+link_bad=0
+while IFS= read -r line; do
+  [ -n "$line" ] || continue
+  folder=${line%%:*}
+  allowed=" $(sed -n "s/^$folder: *//p" <<<"$layers") $folder "
+  cml=$folder/CMakeLists.txt
+  [ -f "$cml" ] || continue
+  # Every target name of another layer that this folder's CMakeLists.txt mentions (comments left out).
+  while IFS= read -r name; do
+    [ -n "$name" ] || continue
+    owner=$(awk -v n="$name" -F': *' '{ k = split($2, t, " "); for (i = 1; i <= k; i++) if (t[i] == n) print $1 }' <<<"$targets")
+    [ -n "$owner" ] || continue
+    case "$allowed" in
+      *" $owner "*) ;;
+      *) echo "check_layers: $cml names target $name: layer '$folder' may not link with layer '$owner'" >&2
+         link_bad=1 ;;
+    esac
+  done < <(sed 's/#.*//' "$cml" | grep -oE 'funnel[_-][A-Za-z0-9_-]+' | sort -u)
+done <<<"$layers"
+
 # One pass: "file<TAB>included path" for every quoted include, judged against the table.
 # shellcheck disable=SC2086
 grep -H -E '^[[:space:]]*#[[:space:]]*include[[:space:]]*"' $files /dev/null |
@@ -75,4 +113,6 @@ grep -H -E '^[[:space:]]*#[[:space:]]*include[[:space:]]*"' $files /dev/null |
     END {
       if (!bad) printf "check_layers: %d files, no upward include\n", nfiles
       exit bad
-    }'
+    }' || exit 1
+[ "$link_bad" = 0 ] || exit 1
+echo "check_layers: no layer's CMakeLists.txt names a target above it"

@@ -8,11 +8,14 @@
 #include <numeric>
 
 #include "core/error.hpp"
+#include "train/strategy.hpp"
 
 namespace funnel {
 
 TrainResult train(Model& m, Optimizer<float>& opt, BatchSource& src, const EvalFn& eval, const TrainOptions& o,
-                  const TrainHooks& hooks, std::int64_t start_step) {
+                  const TrainHooks& hooks, std::int64_t start_step, ParallelStrategy* strategy) {
+  LocalStrategy local;
+  ParallelStrategy& st = strategy ? *strategy : local;
   src.check(m.config(), "training data");
   TrainResult res;
   const std::int64_t n = src.rows();
@@ -45,6 +48,7 @@ TrainResult train(Model& m, Optimizer<float>& opt, BatchSource& src, const EvalF
     src.start_epoch(epoch);
     for (;;) {
       if (o.max_steps > 0 && step >= o.max_steps) break;
+      st.before_step();
       const auto t0 = std::chrono::steady_clock::now();
       GradientStep g;
       g.step = step + 1;
@@ -54,16 +58,16 @@ TrainResult train(Model& m, Optimizer<float>& opt, BatchSource& src, const EvalF
         g.batch = src.next(m);  // waiting for a streaming source's reader counts as training time
         if (g.batch.local > 0) m.compute_gradients();
       } catch (...) {
-        if (!hooks.after_gradients) throw;
-        g.error = std::current_exception();
+        g.error = std::current_exception();  // the strategy agrees on it (every process fails), then it is thrown
       }
       if (!g.error && g.batch.local > 0) std::copy(m.last_losses().begin(), m.last_losses().end(), losses.begin());
       else std::fill(losses.begin(), losses.end(), 0.0f);
       if (!g.error && g.batch.rows == 0) break;  // the end of the epoch (for every process)
       g.losses = losses;
+      st.after_gradients(m, g);
       if (hooks.after_gradients) hooks.after_gradients(m, g);
       if (g.error) std::rethrow_exception(g.error);
-      if (!g.optimizer_applied) opt.step(m.params());
+      st.apply_optimizer(m, opt, g);
       const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       seconds += took;
       if (step - start_step >= TrainResult::kWarmupSteps) {
@@ -83,9 +87,13 @@ TrainResult train(Model& m, Optimizer<float>& opt, BatchSource& src, const EvalF
       info.rows_done = rows_done;
       info.rows_total = n;
       info.rows_per_sec = seconds > 0 ? static_cast<double>(rows_done) / seconds : 0.0;
+      st.after_step(info);
       if (hooks.on_step) hooks.on_step(info);
-      if (o.save_every > 0 && step % o.save_every == 0 && hooks.save) hooks.save(step, epoch);
-      if (g.stop || (!g.stop_agreed && hooks.stop && hooks.stop->load())) {
+      if (o.save_every > 0 && step % o.save_every == 0 && hooks.save) {
+        st.before_save();
+        hooks.save(step, epoch);
+      }
+      if (st.stop_after_step(g, hooks.stop)) {
         res.stopped = true;
         break;
       }

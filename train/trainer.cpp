@@ -10,8 +10,11 @@
 
 namespace funnel {
 
-Trainer::Trainer(const TrainerOptions& o, std::shared_ptr<const TrainData> data) : o_(o), data_(std::move(data)) {
+Trainer::Trainer(const TrainerOptions& o, std::shared_ptr<const TrainData> data,
+                 std::shared_ptr<ParallelStrategy> strategy)
+    : o_(o), data_(std::move(data)), strategy_(std::move(strategy)) {
   if (!data_) throw Error("Trainer: no data");
+  if (!strategy_) strategy_ = std::make_shared<LocalStrategy>();
   if (o_.threads < 1) throw Error("Trainer: threads must be at least 1");
   set_num_threads(o_.threads);
   set_gemm_precision(o_.precision);
@@ -32,7 +35,7 @@ Trainer::Trainer(const TrainerOptions& o, std::shared_ptr<const TrainData> data)
                   ") does not match this run's (" + to_json(o_.model).dump() + ")");
     o_.model = saved;
   }
-  model_ = std::make_unique<Model>(o_.model, ParamStoreOptions{.defer_tables = o_.defer_tables});
+  model_ = std::make_unique<Model>(o_.model, strategy_->store_options());
   model_->params().init(o_.train.seed);
   opt_ = make_optimizer<float>(o_.optimizer, o_.opt);
   if (!o_.init_dir.empty()) {
@@ -40,6 +43,7 @@ Trainer::Trainer(const TrainerOptions& o, std::shared_ptr<const TrainData> data)
     start_step_ = info.step;
     start_epoch_ = info.epoch;
   }
+  strategy_->attach(*this);
 }
 
 TrainOptions Trainer::loop_options() const {
@@ -84,21 +88,27 @@ std::unique_ptr<BatchSource> Trainer::eval_source(int shard, int shards) const {
 }
 
 TrainResult Trainer::train(const TrainHooks& hooks) {
-  if (o_.defer_tables) throw Error("Trainer::train: the embedding tables are held by row shards (defer_tables)");
-  auto src = train_source();
-  auto ev = eval_source();
+  ParallelStrategy& st = *strategy_;
+  auto src = st.train_source(*this);
+  auto ev = st.eval_source(*this);
   EvalFn eval;
   if (ev) {
     ev->check(model_->config(), "evaluation data");
     const EvalHooks eh{hooks.stop, hooks.on_eval_batch};
-    eval = [&ev, eh](Model& m) { return evaluate(m, *ev, {}, eh); };
+    eval = [&ev, &st, eh](Model& m) { return st.evaluate(m, *ev, eh); };
   }
-  TrainResult r = funnel::train(*model_, *opt_, *src, eval, loop_options(), hooks, start_step_);
+  st.before_training();
+  TrainResult r = funnel::train(*model_, *opt_, *src, eval, loop_options(), hooks, start_step_, &st);
+  st.after_training();
   start_step_ = r.steps;
   return r;
 }
 
 void Trainer::save(const std::string& dir, std::int64_t step, std::int64_t epoch) {
+  strategy_->save(*this, dir, step, epoch);
+}
+
+void Trainer::write_checkpoint(const std::string& dir, std::int64_t step, std::int64_t epoch) {
   save_checkpoint(dir, model_->params(), opt_.get(), to_json(o_.model), data_->train.json, step,
                   epoch < 0 ? start_epoch_ : epoch,
                   o_.config.is_object() ? o_.config : nlohmann::json());

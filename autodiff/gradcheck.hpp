@@ -1,9 +1,10 @@
 #pragma once
-// Gradient checking in double precision: analytical gradients from Executor<double>::backward against central
-// finite differences, the way torch.autograd.gradcheck does (|a - n| <= atol + rtol·|n|).
-//
-// Non-differentiable points (ReLU kinks, clipping) are detected per coordinate by comparing the one-sided
-// differences; such coordinates are reported as skipped, never silently passed.
+/// @file
+/// Gradient checking in double precision: analytical gradients from Executor<double>::backward against central
+/// finite differences, the way torch.autograd.gradcheck does (|a - n| <= atol + rtol·|n|).
+///
+/// Non-differentiable points (ReLU kinks, clipping) are detected per coordinate by comparing the one-sided
+/// differences; such coordinates are reported as skipped, never silently passed.
 #include <cstdint>
 #include <functional>
 #include <random>
@@ -20,56 +21,56 @@ struct GradCheckOptions {
   double atol = 1e-5;
   double rtol = 1e-3;
   std::uint64_t seed = 0;
-  std::int64_t max_coords = 0;  // per parameter; 0 = every coordinate
+  std::int64_t max_coords = 0;  ///< per parameter; 0 = every coordinate
 };
 
 struct GradCheckRow {
-  std::string param;  // parameter name
-  std::string loss;   // loss description ("loss/ctr", "loss/ctr + loss/ctcvr")
+  std::string param;  ///< parameter name
+  std::string loss;   ///< loss description ("loss/ctr", "loss/ctr + loss/ctcvr")
   bool sparse = false;
   std::int64_t checked = 0;
-  std::int64_t skipped = 0;  // at a kink
+  std::int64_t skipped = 0;  ///< at a kink
   double max_abs = 0.0;
   double max_rel = 0.0;
   bool pass = true;
-  std::string worst;  // the worst coordinate, "[3,1]: analytic 0.12 numeric 0.13"
+  std::string worst;  ///< the worst coordinate, "[3,1]: analytic 0.12 numeric 0.13"
 };
 
 struct GradCheckResult {
   std::vector<GradCheckRow> rows;
-  bool repeat_identical = true;  // two backward passes gave bit-identical gradients
+  bool repeat_identical = true;  ///< two backward passes gave bit-identical gradients
   bool pass() const;
 };
 
-// Checks every parameter reached by `losses` (weighted sum), at the executor's current parameter values and
-// bound batch. Runs forward/backward itself. Parameters are restored exactly afterwards.
+/// Checks every parameter reached by `losses` (weighted sum), at the executor's current parameter values and
+/// bound batch. Runs forward/backward itself. Parameters are restored exactly afterwards.
 GradCheckResult gradcheck(Executor<double>& ex, const std::vector<LossWeight>& losses, const GradCheckOptions& opt);
 
-// ---- op examples: a small graph around one op, for `funnel gradcheck --op` and the op tests ----
+/// ---- op examples: a small graph around one op, for `funnel gradcheck --op` and the op tests ----
 struct OpExample {
-  std::string op;     // the op under test
-  std::string label;  // what the case covers, e.g. "B=3, mean pooling, multi-valued"
+  std::string op;     ///< the op under test
+  std::string label;  ///< what the case covers, e.g. "B=3, mean pooling, multi-valued"
   std::int64_t batch = 3;
-  // Adds nodes to the graph (the op's differentiable inputs as parameters) and returns the loss node.
-  // probe_loss() below turns any output into a scalar loss.
+  /// Adds nodes to the graph (the op's differentiable inputs as parameters) and returns the loss node.
+  /// probe_loss() below turns any output into a scalar loss.
   std::function<NodeId(Graph&)> build;
-  // Fills Input and Ids nodes (after set_batch). Inputs left unfilled get standard-normal values.
+  /// Fills Input and Ids nodes (after set_batch). Inputs left unfilled get standard-normal values.
   std::function<void(Executor<double>&, std::mt19937_64&)> feed;
 };
 
 void register_op_example(OpExample ex);
-std::vector<OpExample> op_examples(const std::string& op);  // all examples of one op
+std::vector<OpExample> op_examples(const std::string& op);  ///< all examples of one op
 std::vector<OpExample> all_op_examples();
 struct OpExampleRegistrar {
   explicit OpExampleRegistrar(OpExample ex) { register_op_example(std::move(ex)); }
 };
 
-// sum(out ⊙ R) with R an input named "<out>_probe": a scalar whose gradient wrt out is R (random when fed by
-// default), so every output element's VJP is exercised with distinct weights.
+/// sum(out ⊙ R) with R an input named "<out>_probe": a scalar whose gradient wrt out is R (random when fed by
+/// default), so every output element's VJP is exercised with distinct weights.
 NodeId probe_loss(Graph& g, NodeId out);
 
-// Builds, initialises (params ~ their initializers with `seed`, then nudged away from zero), feeds and checks one
-// example.
+/// Builds, initialises (params ~ their initializers with `seed`, then nudged away from zero), feeds and checks one
+/// example.
 GradCheckResult check_op_example(const OpExample& ex, const GradCheckOptions& opt);
 
 }  // namespace funnel

@@ -1,5 +1,6 @@
 #pragma once
-// Error types thrown by the library. The library never prints or exits; tools catch these.
+/// @file
+/// Error types thrown by the library. The library never prints or exits; tools catch these.
 #include <stdexcept>
 #include <string>
 
@@ -9,17 +10,17 @@ struct Error : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-// A shape rule rejected its inputs while the graph was being built.
+/// A shape rule rejected its inputs while the graph was being built.
 struct ShapeError : Error {
   using Error::Error;
 };
 
-// A graph was used in a way it does not support (unknown name, cycle, bad attribute, ...).
+/// A graph was used in a way it does not support (unknown name, cycle, bad attribute, ...).
 struct GraphError : Error {
   using Error::Error;
 };
 
-// A forward pass produced NaN or Inf; `node` names the first node (in topological order) that did.
+/// A forward pass produced NaN or Inf; `node` names the first node (in topological order) that did.
 struct NonFiniteError : Error {
   NonFiniteError(std::string node_name, const std::string& what)
       : Error(what), node(std::move(node_name)) {}

@@ -1,14 +1,15 @@
 #pragma once
-// ONNX lowerings of ops. Each op file that can run in an inference graph declares, next to its forward, how a node
-// of it is written as ONNX operators (opset 17), at the end of the file:
-//
-//   FUNNEL_ONNX_LOWERING("relu") { e.node("Relu", {e.in(0)}, {e.out()}); }
-//
-// The body sees `e` (an OnnxEmitter: the ONNX value names of the node's inputs and output, fresh names,
-// constants, and node()) and `n` (the funnel node, with its attributes and shape). The emitter is implemented by the
-// exporter (exporter/onnx_export.hpp), which owns the protobuf side; an op file needs nothing but this header.
-// Losses need none: the exporter prunes the graph to the model's prediction columns, and an op met there without a
-// lowering stops the export naming the node and the op.
+/// @file
+/// ONNX lowerings of ops. Each op file that can run in an inference graph declares, next to its forward, how a node
+/// of it is written as ONNX operators (opset 17), at the end of the file:
+///
+///   FUNNEL_ONNX_LOWERING("relu") { e.node("Relu", {e.in(0)}, {e.out()}); }
+///
+/// The body sees `e` (an OnnxEmitter: the ONNX value names of the node's inputs and output, fresh names,
+/// constants, and node()) and `n` (the funnel node, with its attributes and shape). The emitter is implemented by the
+/// exporter (exporter/onnx_export.hpp), which owns the protobuf side; an op file needs nothing but this header.
+/// Losses need none: the exporter prunes the graph to the model's prediction columns, and an op met there without a
+/// lowering stops the export naming the node and the op.
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -18,7 +19,7 @@
 
 namespace funnel {
 
-// One attribute of an ONNX node.
+/// One attribute of an ONNX node.
 struct OnnxAttr {
   enum class Kind { Int, Float, Ints, String };
   std::string name;
@@ -38,33 +39,33 @@ struct OnnxAttr {
 class OnnxEmitter {
  public:
   virtual ~OnnxEmitter() = default;
-  // The ONNX value of the node's input slot i. For an Ids input, funnel's IdBatch layout (core/ids.hpp): in(i) is
-  // the ids of every cell one after another (int64, N), weights(i) their weights (float, N) and offsets(i) where
-  // each cell starts (int64, B·F + 1: cell c holds ids[offsets[c] .. offsets[c + 1])).
+  /// The ONNX value of the node's input slot i. For an Ids input, funnel's IdBatch layout (core/ids.hpp): in(i) is
+  /// the ids of every cell one after another (int64, N), weights(i) their weights (float, N) and offsets(i) where
+  /// each cell starts (int64, B·F + 1: cell c holds ids[offsets[c] .. offsets[c + 1])).
   virtual std::string in(std::size_t slot) const = 0;
   virtual std::string weights(std::size_t slot) const = 0;
   virtual std::string offsets(std::size_t slot) const = 0;
-  // The funnel node feeding input slot i (its shape: kBatch marks the batch dim).
+  /// The funnel node feeding input slot i (its shape: kBatch marks the batch dim).
   virtual const Node& input_node(std::size_t slot) const = 0;
-  // The name the node's result must be written to.
+  /// The name the node's result must be written to.
   virtual std::string out() const = 0;
-  // A new value name, unique in the model (hint: a readable suffix).
+  /// A new value name, unique in the model (hint: a readable suffix).
   virtual std::string temp(std::string_view hint) = 0;
-  // Constants (initializers): float32 and int64 tensors of the given dims ({} for a scalar).
+  /// Constants (initializers): float32 and int64 tensors of the given dims ({} for a scalar).
   virtual std::string constant(const std::vector<float>& values, const std::vector<std::int64_t>& dims) = 0;
   virtual std::string constant_i64(const std::vector<std::int64_t>& values, const std::vector<std::int64_t>& dims) = 0;
-  // Appends an ONNX node (op_type of the default domain, opset 17); an empty input name is an omitted input.
+  /// Appends an ONNX node (op_type of the default domain, opset 17); an empty input name is an omitted input.
   virtual void node(std::string_view op_type, std::vector<std::string> inputs, std::vector<std::string> outputs,
                     std::vector<OnnxAttr> attrs = {}) = 0;
 };
 
 using OnnxLowering = void (*)(OnnxEmitter& e, const Node& n);
 
-// Registry of lowerings by op name (registered at static-init time by the op files). register_onnx_lowering aborts
-// on a second lowering for the same op.
+/// Registry of lowerings by op name (registered at static-init time by the op files). register_onnx_lowering aborts
+/// on a second lowering for the same op.
 void register_onnx_lowering(std::string_view op, OnnxLowering f);
-OnnxLowering find_onnx_lowering(std::string_view op);  // nullptr when the op has none
-std::vector<std::string> onnx_lowered_ops();          // sorted
+OnnxLowering find_onnx_lowering(std::string_view op);  ///< nullptr when the op has none
+std::vector<std::string> onnx_lowered_ops();          ///< sorted
 
 struct OnnxLoweringRegistrar {
   OnnxLoweringRegistrar(std::string_view op, OnnxLowering f) { register_onnx_lowering(op, f); }

@@ -1,10 +1,11 @@
 #pragma once
-// The frame of an elementwise unary op, written once: one input of any shape, an output of the same shape,
-// finite inputs give finite outputs (keeps_finite), and forward and VJP are loops over the elements split over the
-// thread pool (each element is computed alone, so the bits do not depend on the thread count). An op derives from
-// Elementwise<Self> and gives its name, doc and two scalar functions:
-//   static T f(T x)                 the output y at x
-//   static T df(T x, T y, T gy)     dL/dx from the input, the saved output and dL/dy (unused arguments cost no load)
+/// @file
+/// The frame of an elementwise unary op, written once: one input of any shape, an output of the same shape,
+/// finite inputs give finite outputs (keeps_finite), and forward and VJP are loops over the elements split over the
+/// thread pool (each element is computed alone, so the bits do not depend on the thread count). An op derives from
+/// Elementwise<Self> and gives its name, doc and two scalar functions:
+///   static T f(T x)                 the output y at x
+///   static T df(T x, T y, T gy)     dL/dx from the input, the saved output and dL/dy (unused arguments cost no load)
 #include <cstdint>
 #include <vector>
 
@@ -54,8 +55,8 @@ struct Elementwise : OpT<Self> {
 
 namespace funnel {
 
-// The frame of an elementwise binary op on two operands of the same shape: the shape rule and the forward loop
-// y = Self::f(a, b); the op writes its own VJP (`bwd`), since what each operand's gradient reads differs.
+/// The frame of an elementwise binary op on two operands of the same shape: the shape rule and the forward loop
+/// y = Self::f(a, b); the op writes its own VJP (`bwd`), since what each operand's gradient reads differs.
 template <class Self>
 struct ElementwiseBinary : OpT<Self> {
   int arity() const override { return 2; }

@@ -1,53 +1,54 @@
 #pragma once
-// Predictor: a trained model answering prediction requests inside a process (the `funnel serve` server uses it;
-// so can a program of one's own: examples/serve_in_process).
-//
-//   funnel::Predictor p("runs/esmm");                      // a checkpoint directory written by `funnel train --save`
-//   std::vector<funnel::FeatureValue> f{{"205", "1234"}, {"216", "a"}, {"216", "b", 0.5f}};
-//   std::vector<funnel::DenseValue> d{{"D109_14", 0.3f}};
-//   funnel::PredictRow row{f, d};
-//   auto m = p.current();                                  // the loaded version: columns, step, fields, ...
-//   std::vector<float> out(m->columns().size());
-//   m->predict({&row, 1}, out);                            // out = pctr, pcvr, pctcvr for ESMM
-//
-// Loading: the checkpoint's manifest names the model and the feature map the training data was mapped with; the
-// model is rebuilt, its parameters are read (checksums checked; no optimizer state is read and no gradient array
-// is allocated: autodiff/param_store.hpp values_only) and the feature map is taken from the checkpoint as is.
-// The parameters are read into memory: the operators read owning tensors, so the embedding tables are not
-// memory-mapped from the checkpoint's .npy files.
-//
-// Mapping raw values: structured rows go through FeatureMap::lookup, the ready-map lookup every reader uses when
-// it maps data with a checkpoint's map (data/feature_map.hpp): hash maps hash an unseen value to its bucket exactly
-// as in training; vocabulary maps send it to the field's out-of-vocabulary row. Lines in the training formats are
-// parsed by the training readers themselves (data/readers.hpp) with the checkpoint's map, so a line scores exactly
-// as the same line in a file given to `funnel predict`.
-//
-// Structured rows (PredictRow):
-//   - features: (field, value, weight) triples in any order; a field may repeat (a multi-valued field: its ids are
-//     pooled in the order given, as a reader pools a cell); a field given no value is an empty cell (an absent
-//     value, as an empty csv cell); the weight scales the value's embedding (1 by default, as in training unless
-//     the training data was read with --pool-weights values).
-//   - dense: every dense feature the model was trained with, by name, a finite number. A missing, repeated or
-//     non-finite dense value is an error.
-//   - a field or dense name the checkpoint does not know: an error (PredictorOptions::unknown_fields = Error, the
-//     default) or ignored (Ignore: what the readers do with csv columns and slots features of unknown fields).
-//   Errors are PredictError: the 0-based row, the field and what was expected.
-// Training-format lines: predict_csv (lines under the training csv header, label cells included: they are read as
-// in training, 0 or 1, and ignored), predict_slots (`sample_id,click,conversion,field:feature,...`) and
-// predict_aliccp (raw Ali-CCP skeleton lines and the common-features lines they refer to). A bad line is a
-// PredictError naming the line (0-based row) and the reader's message (the field, what was expected, what came).
-//
-// Threads: any number of threads may call predict on one Predictor (and one ServingModel) at once. Each call
-// borrows a workspace (executors and buffers) from the model's pool and gives it back; a pool grows to the number
-// of concurrent calls and is reused. Rows are scored in passes of powers of two rows (at most max_batch), each
-// size with its own executor, so in steady state — the pool warmed up to the concurrency, every size seen once —
-// predict on structured rows or on a Dataset allocates nothing. Line formats allocate (the readers build a
-// Dataset).
-//
-// Hot swap: reload() loads the checkpoint directory again (its current version: saves replace it atomically)
-// into a new ServingModel beside the current one and then swaps the pointer. Calls in flight keep the version
-// they started with (they hold a shared_ptr) and finish on it; the old version is freed when the last of them
-// returns. On a load error the current version stays and the error is thrown.
+/// @file
+/// Predictor: a trained model answering prediction requests inside a process (the `funnel serve` server uses it;
+/// so can a program of one's own: examples/serve_in_process).
+///
+///   funnel::Predictor p("runs/esmm");                      // a checkpoint directory written by `funnel train --save`
+///   std::vector<funnel::FeatureValue> f{{"205", "1234"}, {"216", "a"}, {"216", "b", 0.5f}};
+///   std::vector<funnel::DenseValue> d{{"D109_14", 0.3f}};
+///   funnel::PredictRow row{f, d};
+///   auto m = p.current();                                  // the loaded version: columns, step, fields, ...
+///   std::vector<float> out(m->columns().size());
+///   m->predict({&row, 1}, out);                            // out = pctr, pcvr, pctcvr for ESMM
+///
+/// Loading: the checkpoint's manifest names the model and the feature map the training data was mapped with; the
+/// model is rebuilt, its parameters are read (checksums checked; no optimizer state is read and no gradient array
+/// is allocated: autodiff/param_store.hpp values_only) and the feature map is taken from the checkpoint as is.
+/// The parameters are read into memory: the operators read owning tensors, so the embedding tables are not
+/// memory-mapped from the checkpoint's .npy files.
+///
+/// Mapping raw values: structured rows go through FeatureMap::lookup, the ready-map lookup every reader uses when
+/// it maps data with a checkpoint's map (data/feature_map.hpp): hash maps hash an unseen value to its bucket exactly
+/// as in training; vocabulary maps send it to the field's out-of-vocabulary row. Lines in the training formats are
+/// parsed by the training readers themselves (data/readers.hpp) with the checkpoint's map, so a line scores exactly
+/// as the same line in a file given to `funnel predict`.
+///
+/// Structured rows (PredictRow):
+///   - features: (field, value, weight) triples in any order; a field may repeat (a multi-valued field: its ids are
+///     pooled in the order given, as a reader pools a cell); a field given no value is an empty cell (an absent
+///     value, as an empty csv cell); the weight scales the value's embedding (1 by default, as in training unless
+///     the training data was read with --pool-weights values).
+///   - dense: every dense feature the model was trained with, by name, a finite number. A missing, repeated or
+///     non-finite dense value is an error.
+///   - a field or dense name the checkpoint does not know: an error (PredictorOptions::unknown_fields = Error, the
+///     default) or ignored (Ignore: what the readers do with csv columns and slots features of unknown fields).
+///   Errors are PredictError: the 0-based row, the field and what was expected.
+/// Training-format lines: predict_csv (lines under the training csv header, label cells included: they are read as
+/// in training, 0 or 1, and ignored), predict_slots (`sample_id,click,conversion,field:feature,...`) and
+/// predict_aliccp (raw Ali-CCP skeleton lines and the common-features lines they refer to). A bad line is a
+/// PredictError naming the line (0-based row) and the reader's message (the field, what was expected, what came).
+///
+/// Threads: any number of threads may call predict on one Predictor (and one ServingModel) at once. Each call
+/// borrows a workspace (executors and buffers) from the model's pool and gives it back; a pool grows to the number
+/// of concurrent calls and is reused. Rows are scored in passes of powers of two rows (at most max_batch), each
+/// size with its own executor, so in steady state — the pool warmed up to the concurrency, every size seen once —
+/// predict on structured rows or on a Dataset allocates nothing. Line formats allocate (the readers build a
+/// Dataset).
+///
+/// Hot swap: reload() loads the checkpoint directory again (its current version: saves replace it atomically)
+/// into a new ServingModel beside the current one and then swaps the pointer. Calls in flight keep the version
+/// they started with (they hold a shared_ptr) and finish on it; the old version is freed when the last of them
+/// returns. On a load error the current version stays and the error is thrown.
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -84,13 +85,13 @@ enum class UnknownFields { Error, Ignore };
 
 struct PredictorOptions {
   UnknownFields unknown_fields = UnknownFields::Error;
-  std::int64_t max_batch = 256;  // rows per forward pass (rounded down to a power of two)
-  // Weights of aliccp features (the `\x03value` part): as the training data was read. Empty: the checkpoint's
-  // recorded `pool-weights` setting, else "ones".
+  std::int64_t max_batch = 256;  ///< rows per forward pass (rounded down to a power of two)
+  /// Weights of aliccp features (the `\x03value` part): as the training data was read. Empty: the checkpoint's
+  /// recorded `pool-weights` setting, else "ones".
   std::string pool_weights;
 };
 
-// A request the model cannot score: `row` (0-based, -1 when not about one row) and `field` ("" when not about one).
+/// A request the model cannot score: `row` (0-based, -1 when not about one row) and `field` ("" when not about one).
 class PredictError : public Error {
  public:
   PredictError(std::int64_t row, std::string field, const std::string& what)
@@ -105,7 +106,7 @@ class PredictError : public Error {
 
 class Model;
 
-// One loaded checkpoint version (immutable once loaded; thread-safe).
+/// One loaded checkpoint version (immutable once loaded; thread-safe).
 class ServingModel {
  public:
   ServingModel(const std::string& checkpoint_dir, const PredictorOptions& o);
@@ -113,11 +114,11 @@ class ServingModel {
   ServingModel(const ServingModel&) = delete;
   ServingModel& operator=(const ServingModel&) = delete;
 
-  const std::string& kind() const;                      // the model's registered name
+  const std::string& kind() const;                      ///< the model's registered name
   std::int64_t step() const { return step_; }           // the training step the checkpoint was saved at
   const std::vector<std::string>& columns() const { return column_names_; }  // what predict writes, in order
-  // The categorical fields and dense features a row may have (empty fields: a checkpoint of synthetic data,
-  // which has no feature map; only predict(Dataset) applies).
+  /// The categorical fields and dense features a row may have (empty fields: a checkpoint of synthetic data,
+  /// which has no feature map; only predict(Dataset) applies).
   const std::vector<std::string>& fields() const;
   const std::vector<std::string>& dense_names() const;
   bool has_feature_map() const { return map_ != nullptr; }
@@ -128,21 +129,21 @@ class ServingModel {
   const std::vector<std::string>& csv_columns() const { return csv_columns_; }  // the training csv header, if any
   const std::string& directory() const { return dir_; }
 
-  // Scores rows into out (rows × columns().size(), row-major). Throws PredictError (out may then be partly
-  // written) or an Error from the forward pass (a NaN/Inf, naming the node).
+  /// Scores rows into out (rows × columns().size(), row-major). Throws PredictError (out may then be partly
+  /// written) or an Error from the forward pass (a NaN/Inf, naming the node).
   void predict(std::span<const PredictRow> rows, std::span<float> out) const;
-  // Rows [first, first + n) of a dataset mapped with this checkpoint's map (or synthetic data of its shape).
+  /// Rows [first, first + n) of a dataset mapped with this checkpoint's map (or synthetic data of its shape).
   void predict(const Dataset& d, std::int64_t first, std::int64_t n, std::span<float> out) const;
-  // Lines in the training formats (see the header comment); each line one row.
+  /// Lines in the training formats (see the header comment); each line one row.
   void predict_csv(std::span<const std::string_view> lines, std::span<float> out) const;
   void predict_slots(std::span<const std::string_view> lines, std::span<float> out) const;
   void predict_aliccp(std::span<const std::string_view> skeleton_lines,
                       std::span<const std::string_view> common_lines, std::span<float> out) const;
-  // The training readers on these lines (the dataset the predict_* above score), e.g. to inspect the mapping.
+  /// The training readers on these lines (the dataset the predict_* above score), e.g. to inspect the mapping.
   Dataset read_lines(std::string_view format, std::span<const std::string_view> lines,
                      std::span<const std::string_view> common_lines = {}) const;
 
-  // Workspaces made so far (grows with concurrency; for tests and metrics).
+  /// Workspaces made so far (grows with concurrency; for tests and metrics).
   std::size_t workspaces() const;
 
  private:
@@ -150,7 +151,7 @@ class ServingModel {
   Workspace* acquire() const;
   void release(Workspace* w) const;
   void check_out(std::int64_t rows, std::span<float> out) const;
-  // Fills the executor inputs of `w` for rows [first, first + b) and runs the forward pass into out.
+  /// Fills the executor inputs of `w` for rows [first, first + b) and runs the forward pass into out.
   template <class Fill>
   void run(std::int64_t rows, std::span<float> out, Fill&& fill) const;
 
@@ -177,20 +178,20 @@ class Predictor {
   Predictor(const Predictor&) = delete;
   Predictor& operator=(const Predictor&) = delete;
 
-  // The current version; hold it for a consistent (columns, predict) pair.
+  /// The current version; hold it for a consistent (columns, predict) pair.
   std::shared_ptr<const ServingModel> current() const;
-  // current()->predict(...)
+  /// current()->predict(...)
   void predict(std::span<const PredictRow> rows, std::span<float> out) const { current()->predict(rows, out); }
-  // Loads the directory's current version aside and swaps it in (see the header comment); returns it.
+  /// Loads the directory's current version aside and swaps it in (see the header comment); returns it.
   std::shared_ptr<const ServingModel> reload();
   const std::string& directory() const { return dir_; }
-  std::int64_t reloads() const;  // successful reloads so far
+  std::int64_t reloads() const;  ///< successful reloads so far
 
  private:
   std::string dir_;
   PredictorOptions opt_;
-  mutable std::mutex mu_;       // guards cur_ (held only to copy or swap the pointer)
-  std::mutex reload_mu_;        // one reload at a time
+  mutable std::mutex mu_;       ///< guards cur_ (held only to copy or swap the pointer)
+  std::mutex reload_mu_;        ///< one reload at a time
   std::shared_ptr<const ServingModel> cur_;
   std::int64_t reloads_ = 0;
 };

@@ -1,7 +1,7 @@
 #pragma once
 /// @file
 /// The op interface and the op registry. They sit in core so that graph code (shape rules in Graph::add_op) can use
-/// them without depending on the ops layer. Each op lives in one small file (ops/<name>.cpp, see ops/op.hpp) with
+/// them without depending on the ops layer. Each op lives in one small file (`ops/<name>.cpp`, see ops/op.hpp) with
 /// its shape rule, forward and vector-Jacobian product side by side, and registers itself with FUNNEL_REGISTER_OP.
 ///
 /// Forward writes `out` (already sized to the node's concrete shape). Backward reads `gout` (dL/d out) and
@@ -35,18 +35,20 @@
 namespace funnel {
 
 template <class T>
+/// A dense row-major tensor of float (training, serving) or double (gradient checks), as ops read and write values.
 using Tensor = xt::xarray<T>;
 
 /// Sparse gradient of a (rows × dim) table: the rows touched and one value row each.
 template <class T>
 struct SparseRows {
-  std::int64_t num_rows = 0;
-  std::int64_t dim = 0;
+  std::int64_t num_rows = 0;  ///< rows of the table (the parameter's first dimension)
+  std::int64_t dim = 0;  ///< width of one row (the parameter's second dimension)
   std::vector<std::int64_t> rows;  ///< touched rows, in first-touch order
   std::vector<T> values;           ///< rows.size() * dim, row-major
   std::vector<std::int32_t> slot;  ///< num_rows entries: index into rows, or -1
   std::vector<std::int32_t> id_slot;  ///< scratch for ops: per id of the batch, the index of its row (or -1)
 
+  /// Sizes the accumulator for an `n` × `d` table and forgets every touched row (O(n): call once per table, then clear()).
   void init(std::int64_t n, std::int64_t d) {
     num_rows = n;
     dim = d;
@@ -72,29 +74,36 @@ struct SparseRows {
   }
   /// The accumulator row for table row r, zero-filled on first touch.
   T* row(std::int64_t r) { return values.data() + static_cast<std::size_t>(index(r)) * static_cast<std::size_t>(dim); }
+  /// The k-th touched row's values (k < size(), in the order of `rows`).
   const T* row_at(std::size_t k) const { return values.data() + k * static_cast<std::size_t>(dim); }
+  /// Number of touched rows.
   std::size_t size() const { return rows.size(); }
 };
 
 template <class T>
+/// What an op's forward and backward see for one node and one batch: the node, its input values, its output buffer
+/// and, in backward, the output's gradient and the buffers for the inputs' gradients. The executor owns every buffer
+/// and fills the context; an op only reads and writes through it. One context per node, used by one thread at a time.
 struct Ctx {
-  const Node* node = nullptr;
-  std::int64_t batch = 0;
+  const Node* node = nullptr;  ///< the node being run (its attributes, shape and name)
+  std::int64_t batch = 0;  ///< rows in this batch (what the node's kBatch dimension stands for)
   std::span<const Tensor<T>* const> in;   ///< input values; nullptr for Ids inputs
   std::span<const IdBatch* const> ids;    ///< Ids inputs; nullptr for others
-  Tensor<T>* out = nullptr;
+  Tensor<T>* out = nullptr;  ///< the node's value, already sized: forward writes it, backward reads it
   /// Backward only:
   const Tensor<T>* gout = nullptr;
-  std::span<Tensor<T>* const> gin;
-  std::span<SparseRows<T>* const> sparse;
+  std::span<Tensor<T>* const> gin;  ///< per input: where to write dL/d input, or nullptr when none is needed
+  std::span<SparseRows<T>* const> sparse;  ///< per input: the sparse row gradient to add into (embedding tables), or nullptr
   std::span<const char> add;  ///< only for slots the op accumulates_into(): gin[i] holds a gradient to add to
   /// Per input, or empty: the input's value already rounded to bf16 (float, under --precision bf16, for a parameter
   /// in a slot the op declares gemm_operand(); the executor rounds it once per forward pass), else nullptr.
   std::span<const Tensor<T>* const> rounded;
 
+  /// Input i's value (i < arity; not for Ids inputs, which are in `ids`).
   const Tensor<T>& x(std::size_t i) const { return *in[i]; }
   /// Input i rounded to bf16 when the executor holds such a copy (see `rounded`), else nullptr.
   const Tensor<T>* x_rounded(std::size_t i) const { return i < rounded.size() ? rounded[i] : nullptr; }
+  /// The node's attributes as given to Graph::add_op (prefer params(), parsed once).
   const Attrs& attrs() const { return node->attrs; }
   /// The node's attributes as the op's parse() made them when the node was added.
   template <class P>
@@ -105,10 +114,15 @@ struct Ctx {
   T beta(std::size_t i) const { return !add.empty() && add[i] ? T(1) : T(0); }
 };
 
+/// One operation of the graph: its name and help, its shape rule, and its forward and vector-Jacobian product in float
+/// and double. An op holds no state: one instance per op serves every node and thread, so every member is const and
+/// may be called concurrently. Write one by deriving from OpT (see the file's description and ops/op.hpp).
 class Op {
  public:
   virtual ~Op() = default;
+  /// The registry name, as written in Graph::add_op and the DSL ("matmul").
   virtual const char* name() const = 0;
+  /// One line of help: what the op computes and its attributes (`funnel ops` lists them).
   virtual const char* doc() const = 0;
   /// Number of inputs, or -1 for "one or more".
   virtual int arity() const = 0;
@@ -131,10 +145,18 @@ class Op {
   /// The node's attributes in the op's own form, parsed once after infer() accepted the node (kept in
   /// Node::params); OpT derives it from the op's static parse().
   virtual std::shared_ptr<const void> parse_params(const Node& /*n*/) const { return nullptr; }
+  /// @{
+  /// Computes the node's value into *c.out from its inputs (float for training and serving, double for gradient checks).
   virtual void forward(Ctx<float>& c) const = 0;
   virtual void forward(Ctx<double>& c) const = 0;
+  /// @}
+  /// @{
+  /// Computes the vector-Jacobian product: from *c.gout (dL/d out), dL/d input i into c.gin[i] (or c.sparse[i]) for
+  /// each input that has a buffer, overwriting it unless accumulates_into(i) and c.beta(i) is 1. The forward values
+  /// (c.in, *c.out) are still there.
   virtual void backward(Ctx<float>& c) const = 0;
   virtual void backward(Ctx<double>& c) const = 0;
+  /// @}
 };
 
 /// Implements the four virtual entry points from `template <class T> static void fwd(Ctx<T>&)` and `bwd`, and
@@ -142,28 +164,40 @@ class Op {
 template <class Impl>
 class OpT : public Op {
  public:
+  /// Calls Impl::parse when Impl declares a type Params; otherwise there is nothing to parse.
   std::shared_ptr<const void> parse_params(const Node& n) const override {
     if constexpr (requires { typename Impl::Params; })
       return std::make_shared<const typename Impl::Params>(Impl::parse(n));
     else
       return nullptr;
   }
+  /// Forward in float: Impl::fwd<float>.
   void forward(Ctx<float>& c) const override { Impl::template fwd<float>(c); }
+  /// Forward in double: Impl::fwd<double>.
   void forward(Ctx<double>& c) const override { Impl::template fwd<double>(c); }
+  /// Vector-Jacobian product in float: Impl::bwd<float>.
   void backward(Ctx<float>& c) const override { Impl::template bwd<float>(c); }
+  /// Vector-Jacobian product in double: Impl::bwd<double>.
   void backward(Ctx<double>& c) const override { Impl::template bwd<double>(c); }
 };
 
-/// Registry: every op by name. Registration happens at static-init time (the ops layer is linked whole-archive,
-/// so every op file is linked); tests and users may register extra ops.
+/// Adds `op` to the registry under op->name(), replacing an op registered under the same name. Registration
+/// normally happens at static-init time through FUNNEL_REGISTER_OP (the ops layer is linked whole-archive, so every
+/// op file is linked); tests and users may register extra ops. Not synchronised: register before graphs are built
+/// on other threads. `op` must live as long as the registry is used.
 void register_op(const Op* op);
-const Op& get_op(const std::string& name);  ///< throws GraphError listing known ops
+const Op& get_op(const std::string& name);  ///< The op registered as `name`; throws GraphError listing the known ops.
+/// The op registered as `name`, or null when there is none.
 const Op* find_op(const std::string& name);
-std::vector<std::string> op_names();  ///< sorted
+std::vector<std::string> op_names();  ///< the registered ops' names, sorted
 
+/// Registers an op from a static object's constructor; use it through FUNNEL_REGISTER_OP.
 struct OpRegistrar {
+  /// Registers `op`, which must outlive every use of the registry (a static object does).
   explicit OpRegistrar(const Op* op) { register_op(op); }
 };
+/// Defines a static instance of op class `Type` in this file and registers it by its name() at static-initialisation
+/// time. Write it once, at namespace scope, in the op's own file. A second op with the same name replaces the first.
 #define FUNNEL_REGISTER_OP(Type) \
   static const Type funnel_op_instance_##Type{}; \
   static const ::funnel::OpRegistrar funnel_op_registrar_##Type{&funnel_op_instance_##Type}

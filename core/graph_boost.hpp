@@ -32,6 +32,7 @@ class GraphInEdgeIterator
     : public boost::iterator_facade<GraphInEdgeIterator, GraphEdge, boost::random_access_traversal_tag, GraphEdge> {
  public:
   GraphInEdgeIterator() = default;
+  /// At edge (v, slot); slot == in_degree(v) is the end.
   GraphInEdgeIterator(NodeId v, std::size_t slot) : e_{v, slot} {}
 
  private:
@@ -76,7 +77,11 @@ class GraphOutEdgeIterator
   GraphEdge e_{};
 };
 
-/// Boost.Graph's free functions, found by argument-dependent lookup.
+/// @{
+/// Boost.Graph's free functions for a Graph, found by argument-dependent lookup: an edge's source (the node read)
+/// and target (the reader); a node's in-edges (its input slots, O(1)) and in-degree; its out-edges (its reads,
+/// found by walking the later nodes) and out-degree (O(nodes after it)); its degree; the vertices 0..size()-1 and
+/// their count; and the vertex index map (the identity). A Graph must not change while their results are in use.
 inline NodeId source(const GraphEdge& e, const Graph& g) { return g.node(e.consumer).inputs[e.slot]; }
 inline NodeId target(const GraphEdge& e, const Graph&) { return e.consumer; }
 
@@ -99,6 +104,7 @@ inline std::pair<boost::counting_iterator<NodeId>, boost::counting_iterator<Node
   return {boost::counting_iterator<NodeId>(0), boost::counting_iterator<NodeId>(g.size())};
 }
 inline std::size_t num_vertices(const Graph& g) { return g.size(); }
+/// @}
 
 }  // namespace funnel
 
@@ -136,5 +142,6 @@ struct property_map<const funnel::Graph, vertex_index_t> : property_map<funnel::
 }  // namespace boost
 
 namespace funnel {
+/// The vertex index map of a Graph: node ids are their own indices.
 inline boost::identity_property_map get(boost::vertex_index_t, const Graph&) { return {}; }
 }  // namespace funnel

@@ -6,6 +6,7 @@
 
 namespace funnel {
 
+/// Base of every error funnel throws; what() is the complete message (file, line, field or node where known).
 struct Error : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
@@ -22,9 +23,10 @@ struct GraphError : Error {
 
 /// A forward pass produced NaN or Inf; `node` names the first node (in topological order) that did.
 struct NonFiniteError : Error {
+  /// An error about node `node_name` with message `what`.
   NonFiniteError(std::string node_name, const std::string& what)
       : Error(what), node(std::move(node_name)) {}
-  std::string node;
+  std::string node;  ///< the full name of the node whose value was not finite
 };
 
 }  // namespace funnel

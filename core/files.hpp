@@ -22,14 +22,16 @@
 
 namespace funnel {
 
-/// `s` with control bytes, bytes >= 0x7f and quotes shown as \xNN, cut to `max_len` bytes (then "..."). Every
+/// `s` with control bytes, bytes >= 0x7f and quotes shown as `\xNN`, cut to `max_len` bytes (then "..."). Every
 /// piece of untrusted input that goes into a message passes through this.
 std::string printable(std::string_view s, std::size_t max_len = 120);
 
 /// How a path would be written.
 struct OutputPlan {
+  /// Replace: atomic replacement through a temporary sibling; InPlace: written where it is (a device, FIFO or
+  /// socket); Descriptor: written to an already open descriptor (/dev/stdout, /dev/fd/N).
   enum class Kind { Replace, InPlace, Descriptor };
-  Kind kind = Kind::Replace;
+  Kind kind = Kind::Replace;  ///< how the target is written
   std::string path;       ///< as given
   std::string real_path;  ///< Replace: the real file (symlinks resolved) that gets replaced; else `path`
   int fd = -1;            ///< Descriptor: the descriptor written to

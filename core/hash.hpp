@@ -10,7 +10,7 @@
 
 namespace funnel {
 
-inline constexpr std::uint64_t kFnv1a64Offset = 14695981039346656037ull;
+inline constexpr std::uint64_t kFnv1a64Offset = 14695981039346656037ull;  ///< FNV-1a's 64-bit offset basis
 
 /// FNV-1a of n bytes, continuing from h (the offset basis for a fresh hash), so a hash can run over several buffers.
 inline std::uint64_t fnv1a64(const void* bytes, std::size_t n, std::uint64_t h = kFnv1a64Offset) {
@@ -21,6 +21,7 @@ inline std::uint64_t fnv1a64(const void* bytes, std::size_t n, std::uint64_t h =
   }
   return h;
 }
+/// FNV-1a of the bytes of `s`, from the offset basis.
 inline std::uint64_t fnv1a64(std::string_view s) { return fnv1a64(s.data(), s.size()); }
 
 /// splitmix64's finalizer (Steele, Lea and Flood 2014): a bijection on 64-bit words with good avalanche.

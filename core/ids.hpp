@@ -9,11 +9,13 @@
 
 namespace funnel {
 
+/// The ids of one batch for one Ids node, in the ragged layout above. Filled by the data layer with reset(), push()
+/// and end_cell(); read by the embedding op. Not synchronised: one writer, or readers only.
 struct IdBatch {
-  std::int64_t batch = 0;
-  std::int64_t fields = 0;
+  std::int64_t batch = 0;   ///< rows in the batch
+  std::int64_t fields = 0;  ///< cells per row (the Ids node's num_fields)
   std::vector<std::int64_t> offsets;  ///< batch*fields + 1 entries, offsets[0] == 0
-  std::vector<std::int64_t> ids;
+  std::vector<std::int64_t> ids;  ///< every cell's ids (embedding rows), cell after cell
   std::vector<float> weights;  ///< same length as ids
 
   /// Start a batch with `b` rows and `f` fields; keeps capacity so a steady-state loop does not allocate.
@@ -30,7 +32,9 @@ struct IdBatch {
     ids.push_back(id);
     weights.push_back(w);
   }
+  /// Closes the current cell (possibly empty) and starts the next.
   void end_cell() { offsets.push_back(static_cast<std::int64_t>(ids.size())); }
+  /// True once all batch × fields cells have been closed.
   bool complete() const { return static_cast<std::int64_t>(offsets.size()) == batch * fields + 1; }
 };
 

@@ -21,6 +21,7 @@ namespace funnel {
 /// Threads for parallel_for (n ≥ 1, including the caller). Also sets BLAS to one thread. Not thread-safe: call it
 /// before running graphs, from the thread that runs them. The default is 1.
 void set_num_threads(int n);
+/// The thread count set by set_num_threads (1 until then).
 int num_threads();
 
 /// Grain for cheap elementwise loops (a few ns per element): below about this many elements per thread, waking a
@@ -35,6 +36,9 @@ void run_chunks(std::int64_t n, int chunks, ChunkFn fn, const void* ctx);
 int chunks_for(std::int64_t n, std::int64_t grain);
 }  // namespace detail
 
+/// Runs f(begin, end) over contiguous chunks covering [0, n), each at least `grain` items (fewer chunks when n is
+/// small), chunk 0 on the calling thread; returns when all are done and rethrows the first exception in chunk order.
+/// `f` must be callable concurrently on disjoint ranges. n <= 0 does nothing.
 template <class F>
 void parallel_for(std::int64_t n, std::int64_t grain, const F& f) {
   if (n <= 0) return;

@@ -22,6 +22,7 @@ void install_stop_signals();
 int stop_signal();
 /// 128 + the signal, the shell's convention for "ended by a signal" (130 for INT); 1 if no signal was seen.
 int stop_exit_code();
+/// Ignores SIGPIPE process-wide, so a write to a closed pipe fails with EPIPE instead of killing the process.
 void ignore_sigpipe();
 /// Gives the calling thread an alternate signal stack large enough for the CPU's full register state (AVX-512,
 /// AMX), unless it already has one (e.g. from a sanitizer). Once per thread; the stack is released when the thread

@@ -16,6 +16,9 @@
 
 namespace funnel::blas {
 
+/// One gemm on the calling thread through the float backend (sgemm_one_thread): C = alpha·op(A)·op(B) + beta·C,
+/// row-major, op(X) = Xᵀ when its flag (`ta`, `tb`) is set; op(A) is m×k, op(B) k×n, C m×n, and lda, ldb, ldc are
+/// the stored row lengths.
 inline void gemm1(bool ta, bool tb, int m, int n, int k, float alpha, const float* a, int lda, const float* b,
                   int ldb, float beta, float* c, int ldc, Bf16Ready ready = {}) {
   sgemm_one_thread(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, ready);
@@ -30,7 +33,7 @@ inline constexpr std::int64_t kParallelGemmMacs = std::int64_t{1} << 18;
 /// oneDNN's sgemm keeps the bits under these row cuts for A·B and Aᵀ·B at ESMM's shapes (tests/ops/test_gemm_backend),
 /// but not for A·Bᵀ: see kOnednnNtRowBlock below.
 inline constexpr std::int64_t kGemmRowBlock = 48;
-inline constexpr std::int64_t kGemmColBlock = 64;
+inline constexpr std::int64_t kGemmColBlock = 64;  ///< column cuts fall on multiples of this
 
 /// oneDNN's sgemm sums a row of C = A·Bᵀ (B transposed, A not) in a different order depending on the call's size:
 /// cutting such a gemm anywhere changes the last bits (measured on oneDNN 2.6.3, AVX2). These gemms are therefore
@@ -38,7 +41,7 @@ inline constexpr std::int64_t kGemmColBlock = 64;
 /// Up to kOnednnNtCutMax rows the 48-row cuts below keep its bits (checked at 96–128 rows); from 136 rows on they
 /// do not, so from there on the fixed blocks are used (a gemm of 136–256 rows is one call).
 inline constexpr std::int64_t kOnednnNtRowBlock = 256;
-inline constexpr std::int64_t kOnednnNtCutMax = 128;
+inline constexpr std::int64_t kOnednnNtCutMax = 128;  ///< up to this many rows, A·Bᵀ is cut like the other gemms
 // Row cuts: the rows left over after the last whole block join that block instead of making a short block of
 // their own. A call of fewer than 48 rows may sum differently from the same rows inside a larger call (oneDNN's
 // A·B with a 32- or 40-row call: measured), so every call keeps at least one whole block and the tail stays with
@@ -97,6 +100,7 @@ inline void sgemm(bool ta, bool tb, int m, int n, int k, float alpha, const floa
   });
 }
 
+/// The gemm ops call, for float: sgemm (arguments as gemm1's).
 inline void gemm(bool ta, bool tb, int m, int n, int k, float alpha, const float* a, int lda, const float* b, int ldb,
                  float beta, float* c, int ldc, Bf16Ready ready = {}) {
   sgemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, ready);

@@ -14,12 +14,15 @@
 
 namespace funnel {
 
+/// Base of an elementwise unary op `Self` (see the file's description): derive as
+/// `struct Relu : Elementwise<Relu>` and give name(), doc(), f and df.
 template <class Self>
 struct Elementwise : OpT<Self> {
   int arity() const override { return 1; }
   bool keeps_finite() const override { return true; }  // finite in, finite out: no NaN/Inf check
   Shape infer(const Node&, const std::vector<Shape>& in) const override { return in[0]; }
 
+  /// y = Self::f(x) for every element, split over the thread pool.
   template <class T>
   static void fwd(Ctx<T>& c) {
     const T* x = c.x(0).data();
@@ -33,6 +36,7 @@ struct Elementwise : OpT<Self> {
     });
   }
 
+  /// dL/dx = Self::df(x, y, dL/dy) for every element, split over the thread pool.
   template <class T>
   static void bwd(Ctx<T>& c) {
     const T* x = c.x(0).data();
@@ -65,6 +69,7 @@ struct ElementwiseBinary : OpT<Self> {
     return in[0];
   }
 
+  /// y = Self::f(a, b) for every element, on the calling thread.
   template <class T>
   static void fwd(Ctx<T>& c) {
     const T* a = c.x(0).data();

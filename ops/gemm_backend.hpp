@@ -21,6 +21,7 @@
 
 namespace funnel {
 
+/// The library that runs float gemms.
 enum class GemmBackend { openblas, onednn };
 
 /// True when this build links oneDNN.
@@ -31,7 +32,8 @@ GemmBackend gemm_backend();
 /// Throws std::invalid_argument when `b` is onednn and the build has no oneDNN. Not thread-safe: call it between
 /// steps, from the thread that runs them (like set_num_threads).
 void set_gemm_backend(GemmBackend b);
-const char* gemm_backend_name(GemmBackend b);
+const char* gemm_backend_name(GemmBackend b);  ///< "openblas" or "onednn"
+/// The backend named `s` ("openblas" or "onednn"), or nothing for any other text.
 std::optional<GemmBackend> parse_gemm_backend(std::string_view s);
 
 /// The precision of the float path's gemm inputs. fp32 (default): as given. bf16 (mixed precision): both operands
@@ -43,10 +45,11 @@ std::optional<GemmBackend> parse_gemm_backend(std::string_view s);
 /// AVX512_BF16; emulated everywhere else, rounding into per-thread fp32 scratch and running the fp32 gemm (the
 /// numbers of bf16 training on any CPU, not its speed).
 enum class GemmPrecision { fp32, bf16 };
+/// The precision in use (fp32 until set_gemm_precision changes it).
 GemmPrecision gemm_precision();
 /// Not thread-safe: call it between steps, from the thread that runs them (like set_num_threads).
 void set_gemm_precision(GemmPrecision p);
-const char* gemm_precision_name(GemmPrecision p);
+const char* gemm_precision_name(GemmPrecision p);  ///< "fp32" or "bf16"
 std::optional<GemmPrecision> parse_gemm_precision(std::string_view s);  ///< "fp32" | "bf16"
 /// How bf16 gemms run. native: oneDNN's bf16 gemm (dnnl_gemm_bf16bf16f32, its JIT kernel using AVX512_BF16's
 /// dot-product instructions), operands packed to bf16 per call; emulated: rounded fp32 operands, fp32 gemm.
@@ -64,7 +67,8 @@ std::string bf16_native_unavailable_reason();
 Bf16Impl bf16_impl();
 /// Throws std::invalid_argument when `i` is native and bf16_native_available() is false. Not thread-safe (as above).
 void set_bf16_impl(Bf16Impl i);
-const char* bf16_impl_name(Bf16Impl i);
+const char* bf16_impl_name(Bf16Impl i);  ///< "emulated" or "native"
+/// The implementation named `s` ("native" or "emulated"), or nothing for any other text.
 std::optional<Bf16Impl> parse_bf16_impl(std::string_view s);
 /// The implementation that the float gemms run now (backend, precision, bf16 implementation and oneDNN's ISA),
 /// e.g. "onednn dnnl_gemm_bf16bf16f32 (native bf16, gemm:jit, isa avx512_core_bf16)" — for metrics and benchmarks.
@@ -78,8 +82,8 @@ float round_to_bf16(float x);
 /// Which operands of a float gemm are already bf16-rounded (a weight matrix rounded once per step, see
 /// round_weights_bf16): under bf16 only the others are rounded by the call. Ignored in fp32.
 struct Bf16Ready {
-  bool a = false;
-  bool b = false;
+  bool a = false;  ///< A holds bf16-rounded values
+  bool b = false;  ///< B holds bf16-rounded values
 };
 
 /// C = alpha·op(A)·op(B) + beta·C, row-major, on the calling thread only, through the current backend and in the
@@ -94,9 +98,9 @@ void sgemm_one_thread(bool ta, bool tb, int m, int n, int k, float alpha, const 
 /// prepared operands are those of the original layout with the leading dimensions below.
 struct Bf16Prepared {
   const void* a = nullptr;  ///< std::uint16_t (native) or float (emulated)
-  const void* b = nullptr;
-  int lda = 0, ldb = 0;
-  bool native = false;
+  const void* b = nullptr;  ///< the prepared B, same element type as `a`
+  int lda = 0, ldb = 0;     ///< row lengths of the prepared A and B
+  bool native = false;      ///< true: bf16 copies for the native gemm; false: rounded float copies
 };
 /// False (nothing prepared) in fp32 or for an empty gemm.
 bool prepare_bf16_operands(bool ta, bool tb, int m, int n, int k, const float* a, int lda, const float* b, int ldb,
@@ -114,11 +118,11 @@ void round_weights_bf16(const float* src, std::size_t n, float* dst);
 /// Counters of the bf16 work, for tests and benchmarks (relaxed atomics, one add per call): weight matrices rounded
 /// by round_weights_bf16, operand elements rounded inside gemm calls (the per-call part), native bf16 gemm calls.
 struct Bf16Counts {
-  std::uint64_t weight_conversions = 0;
-  std::uint64_t weight_elements = 0;
-  std::uint64_t call_elements = 0;
+  std::uint64_t weight_conversions = 0;  ///< round_weights_bf16 calls
+  std::uint64_t weight_elements = 0;     ///< elements those calls rounded
+  std::uint64_t call_elements = 0;       ///< operand elements rounded inside gemm calls
   std::uint64_t native_calls = 0;  ///< gemm calls run by the native bf16 gemm
 };
-Bf16Counts bf16_counts();
+Bf16Counts bf16_counts();  ///< the counters since the process started (safe from any thread)
 
 }  // namespace funnel

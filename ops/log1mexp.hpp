@@ -7,6 +7,7 @@
 
 namespace funnel::logspace {
 
+/// log(1 − eᵃ) for a ≤ 0 (see the file's description): log of the complement of the probability e^a.
 template <class T>
 inline T log1mexp(T a) {
   return a > -T(0.6931471805599453) ? std::log(-std::expm1(a)) : std::log1p(-std::exp(a));

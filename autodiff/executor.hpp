@@ -28,11 +28,16 @@
 
 namespace funnel {
 
+/// One term of the weighted sum of losses that backward() differentiates.
 struct LossWeight {
-  NodeId loss;
-  double weight = 1.0;
+  NodeId loss;          ///< a scalar node (usually marked as a loss)
+  double weight = 1.0;  ///< its factor in the sum
 };
 
+/// Runs one Graph forward and backward on one batch at a time (see the file's description). T is float (training,
+/// serving) or double (gradient checks). Holds per-node buffers and cached plans, so it is not thread-safe: use one
+/// executor per thread (they may share a const Graph, not a store being written). Errors: shape or kind mismatches
+/// throw GraphError naming the node; a NaN or Inf in a forward value throws NonFiniteError (see set_check_finite).
 template <class T>
 class Executor {
  public:
@@ -43,48 +48,66 @@ class Executor {
   Executor(const Executor&) = delete;
   Executor& operator=(const Executor&) = delete;
 
-  const Graph& graph() const { return g_; }
+  const Graph& graph() const { return g_; }  ///< the graph it runs
 
-  /// ---- parameters: shorthands for the store's ----
+  // ---- parameters: shorthands for the store's ----
+  /// @{
+  /// The parameter store (borrowed or private).
   ParamStore<T>& store() { return *ps_; }
   const ParamStore<T>& store() const { return *ps_; }
+  /// @}
   /// Draws every parameter from its initializer (ParamStore::init).
   void init_params(std::uint64_t seed) { ps_->init(seed); }
+  /// @{
+  /// The value of parameter `id` (or of the parameter with that full name), writable in place.
   Tensor<T>& param(NodeId id) { return ps_->value(id); }
   Tensor<T>& param(const std::string& name) { return param(g_.at(name)); }
-  const std::vector<NodeId>& params() const { return ps_->ids(); }
+  /// @}
+  const std::vector<NodeId>& params() const { return ps_->ids(); }  ///< the parameters, in graph order
 
-  /// ---- a batch ----
+  // ---- a batch ----
   /// Sizes every batch-dependent buffer for b rows; does nothing when b is unchanged.
   void set_batch(std::int64_t b);
-  std::int64_t batch() const { return batch_; }
+  std::int64_t batch() const { return batch_; }  ///< the current batch size (0 before set_batch)
   /// The buffer of an Input node, already sized for the batch: fill it in place.
+  /// @{
   Tensor<T>& input(NodeId id);
   Tensor<T>& input(const std::string& name) { return input(g_.at(name)); }
+  /// @}
+  /// @{
+  /// The IdBatch of an Ids node, to fill for the batch (IdBatch::reset with the batch size, then push/end_cell).
   IdBatch& ids(NodeId id);
   IdBatch& ids(const std::string& name) { return ids(g_.at(name)); }
+  /// @}
 
-  /// ---- running ----
+  // ---- running ----
   void forward();                                    ///< every node
   void forward(const std::vector<NodeId>& targets);  ///< only what the targets need
+  /// @{
+  /// A node's value from the last forward pass (valid until the next set_batch or forward).
   const Tensor<T>& value(NodeId id) const { return *vbuf_.at(id); }
   const Tensor<T>& value(const std::string& name) const { return value(g_.at(name)); }
+  /// @}
   /// A scalar node's value.
   T scalar(NodeId id) const { return values_.at(id).data()[0]; }
 
   /// Backward from a weighted sum of losses (the forward pass must have run). Gradients of the last call
   /// replace those of the one before.
   void backward(const std::vector<LossWeight>& losses);
-  void backward(NodeId loss);
+  void backward(NodeId loss);  ///< backward from one loss with weight 1
 
-  /// ---- gradients of the last backward (the parameters' are in the store) ----
+  // ---- gradients of the last backward (the parameters' are in the store) ----
   bool has_grad(NodeId param) const;  ///< reached by a requested loss (structurally)
+  /// True when the parameter's gradient is kept as SparseRows (an embedding table; see has_sparse_grad).
   bool is_sparse(NodeId param) const { return sparse_of_.at(param) != nullptr; }
   const Tensor<T>& grad(NodeId param) const;  ///< dense parameters
   Tensor<T>& grad_mut(NodeId param);          ///< e.g. to reduce across processes in place
-  const Tensor<T>& grad(const std::string& name) const { return grad(g_.at(name)); }
+  const Tensor<T>& grad(const std::string& name) const { return grad(g_.at(name)); }  ///< grad() by full name
+  /// @{
+  /// The sparse gradient of an embedding table (is_sparse), read-only or writable.
   const SparseRows<T>& sparse_grad(NodeId param) const;
   SparseRows<T>& sparse_grad_mut(NodeId param);
+  /// @}
   /// Gradient of any node reached by the last backward (e.g. for tests and the dot tool).
   const Tensor<T>& node_grad(NodeId id) const { return *gbuf_.at(id); }
 

@@ -99,7 +99,10 @@ void sgemm_one_thread(bool ta, bool tb, int m, int n, int k, float alpha, const 
 struct Bf16Prepared {
   const void* a = nullptr;  ///< std::uint16_t (native) or float (emulated)
   const void* b = nullptr;  ///< the prepared B, same element type as `a`
-  int lda = 0, ldb = 0;     ///< row lengths of the prepared A and B
+  /// @{
+  /// Row lengths of the prepared A and B.
+  int lda = 0, ldb = 0;
+  /// @}
   bool native = false;      ///< true: bf16 copies for the native gemm; false: rounded float copies
 };
 /// False (nothing prepared) in fp32 or for an empty gemm.

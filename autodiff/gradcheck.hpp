@@ -46,7 +46,7 @@ struct GradCheckResult {
 /// bound batch. Runs forward/backward itself. Parameters are restored exactly afterwards.
 GradCheckResult gradcheck(Executor<double>& ex, const std::vector<LossWeight>& losses, const GradCheckOptions& opt);
 
-/// ---- op examples: a small graph around one op, for `funnel gradcheck --op` and the op tests ----
+// ---- op examples: a small graph around one op, for `funnel gradcheck --op` and the op tests ----
 struct OpExample {
   std::string op;     ///< the op under test
   std::string label;  ///< what the case covers, e.g. "B=3, mean pooling, multi-valued"

@@ -69,7 +69,7 @@ class ParamStore {
   ParamStore& operator=(const ParamStore&) = delete;
 
   const Graph& graph() const { return g_; }
-  const std::vector<NodeId>& ids() const { return ids_; }  // the parameter nodes, in graph order
+  const std::vector<NodeId>& ids() const { return ids_; }  ///< the parameter nodes, in graph order
   std::size_t size() const { return ids_.size(); }
   bool contains(NodeId id) const { return id < index_.size() && index_[id] >= 0; }
 
@@ -82,7 +82,7 @@ class ParamStore {
   /// sequence runs (time O(numel), memory O(one row)), and a caller keeping some rows gets init()'s bits for them.
   void draw_rows(NodeId id, std::uint64_t seed, const std::function<void(std::int64_t row, const T* values)>& sink) const;
 
-  /// ---- tables held elsewhere (see the header comment) ----
+  // ---- tables held elsewhere (see the header comment) ----
   bool held_elsewhere(NodeId id) const { return at(id).elsewhere; }
   /// From now on table `id` is held elsewhere: its value becomes 0 × dim and its gradient and slots are freed
   /// (keep_slots_elsewhere). An Error for a parameter that is not a table (2-D with a sparse gradient).
@@ -96,16 +96,16 @@ class ParamStore {
   const std::string& name(NodeId id) const { return g_.node(id).name; }
   std::size_t numel(NodeId id) const { return at(id).value.size(); }
 
-  /// ---- gradients of the last backward pass (written by an executor) ----
+  // ---- gradients of the last backward pass (written by an executor) ----
   bool is_sparse(NodeId id) const { return at(id).sparse_grad; }
-  bool has_grad(NodeId id) const { return at(id).has_grad; }  // the last backward reached it
+  bool has_grad(NodeId id) const { return at(id).has_grad; }  ///< the last backward reached it
   void set_has_grad(NodeId id, bool on) { at(id).has_grad = on; }
   Tensor<T>& grad(NodeId id);                ///< dense parameters; GraphError for a sparse one
   const Tensor<T>& grad(NodeId id) const;
   SparseRows<T>& sparse_grad(NodeId id);     ///< sparse parameters; GraphError for a dense one
   const SparseRows<T>& sparse_grad(NodeId id) const;
 
-  /// ---- optimizer state ----
+  // ---- optimizer state ----
   /// Which optimizer's slots the store holds ("" when none), their names and the step count.
   const std::string& optimizer() const { return opt_name_; }
   const std::vector<std::string>& slot_names() const { return slot_names_; }

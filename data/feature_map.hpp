@@ -87,7 +87,7 @@ class FeatureMap {
   std::int64_t field_size(std::int64_t f) const;
   std::int64_t field_base(std::int64_t f) const;
   std::int64_t vocab() const;
-  std::int64_t oov_row(std::int64_t f) const { return field_base(f); }  // vocab maps
+  std::int64_t oov_row(std::int64_t f) const { return field_base(f); }  ///< vocab maps
 
   /// --- reader protocol -----------------------------------------------------------------------------------------
   /// Start building from an empty map. Throws funnel::Error if the map is not empty or the config is invalid.

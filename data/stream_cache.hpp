@@ -94,7 +94,7 @@ class CacheFile {
   std::int64_t conversions() const { return conversions_; }
 
   std::int64_t num_chunks() const { return static_cast<std::int64_t>(chunks_.size()); }
-  std::int64_t chunk_rows() const { return chunk_rows_; }  // rows of every chunk but the last
+  std::int64_t chunk_rows() const { return chunk_rows_; }  ///< rows of every chunk but the last
   std::int64_t chunk_of(std::int64_t row) const { return row / chunk_rows_; }
   std::int64_t chunk_begin(std::int64_t c) const { return c * chunk_rows_; }
   std::int64_t chunk_size(std::int64_t c) const;

@@ -19,7 +19,7 @@ namespace funnel {
 template <class Self>
 struct Elementwise : OpT<Self> {
   int arity() const override { return 1; }
-  bool keeps_finite() const override { return true; }  // finite in, finite out: no NaN/Inf check
+  bool keeps_finite() const override { return true; }  ///< finite in, finite out: no NaN/Inf check
   Shape infer(const Node&, const std::vector<Shape>& in) const override { return in[0]; }
 
   /// y = Self::f(x) for every element, split over the thread pool.

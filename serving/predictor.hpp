@@ -115,18 +115,18 @@ class ServingModel {
   ServingModel& operator=(const ServingModel&) = delete;
 
   const std::string& kind() const;                      ///< the model's registered name
-  std::int64_t step() const { return step_; }           // the training step the checkpoint was saved at
-  const std::vector<std::string>& columns() const { return column_names_; }  // what predict writes, in order
+  std::int64_t step() const { return step_; }           ///< the training step the checkpoint was saved at
+  const std::vector<std::string>& columns() const { return column_names_; }  ///< what predict writes, in order
   /// The categorical fields and dense features a row may have (empty fields: a checkpoint of synthetic data,
   /// which has no feature map; only predict(Dataset) applies).
   const std::vector<std::string>& fields() const;
   const std::vector<std::string>& dense_names() const;
   bool has_feature_map() const { return map_ != nullptr; }
   const FeatureMap* feature_map() const { return map_.get(); }
-  const nlohmann::json& manifest_model() const { return model_json_; }   // the manifest's "model"
-  const nlohmann::json& manifest_data() const { return data_json_; }     // the manifest's "data"
-  const nlohmann::json& manifest_config() const { return config_json_; } // the training run's configuration
-  const std::vector<std::string>& csv_columns() const { return csv_columns_; }  // the training csv header, if any
+  const nlohmann::json& manifest_model() const { return model_json_; }   ///< the manifest's "model"
+  const nlohmann::json& manifest_data() const { return data_json_; }     ///< the manifest's "data"
+  const nlohmann::json& manifest_config() const { return config_json_; } ///< the training run's configuration
+  const std::vector<std::string>& csv_columns() const { return csv_columns_; }  ///< the training csv header, if any
   const std::string& directory() const { return dir_; }
 
   /// Scores rows into out (rows × columns().size(), row-major). Throws PredictError (out may then be partly

@@ -16,30 +16,33 @@
 
 namespace funnel {
 
+/// How gradcheck() compares: a coordinate passes when |analytic − numeric| <= atol + rtol·|numeric|.
 struct GradCheckOptions {
-  double eps = 1e-6;
-  double atol = 1e-5;
-  double rtol = 1e-3;
-  std::uint64_t seed = 0;
+  double eps = 1e-6;       ///< finite-difference step, added to and subtracted from one coordinate
+  double atol = 1e-5;      ///< absolute tolerance
+  double rtol = 1e-3;      ///< relative tolerance
+  std::uint64_t seed = 0;  ///< picks the coordinates when max_coords limits them (and seeds op examples)
   std::int64_t max_coords = 0;  ///< per parameter; 0 = every coordinate
 };
 
+/// The outcome for one parameter and one loss (or weighted sum of losses).
 struct GradCheckRow {
   std::string param;  ///< parameter name
   std::string loss;   ///< loss description ("loss/ctr", "loss/ctr + loss/ctcvr")
-  bool sparse = false;
-  std::int64_t checked = 0;
+  bool sparse = false;        ///< the parameter's gradient is sparse (an embedding table)
+  std::int64_t checked = 0;   ///< coordinates compared
   std::int64_t skipped = 0;  ///< at a kink
-  double max_abs = 0.0;
-  double max_rel = 0.0;
-  bool pass = true;
+  double max_abs = 0.0;  ///< largest |analytic − numeric| over the checked coordinates
+  double max_rel = 0.0;  ///< largest |analytic − numeric| / |numeric|
+  bool pass = true;      ///< every checked coordinate within tolerance
   std::string worst;  ///< the worst coordinate, "[3,1]: analytic 0.12 numeric 0.13"
 };
 
+/// Everything one gradient check found.
 struct GradCheckResult {
-  std::vector<GradCheckRow> rows;
+  std::vector<GradCheckRow> rows;  ///< one per checked parameter
   bool repeat_identical = true;  ///< two backward passes gave bit-identical gradients
-  bool pass() const;
+  bool pass() const;  ///< every row passed and the gradients were repeatable
 };
 
 /// Checks every parameter reached by `losses` (weighted sum), at the executor's current parameter values and
@@ -50,7 +53,7 @@ GradCheckResult gradcheck(Executor<double>& ex, const std::vector<LossWeight>& l
 struct OpExample {
   std::string op;     ///< the op under test
   std::string label;  ///< what the case covers, e.g. "B=3, mean pooling, multi-valued"
-  std::int64_t batch = 3;
+  std::int64_t batch = 3;  ///< rows in the batch the example runs
   /// Adds nodes to the graph (the op's differentiable inputs as parameters) and returns the loss node.
   /// probe_loss() below turns any output into a scalar loss.
   std::function<NodeId(Graph&)> build;
@@ -58,10 +61,13 @@ struct OpExample {
   std::function<void(Executor<double>&, std::mt19937_64&)> feed;
 };
 
+/// Adds an example to the registry (at static-init time, through OpExampleRegistrar). Not synchronised.
 void register_op_example(OpExample ex);
 std::vector<OpExample> op_examples(const std::string& op);  ///< all examples of one op
-std::vector<OpExample> all_op_examples();
+std::vector<OpExample> all_op_examples();  ///< every registered example, by op
+/// Registers an op example from a static object's constructor (the files of opcheck/).
 struct OpExampleRegistrar {
+  /// Registers `ex`.
   explicit OpExampleRegistrar(OpExample ex) { register_op_example(std::move(ex)); }
 };
 

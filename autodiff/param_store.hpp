@@ -36,11 +36,11 @@ namespace funnel {
 /// One state array: name "<param>/<slot>", the parameter's shape, row-major data.
 template <class T>
 struct NamedArrayT {
-  std::string name;
-  std::vector<std::int64_t> shape;
-  std::vector<T> data;
+  std::string name;                 ///< "<param>/<slot>", e.g. "ctr_tower/dense_0/w/m"
+  std::vector<std::int64_t> shape;  ///< the parameter's shape
+  std::vector<T> data;              ///< the values, row-major
 };
-using NamedArray = NamedArrayT<float>;
+using NamedArray = NamedArrayT<float>;  ///< a state array of the float (training) path
 
 /// An optimizer's state as named arrays, the way checkpoints carry it.
 template <class T>
@@ -49,8 +49,9 @@ struct OptimizerStateT {
   std::int64_t step = 0;  ///< number of optimizer steps so far
   std::vector<NamedArrayT<T>> arrays;  ///< empty before the first step
 };
-using OptimizerState = OptimizerStateT<float>;
+using OptimizerState = OptimizerStateT<float>;  ///< the optimizer state of the float (training) path
 
+/// How a ParamStore is made: everything allocated (the default), or less for special uses.
 struct ParamStoreOptions {
   /// Every embedding table (2-D parameter with a sparse gradient) is held elsewhere from the start: never allocated
   /// here (see the header comment).
@@ -60,6 +61,10 @@ struct ParamStoreOptions {
   bool values_only = false;
 };
 
+/// The values, gradients and optimizer state of every parameter of one graph (see the file's description), for
+/// float (training) or double (gradient checks). Not synchronised: an executor's backward writes the gradients,
+/// the optimizer the values and slots; run them one after the other (concurrent const reads are fine).
+/// Accessors taking a NodeId throw GraphError for a node that is not a parameter of the graph.
 template <class T>
 class ParamStore {
  public:
@@ -68,9 +73,10 @@ class ParamStore {
   ParamStore(const ParamStore&) = delete;
   ParamStore& operator=(const ParamStore&) = delete;
 
-  const Graph& graph() const { return g_; }
+  const Graph& graph() const { return g_; }  ///< the graph whose parameters these are
   const std::vector<NodeId>& ids() const { return ids_; }  ///< the parameter nodes, in graph order
-  std::size_t size() const { return ids_.size(); }
+  std::size_t size() const { return ids_.size(); }  ///< number of parameters
+  /// True when node `id` is one of the parameters.
   bool contains(NodeId id) const { return id < index_.size() && index_[id] >= 0; }
 
   /// Draws every value from its node's initializer; the draw of a parameter depends on (seed, its name) only.
@@ -83,6 +89,7 @@ class ParamStore {
   void draw_rows(NodeId id, std::uint64_t seed, const std::function<void(std::int64_t row, const T* values)>& sink) const;
 
   // ---- tables held elsewhere (see the header comment) ----
+  /// True when table `id` is held outside the store (hold_elsewhere, or defer_tables).
   bool held_elsewhere(NodeId id) const { return at(id).elsewhere; }
   /// From now on table `id` is held elsewhere: its value becomes 0 × dim and its gradient and slots are freed
   /// (keep_slots_elsewhere). An Error for a parameter that is not a table (2-D with a sparse gradient).
@@ -90,26 +97,33 @@ class ParamStore {
   /// Bytes of the values, gradients (with a sparse gradient's row index) and optimizer slots the store holds, e.g.
   /// to check what a process keeps of a model.
   std::size_t allocated_bytes() const;
+  /// @{
+  /// The value of parameter `id` (or of the parameter with that full name), of the node's shape; writable in place.
   Tensor<T>& value(NodeId id) { return at(id).value; }
   const Tensor<T>& value(NodeId id) const { return at(id).value; }
   Tensor<T>& value(std::string_view name) { return value(g_.at(std::string(name))); }
-  const std::string& name(NodeId id) const { return g_.node(id).name; }
-  std::size_t numel(NodeId id) const { return at(id).value.size(); }
+  /// @}
+  const std::string& name(NodeId id) const { return g_.node(id).name; }  ///< the parameter's full name
+  std::size_t numel(NodeId id) const { return at(id).value.size(); }    ///< elements of its value as held here
 
   // ---- gradients of the last backward pass (written by an executor) ----
+  /// True when the gradient is kept as SparseRows (an embedding table read only through sparse slots).
   bool is_sparse(NodeId id) const { return at(id).sparse_grad; }
   bool has_grad(NodeId id) const { return at(id).has_grad; }  ///< the last backward reached it
+  /// Records whether the last backward reached `id` (called by the executor).
   void set_has_grad(NodeId id, bool on) { at(id).has_grad = on; }
   Tensor<T>& grad(NodeId id);                ///< dense parameters; GraphError for a sparse one
-  const Tensor<T>& grad(NodeId id) const;
+  const Tensor<T>& grad(NodeId id) const;    ///< read-only grad()
   SparseRows<T>& sparse_grad(NodeId id);     ///< sparse parameters; GraphError for a dense one
-  const SparseRows<T>& sparse_grad(NodeId id) const;
+  const SparseRows<T>& sparse_grad(NodeId id) const;  ///< read-only sparse_grad()
 
   // ---- optimizer state ----
   /// Which optimizer's slots the store holds ("" when none), their names and the step count.
+  /// @{
   const std::string& optimizer() const { return opt_name_; }
   const std::vector<std::string>& slot_names() const { return slot_names_; }
   std::int64_t optimizer_steps() const { return opt_steps_; }
+  /// @}
   /// Makes room for `optimizer`'s slots, each filled with its initial value, unless the store already holds them;
   /// an Error when it holds another optimizer's (reset_optimizer() first). Allocates only the first time.
   void ensure_slots(const std::string& optimizer, const std::vector<std::string>& slots, const std::vector<T>& initial);
@@ -117,6 +131,7 @@ class ParamStore {
   std::int64_t count_step() { return ++opt_steps_; }
   /// Slot k of parameter id: numel(id) values laid out like the value.
   T* slot(NodeId id, std::size_t k) { return at(id).slots[k].data(); }
+  /// The slot pointers of parameter `id`, one per slot name (for optimizers' row kernels).
   T* const* slot_ptrs(NodeId id) { return at(id).slot_ptrs.data(); }
   /// Drops the optimizer state (no slots, step 0).
   void reset_optimizer();
@@ -125,6 +140,7 @@ class ParamStore {
   /// never made again; export_optimizer leaves it out; import_optimizer neither needs nor reads arrays for it
   /// (they are accepted: the caller imports them). Its value and gradient stay as they are.
   void keep_slots_elsewhere(NodeId id);
+  /// True after keep_slots_elsewhere(id).
   bool slots_elsewhere(NodeId id) const { return at(id).slots_elsewhere; }
   /// The state as named arrays "<param>/<slot>" (copies); empty arrays and step 0 when there is none.
   OptimizerStateT<T> export_optimizer() const;

@@ -89,7 +89,7 @@ class FeatureMap {
   std::int64_t vocab() const;
   std::int64_t oov_row(std::int64_t f) const { return field_base(f); }  ///< vocab maps
 
-  /// --- reader protocol -----------------------------------------------------------------------------------------
+  // --- reader protocol -----------------------------------------------------------------------------------------
   /// Start building from an empty map. Throws funnel::Error if the map is not empty or the config is invalid.
   void start(const FeatureMapConfig& cfg, std::vector<std::string> fields, std::vector<std::string> dense_names);
   /// Row (ready map) or provisional id (building vocab map) of `value` in field f. Does not count.

@@ -50,6 +50,8 @@ struct GradCheckResult {
 GradCheckResult gradcheck(Executor<double>& ex, const std::vector<LossWeight>& losses, const GradCheckOptions& opt);
 
 // ---- op examples: a small graph around one op, for `funnel gradcheck --op` and the op tests ----
+/// One gradient-check case of an op: how to build a small graph around it and how to feed it. Registered by the
+/// files of opcheck/ (OpExampleRegistrar) and run by check_op_example.
 struct OpExample {
   std::string op;     ///< the op under test
   std::string label;  ///< what the case covers, e.g. "B=3, mean pooling, multi-valued"

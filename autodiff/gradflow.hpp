@@ -24,6 +24,7 @@
 
 namespace funnel {
 
+/// What analyze_grad_flow computes besides the structural answer.
 struct GradFlowOptions {
   bool numeric = true;       ///< also run the graph (Executor<double>) and look at the gradient values
   bool perturb = true;       ///< numeric only: perturbation probe of each parameter against each loss
@@ -31,6 +32,7 @@ struct GradFlowOptions {
   std::int64_t batch = 16;   ///< rows of the random batch
 };
 
+/// What the analysis found for one parameter and one loss.
 struct GradFlowEntry {
   bool structural = false;       ///< the loss reaches the parameter through differentiable slots
   bool value_only = false;       ///< not structural, but the loss's value depends on the parameter (through slots
@@ -41,9 +43,11 @@ struct GradFlowEntry {
   bool perturb_changes = false;  ///< adding noise to the parameter changed this loss's value
 };
 
+/// The result of a gradient-flow analysis (see the file's description). A plain value: safe to read from several
+/// threads.
 struct GradFlow {
   std::vector<NodeId> losses;         ///< loss nodes, in node-id order
-  std::vector<std::string> loss_names;
+  std::vector<std::string> loss_names;  ///< the loss nodes' full names, same order
   std::vector<NodeId> params;         ///< parameter nodes, in node-id order
   bool numeric = false;               ///< the numeric columns were filled
   /// table[i][k]: parameter params[i], loss losses[k].
@@ -54,12 +58,17 @@ struct GradFlow {
   std::vector<std::vector<std::vector<char>>> edge_reach;
 
   /// Index of a parameter / loss node in params / losses; throws GraphError when absent.
+  /// @{
   std::size_t param_index(NodeId p) const;
   std::size_t loss_index(NodeId l) const;
+  /// @}
+  /// The entry for parameter `param` and loss `loss`; throws GraphError when either is not in the table.
   const GradFlowEntry& at(NodeId param, NodeId loss) const;
   /// The losses (indices) whose gradient reaches node v, or flows through slot s of node v.
+  /// @{
   std::vector<std::size_t> node_losses(NodeId v) const;
   std::vector<std::size_t> edge_losses(NodeId v, std::size_t slot) const;
+  /// @}
   /// Structural and numeric answers disagree for some entry (a gradient that is structurally reachable but
   /// numerically zero is normal at dead ReLUs; the reverse is a bug). A value-only entry must have a zero gradient;
   /// its loss may move when the parameter is perturbed. Returns a description per disagreement.

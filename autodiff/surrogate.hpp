@@ -19,6 +19,8 @@ namespace funnel {
 /// The op nodes of `g` that pass no gradient through any slot while depending on something (gradient stops).
 std::vector<NodeId> gradient_stops(const Graph& g);
 
+/// A copy of an executor's graph with its gradient stops held constant, for finite-difference checks (see the
+/// file's description). Not thread-safe; one per checking executor.
 class Surrogate {
  public:
   /// Copies src's graph; nothing is run. The copy's node ids equal the original's.
@@ -29,8 +31,8 @@ class Surrogate {
   /// Takes src's batch (inputs and ids), parameters and the current values of the gradient stops (src's forward
   /// must have run at the point of the check).
   void sync(Executor<double>& src);
-  Executor<double>& executor() { return *ex_; }
-  const std::vector<NodeId>& stops() const { return stops_; }
+  Executor<double>& executor() { return *ex_; }                  ///< the executor over the copy
+  const std::vector<NodeId>& stops() const { return stops_; }  ///< the held nodes (gradient_stops of the original)
 
  private:
   Graph g_;

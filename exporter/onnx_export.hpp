@@ -26,12 +26,14 @@
 
 namespace funnel {
 
-inline constexpr std::int64_t kOnnxOpset = 17;
+inline constexpr std::int64_t kOnnxOpset = 17;  ///< the ONNX opset version exported files declare
 
 /// The nodes of `g` that `targets` depend on, in topological order, and among them the op nodes whose op has no ONNX
 /// lowering ("node 'x' (op y)"); the export refuses a graph with any.
+/// @{
 std::vector<NodeId> inference_nodes(const Graph& g, const std::vector<NodeId>& targets);
 std::vector<std::string> missing_onnx_lowerings(const Graph& g, const std::vector<NodeId>& targets);
+/// @}
 
 /// The model as a serialized ONNX ModelProto (see above). `doc` goes into the model's doc_string. Throws
 /// funnel::Error when an op on the way to a column has no lowering.

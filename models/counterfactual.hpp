@@ -13,9 +13,13 @@ namespace funnel::counterfactual {
 /// ESMM inside every counterfactual model: the inputs, one shared embedding, a CTR tower ("ctr_tower" -> pctr) and
 /// a CVR tower ("cvr_tower" -> pcvr), ESMM's products, losses and columns recorded in `h`.
 struct EsmmPart {
-  blocks::Inputs in;
+  blocks::Inputs in;  ///< the model's inputs
+  /// @{
+  /// The shared embedding output, pCTR (the CTR tower's sigmoid) and pCVR (the CVR tower's).
   Var shared, pctr, pcvr;
+  /// @}
 };
+/// Builds ESMM's part (see EsmmPart) into `g` and records it in `h`.
 EsmmPart esmm_part(Graph& g, const ModelConfig& c, ModelHandle& h);
 
 /// o / clip(stop_gradient(p), tau, 1): the inverse-propensity weight of each row (B×1), 0 where o = 0. The
@@ -36,11 +40,15 @@ void add_weighted_loss(Graph& g, ModelHandle& h, Var l, double weight, const std
 /// The option's value as a number, with a GraphError naming the model and the range when it is outside [lo, hi].
 double number_option(const ModelConfig& c, const std::string& option, double lo, double hi);
 /// A loss weight option (in [0, 1000]) and the propensity clip τ (in [1e-6, 1]).
+/// @{
 double weight_option(const ModelConfig& c, const std::string& option);
 double propensity_clip(const ModelConfig& c);
+/// @}
 
 /// The declarations of those options, for FUNNEL_REGISTER_MODEL's .options.
+/// @{
 ModelOption weight_decl(const std::string& option, double dflt, const std::string& help);
 ModelOption propensity_clip_decl(const std::string& help = "pCTR is clipped to [this, 1] before 1/pCTR");
+/// @}
 
 }  // namespace funnel::counterfactual

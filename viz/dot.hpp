@@ -18,18 +18,21 @@ namespace funnel {
 
 struct GradFlow;  ///< autodiff/gradflow.hpp
 
+/// What to_dot draws and how.
 struct DotOptions {
   std::string title;                   ///< graph label; empty = none
   const GradFlow* grad_flow = nullptr;  ///< colour parameters and edges by the losses that reach them
   bool backward = false;               ///< also draw the gradient nodes and reverse edges
   bool edge_shapes = true;             ///< label edges with the source's shape
-  bool legend = true;
-  std::string rankdir = "TB";          ///< TB (inputs on top) or LR; anything else is a GraphError
+  bool legend = true;                  ///< add a legend of the node kinds (and of the losses' colours)
+  std::string rankdir = "TB";          ///< TB (inputs on top), LR, BT or RL; anything else is a GraphError
 };
 
+/// The graph as a DOT document (see the file's description). Throws GraphError on a bad option (rankdir) or a
+/// gradient-flow analysis made for another graph. A pure function: safe to call from several threads.
 std::string to_dot(const Graph& g, const DotOptions& opt = {});
 
-/// A DOT double-quoted string body: backslashes and quotes escaped, newlines as \n.
+/// A DOT double-quoted string body: backslashes and quotes escaped, newlines as `\n`.
 std::string dot_escape(const std::string& s);
 
 }  // namespace funnel

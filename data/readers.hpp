@@ -13,7 +13,7 @@
 ///                         Fields = every field seen in a valid row, sorted by name; absent field -> empty cell.
 ///   aliccp:DIR[:train|:test]  the raw Ali-CCP release: DIR/sample_skeleton_{split}.csv joined with
 ///                         DIR/common_features_{split}.csv on common_feature_index (default split: train).
-///                         Features are `field\x02feature\x03value` separated by \x01. Fields: the 23 Ali-CCP field
+///                         Features are `field\x02feature\x03value` separated by `\x01`. Fields: the 23 Ali-CCP field
 ///                         ids (aliccp_fields()). The skeleton is streamed through mmap and parsed in place.
 ///                         Each common-features row is stored once, as a shared block (Dataset::row_block)
 ///                         that the skeleton rows using it refer to; unused ones are dropped.
@@ -34,7 +34,7 @@
 /// in ReadReport::skipped_by_reason. A bad row in the aliccp common file is counted under "common:<reason>"; skeleton
 /// rows that point at it then count as unknown_common_index.
 ///
-/// Text: a UTF-8 byte order mark is skipped; lines end in \n, \r\n or (whole file) \r. A line longer than
+/// Text: a UTF-8 byte order mark is skipped; lines end in `\n`, `\r\n` or (whole file) `\r`. A line longer than
 /// kMaxLineBytes (16 MiB) is an error found without reading on (reader_util.hpp).
 /// Last line without a line end: valid (RFC 4180 §2.2 lets the last record end without a line break), so it is read
 /// as a row like any other; a row that was really cut short fails its column count or value checks, and
@@ -56,13 +56,16 @@
 
 namespace funnel {
 
+/// What a reader does with a bad row: throw funnel::Error naming file, line and field, or skip and count it.
 enum class OnBadRow { Error, Skip };
-enum class PoolWeights { Ones, Values };  ///< weight of each id: 1, or the feature's value (aliccp `\x03value`)
+/// The weight of each id: 1, or the feature's value (aliccp `\x03value`).
+enum class PoolWeights { Ones, Values };
 
+/// How read_dataset and the buffer readers read.
 struct ReadOptions {
-  OnBadRow on_bad_row = OnBadRow::Error;
+  OnBadRow on_bad_row = OnBadRow::Error;  ///< throw on a bad row, or skip and count it
   FeatureMapConfig mapping;          ///< used when the map passed to the reader is empty
-  PoolWeights weights = PoolWeights::Ones;
+  PoolWeights weights = PoolWeights::Ones;  ///< the weight each id gets in its cell
   std::int64_t max_rows = 0;         ///< stop after this many kept rows (0 = all)
   /// csv: the file has no header line; these are its columns (e.g. a checkpoint's training columns). A first
   /// line equal to them is still taken as a header and skipped.
@@ -75,11 +78,12 @@ struct ReadOptions {
   RowSink* sink = nullptr;
 };
 
+/// What a read saw, kept, skipped and ignored (see read_summary). Filled when a reader is given one.
 struct ReadReport {
   std::string source;                ///< the spec read
   std::int64_t bytes = 0;            ///< bytes of input scanned
   std::int64_t rows_read = 0;        ///< data rows looked at (header excluded; aliccp: skeleton rows)
-  std::int64_t rows_kept = 0;
+  std::int64_t rows_kept = 0;        ///< rows in the Dataset (or given to the sink)
   std::int64_t rows_skipped = 0;     ///< == sum of skipped_by_reason (common-file reasons excluded)
   std::map<std::string, std::int64_t> skipped_by_reason;  ///< reason -> rows
   std::int64_t common_rows = 0;      ///< aliccp: rows of the common file read (incl. skipped ones)
@@ -90,12 +94,14 @@ struct ReadReport {
   std::map<std::string, std::int64_t> dropped_features;   ///< features dropped from kept rows: "unknown_field:NAME"
   std::vector<std::string> first_errors;                  ///< the first few skip messages, for diagnostics
   std::vector<std::int64_t> skipped_rows;  ///< 1-based data row numbers (header excluded) of skipped rows, ascending
-  bool unterminated_last_line = false;
-  bool stopped_at_max_rows = false;
+  bool unterminated_last_line = false;  ///< the last line had no line end (read as a row all the same)
+  bool stopped_at_max_rows = false;     ///< the read ended at ReadOptions::max_rows, not at the end of the input
 };
 
 /// The bad-row reasons (keys of skipped_by_reason).
 namespace reason {
+/// @{
+/// One constant per reason; its value is its name.
 inline constexpr const char* column_count = "column_count";
 inline constexpr const char* bad_number = "bad_number";
 inline constexpr const char* bad_label = "bad_label";
@@ -107,8 +113,13 @@ inline constexpr const char* duplicate_common_index = "duplicate_common_index";
 inline constexpr const char* feature_num_mismatch = "feature_num_mismatch";
 inline constexpr const char* unknown_field = "unknown_field";
 inline constexpr const char* bad_quotes = "bad_quotes";
+/// @}
 }  // namespace reason
 
+/// Reads the data named by `spec` (csv:FILE, slots:FILE, aliccp:DIR[:split], cache:FILE; see the file's
+/// description) into a Dataset, building or checking `map` as described there, and fills `report` when given.
+/// Throws funnel::Error naming the file (and line and field for a bad row under OnBadRow::Error). Reentrant: reads
+/// of different files may run on different threads, each with its own map and report.
 Dataset read_dataset(const std::string& spec, const ReadOptions& options, FeatureMap& map,
                      ReadReport* report = nullptr);
 
@@ -125,6 +136,7 @@ std::string read_summary(const ReadReport& rep);
 std::string dataset_spec_help();
 
 /// Buffer entry points (used by read_dataset, the fuzzers and tests). `name` is the file name used in messages.
+/// @{
 Dataset read_csv_buffer(std::string_view text, const std::string& name, const ReadOptions& options,
                         FeatureMap& map, ReadReport* report = nullptr);
 Dataset read_slots_buffer(std::string_view text, const std::string& name, const ReadOptions& options,
@@ -132,6 +144,7 @@ Dataset read_slots_buffer(std::string_view text, const std::string& name, const 
 Dataset read_aliccp_buffers(std::string_view skeleton, const std::string& skeleton_name, std::string_view common,
                             const std::string& common_name, const ReadOptions& options, FeatureMap& map,
                             ReadReport* report = nullptr);
+/// @}
 
 /// The 23 Ali-CCP field ids, in the order used as the dataset's fields.
 const std::vector<std::string>& aliccp_fields();
@@ -142,7 +155,9 @@ void write_cache(const Dataset& d, const FeatureMap& map, const std::string& fil
 Dataset read_cache(const std::string& file, FeatureMap& map, ReadReport* report = nullptr);
 
 /// Option parsing helpers for tools: "error"|"skip", "ones"|"values". Throw funnel::Error on anything else.
+/// @{
 OnBadRow parse_on_bad_row(std::string_view s);
 PoolWeights parse_pool_weights(std::string_view s);
+/// @}
 
 }  // namespace funnel

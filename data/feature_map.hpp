@@ -29,10 +29,12 @@
 
 namespace funnel {
 
+/// How a FeatureMap assigns rows: by hashing values into buckets, or from a vocabulary built from the data.
 enum class MapKind { Hash, Vocab };
 
+/// How a FeatureMap is built (see the file's description).
 struct FeatureMapConfig {
-  MapKind kind = MapKind::Hash;
+  MapKind kind = MapKind::Hash;  ///< hash buckets or a vocabulary
   std::int64_t buckets = 1 << 16;  ///< hash: rows per field
   std::int64_t min_count = 1;      ///< vocab: values seen fewer times go to the field's OOV row
   std::uint64_t seed = 0;          ///< hash: seed of the value hash
@@ -62,31 +64,43 @@ inline std::int64_t hash_bucket(std::uint64_t h, std::int64_t buckets) {
   return static_cast<std::int64_t>((static_cast<unsigned __int128>(h) * static_cast<std::uint64_t>(buckets)) >> 64);
 }
 
+/// Maps raw categorical values to embedding rows, field by field (see the file's description). Copyable and movable.
+/// Const members (lookup(), to_json(), ...) may be called from several threads on a ready map; building (start,
+/// map on a building map, count, finish) is single-threaded.
 class FeatureMap {
  public:
   FeatureMap();
   ~FeatureMap();
+  /// @{
+  /// Copies and moves carry the whole state (fields, configuration, vocabulary tables).
   FeatureMap(const FeatureMap&);
   FeatureMap& operator=(const FeatureMap&);
   FeatureMap(FeatureMap&&) noexcept;
   FeatureMap& operator=(FeatureMap&&) noexcept;
+  /// @}
 
   /// A ready hash map over `fields` (convenience for tools and tests).
   static FeatureMap hashed(std::vector<std::string> fields, std::int64_t buckets, std::uint64_t seed = 0);
 
+  /// @{
+  /// The life-cycle state: empty (default-constructed or cleared), building (a vocab map between start and finish),
+  /// ready (usable for lookups and serialisation).
   bool empty() const { return state_ == State::Empty; }
   bool building() const { return state_ == State::Building; }
   bool ready() const { return state_ == State::Ready; }
-  const FeatureMapConfig& config() const { return cfg_; }
-  const std::vector<std::string>& fields() const { return fields_; }
-  const std::vector<std::string>& dense_names() const { return dense_; }
-  std::int64_t num_fields() const { return static_cast<std::int64_t>(fields_.size()); }
+  /// @}
+  const FeatureMapConfig& config() const { return cfg_; }  ///< how the map was built
+  const std::vector<std::string>& fields() const { return fields_; }  ///< the categorical fields, in the order of the Ids input's columns
+  const std::vector<std::string>& dense_names() const { return dense_; }  ///< the dense columns, in the order of the dense input
+  std::int64_t num_fields() const { return static_cast<std::int64_t>(fields_.size()); }  ///< number of categorical fields
   /// Index of a field name, -1 if unknown.
   std::int64_t field_index(std::string_view name) const;
   /// Rows owned by field f / first row of field f / total rows (the embedding table size). Ready maps only.
+  /// @{
   std::int64_t field_size(std::int64_t f) const;
   std::int64_t field_base(std::int64_t f) const;
   std::int64_t vocab() const;
+  /// @}
   std::int64_t oov_row(std::int64_t f) const { return field_base(f); }  ///< vocab maps
 
   // --- reader protocol -----------------------------------------------------------------------------------------
@@ -118,9 +132,12 @@ class FeatureMap {
   /// Number of distinct values seen per field while building (vocab), or kept rows (ready vocab). Diagnostics.
   std::int64_t distinct_values(std::int64_t f) const;
 
+  /// The map as JSON (kind, configuration, fields, dense names and, for a vocab map, the values of every row), as
+  /// checkpoints store it. Ready maps only.
   nlohmann::json to_json() const;
   /// Throws funnel::Error naming the offending key on a malformed document.
   static FeatureMap from_json(const nlohmann::json& j);
+  /// Same kind, configuration, fields, dense names and rows for every value.
   bool operator==(const FeatureMap& o) const;
 
  private:
@@ -139,6 +156,7 @@ class FeatureMap {
   std::vector<std::int32_t> prov_field_;    ///< building: field of each provisional id
 };
 
+/// "hash" or "vocab".
 std::string to_string(MapKind k);
 MapKind parse_map_kind(std::string_view s);  ///< "hash" | "vocab"; throws funnel::Error otherwise
 

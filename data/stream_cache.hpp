@@ -33,7 +33,9 @@
 
 namespace funnel {
 
+/// The format version this build writes and reads; older caches are refused with a message to convert again.
 inline constexpr std::uint32_t kCacheVersion = 3;
+/// Rows per chunk unless a writer is told otherwise.
 inline constexpr std::int64_t kDefaultChunkRows = 65536;
 
 /// Writes a v3 cache front to back. Rows and blocks can be added in any interleaving (a row may only refer to
@@ -42,6 +44,8 @@ inline constexpr std::int64_t kDefaultChunkRows = 65536;
 /// destructor removes the temporary files of an uncommitted writer.
 class CacheWriter : public RowSink {
  public:
+  /// Starts a cache for `file` with these fields, dense columns and stages (1 to 8), `chunk_rows` rows per chunk
+  /// (1 to 2^24), opening its temporary file. Throws funnel::Error on a bad size or when the file cannot be created.
   CacheWriter(const std::string& file, std::vector<std::string> field_names, std::vector<std::string> dense_names,
               std::int64_t num_stages = 2, std::int64_t chunk_rows = kDefaultChunkRows);
   ~CacheWriter() override;
@@ -59,8 +63,8 @@ class CacheWriter : public RowSink {
   /// Writes the last chunk, the blocks, the meta and the footer; renames the file into place. `map` must be ready
   /// (and, if ids were written provisional, finished by end_rows()).
   void commit(const FeatureMap& map);
-  std::int64_t rows() const { return rows_; }
-  std::int64_t bytes_written() const { return static_cast<std::int64_t>(pos_); }
+  std::int64_t rows() const { return rows_; }  ///< rows added so far
+  std::int64_t bytes_written() const { return static_cast<std::int64_t>(pos_); }  ///< bytes written to the file so far
 
  private:
   struct Impl;
@@ -74,29 +78,32 @@ class CacheWriter : public RowSink {
 /// A v3 cache opened for reading (memory-mapped). Thread-safe for concurrent gathers.
 class CacheFile {
  public:
+  /// Opens and maps `path`, checks its footer, meta and shared blocks. Throws funnel::Error naming the file when it is
+  /// not a v3 cache, is truncated or fails a check.
   explicit CacheFile(const std::string& path);
   ~CacheFile();
   CacheFile(const CacheFile&) = delete;
   CacheFile& operator=(const CacheFile&) = delete;
 
-  const std::string& path() const { return path_; }
-  std::int64_t rows() const { return rows_; }
-  std::int64_t num_fields() const { return num_fields_; }
-  std::int64_t num_stages() const { return num_stages_; }
-  std::int64_t num_dense() const { return num_dense_; }
-  std::int64_t vocab() const { return vocab_; }
-  std::int64_t num_blocks() const { return num_blocks_; }
-  const std::vector<std::string>& field_names() const { return field_names_; }
-  const std::vector<std::string>& dense_names() const { return dense_names_; }
-  const FeatureMap& map() const { return map_; }
-  std::int64_t file_bytes() const { return static_cast<std::int64_t>(size_); }
-  std::int64_t clicks() const { return clicks_; }
-  std::int64_t conversions() const { return conversions_; }
+  const std::string& path() const { return path_; }  ///< the file opened
+  std::int64_t rows() const { return rows_; }  ///< rows in the cache
+  std::int64_t num_fields() const { return num_fields_; }  ///< categorical fields per row
+  std::int64_t num_stages() const { return num_stages_; }  ///< funnel stages (label columns)
+  std::int64_t num_dense() const { return num_dense_; }  ///< dense features per row
+  std::int64_t vocab() const { return vocab_; }  ///< embedding rows of the stored feature map
+  std::int64_t num_blocks() const { return num_blocks_; }  ///< shared blocks (Ali-CCP common-feature rows)
+  const std::vector<std::string>& field_names() const { return field_names_; }  ///< the categorical fields, in order
+  const std::vector<std::string>& dense_names() const { return dense_names_; }  ///< the dense columns, in order
+  const FeatureMap& map() const { return map_; }  ///< the feature map the ids were made with (ready)
+  std::int64_t file_bytes() const { return static_cast<std::int64_t>(size_); }  ///< size of the file
+  std::int64_t clicks() const { return clicks_; }  ///< rows with a click (label bit 0)
+  std::int64_t conversions() const { return conversions_; }  ///< rows with a conversion (label bit 1)
 
-  std::int64_t num_chunks() const { return static_cast<std::int64_t>(chunks_.size()); }
+  std::int64_t num_chunks() const { return static_cast<std::int64_t>(chunks_.size()); }  ///< number of chunks
   std::int64_t chunk_rows() const { return chunk_rows_; }  ///< rows of every chunk but the last
-  std::int64_t chunk_of(std::int64_t row) const { return row / chunk_rows_; }
-  std::int64_t chunk_begin(std::int64_t c) const { return c * chunk_rows_; }
+  std::int64_t chunk_of(std::int64_t row) const { return row / chunk_rows_; }  ///< the chunk holding `row`
+  std::int64_t chunk_begin(std::int64_t c) const { return c * chunk_rows_; }  ///< the first row of chunk c
+  /// Rows in chunk c (chunk_rows() except for a shorter last one).
   std::int64_t chunk_size(std::int64_t c) const;
 
   /// Checks chunk c (checksum, structure) unless done before; throws funnel::Error naming the file and chunk.
@@ -113,10 +120,12 @@ class CacheFile {
   /// Synthetic ground truth (data made by make_synthetic): whether the cache has it, and a row's drawn outcome of
   /// every stage (bit s = stage s reached in the entire space).
   bool has_truth() const { return !chunks_.empty() && chunks_[0].entire != nullptr; }
+  /// A row's drawn outcome of every stage; only when has_truth().
   std::uint8_t entire_bits(std::int64_t row) const;
   /// User keys (for GAUC): the csv --user-column's keys when written, else a row's shared block (Ali-CCP's
   /// common-features row); -1 for a row without either.
   bool has_user_keys() const;
+  /// A row's user key, -1 for none.
   std::int64_t user_key(std::int64_t row) const;
 
   /// The whole cache as an in-memory Dataset (small data, tests, the in-memory path).

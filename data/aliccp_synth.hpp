@@ -13,16 +13,24 @@
 
 namespace funnel {
 
+/// The size, seed and split of a generated Ali-CCP-like release.
 struct AliccpSynthConfig {
   std::int64_t rows = 1000000;      ///< skeleton rows of the split
   std::int64_t users = 0;           ///< common-feature rows; 0 = rows * 0.73 / 42 (at least 1)
-  std::uint64_t seed = 1;
+  std::uint64_t seed = 1;  ///< the world and the draws; the same seed gives the same files
   std::string split = "train";      ///< file names: ..._train.csv or ..._test.csv
 };
 
+/// What write_aliccp_synth wrote.
 struct AliccpSynthReport {
+  /// @{
+  /// Skeleton rows, users (common-feature rows), clicked rows and converted rows written.
   std::int64_t rows = 0, users = 0, clicks = 0, conversions = 0;
+  /// @}
+  /// @{
+  /// Sizes of the two files.
   std::int64_t skeleton_bytes = 0, common_bytes = 0;
+  /// @}
 };
 
 /// Writes DIR/sample_skeleton_{split}.csv and DIR/common_features_{split}.csv. Refuses (funnel::Error) when either

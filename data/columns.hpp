@@ -19,18 +19,21 @@
 
 namespace funnel {
 
+/// One column of a ColumnTable: its name, type and values (borrowed, not owned).
 struct ColumnArray {
+  /// The element type of `values` (or Text: `text`).
   enum class Type { Int64, Float64, Float32, Bool, Text };
-  std::string name;
-  Type type = Type::Int64;
+  std::string name;  ///< the column's name, as a CSV header cell
+  Type type = Type::Int64;  ///< the element type
   const void* values = nullptr;  ///< rows contiguous values (Int64: int64_t, Float64: double, Float32: float, Bool: uint8_t)
   std::vector<std::string_view> text;  ///< Text: one per row; a null data() is a missing value
 };
 
+/// Columns of equal length in memory, read like a CSV file with the same header (see the file's description).
 struct ColumnTable {
   std::string name = "columns";  ///< for messages (file name position)
-  std::int64_t rows = 0;
-  std::vector<ColumnArray> columns;
+  std::int64_t rows = 0;  ///< rows of every column
+  std::vector<ColumnArray> columns;  ///< the columns, in header order
 };
 
 /// Reads the table as read_csv_buffer reads a file with the same header and cells (the same checks and feature
@@ -41,11 +44,12 @@ Dataset read_columns(const ColumnTable& t, const ReadOptions& options, FeatureMa
 /// destroyed. The table's arrays must outlive the handle.
 class ColumnsRegistration {
  public:
+  /// Registers `t` under a new unique spec.
   explicit ColumnsRegistration(std::shared_ptr<const ColumnTable> t);
   ~ColumnsRegistration();
   ColumnsRegistration(const ColumnsRegistration&) = delete;
   ColumnsRegistration& operator=(const ColumnsRegistration&) = delete;
-  const std::string& spec() const { return spec_; }
+  const std::string& spec() const { return spec_; }  ///< the spec to read it by: "columns:NAME"
 
  private:
   std::string spec_;

@@ -22,18 +22,20 @@
 
 namespace funnel {
 
+/// Rows of impressions held in memory (see the file's description). A plain aggregate: readers, the generator and
+/// the cache fill its arrays; everything else reads them. Const access from several threads is safe.
 struct Dataset {
-  std::int64_t num_fields = 0;
-  std::int64_t num_stages = 2;
-  std::int64_t num_dense = 0;
+  std::int64_t num_fields = 0;  ///< F: categorical fields per row
+  std::int64_t num_stages = 2;  ///< label columns (funnel stages)
+  std::int64_t num_dense = 0;  ///< dense features per row
   std::int64_t vocab = 0;  ///< embedding rows: every id is in [0, vocab)
-  std::vector<std::string> field_names;
-  std::vector<std::string> dense_names;
+  std::vector<std::string> field_names;  ///< the fields' names, F of them
+  std::vector<std::string> dense_names;  ///< the dense columns' names
 
   /// Row r, field f: ids[offsets[r*F+f] .. offsets[r*F+f+1]) with weights (the row's own ids).
   std::vector<std::int64_t> offsets{0};
-  std::vector<std::int64_t> ids;
-  std::vector<float> weights;
+  std::vector<std::int64_t> ids;  ///< the rows' own ids (embedding rows), cell after cell
+  std::vector<float> weights;  ///< one weight per id
   std::vector<float> dense;            ///< rows × num_dense
   std::vector<std::uint8_t> labels;    ///< rows × num_stages, cumulative, 0/1
 
@@ -41,8 +43,8 @@ struct Dataset {
   /// Block b, field f: block_ids[block_offsets[b*F+f] .. block_offsets[b*F+f+1]) with block_weights.
   std::vector<std::int32_t> row_block;
   std::vector<std::int64_t> block_offsets;  ///< blocks × F + 1 entries (empty when there are no blocks)
-  std::vector<std::int64_t> block_ids;
-  std::vector<float> block_weights;
+  std::vector<std::int64_t> block_ids;  ///< the blocks' ids, cell after cell
+  std::vector<float> block_weights;  ///< one weight per block id
 
   /// Ground truth (synthetic data only; empty otherwise).
   std::vector<float> true_prob;             ///< rows × num_stages: p(stage s | stage s-1, x)
@@ -53,18 +55,22 @@ struct Dataset {
   /// in no user's AUC.
   std::vector<std::int64_t> user_keys;
 
+  /// Number of rows (from the label array).
   std::int64_t rows() const { return num_stages ? static_cast<std::int64_t>(labels.size()) / num_stages : 0; }
-  bool has_truth() const { return !entire_labels.empty(); }
-  bool has_blocks() const { return !row_block.empty(); }
-  bool has_user_keys() const { return !user_keys.empty() || has_blocks(); }
+  bool has_truth() const { return !entire_labels.empty(); }  ///< synthetic ground truth is present
+  bool has_blocks() const { return !row_block.empty(); }  ///< rows refer to shared blocks
+  bool has_user_keys() const { return !user_keys.empty() || has_blocks(); }  ///< rows have user keys (their own or their blocks)
+  /// Row r's user key (see user_keys), -1 for none.
   std::int64_t user_key(std::int64_t r) const {
     const auto i = static_cast<std::size_t>(r);
     return !user_keys.empty() ? user_keys[i] : has_blocks() ? row_block[i] : -1;
   }
+  /// Number of shared blocks.
   std::int64_t num_blocks() const {
     return block_offsets.empty() || num_fields <= 0 ? 0
                                                      : (static_cast<std::int64_t>(block_offsets.size()) - 1) / num_fields;
   }
+  /// Row r's label of stage s (0 or 1; cumulative).
   std::uint8_t label(std::int64_t r, std::int64_t s) const {
     return labels[static_cast<std::size_t>(r * num_stages + s)];
   }

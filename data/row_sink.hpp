@@ -11,6 +11,8 @@ namespace funnel {
 struct Dataset;
 class FeatureMap;
 
+/// Where a reader streams its rows instead of building a Dataset (see the file's description). Called from the
+/// reading thread only.
 class RowSink {
  public:
   virtual ~RowSink() = default;

@@ -28,6 +28,8 @@
 
 namespace funnel {
 
+/// The row order of one epoch of a cache (see the file's description): sequential, or shuffled by chunks and a
+/// window. Deterministic for (seed, epoch, window, chunk size). Not thread-safe.
 class EpochOrder {
  public:
   /// Over the chunks [chunk_begin, chunk_end) of the file (chunk_end -1: to the last), of them every `stride`-th
@@ -57,15 +59,22 @@ class EpochOrder {
   std::vector<std::int64_t> finished_;
 };
 
+/// What a BatchStream reads and how.
 struct StreamOptions {
-  std::int64_t batch_size = 1024;
-  bool shuffle = true;
+  std::int64_t batch_size = 1024;  ///< rows per batch (the last batch of an epoch may be smaller)
+  bool shuffle = true;  ///< shuffle each epoch (else rows in file order)
   std::int64_t shuffle_window = 1 << 18;  ///< rows
-  std::uint64_t seed = 1;
+  std::uint64_t seed = 1;  ///< seed of the shuffle (with the epoch number)
   std::int64_t prefetch = 4;               ///< batches decoded ahead
   bool release_chunks = true;              ///< drop finished chunks from the resident set
-  std::int64_t chunk_begin = 0, chunk_end = -1;  ///< the part of the file to read (-1: to the end)
-  std::int64_t chunk_stride = 1, chunk_offset = 0;  ///< of it every stride-th chunk from chunk_begin + offset
+  /// @{
+  /// the part of the file to read (-1: to the end)
+  std::int64_t chunk_begin = 0, chunk_end = -1;
+  /// @}
+  /// @{
+  /// of it every stride-th chunk from chunk_begin + offset
+  std::int64_t chunk_stride = 1, chunk_offset = 0;
+  /// @}
 };
 
 /// The chunk split for a held-out tail: the first chunk of the last `fraction` of the rows (at least one chunk on
@@ -75,16 +84,21 @@ std::int64_t tail_split_chunk(const CacheFile& f, double fraction);
 std::int64_t rows_in_chunks(const CacheFile& f, std::int64_t chunk_begin, std::int64_t chunk_end,
                             std::int64_t stride = 1, std::int64_t offset = 0);
 
+/// One decoded batch, in the layout a Model binds.
 struct StreamBatch {
   std::int64_t size = 0;                ///< rows
   std::vector<std::int64_t> rows;       ///< their indexes in the cache
-  IdBatch ids;
+  IdBatch ids;  ///< the batch's categorical ids
   std::vector<float> labels;            ///< size × num_stages, 0/1
   std::vector<float> dense;             ///< size × num_dense
 };
 
+/// Decodes an epoch's batches on a reader thread, `prefetch` ahead (see the file's description). One consumer
+/// thread calls start_epoch and next; the CacheFile must outlive the stream.
 class BatchStream {
  public:
+  /// Checks the options (positive batch size and prefetch, a valid chunk range; funnel::Error otherwise) and sizes
+  /// the batch buffers; no thread runs until start_epoch.
   BatchStream(const CacheFile& f, const StreamOptions& o);
   ~BatchStream();
   BatchStream(const BatchStream&) = delete;
@@ -95,8 +109,9 @@ class BatchStream {
   /// The next batch of the epoch (waits for the reader thread), or nullptr at its end. The batch stays valid until
   /// the next call of next() or start_epoch(); the caller may swap its buffers with its own (same types).
   StreamBatch* next();
-  const CacheFile& file() const { return f_; }
-  const StreamOptions& options() const { return o_; }
+  const CacheFile& file() const { return f_; }  ///< the cache read
+  const StreamOptions& options() const { return o_; }  ///< the options it was made with
+  /// Rows of one epoch (of the chunks the options select).
   std::int64_t rows() const {
     return rows_in_chunks(f_, o_.chunk_begin, o_.chunk_end, o_.chunk_stride, o_.chunk_offset);
   }

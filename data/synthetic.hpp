@@ -31,12 +31,13 @@
 
 namespace funnel {
 
+/// The knobs of the synthetic generator (see the file's description); parse_synthetic_spec reads them from a spec.
 struct SyntheticConfig {
-  std::int64_t rows = 200000;
-  std::int64_t fields = 20;
+  std::int64_t rows = 200000;  ///< rows to generate
+  std::int64_t fields = 20;  ///< categorical fields per row
   std::int64_t vocab_per_field = 1000;  ///< the spec key `vocab`; total vocab = fields · vocab_per_field
   std::int64_t stages = 2;              ///< ≥ 2: click, conversion, then further funnel stages
-  std::uint64_t seed = 1;
+  std::uint64_t seed = 1;  ///< the only source of randomness
   double ctr = 0.04;                 ///< target P(stage 0)
   double ctcvr = 0.002;              ///< target P(stage 1 reached) = P(click · conversion)
   double later_stage_ratio = 0.3;    ///< target P(stage s) = ratio · P(stage s-1) for s ≥ 2
@@ -52,7 +53,7 @@ struct SyntheticConfig {
   /// independent given x); bias near 1: the values that attract clicks also convert (strong selection bias);
   /// negative: they convert less. Cannot be combined with the keys shared and coupling.
   double selection_bias = std::numeric_limits<double>::quiet_NaN();
-  bool has_selection_bias() const { return !std::isnan(selection_bias); }
+  bool has_selection_bias() const { return !std::isnan(selection_bias); }  ///< selection_bias is set
 };
 
 /// Check ranges; throws funnel::Error naming the field and the allowed range.

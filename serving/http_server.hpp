@@ -28,21 +28,25 @@
 
 namespace funnel {
 
+/// Where and how an HttpServer listens, and the limits it enforces (see the file's description).
 struct ServerOptions {
-  std::string host = "127.0.0.1";
+  std::string host = "127.0.0.1";  ///< address to listen on (the default accepts local clients only)
   int port = 8080;                         ///< 0: any free port (bind() returns it)
   int threads = 64;                        ///< connection workers (each keep-alive connection holds one)
   std::size_t max_body_bytes = 8u << 20;   ///< 413 above
-  RequestLimits limits;
-  int read_timeout_ms = 5000;
-  int write_timeout_ms = 5000;
-  int keep_alive_timeout_s = 5;
-  int keep_alive_max_requests = 10000;
+  RequestLimits limits;  ///< rows per request, values per row, sizes of values and lines
+  int read_timeout_ms = 5000;  ///< a read of a connection waits at most this long
+  int write_timeout_ms = 5000;  ///< a write of a connection waits at most this long
+  int keep_alive_timeout_s = 5;  ///< an idle keep-alive connection is closed after this many seconds
+  int keep_alive_max_requests = 10000;  ///< requests per connection before it is closed
   bool log = false;                        ///< one line per request to stderr
 };
 
+/// The HTTP front end of a Predictor (see the file's description). bind(), then serve() on one thread; stop() and
+/// reload() may be called from any other thread.
 class HttpServer {
  public:
+  /// Serves `p`, which must outlive the server. Nothing is bound until bind().
   HttpServer(Predictor& p, ServerOptions o);
   ~HttpServer();
   HttpServer(const HttpServer&) = delete;
@@ -57,6 +61,7 @@ class HttpServer {
   /// Reloads the predictor (as POST /v1/reload); returns the new step. Errors are thrown (the old version stays).
   std::int64_t reload();
 
+  /// The current /metrics document (Prometheus text format).
   std::string metrics_text() const;
 
  private:

@@ -67,24 +67,30 @@
 
 namespace funnel {
 
+/// One categorical value of a structured row: its field, the raw value text and its pooling weight. Views: the
+/// text must outlive the predict call.
 struct FeatureValue {
-  std::string_view field;
-  std::string_view value;
-  float weight = 1.0f;
+  std::string_view field;  ///< the field's name (as in the checkpoint's feature map)
+  std::string_view value;  ///< the raw value, as it appeared in the training data
+  float weight = 1.0f;  ///< scales the value's embedding row when pooled
 };
+/// One dense feature of a structured row, by name.
 struct DenseValue {
-  std::string_view name;
-  float value = 0.0f;
+  std::string_view name;  ///< the dense feature's name (as in training)
+  float value = 0.0f;  ///< its value; must be finite
 };
+/// One row to score: its categorical values and dense features (views, see above).
 struct PredictRow {
-  std::span<const FeatureValue> features;
-  std::span<const DenseValue> dense;
+  std::span<const FeatureValue> features;  ///< the categorical values, any order; a field may repeat
+  std::span<const DenseValue> dense;  ///< every dense feature of the model, once each
 };
 
+/// What predict does with a field or dense name the checkpoint does not know: a PredictError, or nothing.
 enum class UnknownFields { Error, Ignore };
 
+/// How a checkpoint is loaded and scored.
 struct PredictorOptions {
-  UnknownFields unknown_fields = UnknownFields::Error;
+  UnknownFields unknown_fields = UnknownFields::Error;  ///< reject or ignore names the checkpoint does not know
   std::int64_t max_batch = 256;  ///< rows per forward pass (rounded down to a power of two)
   /// Weights of aliccp features (the `\x03value` part): as the training data was read. Empty: the checkpoint's
   /// recorded `pool-weights` setting, else "ones".
@@ -94,10 +100,11 @@ struct PredictorOptions {
 /// A request the model cannot score: `row` (0-based, -1 when not about one row) and `field` ("" when not about one).
 class PredictError : public Error {
  public:
+  /// An error about row `row` and field `field` with the complete message `what`.
   PredictError(std::int64_t row, std::string field, const std::string& what)
       : Error(what), row_(row), field_(std::move(field)) {}
-  std::int64_t row() const { return row_; }
-  const std::string& field() const { return field_; }
+  std::int64_t row() const { return row_; }  ///< 0-based row, -1 when not about one row
+  const std::string& field() const { return field_; }  ///< the field it is about, "" when none
 
  private:
   std::int64_t row_;
@@ -109,6 +116,8 @@ class Model;
 /// One loaded checkpoint version (immutable once loaded; thread-safe).
 class ServingModel {
  public:
+  /// Loads the checkpoint in `checkpoint_dir` (see the file's description). Throws funnel::Error naming the file
+  /// when the manifest, a parameter array or a checksum is wrong.
   ServingModel(const std::string& checkpoint_dir, const PredictorOptions& o);
   ~ServingModel();
   ServingModel(const ServingModel&) = delete;
@@ -120,14 +129,14 @@ class ServingModel {
   /// The categorical fields and dense features a row may have (empty fields: a checkpoint of synthetic data,
   /// which has no feature map; only predict(Dataset) applies).
   const std::vector<std::string>& fields() const;
-  const std::vector<std::string>& dense_names() const;
-  bool has_feature_map() const { return map_ != nullptr; }
-  const FeatureMap* feature_map() const { return map_.get(); }
+  const std::vector<std::string>& dense_names() const;  ///< the dense features a row must give
+  bool has_feature_map() const { return map_ != nullptr; }  ///< the checkpoint has a feature map (not synthetic data)
+  const FeatureMap* feature_map() const { return map_.get(); }  ///< the checkpoint's feature map, or null
   const nlohmann::json& manifest_model() const { return model_json_; }   ///< the manifest's "model"
   const nlohmann::json& manifest_data() const { return data_json_; }     ///< the manifest's "data"
   const nlohmann::json& manifest_config() const { return config_json_; } ///< the training run's configuration
   const std::vector<std::string>& csv_columns() const { return csv_columns_; }  ///< the training csv header, if any
-  const std::string& directory() const { return dir_; }
+  const std::string& directory() const { return dir_; }  ///< the checkpoint directory it was loaded from
 
   /// Scores rows into out (rows × columns().size(), row-major). Throws PredictError (out may then be partly
   /// written) or an Error from the forward pass (a NaN/Inf, naming the node).
@@ -135,10 +144,12 @@ class ServingModel {
   /// Rows [first, first + n) of a dataset mapped with this checkpoint's map (or synthetic data of its shape).
   void predict(const Dataset& d, std::int64_t first, std::int64_t n, std::span<float> out) const;
   /// Lines in the training formats (see the header comment); each line one row.
+  /// @{
   void predict_csv(std::span<const std::string_view> lines, std::span<float> out) const;
   void predict_slots(std::span<const std::string_view> lines, std::span<float> out) const;
   void predict_aliccp(std::span<const std::string_view> skeleton_lines,
                       std::span<const std::string_view> common_lines, std::span<float> out) const;
+  /// @}
   /// The training readers on these lines (the dataset the predict_* above score), e.g. to inspect the mapping.
   Dataset read_lines(std::string_view format, std::span<const std::string_view> lines,
                      std::span<const std::string_view> common_lines = {}) const;
@@ -171,8 +182,11 @@ class ServingModel {
   mutable std::vector<Workspace*> free_;
 };
 
+/// The current ServingModel of a checkpoint directory, with hot reload (see the file's description). Every member
+/// may be called from any thread.
 class Predictor {
  public:
+  /// Loads the directory's current version (as ServingModel's constructor; its errors are thrown).
   explicit Predictor(std::string checkpoint_dir, PredictorOptions o = {});
   ~Predictor();
   Predictor(const Predictor&) = delete;
@@ -184,7 +198,7 @@ class Predictor {
   void predict(std::span<const PredictRow> rows, std::span<float> out) const { current()->predict(rows, out); }
   /// Loads the directory's current version aside and swaps it in (see the header comment); returns it.
   std::shared_ptr<const ServingModel> reload();
-  const std::string& directory() const { return dir_; }
+  const std::string& directory() const { return dir_; }  ///< the checkpoint directory it loads
   std::int64_t reloads() const;  ///< successful reloads so far
 
  private:

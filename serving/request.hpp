@@ -25,6 +25,7 @@
 
 namespace funnel {
 
+/// Upper bounds a request must stay within; a request over one is refused with 413 before anything is scored.
 struct RequestLimits {
   std::int64_t max_rows = 4096;           ///< rows (or lines) per request
   std::int64_t max_features = 4096;       ///< values per row
@@ -32,13 +33,16 @@ struct RequestLimits {
   std::size_t max_line_bytes = 1 << 20;   ///< bytes of one training-format line
 };
 
+/// A request that cannot be parsed or exceeds a limit: the HTTP status to answer with, the row and field it is
+/// about, and the message.
 class RequestError : public Error {
  public:
+  /// An error answered with `status` about row `row` (-1: none) and field `field` ("": none).
   RequestError(int status, std::int64_t row, std::string field, const std::string& what)
       : Error(what), status_(status), row_(row), field_(std::move(field)) {}
-  int status() const { return status_; }
-  std::int64_t row() const { return row_; }
-  const std::string& field() const { return field_; }
+  int status() const { return status_; }  ///< the HTTP status (400 or 413)
+  std::int64_t row() const { return row_; }  ///< 0-based row, -1 when not about one row
+  const std::string& field() const { return field_; }  ///< the field it is about, "" when none
 
  private:
   int status_;
@@ -46,16 +50,21 @@ class RequestError : public Error {
   std::string field_;
 };
 
+/// A parsed request body, owning its text: structured rows or lines of a training format.
 struct PredictRequest {
+  /// @{
+  /// Which form the body had: structured rows, or csv, slots or Ali-CCP lines.
   enum class Kind { Rows, Csv, Slots, Aliccp } kind = Kind::Rows;
+  /// @}
   /// Kind::Rows: the rows, whose views point into `strings`, `features` and `dense` (which own the text).
   std::vector<PredictRow> rows;
-  std::vector<FeatureValue> features;
-  std::vector<DenseValue> dense;
-  std::deque<std::string> strings;
+  std::vector<FeatureValue> features;  ///< storage of every row's categorical values
+  std::vector<DenseValue> dense;  ///< storage of every row's dense features
+  std::deque<std::string> strings;  ///< the decoded text the views point into
   /// The line formats: the lines (and Ali-CCP common lines), views into `strings`.
   std::vector<std::string_view> lines;
-  std::vector<std::string_view> common;
+  std::vector<std::string_view> common;  ///< Ali-CCP: the common-features lines
+  /// Rows to score: structured rows, or lines.
   std::int64_t size() const {
     return kind == Kind::Rows ? static_cast<std::int64_t>(rows.size()) : static_cast<std::int64_t>(lines.size());
   }

@@ -3,8 +3,8 @@
 /// The computation graph: ops, names, scopes and shapes. It holds no tensor values, so it can be drawn,
 /// checked and differentiated without being run. The edges are stored once, as each node's ordered inputs
 /// (Node::inputs); an edge u -> v means "v reads u through input slot s". core/graph_boost.hpp makes a Graph itself a
-/// Boost.Graph graph over that one store, and the topological order and reachability come from Boost.Graph's
-/// algorithms run on it.
+/// Boost.Graph graph over that one store, and reachability comes from Boost.Graph's algorithms run on it. A node's
+/// inputs must already be in the graph when it is added, so node ids (creation order) are a topological order.
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -170,7 +170,8 @@ class Graph {
   std::vector<NodeId> losses() const;
   /// @}
 
-  /// Topological order (inputs before consumers): Boost.Graph's topological_sort on this graph, cached.
+  /// Topological order (inputs before consumers): the node ids in creation order, 0 .. size()-1, which is one
+  /// because every input of a node was added before it (add_op and add_node check it).
   const std::vector<NodeId>& topo_order() const;
   /// Nodes from which `targets` can be reached (including the targets), as a mask: a Boost.Graph depth-first walk
   /// of the reversed graph (along each node's inputs).

@@ -8,8 +8,8 @@
 ///   in_edges(v)   the slots of v, in order: O(1) each.
 ///   out_edges(u)  the reads of u, found by walking the nodes added after u (a node's inputs always precede it), in
 ///                 consumer then slot order: O(edges after u) per full walk. Nothing is cached, so no second copy of
-///                 the edges can go stale; the walks behind the topological order and the reachability masks are
-///                 done once per plan, not per step.
+///                 the edges can go stale; the walks behind the reachability masks are done once per plan, not per
+///                 step.
 ///   vertices      the node ids 0..n-1, which are also the vertex indices (identity_property_map).
 ///
 /// It models VertexListGraph, IncidenceGraph and BidirectionalGraph, so topological_sort, depth_first_visit,

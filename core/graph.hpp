@@ -77,7 +77,8 @@ struct Node {
   std::string name;   ///< unique, scope-qualified: "ctr_tower/dense_0/w"
   std::string scope;  ///< "ctr_tower/dense_0" ("" at top level)
   Shape shape;  ///< the value's shape; the batch dimension is kBatch (core/shape.hpp)
-  std::vector<NodeId> inputs;  ///< Op only: the nodes read, in the op's slot order; every one was added before this node
+  /// Op only: the nodes read, in the op's slot order; every one was added before this node.
+  std::vector<NodeId> inputs;
   Attrs attrs;  ///< Op only: the attributes given to add_op
   std::shared_ptr<const void> params;  ///< Op only: attrs as the op parsed them once (Op::parse), or null
   Init init;                  ///< Param only

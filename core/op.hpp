@@ -93,7 +93,8 @@ struct Ctx {
   /// Backward only:
   const Tensor<T>* gout = nullptr;
   std::span<Tensor<T>* const> gin;  ///< per input: where to write dL/d input, or nullptr when none is needed
-  std::span<SparseRows<T>* const> sparse;  ///< per input: the sparse row gradient to add into (embedding tables), or nullptr
+  /// Per input: the sparse row gradient to add into (embedding tables), or nullptr.
+  std::span<SparseRows<T>* const> sparse;
   std::span<const char> add;  ///< only for slots the op accumulates_into(): gin[i] holds a gradient to add to
   /// Per input, or empty: the input's value already rounded to bf16 (float, under --precision bf16, for a parameter
   /// in a slot the op declares gemm_operand(); the executor rounds it once per forward pass), else nullptr.

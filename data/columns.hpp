@@ -25,7 +25,8 @@ struct ColumnArray {
   enum class Type { Int64, Float64, Float32, Bool, Text };
   std::string name;  ///< the column's name, as a CSV header cell
   Type type = Type::Int64;  ///< the element type
-  const void* values = nullptr;  ///< rows contiguous values (Int64: int64_t, Float64: double, Float32: float, Bool: uint8_t)
+  /// Rows contiguous values (Int64: int64_t, Float64: double, Float32: float, Bool: uint8_t)
+  const void* values = nullptr;
   std::vector<std::string_view> text;  ///< Text: one per row; a null data() is a missing value
 };
 

@@ -59,7 +59,8 @@ struct Dataset {
   std::int64_t rows() const { return num_stages ? static_cast<std::int64_t>(labels.size()) / num_stages : 0; }
   bool has_truth() const { return !entire_labels.empty(); }  ///< synthetic ground truth is present
   bool has_blocks() const { return !row_block.empty(); }  ///< rows refer to shared blocks
-  bool has_user_keys() const { return !user_keys.empty() || has_blocks(); }  ///< rows have user keys (their own or their blocks)
+  /// Rows have user keys (their own or their blocks)
+  bool has_user_keys() const { return !user_keys.empty() || has_blocks(); }
   /// Row r's user key (see user_keys), -1 for none.
   std::int64_t user_key(std::int64_t r) const {
     const auto i = static_cast<std::size_t>(r);

@@ -90,9 +90,12 @@ class FeatureMap {
   bool ready() const { return state_ == State::Ready; }
   /// @}
   const FeatureMapConfig& config() const { return cfg_; }  ///< how the map was built
-  const std::vector<std::string>& fields() const { return fields_; }  ///< the categorical fields, in the order of the Ids input's columns
-  const std::vector<std::string>& dense_names() const { return dense_; }  ///< the dense columns, in the order of the dense input
-  std::int64_t num_fields() const { return static_cast<std::int64_t>(fields_.size()); }  ///< number of categorical fields
+  /// The categorical fields, in the order of the Ids input's columns.
+  const std::vector<std::string>& fields() const { return fields_; }
+  /// The dense columns, in the order of the dense input.
+  const std::vector<std::string>& dense_names() const { return dense_; }
+  /// Number of categorical fields.
+  std::int64_t num_fields() const { return static_cast<std::int64_t>(fields_.size()); }
   /// Index of a field name, -1 if unknown.
   std::int64_t field_index(std::string_view name) const;
   /// Rows owned by field f / first row of field f / total rows (the embedding table size). Ready maps only.

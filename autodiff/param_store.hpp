@@ -1,25 +1,26 @@
 #pragma once
-// ParamStore<T>: the numbers of a graph's parameters, kept apart from any executor.
-//
-// A graph says which parameters exist (name, shape, initializer); the store holds, per parameter, its value, its
-// gradient of the last backward pass (a dense tensor, or SparseRows for an embedding table whose every consumer
-// takes sparse gradients), whether that pass reached it, and the optimizer's state slots with the step count.
-// The model owns the store; executors borrow it (Executor<T>(graph, store)), so optimizers, checkpoints and the
-// cross-process reducer work on the store and never need an executor:
-//
-//   ParamStore<float> ps(g);  ps.init(seed);
-//   Executor<float> ex(g, ps);  ex.forward(); ex.backward(loss);   // gradients land in ps
-//   /* all-reduce ps's gradients */  opt->step(ps);                 // updates ps's values and slots
-//
-// Every buffer is sized here, once: a training step allocates nothing in the store (sparse gradients reserve
-// their rows in the executor's backward, as before).
-//
-// Tables held elsewhere: an embedding table (a 2-D parameter with a sparse gradient) may live outside the store,
-// e.g. spread by rows over processes (distributed/sharded_embedding.hpp). Made with ParamStoreOptions::defer_tables,
-// the store never allocates such a table: its value is an empty 0 × dim tensor (the holder may resize it to a working
-// copy of the rows it uses), init() leaves it alone, its optimizer state is kept elsewhere, load_checkpoint reads
-// neither its array nor its state and save_checkpoint writes it only from a stream the holder gives. draw_rows()
-// gives the holder the rows init() would have drawn, one at a time.
+/// @file
+/// ParamStore<T>: the numbers of a graph's parameters, kept apart from any executor.
+///
+/// A graph says which parameters exist (name, shape, initializer); the store holds, per parameter, its value, its
+/// gradient of the last backward pass (a dense tensor, or SparseRows for an embedding table whose every consumer
+/// takes sparse gradients), whether that pass reached it, and the optimizer's state slots with the step count.
+/// The model owns the store; executors borrow it (Executor<T>(graph, store)), so optimizers, checkpoints and the
+/// cross-process reducer work on the store and never need an executor:
+///
+///   ParamStore<float> ps(g);  ps.init(seed);
+///   Executor<float> ex(g, ps);  ex.forward(); ex.backward(loss);   // gradients land in ps
+///   /* all-reduce ps's gradients */  opt->step(ps);                 // updates ps's values and slots
+///
+/// Every buffer is sized here, once: a training step allocates nothing in the store (sparse gradients reserve
+/// their rows in the executor's backward, as before).
+///
+/// Tables held elsewhere: an embedding table (a 2-D parameter with a sparse gradient) may live outside the store,
+/// e.g. spread by rows over processes (distributed/sharded_embedding.hpp). Made with ParamStoreOptions::defer_tables,
+/// the store never allocates such a table: its value is an empty 0 × dim tensor (the holder may resize it to a working
+/// copy of the rows it uses), init() leaves it alone, its optimizer state is kept elsewhere, load_checkpoint reads
+/// neither its array nor its state and save_checkpoint writes it only from a stream the holder gives. draw_rows()
+/// gives the holder the rows init() would have drawn, one at a time.
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -32,104 +33,120 @@
 
 namespace funnel {
 
-// One state array: name "<param>/<slot>", the parameter's shape, row-major data.
+/// One state array: name "<param>/<slot>", the parameter's shape, row-major data.
 template <class T>
 struct NamedArrayT {
-  std::string name;
-  std::vector<std::int64_t> shape;
-  std::vector<T> data;
+  std::string name;                 ///< "<param>/<slot>", e.g. "ctr_tower/dense_0/w/m"
+  std::vector<std::int64_t> shape;  ///< the parameter's shape
+  std::vector<T> data;              ///< the values, row-major
 };
-using NamedArray = NamedArrayT<float>;
+using NamedArray = NamedArrayT<float>;  ///< a state array of the float (training) path
 
-// An optimizer's state as named arrays, the way checkpoints carry it.
+/// An optimizer's state as named arrays, the way checkpoints carry it.
 template <class T>
 struct OptimizerStateT {
-  std::string optimizer;  // "adam", "adagrad", "sgd"
-  std::int64_t step = 0;  // number of optimizer steps so far
-  std::vector<NamedArrayT<T>> arrays;  // empty before the first step
+  std::string optimizer;  ///< "adam", "adagrad", "sgd"
+  std::int64_t step = 0;  ///< number of optimizer steps so far
+  std::vector<NamedArrayT<T>> arrays;  ///< empty before the first step
 };
-using OptimizerState = OptimizerStateT<float>;
+using OptimizerState = OptimizerStateT<float>;  ///< the optimizer state of the float (training) path
 
+/// How a ParamStore is made: everything allocated (the default), or less for special uses.
 struct ParamStoreOptions {
-  // Every embedding table (2-D parameter with a sparse gradient) is held elsewhere from the start: never allocated
-  // here (see the header comment).
+  /// Every embedding table (2-D parameter with a sparse gradient) is held elsewhere from the start: never allocated
+  /// here (see the header comment).
   bool defer_tables = false;
-  // Values only (inference): no gradient arrays and no sparse-gradient row index are allocated. Nothing may run a
-  // backward pass or an optimizer over such a store; forward passes and load_checkpoint work as usual.
+  /// Values only (inference): no gradient arrays and no sparse-gradient row index are allocated. Nothing may run a
+  /// backward pass or an optimizer over such a store; forward passes and load_checkpoint work as usual.
   bool values_only = false;
 };
 
+/// The values, gradients and optimizer state of every parameter of one graph (see the file's description), for
+/// float (training) or double (gradient checks). Not synchronised: an executor's backward writes the gradients,
+/// the optimizer the values and slots; run them one after the other (concurrent const reads are fine).
+/// Accessors taking a NodeId throw GraphError for a node that is not a parameter of the graph.
 template <class T>
 class ParamStore {
  public:
-  // One entry per parameter node of `g`, values zero (call init() to draw them). `g` must outlive the store.
+  /// One entry per parameter node of `g`, values zero (call init() to draw them). `g` must outlive the store.
   explicit ParamStore(const Graph& g, const ParamStoreOptions& o = {});
   ParamStore(const ParamStore&) = delete;
   ParamStore& operator=(const ParamStore&) = delete;
 
-  const Graph& graph() const { return g_; }
-  const std::vector<NodeId>& ids() const { return ids_; }  // the parameter nodes, in graph order
-  std::size_t size() const { return ids_.size(); }
+  const Graph& graph() const { return g_; }  ///< the graph whose parameters these are
+  const std::vector<NodeId>& ids() const { return ids_; }  ///< the parameter nodes, in graph order
+  std::size_t size() const { return ids_.size(); }  ///< number of parameters
+  /// True when node `id` is one of the parameters.
   bool contains(NodeId id) const { return id < index_.size() && index_[id] >= 0; }
 
-  // Draws every value from its node's initializer; the draw of a parameter depends on (seed, its name) only.
-  // Tables held elsewhere are left alone.
+  /// Draws every value from its node's initializer; the draw of a parameter depends on (seed, its name) only.
+  /// Tables held elsewhere are left alone.
   void init(std::uint64_t seed);
-  // The values init(seed) draws for parameter `id` (held here or not), row by row in order: sink(r, values) for
-  // every r in [0, rows), where rows = the first dimension (1 for a scalar) and each row holds numel / rows values.
-  // Nothing of the parameter's size is allocated: a row's values depend on every draw before them, so the whole
-  // sequence runs (time O(numel), memory O(one row)), and a caller keeping some rows gets init()'s bits for them.
+  /// The values init(seed) draws for parameter `id` (held here or not), row by row in order: sink(r, values) for
+  /// every r in [0, rows), where rows = the first dimension (1 for a scalar) and each row holds numel / rows values.
+  /// Nothing of the parameter's size is allocated: a row's values depend on every draw before them, so the whole
+  /// sequence runs (time O(numel), memory O(one row)), and a caller keeping some rows gets init()'s bits for them.
   void draw_rows(NodeId id, std::uint64_t seed, const std::function<void(std::int64_t row, const T* values)>& sink) const;
 
   // ---- tables held elsewhere (see the header comment) ----
+  /// True when table `id` is held outside the store (hold_elsewhere, or defer_tables).
   bool held_elsewhere(NodeId id) const { return at(id).elsewhere; }
-  // From now on table `id` is held elsewhere: its value becomes 0 × dim and its gradient and slots are freed
-  // (keep_slots_elsewhere). An Error for a parameter that is not a table (2-D with a sparse gradient).
+  /// From now on table `id` is held elsewhere: its value becomes 0 × dim and its gradient and slots are freed
+  /// (keep_slots_elsewhere). An Error for a parameter that is not a table (2-D with a sparse gradient).
   void hold_elsewhere(NodeId id);
-  // Bytes of the values, gradients (with a sparse gradient's row index) and optimizer slots the store holds, e.g.
-  // to check what a process keeps of a model.
+  /// Bytes of the values, gradients (with a sparse gradient's row index) and optimizer slots the store holds, e.g.
+  /// to check what a process keeps of a model.
   std::size_t allocated_bytes() const;
+  /// @{
+  /// The value of parameter `id` (or of the parameter with that full name), of the node's shape; writable in place.
   Tensor<T>& value(NodeId id) { return at(id).value; }
   const Tensor<T>& value(NodeId id) const { return at(id).value; }
   Tensor<T>& value(std::string_view name) { return value(g_.at(std::string(name))); }
-  const std::string& name(NodeId id) const { return g_.node(id).name; }
-  std::size_t numel(NodeId id) const { return at(id).value.size(); }
+  /// @}
+  const std::string& name(NodeId id) const { return g_.node(id).name; }  ///< the parameter's full name
+  std::size_t numel(NodeId id) const { return at(id).value.size(); }    ///< elements of its value as held here
 
   // ---- gradients of the last backward pass (written by an executor) ----
+  /// True when the gradient is kept as SparseRows (an embedding table read only through sparse slots).
   bool is_sparse(NodeId id) const { return at(id).sparse_grad; }
-  bool has_grad(NodeId id) const { return at(id).has_grad; }  // the last backward reached it
+  bool has_grad(NodeId id) const { return at(id).has_grad; }  ///< the last backward reached it
+  /// Records whether the last backward reached `id` (called by the executor).
   void set_has_grad(NodeId id, bool on) { at(id).has_grad = on; }
-  Tensor<T>& grad(NodeId id);                // dense parameters; GraphError for a sparse one
-  const Tensor<T>& grad(NodeId id) const;
-  SparseRows<T>& sparse_grad(NodeId id);     // sparse parameters; GraphError for a dense one
-  const SparseRows<T>& sparse_grad(NodeId id) const;
+  Tensor<T>& grad(NodeId id);                ///< dense parameters; GraphError for a sparse one
+  const Tensor<T>& grad(NodeId id) const;    ///< read-only grad()
+  SparseRows<T>& sparse_grad(NodeId id);     ///< sparse parameters; GraphError for a dense one
+  const SparseRows<T>& sparse_grad(NodeId id) const;  ///< read-only sparse_grad()
 
   // ---- optimizer state ----
-  // Which optimizer's slots the store holds ("" when none), their names and the step count.
+  /// Which optimizer's slots the store holds ("" when none), their names and the step count.
+  /// @{
   const std::string& optimizer() const { return opt_name_; }
   const std::vector<std::string>& slot_names() const { return slot_names_; }
   std::int64_t optimizer_steps() const { return opt_steps_; }
-  // Makes room for `optimizer`'s slots, each filled with its initial value, unless the store already holds them;
-  // an Error when it holds another optimizer's (reset_optimizer() first). Allocates only the first time.
+  /// @}
+  /// Makes room for `optimizer`'s slots, each filled with its initial value, unless the store already holds them;
+  /// an Error when it holds another optimizer's (reset_optimizer() first). Allocates only the first time.
   void ensure_slots(const std::string& optimizer, const std::vector<std::string>& slots, const std::vector<T>& initial);
-  // Counts one optimizer step and returns the new (1-based) count.
+  /// Counts one optimizer step and returns the new (1-based) count.
   std::int64_t count_step() { return ++opt_steps_; }
-  // Slot k of parameter id: numel(id) values laid out like the value.
+  /// Slot k of parameter id: numel(id) values laid out like the value.
   T* slot(NodeId id, std::size_t k) { return at(id).slots[k].data(); }
+  /// The slot pointers of parameter `id`, one per slot name (for optimizers' row kernels).
   T* const* slot_ptrs(NodeId id) { return at(id).slot_ptrs.data(); }
-  // Drops the optimizer state (no slots, step 0).
+  /// Drops the optimizer state (no slots, step 0).
   void reset_optimizer();
-  // Parameter `id`'s optimizer state is kept outside the store from now on (a row-sharded embedding table whose
-  // every process holds the state of its own rows: distributed/sharded_embedding.hpp). Its slots are freed and
-  // never made again; export_optimizer leaves it out; import_optimizer neither needs nor reads arrays for it
-  // (they are accepted: the caller imports them). Its value and gradient stay as they are.
+  /// Parameter `id`'s optimizer state is kept outside the store from now on (a row-sharded embedding table whose
+  /// every process holds the state of its own rows: distributed/sharded_embedding.hpp). Its slots are freed and
+  /// never made again; export_optimizer leaves it out; import_optimizer neither needs nor reads arrays for it
+  /// (they are accepted: the caller imports them). Its value and gradient stay as they are.
   void keep_slots_elsewhere(NodeId id);
+  /// True after keep_slots_elsewhere(id).
   bool slots_elsewhere(NodeId id) const { return at(id).slots_elsewhere; }
-  // The state as named arrays "<param>/<slot>" (copies); empty arrays and step 0 when there is none.
+  /// The state as named arrays "<param>/<slot>" (copies); empty arrays and step 0 when there is none.
   OptimizerStateT<T> export_optimizer() const;
-  // Replaces the state with `s`, which must be `optimizer`'s with exactly `slots` for every parameter, each of the
-  // parameter's shape. Everything is checked before anything changes; errors name the array and what is wrong.
-  // An empty array list with step 0 resets the state.
+  /// Replaces the state with `s`, which must be `optimizer`'s with exactly `slots` for every parameter, each of the
+  /// parameter's shape. Everything is checked before anything changes; errors name the array and what is wrong.
+  /// An empty array list with step 0 resets the state.
   void import_optimizer(const std::string& optimizer, const std::vector<std::string>& slots,
                         const OptimizerStateT<T>& s);
 
@@ -137,12 +154,12 @@ class ParamStore {
   struct Entry {
     NodeId id = 0;
     Tensor<T> value;
-    Tensor<T> grad;          // dense parameters
-    SparseRows<T> sparse;    // sparse parameters
+    Tensor<T> grad;          ///< dense parameters
+    SparseRows<T> sparse;    ///< sparse parameters
     bool sparse_grad = false;
     bool has_grad = false;
-    bool slots_elsewhere = false;  // keep_slots_elsewhere()
-    bool elsewhere = false;        // hold_elsewhere(): the value is not the parameter
+    bool slots_elsewhere = false;  ///< keep_slots_elsewhere()
+    bool elsewhere = false;        ///< hold_elsewhere(): the value is not the parameter
     std::vector<std::vector<T>> slots;
     std::vector<T*> slot_ptrs;
   };
@@ -151,7 +168,7 @@ class ParamStore {
 
   const Graph& g_;
   std::vector<NodeId> ids_;
-  std::vector<int> index_;  // node id -> index into entries_, -1 for other nodes
+  std::vector<int> index_;  ///< node id -> index into entries_, -1 for other nodes
   std::vector<Entry> entries_;
   std::string opt_name_;
   std::vector<std::string> slot_names_;

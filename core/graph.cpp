@@ -1,12 +1,13 @@
 #include "core/graph.hpp"
 
 #include <algorithm>
+#include <cassert>
 #include <iterator>
+#include <numeric>
 #include <sstream>
 
 #include <boost/graph/depth_first_search.hpp>
 #include <boost/graph/reverse_graph.hpp>
-#include <boost/graph/topological_sort.hpp>
 
 #include "core/error.hpp"
 #include "core/graph_boost.hpp"
@@ -226,12 +227,16 @@ std::vector<char> reach(const BG& bg, std::size_t n, const std::vector<NodeId>& 
 
 }  // namespace
 
+// No sort: add_node accepts a node only when each of its inputs is an earlier node, and a node's inputs never change
+// afterwards (nodes_ is private; only the output and loss marks are set later), so creation order is a topological
+// order. The ids are kept in a vector, extended as the graph grows, because callers take the order by reference.
 const std::vector<NodeId>& Graph::topo_order() const {
   if (!topo_valid_) {
-    Colours colour(nodes_.size());
-    std::vector<NodeId> rev;  // finishing order: consumers before their inputs
-    boost::topological_sort(*this, std::back_inserter(rev), boost::color_map(colour_map(colour)));
-    topo_.assign(rev.rbegin(), rev.rend());
+    const std::size_t had = topo_.size();
+    topo_.resize(nodes_.size());
+    std::iota(topo_.begin() + static_cast<std::ptrdiff_t>(had), topo_.end(), NodeId{had});
+    for (std::size_t v = had; v < nodes_.size(); ++v)  // the invariant add_node enforces (Debug builds)
+      for ([[maybe_unused]] NodeId u : nodes_[v].inputs) assert(u < v && "a node's inputs precede it");
     topo_valid_ = true;
   }
   return topo_;

@@ -1,18 +1,19 @@
 #pragma once
-// funnel::Graph is itself a Boost.Graph graph. The edges live in one place, each node's ordered inputs
-// (Node::inputs); nothing else stores them. An edge u -> v means "v reads u", and its descriptor is the pair
-// (consumer v, input slot s), so that source() is v.inputs[s] and one node read through two slots (x * x) gives two
-// parallel edges.
-//
-//   in_edges(v)   the slots of v, in order: O(1) each.
-//   out_edges(u)  the reads of u, found by walking the nodes added after u (a node's inputs always precede it), in
-//                 consumer then slot order: O(edges after u) per full walk. Nothing is cached, so no second copy of
-//                 the edges can go stale; the walks behind the topological order and the reachability masks are
-//                 done once per plan, not per step.
-//   vertices      the node ids 0..n-1, which are also the vertex indices (identity_property_map).
-//
-// It models VertexListGraph, IncidenceGraph and BidirectionalGraph, so topological_sort, depth_first_visit,
-// breadth_first_search, make_reverse_graph and make_filtered_graph apply to a Graph directly.
+/// @file
+/// funnel::Graph is itself a Boost.Graph graph. The edges live in one place, each node's ordered inputs
+/// (Node::inputs); nothing else stores them. An edge u -> v means "v reads u", and its descriptor is the pair
+/// (consumer v, input slot s), so that source() is v.inputs[s] and one node read through two slots (x * x) gives two
+/// parallel edges.
+///
+///   in_edges(v)   the slots of v, in order: O(1) each.
+///   out_edges(u)  the reads of u, found by walking the nodes added after u (a node's inputs always precede it), in
+///                 consumer then slot order: O(edges after u) per full walk. Nothing is cached, so no second copy of
+///                 the edges can go stale; the walks behind the reachability masks are done once per plan, not per
+///                 step.
+///   vertices      the node ids 0..n-1, which are also the vertex indices (identity_property_map).
+///
+/// It models VertexListGraph, IncidenceGraph and BidirectionalGraph, so topological_sort, depth_first_visit,
+/// breadth_first_search, make_reverse_graph and make_filtered_graph apply to a Graph directly.
 #include <cstddef>
 #include <utility>
 
@@ -26,11 +27,12 @@
 
 namespace funnel {
 
-// The input slots of one node v, as the edges (v, 0), (v, 1), ...
+/// The input slots of one node v, as the edges (v, 0), (v, 1), ...
 class GraphInEdgeIterator
     : public boost::iterator_facade<GraphInEdgeIterator, GraphEdge, boost::random_access_traversal_tag, GraphEdge> {
  public:
   GraphInEdgeIterator() = default;
+  /// At edge (v, slot); slot == in_degree(v) is the end.
   GraphInEdgeIterator(NodeId v, std::size_t slot) : e_{v, slot} {}
 
  private:
@@ -46,12 +48,12 @@ class GraphInEdgeIterator
   GraphEdge e_{};
 };
 
-// The reads of one node u: every (v, s) with v.inputs[s] == u, v ascending, then s ascending.
+/// The reads of one node u: every (v, s) with v.inputs[s] == u, v ascending, then s ascending.
 class GraphOutEdgeIterator
     : public boost::iterator_facade<GraphOutEdgeIterator, GraphEdge, boost::forward_traversal_tag, GraphEdge> {
  public:
   GraphOutEdgeIterator() = default;
-  // At the first read of u at or after edge `from` (from.consumer == g.size() is the end).
+  /// At the first read of u at or after edge `from` (from.consumer == g.size() is the end).
   GraphOutEdgeIterator(const Graph& g, NodeId u, GraphEdge from) : g_(&g), u_(u), e_(from) { settle(); }
 
  private:
@@ -75,7 +77,11 @@ class GraphOutEdgeIterator
   GraphEdge e_{};
 };
 
-// Boost.Graph's free functions, found by argument-dependent lookup.
+/// @{
+/// Boost.Graph's free functions for a Graph, found by argument-dependent lookup: an edge's source (the node read)
+/// and target (the reader); a node's in-edges (its input slots, O(1)) and in-degree; its out-edges (its reads,
+/// found by walking the later nodes) and out-degree (O(nodes after it)); its degree; the vertices 0..size()-1 and
+/// their count; and the vertex index map (the identity). A Graph must not change while their results are in use.
 inline NodeId source(const GraphEdge& e, const Graph& g) { return g.node(e.consumer).inputs[e.slot]; }
 inline NodeId target(const GraphEdge& e, const Graph&) { return e.consumer; }
 
@@ -98,6 +104,7 @@ inline std::pair<boost::counting_iterator<NodeId>, boost::counting_iterator<Node
   return {boost::counting_iterator<NodeId>(0), boost::counting_iterator<NodeId>(g.size())};
 }
 inline std::size_t num_vertices(const Graph& g) { return g.size(); }
+/// @}
 
 }  // namespace funnel
 
@@ -108,7 +115,7 @@ struct graph_traits<funnel::Graph> {
   using vertex_descriptor = funnel::NodeId;
   using edge_descriptor = funnel::GraphEdge;
   using directed_category = bidirectional_tag;
-  using edge_parallel_category = allow_parallel_edge_tag;  // x * x: two edges m -> sq
+  using edge_parallel_category = allow_parallel_edge_tag;  ///< x * x: two edges m -> sq
   struct traversal_category : bidirectional_graph_tag, vertex_list_graph_tag {};
   using out_edge_iterator = funnel::GraphOutEdgeIterator;
   using in_edge_iterator = funnel::GraphInEdgeIterator;
@@ -123,7 +130,7 @@ struct graph_traits<funnel::Graph> {
 template <>
 struct graph_traits<const funnel::Graph> : graph_traits<funnel::Graph> {};
 
-// Node ids are the vertex indices.
+/// Node ids are the vertex indices.
 template <>
 struct property_map<funnel::Graph, vertex_index_t> {
   using type = identity_property_map;
@@ -135,5 +142,6 @@ struct property_map<const funnel::Graph, vertex_index_t> : property_map<funnel::
 }  // namespace boost
 
 namespace funnel {
+/// The vertex index map of a Graph: node ids are their own indices.
 inline boost::identity_property_map get(boost::vertex_index_t, const Graph&) { return {}; }
 }  // namespace funnel

@@ -1,39 +1,44 @@
 #pragma once
-// Threads for data-parallel loops: one process-wide pool used by ops (gemm, embedding, elementwise), the executor
-// and the optimizers.
-//
-//   funnel::set_num_threads(2);   // the calling thread plus one worker; BLAS itself stays single-threaded
-//   funnel::parallel_for(n, 4096, [&](std::int64_t b, std::int64_t e) { for (auto i = b; i < e; ++i) y[i] = ...; });
-//
-// parallel_for splits [0, n) into contiguous chunks whose bounds depend only on n, the grain and the thread count,
-// and runs chunk 0 on the calling thread. A loop whose chunks write disjoint outputs therefore gives the same bits
-// for every thread count, and every loop is deterministic for a given count. It blocks until all chunks are done,
-// does not allocate, and rethrows the first exception (in chunk order) a chunk threw. Calls made from inside a chunk,
-// or from a thread other than the one that last called set_num_threads, run serially.
-//
-// Why one pool for gemm too: BLAS's own threads and a second pool would compete for the same cores between calls;
-// splitting each gemm over this pool (ops/blas.hpp) keeps one set of threads busy.
+/// @file
+/// Threads for data-parallel loops: one process-wide pool used by ops (gemm, embedding, elementwise), the executor
+/// and the optimizers.
+///
+///   funnel::set_num_threads(2);   // the calling thread plus one worker; BLAS itself stays single-threaded
+///   funnel::parallel_for(n, 4096, [&](std::int64_t b, std::int64_t e) { for (auto i = b; i < e; ++i) y[i] = ...; });
+///
+/// parallel_for splits [0, n) into contiguous chunks whose bounds depend only on n, the grain and the thread count,
+/// and runs chunk 0 on the calling thread. A loop whose chunks write disjoint outputs therefore gives the same bits
+/// for every thread count, and every loop is deterministic for a given count. It blocks until all chunks are done,
+/// does not allocate, and rethrows the first exception (in chunk order) a chunk threw. Calls made from inside a chunk,
+/// or from a thread other than the one that last called set_num_threads, run serially.
+///
+/// Why one pool for gemm too: BLAS's own threads and a second pool would compete for the same cores between calls;
+/// splitting each gemm over this pool (ops/blas.hpp) keeps one set of threads busy.
 #include <cstdint>
 
 namespace funnel {
 
-// Threads for parallel_for (n ≥ 1, including the caller). Also sets BLAS to one thread. Not thread-safe: call it
-// before running graphs, from the thread that runs them. The default is 1.
+/// Threads for parallel_for (n ≥ 1, including the caller). Also sets BLAS to one thread. Not thread-safe: call it
+/// before running graphs, from the thread that runs them. The default is 1.
 void set_num_threads(int n);
+/// The thread count set by set_num_threads (1 until then).
 int num_threads();
 
-// Grain for cheap elementwise loops (a few ns per element): below about this many elements per thread, waking a
-// worker costs more than it saves.
+/// Grain for cheap elementwise loops (a few ns per element): below about this many elements per thread, waking a
+/// worker costs more than it saves.
 inline constexpr std::int64_t kElementGrain = 16384;
 
 namespace detail {
 using ChunkFn = void (*)(const void* ctx, std::int64_t begin, std::int64_t end);
-// Runs fn(ctx, b_k, e_k) for k = 0..chunks-1 with b_k = n·k/chunks, e_k = n·(k+1)/chunks; chunk 0 on the caller.
+/// Runs fn(ctx, b_k, e_k) for k = 0..chunks-1 with b_k = n·k/chunks, e_k = n·(k+1)/chunks; chunk 0 on the caller.
 void run_chunks(std::int64_t n, int chunks, ChunkFn fn, const void* ctx);
-// Chunks for n items with at least `grain` per chunk; 1 when the pool is busy (nested call) or single-threaded.
+/// Chunks for n items with at least `grain` per chunk; 1 when the pool is busy (nested call) or single-threaded.
 int chunks_for(std::int64_t n, std::int64_t grain);
 }  // namespace detail
 
+/// Runs f(begin, end) over contiguous chunks covering [0, n), each at least `grain` items (fewer chunks when n is
+/// small), chunk 0 on the calling thread; returns when all are done and rethrows the first exception in chunk order.
+/// `f` must be callable concurrently on disjoint ranges. n <= 0 does nothing.
 template <class F>
 void parallel_for(std::int64_t n, std::int64_t grain, const F& f) {
   if (n <= 0) return;

@@ -1,6 +1,7 @@
 #pragma once
-// Internal helpers shared by the readers (not part of the public API): memory-mapped files, a line cursor,
-// number parsing, bad-row bookkeeping and the row appender that builds a Dataset's CSR arrays.
+/// @file
+/// Internal helpers shared by the readers (not part of the public API): memory-mapped files, a line cursor,
+/// number parsing, bad-row bookkeeping and the row appender that builds a Dataset's CSR arrays.
 #include <algorithm>
 #include <charconv>
 #include <climits>
@@ -22,13 +23,13 @@
 
 namespace funnel::detail {
 
-// Read-only view of a whole file: mmap for regular files, a plain read for anything else (pipes, /proc, ...).
-// Throws funnel::Error naming the path and the reason (missing, a directory, unreadable).
-// A mapped file that is truncated while it is read would raise SIGBUS on the pages past its new end; a handler
-// (installed with the first mapping) maps zero pages there instead and notes it, and check_unchanged() then
-// throws an Error naming the file. check_unchanged() also compares size and modification time with those at
-// open, so a file rewritten under the reader is an error too. Readers call it after parsing (also when parsing
-// failed: a changed file explains a parse error better than the error itself).
+/// Read-only view of a whole file: mmap for regular files, a plain read for anything else (pipes, /proc, ...).
+/// Throws funnel::Error naming the path and the reason (missing, a directory, unreadable).
+/// A mapped file that is truncated while it is read would raise SIGBUS on the pages past its new end; a handler
+/// (installed with the first mapping) maps zero pages there instead and notes it, and check_unchanged() then
+/// throws an Error naming the file. check_unchanged() also compares size and modification time with those at
+/// open, so a file rewritten under the reader is an error too. Readers call it after parsing (also when parsing
+/// failed: a changed file explains a parse error better than the error itself).
 class MappedFile {
  public:
   explicit MappedFile(const std::string& path, bool sequential = false);
@@ -45,25 +46,25 @@ class MappedFile {
   std::size_t size_ = 0;
   void* map_ = nullptr;
   int fd_ = -1;
-  int guard_ = -1;  // slot in the SIGBUS guard table
+  int guard_ = -1;  ///< slot in the SIGBUS guard table
   std::int64_t mtime_ns_ = 0;
   std::string fallback_;
 };
 
-// Longest line (or CSV record) a reader accepts; longer ones are an error found without scanning further.
+/// Longest line (or CSV record) a reader accepts; longer ones are an error found without scanning further.
 inline constexpr std::size_t kMaxLineBytes = std::size_t{16} << 20;
 
-// Iterates over the lines of a buffer. A UTF-8 byte order mark at the start is skipped. Line ends: "\n", "\r\n",
-// or "\r" alone when the first line end of the buffer is a lone "\r" (old Mac files). Line numbers are 1-based.
-// A line longer than max_line throws funnel::Error naming the file and line, after looking at max_line bytes only.
+/// Iterates over the lines of a buffer. A UTF-8 byte order mark at the start is skipped. Line ends: "\n", "\r\n",
+/// or "\r" alone when the first line end of the buffer is a lone "\r" (old Mac files). Line numbers are 1-based.
+/// A line longer than max_line throws funnel::Error naming the file and line, after looking at max_line bytes only.
 struct LineCursor {
   std::string_view text;
   std::size_t pos = 0;
   std::int64_t line_no = 0;
-  bool unterminated = false;  // the line just returned had no line end (last line of the buffer)
+  bool unterminated = false;  ///< the line just returned had no line end (last line of the buffer)
   char eol = '\n';
   std::size_t max_line = kMaxLineBytes;
-  std::string name;  // for messages
+  std::string name;  ///< for messages
 
   explicit LineCursor(std::string_view t, std::string file_name = "input") : text(t), name(std::move(file_name)) {
     if (text.size() >= 3 && text.compare(0, 3, "\xEF\xBB\xBF") == 0) pos = 3;
@@ -101,13 +102,13 @@ struct LineCursor {
   }
 };
 
-// A rejected row: reason key, the column (field) name, what was expected and the offending text.
+/// A rejected row: reason key, the column (field) name, what was expected and the offending text.
 struct RowError {
   const char* reason = nullptr;
   std::string field;
   std::string expected;
   std::string_view got;
-  std::string got_owned;  // used instead of `got` when non-empty
+  std::string got_owned;  ///< used instead of `got` when non-empty
   void set(const char* r, std::string f, std::string e, std::string_view g) {
     reason = r;
     field = std::move(f);
@@ -117,14 +118,14 @@ struct RowError {
   }
 };
 
-// Printable, shortened rendering of raw input for messages (control bytes as \xNN).
+/// Printable, shortened rendering of raw input for messages (control bytes as \xNN).
 std::string show(std::string_view s, std::size_t max_len = 80);
 
-// Handles a bad row according to the policy: throws funnel::Error or counts it.
+/// Handles a bad row according to the policy: throws funnel::Error or counts it.
 class BadRows {
  public:
   BadRows(OnBadRow mode, ReadReport& rep) : mode_(mode), rep_(rep) {}
-  // `prefix` is prepended to the reason key (e.g. "common:"); `counts_as_row` false for common-file rows.
+  /// `prefix` is prepended to the reason key (e.g. "common:"); `counts_as_row` false for common-file rows.
   void handle(const std::string& file, std::int64_t line, const RowError& e, bool unterminated,
               const char* prefix = "", bool counts_as_row = true);
 
@@ -133,7 +134,7 @@ class BadRows {
   ReadReport& rep_;
 };
 
-// Label cell: "0" or "1" (also "0.0"/"1.0" style numbers equal to 0 or 1). Returns -1 when invalid.
+/// Label cell: "0" or "1" (also "0.0"/"1.0" style numbers equal to 0 or 1). Returns -1 when invalid.
 inline int parse_label(std::string_view s) {
   if (s.size() == 1 && (s[0] == '0' || s[0] == '1')) return s[0] - '0';
   double v = 0;
@@ -144,7 +145,7 @@ inline int parse_label(std::string_view s) {
   return -1;
 }
 
-// A finite float filling the whole cell.
+/// A finite float filling the whole cell.
 inline bool parse_float(std::string_view s, float& out) {
   if (s.size() == 3 && s[0] == '1' && s[1] == '.' && s[2] == '0') {  // the common case in Ali-CCP
     out = 1.0f;
@@ -167,7 +168,7 @@ inline bool parse_float(std::string_view s, float& out) {
   return ec == std::errc() && p == s.data() + s.size() && std::isfinite(out);
 }
 
-// A non-negative decimal integer filling the whole cell.
+/// A non-negative decimal integer filling the whole cell.
 inline bool parse_count(std::string_view s, std::int64_t& out) {
   if (s.empty() || s.size() > 18) return false;
   std::int64_t v = 0;
@@ -179,31 +180,31 @@ inline bool parse_count(std::string_view s, std::int64_t& out) {
   return true;
 }
 
-// Asks the kernel to back a large buffer with transparent huge pages (first-touch page faults dominate filling
-// gigabytes of fresh output on some VMs). A hint only; ignored for small buffers or when unsupported.
+/// Asks the kernel to back a large buffer with transparent huge pages (first-touch page faults dominate filling
+/// gigabytes of fresh output on some VMs). A hint only; ignored for small buffers or when unsupported.
 void advise_huge_pages(const void* p, std::size_t bytes);
-// Asks the kernel to reclaim the whole pages inside [p, p + bytes) (MADV_PAGEOUT: file pages leave the resident
-// set and are read again from the file if touched; the contents never change). A hint; for input already parsed.
+/// Asks the kernel to reclaim the whole pages inside [p, p + bytes) (MADV_PAGEOUT: file pages leave the resident
+/// set and are read again from the file if touched; the contents never change). A hint; for input already parsed.
 void release_pages(const void* p, std::size_t bytes);
 
-// Collects rows into a Dataset: per row a list of (field, id, weight) in any order, sorted into cells by field
-// (stable: ids of one field keep their input order). Optionally with shared blocks (Dataset::row_block): a block is
-// added once with add_block() and rows refer to it by index.
+/// Collects rows into a Dataset: per row a list of (field, id, weight) in any order, sorted into cells by field
+/// (stable: ids of one field keep their input order). Optionally with shared blocks (Dataset::row_block): a block is
+/// added once with add_block() and rows refer to it by index.
 class RowAppender {
  public:
-  // With a sink (ReadOptions::sink), rows are handed to it every sink->chunk_rows() rows and blocks as they come,
-  // instead of accumulating in `d` (which then holds at most one chunk of rows and no blocks).
+  /// With a sink (ReadOptions::sink), rows are handed to it every sink->chunk_rows() rows and blocks as they come,
+  /// instead of accumulating in `d` (which then holds at most one chunk of rows and no blocks).
   RowAppender(Dataset& d, FeatureMap& map, RowSink* sink = nullptr)
       : d_(d), map_(map), cnt_(static_cast<std::size_t>(d.num_fields) + 1), sink_(sink) {}
 
-  // Every row appended from now on gets a row_block entry (-1 if it uses no block). Call before the first row.
+  /// Every row appended from now on gets a row_block entry (-1 if it uses no block). Call before the first row.
   void use_blocks() {
     blocks_ = true;
     if (d_.block_offsets.empty()) d_.block_offsets.push_back(0);
   }
 
-  // A shared block from (field, id, weight) triples; returns its index. Its ids are counted for the feature map
-  // once per row that uses it (in finish()), as if they had been copied into those rows.
+  /// A shared block from (field, id, weight) triples; returns its index. Its ids are counted for the feature map
+  /// once per row that uses it (in finish()), as if they had been copied into those rows.
   std::int32_t add_block(const std::int32_t* field, const std::int64_t* id, const float* w, std::size_t n) {
     if (sink_) {
       sink_ends_.clear();
@@ -222,8 +223,8 @@ class RowAppender {
     return static_cast<std::int32_t>(uses_.size() - 1);
   }
 
-  // One row: its own (field, id, weight) triples and optionally a block (index from add_block, or -1). A cell's
-  // ids are the row's own followed by the block's (the order of copying the block into the row).
+  /// One row: its own (field, id, weight) triples and optionally a block (index from add_block, or -1). A cell's
+  /// ids are the row's own followed by the block's (the order of copying the block into the row).
   void append(const std::int32_t* field, const std::int64_t* id, const float* w, std::size_t n, int click,
               int conversion, const float* dense, std::int32_t block = -1) {
     const std::size_t base = d_.ids.size();
@@ -243,8 +244,8 @@ class RowAppender {
     if (sink_ && d_.rows() >= sink_->chunk_rows()) hand_over();
   }
 
-  // After the last row: counts the ids of each block once per row using it (building vocab maps) and drops the
-  // blocks no row uses (renumbering the rest, order kept). A dataset without rows keeps no blocks.
+  /// After the last row: counts the ids of each block once per row using it (building vocab maps) and drops the
+  /// blocks no row uses (renumbering the rest, order kept). A dataset without rows keeps no blocks.
   void finish() {
     if (sink_) {
       hand_over();
@@ -289,14 +290,14 @@ class RowAppender {
     }
   }
 
-  // Streaming (with a sink): the buffer whose rows plan() is told about; parsed parts of it are dropped from the
-  // resident set as reading advances, so memory does not grow with the input. Only for input never read again.
+  /// Streaming (with a sink): the buffer whose rows plan() is told about; parsed parts of it are dropped from the
+  /// resident set as reading advances, so memory does not grow with the input. Only for input never read again.
   void input(std::string_view text) {
     in_ = text;
     in_released_ = 0;
   }
 
-  // Same for the blocks, early in the file they come from (`consumed` of `total` bytes).
+  /// Same for the blocks, early in the file they come from (`consumed` of `total` bytes).
   void plan_blocks(std::size_t consumed, std::size_t total) {
     release_input(consumed);
     if (sink_ || blocks_planned_ || uses_.size() < 256 || consumed == 0) return;
@@ -313,8 +314,8 @@ class RowAppender {
     grow(uses_);
   }
 
-  // Once, early in the file: reserve the arrays for the whole file by extrapolating from the rows so far
-  // (`consumed` of `total` input bytes), so that they are not reallocated and copied as they grow.
+  /// Once, early in the file: reserve the arrays for the whole file by extrapolating from the rows so far
+  /// (`consumed` of `total` input bytes), so that they are not reallocated and copied as they grow.
   void plan(std::size_t consumed, std::size_t total, std::int64_t max_rows) {
     release_input(consumed);
     if (sink_ || planned_ || rows_ < 1024 || consumed == 0) return;
@@ -335,7 +336,7 @@ class RowAppender {
   }
 
  private:
-  // Streaming: every 64 MB of input parsed, its pages leave the resident set.
+  /// Streaming: every 64 MB of input parsed, its pages leave the resident set.
   void release_input(std::size_t consumed) {
     if (sink_ && consumed >= in_released_ + (std::size_t{64} << 20) && consumed <= in_.size()) {
       release_pages(in_.data() + in_released_, consumed - in_released_);
@@ -343,7 +344,7 @@ class RowAppender {
     }
   }
 
-  // Hands the rows collected so far to the sink and empties the row arrays (keeping their capacity).
+  /// Hands the rows collected so far to the sink and empties the row arrays (keeping their capacity).
   void hand_over() {
     if (d_.rows() > 0) sink_->add_rows(d_);
     d_.offsets.assign(1, 0);
@@ -355,8 +356,8 @@ class RowAppender {
     d_.user_keys.clear();
   }
 
-  // Sorts n triples into F cells (counting sort by field, stable) in the scratch buffers row_ids_/row_w_ and
-  // appends the F cell ends (base + cumulative count) to `offsets`.
+  /// Sorts n triples into F cells (counting sort by field, stable) in the scratch buffers row_ids_/row_w_ and
+  /// appends the F cell ends (base + cumulative count) to `offsets`.
   void sort_cells(const std::int32_t* field, const std::int64_t* id, const float* w, std::size_t n, std::size_t base,
                   std::vector<std::int64_t>& offsets) {
     const std::size_t F = static_cast<std::size_t>(d_.num_fields);
@@ -384,7 +385,7 @@ class RowAppender {
   std::vector<std::size_t> cnt_;
   std::vector<std::int64_t> row_ids_;
   std::vector<float> row_w_;
-  std::vector<std::int64_t> uses_;  // per block: rows using it
+  std::vector<std::int64_t> uses_;  ///< per block: rows using it
   std::int64_t rows_ = 0;
   bool planned_ = false;
   bool blocks_planned_ = false;
@@ -395,7 +396,7 @@ class RowAppender {
   std::size_t in_released_ = 0;
 };
 
-// Runs f(); if it throws and `map` was empty before, leaves it empty again.
+/// Runs f(); if it throws and `map` was empty before, leaves it empty again.
 template <class F>
 Dataset guarded(FeatureMap& map, F&& f) {
   const bool was_empty = map.empty();
@@ -407,18 +408,18 @@ Dataset guarded(FeatureMap& map, F&& f) {
   }
 }
 
-// Prepares `d` (fields, dense names, empty arrays) from a started or ready map.
+/// Prepares `d` (fields, dense names, empty arrays) from a started or ready map.
 void init_dataset(Dataset& d, const FeatureMap& map);
-// Finishes the map (vocab: provisional -> final ids), sets vocab, checks that rows were kept.
+/// Finishes the map (vocab: provisional -> final ids), sets vocab, checks that rows were kept.
 void finish_dataset(Dataset& d, FeatureMap& map, const ReadReport& rep, const std::string& name);
 
 
-// The role of a column of a table with a header (a csv file, in-memory columns).
+/// The role of a column of a table with a header (a csv file, in-memory columns).
 enum class ColRole : std::uint8_t { Click, Conversion, Dense, Categorical, Ignored };
 
-// Binds the feature columns of `header` to a ready feature map: slot[c] becomes the field index (categorical) or the
-// dense index (dense) of column c; a feature column the map does not know becomes Ignored and is listed in
-// rep.ignored_columns. Returns how many categorical and dense columns the map knows.
+/// Binds the feature columns of `header` to a ready feature map: slot[c] becomes the field index (categorical) or the
+/// dense index (dense) of column c; a feature column the map does not know becomes Ignored and is listed in
+/// rep.ignored_columns. Returns how many categorical and dense columns the map knows.
 struct KnownColumns {
   std::size_t categorical = 0, dense = 0;
 };
@@ -447,7 +448,7 @@ inline KnownColumns bind_columns_to_map(const std::vector<std::string>& header, 
   return known;
 }
 
-// The ready map's columns (fields, then dense) that `header` lacks, each preceded by a space; empty when none.
+/// The ready map's columns (fields, then dense) that `header` lacks, each preceded by a space; empty when none.
 inline std::string missing_map_columns(const std::vector<std::string>& header, const FeatureMap& map) {
   std::string missing;
   for (const auto* names : {&map.fields(), &map.dense_names()})

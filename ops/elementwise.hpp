@@ -1,10 +1,11 @@
 #pragma once
-// The frame of an elementwise unary op, written once: one input of any shape, an output of the same shape,
-// finite inputs give finite outputs (keeps_finite), and forward and VJP are loops over the elements split over the
-// thread pool (each element is computed alone, so the bits do not depend on the thread count). An op derives from
-// Elementwise<Self> and gives its name, doc and two scalar functions:
-//   static T f(T x)                 the output y at x
-//   static T df(T x, T y, T gy)     dL/dx from the input, the saved output and dL/dy (unused arguments cost no load)
+/// @file
+/// The frame of an elementwise unary op, written once: one input of any shape, an output of the same shape,
+/// finite inputs give finite outputs (keeps_finite), and forward and VJP are loops over the elements split over the
+/// thread pool (each element is computed alone, so the bits do not depend on the thread count). An op derives from
+/// Elementwise<Self> and gives its name, doc and two scalar functions:
+///   static T f(T x)                 the output y at x
+///   static T df(T x, T y, T gy)     dL/dx from the input, the saved output and dL/dy (unused arguments cost no load)
 #include <cstdint>
 #include <vector>
 
@@ -13,12 +14,15 @@
 
 namespace funnel {
 
+/// Base of an elementwise unary op `Self` (see the file's description): derive as
+/// `struct Relu : Elementwise<Relu>` and give name(), doc(), f and df.
 template <class Self>
 struct Elementwise : OpT<Self> {
   int arity() const override { return 1; }
-  bool keeps_finite() const override { return true; }  // finite in, finite out: no NaN/Inf check
+  bool keeps_finite() const override { return true; }  ///< finite in, finite out: no NaN/Inf check
   Shape infer(const Node&, const std::vector<Shape>& in) const override { return in[0]; }
 
+  /// y = Self::f(x) for every element, split over the thread pool.
   template <class T>
   static void fwd(Ctx<T>& c) {
     const T* x = c.x(0).data();
@@ -32,6 +36,7 @@ struct Elementwise : OpT<Self> {
     });
   }
 
+  /// dL/dx = Self::df(x, y, dL/dy) for every element, split over the thread pool.
   template <class T>
   static void bwd(Ctx<T>& c) {
     const T* x = c.x(0).data();
@@ -54,8 +59,8 @@ struct Elementwise : OpT<Self> {
 
 namespace funnel {
 
-// The frame of an elementwise binary op on two operands of the same shape: the shape rule and the forward loop
-// y = Self::f(a, b); the op writes its own VJP (`bwd`), since what each operand's gradient reads differs.
+/// The frame of an elementwise binary op on two operands of the same shape: the shape rule and the forward loop
+/// y = Self::f(a, b); the op writes its own VJP (`bwd`), since what each operand's gradient reads differs.
 template <class Self>
 struct ElementwiseBinary : OpT<Self> {
   int arity() const override { return 2; }
@@ -64,6 +69,7 @@ struct ElementwiseBinary : OpT<Self> {
     return in[0];
   }
 
+  /// y = Self::f(a, b) for every element, on the calling thread.
   template <class T>
   static void fwd(Ctx<T>& c) {
     const T* a = c.x(0).data();

@@ -17,6 +17,7 @@ pkgs=(cmake g++ make pkg-config
       python3-pandas  # the Python package: DataFrames in and out
       python3-pytest  # the Python package's tests (CTest runs them)
       python3-matplotlib  # examples/python/quickstart.py's plots (Agg, headless)
+      doxygen  # the API reference (target docs) and its check (CTest docs/api)
       )
 # ONNX Runtime from npm runs the exported files in the tests (scripts/install_ort.sh); node and npm from Debian
 # unless a node with npm is already installed (e.g. from NodeSource, whose nodejs package conflicts with Debian's npm).

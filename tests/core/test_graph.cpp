@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <numeric>
 #include <string>
 #include <vector>
 
@@ -256,7 +257,7 @@ TEST_CASE("Boost.Graph algorithms run on the Graph itself, and see a new node at
 
 TEST_CASE("topological order contains every node once and respects every edge", "[core][graph]") {
   Graph g;
-  // Build consumers before some of their (later-added) siblings so that id order alone is not the answer.
+  // Parameters and an unrelated input added between ops: the order must still put every input before its reader.
   NodeId x = g.add_input("x", Shape{kBatch, 3});
   NodeId w1 = g.add_param("w1", Shape{3, 3}, Init::zeros());
   NodeId h = g.add_op("matmul", {x, w1});
@@ -288,6 +289,29 @@ TEST_CASE("topological order contains every node once and respects every edge", 
   const auto& order2 = g.topo_order();
   REQUIRE(order2.size() == g.size());
   CHECK(pos_in(order2, c) < pos_in(order2, late));
+}
+
+TEST_CASE("creation order is the topological order: no node can read a later one", "[core][graph]") {
+  // A node's inputs must exist when it is added (its own future id included), so ids never point forward and the
+  // graph needs no sort: topo_order() is 0, 1, 2, ... and the executor runs ops in the order the model built them.
+  Graph g;
+  NodeId x = g.add_input("x", Shape{kBatch, 3});
+  NodeId w = g.add_param("w", Shape{3, 3}, Init::zeros());
+  NodeId h = g.add_op("matmul", {x, w});
+  NodeId u = g.add_input("u", Shape{kBatch, 3});  // a second root, added after an op
+  NodeId s = g.add_op("mul", {h, u});
+  CHECK_THROWS_AS(g.add_op("relu", {NodeId{g.size()}}), GraphError);      // itself
+  CHECK_THROWS_AS(g.add_op("relu", {NodeId{g.size() + 1}}), GraphError);  // a node not made yet
+  NodeId r = g.add_op("relu", {s});
+  for (const Node& n : g.nodes())
+    for (NodeId in : n.inputs) CHECK(in < n.id);
+  std::vector<NodeId> ids(g.size());
+  std::iota(ids.begin(), ids.end(), NodeId{0});
+  CHECK(g.topo_order() == ids);
+  NodeId late = g.add_op("relu", {r});
+  ids.push_back(late);
+  CHECK(g.topo_order() == ids);
+  (void)u;
 }
 
 TEST_CASE("ancestors and descendants are reachability masks including the seeds", "[core][graph]") {

@@ -3,10 +3,12 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <type_traits>
 
 #include "core/error.hpp"
 #include "core/parallel.hpp"
 #include "core/shape.hpp"
+#include "train/optimizer_kernels.hpp"
 
 namespace funnel {
 
@@ -164,6 +166,10 @@ template <class T>
 void Adagrad<T>::update_dense(T* p, const T* g, std::size_t n, T* const* slots, std::int64_t) {
   const T lr = static_cast<T>(this->cfg_.lr), wd = static_cast<T>(this->cfg_.weight_decay);
   const T eps = static_cast<T>(this->cfg_.eps);
+  if constexpr (std::is_same_v<T, float>) {  // the CPU's SIMD kernel (train/optimizer_kernels.hpp)
+    optimizer_kernels().adagrad(p, g, slots[0], n, AdagradStepF{lr, eps, wd});
+    return;
+  }
   T* acc = slots[0];
   for (std::size_t i = 0; i < n; ++i) {
     const T gi = g[i] + wd * p[i];
@@ -175,6 +181,13 @@ void Adagrad<T>::update_dense(T* p, const T* g, std::size_t n, T* const* slots, 
 template <class T>
 void Adagrad<T>::update_sparse(T* p, const T* g, const std::int64_t* idx, std::size_t rows, std::size_t dim,
                                T* const* slots, std::int64_t t) {
+  if constexpr (std::is_same_v<T, float>) {
+    const OptimizerConfig& c = this->cfg_;
+    optimizer_kernels().adagrad_rows(p, g, idx, rows, dim, slots[0],
+                                     AdagradStepF{static_cast<T>(c.lr), static_cast<T>(c.eps),
+                                                  static_cast<T>(c.weight_decay)});
+    return;
+  }
   for (std::size_t k = 0; k < rows; ++k) {
     const std::size_t off = static_cast<std::size_t>(idx[k]) * dim;
     T* row_slots[1] = {slots[0] + off};
@@ -202,6 +215,11 @@ struct AdamConsts {
     eps = static_cast<T>(c.eps);
     wd = static_cast<T>(c.weight_decay);
   }
+  AdamStepF f() const {
+    return {static_cast<float>(b1),        static_cast<float>(b2),           static_cast<float>(a1),
+            static_cast<float>(a2),        static_cast<float>(step_size),    static_cast<float>(inv_sqrt_bc2),
+            static_cast<float>(eps),       static_cast<float>(wd)};
+  }
 };
 
 // The update of n contiguous elements. Distinct buffers (restrict), so the loop vectorizes; sqrt and division are
@@ -223,6 +241,10 @@ inline void adam_kernel(T* __restrict p, const T* __restrict g, T* __restrict m,
 
 template <class T>
 void Adam<T>::update_dense(T* p, const T* g, std::size_t n, T* const* slots, std::int64_t t) {
+  if constexpr (std::is_same_v<T, float>) {  // the CPU's SIMD kernel (train/optimizer_kernels.hpp)
+    optimizer_kernels().adam(p, g, slots[0], slots[1], n, AdamConsts<T>(this->cfg_, t).f());
+    return;
+  }
   adam_kernel(p, g, slots[0], slots[1], n, AdamConsts<T>(this->cfg_, t));
 }
 
@@ -230,6 +252,10 @@ template <class T>
 void Adam<T>::update_sparse(T* p, const T* g, const std::int64_t* idx, std::size_t rows, std::size_t dim,
                             T* const* slots, std::int64_t t) {
   const AdamConsts<T> k(this->cfg_, t);
+  if constexpr (std::is_same_v<T, float>) {
+    optimizer_kernels().adam_rows(p, g, idx, rows, dim, slots[0], slots[1], k.f());
+    return;
+  }
   T* const m = slots[0];
   T* const v = slots[1];
   // Touched rows are scattered over the table, so each update waits on memory for its row of p, m and v: fetch the

@@ -46,6 +46,7 @@
 
 #include "bench/op_cases.hpp"
 #include "core/parallel.hpp"
+#include "core/simd.hpp"
 #include "ops/blas.hpp"
 #include "ops/gemm_backend.hpp"
 #include "data/synthetic.hpp"
@@ -425,6 +426,7 @@ void add_context() {
   set_gemm_backend(be);
   set_gemm_precision(GemmPrecision::fp32);
   benchmark::AddCustomContext("cpu_gemm_flags", cpu_gemm_flags());
+  benchmark::AddCustomContext("simd_isa", simd_isa_description());
   benchmark::AddCustomContext("threads", std::to_string(num_threads()));
 }
 

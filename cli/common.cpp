@@ -11,6 +11,7 @@
 #include "core/error.hpp"
 #include "core/files.hpp"
 #include "core/parallel.hpp"
+#include "core/simd.hpp"
 #include "ops/gemm_backend.hpp"
 
 namespace funnel::cli {
@@ -115,6 +116,7 @@ void set_threads(int n) {
   funnel::set_num_threads(n);
   try {
     (void)funnel::gemm_backend();  // reads FUNNEL_GEMM now, so a bad value stops the command before any work
+    (void)funnel::simd_isa();      // and FUNNEL_ISA
   } catch (const std::invalid_argument& e) {
     throw UsageError(e.what());
   }

@@ -8,8 +8,10 @@
 // in which case it accumulates into the dense gradient. Forward and backward are O(total ids · D).
 // Every id is checked against [0, V) in forward; a bad id throws funnel::Error naming node, row, field and id.
 #include <cstring>
+#include <type_traits>
 
 #include "core/parallel.hpp"
+#include "ops/embedding_kernels.hpp"
 #include "ops/op.hpp"
 
 namespace funnel {
@@ -99,7 +101,16 @@ struct Embedding : OpT<Embedding> {
       for (auto k = static_cast<std::size_t>(k0); k < static_cast<std::size_t>(k1); ++k)
         if (static_cast<std::uint64_t>(ids[k]) >= static_cast<std::uint64_t>(V)) out_of_range(c, b, k, V);
     });
-    // Cells write disjoint output rows: split them over the threads.
+    // Cells write disjoint output rows: split them over the threads. Float runs the SIMD kernels of the CPU
+    // (ops/embedding_kernels.hpp: the same arithmetic as below, with fused multiply-adds).
+    if constexpr (std::is_same_v<T, float>) {
+      const EmbeddingPoolArgs args{y, tp, D, off, ids, ws, nids, mean};
+      const EmbeddingKernels& kern = embedding_kernels();
+      parallel_for(static_cast<std::int64_t>(cells), kGrainCells, [&](std::int64_t c0, std::int64_t c1) {
+        kern.pool(args, static_cast<std::size_t>(c0), static_cast<std::size_t>(c1));
+      });
+      return;
+    }
     parallel_for(static_cast<std::int64_t>(cells), kGrainCells, [&](std::int64_t c0, std::int64_t c1) {
       for (auto cell = static_cast<std::size_t>(c0); cell < static_cast<std::size_t>(c1); ++cell) {
         T* __restrict o = y + cell * D;
@@ -196,6 +207,13 @@ struct Embedding : OpT<Embedding> {
     sp->values.resize(rows.size() * D, T(0));  // rows touched before this op keep their sums
     const std::int32_t* ks = id_slot.data();
     T* vals = sp->values.data();
+    if constexpr (std::is_same_v<T, float>) {
+      const EmbeddingScatterArgs args{vals, D, gy, off, ks, ws, cells, mean};
+      const EmbeddingKernels& kern = embedding_kernels();
+      parallel_for(static_cast<std::int64_t>(sp->size()), kGrainRows,
+                   [&](std::int64_t s0, std::int64_t s1) { kern.scatter(args, s0, s1); });
+      return;
+    }
     parallel_for(static_cast<std::int64_t>(sp->size()), kGrainRows, [&](std::int64_t s0, std::int64_t s1) {
       for (std::size_t cell = 0; cell < cells; ++cell) {
         const std::int64_t k0 = off[cell], k1 = off[cell + 1];

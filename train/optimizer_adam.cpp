@@ -1,8 +1,10 @@
 // Adam (Kingma & Ba): first and second moment slots adam_m, adam_v with bias correction; sparse rows like
 // torch.optim.SparseAdam (untouched rows keep their moments).
 #include <cmath>
+#include <type_traits>
 
 #include "train/optimizer.hpp"
+#include "train/optimizer_kernels.hpp"
 
 namespace funnel {
 namespace {
@@ -39,6 +41,11 @@ struct AdamConsts {
     eps = static_cast<T>(c.eps);
     wd = static_cast<T>(c.weight_decay);
   }
+  AdamStepF f() const {
+    return {static_cast<float>(b1),  static_cast<float>(b2),        static_cast<float>(a1),
+            static_cast<float>(a2),  static_cast<float>(step_size), static_cast<float>(inv_sqrt_bc2),
+            static_cast<float>(eps), static_cast<float>(wd)};
+  }
 };
 
 // The update of n contiguous elements. Distinct buffers (restrict), so the loop vectorizes; sqrt and division are
@@ -59,6 +66,10 @@ inline void adam_kernel(T* __restrict p, const T* __restrict g, T* __restrict m,
 
 template <class T>
 void Adam<T>::update_dense(T* p, const T* g, std::size_t n, T* const* slots, std::int64_t t) {
+  if constexpr (std::is_same_v<T, float>) {  // the CPU's SIMD kernel (train/optimizer_kernels.hpp)
+    optimizer_kernels().adam(p, g, slots[0], slots[1], n, AdamConsts<T>(this->cfg_, t).f());
+    return;
+  }
   adam_kernel(p, g, slots[0], slots[1], n, AdamConsts<T>(this->cfg_, t));
 }
 
@@ -66,6 +77,10 @@ template <class T>
 void Adam<T>::update_sparse(T* p, const T* g, const std::int64_t* idx, std::size_t rows, std::size_t dim,
                             T* const* slots, std::int64_t t) {
   const AdamConsts<T> k(this->cfg_, t);
+  if constexpr (std::is_same_v<T, float>) {
+    optimizer_kernels().adam_rows(p, g, idx, rows, dim, slots[0], slots[1], k.f());
+    return;
+  }
   T* const m = slots[0];
   T* const v = slots[1];
   // Touched rows are scattered over the table, so each update waits on memory for its row of p, m and v: fetch the

@@ -6,6 +6,7 @@
 
 #include "core/error.hpp"
 #include "core/parallel.hpp"
+#include "core/simd.hpp"
 #include "data/stream.hpp"
 
 namespace funnel {
@@ -162,6 +163,8 @@ nlohmann::json Trainer::metrics_json(const TrainResult& r) const {
                          {{"precision", gemm_precision_name(gemm_precision())},
                           {"implementation", gemm_implementation()},
                           {"cpu_flags", cpu_gemm_flags()}}},
+                        {"simd",  // funnel's own kernels (embedding, optimizer updates): core/simd.hpp
+                         {{"isa", simd_isa_name(simd_isa())}, {"description", simd_isa_description()}}},
                         {"epochs", epochs}};
   if (o_.config.is_object()) j["config"] = o_.config;
   return j;

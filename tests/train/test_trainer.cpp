@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "core/error.hpp"
+#include "core/simd.hpp"
 #include "train/trainer.hpp"
 
 using namespace funnel;
@@ -80,6 +81,7 @@ TEST_CASE("Trainer: the model is built for the data, trained with hooks, evaluat
   CHECK(j["gemm"]["precision"] == "fp32");
   CHECK(j["gemm"]["implementation"] == gemm_implementation());
   CHECK(j["gemm"]["cpu_flags"] == cpu_gemm_flags());
+  CHECK(j["simd"]["isa"] == simd_isa_name(simd_isa()));
   // A second call continues from the last step.
   CHECK(t.train().steps == 4 * per_epoch);
 }

@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "autodiff/executor.hpp"
+#include "ops/embedding_kernels.hpp"
 #include "serving/mapped_table.hpp"
 #include "data/stream_cache.hpp"
 #include "train/batch_source.hpp"
@@ -99,17 +100,13 @@ PoolWeights weights_setting(const PredictorOptions& o, const nlohmann::json& con
   return PoolWeights::Ones;
 }
 
-// The embedding op's forward (ops/embedding.cpp) on a mapped table, written into y (cells × D): per cell, the
-// first id writes w·row, the others add w·row, then mean scales by 1/Σw (zeros when Σw = 0 or the cell is empty).
-// The same operations in the same order give the op's bits. An id outside the table is an Error naming row and
-// field, as the op's.
-void pool_rows(const MappedTable& t, const IdBatch& b, bool mean, float* __restrict y, const std::string& node) {
+// The embedding op's forward (ops/embedding.cpp) on a mapped table, written into y (cells × D): the op's own pooling
+// kernels (ops/embedding_kernels.hpp, the CPU's variant), so the predictions are the training-side forward's bits.
+// An id outside the table is an Error naming row and field, as the op's.
+void pool_rows(const MappedTable& t, const IdBatch& b, bool mean, float* y, const std::string& node) {
   const std::int64_t V = t.rows();
-  const auto D = static_cast<std::size_t>(t.dim());
-  const float* tp = t.data();
   const std::int64_t* off = b.offsets.data();
   const std::int64_t* ids = b.ids.data();
-  const float* ws = b.weights.data();
   const std::size_t nids = b.ids.size(), cells = static_cast<std::size_t>(b.batch * b.fields);
   for (std::size_t k = 0; k < nids; ++k)
     if (static_cast<std::uint64_t>(ids[k]) >= static_cast<std::uint64_t>(V)) {
@@ -119,35 +116,8 @@ void pool_rows(const MappedTable& t, const IdBatch& b, bool mean, float* __restr
                   ", field " + std::to_string(cell % static_cast<std::size_t>(b.fields)) + ": id " +
                   std::to_string(ids[k]) + " is out of range for a table of " + std::to_string(V) + " rows");
     }
-  constexpr std::size_t kAhead = 8;  // rows are scattered over the table: fetch the one 8 ids ahead
-  for (std::size_t cell = 0; cell < cells; ++cell) {
-    float* __restrict o = y + cell * D;
-    const std::int64_t k0 = off[cell], k1 = off[cell + 1];
-    float wsum = 0.0f;
-    for (std::int64_t k = k0; k < k1; ++k) {
-      if (static_cast<std::size_t>(k) + kAhead < nids) {
-        const float* r = tp + static_cast<std::size_t>(ids[static_cast<std::size_t>(k) + kAhead]) * D;
-        __builtin_prefetch(r);
-        __builtin_prefetch(r + D - 1);
-      }
-      const float w = ws[k];
-      wsum += w;
-      const float* __restrict r = tp + static_cast<std::size_t>(ids[k]) * D;
-      if (k == k0)
-        for (std::size_t j = 0; j < D; ++j) o[j] = w * r[j];
-      else
-        for (std::size_t j = 0; j < D; ++j) o[j] += w * r[j];
-    }
-    if (k0 == k1) std::memset(o, 0, D * sizeof(float));
-    if (mean) {
-      if (wsum != 0.0f) {
-        const float inv = 1.0f / wsum;
-        for (std::size_t j = 0; j < D; ++j) o[j] *= inv;
-      } else {
-        std::memset(o, 0, D * sizeof(float));
-      }
-    }
-  }
+  const EmbeddingPoolArgs args{y, t.data(), static_cast<std::size_t>(t.dim()), off, ids, b.weights.data(), nids, mean};
+  embedding_kernels().pool(args, 0, cells);
 }
 
 }  // namespace

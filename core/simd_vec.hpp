@@ -1,16 +1,17 @@
 #pragma once
-// Register types for funnel's SIMD kernels (see core/simd.hpp), one struct per instruction set with the same
-// static interface, so a kernel is written once over `V` and compiled once per ISA:
-//
-//   V::W               floats per register          V::R, V::M      register and lane-mask types
-//   V::mask(rem)       the first min(rem, W) lanes   V::load(p, m)   masked load (masked-off lanes read nothing)
-//   V::store(p, x, m)  masked store                  V::loadu/storeu all W lanes
-//   V::set1, zero, add, sub, mul, div, sqrt, fmadd(a, b, c) = a·b + c rounded once
-//
-// Vec512 and Vec256 are compiled for AVX-512 (F, BW, VL) and AVX2 + FMA alone (GCC target pragmas), whatever the
-// build's baseline: use them only from code compiled for the same target (a kernel file includes its body once per
-// ISA inside `#pragma GCC target` regions, see ops/embedding_kernels.cpp) and call that code only where
-// simd_isa_supported() says so. VecScalar is one float per "register" and runs anywhere.
+/// @file
+/// Register types for funnel's SIMD kernels (see core/simd.hpp), one struct per instruction set with the same
+/// static interface, so a kernel is written once over `V` and compiled once per ISA:
+///
+///   V::W               floats per register          V::R, V::M      register and lane-mask types
+///   V::mask(rem)       the first min(rem, W) lanes   V::load(p, m)   masked load (masked-off lanes read nothing)
+///   V::store(p, x, m)  masked store                  V::loadu/storeu all W lanes
+///   V::set1, zero, add, sub, mul, div, sqrt, fmadd(a, b, c) = a·b + c rounded once
+///
+/// Vec512 and Vec256 are compiled for AVX-512 (F, BW, VL) and AVX2 + FMA alone (GCC target pragmas), whatever the
+/// build's baseline: use them only from code compiled for the same target (a kernel file includes its body once per
+/// ISA inside `#pragma GCC target` regions, see ops/embedding_kernels.cpp) and call that code only where
+/// simd_isa_supported() says so. VecScalar is one float per "register" and runs anywhere.
 #include <cmath>
 #include <cstddef>
 #include <cstring>
@@ -35,29 +36,36 @@
 
 namespace funnel::simdv {
 
+/// The portable register type: one float per "register", plain C++ arithmetic (std::fma, std::sqrt). Runs on any
+/// CPU; the `generic` variant of every kernel. All members are static and stateless.
 struct VecScalar {
-  using R = float;
-  using M = bool;
-  static constexpr std::size_t W = 1;
+  using R = float;  ///< A register: one float.
+  using M = bool;   ///< A lane mask: whether the one lane is active.
+  static constexpr std::size_t W = 1;  ///< Floats per register.
+  /// Mask of the first min(rem, W) lanes: true when rem > 0 (rem = floats left in the row).
   static M mask(std::size_t rem) { return rem > 0; }
+  /// Loads *p when m is set, else gives 0 without reading p.
   static R load(const float* p, M m) { return m ? *p : 0.0f; }
+  /// Stores x to *p when m is set; writes nothing otherwise.
   static void store(float* p, R x, M m) {
     if (m) *p = x;
   }
-  static R loadu(const float* p) { return *p; }
-  static void storeu(float* p, R x) { *p = x; }
-  static R set1(float x) { return x; }
-  static R zero() { return 0.0f; }
-  static R add(R a, R b) { return a + b; }
-  static R sub(R a, R b) { return a - b; }
-  static R mul(R a, R b) { return a * b; }
-  static R div(R a, R b) { return a / b; }
-  static R sqrt(R a) { return std::sqrt(a); }
-  static R fmadd(R a, R b, R c) { return std::fma(a, b, c); }
+  static R loadu(const float* p) { return *p; }  ///< Loads all W floats at p (no alignment needed).
+  static void storeu(float* p, R x) { *p = x; }  ///< Stores all W lanes of x to p (no alignment needed).
+  static R set1(float x) { return x; }  ///< Every lane set to x.
+  static R zero() { return 0.0f; }  ///< Every lane 0.
+  static R add(R a, R b) { return a + b; }  ///< Lane-wise a + b.
+  static R sub(R a, R b) { return a - b; }  ///< Lane-wise a - b.
+  static R mul(R a, R b) { return a * b; }  ///< Lane-wise a · b.
+  static R div(R a, R b) { return a / b; }  ///< Lane-wise a / b (IEEE division).
+  static R sqrt(R a) { return std::sqrt(a); }  ///< Lane-wise square root (IEEE, correctly rounded).
+  static R fmadd(R a, R b, R c) { return std::fma(a, b, c); }  ///< Lane-wise a · b + c, rounded once (fused).
 };
 
 #ifdef FUNNEL_SIMD_X86
 FUNNEL_SIMD_AVX2_BEGIN
+/// AVX2 + FMA registers: 8 floats in an __m256, lane masks as __m256i (all ones = active). Same interface as
+/// VecScalar; only for code compiled for AVX2 + FMA, run where simd_isa_supported(SimdIsa::avx2).
 struct Vec256 {
   using R = __m256;
   using M = __m256i;
@@ -82,6 +90,8 @@ struct Vec256 {
 FUNNEL_SIMD_END
 
 FUNNEL_SIMD_AVX512_BEGIN
+/// AVX-512 registers: 16 floats in an __m512, lane masks as __mmask16. Same interface as VecScalar; only for code
+/// compiled for AVX-512 F + BW + VL, run where simd_isa_supported(SimdIsa::avx512).
 struct Vec512 {
   using R = __m512;
   using M = __mmask16;

@@ -1,12 +1,13 @@
 #pragma once
-// The frame of a mean loss, written once: inputs (x, y) or (x, y, w) of one shape, a scalar output
-//   L = (1/n) Σ ℓᵢ              (two inputs)
-//   L = Σ wᵢℓᵢ / Σ wᵢ, 0 when Σ wᵢ = 0   (three inputs)
-// with the sums accumulated in double, also for float tensors. Only x is differentiable; its gradient is
-// cᵢ · dℓᵢ/dxᵢ with cᵢ = dL/n or dL·wᵢ/Σw. An op derives from MeanLoss<Self> and gives its name, doc, what its
-// first input is called in messages (`static constexpr const char* kInput`) and, per row,
-//   static T row_loss(T x, T y)               ℓᵢ
-//   static T row_grad(T x, T y, T c)          cᵢ · dℓᵢ/dxᵢ given cᵢ
+/// @file
+/// The frame of a mean loss, written once: inputs (x, y) or (x, y, w) of one shape, a scalar output
+///   L = (1/n) Σ ℓᵢ              (two inputs)
+///   L = Σ wᵢℓᵢ / Σ wᵢ, 0 when Σ wᵢ = 0   (three inputs)
+/// with the sums accumulated in double, also for float tensors. Only x is differentiable; its gradient is
+/// cᵢ · dℓᵢ/dxᵢ with cᵢ = dL/n or dL·wᵢ/Σw. An op derives from MeanLoss<Self> and gives its name, doc, what its
+/// first input is called in messages (`static constexpr const char* kInput`) and, per row,
+///   static T row_loss(T x, T y)               ℓᵢ
+///   static T row_grad(T x, T y, T c)          cᵢ · dℓᵢ/dxᵢ given cᵢ
 #include <string>
 #include <vector>
 
@@ -14,6 +15,8 @@
 
 namespace funnel {
 
+/// Base of the mean-loss ops (CRTP): the scalar (weighted) mean of Self::row_loss over (x, y[, weight]) and its
+/// gradient for x, computed by Self::row_grad. See the file comment for what Self provides.
 template <class Self>
 struct MeanLoss : OpT<Self> {
   int arity() const override { return -1; }
@@ -29,6 +32,8 @@ struct MeanLoss : OpT<Self> {
     return Shape{};
   }
 
+  /// Forward: writes L (the mean, or the weighted mean; 0 for no rows or Σ w = 0) into the scalar c.out, summing
+  /// in double whatever T is.
   template <class T>
   static void fwd(Ctx<T>& c) {
     const T* x = c.x(0).data();
@@ -51,6 +56,8 @@ struct MeanLoss : OpT<Self> {
     c.out->data()[0] = static_cast<T>(L);
   }
 
+  /// Backward: writes c.gin[0] = cᵢ · dℓᵢ/dxᵢ (Self::row_grad) for every element of x, with cᵢ = dL/n or
+  /// dL·wᵢ/Σw (0 when Σ w = 0) and dL the scalar c.gout. Labels and weights get no gradient.
   template <class T>
   static void bwd(Ctx<T>& c) {
     const T* x = c.x(0).data();

@@ -171,9 +171,11 @@ class ServingModel {
 
   /// Workspaces made so far (grows with concurrency; for tests and metrics).
   std::size_t workspaces() const;
-  // The embedding tables scored from memory-mapped checkpoint files (0 for a model whose tables are read by
-  // something else than embedding lookups: those are read into memory).
+  /// The embedding tables scored from memory-mapped checkpoint files (0 for a model whose tables are read by
+  /// something else than embedding lookups: those are read into memory).
   std::size_t mapped_tables() const;
+  /// The k-th of those tables, 0 <= k < mapped_tables(), valid as long as this ServingModel; throws
+  /// std::out_of_range for a larger k.
   const MappedTable& mapped_table(std::size_t k) const;
 
  private:

@@ -59,7 +59,7 @@ RunOptions run_options(const Flags& f) {
       throw UsageError("--lr-min must be a non-negative number");
     if (o.train.lr_schedule.min_lr > o.opt.lr)
       throw UsageError("--lr-min: must not exceed --lr (" + f.str("lr", "") + "), got " + f.str("lr-min", ""));
-    if (f.has("lr-min") && !o.train.lr_schedule.active())
+    if (o.train.lr_schedule.min_lr > 0 && !o.train.lr_schedule.active())
       throw UsageError("--lr-min: applies with --lr-schedule cosine or linear");
   }
   o.opt.weight_decay = f.number("l2", 0.0);

@@ -252,7 +252,7 @@ std::string read_summary(const ReadReport& rep) {
     out += "common features file: skipped " + std::to_string(rep.common_rows_skipped) + " of " +
            std::to_string(rep.common_rows) + " rows:";
     for (const auto& [k, v] : rep.skipped_by_reason)
-      if (k.rfind("common:", 0) == 0) out += " " + k.substr(7) + "=" + std::to_string(v);
+      if (k.rfind("common:", 0) == 0) out.append(" ").append(k, 7).append("=").append(std::to_string(v));
     out += " (" + std::to_string(rep.common_rows_unused) +
            " of them used by no sample; the samples using the others are counted as unknown_common_index)\n";
   }

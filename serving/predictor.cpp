@@ -387,11 +387,7 @@ void ServingModel::predict(std::span<const PredictRow> rows, std::span<float> ou
   check_out(static_cast<std::int64_t>(rows.size()), out);
   if (rows.empty()) return;
   Workspace* wp = acquire();
-  struct Lease {  // gives the workspace back when the call ends, however it ends
-    const ServingModel* m;
-    Workspace* w;
-    ~Lease() { m->release(w); }
-  } lease{this, wp};
+  const Lease lease{this, wp};
   resolve(rows, *wp);
   const FeatureMap& map = *map_;
   const auto F = static_cast<std::size_t>(map.num_fields());
@@ -436,6 +432,20 @@ void ServingModel::predict(std::span<const PredictRow> rows, std::span<float> ou
       });
 }
 
+template <class Gather>
+void ServingModel::predict_stored(std::int64_t first, std::int64_t n, std::span<float> out, Gather&& gather) const {
+  check_out(n, out);
+  if (n == 0) return;
+  Workspace* wp = acquire();
+  const Lease lease{this, wp};
+  const Served& sv = *served_;
+  run(*wp, n, out, [&](Executor<float>& ex, Workspace& w, std::int64_t at, std::int64_t b) {
+    for (std::int64_t i = 0; i < b; ++i) w.rows[static_cast<std::size_t>(i)] = first + at + i;
+    float* dense = sv.dense == kUnsetNode ? nullptr : ex.input(sv.dense).data();
+    gather({w.rows.data(), static_cast<std::size_t>(b)}, ex.ids(sv.ids), w.labels.data(), dense);
+  });
+}
+
 void ServingModel::predict(const Dataset& d, std::int64_t first, std::int64_t n, std::span<float> out) const {
   if (first < 0 || n < 0 || first + n > d.rows())
     throw Error("predictor: rows [" + std::to_string(first) + ", " + std::to_string(first + n) +
@@ -443,19 +453,8 @@ void ServingModel::predict(const Dataset& d, std::int64_t first, std::int64_t n,
   const ModelConfig& c = model_->config();
   if (d.num_fields != c.num_fields || d.vocab > c.vocab || d.num_dense != c.num_dense || d.num_stages != c.num_stages)
     check_compatible(c, d, "the data");
-  check_out(n, out);
-  if (n == 0) return;
-  Workspace* wp = acquire();
-  struct Lease {  // gives the workspace back when the call ends, however it ends
-    const ServingModel* m;
-    Workspace* w;
-    ~Lease() { m->release(w); }
-  } lease{this, wp};
-  const Served& sv = *served_;
-  run(*wp, n, out, [&](Executor<float>& ex, Workspace& w, std::int64_t at, std::int64_t b) {
-    for (std::int64_t i = 0; i < b; ++i) w.rows[static_cast<std::size_t>(i)] = first + at + i;
-    float* dense = sv.dense == kUnsetNode ? nullptr : ex.input(sv.dense).data();
-    gather_batch(d, {w.rows.data(), static_cast<std::size_t>(b)}, ex.ids(sv.ids), w.labels.data(), dense);
+  predict_stored(first, n, out, [&](std::span<const std::int64_t> rows, IdBatch& ids, float* labels, float* dense) {
+    gather_batch(d, rows, ids, labels, dense);
   });
 }
 
@@ -467,19 +466,8 @@ void ServingModel::predict(const CacheFile& f, std::int64_t first, std::int64_t 
   if (f.num_fields() != c.num_fields || f.vocab() > c.vocab || f.num_dense() != c.num_dense ||
       f.num_stages() != c.num_stages)
     check_compatible(c, f, "the cache '" + f.path() + "'");
-  check_out(n, out);
-  if (n == 0) return;
-  Workspace* wp = acquire();
-  struct Lease {  // gives the workspace back when the call ends, however it ends
-    const ServingModel* m;
-    Workspace* w;
-    ~Lease() { m->release(w); }
-  } lease{this, wp};
-  const Served& sv = *served_;
-  run(*wp, n, out, [&](Executor<float>& ex, Workspace& w, std::int64_t at, std::int64_t b) {
-    for (std::int64_t i = 0; i < b; ++i) w.rows[static_cast<std::size_t>(i)] = first + at + i;
-    float* dense = sv.dense == kUnsetNode ? nullptr : ex.input(sv.dense).data();
-    f.gather({w.rows.data(), static_cast<std::size_t>(b)}, ex.ids(sv.ids), w.labels.data(), dense);
+  predict_stored(first, n, out, [&](std::span<const std::int64_t> rows, IdBatch& ids, float* labels, float* dense) {
+    f.gather(rows, ids, labels, dense);
   });
 }
 

@@ -184,12 +184,21 @@ class ServingModel {
   class NameIndex;
   Workspace* acquire() const;
   void release(Workspace* w) const;
+  /// A workspace borrowed for one call, given back when the call ends, however it ends.
+  struct Lease {
+    const ServingModel* m;
+    Workspace* w;
+    ~Lease() { m->release(w); }
+  };
   void check_out(std::int64_t rows, std::span<float> out) const;
   /// Checks structured rows and resolves their names into w's codes (see predictor.cpp).
   void resolve(std::span<const PredictRow> rows, Workspace& w) const;
   /// Fills the executor inputs of `w` for rows [first, first + b) and runs the forward pass into out.
   template <class Fill>
   void run(Workspace& w, std::int64_t rows, std::span<float> out, Fill&& fill) const;
+  /// Scores rows [first, first + n) of stored data: gather(rows, ids, labels, dense) decodes a pass's rows.
+  template <class Gather>
+  void predict_stored(std::int64_t first, std::int64_t n, std::span<float> out, Gather&& gather) const;
 
   std::string dir_;
   PredictorOptions opt_;

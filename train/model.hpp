@@ -1,7 +1,8 @@
 #pragma once
-// A built model ready to train and predict: graph, handle and a float executor; batches cut from a Dataset,
-// "compute gradients" and "apply optimizer" as separate steps (so gradients can be all-reduced across processes in
-// between), predictions for a whole data set.
+/// @file
+/// A built model ready to train and predict: graph, handle and a float executor; batches cut from a Dataset,
+/// "compute gradients" and "apply optimizer" as separate steps (so gradients can be all-reduced across processes in
+/// between), predictions for a whole data set.
 #include <atomic>
 #include <cstdint>
 #include <functional>
@@ -18,26 +19,35 @@
 
 namespace funnel {
 
-// A built model: graph, node handle, the parameter store it owns and a float executor that borrows the store.
+/// A built model: graph, node handle, the parameter store it owns and a float executor that borrows the store.
+/// Not thread-safe: one thread binds, runs and updates a Model (several models may run in parallel).
 class Model {
  public:
-  // `store` e.g. with defer_tables (what a row-sharded strategy asks for): the embedding tables are held
-  // elsewhere and never allocated here (autodiff/param_store.hpp).
+  /// Builds the registered model cfg.kind (models/model.hpp) into a new graph and allocates its parameter store
+  /// (values zero: ParamStore::init or a checkpoint sets them) and executor. `store` e.g. with
+  /// defer_tables (what a row-sharded strategy asks for): the embedding tables are held elsewhere and never
+  /// allocated here (autodiff/param_store.hpp). Throws GraphError on an unknown model or a bad option.
   explicit Model(const ModelConfig& cfg, const ParamStoreOptions& store = {});
   Model(const Model&) = delete;
   Model& operator=(const Model&) = delete;
 
-  const ModelConfig& config() const { return cfg_; }
-  const Graph& graph() const { return graph_; }
-  const ModelHandle& handle() const { return h_; }
+  const ModelConfig& config() const { return cfg_; }  ///< the configuration it was built from
+  const Graph& graph() const { return graph_; }  ///< the model's graph (owned)
+  const ModelHandle& handle() const { return h_; }  ///< its nodes: inputs, labels, losses, prediction columns
+  /// The parameter store (owned): values, gradients and optimizer state.
+  ///@{
   ParamStore<float>& params() { return *store_; }
   const ParamStore<float>& params() const { return *store_; }
-  Executor<float>& exec() { return *ex_; }
+  ///@}
+  Executor<float>& exec() { return *ex_; }  ///< the float executor over the store (to bind inputs and run)
 
-  // Copy rows of `d` into the executor's inputs (ids, dense, labels).
+  /// Copy rows of `d` (row indices, in that order) into the executor's inputs (ids, dense, labels) and sets the
+  /// batch size to rows.size(). `d` must fit the model (check_compatible).
   void bind(const Dataset& d, std::span<const std::int64_t> rows);
-  // Forward + backward over the weighted losses of the bound batch; returns the loss values.
+  /// Forward + backward over the weighted losses of the bound batch: the gradients (replacing the previous call's)
+  /// are left in params() for an optimizer to apply, and the loss values in last_losses().
   void compute_gradients();
+  /// The loss values of the last compute_gradients, one per model loss (ModelHandle::losses order), unweighted.
   const std::vector<float>& last_losses() const { return last_losses_; }
 
  private:
@@ -51,16 +61,19 @@ class Model {
   std::vector<float> label_scratch_;
 };
 
-// One value per row for each of the model's prediction columns (ModelHandle::columns).
+/// One value per row for each of the model's prediction columns (ModelHandle::columns).
 struct Predictions {
-  std::vector<std::string> names;               // column names, in the model's order
-  std::vector<std::vector<float>> columns;      // columns[k][row]
-  const std::vector<float>& column(std::string_view name) const;  // Error listing the names when absent
+  std::vector<std::string> names;               ///< column names, in the model's order (e.g. pctr, pcvr, pctcvr)
+  std::vector<std::vector<float>> columns;      ///< columns[k][row]: probabilities
+  /// The column called `name`; throws funnel::Error listing the names when absent.
+  const std::vector<float>& column(std::string_view name) const;
+  /// Rows predicted (0 when there is no column).
   std::int64_t rows() const { return columns.empty() ? 0 : static_cast<std::int64_t>(columns[0].size()); }
 };
 // (predict(): train/loop.hpp)
 
-// Throws funnel::Error when the data does not fit the model (fields, vocab, dense columns, stages).
+/// Throws funnel::Error (`<what> does not fit the model: ...`) when the data does not fit the model: a different
+/// number of fields, dense columns or funnel stages, or ids that need more than cfg.vocab embedding rows.
 void check_compatible(const ModelConfig& cfg, const Dataset& d, const std::string& what);
 
 }  // namespace funnel

@@ -167,8 +167,12 @@ std::unique_ptr<Optimizer<T>> make_optimizer(const std::string& name, const Opti
 
 extern template class Optimizer<float>;
 extern template class Optimizer<double>;
+/// The instantiations train/optimizer.cpp compiles: make_optimizer for float (training) and double (gradient
+/// checks).
+///@{
 extern template std::unique_ptr<Optimizer<float>> make_optimizer<float>(const std::string&, const OptimizerConfig&);
 extern template std::unique_ptr<Optimizer<double>> make_optimizer<double>(const std::string&,
                                                                           const OptimizerConfig&);
+///@}
 
 }  // namespace funnel

@@ -1,6 +1,7 @@
 #pragma once
 // Subcommand registry and the flag parser (CLI11) shared by the subcommands of the `funnel` binary.
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <set>
 #include <stdexcept>
@@ -44,8 +45,24 @@ struct FlagHelp {
   std::string allowed;  // shown as "allowed: ..."
   std::string config;   // default in the effective configuration ("" = unset)
 };
-// The help of `flag` in `command` (a "command:flag" row first, then the flag's own); null when there is none.
+// The help of `flag` in `command` (a "command:flag" row first, then the flag's own, then the row of an options
+// table: cli/options.hpp); null when there is none.
 const FlagHelp* flag_help(const std::string& command, const std::string& flag);
+
+/// One flag as a command registers it with Flags: its name, its help row and the check of its value. Built from a
+/// row of an options table (cli/options.hpp), or from the help rows by name.
+struct FlagSpec {
+  std::string name;  ///< without the leading --
+  FlagHelp help;     ///< help.type "" makes it a switch (a flag without a value)
+  /// "" when a given value is acceptable, else what is wrong with it; run as the option's CLI11 check (a command
+  /// line or --config value), so a bad value exits 2 as "--name: <reason>" before the command does anything.
+  /// Null: any value.
+  std::function<std::string(const std::string& value)> check;
+  bool is_switch() const { return help.type.empty(); }  ///< takes no value
+};
+/// The spec of `flag` in `command` from flag_help() (with the table row's check when the help is a table's);
+/// "(undocumented flag)" when there is none.
+FlagSpec flag_spec(const std::string& command, const std::string& flag, bool is_switch);
 // Adds or replaces a row ("flag" or "command:flag"): a user's own command documents its flags the same way.
 void register_flag_help(const std::string& key, FlagHelp help);
 
@@ -56,6 +73,9 @@ class Flags {
  public:
   // `valued`: flags that take a value; `boolean`: flags that take none. argv[0] is the command name.
   Flags(int argc, char** argv, const std::set<std::string>& valued, const std::set<std::string>& boolean);
+  /// The flags `specs` (help, switch or not, check), e.g. from options tables (cli/options.hpp). argv[0] is the
+  /// command name.
+  Flags(int argc, char** argv, const std::vector<FlagSpec>& specs);
   bool has(const std::string& name) const { return values_.count(name) > 0; }
   std::string str(const std::string& name, const std::string& dflt) const;
   std::string required(const std::string& name) const;
@@ -72,7 +92,7 @@ class Flags {
 
  private:
   std::string command_;
-  std::set<std::string> valued_, boolean_;
+  std::map<std::string, FlagSpec> specs_;  // by name: --help lists them in this order
   std::map<std::string, std::string> values_;
   std::string config_file_;
 };

@@ -225,7 +225,7 @@ int run_eval(int argc, char** argv) {
   Flags f(argc, argv, flags_with({"checkpoint", "data", "batch-size", "threads", "metrics-json", "precision"}),
           kSwitches);
   if (f.has("metrics-json")) check_output_target(f.str("metrics-json", ""), inputs_of(f), "--metrics-json");
-  set_threads(static_cast<int>(std::min<std::int64_t>(f.integer("threads", 1, 1), 1 << 20)));
+  set_threads(threads_flag(f));
   set_precision(f);
   Loaded l = load(f);
   std::fprintf(stderr, "eval: %s\n", l.data.description.c_str());
@@ -364,7 +364,7 @@ int run_predict(int argc, char** argv) {
   register_predict_help();
   Flags f(argc, argv, flags_with({"checkpoint", "data", "out", "batch-size", "max-batch", "threads", "precision"}),
           kSwitches);
-  set_threads(static_cast<int>(std::min<std::int64_t>(f.integer("threads", 1, 1), 1 << 20)));
+  set_threads(threads_flag(f));
   set_precision(f);
   const std::string out = f.required("out");
   const std::string spec = f.required("data");

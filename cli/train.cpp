@@ -23,7 +23,7 @@ namespace funnel::cli {
 namespace {
 
 int run_train(int argc, char** argv) {
-  Flags f(argc, argv, train_valued_flags(), train_switches());
+  Flags f(argc, argv, train_flag_specs());
   RunOptions ro = train_run_options(f);
   const TrainerOptions& so = ro.trainer;
   // Under mpirun (a build with the MPI layer): data parallel over the ranks; rank 0 alone prints and writes.

@@ -2,9 +2,12 @@
 // The training flags shared by `train` and `compare`: flags -> TrainerOptions and DataSources (the library's
 // Trainer does the rest), and the epoch table both print.
 #include <memory>
+#include <set>
 #include <string>
+#include <vector>
 
 #include "cli/common.hpp"
+#include "cli/options.hpp"
 #include "train/trainer.hpp"
 
 namespace funnel::cli {
@@ -13,13 +16,28 @@ struct RunOptions {
   TrainerOptions trainer;
   DataSources data;
 };
-// Reads and validates the model, optimizer, loop and data flags (UsageError naming the flag).
-RunOptions run_options(const Flags& f);
+/// ModelConfig's table: --model, --model-options, --embedding-dim, --hidden, --pool, --stages.
+const OptionTable<ModelConfig>& model_config_table();
+/// The training flags, one row per flag bound to its field of RunOptions (cli/options.hpp): the tables of
+/// DataSources, ModelConfig, TrainOptions and TrainerOptions. Every command that trains registers its flags from it.
+const OptionTable<RunOptions>& run_option_table();
+/// The flags of a command that trains: the rows of run_option_table() but those named in `skip` (defaults from
+/// `defaults`), the reader flags (read_option_table()), and the command's own `valued` flags and `switches` (help
+/// by name: flag_spec).
+std::vector<FlagSpec> training_flag_specs(const std::string& command, const RunOptions& defaults,
+                                          const std::vector<std::string>& skip,
+                                          const std::set<std::string>& valued, const std::set<std::string>& switches);
 
+/// Reads and validates the model, optimizer, loop and data flags (UsageError naming the flag) into `defaults`: the
+/// flags given replace their fields, the others keep theirs.
+RunOptions run_options(const Flags& f, RunOptions defaults = {});
+
+/// `funnel train`'s flags (training_flag_specs with train's outputs and MPI flags).
+std::vector<FlagSpec> train_flag_specs();
 // `funnel train`'s flags: those that take a value and the switches (the Python module's train() takes the same).
 std::set<std::string> train_valued_flags();
 std::set<std::string> train_switches();
-// run_options and the streaming flags only `train` has (--shuffle-window, --prefetch).
+/// run_options of `funnel train` (all of run_option_table(): the streaming flags too).
 RunOptions train_run_options(const Flags& f);
 // The metrics JSON of a run (--metrics-json): the trainer's, with this run's steps and where it resumed from
 // (`start_step`: the trainer's start_step() before it trained).

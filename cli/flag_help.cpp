@@ -31,7 +31,6 @@ const Row kRows[] = {
   {"gradcheck:model", {"gradient-check this model: every parameter, through each loss and their weighted sum", "NAME", "", "a registered model", ""}},
   {"models", {"models to compare, comma-separated", "LIST", "every registered model", "registered models", ""}},
   // optimisation
-  {"eval:batch-size", {"rows per forward pass", "INT", "4096", "≥ 1", "4096"}},
   {"dot:seed", {"seed of the numeric gradient-flow probe", "INT", "1", "≥ 0", "1"}},
   {"gradcheck:seed", {"seed of the parameter values and inputs being checked", "INT", "0", "≥ 0", "0"}},
   {"seeds", {"train every model this many times (seed, seed+1, ...) and print mean ± std and paired differences", "INT", "1", "1..1000", "1"}},

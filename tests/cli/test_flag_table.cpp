@@ -15,6 +15,7 @@
 #include "cli/command.hpp"
 #include "cli/common.hpp"
 #include "cli/train_flags.hpp"
+#include "serving/predictor.hpp"
 #include "support/temp_dir.hpp"
 
 namespace {
@@ -180,6 +181,11 @@ TEST_CASE("--help shows the options structs' own defaults", "[cli][flags]") {
     INFO("--" << row.name);
     CHECK(dflt(row.name) == row.text(funnel::ReadOptions{}));
   }
+
+  // eval's and predict's batches are the loop's evaluation batches; predict's passes are the Predictor's.
+  for (const char* cmd : {"eval", "predict"})
+    CHECK(shown_default(entry(help_of(cmd), "batch-size")) == std::to_string(t.eval_batch_size));
+  CHECK(shown_default(entry(help_of("predict"), "max-batch")) == std::to_string(funnel::PredictorOptions{}.max_batch));
 
   // compare holds out half of the data: its one default of its own, shown and used.
   const std::string compare = help_of("compare");

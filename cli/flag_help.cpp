@@ -35,7 +35,6 @@ const Row kRows[] = {
   {"gradcheck:seed", {"seed of the parameter values and inputs being checked", "INT", "0", "≥ 0", "0"}},
   {"seeds", {"train every model this many times (seed, seed+1, ...) and print mean ± std and paired differences", "INT", "1", "1..1000", "1"}},
   {"vary-data-seed", {"with --seeds: also vary the synthetic data's seed per run", "", "off", "", "false"}},
-  {"check-replicas", {"under mpirun: every K steps check that all ranks hold the same parameters (0 = never)", "INT", "0", "≥ 0", "0"}},
   {"shard-embeddings", {"under mpirun: rank r of N keeps rows ≡ r (mod N) of every embedding table and their optimizer state; a batch's rows are fetched from their owners, gradients sent back (same results as replicated)", "", "off", "", "false"}},
   // checkpoints and outputs
   {"save", {"write a checkpoint here (a new or empty directory, or a funnel checkpoint to replace)", "DIR", "", "", ""}},
@@ -95,6 +94,8 @@ const std::map<std::string, FlagSpec>& table_specs() {
     std::vector<FlagSpec> all;
     append_specs(all, run_option_table(), run_defaults);
     append_specs(all, read_option_table(), read_defaults);
+    const StrategyOptions strategy_defaults;
+    append_specs(all, strategy_option_table(), strategy_defaults);
     std::map<std::string, FlagSpec> m;
     for (auto& s : all) m.emplace(s.name, std::move(s));
     return m;

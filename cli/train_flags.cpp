@@ -156,6 +156,13 @@ OptionTable<DataSources> data_sources_table() {
 
 }  // namespace
 
+const OptionTable<StrategyOptions>& strategy_option_table() {
+  static const OptionTable<StrategyOptions> t{int_option<StrategyOptions>(
+      "check-replicas", [](auto& o) -> auto& { return o.check_every; }, 0, kNoMax,
+      "under mpirun: every K steps check that all ranks hold the same parameters (0 = never)")};
+  return t;
+}
+
 const OptionTable<ModelConfig>& model_config_table() {
   static const OptionTable<ModelConfig> t = make_model_config_table();
   return t;
@@ -229,13 +236,15 @@ RunOptions run_options(const Flags& f, RunOptions r) {
 }
 
 namespace {
-// `train`'s flags beyond the options tables: its outputs and what a run under mpirun does (help: cli/flag_help.cpp).
-const std::set<std::string> kTrainValued{"save", "metrics-json", "plot", "check-replicas"};
+// `train`'s flags beyond the options tables: its outputs and --shard-embeddings (help: cli/flag_help.cpp).
+const std::set<std::string> kTrainValued{"save", "metrics-json", "plot"};
 const std::set<std::string> kTrainSwitches{"quiet", "shard-embeddings"};
 }  // namespace
 
 std::vector<FlagSpec> train_flag_specs() {
-  return training_flag_specs("train", RunOptions{}, {}, kTrainValued, kTrainSwitches);
+  std::vector<FlagSpec> specs = training_flag_specs("train", RunOptions{}, {}, kTrainValued, kTrainSwitches);
+  append_specs(specs, strategy_option_table(), StrategyOptions{});
+  return specs;
 }
 
 std::set<std::string> train_valued_flags() {

@@ -8,6 +8,7 @@
 
 #include "cli/common.hpp"
 #include "cli/options.hpp"
+#include "train/strategy.hpp"
 #include "train/trainer.hpp"
 
 namespace funnel::cli {
@@ -18,6 +19,8 @@ struct RunOptions {
 };
 /// ModelConfig's table: --model, --model-options, --embedding-dim, --hidden, --pool, --stages.
 const OptionTable<ModelConfig>& model_config_table();
+/// StrategyOptions' table: --check-replicas (a run under mpirun).
+const OptionTable<StrategyOptions>& strategy_option_table();
 /// The training flags, one row per flag bound to its field of RunOptions (cli/options.hpp): the tables of
 /// DataSources, ModelConfig, TrainOptions and TrainerOptions. Every command that trains registers its flags from it.
 const OptionTable<RunOptions>& run_option_table();

@@ -153,6 +153,7 @@ TEST_CASE("--help shows the options structs' own defaults", "[cli][flags]") {
   std::snprintf(frac, sizeof frac, "%g", d.eval_fraction);
   CHECK(dflt("eval-fraction") == frac);
   CHECK(dflt("buckets") == std::to_string(r.mapping.buckets));
+  CHECK(dflt("check-replicas") == std::to_string(funnel::StrategyOptions{}.check_every));
   CHECK(dflt("max-rows") == std::to_string(r.max_rows));
   // --lr: each optimizer's own default.
   for (const funnel::OptimizerDef* def : funnel::optimizer_defs()) CHECK(dflt("lr").find(def->name) != std::string::npos);

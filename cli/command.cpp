@@ -35,7 +35,7 @@ namespace {
 
 // "INT" etc. for CLI11's help column; the meaning, default and allowed values as one description.
 std::string describe(const FlagHelp* h) {
-  if (!h) return "(undocumented flag)";
+  if (!h || h->meaning.empty()) return "(undocumented flag)";
   std::string d = h->meaning;
   std::string extra;
   if (!h->dflt.empty()) extra += "default: " + h->dflt;
@@ -91,8 +91,22 @@ void check_config_file(int argc, char** argv) {
 
 }  // namespace
 
+namespace {
+std::vector<FlagSpec> specs_by_help(const std::string& command, const std::set<std::string>& valued,
+                                    const std::set<std::string>& boolean) {
+  std::vector<FlagSpec> specs;
+  for (const auto& name : valued) specs.push_back(flag_spec(command, name, false));
+  for (const auto& name : boolean) specs.push_back(flag_spec(command, name, true));
+  return specs;
+}
+}  // namespace
+
 Flags::Flags(int argc, char** argv, const std::set<std::string>& valued, const std::set<std::string>& boolean)
-    : command_(argc > 0 && argv[0] ? argv[0] : ""), valued_(valued), boolean_(boolean) {
+    : Flags(argc, argv, specs_by_help(argc > 0 && argv[0] ? argv[0] : "", valued, boolean)) {}
+
+Flags::Flags(int argc, char** argv, const std::vector<FlagSpec>& specs)
+    : command_(argc > 0 && argv[0] ? argv[0] : "") {
+  for (const FlagSpec& s : specs) specs_.insert_or_assign(s.name, s);
   CLI::App app{"", command_};
   app.set_help_flag("-h,--help", "show the flags with their meanings, defaults and allowed values");
   app.allow_extras(true);  // unknown arguments are reported below, naming the flag and listing the known ones
@@ -104,19 +118,23 @@ Flags::Flags(int argc, char** argv, const std::set<std::string>& valued, const s
   app.allow_config_extras(CLI::config_extras_mode::error);
   std::map<std::string, std::string> text;
   std::map<std::string, bool> on;
-  for (const auto& name : valued) {
-    const FlagHelp* h = flag_help(command_, name);
-    CLI::Option* o = app.add_option("--" + name, text[name], describe(h));
-    o->type_name(h && !h->type.empty() ? h->type : "VALUE");
-    if (h && h->type == "LIST") {
+  // Flags with a value first, then the switches; each group by name.
+  for (const auto& [name, s] : specs_) {
+    if (s.is_switch()) continue;
+    CLI::Option* o = app.add_option("--" + name, text[name], describe(&s.help));
+    o->type_name(s.help.type);
+    if (s.help.type == "LIST") {
       // A list: "--hidden 200,80", a repeated flag, or a TOML array `hidden = [200, 80]` all give "200,80".
-      // No CLI11 delimiter: it would drop empty items ("200,,80" read as 200,80); str_list splits and checks.
+      // No CLI11 delimiter: it would drop empty items ("200,,80" read as 200,80); the check and str_list split.
       o->multi_option_policy(CLI::MultiOptionPolicy::Join);
     } else {
       o->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);  // a repeated flag: the last one counts
     }
+    // Every value given (command line or config file) is checked as it is parsed: CLI11 reports "--name: reason".
+    if (s.check) o->check(CLI::Validator([check = s.check](std::string& v) { return check(v); }, ""));
   }
-  for (const auto& name : boolean) app.add_flag("--" + name, on[name], describe(flag_help(command_, name)));
+  for (const auto& [name, s] : specs_)
+    if (s.is_switch()) app.add_flag("--" + name, on[name], describe(&s.help));
 
   check_config_file(argc, argv);
   try {
@@ -133,8 +151,8 @@ Flags::Flags(int argc, char** argv, const std::set<std::string>& valued, const s
                      " (keys are flag names without --)");
   } catch (const CLI::ArgumentMismatch& e) {
     std::string what = e.what();
-    for (const auto& name : valued)
-      if (what.rfind("--" + name + ":", 0) == 0) throw UsageError("flag --" + name + " needs a value");
+    for (const auto& [name, s] : specs_)
+      if (!s.is_switch() && what.rfind("--" + name + ":", 0) == 0) throw UsageError("flag --" + name + " needs a value");
     throw UsageError(what);
   } catch (const CLI::ParseError& e) {
     throw UsageError(e.what());
@@ -147,19 +165,21 @@ Flags::Flags(int argc, char** argv, const std::set<std::string>& valued, const s
     std::string name = a.substr(a.rfind("--", 0) == 0 ? 2 : 1);
     if (auto eq = name.find('='); eq != std::string::npos) name = name.substr(0, eq);
     std::string known;
-    for (auto& v : valued) known += " --" + v;
-    for (auto& b : boolean) known += " --" + b;
+    for (const auto& [n, s] : specs_)
+      if (!s.is_switch()) known += " --" + n;
+    for (const auto& [n, s] : specs_)
+      if (s.is_switch()) known += " --" + n;
     throw UsageError("unknown flag --" + name + " (known:" + known + " --config)");
   }
-  for (const auto& name : valued)
-    if (app.get_option("--" + name)->count() > 0) {
+  for (const auto& [name, s] : specs_) {
+    if (s.is_switch()) {
+      if (on[name]) values_[name] = "1";
+    } else if (app.get_option("--" + name)->count() > 0) {
       values_[name] = text[name];
-      const FlagHelp* h = flag_help(command_, name);
       // A list given as a repeated flag or a TOML array arrives joined by line ends: recorded with commas.
-      if (h && h->type == "LIST") std::replace(values_[name].begin(), values_[name].end(), '\n', ',');
+      if (s.help.type == "LIST") std::replace(values_[name].begin(), values_[name].end(), '\n', ',');
     }
-  for (const auto& name : boolean)
-    if (on[name]) values_[name] = "1";
+  }
   if (config->count() > 0) config_file_ = config->as<std::string>();
 }
 
@@ -176,16 +196,15 @@ nlohmann::json Flags::effective() const {
     }
     return v;
   };
-  for (const auto& name : valued_) {
-    const FlagHelp* h = flag_help(command_, name);
-    const std::string type = h ? h->type : "";
-    if (auto it = values_.find(name); it != values_.end()) {
-      j[name] = typed(type, it->second);
-    } else if (h && !h->config.empty()) {
-      j[name] = typed(type, h->config);
+  for (const auto& [name, s] : specs_) {
+    if (s.is_switch()) {
+      j[name] = has(name);
+    } else if (auto it = values_.find(name); it != values_.end()) {
+      j[name] = typed(s.help.type, it->second);
+    } else if (!s.help.config.empty()) {
+      j[name] = typed(s.help.type, s.help.config);
     }
   }
-  for (const auto& name : boolean_) j[name] = has(name);
   return j;
 }
 

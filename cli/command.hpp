@@ -4,6 +4,7 @@
 /// one's own adds a command with FUNNEL_COMMAND, documents its flags with register_flag_help and reads them with
 /// Flags; funnel::cli::run (cli/cli.hpp) dispatches to it.
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <set>
 #include <stdexcept>
@@ -69,12 +70,27 @@ struct FlagHelp {
   std::string allowed;  ///< the allowed values, shown as "allowed: ..." ("" = not shown)
   std::string config;   ///< the default recorded in Flags::effective ("" = the flag is left out when not given)
 };
-/// The help of `flag` (without --) in `command`: the "command:flag" row when there is one, else the flag's own row;
-/// null when there is neither. The first call also adds the rows written from the registries (the optimizers, the
-/// data formats) unless register_flag_help set them first.
+/// The help of `flag` (without --) in `command`: the "command:flag" row when there is one, else the flag's own row,
+/// else the row of an options table (cli/options.hpp); null when there is none. The first call also adds the rows
+/// written from the registries (the optimizers, the data formats) unless register_flag_help set them first.
 /// The pointer stays valid for the life of the process (a later register_flag_help of the same key changes what
 /// it points to). Thread-safe.
 const FlagHelp* flag_help(const std::string& command, const std::string& flag);
+
+/// One flag as a command registers it with Flags: its name, its help row and the check of its value. Built from a
+/// row of an options table (cli/options.hpp), or from the help rows by name.
+struct FlagSpec {
+  std::string name;  ///< without the leading --
+  FlagHelp help;     ///< help.type "" makes it a switch (a flag without a value)
+  /// "" when a given value is acceptable, else what is wrong with it; run as the option's CLI11 check (a command
+  /// line or --config value), so a bad value exits 2 as "--name: <reason>" before the command does anything.
+  /// Null: any value.
+  std::function<std::string(const std::string& value)> check;
+  bool is_switch() const { return help.type.empty(); }  ///< takes no value
+};
+/// The spec of `flag` in `command` from flag_help() (with the table row's check when the help is a table's);
+/// "(undocumented flag)" when there is none.
+FlagSpec flag_spec(const std::string& command, const std::string& flag, bool is_switch);
 /// Adds or replaces a help row: `key` is "flag" (every command's flag of that name) or "command:flag" (that command
 /// only); names without --. A user's own command documents its flags the same way. Thread-safe.
 void register_flag_help(const std::string& key, FlagHelp help);
@@ -91,6 +107,9 @@ class Flags {
   /// missing value, a stray argument or a bad --config file (not a regular text file of `name = value` lines, an
   /// unknown key, a [section]). Values are not checked here: the typed accessors check them.
   Flags(int argc, char** argv, const std::set<std::string>& valued, const std::set<std::string>& boolean);
+  /// The flags `specs` (help, switch or not, check), e.g. from options tables (cli/options.hpp). argv[0] is the
+  /// command name.
+  Flags(int argc, char** argv, const std::vector<FlagSpec>& specs);
   /// Whether the flag was given (on the command line or in the --config file); for a switch, whether it is on.
   bool has(const std::string& name) const { return values_.count(name) > 0; }
   /// The flag's value as given, or `dflt` when it was not given.
@@ -119,7 +138,7 @@ class Flags {
 
  private:
   std::string command_;
-  std::set<std::string> valued_, boolean_;
+  std::map<std::string, FlagSpec> specs_;  // by name: --help lists them in this order
   std::map<std::string, std::string> values_;
   std::string config_file_;
 };

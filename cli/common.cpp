@@ -1,9 +1,11 @@
 #include "cli/common.hpp"
+#include "cli/train_flags.hpp"
 
 
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <sstream>
 #include <stdexcept>
 #include <unistd.h>
@@ -16,38 +18,62 @@
 
 namespace funnel::cli {
 
-const std::set<std::string> kDataFlags{"on-bad-row", "buckets", "min-count", "pool-weights", "max-rows", "user-column"};
+const OptionTable<ReadOptions>& read_option_table() {
+  using R = ReadOptions;
+  static const OptionTable<R> t = [] {
+    // --min-count: a vocabulary instead of hashing (no default: hashing is).
+    auto min_count = int_option<R>("min-count", [](auto& o) -> auto& { return o.mapping.min_count; }, 1,
+                                   std::numeric_limits<std::int64_t>::max(),
+                                   "build a vocabulary instead of hashing: features seen fewer times share one row "
+                                   "per field",
+                                   "≥ 1; not with --buckets");
+    const auto set_count = min_count.set;
+    min_count.set = [set_count](const std::string& v, R& o) {
+      o.mapping.kind = MapKind::Vocab;
+      set_count(v, o);
+    };
+    min_count.text = [](const R& o) {
+      return o.mapping.kind == MapKind::Vocab ? std::to_string(o.mapping.min_count) : std::string();
+    };
+    return OptionTable<R>{
+        choice_option<R>("on-bad-row", [](auto& o) -> auto& { return o.on_bad_row; },
+                         std::vector<std::pair<std::string, OnBadRow>>{{"error", OnBadRow::Error},
+                                                                       {"skip", OnBadRow::Skip}},
+                         "what a malformed input row does: stop with an error naming file, line and field, or be "
+                         "skipped and counted"),
+        int_option<R>("buckets", [](auto& o) -> auto& { return o.mapping.buckets; }, 1, std::int64_t{1} << 30,
+                      "hash each field's features into this many embedding rows per field (the default mapping)",
+                      "1..2^30; not with --min-count"),
+        min_count,
+        choice_option<R>("pool-weights", [](auto& o) -> auto& { return o.weights; },
+                         std::vector<std::pair<std::string, PoolWeights>>{{"ones", PoolWeights::Ones},
+                                                                          {"values", PoolWeights::Values}},
+                         "weight of each id in a pooled multi-valued field: 1, or the feature's value (aliccp)"),
+        int_option<R>("max-rows", [](auto& o) -> auto& { return o.max_rows; }, 0,
+                      std::numeric_limits<std::int64_t>::max(), "read at most this many rows of each data set (0 = all)"),
+        text_option<R>("user-column", [](auto& o) -> auto& { return o.user_column; }, "NAME",
+                       "csv: the column naming each row's user, for the GAUC metrics (it stays a feature too)",
+                       "a column of the csv header",
+                       [](const std::string& v) { return v.empty() ? "expected a column name, got ''" : ""; }),
+    };
+  }();
+  return t;
+}
+
+const std::set<std::string> kDataFlags = [] {
+  std::set<std::string> names;
+  for (const auto& r : read_option_table()) names.insert(r.name);
+  return names;
+}();
 
 ReadOptions read_options(const Flags& f) {
   ReadOptions o;
-  try {
-    o.on_bad_row = parse_on_bad_row(f.str("on-bad-row", "error"));
-  } catch (const Error&) {
-    throw UsageError("--on-bad-row: expected error or skip, got '" + printable(f.str("on-bad-row", "")) + "'");
-  }
-  try {
-    o.weights = parse_pool_weights(f.str("pool-weights", "ones"));
-  } catch (const Error&) {
-    throw UsageError("--pool-weights: expected ones or values, got '" + printable(f.str("pool-weights", "")) + "'");
-  }
-  o.max_rows = f.integer("max-rows", 0, 0);
-  if (f.has("user-column")) {
-    o.user_column = f.str("user-column", "");
-    if (o.user_column.empty()) throw UsageError("--user-column: expected a column name, got ''");
-    if (f.str("data", "").rfind("csv:", 0) != 0 && f.str("eval-data", "").rfind("csv:", 0) != 0)
-      throw UsageError("--user-column: applies to csv: data only (Ali-CCP data has its user key), got --data '" +
-                       f.str("data", "") + "'");
-  }
-  if (f.has("min-count")) {
-    o.mapping.kind = MapKind::Vocab;
-    o.mapping.min_count = f.integer("min-count", 1, 1);
-  }
-  if (f.has("buckets")) {
-    if (f.has("min-count")) throw UsageError("--buckets (hashing) and --min-count (vocabulary) exclude each other");
-    o.mapping.buckets = f.integer("buckets", 1 << 16, 1);
-    if (o.mapping.buckets > (std::int64_t{1} << 30))
-      throw UsageError("--buckets: at most 2^30 rows per field, got " + f.str("buckets", ""));
-  }
+  if (f.has("buckets") && f.has("min-count"))
+    throw UsageError("--buckets (hashing) and --min-count (vocabulary) exclude each other");
+  apply_options(read_option_table(), f, o);
+  if (f.has("user-column") && f.str("data", "").rfind("csv:", 0) != 0 && f.str("eval-data", "").rfind("csv:", 0) != 0)
+    throw UsageError("--user-column: applies to csv: data only (Ali-CCP data has its user key), got --data '" +
+                     f.str("data", "") + "'");
   return o;
 }
 
@@ -85,11 +111,26 @@ nlohmann::json model_options_flag(const Flags& f) {
   }
 }
 
+namespace {
+// The flag `name` read by its row of the training table alone (its check, its default): eval and predict.
+RunOptions one_training_flag(const Flags& f, const std::string& name) {
+  RunOptions r;
+  for (const auto& row : run_option_table())
+    if (row.name == name) apply_options(OptionTable<RunOptions>{row}, f, r);
+  return r;
+}
+}  // namespace
+
 GemmPrecision precision_flag(const Flags& f) {
-  const std::string s = f.str("precision", "fp32");
-  const auto p = parse_gemm_precision(s);
-  if (!p) throw UsageError("--precision: expected fp32 or bf16, got '" + s + "'");
-  if (*p == GemmPrecision::bf16) {
+  const GemmPrecision p = one_training_flag(f, "precision").trainer.precision;
+  check_precision(p);
+  return p;
+}
+
+int threads_flag(const Flags& f) { return one_training_flag(f, "threads").trainer.threads; }
+
+void check_precision(GemmPrecision p) {
+  if (p == GemmPrecision::bf16) {
     bool native = false;
     try {
       native = bf16_impl() == Bf16Impl::native && gemm_backend() == GemmBackend::onednn;
@@ -105,7 +146,6 @@ GemmPrecision precision_flag(const Flags& f) {
       said = true;
     }
   }
-  return *p;
 }
 
 void set_precision(const Flags& f) { set_gemm_precision(precision_flag(f)); }

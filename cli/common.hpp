@@ -11,12 +11,16 @@
 #include "ops/gemm_backend.hpp"
 #include "models/model.hpp"
 #include "cli/command.hpp"
+#include "cli/options.hpp"
 #include "train/data_spec.hpp"
 
 namespace funnel::cli {
 
-/// The reader flags read_options() and read_data() understand (names without --): on-bad-row, buckets,
-/// min-count, pool-weights, max-rows, user-column. A command that reads data adds them to its valued flags.
+/// The reader flags (--on-bad-row, --buckets, --min-count, --pool-weights, --max-rows, --user-column), one row per
+/// flag bound to its field of ReadOptions (cli/options.hpp).
+const OptionTable<ReadOptions>& read_option_table();
+/// The flags read_options() and read_data() understand: the names of read_option_table() (without --). A command
+/// that reads data adds them to its valued flags.
 extern const std::set<std::string> kDataFlags;
 
 /// Reads the data flags into ReadOptions: --on-bad-row error|skip, --pool-weights ones|values, --max-rows (0 = all),
@@ -39,6 +43,8 @@ void check_distinct_outputs(const Flags& f, const std::vector<std::string>& flag
 /// UsageError on malformed text; the keys and values are checked by the model when it is built.
 nlohmann::json model_options_flag(const Flags& flags);
 
+/// --threads as the training table's row reads it (its check and default), for commands that train nothing.
+int threads_flag(const Flags& f);
 /// Sets the number of threads, `n` in [1, 256] (funnel::set_num_threads: the worker pool that also splits gemms;
 /// BLAS stays at one), and reads FUNNEL_GEMM and FUNNEL_ISA now. Throws UsageError on `n` out of range or a bad
 /// value of either variable, so the command stops before any work. Process-wide: call it from the main thread.
@@ -47,6 +53,9 @@ void set_threads(int n);
 /// When bf16 will run emulated (no native bf16 gemm on this CPU, the openblas backend, or FUNNEL_BF16=emulated)
 /// prints why to stderr, once per process.
 GemmPrecision precision_flag(const Flags& f);
+/// Exit 2 when bf16 cannot be used as the environment asks (FUNNEL_BF16, FUNNEL_GEMM); says once on stderr when
+/// bf16 is emulated.
+void check_precision(GemmPrecision p);
 /// Applies precision_flag(f) to the process (set_gemm_precision): what eval and predict do before they run.
 void set_precision(const Flags& f);
 

@@ -60,14 +60,23 @@ std::string with_data_seed(const std::string& spec, std::uint64_t seed) {
 
 using Metric = NamedMetric;
 
-constexpr double kCompareEvalFraction = 0.5;
+// compare's defaults: the training structs' own, but half of the data held out unless told otherwise: at the
+// default 200,000 synthetic rows that is 100,000 impressions with about 200 conversions, which resolves ESMM
+// against BASE with 5 seeds (README).
+RunOptions compare_defaults() {
+  RunOptions d;
+  d.data.eval_fraction = 0.5;
+  return d;
+}
 
 int run_compare(int argc, char** argv) {
-  std::set<std::string> valued{"data", "eval-data", "models", "epochs", "batch-size", "lr", "optimizer",
-                               "embedding-dim", "hidden", "seed", "threads", "max-steps", "eval-fraction",
-                               "metrics-json", "l2", "pool", "seeds", "plot", "precision", "lr-schedule", "lr-min"};
-  valued.insert(kDataFlags.begin(), kDataFlags.end());
-  Flags f(argc, argv, valued, {"no-shuffle", "vary-data-seed"});
+  const RunOptions defaults = compare_defaults();
+  // The training flags but those of one model (--models names several), resuming, checkpoints and streaming.
+  Flags f(argc, argv,
+          training_flag_specs("compare", defaults,
+                              {"model", "model-options", "stages", "init", "reset-optimizer", "save-every",
+                               "shuffle-window", "prefetch"},
+                              {"models", "seeds", "metrics-json", "plot"}, {"vary-data-seed"}));
   auto models = f.str_list("models", model_kinds());
   int width = 9;
   for (const auto& name : models) {
@@ -78,11 +87,7 @@ int run_compare(int argc, char** argv) {
   const std::int64_t K = f.integer("seeds", 1, 1);
   if (K > 1000) throw UsageError("--seeds: at most 1000, got " + std::to_string(K));
   const bool vary_data = f.has("vary-data-seed");
-  RunOptions base = run_options(f);
-  // compare holds out half of the data unless told otherwise: at the default 200,000 synthetic rows that is
-  // 100,000 impressions with about 200 conversions, which resolves ESMM against BASE with 5 seeds (README).
-  if (!f.has("eval-fraction")) base.data.eval_fraction = kCompareEvalFraction;
-  base.trainer.config["eval-fraction"] = base.data.eval_fraction;
+  RunOptions base = run_options(f, defaults);
   if (vary_data && !is_synthetic_spec(base.data.train))
     throw UsageError("--vary-data-seed: needs synthetic data (--data synthetic[:...]), got '" + base.data.train + "'");
   if (vary_data && f.has("eval-data")) throw UsageError("--vary-data-seed: cannot be combined with --eval-data");

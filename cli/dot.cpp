@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <limits>
 #include <sstream>
 #include <string>
 #include <string_view>
@@ -18,6 +19,7 @@
 #include "models/model.hpp"
 #include "cli/command.hpp"
 #include "cli/common.hpp"
+#include "cli/train_flags.hpp"
 
 namespace {
 
@@ -96,20 +98,39 @@ std::string model_title(const funnel::ModelConfig& c, bool grad_flow, bool backw
   return t.str();
 }
 
+// The drawn model's flags: rows of ModelConfig's table (--model, --model-options, --hidden, --stages, with what
+// they mean here) and its sizes the data would give a trained model (--fields, --vocab; --dim for its width).
+funnel::cli::OptionTable<funnel::ModelConfig> dot_model_table() {
+  using M = funnel::ModelConfig;
+  using funnel::cli::int_option;
+  constexpr std::int64_t kNoMax = std::numeric_limits<std::int64_t>::max();
+  funnel::cli::OptionTable<M> t;
+  for (auto r : funnel::cli::model_config_table()) {
+    if (r.name == "model") r.meaning = "model to draw (see `funnel models`)";
+    else if (r.name == "hidden") r.meaning = "hidden layer widths of the drawn model's towers";
+    else if (r.name == "stages") r.meaning = "funnel stages of the drawn model";
+    else if (r.name != "model-options") continue;
+    t.push_back(std::move(r));
+  }
+  t.push_back(int_option<M>("fields", [](auto& c) -> auto& { return c.num_fields; }, 1, kNoMax,
+                            "categorical fields of the drawn model"));
+  t.push_back(int_option<M>("vocab", [](auto& c) -> auto& { return c.vocab; }, 1, kNoMax,
+                            "embedding rows of the drawn model"));
+  t.push_back(int_option<M>("dim", [](auto& c) -> auto& { return c.dim; }, 1, 4096,
+                            "embedding width of the drawn model"));
+  return t;
+}
+
 int run_dot(int argc, char** argv) {
-  funnel::cli::Flags f(argc, argv,
-                       {"model", "out", "fields", "vocab", "dim", "hidden", "stages", "rankdir", "seed", "model-options"},
-                       {"grad-flow", "backward", "no-numeric", "no-legend", "no-edge-shapes"});
+  const auto table = dot_model_table();
+  std::vector<funnel::cli::FlagSpec> specs;
+  funnel::cli::append_specs(specs, table, funnel::ModelConfig{});
+  for (const char* name : {"out", "rankdir", "seed"}) specs.push_back(funnel::cli::flag_spec("dot", name, false));
+  for (const char* name : {"grad-flow", "backward", "no-numeric", "no-legend", "no-edge-shapes"})
+    specs.push_back(funnel::cli::flag_spec("dot", name, true));
+  funnel::cli::Flags f(argc, argv, specs);
   funnel::ModelConfig cfg;
-  cfg.kind = f.str("model", "esmm");
-  if (!funnel::find_model(cfg.kind))
-    throw UsageError("--model: unknown model '" + cfg.kind + "' (known: " + funnel::model_kinds_text() + ")");
-  cfg.options = funnel::cli::model_options_flag(f);
-  cfg.num_fields = f.integer("fields", cfg.num_fields, 1);
-  cfg.vocab = f.integer("vocab", cfg.vocab, 1);
-  cfg.dim = f.integer("dim", cfg.dim, 1);
-  cfg.hidden = f.int_list("hidden", cfg.hidden);
-  cfg.num_stages = f.integer("stages", cfg.num_stages, 2);
+  funnel::cli::apply_options(table, f, cfg);
 
   funnel::Graph g;
   funnel::build_model(g, cfg);

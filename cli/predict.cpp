@@ -192,6 +192,20 @@ std::set<std::string> flags_with(std::set<std::string> s) {
 }
 const std::set<std::string> kSwitches{"no-header"};
 
+// --batch-size of eval and predict: the rows of an evaluation batch (TrainOptions::eval_batch_size, its default),
+// with what the command does with them.
+OptionRow<TrainOptions> batch_size_row(std::string meaning) {
+  return int_option<TrainOptions>("batch-size", [](auto& o) -> auto& { return o.eval_batch_size; }, 1,
+                                  std::numeric_limits<std::int64_t>::max(), std::move(meaning));
+}
+
+// eval's and predict's flags: `names` (with the data flags that apply) by their help, then `rows`' specs.
+std::vector<FlagSpec> command_specs(const char* command, std::set<std::string> names, std::vector<FlagSpec> rows) {
+  for (const auto& n : flags_with(std::move(names))) rows.push_back(flag_spec(command, n, false));
+  for (const auto& n : kSwitches) rows.push_back(flag_spec(command, n, true));
+  return rows;
+}
+
 // predict's CSV: the header, and one line per input row — the 1-based row number, then the model's `ncols` values
 // (`value(k)`), or empty cells for a row that has no prediction.
 std::string prediction_header(const std::vector<std::string>& names) {
@@ -222,10 +236,14 @@ nlohmann::json with_config(nlohmann::json j, const Flags& f) {
 }
 
 int run_eval(int argc, char** argv) {
-  Flags f(argc, argv, flags_with({"checkpoint", "data", "batch-size", "threads", "metrics-json", "precision"}),
-          kSwitches);
+  const OptionTable<TrainOptions> batch{batch_size_row("rows per forward pass")};
+  Flags f(argc, argv,
+          command_specs("eval", {"checkpoint", "data", "threads", "metrics-json", "precision"},
+                        {batch[0].spec(TrainOptions{})}));
+  TrainOptions eo;
+  apply_options(batch, f, eo);
   if (f.has("metrics-json")) check_output_target(f.str("metrics-json", ""), inputs_of(f), "--metrics-json");
-  set_threads(static_cast<int>(std::min<std::int64_t>(f.integer("threads", 1, 1), 1 << 20)));
+  set_threads(threads_flag(f));
   set_precision(f);
   Loaded l = load(f);
   std::fprintf(stderr, "eval: %s\n", l.data.description.c_str());
@@ -239,7 +257,7 @@ int run_eval(int argc, char** argv) {
                         }};
   FunnelMetrics m;
   try {
-    m = evaluate(*l.model, *l.source(f.integer("batch-size", 4096, 1)), {}, hooks);
+    m = evaluate(*l.model, *l.source(eo.eval_batch_size), {}, hooks);
   } catch (const EvalInterrupted&) {
     progress.finish_line();
     std::fprintf(stderr, "eval: interrupted by signal %d after %lld of %lld rows; no metrics written\n",
@@ -350,36 +368,35 @@ class PredictSink : public RowSink {
   Dataset batch_;
 };
 
-// predict's own flags (registered when the command runs: the help table is another file's static).
-void register_predict_help() {
-  register_flag_help("predict:batch-size", {"rows read, scored and written at a time (rounded up to a multiple of "
-                                            "the forward pass; the numbers do not depend on it)", "INT", "4096",
-                                            "≥ 1", "4096"});
-  register_flag_help("predict:max-batch", {"rows per forward pass inside the predictor: the largest power of two "
-                                           "not above it, as funnel serve's --max-batch", "INT", "256", "1..65536",
-                                           "256"});
-}
-
 int run_predict(int argc, char** argv) {
-  register_predict_help();
-  Flags f(argc, argv, flags_with({"checkpoint", "data", "out", "batch-size", "max-batch", "threads", "precision"}),
-          kSwitches);
-  set_threads(static_cast<int>(std::min<std::int64_t>(f.integer("threads", 1, 1), 1 << 20)));
+  const OptionTable<TrainOptions> batch{batch_size_row(
+      "rows read, scored and written at a time (rounded up to a multiple of the forward pass; the numbers do not "
+      "depend on it)")};
+  // The Predictor's forward pass (PredictorOptions::max_batch, its default).
+  const OptionTable<PredictorOptions> passes{int_option<PredictorOptions>(
+      "max-batch", [](auto& o) -> auto& { return o.max_batch; }, 1, 65536,
+      "rows per forward pass inside the predictor: the largest power of two not above it, as funnel serve's "
+      "--max-batch")};
+  Flags f(argc, argv,
+          command_specs("predict", {"checkpoint", "data", "out", "threads", "precision"},
+                        {batch[0].spec(TrainOptions{}), passes[0].spec(PredictorOptions{})}));
+  TrainOptions eo;
+  apply_options(batch, f, eo);
+  PredictorOptions po;
+  apply_options(passes, f, po);
+  set_threads(threads_flag(f));
   set_precision(f);
   const std::string out = f.required("out");
   const std::string spec = f.required("data");
   const std::string dir = f.required("checkpoint");
   ReadOptions ro = read_options(f);
-  const std::int64_t batch = f.integer("batch-size", 4096, 1);
-  const std::int64_t max_batch = f.integer("max-batch", 256, 1);
-  if (max_batch > 65536) throw UsageError("--max-batch: must be at most 65536, got " + std::to_string(max_batch));
+  const std::int64_t batch_rows = eo.eval_batch_size;
+  const std::int64_t max_batch = po.max_batch;
   if (f.has("no-header") && spec.rfind("csv:", 0) != 0)
     throw UsageError("--no-header: applies to csv: data, got '" + spec + "'");
   const std::vector<std::string> inputs = inputs_of(f);
   const OutputPlan plan = check_output_target(out, inputs, "--out");
 
-  PredictorOptions po;
-  po.max_batch = max_batch;
   if (f.has("pool-weights")) po.pool_weights = f.str("pool-weights", "");
   const Predictor pred(dir, po);
   const std::shared_ptr<const ServingModel> m = pred.current();
@@ -394,7 +411,7 @@ int run_predict(int argc, char** argv) {
   // the numbers do not depend on --batch-size or on how the data is stored.
   const auto pass = static_cast<std::int64_t>(
       std::bit_floor(static_cast<std::uint64_t>(std::min<std::int64_t>(max_batch, 1 << 20))));
-  const std::int64_t chunk = (std::min<std::int64_t>(batch, std::int64_t{1} << 24) + pass - 1) / pass * pass;
+  const std::int64_t chunk = (std::min<std::int64_t>(batch_rows, std::int64_t{1} << 24) + pass - 1) / pass * pass;
   const std::size_t ncols = m->columns().size();
 
   install_stop_signals();  // INT, TERM, HUP, PIPE: stop after the batch, leave the target as it was, exit non-zero

@@ -23,7 +23,7 @@ namespace funnel::cli {
 namespace {
 
 int run_train(int argc, char** argv) {
-  Flags f(argc, argv, train_valued_flags(), train_switches());
+  Flags f(argc, argv, train_flag_specs());
   RunOptions ro = train_run_options(f);
   const TrainerOptions& so = ro.trainer;
   // Under mpirun (a build with the MPI layer): data parallel over the ranks; rank 0 alone prints and writes.
@@ -31,7 +31,9 @@ int run_train(int argc, char** argv) {
   const int ranks = comm.size();
   const bool lead = comm.rank() == 0;
   check_same_config(comm, ro.trainer.config);  // before any data is read
-  const std::int64_t check_every = f.integer("check-replicas", 0, 0);
+  StrategyOptions strategy;
+  apply_options(strategy_option_table(), f, strategy);
+  const std::int64_t check_every = strategy.check_every;
   const bool shard = f.has("shard-embeddings");
   // The parallelism strategy (train/strategy.hpp), by name: the MPI layer registers the distributed ones.
   // Sharded: the model never allocates the tables; each rank draws or reads only its rows.
@@ -57,7 +59,7 @@ int run_train(int argc, char** argv) {
 
   set_threads(so.threads);
   // With sharded tables the Trainer's construction is collective: every rank draws or reads its rows.
-  Trainer s(so, load_run_data(ro, f), make_strategy(strategy_name, comm, StrategyOptions{.check_every = check_every}));
+  Trainer s(so, load_run_data(ro, f), make_strategy(strategy_name, comm, strategy));
   // The held-out chunks of a cache are checked (checksums, structure) now, not after a whole epoch of training.
   if (const auto& ev = s.data().eval_cache; ev)
     for (std::int64_t c = s.data().eval_chunk_begin; c < ev->num_chunks(); ++c) ev->verify_chunk(c);

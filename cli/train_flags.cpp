@@ -2,6 +2,7 @@
 
 #include "train/checkpoint.hpp"
 #include "train/optimizer.hpp"
+#include "data/formats.hpp"
 #include "core/error.hpp"
 #include "core/graph.hpp"
 
@@ -9,75 +10,203 @@
 
 #include <cmath>
 #include <cstdio>
+#include <limits>
 #include <sstream>
 
 namespace funnel::cli {
 
-RunOptions run_options(const Flags& f) {
-  RunOptions r;
-  TrainerOptions& o = r.trainer;
-  o.model.kind = f.str("model", "esmm");
-  if (!find_model(o.model.kind))
-    throw UsageError("--model: expected one of " + model_kinds_text() + " (see funnel models), got '" +
-                     o.model.kind + "'");
-  o.model.options = model_options_flag(f);
-  o.model_dims_given = f.has("embedding-dim") || f.has("hidden");
-  o.model.dim = f.integer("embedding-dim", 18, 1);
-  if (o.model.dim > 4096) throw UsageError("--embedding-dim: at most 4096, got " + std::to_string(o.model.dim));
-  o.model.hidden = f.int_list("hidden", {200, 80});
-  for (auto h : o.model.hidden)
-    if (h > 65536) throw UsageError("--hidden: each layer at most 65536 units, got " + std::to_string(h));
-  const std::string pool = f.str("pool", "sum");
-  if (pool != "sum" && pool != "mean") throw UsageError("--pool: expected sum or mean, got '" + pool + "'");
-  o.model.pool = pool == "sum" ? Pool::Sum : Pool::Mean;
-  o.train.epochs = f.integer("epochs", 1, 1);
-  o.train.batch_size = f.integer("batch-size", 1024, 1);
-  o.train.max_steps = f.integer("max-steps", 0, 0);
-  o.train.seed = static_cast<std::uint64_t>(f.integer("seed", 1, 0));
-  o.train.shuffle = !f.has("no-shuffle");
-  o.train.save_every = f.integer("save-every", 0, 0);
-  o.optimizer = f.str("optimizer", "adam");
-  const OptimizerDef* opt_def = find_optimizer(o.optimizer);
-  if (!opt_def) {
-    const auto defs = optimizer_defs();
-    std::string known;
-    for (std::size_t i = 0; i < defs.size(); ++i)
-      known += (i == 0 ? "" : i + 1 == defs.size() ? " or " : ", ") + defs[i]->name;
-    throw UsageError("--optimizer: expected " + known + ", got '" + o.optimizer + "'");
-  }
-  o.opt.lr = f.number("lr", opt_def->default_lr);
-  if (!(o.opt.lr > 0) || !std::isfinite(o.opt.lr)) throw UsageError("--lr must be a positive number");
-  {
-    const std::string sched = f.str("lr-schedule", "constant");
+namespace {
+
+bool positive(double x) { return x > 0; }
+bool non_negative(double x) { return x >= 0; }
+bool open_unit(double x) { return x > 0 && x < 1; }
+constexpr std::int64_t kNoMax = std::numeric_limits<std::int64_t>::max();
+
+// TrainOptions: how long and on what batches the loop trains (train/loop.hpp).
+OptionTable<TrainOptions> train_options_table() {
+  using T = TrainOptions;
+  std::vector<std::pair<std::string, LrScheduleKind>> schedules;
+  for (auto k : {LrScheduleKind::Constant, LrScheduleKind::Cosine, LrScheduleKind::Linear})
+    schedules.emplace_back(lr_schedule_name(k), k);
+  return {
+      int_option<T>("epochs", [](auto& o) -> auto& { return o.epochs; }, 1, kNoMax, "passes over the training data"),
+      int_option<T>("batch-size", [](auto& o) -> auto& { return o.batch_size; }, 1, kNoMax, "rows per step"),
+      int_option<T>("max-steps", [](auto& o) -> auto& { return o.max_steps; }, 0, kNoMax,
+                    "stop after this many steps of this run (0 = no limit; counts this run's steps after --init)"),
+      int_option<T>("seed", [](auto& o) -> auto& { return o.seed; }, 0, kNoMax,
+                    "seed of the initialisation and the shuffling"),
+      switch_option<T>("no-shuffle", [](auto& o) -> auto& { return o.shuffle; }, false,
+                       "keep the data order (no per-epoch shuffle)"),
+      int_option<T>("save-every", [](auto& o) -> auto& { return o.save_every; }, 0, kNoMax,
+                    "also checkpoint every N steps (needs --save; 0 = only at the end)"),
+      int_option<T>("shuffle-window", [](auto& o) -> auto& { return o.shuffle_window; }, 1, std::int64_t{1} << 32,
+                    "cache: data: rows shuffled together inside the seeded random order of chunks (a bounded "
+                    "shuffle, not a full one; 8 bytes a row)",
+                    "1..2^32"),
+      int_option<T>("prefetch", [](auto& o) -> auto& { return o.prefetch; }, 1, 1024,
+                    "cache: data: batches read and decoded ahead of the step by the reader thread"),
+      choice_option<T>("lr-schedule", [](auto& o) -> auto& { return o.lr_schedule.kind; }, schedules,
+                       "learning rate over the run: constant, or decayed from --lr to --lr-min over the run's steps "
+                       "along half a cosine or a line (recommended for long single-epoch runs: the saved model is "
+                       "then calibrated, not one sample of Adam's wander)"),
+      num_option<T>("lr-min", [](auto& o) -> auto& { return o.lr_schedule.min_lr; }, non_negative, "0 ≤ x ≤ --lr",
+                    "with --lr-schedule cosine|linear: the learning rate reached at the last step"),
+  };
+}
+
+// ModelConfig: the model and its sizes (models/model.hpp); fields, vocabulary and dense columns come from the data.
+OptionTable<ModelConfig> make_model_config_table() {
+  using M = ModelConfig;
+  auto model = text_option<M>("model", [](auto& o) -> auto& { return o.kind; }, "NAME",
+                              "model to train (see `funnel models`)", "a registered model", [](const std::string& v) {
+                                return find_model(v) ? std::string()
+                                                     : "expected one of " + model_kinds_text() +
+                                                           " (see funnel models), got '" + printable(v) + "'";
+                              });
+  OptionRow<M> options{"model-options", "K=V,...",
+                       "the model's own knobs, e.g. cvr_weight=0.5 for escm2-ips or experts=8 for esmm-mmoe (see "
+                       "`funnel models`)",
+                       "", nullptr, nullptr, nullptr};
+  options.check = [](const std::string& v) -> std::string {
     try {
-      o.train.lr_schedule.kind = lr_schedule_kind(sched);
-    } catch (const Error&) {
-      throw UsageError("--lr-schedule: expected constant, cosine or linear, got '" + sched + "'");
+      (void)parse_model_options(v);
+      return "";
+    } catch (const std::exception& e) {
+      return e.what();
     }
-    o.train.lr_schedule.min_lr = f.number("lr-min", 0.0);
-    if (!(o.train.lr_schedule.min_lr >= 0) || !std::isfinite(o.train.lr_schedule.min_lr))
-      throw UsageError("--lr-min must be a non-negative number");
-    if (o.train.lr_schedule.min_lr > o.opt.lr)
-      throw UsageError("--lr-min: must not exceed --lr (" + f.str("lr", "") + "), got " + f.str("lr-min", ""));
-    if (o.train.lr_schedule.min_lr > 0 && !o.train.lr_schedule.active())
-      throw UsageError("--lr-min: applies with --lr-schedule cosine or linear");
+  };
+  options.text = [](const M& m) { return m.options.empty() ? std::string() : m.options.dump(); };
+  options.set = [](const std::string& v, M& m) { m.options = parse_model_options(v); };
+  return {
+      model,
+      options,
+      int_option<M>("embedding-dim", [](auto& o) -> auto& { return o.dim; }, 1, 4096,
+                    "embedding width per field (the paper: 18)"),
+      int_list_option<M>("hidden", [](auto& o) -> auto& { return o.hidden; }, 1, 65536,
+                         "hidden layer widths of each tower, comma-separated (the paper: 200,80 after the 360-wide "
+                         "input)",
+                         "each 1..65536"),
+      choice_option<M>("pool", [](auto& o) -> auto& { return o.pool; },
+                       std::vector<std::pair<std::string, Pool>>{{"sum", Pool::Sum}, {"mean", Pool::Mean}},
+                       "how a multi-valued field's embeddings are pooled"),
+      int_option<M>("stages", [](auto& o) -> auto& { return o.num_stages; }, 2, kNoMax,
+                    "funnel stages for models that take more than two (impression -> click -> conversion = 2)"),
+  };
+}
+
+// TrainerOptions' own fields: optimizer, resuming, threads, precision (train/trainer.hpp).
+OptionTable<TrainerOptions> trainer_options_table() {
+  using O = TrainerOptions;
+  std::string names, each, lr_defaults;
+  std::vector<std::string> name_list;
+  std::vector<std::pair<double, std::string>> by_lr;  // consecutive optimizers with one default share an entry
+  for (const OptimizerDef* d : optimizer_defs()) {
+    name_list.push_back(d->name);
+    names += (names.empty() ? "" : ", ") + d->name;
+    if (!d->help.empty()) each += (each.empty() ? ": " : "; ") + d->name + " = " + d->help;
+    if (!by_lr.empty() && by_lr.back().first == d->default_lr) by_lr.back().second += ", " + d->name;
+    else by_lr.emplace_back(d->default_lr, d->name);
   }
-  o.opt.weight_decay = f.number("l2", 0.0);
-  if (o.opt.weight_decay < 0) throw UsageError("--l2 must be non-negative");
-  o.init_dir = f.str("init", "");
-  o.reset_optimizer = f.has("reset-optimizer");
+  for (const auto& [v, who] : by_lr)
+    lr_defaults += (lr_defaults.empty() ? "" : ", ") + options_detail::format_number(v) + " (" + who + ")";
+  auto optimizer = text_option<O>(
+      "optimizer", [](auto& o) -> auto& { return o.optimizer; }, "TEXT",
+      "optimizer (embedding rows are updated sparsely: only the rows a batch touched)" + each, names,
+      [name_list](const std::string& v) {
+        return find_optimizer(v) ? std::string() : "expected " + options_detail::one_of(name_list) + ", got '" +
+                                                        printable(v) + "'";
+      });
+  // The default learning rate is the chosen optimizer's (OptimizerDef::default_lr): resolved by run_options.
+  auto lr = num_option<O>("lr", [](auto& o) -> auto& { return o.opt.lr; }, positive, "> 0", "learning rate");
+  lr.text = [lr_defaults](const O&) { return lr_defaults; };
+  lr.recorded = false;
+  std::vector<std::pair<std::string, GemmPrecision>> precisions;
+  for (auto p : {GemmPrecision::fp32, GemmPrecision::bf16}) precisions.emplace_back(gemm_precision_name(p), p);
+  return {
+      optimizer,
+      lr,
+      num_option<O>("l2", [](auto& o) -> auto& { return o.opt.weight_decay; }, non_negative, "≥ 0",
+                    "L2 weight decay"),
+      text_option<O>("init", [](auto& o) -> auto& { return o.init_dir; }, "DIR",
+                     "resume from this checkpoint: its parameters, optimizer state, step and feature map",
+                     "a funnel checkpoint"),
+      switch_option<O>("reset-optimizer", [](auto& o) -> auto& { return o.reset_optimizer; }, true,
+                       "with --init: take the parameters only and start the optimizer afresh (e.g. another "
+                       "optimizer)"),
+      int_option<O>("threads", [](auto& o) -> auto& { return o.threads; }, 1, 256,
+                    "worker threads (gemms and the batch are split over them)"),
+      choice_option<O>("precision", [](auto& o) -> auto& { return o.precision; }, precisions,
+                       "gemm inputs: fp32, or bf16 (rounded to bfloat16, fp32 sums; everything else stays fp32)"),
+  };
+}
+
+// DataSources: the training and evaluation data (train/data_spec.hpp).
+OptionTable<DataSources> data_sources_table() {
+  using D = DataSources;
+  return {
+      text_option<D>("data", [](auto& o) -> auto& { return o.train; }, "SPEC",
+                     "training data: synthetic[:key=value,...], " + data_format_usages()),
+      text_option<D>("eval-data", [](auto& o) -> auto& { return o.eval; }, "SPEC",
+                     "held-out data to evaluate after every epoch; without it a seeded --eval-fraction of --data is "
+                     "held out"),
+      num_option<D>("eval-fraction", [](auto& o) -> auto& { return o.eval_fraction; }, open_unit, "0 < x < 1",
+                    "share of --data held out for evaluation when --eval-data is not given"),
+  };
+}
+
+}  // namespace
+
+const OptionTable<StrategyOptions>& strategy_option_table() {
+  static const OptionTable<StrategyOptions> t{int_option<StrategyOptions>(
+      "check-replicas", [](auto& o) -> auto& { return o.check_every; }, 0, kNoMax,
+      "under mpirun: every K steps check that all ranks hold the same parameters (0 = never)")};
+  return t;
+}
+
+const OptionTable<ModelConfig>& model_config_table() {
+  static const OptionTable<ModelConfig> t = make_model_config_table();
+  return t;
+}
+
+const OptionTable<RunOptions>& run_option_table() {
+  static const OptionTable<RunOptions> t = [] {
+    OptionTable<RunOptions> all;
+    auto add = [&all](OptionTable<RunOptions> part) {
+      for (auto& r : part) all.push_back(std::move(r));
+    };
+    add(lift_options<RunOptions>(data_sources_table(), [](auto& r) -> auto& { return r.data; }));
+    add(lift_options<RunOptions>(model_config_table(), [](auto& r) -> auto& { return r.trainer.model; }));
+    add(lift_options<RunOptions>(train_options_table(), [](auto& r) -> auto& { return r.trainer.train; }));
+    add(lift_options<RunOptions>(trainer_options_table(), [](auto& r) -> auto& { return r.trainer; }));
+    return all;
+  }();
+  return t;
+}
+
+std::vector<FlagSpec> training_flag_specs(const std::string& command, const RunOptions& defaults,
+                                          const std::vector<std::string>& skip,
+                                          const std::set<std::string>& valued, const std::set<std::string>& switches) {
+  std::vector<FlagSpec> specs;
+  append_specs(specs, run_option_table(), defaults, skip);
+  append_specs(specs, read_option_table(), ReadOptions{});
+  for (const auto& name : valued) specs.push_back(flag_spec(command, name, false));
+  for (const auto& name : switches) specs.push_back(flag_spec(command, name, true));
+  return specs;
+}
+
+RunOptions run_options(const Flags& f, RunOptions r) {
+  apply_options(run_option_table(), f, r);
+  TrainerOptions& o = r.trainer;
+  o.model_dims_given = f.has("embedding-dim") || f.has("hidden");
+  if (!f.has("lr")) o.opt.lr = find_optimizer(o.optimizer)->default_lr;  // the optimizer's own default
+  if (o.train.lr_schedule.min_lr > o.opt.lr)
+    throw UsageError("--lr-min: must not exceed --lr (" + f.str("lr", "") + "), got " + f.str("lr-min", ""));
+  if (o.train.lr_schedule.min_lr > 0 && !o.train.lr_schedule.active())
+    throw UsageError("--lr-min: applies with --lr-schedule cosine or linear");
   if (o.reset_optimizer && o.init_dir.empty()) throw UsageError("--reset-optimizer needs --init DIR");
-  const std::int64_t threads = f.integer("threads", 1, 1);
-  if (threads > 256) throw UsageError("--threads: at most 256, got " + std::to_string(threads));
-  o.threads = static_cast<int>(threads);
-  o.precision = precision_flag(f);
-  if (f.has("stages")) o.model.num_stages = f.integer("stages", 2, 2);
-  r.data.train = f.str("data", "synthetic");
-  r.data.eval = f.str("eval-data", "");
+  check_precision(o.precision);
   if (f.has("eval-fraction") && f.has("eval-data"))
     throw UsageError("--eval-fraction: does not apply with --eval-data (the held-out set is given)");
-  r.data.eval_fraction = f.number("eval-fraction", 0.2);
-  if (!(r.data.eval_fraction > 0 && r.data.eval_fraction < 1)) throw UsageError("--eval-fraction must be in (0, 1)");
   r.data.stages = o.model.num_stages;
   (void)read_options(f);  // the reader flags (--on-bad-row, ...) are checked now, before any data is read
   // The model's own options (names, types, values) are checked now on a throwaway graph of the same model, not
@@ -106,27 +235,33 @@ RunOptions run_options(const Flags& f) {
   return r;
 }
 
+namespace {
+// `train`'s flags beyond the options tables: its outputs and --shard-embeddings (help: cli/flag_help.cpp).
+const std::set<std::string> kTrainValued{"save", "metrics-json", "plot"};
+const std::set<std::string> kTrainSwitches{"quiet", "shard-embeddings"};
+}  // namespace
+
+std::vector<FlagSpec> train_flag_specs() {
+  std::vector<FlagSpec> specs = training_flag_specs("train", RunOptions{}, {}, kTrainValued, kTrainSwitches);
+  append_specs(specs, strategy_option_table(), StrategyOptions{});
+  return specs;
+}
+
 std::set<std::string> train_valued_flags() {
-  std::set<std::string> valued{"data", "eval-data", "model", "epochs", "batch-size", "lr", "optimizer",
-                               "embedding-dim", "hidden", "seed", "threads", "max-steps", "init", "save", "lr-schedule", "lr-min",
-                               "save-every", "metrics-json", "l2", "stages", "eval-fraction", "pool", "model-options",
-                               "check-replicas", "plot", "shuffle-window", "prefetch", "precision"};
-  valued.insert(kDataFlags.begin(), kDataFlags.end());
-  return valued;
+  std::set<std::string> s;
+  for (const auto& spec : train_flag_specs())
+    if (!spec.is_switch()) s.insert(spec.name);
+  return s;
 }
 
-std::set<std::string> train_switches() { return {"no-shuffle", "quiet", "reset-optimizer", "shard-embeddings"}; }
-
-RunOptions train_run_options(const Flags& f) {
-  RunOptions ro = run_options(f);
-  // A cache: training set is streamed from the file: the shuffle window (rows) and the batches read ahead.
-  ro.trainer.train.shuffle_window = f.integer("shuffle-window", 1 << 18, 1);
-  if (ro.trainer.train.shuffle_window > (std::int64_t{1} << 32))
-    throw UsageError("--shuffle-window: at most 4294967296 rows (8 bytes each), got " + f.str("shuffle-window", ""));
-  ro.trainer.train.prefetch = f.integer("prefetch", 4, 1);
-  if (ro.trainer.train.prefetch > 1024) throw UsageError("--prefetch: at most 1024 batches, got " + f.str("prefetch", ""));
-  return ro;
+std::set<std::string> train_switches() {
+  std::set<std::string> s;
+  for (const auto& spec : train_flag_specs())
+    if (spec.is_switch()) s.insert(spec.name);
+  return s;
 }
+
+RunOptions train_run_options(const Flags& f) { return run_options(f); }
 
 nlohmann::json train_metrics_json(const Trainer& t, const TrainResult& r, std::int64_t start_step) {
   nlohmann::json mj = t.metrics_json(r);

@@ -21,8 +21,8 @@ namespace funnel {
 // A built model: graph, node handle, the parameter store it owns and a float executor that borrows the store.
 class Model {
  public:
-  // `store` e.g. with defer_tables (what a row-sharded strategy asks for): the embedding tables are held
-  // elsewhere and never allocated here (autodiff/param_store.hpp).
+  // `store` e.g. with a table storage factory (what a row-sharded strategy asks for): the embedding tables'
+  // storages keep their rows (autodiff/table_storage.hpp), the whole tables are never allocated here.
   explicit Model(const ModelConfig& cfg, const ParamStoreOptions& store = {});
   Model(const Model&) = delete;
   Model& operator=(const Model&) = delete;

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <map>
 #include <random>
+#include <type_traits>
 
 #include "core/error.hpp"
 #include "core/hash.hpp"
@@ -20,7 +21,7 @@ std::vector<std::int64_t> shape_of(const Node& nd) {
 }  // namespace
 
 template <class T>
-ParamStore<T>::ParamStore(const Graph& g, const ParamStoreOptions& o) : g_(g) {
+ParamStore<T>::ParamStore(const Graph& g, const ParamStoreOptions& o) : g_(g), values_only_(o.values_only) {
   ids_ = g.params();
   index_.assign(g.size(), -1);
   entries_.resize(ids_.size());
@@ -30,19 +31,22 @@ ParamStore<T>::ParamStore(const Graph& g, const ParamStoreOptions& o) : g_(g) {
     e.id = nd.id;
     index_[nd.id] = static_cast<int>(i);
     const bool table = has_sparse_grad(g, nd.id) && nd.shape.rank() == 2;
-    if (table && o.defer_tables) {
+    if (table) {
       e.sparse_grad = true;
-      e.elsewhere = e.slots_elsewhere = true;
-      e.value = Tensor<T>::from_shape({std::size_t{0}, static_cast<std::size_t>(nd.shape[1])});
-      e.sparse.init(0, nd.shape[1]);
+      std::unique_ptr<TableStorage<T>> s;
+      if (o.tables) {
+        if constexpr (std::is_same_v<T, float>) s = o.tables(g, nd.id);
+        else throw Error("ParamStoreOptions::tables makes the tables of a float store; a double store keeps them local");
+        if (!s) throw Error("the table storage factory made no storage for table '" + nd.name + "'");
+      } else {
+        s = std::make_unique<LocalTable<T>>(nd.shape[0], nd.shape[1]);
+      }
+      set_table(nd.id, std::move(s));
       continue;
     }
     e.value = Tensor<T>::from_shape(nd.shape.concrete(1));
     e.value.fill(T(0));
-    if (table) {
-      e.sparse_grad = true;
-      if (!o.values_only) e.sparse.init(nd.shape[0], nd.shape[1]);
-    } else if (!o.values_only) {
+    if (!o.values_only) {
       e.grad = Tensor<T>::from_shape(nd.shape.concrete(1));
       e.grad.fill(T(0));
     }
@@ -107,46 +111,61 @@ void run_initializer(const Node& nd, std::uint64_t seed, std::size_t n, F&& put)
 template <class T>
 void ParamStore<T>::init(std::uint64_t seed) {
   for (Entry& e : entries_) {
-    if (e.elsewhere) continue;
+    const Node& nd = g_.node(e.id);
+    if (e.table) {
+      // The table's rows in order, one row's memory at a time: a row's values depend on every draw before them, so
+      // the whole sequence runs and the storage keeps the rows it holds (a whole-table draw's bits).
+      const auto len = static_cast<std::size_t>(nd.shape[1]);
+      const auto n = static_cast<std::size_t>(nd.shape[0]) * len;
+      e.table->init([&](const TableRowSink<T>& sink) {
+        if (n == 0) return;
+        std::vector<T> row(len);
+        std::size_t j = 0;
+        std::int64_t r = 0;
+        run_initializer(nd, seed, n, [&](std::size_t, double x) {
+          row[j] = static_cast<T>(x);
+          if (++j == len) {
+            sink(r++, row.data());
+            j = 0;
+          }
+        });
+      });
+      continue;
+    }
     T* v = e.value.data();
-    run_initializer(g_.node(e.id), seed, e.value.size(), [v](std::size_t k, double x) { v[k] = static_cast<T>(x); });
+    run_initializer(nd, seed, e.value.size(), [v](std::size_t k, double x) { v[k] = static_cast<T>(x); });
   }
 }
 
 template <class T>
-void ParamStore<T>::draw_rows(NodeId id, std::uint64_t seed,
-                              const std::function<void(std::int64_t, const T*)>& sink) const {
-  const Node& nd = g_.node(at(id).id);
-  const std::vector<std::int64_t> shp = shape_of(nd);
-  std::size_t n = 1;
-  for (auto d : shp) n *= static_cast<std::size_t>(d);
-  const std::size_t rows = shp.empty() ? 1 : static_cast<std::size_t>(shp[0]);
-  if (rows == 0 || n == 0) return;
-  const std::size_t len = n / rows;
-  std::vector<T> row(len);
-  std::size_t j = 0;
-  std::int64_t r = 0;
-  run_initializer(nd, seed, n, [&](std::size_t, double x) {
-    row[j] = static_cast<T>(x);
-    if (++j == len) {
-      sink(r++, row.data());
-      j = 0;
-    }
-  });
+TableStorage<T>& ParamStore<T>::table(NodeId id) {
+  Entry& e = at(id);
+  if (!e.table)
+    throw Error("parameter '" + g_.node(id).name + "' is not an embedding table (2-D with a sparse gradient)");
+  return *e.table;
 }
 
 template <class T>
-void ParamStore<T>::hold_elsewhere(NodeId id) {
+const TableStorage<T>& ParamStore<T>::table(NodeId id) const {
+  return const_cast<ParamStore*>(this)->table(id);
+}
+
+template <class T>
+void ParamStore<T>::set_table(NodeId id, std::unique_ptr<TableStorage<T>> s) {
   Entry& e = at(id);
   const Node& nd = g_.node(id);
   if (!e.sparse_grad || nd.shape.rank() != 2)
-    throw Error("parameter '" + nd.name + "' is not an embedding table (2-D with a sparse gradient): it cannot be " +
-                "held outside the parameter store");
-  keep_slots_elsewhere(id);
-  e.elsewhere = true;
-  e.value = Tensor<T>::from_shape({std::size_t{0}, static_cast<std::size_t>(nd.shape[1])});
+    throw Error("parameter '" + nd.name + "' is not an embedding table (2-D with a sparse gradient): it has no " +
+                "table storage");
+  if (!s) throw Error("set_table: no storage given for table '" + nd.name + "'");
+  if (s->rows() != nd.shape[0] || s->dim() != nd.shape[1])
+    throw Error("set_table: a storage of " + std::to_string(s->rows()) + " × " + std::to_string(s->dim()) +
+                " values for table '" + nd.name + "' of " + std::to_string(nd.shape[0]) + " × " +
+                std::to_string(nd.shape[1]));
+  e.table.reset();  // the old storage (and whatever it holds) goes first
   e.sparse = SparseRows<T>{};
-  e.sparse.init(0, nd.shape[1]);
+  e.table = std::move(s);
+  e.table->bind(e.value, values_only_ ? nullptr : &e.sparse);
 }
 
 template <class T>
@@ -156,6 +175,7 @@ std::size_t ParamStore<T>::allocated_bytes() const {
     n += (e.value.size() + e.grad.size() + e.sparse.values.capacity()) * sizeof(T);
     n += e.sparse.slot.capacity() * sizeof(std::int32_t) + e.sparse.rows.capacity() * sizeof(std::int64_t);
     for (const auto& s : e.slots) n += s.capacity() * sizeof(T);
+    if (e.table && e.table->held_in_store()) n += e.table->bytes();
   }
   return n;
 }
@@ -186,6 +206,12 @@ const SparseRows<T>& ParamStore<T>::sparse_grad(NodeId id) const {
 }
 
 template <class T>
+T* const* ParamStore<T>::slot_ptrs(NodeId id) {
+  Entry& e = at(id);
+  return e.table ? e.table->slot_ptrs() : e.slot_ptrs.data();
+}
+
+template <class T>
 void ParamStore<T>::ensure_slots(const std::string& optimizer, const std::vector<std::string>& slots,
                                  const std::vector<T>& initial) {
   if (!opt_name_.empty()) {
@@ -201,7 +227,10 @@ void ParamStore<T>::ensure_slots(const std::string& optimizer, const std::vector
   for (Entry& e : entries_) {
     e.slots.clear();
     e.slot_ptrs.clear();
-    if (e.slots_elsewhere) continue;
+    if (e.table) {
+      e.table->make_slots(slots.size(), initial.data());
+      continue;
+    }
     for (std::size_t k = 0; k < slots.size(); ++k) e.slots.emplace_back(e.value.size(), initial.at(k));
     for (auto& s : e.slots) e.slot_ptrs.push_back(s.data());
   }
@@ -215,15 +244,8 @@ void ParamStore<T>::reset_optimizer() {
   for (Entry& e : entries_) {
     e.slots.clear();
     e.slot_ptrs.clear();
+    if (e.table) e.table->drop_slots();
   }
-}
-
-template <class T>
-void ParamStore<T>::keep_slots_elsewhere(NodeId id) {
-  Entry& e = at(id);
-  e.slots_elsewhere = true;
-  std::vector<std::vector<T>>().swap(e.slots);  // frees the memory
-  e.slot_ptrs.clear();
 }
 
 template <class T>
@@ -232,10 +254,11 @@ OptimizerStateT<T> ParamStore<T>::export_optimizer() const {
   s.optimizer = opt_name_;
   s.step = opt_steps_;
   for (const Entry& e : entries_) {
-    if (e.slots_elsewhere) continue;
+    if (state_outside(e)) continue;
     const Node& nd = g_.node(e.id);
+    const T* const* sp = e.table ? e.table->slot_ptrs() : e.slot_ptrs.data();
     for (std::size_t k = 0; k < slot_names_.size(); ++k)
-      s.arrays.push_back({nd.name + "/" + slot_names_[k], shape_of(nd), e.slots[k]});
+      s.arrays.push_back({nd.name + "/" + slot_names_[k], shape_of(nd), std::vector<T>(sp[k], sp[k] + e.value.size())});
   }
   return s;
 }
@@ -257,7 +280,7 @@ void ParamStore<T>::import_optimizer(const std::string& me, const std::vector<st
   // Validate everything before touching the current state.
   std::size_t used = 0;
   for (const Entry& e : entries_) {
-    if (e.slots_elsewhere) continue;
+    if (state_outside(e)) continue;
     const Node& nd = g_.node(e.id);
     const auto shp = shape_of(nd);
     for (const auto& sl : slots) {
@@ -275,7 +298,7 @@ void ParamStore<T>::import_optimizer(const std::string& me, const std::vector<st
     }
   }
   for (const Entry& e : entries_)  // arrays of parameters whose state is kept elsewhere: accepted, not read
-    if (e.slots_elsewhere)
+    if (state_outside(e))
       for (const auto& sl : slots) used += by_name.count(g_.node(e.id).name + "/" + sl);
   if (used != by_name.size()) {
     for (const auto& a : s.arrays) {
@@ -287,11 +310,14 @@ void ParamStore<T>::import_optimizer(const std::string& me, const std::vector<st
   }
   reset_optimizer();
   ensure_slots(me, slots, std::vector<T>(slots.size(), T(0)));
-  for (Entry& e : entries_)
-    for (std::size_t k = 0; k < slots.size() && !e.slots_elsewhere; ++k) {
+  for (Entry& e : entries_) {
+    if (state_outside(e)) continue;
+    T* const* sp = e.table ? e.table->slot_ptrs() : e.slot_ptrs.data();
+    for (std::size_t k = 0; k < slots.size(); ++k) {
       const auto& src = by_name.at(g_.node(e.id).name + "/" + slots[k])->data;
-      std::copy(src.begin(), src.end(), e.slots[k].begin());
+      std::copy(src.begin(), src.end(), sp[k]);
     }
+  }
   opt_steps_ = s.step;
 }
 

@@ -15,14 +15,16 @@
 /// Every buffer is sized here, once: a training step allocates nothing in the store (sparse gradients reserve
 /// their rows in the executor's backward, as before).
 ///
-/// Tables held elsewhere: an embedding table (a 2-D parameter with a sparse gradient) may live outside the store,
-/// e.g. spread by rows over processes (distributed/sharded_embedding.hpp). Made with ParamStoreOptions::defer_tables,
-/// the store never allocates such a table: its value is an empty 0 × dim tensor (the holder may resize it to a working
-/// copy of the rows it uses), init() leaves it alone, its optimizer state is kept elsewhere, load_checkpoint reads
-/// neither its array nor its state and save_checkpoint writes it only from a stream the holder gives. draw_rows()
-/// gives the holder the rows init() would have drawn, one at a time.
+/// Embedding tables: each embedding table (a 2-D parameter with a sparse gradient) has a TableStorage
+/// (autodiff/table_storage.hpp) that owns its rows and their optimizer slots; the store keeps the table's lookup
+/// rows (value(), what the embedding ops read) and its sparse gradient at fixed addresses, and goes through the
+/// storage to initialise the table, apply its gradient (Optimizer::step), make, export and import its slots. By
+/// default a table is a LocalTable (the whole table in this store); ParamStoreOptions::tables makes others (e.g.
+/// the row-sharded one of distributed/sharded_embedding.hpp, which never allocates the whole table), and
+/// set_table() replaces one.
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -30,6 +32,7 @@
 #include "core/graph.hpp"
 #include "core/ids.hpp"
 #include "core/op.hpp"
+#include "autodiff/table_storage.hpp"
 
 namespace funnel {
 
@@ -53,9 +56,9 @@ using OptimizerState = OptimizerStateT<float>;  ///< the optimizer state of the 
 
 /// How a ParamStore is made: everything allocated (the default), or less for special uses.
 struct ParamStoreOptions {
-  /// Every embedding table (2-D parameter with a sparse gradient) is held elsewhere from the start: never allocated
-  /// here (see the header comment).
-  bool defer_tables = false;
+  /// Makes the storage of every embedding table (2-D parameter with a sparse gradient) of a float store; empty: each
+  /// table is a LocalTable. An Error for a double store (its tables are local).
+  TableStorageFactory tables;
   /// Values only (inference): no gradient arrays and no sparse-gradient row index are allocated. Nothing may run a
   /// backward pass or an optimizer over such a store; forward passes and load_checkpoint work as usual.
   bool values_only = false;
@@ -80,25 +83,29 @@ class ParamStore {
   bool contains(NodeId id) const { return id < index_.size() && index_[id] >= 0; }
 
   /// Draws every value from its node's initializer; the draw of a parameter depends on (seed, its name) only.
-  /// Tables held elsewhere are left alone.
+  /// A table's storage takes the rows it holds from its initializer's sequence (TableStorage::init).
   void init(std::uint64_t seed);
-  /// The values init(seed) draws for parameter `id` (held here or not), row by row in order: sink(r, values) for
-  /// every r in [0, rows), where rows = the first dimension (1 for a scalar) and each row holds numel / rows values.
-  /// Nothing of the parameter's size is allocated: a row's values depend on every draw before them, so the whole
-  /// sequence runs (time O(numel), memory O(one row)), and a caller keeping some rows gets init()'s bits for them.
-  void draw_rows(NodeId id, std::uint64_t seed, const std::function<void(std::int64_t row, const T* values)>& sink) const;
 
-  // ---- tables held elsewhere (see the header comment) ----
-  /// True when table `id` is held outside the store (hold_elsewhere, or defer_tables).
-  bool held_elsewhere(NodeId id) const { return at(id).elsewhere; }
-  /// From now on table `id` is held elsewhere: its value becomes 0 × dim and its gradient and slots are freed
-  /// (keep_slots_elsewhere). An Error for a parameter that is not a table (2-D with a sparse gradient).
-  void hold_elsewhere(NodeId id);
-  /// Bytes of the values, gradients (with a sparse gradient's row index) and optimizer slots the store holds, e.g.
-  /// to check what a process keeps of a model.
+  // ---- embedding tables (see the header comment) ----
+  /// True when parameter `id` is an embedding table (2-D with a sparse gradient), which has a TableStorage.
+  bool is_table(NodeId id) const { return at(id).table != nullptr; }
+  /// @{
+  /// The storage of table `id`; an Error for a parameter that is not a table.
+  TableStorage<T>& table(NodeId id);
+  const TableStorage<T>& table(NodeId id) const;
+  /// @}
+  /// Replaces the storage of table `id` with `s` (of the table's rows and dim), bound to the same lookup tensor and
+  /// gradient (their addresses do not change, so executors over the store stay valid). The old storage and its
+  /// slots are freed; `s` keeps the slots it brings (none unless it made them). An Error for a parameter that is
+  /// not a table or a storage of another shape.
+  void set_table(NodeId id, std::unique_ptr<TableStorage<T>> s);
+  /// Bytes of the values, gradients (with a sparse gradient's row index) and optimizer slots the store holds, its
+  /// tables' that are held in the store (TableStorage::held_in_store) included, e.g. to check what a process keeps
+  /// of a model. Storages holding their rows outside the store report them themselves (TableStorage::bytes).
   std::size_t allocated_bytes() const;
   /// @{
   /// The value of parameter `id` (or of the parameter with that full name), of the node's shape; writable in place.
+  /// A table's value is its lookup rows: the whole table for a LocalTable, else what its storage makes of it.
   Tensor<T>& value(NodeId id) { return at(id).value; }
   const Tensor<T>& value(NodeId id) const { return at(id).value; }
   Tensor<T>& value(std::string_view name) { return value(g_.at(std::string(name))); }
@@ -129,24 +136,20 @@ class ParamStore {
   void ensure_slots(const std::string& optimizer, const std::vector<std::string>& slots, const std::vector<T>& initial);
   /// Counts one optimizer step and returns the new (1-based) count.
   std::int64_t count_step() { return ++opt_steps_; }
-  /// Slot k of parameter id: numel(id) values laid out like the value.
-  T* slot(NodeId id, std::size_t k) { return at(id).slots[k].data(); }
+  /// Slot k of parameter id: numel(id) values laid out like the value (a table's: over the rows its storage
+  /// holds, TableStorage::slot_ptrs).
+  T* slot(NodeId id, std::size_t k) { return slot_ptrs(id)[k]; }
   /// The slot pointers of parameter `id`, one per slot name (for optimizers' row kernels).
-  T* const* slot_ptrs(NodeId id) { return at(id).slot_ptrs.data(); }
+  T* const* slot_ptrs(NodeId id);
   /// Drops the optimizer state (no slots, step 0).
   void reset_optimizer();
-  /// Parameter `id`'s optimizer state is kept outside the store from now on (a row-sharded embedding table whose
-  /// every process holds the state of its own rows: distributed/sharded_embedding.hpp). Its slots are freed and
-  /// never made again; export_optimizer leaves it out; import_optimizer neither needs nor reads arrays for it
-  /// (they are accepted: the caller imports them). Its value and gradient stay as they are.
-  void keep_slots_elsewhere(NodeId id);
-  /// True after keep_slots_elsewhere(id).
-  bool slots_elsewhere(NodeId id) const { return at(id).slots_elsewhere; }
-  /// The state as named arrays "<param>/<slot>" (copies); empty arrays and step 0 when there is none.
+  /// The state as named arrays "<param>/<slot>" (copies); empty arrays and step 0 when there is none. Tables whose
+  /// storage is not held in the store are left out (their owner saves their state).
   OptimizerStateT<T> export_optimizer() const;
   /// Replaces the state with `s`, which must be `optimizer`'s with exactly `slots` for every parameter, each of the
   /// parameter's shape. Everything is checked before anything changes; errors name the array and what is wrong.
-  /// An empty array list with step 0 resets the state.
+  /// An empty array list with step 0 resets the state. Arrays of tables whose storage is not held in the store are
+  /// neither needed nor read (they are accepted: the storage's owner reads them).
   void import_optimizer(const std::string& optimizer, const std::vector<std::string>& slots,
                         const OptimizerStateT<T>& s);
 
@@ -158,15 +161,18 @@ class ParamStore {
     SparseRows<T> sparse;    ///< sparse parameters
     bool sparse_grad = false;
     bool has_grad = false;
-    bool slots_elsewhere = false;  ///< keep_slots_elsewhere()
-    bool elsewhere = false;        ///< hold_elsewhere(): the value is not the parameter
-    std::vector<std::vector<T>> slots;
+    std::unique_ptr<TableStorage<T>> table;  ///< embedding tables: where their rows live
+    std::vector<std::vector<T>> slots;  ///< dense parameters (a table's are its storage's)
     std::vector<T*> slot_ptrs;
   };
   Entry& at(NodeId id);
   const Entry& at(NodeId id) const;
 
+  /// True when the optimizer state of `e` is not the store's to export or import (a table held outside it).
+  static bool state_outside(const Entry& e) { return e.table && !e.table->held_in_store(); }
+
   const Graph& g_;
+  bool values_only_ = false;
   std::vector<NodeId> ids_;
   std::vector<int> index_;  ///< node id -> index into entries_, -1 for other nodes
   std::vector<Entry> entries_;

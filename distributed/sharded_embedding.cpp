@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <iterator>
 
 #include "core/error.hpp"
 #include "distributed/data_parallel.hpp"
@@ -16,21 +17,79 @@ std::int64_t rows_of(std::int64_t V, int rank, int n) { return V > rank ? (V - r
 
 }  // namespace
 
+// ---------------------------------------------------------------- storage
+
+RowShardedTable::RowShardedTable(std::int64_t rows, std::int64_t dim, int rank, int nranks)
+    : V_(rows), dim_(dim), owned_(rows_of(rows, rank, nranks)), rank_(rank), nranks_(nranks) {
+  if (nranks < 1 || rank < 0 || rank >= nranks)
+    throw Error("RowShardedTable: rank " + std::to_string(rank) + " of " + std::to_string(nranks));
+  values_.assign(static_cast<std::size_t>(owned_ * dim_), 0.0f);
+}
+
+void RowShardedTable::bind(Tensor<float>& lookup, SparseRows<float>* grad) {
+  lookup_ = &lookup;
+  grad_ = grad;
+  lookup = Tensor<float>::from_shape({std::size_t{0}, static_cast<std::size_t>(dim_)});
+  if (grad_) grad_->init(0, dim_);
+  cap_ = 0;
+}
+
+void RowShardedTable::init(const TableRowDraw<float>& draw) {
+  const auto D = static_cast<std::size_t>(dim_);
+  const int N = nranks_, r = rank_;
+  float* dst = values_.data();
+  draw([&](std::int64_t row, const float* v) {
+    if (row % N == r && D > 0) std::memcpy(dst + static_cast<std::size_t>(row / N) * D, v, D * sizeof(float));
+  });
+}
+
+void RowShardedTable::apply(const SparseRows<float>& g, RowUpdateRule<float>& rule, std::int64_t t) {
+  rule.update_rows(values_.data(), g.values.data(), g.rows.data(), g.size(), static_cast<std::size_t>(dim_),
+                   slot_ptrs(), t);
+}
+
+void RowShardedTable::apply_lookup(const SparseRows<float>&, RowUpdateRule<float>&, std::int64_t) {
+  throw Error("a row-sharded embedding table's gradient goes to the rows' owners "
+              "(ShardedEmbeddings::exchange_gradients); it is not applied to the working rows");
+}
+
+std::size_t RowShardedTable::bytes() const {
+  return TableStorage<float>::bytes() + values_.capacity() * sizeof(float);
+}
+
+void RowShardedTable::resize_working(std::int64_t rows) {
+  const std::vector<std::size_t> shape{static_cast<std::size_t>(rows), static_cast<std::size_t>(dim_)};
+  lookup_->resize(shape);
+  lookup_->fill(0.0f);
+  if (grad_) grad_->init(rows, dim_);
+  cap_ = rows;
+}
+
+ParamStoreOptions row_sharded_store(int rank, int nranks) {
+  ParamStoreOptions o;
+  o.tables = [rank, nranks](const Graph& g, NodeId p) -> std::unique_ptr<TableStorage<float>> {
+    const Node& nd = g.node(p);
+    return std::make_unique<RowShardedTable>(nd.shape[0], nd.shape[1], rank, nranks);
+  };
+  return o;
+}
+
+// ---------------------------------------------------------------- shards
+
 ShardedEmbeddings::ShardedEmbeddings(Communicator& c, Trainer& t)
     : ShardedEmbeddings(c, t.model(), t.optimizer(),
-                        ShardInit{.seed = t.options().train.seed,
-                                  .checkpoint = t.options().init_dir,
-                                  .load_state = !t.options().reset_optimizer}) {}
+                        ShardInit{.checkpoint = t.options().init_dir, .load_state = !t.options().reset_optimizer}) {}
 
 ShardedEmbeddings::ShardedEmbeddings(Communicator& c, Model& m, Optimizer<float>& opt, const ShardInit& init)
     : c_(c), m_(m), opt_(opt), rank_(c.rank()), nranks_(c.size()) {
   ParamStore<float>& ps = m.params();
   const Graph& g = ps.graph();
-  // A checkpoint to read the rows of tables held elsewhere from (the rest of the model is the caller's to load).
-  bool any_held = false;
-  for (NodeId p : ps.ids()) any_held = any_held || ps.held_elsewhere(p);
+  // A checkpoint to read the rows of row-sharded storages from (the rest of the model is the caller's to load).
+  bool any_sharded = false;
+  for (NodeId p : ps.ids())
+    any_sharded = any_sharded || (ps.is_table(p) && dynamic_cast<const RowShardedTable*>(&ps.table(p)) != nullptr);
   CheckpointInfo info;
-  const bool from_checkpoint = any_held && !init.checkpoint.empty();
+  const bool from_checkpoint = any_sharded && !init.checkpoint.empty();
   if (from_checkpoint) info = read_checkpoint_info(init.checkpoint);
   const bool load_state = from_checkpoint && init.load_state && !info.optimizer_arrays.empty();
   if (load_state && info.optimizer != opt.name())
@@ -41,6 +100,8 @@ ShardedEmbeddings::ShardedEmbeddings(Communicator& c, Model& m, Optimizer<float>
       if (e.name == name) return e;
     throw Error(init.checkpoint + ": the checkpoint has no array '" + name + "' (the graph's table needs it)");
   };
+  const std::vector<std::string> slot_names = opt.slot_names();
+  std::vector<float> zeros(slot_names.size(), 0.0f);
   for (NodeId p : ps.ids()) {
     if (!ps.is_sparse(p)) continue;
     Table t;
@@ -68,48 +129,50 @@ ShardedEmbeddings::ShardedEmbeddings(Communicator& c, Model& m, Optimizer<float>
       }
     t.owned = rows_of(t.V, rank_, nranks_);
     const auto D = static_cast<std::size_t>(t.dim);
-    t.values.resize(static_cast<std::size_t>(t.owned) * D);
-    if (ps.held_elsewhere(p)) {
-      // Never allocated in full: this rank's rows straight from the checkpoint, or from the initializer's sequence.
+    TableStorage<float>& was = ps.table(p);
+    if (auto* st = dynamic_cast<RowShardedTable*>(&was)) {
+      // Never allocated in full: this rank's rows straight from the checkpoint, or as ParamStore::init drew them.
+      if (st->rank() != rank_ || st->nranks() != nranks_)
+        throw Error("--shard-embeddings: table '" + ps.name(p) + "' is stored for rank " + std::to_string(st->rank()) +
+                    " of " + std::to_string(st->nranks()) + ", this is rank " + std::to_string(rank_) + " of " +
+                    std::to_string(nranks_));
       if (from_checkpoint) {
-        read_checkpoint_rows(init.checkpoint, entry(info.params, ps.name(p)), rank_, nranks_, t.values.data());
+        read_checkpoint_rows(init.checkpoint, entry(info.params, ps.name(p)), rank_, nranks_, st->values().data());
         if (load_state) {
-          for (const std::string& sl : opt.slot_names()) {
-            std::vector<float>& dst = t.slots.emplace_back(t.values.size());
-            read_checkpoint_rows(init.checkpoint, entry(info.optimizer_arrays, ps.name(p) + "/" + sl), rank_,
-                                 nranks_, dst.data());
-          }
-          for (auto& s : t.slots) t.slot_ptrs.push_back(s.data());
+          st->make_slots(slot_names.size(), zeros.data());  // (every value is read below)
+          for (std::size_t k = 0; k < slot_names.size(); ++k)
+            read_checkpoint_rows(init.checkpoint, entry(info.optimizer_arrays, ps.name(p) + "/" + slot_names[k]),
+                                 rank_, nranks_, st->slot_ptrs()[k]);
         }
-      } else {
-        const int N = nranks_, r = rank_;
-        float* dst = t.values.data();
-        ps.draw_rows(p, init.seed, [&](std::int64_t row, const float* v) {
-          if (row % N == r) std::memcpy(dst + static_cast<std::size_t>(row / N) * D, v, D * sizeof(float));
-        });
       }
+      t.st = st;
     } else {
-      // The store holds the table in full (made and perhaps loaded before): take this rank's rows out of it.
-      const float* v = ps.value(p).data();
+      // The store holds the table in full (made and perhaps loaded before): this rank's rows and state go into a
+      // row-sharded storage that replaces it (the full copy and its state are freed).
+      auto split = std::make_unique<RowShardedTable>(t.V, t.dim, rank_, nranks_);
+      const float* v = was.held_values();
+      float* dst = split->values().data();
       for (std::int64_t i = 0; i < t.owned; ++i)
-        std::memcpy(t.values.data() + static_cast<std::size_t>(i) * D,
-                    v + static_cast<std::size_t>(global_row(i)) * D, D * sizeof(float));
+        std::memcpy(dst + static_cast<std::size_t>(i) * D, v + static_cast<std::size_t>(global_row(i)) * D,
+                    D * sizeof(float));
       // State loaded into the store (a checkpoint): keep this rank's rows of it.
-      if (!ps.optimizer().empty() && ps.optimizer() == opt.name() && !ps.slot_names().empty()) {
+      if (!ps.optimizer().empty() && ps.optimizer() == opt.name() && !ps.slot_names().empty() &&
+          was.num_slots() == ps.slot_names().size()) {
+        split->make_slots(ps.slot_names().size(), zeros.data());
         for (std::size_t k = 0; k < ps.slot_names().size(); ++k) {
-          const float* src = ps.slot(p, k);
-          std::vector<float>& dst = t.slots.emplace_back(t.values.size());
+          const float* src = was.slot_ptrs()[k];
+          float* sd = split->slot_ptrs()[k];
           for (std::int64_t i = 0; i < t.owned; ++i)
-            std::memcpy(dst.data() + static_cast<std::size_t>(i) * D,
-                        src + static_cast<std::size_t>(global_row(i)) * D, D * sizeof(float));
+            std::memcpy(sd + static_cast<std::size_t>(i) * D, src + static_cast<std::size_t>(global_row(i)) * D,
+                        D * sizeof(float));
         }
-        for (auto& s : t.slots) t.slot_ptrs.push_back(s.data());
       }
-      ps.hold_elsewhere(p);  // the full copy and its state are freed
+      t.st = split.get();
+      ps.set_table(p, std::move(split));
     }
     t.acc.init(t.owned, t.dim);
     // From now on the store holds only the working rows of the current batch (grown by fetch()).
-    resize_working(t, 1);
+    t.st->resize_working(1);
     // Saving streams the table in chunks of about a MiB, a multiple of N rows (each rank's share the same).
     t.save_chunk = std::max<std::int64_t>(1, (std::int64_t{1} << 18) / std::max<std::int64_t>(t.dim, 1) / nranks_) *
                    nranks_;
@@ -126,11 +189,9 @@ void ShardedEmbeddings::set_save_chunk_rows(std::int64_t rows) {
 
 std::size_t ShardedEmbeddings::held_bytes() const {
   std::size_t n = 0;
-  for (const Table& t : tables_) {
-    n += t.values.capacity() * sizeof(float) + t.acc.values.capacity() * sizeof(float) +
-         t.acc.slot.capacity() * sizeof(std::int32_t) + t.acc.rows.capacity() * sizeof(std::int64_t);
-    for (const auto& s : t.slots) n += s.capacity() * sizeof(float);
-  }
+  for (const Table& t : tables_)
+    n += t.st->bytes() + t.acc.values.capacity() * sizeof(float) + t.acc.slot.capacity() * sizeof(std::int32_t) +
+         t.acc.rows.capacity() * sizeof(std::int64_t);
   return n;
 }
 
@@ -142,19 +203,18 @@ bool ShardedEmbeddings::is_sharded(NodeId p) const {
 
 const float* ShardedEmbeddings::owned_value(std::size_t k, std::int64_t i) const {
   const Table& t = tables_.at(k);
-  return t.values.data() + static_cast<std::size_t>(i * t.dim);
+  return t.st->held_values() + static_cast<std::size_t>(i * t.dim);
 }
 
 const float* ShardedEmbeddings::owned_slot(std::size_t k, std::size_t s, std::int64_t i) const {
   const Table& t = tables_.at(k);
-  if (s >= t.slots.size()) return nullptr;
-  return t.slots[s].data() + static_cast<std::size_t>(i * t.dim);
+  if (s >= t.st->num_slots()) return nullptr;
+  return t.st->slot(s).data() + static_cast<std::size_t>(i * t.dim);
 }
 
 std::size_t ShardedEmbeddings::state_elements() const {
   std::size_t n = 0;
-  for (const Table& t : tables_)
-    for (const auto& s : t.slots) n += s.size();
+  for (const Table& t : tables_) n += t.st->num_slots() * t.st->values().size();
   return n;
 }
 
@@ -166,25 +226,12 @@ void ShardedEmbeddings::check_owned(const Table& t, std::int64_t id, const char*
                     std::to_string(nranks_) + " of " + std::to_string(t.V) + ")");
 }
 
-void ShardedEmbeddings::resize_working(Table& t, std::int64_t rows) {
-  ParamStore<float>& ps = m_.params();
-  Tensor<float>& w = ps.value(t.param);
-  const std::vector<std::size_t> shape{static_cast<std::size_t>(rows), static_cast<std::size_t>(t.dim)};
-  w.resize(shape);
-  w.fill(0.0f);
-  ps.sparse_grad(t.param).init(rows, t.dim);
-  t.cap = rows;
-}
-
 void ShardedEmbeddings::ensure_slots() {
   const std::size_t ns = opt_.slot_names().size();
-  for (Table& t : tables_) {
-    if (t.slots.size() == ns) continue;
-    t.slots.clear();
-    t.slot_ptrs.clear();
-    for (std::size_t k = 0; k < ns; ++k) t.slots.emplace_back(t.values.size(), opt_.slot_initial_value(k));
-    for (auto& s : t.slots) t.slot_ptrs.push_back(s.data());
-  }
+  float initial[8];
+  if (ns > std::size(initial)) throw Error(std::string(opt_.name()) + " optimizer: too many state slots to shard");
+  for (std::size_t k = 0; k < ns; ++k) initial[k] = opt_.slot_initial_value(k);
+  for (Table& t : tables_) t.st->make_slots(ns, initial);
 }
 
 // cnt_send_[o*S + s] (ids or rows of table s for rank o) → cnt_recv_ by MPI_Alltoall. Then n_send_/n_recv_ = the
@@ -278,7 +325,7 @@ void ShardedEmbeddings::fetch(bool has_batch) {
       for (std::int64_t k = 0; k < cnt_recv_[r * S + s]; ++k, ++ii, at += D) {
         const std::int64_t id = ids_recv_[ii];
         check_owned(t, id, "was asked for");
-        std::memcpy(vals_send_.data() + at, t.values.data() + static_cast<std::size_t>(id / nranks_) * D,
+        std::memcpy(vals_send_.data() + at, t.st->held_values() + static_cast<std::size_t>(id / nranks_) * D,
                     D * sizeof(float));
       }
     }
@@ -287,7 +334,8 @@ void ShardedEmbeddings::fetch(bool has_batch) {
   // The working rows: grown when this batch needs more, filled in the (owner, table) order the rows came back.
   for (Table& t : tables_) {
     const auto need = static_cast<std::int64_t>(t.want.size());
-    if (need > t.cap) resize_working(t, std::min(t.V, std::max(need, t.cap + t.cap / 2)));
+    const std::int64_t cap = t.st->working_rows();
+    if (need > cap) t.st->resize_working(std::min(t.V, std::max(need, cap + cap / 2)));
   }
   at = 0;
   ii = 0;
@@ -295,7 +343,7 @@ void ShardedEmbeddings::fetch(bool has_batch) {
     for (std::size_t s = 0; s < S; ++s) {
       Table& t = tables_[s];
       const auto D = static_cast<std::size_t>(t.dim);
-      float* work = m_.params().value(t.param).data();
+      float* work = t.st->working().data();
       for (std::int64_t k = 0; k < cnt_send_[o * S + s]; ++k, ++ii, at += D)
         std::memcpy(work + static_cast<std::size_t>(work_send_[ii]) * D, vals_recv_.data() + at, D * sizeof(float));
     }
@@ -377,8 +425,7 @@ void ShardedEmbeddings::exchange_gradients(float weight, bool has_grads, std::in
     }
   ensure_slots();
   for (Table& t : tables_) {
-    opt_.update_rows(t.values.data(), t.acc.values.data(), t.acc.rows.data(), t.acc.size(),
-                     static_cast<std::size_t>(t.dim), t.slot_ptrs.data(), step);
+    t.st->apply(t.acc, opt_, step);  // the owned rows and their slots, as the optimizer's row update says
     ps.set_has_grad(t.param, false);  // done: the reducer and the optimizer's step leave the table alone
   }
   last_ += b;
@@ -431,13 +478,13 @@ void ShardedEmbeddings::save(const std::string& dir, std::int64_t step, const nl
   const auto NS = static_cast<std::size_t>(nslots);
   if (NS > 0) ensure_slots();
   for (const Table& t : tables_)
-    if (t.slots.size() < NS)
+    if (t.st->num_slots() < NS)
       throw CommError("rank " + std::to_string(rank_) + ": sharded optimizer state out of step with rank 0");
   // Nothing non-finite is written: every rank checks its rows first and all agree before any file is touched.
   std::int64_t bad = 0;
   for (std::size_t k = 0; k < tables_.size() && bad == 0; ++k)
     for (std::size_t s = 0; s <= NS && bad == 0; ++s) {
-      const std::vector<float>& v = s == 0 ? tables_[k].values : tables_[k].slots[s - 1];
+      const std::vector<float>& v = s == 0 ? tables_[k].st->values() : tables_[k].st->slot(s - 1);
       for (float x : v)
         if (!std::isfinite(x)) {
           bad = 1 + static_cast<std::int64_t>(k * (NS + 1) + s);
@@ -459,9 +506,9 @@ void ShardedEmbeddings::save(const std::string& dir, std::int64_t step, const nl
   // array in chunks of save_chunk rows from row 0. Array a = k (values of table k) or T + k·NS + s (slot s).
   const std::size_t T = tables_.size();
   auto array_of = [&](std::size_t a) -> std::pair<const Table*, const std::vector<float>*> {
-    if (a < T) return {&tables_[a], &tables_[a].values};
+    if (a < T) return {&tables_[a], &tables_[a].st->values()};
     const std::size_t k = (a - T) / NS, s = (a - T) % NS;
-    return {&tables_[k], &tables_[k].slots[s]};
+    return {&tables_[k], &tables_[k].st->slot(s)};
   };
   const std::size_t arrays = T * (1 + NS);
   std::vector<std::int64_t> round_begin(arrays + 1, 0);
@@ -566,9 +613,10 @@ TrainResult train_sharded(DataParallel& dp, ShardedEmbeddings& se, Model& m, Opt
 
 // ---------------------------------------------------------------- strategy
 
-RowSharded::RowSharded(Communicator& c, DataParallelOptions o) : DataParallel(c, o) {}
+RowSharded::RowSharded(Communicator& c, DataParallelOptions o)
+    : DataParallel(c, o), rank_(c.rank()), nranks_(c.size()) {}
 
-ParamStoreOptions RowSharded::store_options() const { return ParamStoreOptions{.defer_tables = true}; }
+ParamStoreOptions RowSharded::store_options() const { return row_sharded_store(rank_, nranks_); }
 
 void RowSharded::attach(Trainer& t) {
   DataParallel::attach(t);

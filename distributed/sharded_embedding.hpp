@@ -16,20 +16,27 @@
 /// The merge adds the same numbers in the same order as the replicated reducer's all-gather merge, and the
 /// optimizer's row update is the same arithmetic, so a sharded run gives the replicated run's bits.
 ///
+/// Storage: each table's rows live in a RowShardedTable, the table's storage in the parameter store
+/// (autodiff/table_storage.hpp): this rank's rows with their optimizer slots, and the store's lookup tensor as the
+/// working copy below. The store initialises it (ParamStore::init) and the gradient exchange applies the merged
+/// gradient through it (TableStorage::apply); checkpoints stream it (save()).
+///
 /// Memory (what makes a table larger than one machine's share fit): each rank holds its owned rows (≈ V/N × dim
 /// values, authoritative) with their optimizer state (≈ 1/N of the table's), and in the parameter store a working copy
 /// of only the rows its current batch reads: fetch() sorts the batch's distinct ids, puts row want[j] at working row j
 /// and rewrites the batch's ids to those working rows, so the embedding op and its sparse gradient work on that small
 /// table (it grows to the largest batch seen). No step of a run holds a whole table:
-///   - building: a store made with ParamStoreOptions::defer_tables (what the RowSharded strategy asks for, what
-///     `funnel train --shard-embeddings` uses) never allocates the tables; each rank runs the initializer's generator
-///     over the whole table (ParamStore::draw_rows, O(V·dim) time) and keeps rows ≡ rank (mod N): init()'s bits;
+///   - building: a store made with row_sharded_store() (what the RowSharded strategy asks for, what
+///     `funnel train --shard-embeddings` uses) makes each table a RowShardedTable and never allocates it whole;
+///     ParamStore::init runs the initializer's generator over the whole table (O(V·dim) time) and each rank keeps
+///     rows ≡ rank (mod N): init()'s bits;
 ///   - --init: each rank streams each table's .npy file (and its optimizer state's) once in ~1 MiB chunks, checking
 ///     header, shape and the manifest's checksum on the way, and keeps its rows (read_checkpoint_rows);
 ///   - saving: rank 0 writes the ordinary checkpoint, each table's file streamed (StreamedArray): a chunk of about
 ///     a MiB of rows at a time, gathered from the owners (MPI_Gatherv), checksummed and appended.
-/// A store that does hold a table in full when the ShardedEmbeddings is made (e.g. one loaded by load_checkpoint) is
-/// split up as before: each rank copies its rows and state, and the full copy is freed at once.
+/// A store that does hold a table in full when the ShardedEmbeddings is made (a LocalTable, e.g. loaded by
+/// load_checkpoint) is split up: each rank copies its rows and state into a RowShardedTable that replaces the
+/// table's storage (ParamStore::set_table), and the full copy is freed at once.
 /// Measured (docs/distributed.md; tools/shard_memory.sh): peak resident memory per rank at -np 2 with a 4M × 18 table
 /// and Adam, train + save: 484 / 483 MB sharded against 1,719 (rank 0, writing) / 895 MB replicated.
 ///
@@ -72,23 +79,76 @@ struct ShardBytes {
   }
 };
 
-/// Where the rows of tables the store holds elsewhere (ParamStoreOptions::defer_tables) come from.
+/// One embedding table's storage in a row-sharded run (see the file comment): this rank's rows ≡ rank (mod N),
+/// authoritative, with their optimizer slots; the store's lookup tensor is a working copy of the rows of the bound
+/// batch, sized and filled by ShardedEmbeddings. Never holds the whole table.
+class RowShardedTable final : public TableStorage<float> {
+ public:
+  /// Rank `rank` of `nranks`'s share of a `rows` × `dim` table (zeros until initialised or read).
+  RowShardedTable(std::int64_t rows, std::int64_t dim, int rank, int nranks);
+  const char* kind() const override { return "row-sharded"; }  ///< "row-sharded"
+  std::int64_t rows() const override { return V_; }             ///< rows of the whole table
+  std::int64_t dim() const override { return dim_; }            ///< values per row
+  /// Makes the lookup tensor an empty working copy (0 × dim) and the gradient one of no rows.
+  void bind(Tensor<float>& lookup, SparseRows<float>* grad) override;
+  bool held_in_store() const override { return false; }  ///< false: ShardedEmbeddings saves and reads its rows
+  /// Keeps this rank's rows of the initializer's sequence.
+  void init(const TableRowDraw<float>& draw) override;
+  std::int64_t held_rows() const override { return owned_; }  ///< rows ≡ rank (mod N)
+  /// Held row i is table row i·N + rank.
+  std::int64_t table_row(std::int64_t i) const override { return i * nranks_ + rank_; }
+  const float* held_values() const override { return values_.data(); }  ///< the owned rows
+  /// The merged gradient of owned rows (ShardedEmbeddings::exchange_gradients), with the rule's row update.
+  void apply(const SparseRows<float>& g, RowUpdateRule<float>& rule, std::int64_t t) override;
+  /// An Error: the gradient of the working rows goes to the rows' owners (ShardedEmbeddings::exchange_gradients).
+  void apply_lookup(const SparseRows<float>& g, RowUpdateRule<float>& rule, std::int64_t t) override;
+  /// The owned rows, their slots and the working copy's size.
+  std::size_t bytes() const override;
+
+  int rank() const { return rank_; }      ///< the rank whose rows these are
+  int nranks() const { return nranks_; }  ///< ranks the table is spread over
+  /// The owned rows (held_rows() × dim), writable: filled from a checkpoint or another storage.
+  std::vector<float>& values() { return values_; }
+  const std::vector<float>& values() const { return values_; }  ///< read-only values()
+  /// Optimizer slot k over the owned rows (k < num_slots()).
+  const std::vector<float>& slot(std::size_t k) const { return this->slots_.at(k); }
+  /// Resizes the working copy (the store's lookup tensor and gradient) to `rows` rows, zero-filled.
+  void resize_working(std::int64_t rows);
+  std::int64_t working_rows() const { return cap_; }  ///< rows of the working copy
+  Tensor<float>& working() { return *lookup_; }        ///< the working copy (the store's lookup tensor)
+
+ private:
+  std::int64_t V_ = 0, dim_ = 0, owned_ = 0;
+  int rank_ = 0, nranks_ = 1;
+  std::vector<float> values_;
+  Tensor<float>* lookup_ = nullptr;
+  SparseRows<float>* grad_ = nullptr;
+  std::int64_t cap_ = 0;
+};
+
+/// Store options whose embedding tables are RowShardedTable storages of rank `rank` of `nranks` (never allocated
+/// whole): what RowSharded::store_options gives, for a Model to be sharded by a ShardedEmbeddings.
+ParamStoreOptions row_sharded_store(int rank, int nranks);
+/// row_sharded_store over the ranks of `c`.
+inline ParamStoreOptions row_sharded_store(Communicator& c) { return row_sharded_store(c.rank(), c.size()); }
+
+/// Where the rows of RowShardedTable storages come from when the ShardedEmbeddings is made: a checkpoint, or (none
+/// given) the rows ParamStore::init drew.
 struct ShardInit {
-  std::uint64_t seed = 0;  ///< the initializer's seed (ParamStore::init's), when there is no checkpoint
-  std::string checkpoint;  ///< else: this checkpoint's arrays (the rest of the model is loaded by load_checkpoint)
+  std::string checkpoint;  ///< this checkpoint's arrays (the rest of the model is loaded by load_checkpoint)
   bool load_state = true;  ///< with checkpoint: also the tables' optimizer state, when it has some
 };
 
 /// Every embedding table of a model spread by rows over the ranks (see the file comment).
 class ShardedEmbeddings {
  public:
-  /// Shards every embedding table of `m`. A table the store holds in full: this rank's rows (and their optimizer
-  /// state, when the store holds `opt`'s state, e.g. from a checkpoint) are copied out and the store's copy freed.
-  /// A table the store holds elsewhere (never allocated): this rank's rows are drawn or read as `init` says. From
-  /// then on the store keeps no optimizer state for the tables. Every rank must make it at the same point, with the
-  /// same model. An Error when a table is read by anything but embedding ops on ids inputs.
+  /// Shards every embedding table of `m`. A table whose storage is a LocalTable (held in full): this rank's rows
+  /// (and their optimizer state, when the store holds `opt`'s state, e.g. from a checkpoint) are copied into a
+  /// RowShardedTable that replaces it. A table whose storage is a RowShardedTable (row_sharded_store): its rows are
+  /// read as `init` says, or kept as ParamStore::init drew them. Every rank must make it at the same point, with
+  /// the same model. An Error when a table is read by anything but embedding ops on ids inputs.
   ShardedEmbeddings(Communicator& c, Model& m, Optimizer<float>& opt, const ShardInit& init = {});
-  /// For a Trainer (made with defer_tables, or not): its seed, --init checkpoint and --reset-optimizer.
+  /// For a Trainer (its store made with row_sharded_store, or not): its --init checkpoint and --reset-optimizer.
   ShardedEmbeddings(Communicator& c, Trainer& t);
 
   int owner(std::int64_t row) const { return static_cast<int>(row % nranks_); }  ///< the rank that owns table row `row`
@@ -104,7 +164,9 @@ class ShardedEmbeddings {
   /// Optimizer state values this rank holds for the tables (owned rows × dim × slots).
   std::size_t state_elements() const;
   /// Rows of table k's working copy in the store (room for the distinct ids of one batch, grown as needed).
-  std::int64_t working_rows(std::size_t k) const { return tables_[k].cap; }
+  std::int64_t working_rows(std::size_t k) const { return tables_[k].st->working_rows(); }
+  /// The storage of table k.
+  const RowShardedTable& storage(std::size_t k) const { return *tables_[k].st; }
   /// Bytes this rank holds for the tables outside the store: owned rows, their optimizer state, the merged gradient.
   std::size_t held_bytes() const;
   /// Rows per chunk when save() streams a table (default: about a MiB, a multiple of N), e.g. to test many chunks.
@@ -138,19 +200,15 @@ class ShardedEmbeddings {
     NodeId param = 0;
     std::int64_t V = 0, dim = 0, owned = 0;
     std::vector<NodeId> id_nodes;
-    std::vector<float> values;                ///< owned × dim
-    std::vector<std::vector<float>> slots;    ///< per optimizer slot, owned × dim
-    std::vector<float*> slot_ptrs;
+    RowShardedTable* st = nullptr;            ///< the table's storage in the store: owned rows, slots, working copy
     SparseRows<float> acc;                    ///< merged gradient, by owned (local) row
     std::vector<std::int64_t> want;           ///< distinct ids of the bound batch, sorted: working row j = want[j]
-    std::int64_t cap = 0;                     ///< rows of the working copy in the store
     std::int64_t save_chunk = 1;              ///< rows per chunk of a streamed save
   };
   /// Collective (one round of a save): rows [first, first + n) of `src` (table t's values or a slot), each rank
   /// sending the ones it owns; on rank 0 they land in `out` (n × dim, may be null to drop them).
   void gather_rows(const Table& t, const std::vector<float>& src, std::int64_t first, std::int64_t n, float* out);
   void ensure_slots();
-  void resize_working(Table& t, std::int64_t rows);
   void check_owned(const Table& t, std::int64_t id, const char* what) const;
   /// Counts per (destination rank, table) → send/recv element counts of one all-to-all round.
   void exchange_counts(ShardBytes& b);
@@ -202,8 +260,8 @@ TrainResult train_sharded(DataParallel& dp, ShardedEmbeddings& se, Model& m, Opt
                           const Dataset& train, const Dataset* eval, const TrainOptions& o, const TrainHooks& hooks,
                           std::int64_t start_step = 0);
 /// Row-sharded embedding tables as a parallelism strategy (train/strategy.hpp, registered as "row-sharded", what
-/// `funnel train --shard-embeddings` runs): the Trainer's store never allocates the tables (store_options), every
-/// rank draws or reads only its rows (attach: ShardedEmbeddings), every batch's rows are fetched from their owners
+/// `funnel train --shard-embeddings` runs): the Trainer's store makes each table a RowShardedTable, never allocated
+/// whole (store_options), every rank draws or reads only its rows (ParamStore::init, attach: ShardedEmbeddings), every batch's rows are fetched from their owners
 /// (ShardedSource), their gradients go to the owners (the DataParallel shard hook) and checkpoints are streamed
 /// from the owners (ShardedEmbeddings::save). The dense parameters take the replicated path (DataParallel).
 class RowSharded : public DataParallel {
@@ -211,9 +269,9 @@ class RowSharded : public DataParallel {
   /// Over the ranks of `c`; the tables are sharded when attached to a Trainer.
   explicit RowSharded(Communicator& c, DataParallelOptions o = {});
   std::string name() const override { return "row-sharded"; }  ///< "row-sharded"
-  /// Embedding tables are not allocated in the store: this rank's rows are held by the ShardedEmbeddings.
+  /// row_sharded_store(): each embedding table's storage is a RowShardedTable holding this rank's rows.
   ParamStoreOptions store_options() const override;
-  /// Shards the Trainer's tables: its seed, --init checkpoint and --reset-optimizer (collective).
+  /// Shards the Trainer's tables: its --init checkpoint and --reset-optimizer (collective).
   void attach(Trainer& t) override;
   /// DataParallel's share, each batch's rows fetched (ShardedSource).
   std::unique_ptr<BatchSource> train_source(const Trainer& t) override;
@@ -225,6 +283,7 @@ class RowSharded : public DataParallel {
   ShardedEmbeddings& shards();
 
  private:
+  int rank_ = 0, nranks_ = 1;
   std::unique_ptr<ShardedEmbeddings> se_;
 };
 

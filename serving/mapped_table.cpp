@@ -107,4 +107,21 @@ MappedTable& MappedTable::operator=(MappedTable&& o) noexcept {
   return *this;
 }
 
+void MappedTableStorage::bind(Tensor<float>& lookup, SparseRows<float>* grad) {
+  lookup = Tensor<float>::from_shape({std::size_t{0}, static_cast<std::size_t>(t_.dim())});
+  if (grad) grad->init(0, t_.dim());
+}
+
+void MappedTableStorage::apply(const SparseRows<float>&, RowUpdateRule<float>&, std::int64_t) {
+  throw Error(t_.path() + ": a memory-mapped embedding table is read-only; it cannot be updated");
+}
+
+void MappedTableStorage::apply_lookup(const SparseRows<float>& g, RowUpdateRule<float>& rule, std::int64_t t) {
+  apply(g, rule, t);
+}
+
+void MappedTableStorage::make_slots(std::size_t, const float*) {
+  throw Error(t_.path() + ": a memory-mapped embedding table is read-only; it has no optimizer state");
+}
+
 }  // namespace funnel

@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <string>
 
+#include "autodiff/table_storage.hpp"
 #include "train/manifest.hpp"
 
 namespace funnel {
@@ -57,6 +58,37 @@ class MappedTable {
   std::size_t map_bytes_ = 0;
   const float* data_ = nullptr;
   std::int64_t rows_ = 0, dim_ = 0;
+};
+
+/// A checkpoint's embedding table as the table storage of a parameter store (autodiff/table_storage.hpp): its rows
+/// are a MappedTable's, read-only; nothing of the table's size is allocated (the store's lookup tensor stays
+/// 0 × dim). What the Predictor's store holds for each table: load_checkpoint checks the table's manifest entry
+/// and reads nothing, the Predictor pools the table's rows from the mapping. Initialising keeps the file's rows;
+/// applying a gradient or making optimizer slots is an Error.
+class MappedTableStorage final : public TableStorage<float> {
+ public:
+  /// Maps and checks `p` of the checkpoint in `dir` (MappedTable's constructor and its errors).
+  MappedTableStorage(const std::string& dir, const CheckpointParam& p) : t_(dir, p) {}
+  const char* kind() const override { return "mapped"; }    ///< "mapped"
+  std::int64_t rows() const override { return t_.rows(); }  ///< rows of the mapped table
+  std::int64_t dim() const override { return t_.dim(); }    ///< values per row
+  /// Leaves the lookup tensor empty (0 × dim) and the gradient without rows: lookups read the mapping.
+  void bind(Tensor<float>& lookup, SparseRows<float>* grad) override;
+  bool held_in_store() const override { return false; }  ///< false: the rows are the checkpoint file's
+  void init(const TableRowDraw<float>&) override {}  ///< nothing: the rows are the checkpoint file's
+  std::int64_t held_rows() const override { return t_.rows(); }  ///< every row (read-only)
+  std::int64_t table_row(std::int64_t i) const override { return i; }  ///< held row i is table row i
+  const float* held_values() const override { return t_.data(); }  ///< the mapped rows
+  /// An Error: the table is read-only.
+  void apply(const SparseRows<float>& g, RowUpdateRule<float>& rule, std::int64_t t) override;
+  /// An Error: the table is read-only.
+  void apply_lookup(const SparseRows<float>& g, RowUpdateRule<float>& rule, std::int64_t t) override;
+  /// An Error: a read-only table has no optimizer state.
+  void make_slots(std::size_t n, const float* initial) override;
+  const MappedTable& table() const { return t_; }  ///< the mapping
+
+ private:
+  MappedTable t_;
 };
 
 }  // namespace funnel

@@ -29,7 +29,7 @@ struct ServingModel::Served {
   NodeId ids = kUnsetNode;
   NodeId dense = kUnsetNode;
   std::vector<Pooled> pooled;
-  std::vector<MappedTable> tables;
+  std::vector<const MappedTable*> tables;  // the mappings of the loaded model's table storages
 };
 
 // Field and dense names -> code: field index f >= 0, dense feature j as -2 - j; -1 for a name the model does not
@@ -126,11 +126,17 @@ ServingModel::ServingModel(const std::string& dir, const PredictorOptions& o) : 
   if (o.max_batch < 1) throw Error("predictor: max_batch must be at least 1, got " + std::to_string(o.max_batch));
   max_batch_ = static_cast<std::int64_t>(std::bit_floor(static_cast<std::uint64_t>(std::min<std::int64_t>(o.max_batch, 1 << 20))));
   const CheckpointInfo info = read_checkpoint_info(dir);
-  // Values only, embedding tables held elsewhere: load_checkpoint reads the dense parameters and only checks the
-  // tables' manifest entries; the tables are mapped below.
+  // Values only, every embedding table's storage a mapping of its checkpoint file (MappedTableStorage):
+  // load_checkpoint reads the dense parameters and only checks the tables' manifest entries.
   ParamStoreOptions so;
   so.values_only = true;
-  so.defer_tables = true;
+  so.tables = [&](const Graph& g, NodeId p) -> std::unique_ptr<TableStorage<float>> {
+    const std::string& name = g.node(p).name;
+    const auto it = std::find_if(info.params.begin(), info.params.end(),
+                                 [&](const CheckpointParam& e) { return e.name == name; });
+    if (it == info.params.end()) throw Error(dir + ": the checkpoint has no parameter '" + name + "'");
+    return std::make_unique<MappedTableStorage>(dir, *it);
+  };
   model_ = std::make_unique<Model>(model_config_from_json(info.model), so);
   const CheckpointInfo loaded = load_checkpoint(dir, model_->params(), nullptr);
   step_ = loaded.step;
@@ -163,12 +169,9 @@ ServingModel::ServingModel(const std::string& dir, const PredictorOptions& o) : 
       case NodeKind::Input: to[id] = sv.g.add_input(n.name, n.shape); break;
       case NodeKind::Ids: to[id] = sv.g.add_ids(n.name, n.num_fields); break;
       case NodeKind::Param:
-        if (ps.held_elsewhere(id)) {
-          const auto it = std::find_if(loaded.params.begin(), loaded.params.end(),
-                                       [&](const CheckpointParam& p) { return p.name == n.name; });
-          if (it == loaded.params.end()) throw Error(dir + ": the checkpoint has no parameter '" + n.name + "'");
+        if (ps.is_table(id)) {
           table_of[id] = sv.tables.size();
-          sv.tables.emplace_back(dir, *it);
+          sv.tables.push_back(&dynamic_cast<const MappedTableStorage&>(ps.table(id)).table());
         } else {
           to[id] = sv.g.add_param(n.name, n.shape, n.init);
         }
@@ -229,7 +232,7 @@ std::size_t ServingModel::workspaces() const {
 }
 
 std::size_t ServingModel::mapped_tables() const { return served_->tables.size(); }
-const MappedTable& ServingModel::mapped_table(std::size_t k) const { return served_->tables.at(k); }
+const MappedTable& ServingModel::mapped_table(std::size_t k) const { return *served_->tables.at(k); }
 
 ServingModel::Workspace* ServingModel::acquire() const {
   {
@@ -291,7 +294,7 @@ void ServingModel::run(Workspace& w, std::int64_t rows, std::span<float> out, Fi
     }
     fill(*ex, w, first, b);
     for (const Served::Pooled& p : sv.pooled)
-      pool_rows(sv.tables[p.table], ex->ids(sv.ids), p.mean, ex->input(p.node).data(), sv.g.node(p.node).name);
+      pool_rows(*sv.tables[p.table], ex->ids(sv.ids), p.mean, ex->input(p.node).data(), sv.g.node(p.node).name);
     ex->forward(column_nodes_);
     for (std::size_t c = 0; c < ncols; ++c) {
       const float* v = ex->value(column_nodes_[c]).data();

@@ -446,6 +446,10 @@ void save_checkpoint(const std::string& dir_in, const ParamStore<float>& ps, con
 
 namespace {
 
+// A table whose storage keeps its rows outside the store (TableStorage::held_in_store): its arrays come from
+// streams when saving and from its storage's owner when loading.
+bool table_outside(const ParamStore<float>& ps, NodeId p) { return ps.is_table(p) && !ps.table(p).held_in_store(); }
+
 // What a save writes, checked before anything is touched.
 struct SavePlan {
   std::map<std::string, const StreamedArray*> streams, state_streams;  // by parameter / "<param>/<slot>"
@@ -468,7 +472,7 @@ SavePlan validate_save(const std::string& shown, const ParamStore<float>& ps, co
   plan.has_state = opt && !ps.optimizer().empty();
   std::size_t held = 0;
   for (NodeId p : ps.ids()) {
-    if (!ps.held_elsewhere(p)) continue;
+    if (!table_outside(ps, p)) continue;
     ++held;
     const Node& nd = ps.graph().node(p);
     const std::vector<std::int64_t> shp{nd.shape[0], nd.shape[1]};
@@ -489,7 +493,7 @@ SavePlan validate_save(const std::string& shown, const ParamStore<float>& ps, co
   if (plan.state_streams.size() != (plan.has_state ? held * ps.slot_names().size() : 0))
     throw Error(shown + ": optimizer state streams given that match no table held elsewhere and slot of the store");
   for (NodeId p : ps.ids()) {
-    if (ps.held_elsewhere(p)) continue;
+    if (table_outside(ps, p)) continue;
     const Tensor<float>& t = ps.value(p);
     check_finite(shown, "parameter", ps.name(p), t.data(), static_cast<std::size_t>(t.size()));
   }
@@ -510,7 +514,7 @@ std::vector<Entry> param_entries(const ParamStore<float>& ps, const SavePlan& pl
   std::vector<Entry> params;
   for (NodeId p : ps.ids()) {
     const std::string& name = ps.name(p);
-    if (ps.held_elsewhere(p)) {
+    if (table_outside(ps, p)) {
       const StreamedArray* a = plan.streams.at(name);
       params.push_back({{name, checkpoint_file_name(name), a->shape, ""}, nullptr, a});
       continue;
@@ -531,14 +535,13 @@ std::vector<Entry> state_entries(const ParamStore<float>& ps, const SavePlan& pl
   std::size_t next = 0;
   for (NodeId p : ps.ids()) {
     if (!plan.has_state) break;
-    if (ps.held_elsewhere(p)) {
+    if (table_outside(ps, p)) {
       for (const auto& sl : ps.slot_names()) {
         const StreamedArray* a = plan.state_streams.at(ps.name(p) + "/" + sl);
         arrays.push_back({{a->name, "optimizer/" + checkpoint_file_name(a->name), a->shape, ""}, nullptr, a});
       }
       continue;
     }
-    if (ps.slots_elsewhere(p)) continue;
     for (std::size_t k = 0; k < ps.slot_names().size() && next < st.arrays.size(); ++k, ++next)
       from_store(st.arrays[next]);
   }
@@ -706,12 +709,12 @@ CheckpointInfo load_checkpoint(const std::string& dir_in, ParamStore<float>& ps,
     if (it == by_name.end())
       throw Error(dir + ": the checkpoint has no parameter '" + name + "' (the graph has it)");
     const Node& nd = g.node(id);
-    const auto want = ps.held_elsewhere(id) ? std::vector<std::int64_t>{nd.shape[0], nd.shape[1]}
+    const auto want = table_outside(ps, id) ? std::vector<std::int64_t>{nd.shape[0], nd.shape[1]}
                                             : tensor_shape(ps.value(id));
     if (it->second->shape != want)
       throw Error(dir + ": parameter '" + name + "' has shape " + dims_str(it->second->shape) +
                   " in the checkpoint but " + dims_str(want) + " in the graph");
-    if (ps.held_elsewhere(id)) continue;  // its holder reads its rows
+    if (table_outside(ps, id)) continue;  // its holder reads its rows
     values.emplace_back(id, read_entry(dir, *it->second));
   }
   for (const auto& p : info.params)
@@ -728,7 +731,7 @@ CheckpointInfo load_checkpoint(const std::string& dir_in, ParamStore<float>& ps,
     st.step = info.optimizer_step;
     std::set<std::string> elsewhere;  // state of the tables held elsewhere: read by their holder
     for (NodeId id : ps.ids())
-      if (ps.held_elsewhere(id))
+      if (table_outside(ps, id))
         for (const auto& sl : opt->slot_names()) elsewhere.insert(g.node(id).name + "/" + sl);
     for (const auto& a : info.optimizer_arrays)
       if (!elsewhere.count(a.name)) st.arrays.push_back({a.name, a.shape, read_entry(dir, a)});

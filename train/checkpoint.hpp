@@ -24,9 +24,10 @@
 /// whose DIR is missing. Parameters and optimizer state must be finite: a NaN or Inf anywhere refuses the save and
 /// leaves the existing checkpoint as it was.
 ///
-/// Tables held outside the store (ParamStore::held_elsewhere: embedding tables spread by rows over processes,
-/// distributed/sharded_embedding.hpp) are written from streams, chunk by chunk (StreamedArray), and read back by row
-/// ranges (read_checkpoint_rows); the files are the ordinary ones, so such a checkpoint loads in any process.
+/// Tables whose storage keeps their rows outside the store (TableStorage::held_in_store() false, e.g. embedding
+/// tables spread by rows over processes, distributed/sharded_embedding.hpp) are written from streams, chunk by
+/// chunk (StreamedArray), and read back by row ranges (read_checkpoint_rows); the files are the ordinary ones, so
+/// such a checkpoint loads in any process.
 ///
 /// Loading checks everything before changing anything: manifest syntax and fields, missing/extra parameters,
 /// shapes against the graph, .npy headers and sizes, checksums, and the optimizer state; on any error the executor
@@ -109,7 +110,8 @@ struct StreamedArray {
   std::function<void(std::int64_t first, std::int64_t n, float* out)> fill;
 };
 
-/// save_checkpoint for a store whose tables are held elsewhere: `tables` has one stream per such parameter and, when
+/// save_checkpoint for a store whose tables' storages keep their rows outside it (TableStorage::held_in_store()
+/// false): `tables` has one stream per such parameter and, when
 /// the store holds optimizer state, `tables_state` one per (such parameter, slot of opt); nothing else is accepted.
 /// Each file's checksum is computed while it is written; every chunk is checked to be finite (a NaN or Inf fails the
 /// save, which leaves the existing checkpoint as it was). Same format, lock and atomicity as above.
@@ -133,9 +135,9 @@ void check_checkpoint_for_model(const std::string& dir, const CheckpointInfo& in
 /// shapes). When `opt` is not null and the checkpoint has optimizer state, that state is imported into the store
 /// (it must be of opt's kind: an Error otherwise; pass nullptr to load the parameters only). When the checkpoint
 /// has no optimizer state, the store's is left as it is and info.optimizer is empty. On any error the store is
-/// left untouched. Tables the store holds elsewhere are checked in the manifest (present, same shape) but neither
-/// they nor their optimizer state are read: their holder reads its rows (read_checkpoint_rows). Returns the
-/// manifest. Errors are funnel::Error naming the file, the parameter and what was expected.
+/// left untouched. Tables whose storage is not held in the store are checked in the manifest (present, same shape)
+/// but neither they nor their optimizer state are read: their storage's owner reads its rows (read_checkpoint_rows).
+/// Returns the manifest. Errors are funnel::Error naming the file, the parameter and what was expected.
 ///@{
 CheckpointInfo load_checkpoint(const std::string& dir, ParamStore<float>& store, Optimizer<float>* opt);
 inline CheckpointInfo load_checkpoint(const std::string& dir, Executor<float>& ex, Optimizer<float>* opt) {

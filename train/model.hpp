@@ -24,9 +24,10 @@ namespace funnel {
 class Model {
  public:
   /// Builds the registered model cfg.kind (models/model.hpp) into a new graph and allocates its parameter store
-  /// (values zero: ParamStore::init or a checkpoint sets them) and executor. `store` e.g. with
-  /// defer_tables (what a row-sharded strategy asks for): the embedding tables are held elsewhere and never
-  /// allocated here (autodiff/param_store.hpp). Throws GraphError on an unknown model or a bad option.
+  /// (values zero: ParamStore::init or a checkpoint sets them) and executor. `store` e.g. with a table storage
+  /// factory (what a row-sharded strategy asks for): the embedding tables' storages keep their rows
+  /// (autodiff/table_storage.hpp), the whole tables are never allocated here. Throws GraphError on an unknown model
+  /// or a bad option.
   explicit Model(const ModelConfig& cfg, const ParamStoreOptions& store = {});
   Model(const Model&) = delete;
   Model& operator=(const Model&) = delete;

@@ -88,17 +88,7 @@ void Optimizer<T>::update_dense_range(ParamStore<T>& s, NodeId id, std::size_t b
 
 template <class T>
 void Optimizer<T>::update_sparse_rows(ParamStore<T>& s, NodeId id, std::int64_t t) {
-  const SparseRows<T>& sg = s.sparse_grad(id);
-  if (sg.size() == 0) return;
-  T* p = s.value(id).data();
-  T* const* sp = s.slot_ptrs(id);
-  const auto dim = static_cast<std::size_t>(sg.dim);
-  const auto grain = std::max<std::int64_t>(1, kElementGrain / 4 / static_cast<std::int64_t>(dim));
-  // Rows of a sparse gradient are distinct, so row ranges split over the threads give the same bits.
-  parallel_for(static_cast<std::int64_t>(sg.size()), grain, [&](std::int64_t r0, std::int64_t r1) {
-    update_sparse(p, sg.values.data() + static_cast<std::size_t>(r0) * dim, sg.rows.data() + r0,
-                  static_cast<std::size_t>(r1 - r0), dim, sp, t);
-  });
+  s.table(id).apply_lookup(s.sparse_grad(id), *this, t);
 }
 
 template <class T>

@@ -50,12 +50,13 @@ OptimizerConfig optimizer_config_from_json(const nlohmann::json& j);
 
 /// An update rule and its config; its state (slots, step count) lives in the ParamStore. Subclasses (one file
 /// each, registered with FUNNEL_REGISTER_OPTIMIZER) give the name, the slots and the dense and sparse updates.
+/// Embedding tables are updated through their storage (TableStorage::apply), which calls back update_rows().
 template <class T>
-class Optimizer {
+class Optimizer : public RowUpdateRule<T> {
  public:
   /// An optimizer with config `cfg` (checked by make_optimizer).
   explicit Optimizer(const OptimizerConfig& cfg);
-  virtual ~Optimizer() = default;
+  ~Optimizer() override = default;
   Optimizer(const Optimizer&) = delete;
   Optimizer& operator=(const Optimizer&) = delete;
 
@@ -76,14 +77,14 @@ class Optimizer {
   std::int64_t begin_step(ParamStore<T>& s);
   /// Elements [begin, end) of the dense parameter `p`, with step number `t` from begin_step.
   void update_dense_range(ParamStore<T>& s, NodeId p, std::size_t begin, std::size_t end, std::int64_t t);
-  /// The touched rows of the sparse parameter `p`, with step number `t` from begin_step.
+  /// The touched rows of the sparse parameter `p` (an embedding table), with step number `t` from begin_step:
+  /// its storage applies the gradient (TableStorage::apply_lookup), calling update_rows().
   void update_sparse_rows(ParamStore<T>& s, NodeId p, std::int64_t t);
-  /// Rows of a table whose values and state the caller keeps outside a store (a process's own rows of a row-sharded
-  /// table, distributed/sharded_embedding.hpp): row k of `g` (rows × dim) updates row idx[k] of `p` and of every
-  /// slot buffer (all `dim` values a row; idx distinct), with step number `t` from begin_step. The same arithmetic
-  /// as update_sparse_rows on those rows.
+  /// Rows of a table as its storage holds them: row k of `g` (rows × dim) updates row idx[k] of `p` and of every
+  /// slot buffer (all `dim` values a row; idx distinct), with step number `t` from begin_step. Rows are split over
+  /// the threads (each row's update is independent, so the bits do not depend on the split).
   void update_rows(T* p, const T* g, const std::int64_t* idx, std::size_t rows, std::size_t dim, T* const* slots,
-                   std::int64_t t);
+                   std::int64_t t) override;
   /// The value slot k starts at (0, or Adagrad's initial accumulator).
   T slot_initial_value(std::size_t k) const { return initial_slot_value(k); }
 

@@ -37,7 +37,9 @@ Trainer::Trainer(const TrainerOptions& o, std::shared_ptr<const TrainData> data,
     o_.model = saved;
   }
   model_ = std::make_unique<Model>(o_.model, strategy_->store_options());
-  model_->params().init(o_.train.seed);
+  // (A checkpoint to start from gives every value: drawing them first would only cost time, e.g. a row-sharded
+  // table's pass over its whole initializer sequence.)
+  if (o_.init_dir.empty()) model_->params().init(o_.train.seed);
   opt_ = make_optimizer<float>(o_.optimizer, o_.opt);
   if (!o_.init_dir.empty()) {
     CheckpointInfo info = load_checkpoint(o_.init_dir, model_->params(), o_.reset_optimizer ? nullptr : opt_.get());

@@ -152,53 +152,166 @@ TEST_CASE("optimizer slots: made once, kept per kind, exported and imported by n
   CHECK(other.optimizer_steps() == 0);
 }
 
-TEST_CASE("param_store: draw_rows gives init()'s values row by row, for every initializer", "[autodiff][store]") {
+namespace {
+
+// A storage keeping its own copy of the rows (not the lookup tensor) and recording the initializer's rows in the
+// order they came: what a storage whose rows live elsewhere sees of ParamStore::init.
+class RecordingTable final : public TableStorage<float> {
+ public:
+  RecordingTable(std::int64_t rows, std::int64_t dim) : rows_(rows), dim_(dim) {}
+  const char* kind() const override { return "recording"; }
+  std::int64_t rows() const override { return rows_; }
+  std::int64_t dim() const override { return dim_; }
+  void bind(Tensor<float>& lookup, SparseRows<float>* grad) override {
+    lookup = Tensor<float>::from_shape({std::size_t{0}, static_cast<std::size_t>(dim_)});
+    if (grad) grad->init(0, dim_);
+  }
+  bool held_in_store() const override { return false; }
+  void init(const TableRowDraw<float>& draw) override {
+    order.clear();
+    drawn.clear();
+    draw([&](std::int64_t r, const float* x) {
+      order.push_back(r);
+      drawn.insert(drawn.end(), x, x + dim_);
+    });
+  }
+  std::int64_t held_rows() const override { return static_cast<std::int64_t>(order.size()); }
+  std::int64_t table_row(std::int64_t i) const override { return order.at(static_cast<std::size_t>(i)); }
+  const float* held_values() const override { return drawn.data(); }
+  void apply(const SparseRows<float>&, RowUpdateRule<float>&, std::int64_t) override {}
+  void apply_lookup(const SparseRows<float>&, RowUpdateRule<float>&, std::int64_t) override {}
+  std::vector<std::int64_t> order;
+  std::vector<float> drawn;
+
+ private:
+  std::int64_t rows_, dim_;
+};
+
+// Plain SGD as a row rule: p -= lr·g on the rows given, counting the rows it saw.
+struct RowSgd final : RowUpdateRule<float> {
+  float lr = 0.5f;
+  std::size_t seen = 0;
+  void update_rows(float* p, const float* g, const std::int64_t* idx, std::size_t rows, std::size_t dim,
+                   float* const*, std::int64_t) override {
+    for (std::size_t k = 0; k < rows; ++k)
+      for (std::size_t j = 0; j < dim; ++j) p[static_cast<std::size_t>(idx[k]) * dim + j] -= lr * g[k * dim + j];
+    seen += rows;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("table storage: a storage takes init()'s rows of its table, row by row in order, for every seed",
+          "[autodiff][store][table]") {
   Net n;
   ParamStore<float> full(n.g);
   full.init(21);
-  for (NodeId p : full.ids()) {
-    INFO(full.name(p));
-    const auto& v = full.value(p);
-    std::vector<float> got;
-    std::int64_t next = 0;
-    full.draw_rows(p, 21, [&](std::int64_t row, const float* x) {
-      CHECK(row == next++);
-      const std::size_t len = v.size() / static_cast<std::size_t>(n.g.node(p).shape[0]);
-      got.insert(got.end(), x, x + len);
-    });
-    REQUIRE(got.size() == v.size());
-    CHECK(std::memcmp(got.data(), v.data(), got.size() * sizeof(float)) == 0);
-  }
-  // Another seed draws other values (the comparison above can fail).
-  std::vector<float> other;
-  full.draw_rows(n.table.id, 22, [&](std::int64_t, const float* x) { other.insert(other.end(), x, x + 2); });
-  CHECK(std::memcmp(other.data(), full.value(n.table.id).data(), other.size() * sizeof(float)) != 0);
+  ParamStoreOptions o;
+  o.tables = [](const Graph& g, NodeId p) -> std::unique_ptr<TableStorage<float>> {
+    return std::make_unique<RecordingTable>(g.node(p).shape[0], g.node(p).shape[1]);
+  };
+  ParamStore<float> rec(n.g, o);
+  REQUIRE(rec.is_table(n.table.id));
+  CHECK_FALSE(rec.is_table(n.w1.id));
+  CHECK(std::string(full.table(n.table.id).kind()) == "local");
+  auto& r = dynamic_cast<RecordingTable&>(rec.table(n.table.id));
+  rec.init(21);
+  CHECK(r.order == std::vector<std::int64_t>{0, 1, 2, 3, 4, 5});
+  REQUIRE(r.drawn.size() == 12);
+  CHECK(std::memcmp(r.drawn.data(), full.value(n.table.id).data(), 12 * sizeof(float)) == 0);
+  // The dense parameters are the full store's; the table was never allocated in the store.
+  CHECK(std::memcmp(full.value(n.w1.id).data(), rec.value(n.w1.id).data(), 6 * sizeof(float)) == 0);
+  CHECK(rec.value(n.table.id).size() == 0);
+  // Another seed draws other rows (the comparison above can fail).
+  rec.init(22);
+  CHECK(std::memcmp(r.drawn.data(), full.value(n.table.id).data(), 12 * sizeof(float)) != 0);
+  // A local table holds its rows in the lookup tensor: what the executor reads.
+  const TableStorage<float>& local = full.table(n.table.id);
+  CHECK(local.held_in_store());
+  CHECK(local.held_values() == full.value(n.table.id).data());
+  CHECK(local.rows() == 6);
+  CHECK(local.dim() == 2);
+  CHECK_THROWS_WITH(full.table(n.w1.id), Contains("'w1'") && Contains("not an embedding table"));
+  // Storages from a factory are for float stores.
+  CHECK_THROWS_WITH(ParamStore<double>(n.g, o), Contains("float store"));
 }
 
-TEST_CASE("param_store: a store with deferred tables never allocates them, hold_elsewhere frees a table",
-          "[autodiff][store]") {
+TEST_CASE("table storage: the optimizer's rule updates the rows the storage holds, which the next lookup reads",
+          "[autodiff][store][table]") {
   Net n;
-  ParamStore<float> full(n.g), deferred(n.g, ParamStoreOptions{.defer_tables = true});
+  ParamStore<float> ps(n.g);
+  ps.init(5);
+  Executor<float> ex(n.g, ps);
+  n.feed(ex, 4);  // rows 0..3 of the table
+  ex.forward();
+  ex.backward(n.loss.id);
+  const NodeId t = n.table.id;
+  const std::vector<float> before(ps.value(t).data(), ps.value(t).data() + 12);
+  const SparseRows<float>& g = ps.sparse_grad(t);
+  REQUIRE(g.size() == 4);
+  RowSgd sgd;
+  ps.table(t).apply_lookup(g, sgd, 1);
+  CHECK(sgd.seen == 4);
+  // Touched rows moved by −lr·g, untouched rows (4, 5) kept their bits.
+  for (std::size_t k = 0; k < g.size(); ++k)
+    for (std::size_t j = 0; j < 2; ++j) {
+      const auto at = static_cast<std::size_t>(g.rows[k]) * 2 + j;
+      CHECK(ps.table(t).held_values()[at] == before[at] - 0.5f * g.row_at(k)[j]);
+      CHECK(ps.table(t).held_values()[at] != before[at]);
+    }
+  CHECK(std::memcmp(ps.value(t).data() + 8, before.data() + 8, 4 * sizeof(float)) == 0);
+  // The next forward pass looks up the updated rows: e2[b] = table row b.
+  ex.forward();
+  const Tensor<float>& e = ex.value(n.g.at("e2"));
+  for (std::size_t b = 0; b < 4; ++b)
+    for (std::size_t j = 0; j < 2; ++j) CHECK(e.data()[b * 2 + j] == ps.table(t).held_values()[b * 2 + j]);
+
+  // A new storage for the table: the executor made before reads it (the lookup tensor did not move), the old
+  // storage's slots are freed with it.
+  ps.ensure_slots("adam", {"m", "v"}, {0.0f, 0.5f});
+  CHECK(ps.table(t).num_slots() == 2);
+  CHECK(ps.slot(t, 1)[11] == 0.5f);
+  const std::size_t with_slots = ps.allocated_bytes();
+  // (the gradient's touched rows are forgotten too; its row index is made again)
+  const std::size_t touched = g.values.capacity() * sizeof(float) + g.rows.capacity() * sizeof(std::int64_t);
+  ps.set_table(t, std::make_unique<LocalTable<float>>(6, 2));
+  CHECK(with_slots - ps.allocated_bytes() == 2 * 12 * sizeof(float) + touched);
+  CHECK(ps.table(t).num_slots() == 0);
+  CHECK(ps.value(t).data() != nullptr);
+  ps.init(9);
+  ex.forward();
+  const Tensor<float>& e9 = ex.value(n.g.at("e2"));
+  for (std::size_t k = 0; k < 8; ++k) CHECK(e9.data()[k] == ps.value(t).data()[k]);
+  CHECK(std::memcmp(e9.data(), before.data(), 8 * sizeof(float)) != 0);
+  CHECK_THROWS_WITH(ps.set_table(t, std::make_unique<LocalTable<float>>(7, 2)), Contains("'table'"));
+  CHECK_THROWS_WITH(ps.set_table(n.w1.id, std::make_unique<LocalTable<float>>(2, 3)),
+                    Contains("'w1'") && Contains("not an embedding table"));
+}
+
+TEST_CASE("table storage: a table held outside the store is never allocated in it, nor its state exported",
+          "[autodiff][store][table]") {
+  Net n;
+  ParamStoreOptions o;
+  o.tables = [](const Graph& g, NodeId p) -> std::unique_ptr<TableStorage<float>> {
+    return std::make_unique<RecordingTable>(g.node(p).shape[0], g.node(p).shape[1]);
+  };
+  ParamStore<float> full(n.g), outside(n.g, o);
   full.init(3);
-  deferred.init(3);
-  CHECK_FALSE(full.held_elsewhere(n.table.id));
-  REQUIRE(deferred.held_elsewhere(n.table.id));
-  CHECK(deferred.slots_elsewhere(n.table.id));
-  CHECK_FALSE(deferred.held_elsewhere(n.w1.id));
-  CHECK(deferred.value(n.table.id).size() == 0);
-  CHECK(deferred.value(n.table.id).shape()[1] == 2);
+  outside.init(3);
+  CHECK(full.table(n.table.id).held_in_store());
+  CHECK_FALSE(outside.table(n.table.id).held_in_store());
+  CHECK(outside.value(n.table.id).size() == 0);
+  CHECK(outside.value(n.table.id).shape()[1] == 2);
   // The table (6 × 2 values, its 6-entry row index) is all the difference.
-  CHECK(full.allocated_bytes() - deferred.allocated_bytes() == 6 * 2 * sizeof(float) + 6 * sizeof(std::int32_t));
-  // Dense parameters are drawn as in the full store.
-  CHECK(std::memcmp(full.value(n.w1.id).data(), deferred.value(n.w1.id).data(), 6 * sizeof(float)) == 0);
-  // The optimizer's slots are not made for it.
-  deferred.ensure_slots("adam", {"m", "v"}, {0.0f, 0.0f});
-  CHECK(deferred.export_optimizer().arrays.size() == 2 * 4);
-  // hold_elsewhere: only tables; frees the value, the gradient's row index and the slots.
+  CHECK(full.allocated_bytes() - outside.allocated_bytes() == 6 * 2 * sizeof(float) + 6 * sizeof(std::int32_t));
+  // The store exports and imports the state of the rest only.
   full.ensure_slots("adam", {"m", "v"}, {0.0f, 0.0f});
-  const std::size_t before = full.allocated_bytes();
-  full.hold_elsewhere(n.table.id);
-  CHECK(full.held_elsewhere(n.table.id));
-  CHECK(before - full.allocated_bytes() == 3 * 6 * 2 * sizeof(float) + 6 * sizeof(std::int32_t));
-  CHECK_THROWS_WITH(full.hold_elsewhere(n.w1.id), Contains("'w1'") && Contains("not an embedding table"));
+  outside.ensure_slots("adam", {"m", "v"}, {0.0f, 0.0f});
+  CHECK(full.export_optimizer().arrays.size() == 2 * 5);
+  const OptimizerState st = outside.export_optimizer();
+  CHECK(st.arrays.size() == 2 * 4);
+  for (const auto& a : st.arrays) CHECK(a.name.rfind("table/", 0) != 0);
+  ParamStore<float> back(n.g, o);
+  back.import_optimizer("adam", {"m", "v"}, full.export_optimizer());  // the table's arrays: accepted, not read
+  CHECK(back.optimizer() == "adam");
 }

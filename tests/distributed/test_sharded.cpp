@@ -70,11 +70,6 @@ void save_one_process_run(const Dataset& d, const std::string& dir) {
                   one.result.steps);
 }
 
-ShardInit seeded(std::uint64_t seed) {
-  ShardInit i;
-  i.seed = seed;
-  return i;
-}
 ShardInit from_checkpoint(const std::string& dir, bool state = true) {
   ShardInit i;
   i.checkpoint = dir;
@@ -82,11 +77,12 @@ ShardInit from_checkpoint(const std::string& dir, bool state = true) {
   return i;
 }
 
-// A model whose store never allocates the tables: the ShardedEmbeddings draws (or reads) each rank's rows.
-Run fresh_deferred(const Dataset& d, const std::string& optimizer, ModelConfig cfg) {
+// A model whose store never allocates the tables (row-sharded storages): ParamStore::init draws each rank's rows
+// (or the ShardedEmbeddings reads them from a checkpoint).
+Run fresh_deferred(const Dataset& d, const std::string& optimizer, ModelConfig cfg, std::uint64_t seed = 11) {
   Run r;
-  r.model = std::make_unique<Model>(cfg, ParamStoreOptions{.defer_tables = true});
-  r.model->params().init(11);
+  r.model = std::make_unique<Model>(cfg, row_sharded_store(world()));
+  r.model->params().init(seed);
   r.opt = make_optimizer<float>(optimizer, opt_config(optimizer));
   (void)d;
   return r;
@@ -96,7 +92,7 @@ Run fresh_deferred(const Dataset& d, const std::string& optimizer) {
 }
 
 void train_sharded_run(Communicator& c, Run& r, const Dataset& d, const Dataset* eval, const TrainOptions& o,
-                       const ShardInit& init = seeded(11)) {
+                       const ShardInit& init = {}) {
   if (!r.se) r.se = std::make_unique<ShardedEmbeddings>(c, *r.model, *r.opt, init);
   DataParallel dp(c, *r.model, DataParallelOptions{.check_every = 5});  // the hash check skips the tables
   r.result = train_sharded(dp, *r.se, *r.model, *r.opt, d, eval, o, {}, r.result.steps);
@@ -215,7 +211,8 @@ TEST_CASE("sharded tables: each rank owns rows ≡ rank (mod N), keeps optimizer
       CHECK(se.owner(se.global_row(i)) == r);
     }
     CHECK(w.allreduce_one(se.owned_rows(t), ReduceOp::Sum) == V);
-    CHECK(ps.slots_elsewhere(p));
+    CHECK(std::string(ps.table(p).kind()) == "row-sharded");
+    CHECK_FALSE(ps.table(p).held_in_store());
     state_all_tables += V * D * 2;  // Adam: m and v
     // The store's copy of the table: the working rows only (≥ the distinct ids of a batch share, < V).
     CHECK(static_cast<std::int64_t>(ps.numel(p)) == se.working_rows(t) * D);
@@ -338,9 +335,9 @@ TEST_CASE("deferred tables: each rank draws only its rows, init()'s bits, and tr
   for (const char* optimizer : {"sgd", "adam"}) {
     INFO(optimizer);
     Run rep = fresh(d, optimizer), sh = fresh_deferred(d, optimizer);
-    sh.se = std::make_unique<ShardedEmbeddings>(w, *sh.model, *sh.opt, seeded(11));
+    sh.se = std::make_unique<ShardedEmbeddings>(w, *sh.model, *sh.opt);
     REQUIRE(sh.se->num_tables() >= 1);
-    CHECK(sh.model->params().held_elsewhere(sh.se->table(0)));
+    CHECK(&sh.model->params().table(sh.se->table(0)) == &sh.se->storage(0));
     CHECK(owned_rows_differ(*sh.se, rep.model->params(), false) == 0);
     train_replicated(w, rep, d, &ev, options());
     train_sharded_run(w, sh, d, &ev, options());
@@ -354,8 +351,8 @@ TEST_CASE("deferred tables: each rank draws only its rows, init()'s bits, and tr
       CHECK(rep.result.epochs[e].mean_losses == sh.result.epochs[e].mean_losses);
   }
   // Another seed draws other rows (the comparison above can fail).
-  Run rep = fresh(d, "sgd"), other = fresh_deferred(d, "sgd");
-  other.se = std::make_unique<ShardedEmbeddings>(w, *other.model, *other.opt, seeded(12));
+  Run rep = fresh(d, "sgd"), other = fresh_deferred(d, "sgd", model_config(d), 12);
+  other.se = std::make_unique<ShardedEmbeddings>(w, *other.model, *other.opt);
   CHECK(owned_rows_differ(*other.se, rep.model->params(), false) > 0);
 }
 
@@ -373,7 +370,7 @@ TEST_CASE("deferred tables: a 200k-row table is never allocated, a rank holds ~V
   const std::size_t table_bytes = static_cast<std::size_t>(V * D) * sizeof(float);
   // The store: the dense layers only (a few thousand values), before and after sharding and training.
   CHECK(ps.allocated_bytes() < table_bytes / 100);
-  sh.se = std::make_unique<ShardedEmbeddings>(w, *sh.model, *sh.opt, seeded(11));
+  sh.se = std::make_unique<ShardedEmbeddings>(w, *sh.model, *sh.opt);
   ShardedEmbeddings& se = *sh.se;
   REQUIRE(se.num_tables() == 1);
   const std::int64_t owned = se.owned_rows(0);
@@ -513,4 +510,58 @@ TEST_CASE("deferred tables: a save that fails on rank 0 or finds a NaN on any ra
     CHECK(read_checkpoint_info(tmp.root + "/good").step == 3);
   }
   w.barrier();
+}
+
+TEST_CASE("row-sharded storage: the rows it holds are init()'s, the lookups read them, its gradient updates them",
+          "[distributed][shard][storage]") {
+  Communicator& w = world();
+  const int N = w.size(), r = w.rank();
+  const Dataset d = data();
+  Run full = fresh(d, "sgd"), sh = fresh_deferred(d, "sgd");
+  sh.se = std::make_unique<ShardedEmbeddings>(w, *sh.model, *sh.opt);
+  ParamStore<float>& ps = sh.model->params();
+  const ParamStore<float>& pf = full.model->params();
+  REQUIRE(sh.se->num_tables() == 1);
+  const NodeId p = sh.se->table(0);
+  const RowShardedTable& st = sh.se->storage(0);
+  REQUIRE(&ps.table(p) == &st);
+  const auto D = static_cast<std::size_t>(st.dim());
+  CHECK(st.rows() == pf.table(p).rows());
+  CHECK(st.held_rows() == sh.se->owned_rows(0));
+  // Held row i is table row i·N + rank, with the whole store's initial bits.
+  for (std::int64_t i = 0; i < st.held_rows(); ++i) {
+    CHECK(st.table_row(i) == i * N + r);
+    CHECK(same_bits(st.held_values() + static_cast<std::size_t>(i) * D,
+                    pf.value(p).data() + static_cast<std::size_t>(i * N + r) * D, D));
+  }
+  // A batch's lookups read the rows their owners hold: after the fetch every (remapped) id's working row is the
+  // table row it stood for.
+  std::vector<std::int64_t> rows(16);
+  std::iota(rows.begin(), rows.end(), std::int64_t{16} * r);
+  sh.model->bind(d, rows);
+  const NodeId ids = sh.model->handle().ids;
+  const std::vector<std::int64_t> asked = sh.model->exec().ids(ids).ids;
+  sh.se->fetch(true);
+  const std::vector<std::int64_t>& work = sh.model->exec().ids(ids).ids;
+  REQUIRE(work.size() == asked.size());
+  for (std::size_t k = 0; k < asked.size(); ++k) {
+    INFO("id " << asked[k] << ", working row " << work[k]);
+    CHECK(same_bits(ps.value(p).data() + static_cast<std::size_t>(work[k]) * D,
+                    pf.value(p).data() + static_cast<std::size_t>(asked[k]) * D, D));
+  }
+  // A gradient over held rows moves those rows only (by the optimizer's rule), and nothing else.
+  const std::vector<float> before(st.values());
+  SparseRows<float> g;
+  g.init(st.held_rows(), st.dim());
+  const std::int32_t slot0 = g.index(0);  // (first: it grows the values)
+  float* g0 = g.values.data() + static_cast<std::size_t>(slot0) * D;
+  for (std::size_t j = 0; j < D; ++j) g0[j] = 1.0f;
+  const std::int64_t step = sh.opt->begin_step(ps);  // makes the optimizer's slots, the storage's included
+  CHECK(st.num_slots() == sh.opt->slot_names().size());
+  ps.table(p).apply(g, *sh.opt, step);
+  for (std::size_t j = 0; j < D; ++j) CHECK(st.values()[j] < before[j]);
+  CHECK(std::memcmp(st.values().data() + D, before.data() + D, (before.size() - D) * sizeof(float)) == 0);
+  // The working rows' gradient is not applied in place: it goes to the owners.
+  CHECK_THROWS_WITH(ps.table(p).apply_lookup(ps.sparse_grad(p), *sh.opt, 1),
+                    Catch::Matchers::Contains("owners"));
 }

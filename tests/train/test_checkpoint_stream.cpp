@@ -1,6 +1,6 @@
-// Checkpoints of stores whose embedding table is held elsewhere (train/checkpoint.hpp: StreamedArray,
-// read_checkpoint_rows): the table written from a stream in chunks gives the very files of an ordinary save, loads
-// in an ordinary store, is skipped by load_checkpoint on a store that holds it elsewhere, and its rows come back
+// Checkpoints of stores whose embedding table's storage keeps its rows outside the store (train/checkpoint.hpp:
+// StreamedArray, read_checkpoint_rows): the table written from a stream in chunks gives the very files of an
+// ordinary save, loads in an ordinary store, is skipped by load_checkpoint on such a store, and its rows come back
 // by (first, stride) with the checksum checked; missing streams and non-finite chunks are refused.
 #include <catch2/catch.hpp>
 
@@ -13,6 +13,7 @@
 #include "autodiff/executor.hpp"
 #include "core/dsl.hpp"
 #include "core/error.hpp"
+#include "support/absent_table.hpp"
 #include "support/temp_dir.hpp"
 #include "train/checkpoint.hpp"
 #include "train/optimizer.hpp"
@@ -85,7 +86,7 @@ TEST_CASE("a table held elsewhere is saved from a stream as an ordinary checkpoi
   save_checkpoint(tmp.file("plain"), full, opt.get(), {{"kind", "t"}}, nlohmann::json::object(), 3);
 
   // The same model with the table out of the store: its values and state come from streams, in chunks of 4 rows.
-  ParamStore<float> held(net.g, ParamStoreOptions{.defer_tables = true});
+  ParamStore<float> held(net.g, test::absent_tables());
   for (NodeId p : full.ids())
     if (p != t) std::memcpy(held.value(p).data(), full.value(p).data(), full.numel(p) * sizeof(float));
   OptimizerState st = full.export_optimizer();
@@ -108,7 +109,7 @@ TEST_CASE("a table held elsewhere is saved from a stream as an ordinary checkpoi
   }
 
   // load_checkpoint on a store holding the table elsewhere reads the rest; the table's rows by (first, stride).
-  ParamStore<float> back(net.g, ParamStoreOptions{.defer_tables = true});
+  ParamStore<float> back(net.g, test::absent_tables());
   auto opt2 = make_optimizer<float>("adam", {});
   const CheckpointInfo info = load_checkpoint(tmp.file("streamed"), back, opt2.get());
   CHECK(back.value(t).size() == 0);
@@ -151,7 +152,7 @@ TEST_CASE("a streamed save refuses missing or extra streams and non-finite rows,
   Net net;
   ParamStore<float> full(net.g);
   full.init(4);
-  ParamStore<float> held(net.g, ParamStoreOptions{.defer_tables = true});
+  ParamStore<float> held(net.g, test::absent_tables());
   held.init(4);
   const NodeId t = net.table.id;
   const nlohmann::json m{{"kind", "t"}}, d = nlohmann::json::object();

@@ -53,12 +53,9 @@ TEST_CASE("AITM gradient flow: the transfer carries the conversion loss into the
 // pCTCVR < pCTR): after Adam's early overshoot AITM's pCTCVR tower stayed at 0. A saturated pCTCVR must still get
 // the gradient mean(p − y) on its logit.
 TEST_CASE("AITM: a saturated pCTCVR still gets the gradient of its loss", "[models][aitm]") {
-  ModelConfig c = small("aitm");
-  Graph g;
-  ModelHandle h = build_model(g, c);
-  Executor<double> ex(g);
-  ex.init_params(3);
-  feed(ex, h, c, 8, 5);
+  Fed<double> f(small("aitm"), 8, 3, 5);
+  Executor<double>& ex = f.ex;
+  const ModelHandle& h = f.h;
   for (auto& b : ex.param("ctcvr_tower/logit/b")) b = -40.0;  // sigmoid(-40) ≈ 4e-18, below the BCE clamp
   ex.forward();
   ex.backward(h.losses[1]);

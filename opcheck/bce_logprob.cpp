@@ -6,23 +6,11 @@
 namespace funnel {
 namespace {
 
-using detail::feed_labels;
-
 // a = log p is a parameter in (−4, −0.05); labels 0/1 and weights in [0, 2] are fed.
-NodeId build_example(Graph& g, bool weighted) {
-  NodeId a = g.add_param("a", Shape{6, 1}, Init::uniform(-4.0, -0.05));
-  NodeId y = g.add_input("y", Shape{6, 1});
-  std::vector<NodeId> in{a, y};
-  if (weighted) in.push_back(g.add_input("w", Shape{6, 1}));
-  NodeId l = g.add_op("bce_logprob", in);
-  NodeId sq = g.add_op("mul", {l, l});  // make dL/dl depend on l
-  g.mark_loss(sq);
-  return sq;
-}
-const OpExampleRegistrar example{{"bce_logprob", "6×1 log-probabilities, 0/1 labels", 6,
-                                  [](Graph& g) { return build_example(g, false); }, feed_labels}};
-const OpExampleRegistrar example_w{{"bce_logprob", "6×1 log-probabilities, 0/1 labels, weights in [0, 2]", 6,
-                                    [](Graph& g) { return build_example(g, true); }, feed_labels}};
+const OpExampleRegistrar example{detail::squared_loss_example("bce_logprob", "6×1 log-probabilities, 0/1 labels", "a",
+                                                              Init::uniform(-4.0, -0.05), false)};
+const OpExampleRegistrar example_w{detail::squared_loss_example(
+    "bce_logprob", "6×1 log-probabilities, 0/1 labels, weights in [0, 2]", "a", Init::uniform(-4.0, -0.05), true)};
 
 // The funnel's use at the extremes: a = log σ(z1) + log σ(z2) of two stage logits at ±40 and ±35, so that the
 // product p = σ(z1)σ(z2) goes from 1 − 8e-18 down to 4e-31, for both labels.

@@ -1,6 +1,7 @@
 #pragma once
 // Pieces shared by the gradient-check examples of opcheck/: the common example (an op over fresh parameters, its
-// output weighted by a probe), the example of a reduction to a scalar, and the label feeding of the BCE family.
+// output weighted by a probe), the example of a reduction to a scalar, and the BCE family's label feeding and
+// squared-loss example.
 #include <cstdint>
 #include <map>
 #include <random>
@@ -62,6 +63,22 @@ inline void feed_labels(Executor<double>& e, std::mt19937_64& rng) {
     std::uniform_real_distribution<double> u(0.0, 2.0);
     for (auto& v : e.input(*w)) v = u(rng);
   }
+}
+
+/// The example `label` of a mean loss `op` over a 6×1 parameter `x` drawn from `init`, 0/1 labels "y" and, when
+/// `weighted`, row weights "w" (fed by feed_labels); the loss is squared so that dL/dl depends on l.
+inline OpExample squared_loss_example(const std::string& op, const std::string& label, const std::string& x, Init init,
+                                      bool weighted) {
+  return {op, label, 6,
+          [op, x, init, weighted](Graph& g) {
+            std::vector<NodeId> in{g.add_param(x, Shape{6, 1}, init), g.add_input("y", Shape{6, 1})};
+            if (weighted) in.push_back(g.add_input("w", Shape{6, 1}));
+            NodeId l = g.add_op(op, in);
+            NodeId sq = g.add_op("mul", {l, l});
+            g.mark_loss(sq);
+            return sq;
+          },
+          feed_labels};
 }
 
 }  // namespace funnel::detail

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -228,39 +229,35 @@ TEST_CASE("dense features are concatenated to the embeddings", "[models][registr
 
 
 TEST_CASE("bad model configs are GraphErrors saying what is wrong", "[models][registry]") {
-  ModelConfig c = small("esmm");
-  c.kind = "dcn";
-  CHECK_THAT(build_error(c), Contains("unknown model 'dcn'") && Contains("esmm") && Contains("division"));
-  c = small("esmm");
-  c.num_fields = 0;
-  CHECK_THAT(build_error(c), Contains("num_fields"));
-  c = small("esmm");
-  c.vocab = -1;
-  CHECK_THAT(build_error(c), Contains("vocab"));
-  c = small("esmm");
-  c.dim = 0;
-  CHECK_THAT(build_error(c), Contains("dim"));
-  c = small("esmm");
-  c.hidden = {4, 0};
-  CHECK_THAT(build_error(c), Contains("hidden"));
-  c = small("esmm");
-  c.num_stages = 1;
-  CHECK_THAT(build_error(c), Contains("2 stages"));
-  c = small("base");
-  c.num_stages = 3;
-  CHECK_THAT(build_error(c), Contains("base"));
-  c = small("esmm");
-  c.num_dense = -1;
-  CHECK_THAT(build_error(c), Contains("num_dense"));
-  c = small("esmm");
-  c.loss_weights = {1.0};
-  CHECK_THAT(build_error(c), Contains("1 loss weights") && Contains("2 losses"));
+  struct Case {
+    const char* kind;
+    std::function<void(ModelConfig&)> spoil;
+    std::vector<std::string> says;  // what the message must contain
+  };
+  const Case cases[] = {
+      {"esmm", [](ModelConfig& c) { c.kind = "dcn"; }, {"unknown model 'dcn'", "esmm", "division"}},
+      {"esmm", [](ModelConfig& c) { c.num_fields = 0; }, {"num_fields"}},
+      {"esmm", [](ModelConfig& c) { c.vocab = -1; }, {"vocab"}},
+      {"esmm", [](ModelConfig& c) { c.dim = 0; }, {"dim"}},
+      {"esmm", [](ModelConfig& c) { c.hidden = {4, 0}; }, {"hidden"}},
+      {"esmm", [](ModelConfig& c) { c.num_stages = 1; }, {"2 stages"}},
+      {"base", [](ModelConfig& c) { c.num_stages = 3; }, {"base"}},
+      {"esmm", [](ModelConfig& c) { c.num_dense = -1; }, {"num_dense"}},
+      {"esmm", [](ModelConfig& c) { c.loss_weights = {1.0}; }, {"1 loss weights", "2 losses"}},
+  };
+  for (const Case& k : cases) {
+    ModelConfig c = small(k.kind);
+    k.spoil(c);
+    const std::string e = build_error(c);
+    INFO(k.kind << ": " << e);
+    for (const std::string& want : k.says) CHECK_THAT(e, Contains(want));
+  }
   // A graph that already has nodes.
   Graph g;
   input(g, "x", {kBatch, 1});
   CHECK_THROWS_WITH(build_model(g, small("esmm")), Contains("empty graph"));
   // Custom loss weights are passed through.
-  c = small("esmm");
+  ModelConfig c = small("esmm");
   c.loss_weights = {1.0, 0.25};
   Graph g2;
   CHECK(build_model(g2, c).loss_weights == std::vector<double>{1.0, 0.25});

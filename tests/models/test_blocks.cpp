@@ -94,13 +94,8 @@ TEST_CASE("the N-stage funnel: a positive's last-stage loss keeps its gradient a
 // the positives always pull back and the mean stays near the observed rate.
 TEST_CASE("ESMM with rare conversions and a high learning rate stays calibrated on its training rows",
           "[models][losses][train]") {
-  TrainerOptions o;
-  o.model.kind = "esmm";
-  o.model.dim = 8;
-  o.model.hidden = {32, 16};
+  TrainerOptions o = small_trainer("esmm", 8, {32, 16}, 256, 0.1);
   o.train.epochs = 5;
-  o.train.batch_size = 256;
-  o.opt.lr = 0.1;
   auto data = load_train_data({.train = "synthetic:rows=40000,fields=8,vocab=1000,ctcvr=0.0005"}, ReadOptions{});
   Trainer t(o, data);
   t.train();

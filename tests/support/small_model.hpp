@@ -1,6 +1,6 @@
 #pragma once
-// Small model configurations for tests: the sizes of a zoo model that builds and runs in milliseconds, and a model
-// sized for a data set.
+// Small model configurations for tests: the sizes of a zoo model that builds and runs in milliseconds, a model
+// sized for a data set, and the Trainer's options for a small model.
 #include <cstdint>
 #include <string>
 #include <utility>
@@ -8,6 +8,7 @@
 
 #include "data/dataset.hpp"
 #include "models/model.hpp"
+#include "train/trainer.hpp"
 
 namespace funnel::test {
 
@@ -40,6 +41,19 @@ inline ModelConfig sized_for(const Dataset& d, const std::string& kind, std::int
   c.dim = dim;
   c.hidden = std::move(hidden);
   return c;
+}
+
+// Trainer options for model `kind` with embedding `dim` and towers `hidden`, `batch_size` rows a step and learning
+// rate `lr` (everything else at its default).
+inline TrainerOptions small_trainer(const std::string& kind, std::int64_t dim, std::vector<std::int64_t> hidden,
+                                    std::int64_t batch_size, double lr) {
+  TrainerOptions o;
+  o.model.kind = kind;
+  o.model.dim = dim;
+  o.model.hidden = std::move(hidden);
+  o.train.batch_size = batch_size;
+  o.opt.lr = lr;
+  return o;
 }
 
 }  // namespace funnel::test

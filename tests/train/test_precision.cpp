@@ -201,15 +201,10 @@ TEST_CASE("native bf16 trains ESMM to the AUCs of emulated bf16 and of fp32", "[
   };
   auto run = [](GemmPrecision p, Bf16Impl impl, std::uint64_t seed) {
     set_bf16_impl(impl);
-    TrainerOptions o;
-    o.model.kind = "esmm";
-    o.model.dim = 8;
-    o.model.hidden = {32, 16};
-    o.train.batch_size = 256;
+    TrainerOptions o = funnel::test::small_trainer("esmm", 8, {32, 16}, 256, 0.01);
     o.train.epochs = 2;
     o.train.seed = seed;
     o.optimizer = "adam";
-    o.opt.lr = 0.01;
     o.precision = p;
     Trainer t(o, data);
     const Bf16Counts c0 = bf16_counts();

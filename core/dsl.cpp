@@ -17,6 +17,11 @@ Var op2(const std::string& op, Var a, Var b, const std::string& name, Attrs attr
   Graph& g = same_graph(a, b);
   return {&g, g.add_op(op, {a.id, b.id}, std::move(attrs), name)};
 }
+Var op3(const std::string& op, Var a, Var b, Var c, const std::string& name) {
+  Graph& g = same_graph(a, b);
+  same_graph(a, c);
+  return {&g, g.add_op(op, {a.id, b.id, c.id}, {}, name)};
+}
 }  // namespace
 
 Var input(Graph& g, const std::string& name, Shape shape) { return {&g, g.add_input(name, std::move(shape))}; }
@@ -76,18 +81,12 @@ Var scale(Var x, double w, const std::string& name) {
   return op1("scale", x, name, std::move(at));
 }
 Var bce(Var p, Var y, const std::string& name) { return op2("bce", p, y, name); }
-Var bce(Var p, Var y, Var weight, const std::string& name) {
-  Graph& g = same_graph(p, y);
-  same_graph(p, weight);
-  return {&g, g.add_op("bce", {p.id, y.id, weight.id}, {}, name)};
-}
+Var bce(Var p, Var y, Var weight, const std::string& name) { return op3("bce", p, y, weight, name); }
 Var bce_logits(Var z, Var y, const std::string& name) { return op2("bce_logits", z, y, name); }
 Var log_sigmoid(Var z, const std::string& name) { return op1("log_sigmoid", z, name); }
 Var bce_logprob(Var a, Var y, const std::string& name) { return op2("bce_logprob", a, y, name); }
 Var bce_logprob(Var a, Var y, Var weight, const std::string& name) {
-  Graph& g = same_graph(a, y);
-  same_graph(a, weight);
-  return {&g, g.add_op("bce_logprob", {a.id, y.id, weight.id}, {}, name)};
+  return op3("bce_logprob", a, y, weight, name);
 }
 Var bce_logprob_rows(Var a, Var y, const std::string& name) { return op2("bce_logprob_rows", a, y, name); }
 Var embedding(Var table, Var idv, Pool pool, const std::string& name) {

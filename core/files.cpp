@@ -62,14 +62,14 @@ bool inside(const std::string& inner, const std::string& outer) {
 
 }  // namespace
 
-std::string printable(std::string_view s, std::size_t max_len) {
+std::string printable(std::string_view s, std::size_t max_len, bool escape_quotes) {
   static const char* hex = "0123456789abcdef";
   std::string out;
   const std::size_t n = std::min(s.size(), max_len);
   out.reserve(n + 8);
   for (std::size_t i = 0; i < n; ++i) {
     const auto c = static_cast<unsigned char>(s[i]);
-    if (c < 0x20 || c >= 0x7f || c == '\'' || c == '"' || c == '\\') {
+    if (c < 0x20 || c >= 0x7f || (escape_quotes && (c == '\'' || c == '"' || c == '\\'))) {
       out += "\\x";
       out += hex[c >> 4];
       out += hex[c & 15];

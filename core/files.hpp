@@ -24,9 +24,10 @@
 
 namespace funnel {
 
-/// `s` with control bytes, bytes >= 0x7f and quotes shown as `\xNN`, cut to `max_len` bytes (then "..."). Every
-/// piece of untrusted input that goes into a message passes through this.
-std::string printable(std::string_view s, std::size_t max_len = 120);
+/// `s` with control bytes, bytes >= 0x7f and (unless `escape_quotes` is false) quotes and backslashes shown as
+/// `\xNN`, cut to `max_len` bytes (then "..."). Every piece of untrusted input that goes into a message passes
+/// through this.
+std::string printable(std::string_view s, std::size_t max_len = 120, bool escape_quotes = true);
 
 /// How a path would be written.
 struct OutputPlan {

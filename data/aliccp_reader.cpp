@@ -248,10 +248,7 @@ bool parse_feature_num(std::string_view s, std::int64_t& n, RowError& err) {
 Dataset read_aliccp_buffers(std::string_view skeleton, const std::string& skeleton_name, std::string_view common,
                             const std::string& common_name, const ReadOptions& options, FeatureMap& map,
                             ReadReport* report) {
-  ReadReport local;
-  ReadReport& rep = report ? *report : local;
-  rep.bytes += static_cast<std::int64_t>(skeleton.size() + common.size());
-  return detail::guarded(map, [&]() -> Dataset {
+  return detail::guarded_read(map, report, skeleton.size() + common.size(), [&](ReadReport& rep) -> Dataset {
     if (skeleton.empty())
       throw Error(skeleton_name +
                   ": empty file, expected rows sample_id,click,conversion,common_feature_index,feature_num,feature_list");

@@ -130,44 +130,20 @@ std::shared_ptr<const ColumnTable> registered_columns(const std::string& spec) {
 }
 
 Dataset read_columns(const ColumnTable& t, const ReadOptions& options, FeatureMap& map, ReadReport* report) {
-  ReadReport local;
-  ReadReport& rep = report ? *report : local;
   const std::string& name = t.name;
-  return detail::guarded(map, [&]() -> Dataset {
+  return detail::guarded_read(map, report, 0, [&](ReadReport& rep) -> Dataset {
     const std::size_t ncols = t.columns.size();
     for (const auto& c : t.columns)
       if (c.type == CType::Text ? static_cast<std::int64_t>(c.text.size()) != t.rows : c.values == nullptr && t.rows > 0)
         throw Error(name + ": column '" + c.name + "': expected " + std::to_string(t.rows) + " values");
-    std::vector<ColKind> kind(ncols);
-    std::vector<std::int32_t> slot(ncols, -1);
-    std::vector<std::string> cat_names, dense_names, header;
-    std::int64_t click_col = -1, conv_col = -1;
-    for (std::size_t c = 0; c < ncols; ++c) {
-      const std::string& col = t.columns[c].name;
-      header.push_back(col);
-      if (col.empty()) throw Error(name + ": field '#" + std::to_string(c + 1) + "': expected a column name, got ''");
-      for (std::size_t k = 0; k < c; ++k)
-        if (t.columns[k].name == col)
-          throw Error(name + ": field '" + printable(col) + "': expected unique column names, got it twice");
-      if (col == "click") {
-        kind[c] = ColKind::Click;
-        click_col = static_cast<std::int64_t>(c);
-      } else if (col == "purchase" || col == "conversion") {
-        if (conv_col >= 0)
-          throw Error(name + ": field '" + col + "': expected one conversion label column, got both 'purchase' and "
-                      "'conversion'");
-        kind[c] = ColKind::Conversion;
-        conv_col = static_cast<std::int64_t>(c);
-      } else if (col[0] == 'D') {
-        kind[c] = ColKind::Dense;
-        slot[c] = static_cast<std::int32_t>(dense_names.size());
-        dense_names.push_back(col);
-      } else {
-        kind[c] = ColKind::Categorical;
-        slot[c] = static_cast<std::int32_t>(cat_names.size());
-        cat_names.push_back(col);
-      }
-    }
+    std::vector<std::string> header;
+    for (const auto& c : t.columns) header.push_back(c.name);
+    detail::ColumnRoles roles = detail::column_roles(header, name);
+    std::vector<ColKind>& kind = roles.role;
+    std::vector<std::int32_t>& slot = roles.slot;
+    const std::vector<std::string>& cat_names = roles.cat_names;
+    const std::vector<std::string>& dense_names = roles.dense_names;
+    const std::int64_t click_col = roles.click_col, conv_col = roles.conv_col;
     std::string cols_text;
     for (const auto& h : header) cols_text += (cols_text.empty() ? "" : ",") + h;
     if (click_col < 0) throw Error(name + ": field 'click': expected a 'click' column, got columns '" + cols_text + "'");

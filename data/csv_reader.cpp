@@ -139,10 +139,7 @@ bool numeric_cell(std::string_view s) {
 
 Dataset read_csv_buffer(std::string_view text, const std::string& name, const ReadOptions& options,
                         FeatureMap& map, ReadReport* report) {
-  ReadReport local;
-  ReadReport& rep = report ? *report : local;
-  rep.bytes += static_cast<std::int64_t>(text.size());
-  return detail::guarded(map, [&]() -> Dataset {
+  return detail::guarded_read(map, report, text.size(), [&](ReadReport& rep) -> Dataset {
     detail::LineCursor cur(text, name);
     RecordSplitter splitter;
     RowError err;
@@ -172,36 +169,12 @@ Dataset read_csv_buffer(std::string_view text, const std::string& name, const Re
                     "numbers: '" + printable(line, 60) + "'): a csv: file needs a header line naming its columns "
                     "(click, purchase, then the fields)");
     }
-    std::vector<Col> kind(ncols);
-    std::vector<std::int32_t> slot(ncols, -1);  // field index or dense index
-    std::vector<std::string> cat_names, dense_names;
-    std::int64_t click_col = -1, conv_col = -1;
-    for (std::size_t c = 0; c < ncols; ++c) {
-      const std::string& col = header[c];
-      if (col.empty())
-        throw Error(name + ":1: field '#" + std::to_string(c + 1) + "': expected a column name, got ''");
-      for (std::size_t k = 0; k < c; ++k)
-        if (header[k] == col)
-          throw Error(name + ":1: field '" + printable(col) + "': expected unique column names, got it twice");
-      if (col == "click") {
-        kind[c] = Col::Click;
-        click_col = static_cast<std::int64_t>(c);
-      } else if (col == "purchase" || col == "conversion") {
-        if (conv_col >= 0)
-          throw Error(name + ":1: field '" + col + "': expected one conversion label column, got both 'purchase' and "
-                      "'conversion'");
-        kind[c] = Col::Conversion;
-        conv_col = static_cast<std::int64_t>(c);
-      } else if (col[0] == 'D') {
-        kind[c] = Col::Dense;
-        slot[c] = static_cast<std::int32_t>(dense_names.size());
-        dense_names.push_back(col);
-      } else {
-        kind[c] = Col::Categorical;
-        slot[c] = static_cast<std::int32_t>(cat_names.size());
-        cat_names.push_back(col);
-      }
-    }
+    detail::ColumnRoles roles = detail::column_roles(header, name + ":1");
+    std::vector<Col>& kind = roles.role;
+    std::vector<std::int32_t>& slot = roles.slot;  // field index or dense index
+    const std::vector<std::string>& cat_names = roles.cat_names;
+    const std::vector<std::string>& dense_names = roles.dense_names;
+    const std::int64_t click_col = roles.click_col, conv_col = roles.conv_col;
     if (click_col < 0)
       throw Error(name + ":1: field 'click': expected a 'click' column in the header, got '" + printable(line) + "'");
     if (conv_col < 0)

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "core/parallel.hpp"
+#include "data/id_arrays.hpp"
 
 namespace funnel {
 
@@ -42,12 +43,7 @@ void gather_batch(const Dataset& d, std::span<const std::int64_t> rows, IdBatch&
   off[0] = 0;
   for (std::int64_t c = 1; c <= B * F; ++c) off[c] += off[c - 1];
   const auto total = static_cast<std::size_t>(off[B * F]);
-  if (ids.ids.capacity() < total) {  // room for twice this batch: the number of ids varies from batch to batch
-    ids.ids.reserve(2 * total);
-    ids.weights.reserve(2 * total);
-  }
-  ids.ids.resize(total);
-  ids.weights.resize(total);
+  detail::resize_ids(ids, total);
   std::int64_t* out_ids = ids.ids.data();
   float* out_w = ids.weights.data();
   parallel_for(B, grain, [&](std::int64_t b0, std::int64_t b1) {

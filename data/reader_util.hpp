@@ -304,14 +304,7 @@ class RowAppender {
     blocks_planned_ = true;
     const double scale = 1.05 * static_cast<double>(total) / static_cast<double>(consumed);
     if (scale <= 1.0) return;
-    auto grow = [&](auto& v) {
-      v.reserve(static_cast<std::size_t>(static_cast<double>(v.size()) * scale) + 16);
-      advise_huge_pages(v.data(), v.capacity() * sizeof(v[0]));
-    };
-    grow(d_.block_offsets);
-    grow(d_.block_ids);
-    grow(d_.block_weights);
-    grow(uses_);
+    grow(scale, d_.block_offsets, d_.block_ids, d_.block_weights, uses_);
   }
 
   /// Once, early in the file: reserve the arrays for the whole file by extrapolating from the rows so far
@@ -323,19 +316,20 @@ class RowAppender {
     double scale = 1.05 * static_cast<double>(total) / static_cast<double>(consumed);
     if (max_rows > 0) scale = std::min(scale, static_cast<double>(max_rows) / static_cast<double>(rows_));
     if (scale <= 1.0) return;
-    auto grow = [&](auto& v) {
-      v.reserve(static_cast<std::size_t>(static_cast<double>(v.size()) * scale) + 16);
-      advise_huge_pages(v.data(), v.capacity() * sizeof(v[0]));
-    };
-    grow(d_.offsets);
-    grow(d_.ids);
-    grow(d_.weights);
-    grow(d_.labels);
-    grow(d_.dense);
-    grow(d_.row_block);
+    grow(scale, d_.offsets, d_.ids, d_.weights, d_.labels, d_.dense, d_.row_block);
   }
 
  private:
+  /// Reserves each vector for `scale` times its size (and a little), on huge pages where the kernel has them.
+  template <class... V>
+  static void grow(double scale, V&... vs) {
+    auto one = [scale](auto& v) {
+      v.reserve(static_cast<std::size_t>(static_cast<double>(v.size()) * scale) + 16);
+      advise_huge_pages(v.data(), v.capacity() * sizeof(v[0]));
+    };
+    (one(vs), ...);
+  }
+
   /// Streaming: every 64 MB of input parsed, its pages leave the resident set.
   void release_input(std::size_t consumed) {
     if (sink_ && consumed >= in_released_ + (std::size_t{64} << 20) && consumed <= in_.size()) {
@@ -408,6 +402,16 @@ Dataset guarded(FeatureMap& map, F&& f) {
   }
 }
 
+/// guarded() for a reader whose report is optional: runs f(rep), rep being *report or, when `report` is null, a report
+/// of its own, after counting `bytes` of input into it.
+template <class F>
+Dataset guarded_read(FeatureMap& map, ReadReport* report, std::size_t bytes, F&& f) {
+  ReadReport local;
+  ReadReport& rep = report ? *report : local;
+  rep.bytes += static_cast<std::int64_t>(bytes);
+  return guarded(map, [&]() -> Dataset { return f(rep); });
+}
+
 /// Prepares `d` (fields, dense names, empty arrays) from a started or ready map.
 void init_dataset(Dataset& d, const FeatureMap& map);
 /// Finishes the map (vocab: provisional -> final ids), sets vocab, checks that rows were kept.
@@ -416,6 +420,50 @@ void finish_dataset(Dataset& d, FeatureMap& map, const ReadReport& rep, const st
 
 /// The role of a column of a table with a header (a csv file, in-memory columns).
 enum class ColRole : std::uint8_t { Click, Conversion, Dense, Categorical, Ignored };
+
+/// The columns of a header by role: the role and slot of each (slot: its categorical or dense index, -1 for the
+/// labels), the categorical and the dense names in column order, and the label columns (-1 when absent).
+struct ColumnRoles {
+  std::vector<ColRole> role;
+  std::vector<std::int32_t> slot;
+  std::vector<std::string> cat_names, dense_names;
+  std::int64_t click_col = -1, conv_col = -1;
+};
+
+/// Roles by name: "click"; "purchase" or "conversion" (not both); a name starting with 'D' is dense; any other is
+/// categorical. An empty or repeated name is an error whose message starts with `where` (e.g. "file.csv:1").
+inline ColumnRoles column_roles(const std::vector<std::string>& header, const std::string& where) {
+  const std::size_t ncols = header.size();
+  ColumnRoles r;
+  r.role.resize(ncols);
+  r.slot.assign(ncols, -1);
+  for (std::size_t c = 0; c < ncols; ++c) {
+    const std::string& col = header[c];
+    if (col.empty()) throw Error(where + ": field '#" + std::to_string(c + 1) + "': expected a column name, got ''");
+    for (std::size_t k = 0; k < c; ++k)
+      if (header[k] == col)
+        throw Error(where + ": field '" + printable(col) + "': expected unique column names, got it twice");
+    if (col == "click") {
+      r.role[c] = ColRole::Click;
+      r.click_col = static_cast<std::int64_t>(c);
+    } else if (col == "purchase" || col == "conversion") {
+      if (r.conv_col >= 0)
+        throw Error(where + ": field '" + col + "': expected one conversion label column, got both 'purchase' and "
+                    "'conversion'");
+      r.role[c] = ColRole::Conversion;
+      r.conv_col = static_cast<std::int64_t>(c);
+    } else if (col[0] == 'D') {
+      r.role[c] = ColRole::Dense;
+      r.slot[c] = static_cast<std::int32_t>(r.dense_names.size());
+      r.dense_names.push_back(col);
+    } else {
+      r.role[c] = ColRole::Categorical;
+      r.slot[c] = static_cast<std::int32_t>(r.cat_names.size());
+      r.cat_names.push_back(col);
+    }
+  }
+  return r;
+}
 
 /// Binds the feature columns of `header` to a ready feature map: slot[c] becomes the field index (categorical) or the
 /// dense index (dense) of column c; a feature column the map does not know becomes Ignored and is listed in

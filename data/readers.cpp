@@ -159,48 +159,35 @@ void MappedFile::check_unchanged() const {
     throw Error(shown + ": the file was modified while it was read: read it again once nothing writes to it");
 }
 
+namespace {
+// madvise(advice) over the whole `align`-aligned blocks inside [p, p + bytes) (advisory: failures are ignored).
+[[maybe_unused]] void advise_inside(const void* p, std::size_t bytes, std::uintptr_t align, int advice) {
+  const auto b = (reinterpret_cast<std::uintptr_t>(p) + align - 1) & ~(align - 1);
+  const auto e = (reinterpret_cast<std::uintptr_t>(p) + bytes) & ~(align - 1);
+  if (e > b) ::madvise(reinterpret_cast<void*>(b), e - b, advice);
+}
+}  // namespace
+
 void advise_huge_pages(const void* p, std::size_t bytes) {
   constexpr std::uintptr_t kHuge = std::uintptr_t{1} << 21;
   if (bytes < 32 * kHuge) return;
-  const auto b = (reinterpret_cast<std::uintptr_t>(p) + kHuge - 1) & ~(kHuge - 1);
-  const auto e = (reinterpret_cast<std::uintptr_t>(p) + bytes) & ~(kHuge - 1);
 #ifdef MADV_HUGEPAGE
-  if (e > b) ::madvise(reinterpret_cast<void*>(b), e - b, MADV_HUGEPAGE);
+  advise_inside(p, bytes, kHuge, MADV_HUGEPAGE);
 #else
-  (void)b;
-  (void)e;
+  (void)p;
 #endif
 }
 
 void release_pages(const void* p, std::size_t bytes) {
-  const auto page = static_cast<std::uintptr_t>(::sysconf(_SC_PAGESIZE));
-  const auto b = (reinterpret_cast<std::uintptr_t>(p) + page - 1) & ~(page - 1);
-  const auto e = (reinterpret_cast<std::uintptr_t>(p) + bytes) & ~(page - 1);
 #ifdef MADV_PAGEOUT
-  if (e > b) ::madvise(reinterpret_cast<void*>(b), e - b, MADV_PAGEOUT);
+  advise_inside(p, bytes, static_cast<std::uintptr_t>(::sysconf(_SC_PAGESIZE)), MADV_PAGEOUT);
 #else
-  (void)b;
-  (void)e;
+  (void)p;
+  (void)bytes;
 #endif
 }
 
-std::string show(std::string_view s, std::size_t max_len) {
-  std::string out;
-  const std::size_t n = std::min(s.size(), max_len);
-  for (std::size_t i = 0; i < n; ++i) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    if (c < 0x20 || c >= 0x7f) {
-      static const char* hex = "0123456789abcdef";
-      out += "\\x";
-      out += hex[c >> 4];
-      out += hex[c & 15];
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  if (s.size() > max_len) out += "...";
-  return out;
-}
+std::string show(std::string_view s, std::size_t max_len) { return printable(s, max_len, false); }
 
 void BadRows::handle(const std::string& file, std::int64_t line, const RowError& e, bool unterminated,
                      const char* prefix, bool counts_as_row) {

@@ -83,10 +83,7 @@ bool parse_slots_line(std::string_view line, SlotsRow& row, RowError& err) {
 
 Dataset read_slots_buffer(std::string_view text, const std::string& name, const ReadOptions& options,
                           FeatureMap& map, ReadReport* report) {
-  ReadReport local;
-  ReadReport& rep = report ? *report : local;
-  rep.bytes += static_cast<std::int64_t>(text.size());
-  return detail::guarded(map, [&]() -> Dataset {
+  return detail::guarded_read(map, report, text.size(), [&](ReadReport& rep) -> Dataset {
     if (text.empty()) throw Error(name + ": empty file, expected lines sample_id,click,conversion,field:feature,...");
     if (map.building()) throw Error(name + ": the feature map passed in is half-built; pass an empty or a ready map");
     SlotsRow row;

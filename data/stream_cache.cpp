@@ -36,6 +36,7 @@
 
 #include "core/error.hpp"
 #include "core/io.hpp"
+#include "data/id_arrays.hpp"
 
 namespace funnel {
 namespace {
@@ -862,12 +863,7 @@ void CacheFile::gather(std::span<const std::int64_t> rows, IdBatch& ids, float* 
     total += k.id_start[i + 1] - k.id_start[i];
     if (k.row_block && k.row_block[i] >= 0) total += block_start_[k.row_block[i] + 1] - block_start_[k.row_block[i]];
   }
-  if (ids.ids.capacity() < total) {  // room for twice this batch: the number of ids varies from batch to batch
-    ids.ids.reserve(2 * total);
-    ids.weights.reserve(2 * total);
-  }
-  ids.ids.resize(total);
-  ids.weights.resize(total);
+  detail::resize_ids(ids, static_cast<std::size_t>(total));
   std::int64_t* out = ids.ids.data();
   float* out_w = ids.weights.data();
   std::int64_t* off = ids.offsets.data();

@@ -32,40 +32,22 @@ class ProtoEmitter final : public OnnxEmitter {
   }
 
   std::string in(std::size_t slot) const override { return value(n_->inputs.at(slot)); }
-  std::string weights(std::size_t slot) const override {
-    const auto it = weights_.find(n_->inputs.at(slot));
-    if (it == weights_.end())
-      throw Error("onnx export: node '" + n_->name + "': input " + std::to_string(slot) + " is not an ids input");
-    return it->second;
-  }
-  std::string offsets(std::size_t slot) const override {
-    const auto it = offsets_.find(n_->inputs.at(slot));
-    if (it == offsets_.end())
-      throw Error("onnx export: node '" + n_->name + "': input " + std::to_string(slot) + " is not an ids input");
-    return it->second;
-  }
+  std::string weights(std::size_t slot) const override { return ids_part(weights_, slot); }
+  std::string offsets(std::size_t slot) const override { return ids_part(offsets_, slot); }
   const Node& input_node(std::size_t slot) const override { return g_.node(n_->inputs.at(slot)); }
   std::string out() const override { return value(n_->id); }
   std::string temp(std::string_view hint) override {
     return (n_ ? n_->name : std::string("const")) + "/" + std::string(hint) + "_" + std::to_string(++counter_);
   }
   std::string constant(const std::vector<float>& values, const std::vector<std::int64_t>& dims) override {
-    const std::string name = temp("c");
-    onnx::TensorProto* t = out_.add_initializer();
-    t->set_name(name);
-    t->set_data_type(onnx::TensorProto::FLOAT);
-    for (auto d : dims) t->add_dims(d);
+    onnx::TensorProto* t = initializer(onnx::TensorProto::FLOAT, dims);
     for (float v : values) t->add_float_data(v);
-    return name;
+    return t->name();
   }
   std::string constant_i64(const std::vector<std::int64_t>& values, const std::vector<std::int64_t>& dims) override {
-    const std::string name = temp("c");
-    onnx::TensorProto* t = out_.add_initializer();
-    t->set_name(name);
-    t->set_data_type(onnx::TensorProto::INT64);
-    for (auto d : dims) t->add_dims(d);
+    onnx::TensorProto* t = initializer(onnx::TensorProto::INT64, dims);
     for (auto v : values) t->add_int64_data(v);
-    return name;
+    return t->name();
   }
   void node(std::string_view op_type, std::vector<std::string> inputs, std::vector<std::string> outputs,
             std::vector<OnnxAttr> attrs) override {
@@ -90,6 +72,22 @@ class ProtoEmitter final : public OnnxEmitter {
   }
 
  private:
+  // The weights' or offsets' value of the Ids node in input `slot` of the current node.
+  const std::string& ids_part(const std::map<NodeId, std::string>& part, std::size_t slot) const {
+    const auto it = part.find(n_->inputs.at(slot));
+    if (it == part.end())
+      throw Error("onnx export: node '" + n_->name + "': input " + std::to_string(slot) + " is not an ids input");
+    return it->second;
+  }
+  // A new initializer of element type `type` and `dims`, named like a temporary; the caller adds its values.
+  onnx::TensorProto* initializer(int type, const std::vector<std::int64_t>& dims) {
+    onnx::TensorProto* t = out_.add_initializer();
+    t->set_name(temp("c"));
+    t->set_data_type(type);
+    for (auto d : dims) t->add_dims(d);
+    return t;
+  }
+
   const Graph& g_;
   onnx::GraphProto& out_;
   const Node* n_ = nullptr;

@@ -1,33 +1,16 @@
 // Gradient-check examples of op `bce_logprob` (ops/bce_logprob.cpp): small graphs around the op, checked in double
 // precision against finite differences by tests/ops/test_all_ops.cpp and `funnel gradcheck --op bce_logprob`.
 #include "autodiff/gradcheck.hpp"
+#include "opcheck/examples.hpp"
 
 namespace funnel {
 namespace {
 
 // a = log p is a parameter in (−4, −0.05); labels 0/1 and weights in [0, 2] are fed.
-void feed_labels(Executor<double>& e, std::mt19937_64& rng) {
-  std::bernoulli_distribution coin(0.4);
-  for (auto& v : e.input("y")) v = coin(rng) ? 1.0 : 0.0;
-  if (auto w = e.graph().find("w")) {
-    std::uniform_real_distribution<double> u(0.0, 2.0);
-    for (auto& v : e.input(*w)) v = u(rng);
-  }
-}
-NodeId build_example(Graph& g, bool weighted) {
-  NodeId a = g.add_param("a", Shape{6, 1}, Init::uniform(-4.0, -0.05));
-  NodeId y = g.add_input("y", Shape{6, 1});
-  std::vector<NodeId> in{a, y};
-  if (weighted) in.push_back(g.add_input("w", Shape{6, 1}));
-  NodeId l = g.add_op("bce_logprob", in);
-  NodeId sq = g.add_op("mul", {l, l});  // make dL/dl depend on l
-  g.mark_loss(sq);
-  return sq;
-}
-const OpExampleRegistrar example{{"bce_logprob", "6×1 log-probabilities, 0/1 labels", 6,
-                                  [](Graph& g) { return build_example(g, false); }, feed_labels}};
-const OpExampleRegistrar example_w{{"bce_logprob", "6×1 log-probabilities, 0/1 labels, weights in [0, 2]", 6,
-                                    [](Graph& g) { return build_example(g, true); }, feed_labels}};
+const OpExampleRegistrar example{detail::squared_loss_example("bce_logprob", "6×1 log-probabilities, 0/1 labels", "a",
+                                                              Init::uniform(-4.0, -0.05), false)};
+const OpExampleRegistrar example_w{detail::squared_loss_example(
+    "bce_logprob", "6×1 log-probabilities, 0/1 labels, weights in [0, 2]", "a", Init::uniform(-4.0, -0.05), true)};
 
 // The funnel's use at the extremes: a = log σ(z1) + log σ(z2) of two stage logits at ±40 and ±35, so that the
 // product p = σ(z1)σ(z2) goes from 1 − 8e-18 down to 4e-31, for both labels.

@@ -2,6 +2,7 @@
 // in double precision against finite differences by tests/ops/test_all_ops.cpp and
 // `funnel gradcheck --op bce_logprob_rows`.
 #include "autodiff/gradcheck.hpp"
+#include "opcheck/examples.hpp"
 
 namespace funnel {
 namespace {
@@ -13,10 +14,7 @@ const OpExampleRegistrar example{{"bce_logprob_rows", "6×1 log-probabilities, 0
                                     NodeId y = g.add_input("y", Shape{6, 1});
                                     return probe_loss(g, g.add_op("bce_logprob_rows", {a, y}));
                                   },
-                                  [](Executor<double>& e, std::mt19937_64& rng) {
-                                    std::bernoulli_distribution coin(0.4);
-                                    for (auto& v : e.input("y")) v = coin(rng) ? 1.0 : 0.0;
-                                  }}};
+                                  detail::feed_labels}};
 // Soft labels as a parameter: both slots trainable (ESCM²-DR's imputed label).
 const OpExampleRegistrar example_soft{
     {"bce_logprob_rows", "4×2 log-probabilities and trainable soft labels in (0.1, 0.9)", 4,

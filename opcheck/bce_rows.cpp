@@ -1,6 +1,7 @@
 // Gradient-check examples of op `bce_rows` (ops/bce_rows.cpp): small graphs around the op, checked in double precision
 // against finite differences by tests/ops/test_all_ops.cpp and `funnel gradcheck --op bce_rows`.
 #include "autodiff/gradcheck.hpp"
+#include "opcheck/examples.hpp"
 
 namespace funnel {
 namespace {
@@ -12,10 +13,7 @@ const OpExampleRegistrar example{{"bce_rows", "6×1 probabilities, 0/1 labels ->
                                     NodeId y = g.add_input("y", Shape{6, 1});
                                     return probe_loss(g, g.add_op("bce_rows", {p, y}));
                                   },
-                                  [](Executor<double>& e, std::mt19937_64& rng) {
-                                    std::bernoulli_distribution coin(0.4);
-                                    for (auto& v : e.input("y")) v = coin(rng) ? 1.0 : 0.0;
-                                  }}};
+                                  detail::feed_labels}};
 // Soft labels as a parameter: both slots trainable (ESCM²-DR's imputed label).
 const OpExampleRegistrar example_soft{{"bce_rows", "4×2 probabilities and trainable soft labels in (0.1, 0.9)", 4,
                                        [](Graph& g) {

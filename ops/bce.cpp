@@ -8,17 +8,11 @@
 //   dpᵢ = dL · cᵢ · (p̃ᵢ − yᵢ) / (p̃ᵢ(1 − p̃ᵢ)) with cᵢ = 1/n or wᵢ/Σw; dpᵢ = 0 where p was clamped
 //   (p < eps or p > 1 − eps), the clamp being flat there. Labels and weights get no gradient.
 // Sums are accumulated in double, also for float tensors.
-#include <cmath>
-
+#include "ops/bce_prob.hpp"
 #include "ops/mean_loss.hpp"
 
 namespace funnel {
 namespace {
-
-template <class T>
-constexpr T kEps = T(1e-7);
-template <>
-constexpr double kEps<double> = 1e-12;
 
 struct Bce : MeanLoss<Bce> {
   static constexpr const char* kInput = "p";
@@ -29,17 +23,10 @@ struct Bce : MeanLoss<Bce> {
   }
 
   template <class T>
-  static T row_loss(T p, T y) {
-    const T eps = kEps<T>;
-    const T pc = p < eps ? eps : (p > T(1) - eps ? T(1) - eps : p);
-    return -(y * std::log(pc) + (T(1) - y) * std::log1p(-pc));
-  }
+  static T row_loss(T p, T y) { return detail::bce_loss(p, y); }
 
   template <class T>
-  static T row_grad(T p, T y, T c) {
-    const T eps = kEps<T>;
-    return p >= eps && p <= T(1) - eps ? c * (p - y) / (p * (T(1) - p)) : T(0);
-  }
+  static T row_grad(T p, T y, T c) { return detail::bce_grad(p, y, c); }
 };
 
 FUNNEL_REGISTER_OP(Bce);

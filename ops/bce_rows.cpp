@@ -9,15 +9,11 @@
 // When one node feeds both slots, slot 0 is written before slot 1 for each element.
 #include <cmath>
 
+#include "ops/bce_prob.hpp"
 #include "ops/op.hpp"
 
 namespace funnel {
 namespace {
-
-template <class T>
-constexpr T kEps = T(1e-7);
-template <>
-constexpr double kEps<double> = 1e-12;
 
 struct BceRows : OpT<BceRows> {
   const char* name() const override { return "bce_rows"; }
@@ -32,38 +28,25 @@ struct BceRows : OpT<BceRows> {
   }
 
   template <class T>
-  static T clamp(T p) {
-    const T eps = kEps<T>;
-    return p < eps ? eps : (p > T(1) - eps ? T(1) - eps : p);
-  }
-
-  template <class T>
   static void fwd(Ctx<T>& c) {
     const T* p = c.x(0).data();
     const T* y = c.x(1).data();
     T* l = c.out->data();
     const std::size_t n = c.out->size();
-    for (std::size_t i = 0; i < n; ++i) {
-      const T pc = clamp(p[i]);
-      l[i] = -(y[i] * std::log(pc) + (T(1) - y[i]) * std::log1p(-pc));
-    }
+    for (std::size_t i = 0; i < n; ++i) l[i] = detail::bce_loss(p[i], y[i]);
   }
 
   template <class T>
   static void bwd(Ctx<T>& c) {
-    const T eps = kEps<T>;
     const T* p = c.x(0).data();
     const T* y = c.x(1).data();
     const T* gl = c.gout->data();
     const std::size_t n = c.out->size();
     for (std::size_t i = 0; i < n; ++i) {
       const T pi = p[i];
-      if (c.gin[0]) {
-        const bool inside = pi >= eps && pi <= T(1) - eps;
-        c.put(0, i, inside ? gl[i] * (pi - y[i]) / (pi * (T(1) - pi)) : T(0));
-      }
+      if (c.gin[0]) c.put(0, i, detail::bce_grad(pi, y[i], gl[i]));
       if (c.gin[1]) {
-        const T pc = clamp(pi);
+        const T pc = detail::bce_clamp(pi);
         c.put(1, i, gl[i] * (std::log1p(-pc) - std::log(pc)));
       }
     }

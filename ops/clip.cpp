@@ -1,10 +1,7 @@
 // clip: y = min(max(x, lo), hi), elementwise, any shape; number attributes "lo" and "hi" (defaults −∞, +∞,
 // lo <= hi). ESCM²'s propensity clip(pCTR, τ, 1) before 1/pCTR; clip(x, 0, +∞) is max(x, 0).
 //   dx = dy where lo <= x <= hi (boundaries included, as torch.clamp does), 0 where x was clipped
-#include <cmath>
-#include <limits>
-
-#include "ops/op.hpp"
+#include "ops/clip_range.hpp"
 
 namespace funnel {
 namespace {
@@ -15,17 +12,11 @@ struct Clip : OpT<Clip> {
   int arity() const override { return 1; }
   bool keeps_finite() const override { return true; }  // finite in, finite out: no NaN/Inf check
 
-  static double lo(const Node& n) { return n.attrs.get_num("lo", -std::numeric_limits<double>::infinity()); }
-  static double hi(const Node& n) { return n.attrs.get_num("hi", std::numeric_limits<double>::infinity()); }
-  struct Params {
-    double lo, hi;
-  };
-  static Params parse(const Node& n) { return {lo(n), hi(n)}; }
+  using Params = detail::ClipRange;
+  static Params parse(const Node& n) { return detail::ClipRange::of(n); }
 
   Shape infer(const Node& n, const std::vector<Shape>& in) const override {
-    if (!(lo(n) <= hi(n)))
-      throw GraphError("node '" + n.name + "' (op clip): attribute lo (" + std::to_string(lo(n)) +
-                       ") must not exceed hi (" + std::to_string(hi(n)) + ")");
+    detail::ClipRange::check(n);
     return in[0];
   }
 
@@ -56,8 +47,4 @@ FUNNEL_REGISTER_OP(Clip);
 }  // namespace funnel
 
 // ONNX: Clip, an infinite bound left out.
-FUNNEL_ONNX_LOWERING("clip") {
-  const double lo = n.attrs.get_num("lo", -HUGE_VAL), hi = n.attrs.get_num("hi", HUGE_VAL);
-  e.node("Clip", {e.in(0), std::isinf(lo) ? "" : e.constant({static_cast<float>(lo)}, {}),
-                  std::isinf(hi) ? "" : e.constant({static_cast<float>(hi)}, {})}, {e.out()});
-}
+FUNNEL_ONNX_LOWERING("clip") { funnel::detail::ClipRange::of(n).lower(e, e.in(0), e.out()); }

@@ -71,39 +71,39 @@ struct Concat : OpT<Concat> {
     return {static_cast<std::size_t>(ax)};
   }
 
-  template <class T>
-  static void fwd(Ctx<T>& c) {
+  // The layout both passes walk: calls f(i, outer, row, off, chunk) for each input i, whose `outer` blocks of
+  // `chunk` elements sit at offset `off` of the output's rows of `row` elements.
+  template <class T, class F>
+  static void for_each_input(Ctx<T>& c, F&& f) {
     const std::size_t ax = c.template params<Params>().axis;
     std::size_t outer, inner;
     split(*c.out, ax, outer, inner);
     const std::size_t row = c.out->shape()[ax] * inner;
-    T* y = c.out->data();
     std::size_t off = 0;
     for (std::size_t i = 0; i < c.in.size(); ++i) {
-      const Tensor<T>& x = c.x(i);
-      const std::size_t chunk = x.shape()[ax] * inner;
-      const T* xp = x.data();
-      for (std::size_t o = 0; o < outer; ++o) std::memcpy(y + o * row + off, xp + o * chunk, chunk * sizeof(T));
+      const std::size_t chunk = c.x(i).shape()[ax] * inner;
+      f(i, outer, row, off, chunk);
       off += chunk;
     }
   }
 
   template <class T>
+  static void fwd(Ctx<T>& c) {
+    T* y = c.out->data();
+    for_each_input(c, [&](std::size_t i, std::size_t outer, std::size_t row, std::size_t off, std::size_t chunk) {
+      const T* xp = c.x(i).data();
+      for (std::size_t o = 0; o < outer; ++o) std::memcpy(y + o * row + off, xp + o * chunk, chunk * sizeof(T));
+    });
+  }
+
+  template <class T>
   static void bwd(Ctx<T>& c) {
-    const std::size_t ax = c.template params<Params>().axis;
-    std::size_t outer, inner;
-    split(*c.out, ax, outer, inner);
-    const std::size_t row = c.out->shape()[ax] * inner;
     const T* gy = c.gout->data();
-    std::size_t off = 0;
-    for (std::size_t i = 0; i < c.in.size(); ++i) {
-      const std::size_t chunk = c.x(i).shape()[ax] * inner;
-      if (c.gin[i]) {
-        T* gx = c.gin[i]->data();
-        for (std::size_t o = 0; o < outer; ++o) std::memcpy(gx + o * chunk, gy + o * row + off, chunk * sizeof(T));
-      }
-      off += chunk;
-    }
+    for_each_input(c, [&](std::size_t i, std::size_t outer, std::size_t row, std::size_t off, std::size_t chunk) {
+      if (!c.gin[i]) return;
+      T* gx = c.gin[i]->data();
+      for (std::size_t o = 0; o < outer; ++o) std::memcpy(gx + o * chunk, gy + o * row + off, chunk * sizeof(T));
+    });
   }
 };
 

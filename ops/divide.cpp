@@ -6,9 +6,8 @@
 //     da = dy / b̃,  db = −dy · (a/b̃) / b̃   (db = 0 where |b| < kTiny, b̃ being constant there)
 //   where clipped (a/b̃ < lo or > hi): da = db = 0
 #include <cmath>
-#include <limits>
 
-#include "ops/op.hpp"
+#include "ops/clip_range.hpp"
 
 namespace funnel {
 namespace {
@@ -20,18 +19,12 @@ struct Divide : OpT<Divide> {
   const char* doc() const override { return "y = clip(a/b, lo, hi), same shapes, |b| guarded >= 1e-12"; }
   int arity() const override { return 2; }
 
-  static double lo(const Node& n) { return n.attrs.get_num("lo", -std::numeric_limits<double>::infinity()); }
-  static double hi(const Node& n) { return n.attrs.get_num("hi", std::numeric_limits<double>::infinity()); }
-  struct Params {
-    double lo, hi;
-  };
-  static Params parse(const Node& n) { return {lo(n), hi(n)}; }
+  using Params = detail::ClipRange;
+  static Params parse(const Node& n) { return detail::ClipRange::of(n); }
 
   Shape infer(const Node& n, const std::vector<Shape>& in) const override {
     if (in[0] != in[1]) shape_error(n, in, "operands must have the same shape");
-    if (!(lo(n) <= hi(n)))
-      throw GraphError("node '" + n.name + "' (op divide): attribute lo (" + std::to_string(lo(n)) +
-                       ") must not exceed hi (" + std::to_string(hi(n)) + ")");
+    detail::ClipRange::check(n);
     return in[0];
   }
 
@@ -93,12 +86,11 @@ FUNNEL_ONNX_LOWERING("divide") {
   e.node("Less", {e.in(1), e.constant({0.0f}, {})}, {is_neg});
   e.node("Where", {is_neg, neg, tiny}, {sub});
   e.node("Where", {small, sub, e.in(1)}, {den});
-  const double lo = n.attrs.get_num("lo", -HUGE_VAL), hi = n.attrs.get_num("hi", HUGE_VAL);
-  if (std::isinf(lo) && std::isinf(hi)) {
+  const funnel::detail::ClipRange r = funnel::detail::ClipRange::of(n);
+  if (std::isinf(r.lo) && std::isinf(r.hi)) {
     e.node("Div", {e.in(0), den}, {e.out()});
     return;
   }
   e.node("Div", {e.in(0), den}, {q});
-  e.node("Clip", {q, std::isinf(lo) ? "" : e.constant({static_cast<float>(lo)}, {}),
-                  std::isinf(hi) ? "" : e.constant({static_cast<float>(hi)}, {})}, {e.out()});
+  r.lower(e, q, e.out());
 }

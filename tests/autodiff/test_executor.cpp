@@ -14,6 +14,7 @@
 #include "core/dsl.hpp"
 #include "core/error.hpp"
 #include "models/model.hpp"
+#include "support/small_model.hpp"
 
 using namespace funnel;
 using Catch::Matchers::Contains;
@@ -764,13 +765,8 @@ TEST_CASE("an embedding table with a dense consumer too gets a dense gradient", 
 // Predicting with a zoo model: only the ids are filled.
 
 TEST_CASE("predicting with a zoo model needs only the ids", "[autodiff][executor]") {
-  ModelConfig cfg;
-  cfg.num_fields = 3;
-  cfg.vocab = 30;
-  cfg.dim = 3;
-  cfg.hidden = {5, 4};
   Graph g;
-  ModelHandle h = build_model(g, cfg);
+  ModelHandle h = build_model(g, test::small("esmm"));
   Executor<float> ex(g);
   ex.init_params(1);
   ex.set_batch(4);

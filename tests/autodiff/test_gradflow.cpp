@@ -6,26 +6,20 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <initializer_list>
 #include <random>
 #include <string>
 
 #include "autodiff/gradflow.hpp"
 #include "core/error.hpp"
 #include "models/model.hpp"
+#include "support/small_model.hpp"
 
 using namespace funnel;
 
 namespace {
 
-ModelConfig small(const std::string& kind) {
-  ModelConfig c;
-  c.kind = kind;
-  c.num_fields = 3;
-  c.vocab = 40;
-  c.dim = 4;
-  c.hidden = {8, 4};
-  return c;
-}
+ModelConfig small(const std::string& kind) { return test::small(kind, {.vocab = 40, .dim = 4, .hidden = {8, 4}}); }
 
 bool starts_with(const std::string& s, const std::string& p) { return s.rfind(p, 0) == 0; }
 
@@ -57,6 +51,24 @@ void check_blocked(const GradFlow& gf, const Graph& g, NodeId p, NodeId loss) {
   CHECK(e.max_abs == 0.0);
   CHECK_FALSE(e.perturb_changes);
 }
+
+// What a loss gives the parameters under a prefix: check_reaches or check_blocked.
+struct Expect {
+  NodeId loss;
+  bool reaches;
+};
+
+// A small model of `kind` built and analyzed; under() checks every parameter under a prefix against each loss.
+struct Analyzed {
+  Graph g;
+  ModelHandle h;
+  GradFlow gf;
+  explicit Analyzed(const std::string& kind) : h(build_model(g, small(kind))), gf(analyze_grad_flow(g, {})) {}
+  void under(const std::string& prefix, std::initializer_list<Expect> want) const {
+    for (NodeId p : params_under(g, prefix))
+      for (const Expect& e : want) e.reaches ? check_reaches(gf, g, p, e.loss) : check_blocked(gf, g, p, e.loss);
+  }
+};
 
 }  // namespace
 
@@ -124,82 +136,46 @@ TEST_CASE("feed_random_batch: valid ids below the table rows, 0/1 labels with bo
 
 TEST_CASE("ESMM: CTR loss gives exactly zero gradient to the CVR tower, CTCVR trains both, shared embedding both",
           "[autodiff][gradflow][paper]") {
-  Graph g;
-  ModelHandle h = build_model(g, small("esmm"));
-  REQUIRE(h.losses.size() == 2);
-  const NodeId ctr = h.losses[0], ctcvr = h.losses[1];
-  GradFlow gf = analyze_grad_flow(g, {});
-  REQUIRE(gf.numeric);
-  INFO(to_text(gf, g));
-  for (NodeId p : params_under(g, "cvr_tower/")) {
-    check_blocked(gf, g, p, ctr);
-    check_reaches(gf, g, p, ctcvr);
-  }
-  for (NodeId p : params_under(g, "ctr_tower/")) {
-    check_reaches(gf, g, p, ctr);
-    check_reaches(gf, g, p, ctcvr);
-  }
-  const auto emb = params_under(g, "embedding/");
-  REQUIRE(emb.size() == 1);
-  check_reaches(gf, g, emb[0], ctr);
-  check_reaches(gf, g, emb[0], ctcvr);
-  CHECK(gf.disagreements().empty());
+  const Analyzed a("esmm");
+  REQUIRE(a.h.losses.size() == 2);
+  const NodeId ctr = a.h.losses[0], ctcvr = a.h.losses[1];
+  REQUIRE(a.gf.numeric);
+  INFO(to_text(a.gf, a.g));
+  a.under("cvr_tower/", {{ctr, false}, {ctcvr, true}});
+  a.under("ctr_tower/", {{ctr, true}, {ctcvr, true}});
+  REQUIRE(params_under(a.g, "embedding/").size() == 1);
+  a.under("embedding/", {{ctr, true}, {ctcvr, true}});
+  CHECK(a.gf.disagreements().empty());
 }
 
 TEST_CASE("BASE: the CVR tower and its embedding learn only from the CVR loss", "[autodiff][gradflow][paper]") {
-  Graph g;
-  ModelHandle h = build_model(g, small("base"));
-  REQUIRE(h.losses.size() == 2);
-  const NodeId ctr = h.losses[0], cvr = h.losses[1];
-  GradFlow gf = analyze_grad_flow(g, {});
-  INFO(to_text(gf, g));
-  for (const char* prefix : {"cvr_tower/", "embedding_cvr/"})
-    for (NodeId p : params_under(g, prefix)) {
-      check_blocked(gf, g, p, ctr);
-      check_reaches(gf, g, p, cvr);
-    }
-  for (const char* prefix : {"ctr_tower/", "embedding_ctr/"})
-    for (NodeId p : params_under(g, prefix)) {
-      check_reaches(gf, g, p, ctr);
-      check_blocked(gf, g, p, cvr);
-    }
-  CHECK(gf.disagreements().empty());
+  const Analyzed a("base");
+  REQUIRE(a.h.losses.size() == 2);
+  const NodeId ctr = a.h.losses[0], cvr = a.h.losses[1];
+  INFO(to_text(a.gf, a.g));
+  for (const char* prefix : {"cvr_tower/", "embedding_cvr/"}) a.under(prefix, {{ctr, false}, {cvr, true}});
+  for (const char* prefix : {"ctr_tower/", "embedding_ctr/"}) a.under(prefix, {{ctr, true}, {cvr, false}});
+  CHECK(a.gf.disagreements().empty());
 }
 
 TEST_CASE("ESMM-NS: each embedding table gets gradients only through its own tower", "[autodiff][gradflow][paper]") {
-  Graph g;
-  ModelHandle h = build_model(g, small("esmm-ns"));
-  const NodeId ctr = h.losses[0], ctcvr = h.losses[1];
-  GradFlow gf = analyze_grad_flow(g, {});
-  INFO(to_text(gf, g));
+  const Analyzed a("esmm-ns");
+  const NodeId ctr = a.h.losses[0], ctcvr = a.h.losses[1];
+  INFO(to_text(a.gf, a.g));
   // The CTR tower's table feeds pCTR, which both losses read; the CVR tower's table only pCVR -> pCTCVR.
-  for (NodeId p : params_under(g, "embedding_ctr_tower/")) {
-    check_reaches(gf, g, p, ctr);
-    check_reaches(gf, g, p, ctcvr);
-  }
-  for (NodeId p : params_under(g, "embedding_cvr_tower/")) {
-    check_blocked(gf, g, p, ctr);
-    check_reaches(gf, g, p, ctcvr);
-  }
+  a.under("embedding_ctr_tower/", {{ctr, true}, {ctcvr, true}});
+  a.under("embedding_cvr_tower/", {{ctr, false}, {ctcvr, true}});
   // No table is shared: the CVR table's gradient never comes from the CTR tower's path and vice versa.
-  CHECK(gf.node_losses(params_under(g, "embedding_cvr_tower/")[0]) == std::vector<std::size_t>{1});
-  CHECK(gf.disagreements().empty());
+  CHECK(a.gf.node_losses(params_under(a.g, "embedding_cvr_tower/")[0]) == std::vector<std::size_t>{1});
+  CHECK(a.gf.disagreements().empty());
 }
 
 TEST_CASE("DIVISION: the CTR and CTCVR models are trained by their own losses only", "[autodiff][gradflow][paper]") {
-  Graph g;
-  ModelHandle h = build_model(g, small("division"));
-  const NodeId ctr = h.losses[0], ctcvr = h.losses[1];
-  GradFlow gf = analyze_grad_flow(g, {});
-  INFO(to_text(gf, g));
-  for (NodeId p : params_under(g, "ctcvr_tower/")) {
-    check_blocked(gf, g, p, ctr);
-    check_reaches(gf, g, p, ctcvr);
-  }
-  for (NodeId p : params_under(g, "ctr_tower/")) {
-    check_reaches(gf, g, p, ctr);
-    check_blocked(gf, g, p, ctcvr);
-  }
+  const Analyzed a("division");
+  const NodeId ctr = a.h.losses[0], ctcvr = a.h.losses[1];
+  INFO(to_text(a.gf, a.g));
+  a.under("ctcvr_tower/", {{ctr, false}, {ctcvr, true}});
+  a.under("ctr_tower/", {{ctr, true}, {ctcvr, false}});
 }
 
 // A loss that reads a parameter only through stop_gradient: no gradient by design. The loss moves when the
@@ -237,9 +213,10 @@ namespace {
 // raises no alarm.
 void check_propensity_stopped(const std::string& kind, const std::vector<std::string>& weighted_losses) {
   INFO(kind);
-  Graph g;
-  ModelHandle h = build_model(g, small(kind));
-  GradFlow gf = analyze_grad_flow(g, {});
+  const Analyzed a(kind);
+  const Graph& g = a.g;
+  const ModelHandle& h = a.h;
+  const GradFlow& gf = a.gf;
   INFO(to_text(gf, g));
   for (std::size_t k = 0; k < h.losses.size(); ++k) {
     const bool weighted =
@@ -254,7 +231,7 @@ void check_propensity_stopped(const std::string& kind, const std::vector<std::st
       CHECK(e.perturb_changes);
     }
   }
-  for (NodeId p : params_under(g, "ctr_tower/")) check_reaches(gf, g, p, h.losses[0]);
+  a.under("ctr_tower/", {{h.losses[0], true}});
   const auto dis = gf.disagreements();
   INFO((dis.empty() ? std::string() : dis[0]));
   CHECK(dis.empty());

@@ -10,6 +10,7 @@
 
 #include "autodiff/executor.hpp"
 #include "models/model.hpp"
+#include "support/small_model.hpp"
 #include "ops/gemm_backend.hpp"
 #include "support/alloc_counter.hpp"
 #include "support/gemm_guard.hpp"
@@ -29,13 +30,7 @@ struct Step {
   std::vector<NodeId> predict;
   std::mt19937_64 rng{99};
   static ModelConfig small(const std::string& kind) {
-    ModelConfig c;
-    c.kind = kind;
-    c.num_fields = 4;
-    c.vocab = 200;
-    c.dim = 4;
-    c.hidden = {8, 4};
-    return c;
+    return test::small(kind, {.fields = 4, .vocab = 200, .dim = 4, .hidden = {8, 4}});
   }
   explicit Step(const ModelConfig& c) : cfg(c), h(build_model(g, cfg)), ex(g) {
     ex.init_params(1);

@@ -151,6 +151,9 @@ TEST_CASE("printable escapes control bytes, quotes and non-ASCII bytes and cuts 
   CHECK(printable("ab\x01\xff'c") == "ab\\x01\\xff\\x27c");
   CHECK(printable(std::string(10, 'x'), 4) == "xxxx...");
   CHECK(printable(std::string("a\0b", 3)) == "a\\x00b");
+  // Quotes and backslashes kept as they are when asked (the data readers' messages), other bytes still escaped.
+  CHECK(printable("a'\"\\\x01\xff", 120, false) == "a'\"\\\\x01\\xff");
+  CHECK(printable("a'\"\\\x01\xff", 3, false) == "a'\"...");
 }
 
 TEST_CASE("finish_stdout turns a failed stdout write into a non-zero code") {

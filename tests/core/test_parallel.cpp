@@ -14,6 +14,7 @@
 
 #include "core/parallel.hpp"
 #include "data/synthetic.hpp"
+#include "support/small_model.hpp"
 #include "train/loop.hpp"
 #include "train/optimizer.hpp"
 #include "train/trainer.hpp"
@@ -143,14 +144,8 @@ TEST_CASE("ESMM trains to the same bits on 1, 2 and 3 threads (gemm, embedding, 
   Dataset data = make_synthetic(sc);
   auto run = [&](int threads) {
     Threads th(threads);
-    ModelConfig mc;
-    mc.kind = "esmm";
-    mc.num_fields = data.num_fields;
-    mc.vocab = data.vocab;
-    mc.dim = 16;
     // Every gemm with ≥ 2^18 multiply-adds is cut by rows (≥ 2·kGemmRowBlock rows): 1000×192·192×192, dW 192×192 and 192×96.
-    mc.hidden = {192, 96};
-    Model m(mc);
+    Model m(test::sized_for(data, "esmm", 16, {192, 96}));
     m.exec().init_params(3);
     OptimizerConfig oc;
     oc.lr = 0.01;

@@ -58,33 +58,29 @@ int run(const fs::path& file, Read&& read) {
   return ok;
 }
 
+// run() over every file of the corpus of a one-file reader, `read_buffer(text, name, options, map, report)`, of
+// which there must be at least `min_files`. Returns the number of successful reads.
+template <class ReadBuffer>
+int run_corpus(const char* reader, std::size_t min_files, ReadBuffer read_buffer) {
+  const auto files = corpus(reader);
+  REQUIRE(files.size() >= min_files);
+  int ok = 0;
+  for (const auto& f : files) {
+    const std::string text = slurp(f);
+    ok += run(f, [&](const ReadOptions& o, FeatureMap& m, ReadReport& r) {
+      return read_buffer(text, f.filename().string(), o, m, &r);
+    });
+  }
+  return ok;
+}
+
 }  // namespace
 
 TEST_CASE("corpus: csv inputs never crash", "[corpus]") {
-  const auto files = corpus("csv");
-  REQUIRE(files.size() >= 5);
-  int ok = 0;
-  for (const auto& f : files) {
-    const std::string text = slurp(f);
-    ok += run(f, [&](const ReadOptions& o, FeatureMap& m, ReadReport& r) {
-      return read_csv_buffer(text, f.filename().string(), o, m, &r);
-    });
-  }
-  CHECK(ok > 0);  // the corpus holds valid inputs too
+  CHECK(run_corpus("csv", 5, read_csv_buffer) > 0);  // the corpus holds valid inputs too
 }
 
-TEST_CASE("corpus: slots inputs never crash", "[corpus]") {
-  const auto files = corpus("slots");
-  REQUIRE(files.size() >= 3);
-  int ok = 0;
-  for (const auto& f : files) {
-    const std::string text = slurp(f);
-    ok += run(f, [&](const ReadOptions& o, FeatureMap& m, ReadReport& r) {
-      return read_slots_buffer(text, f.filename().string(), o, m, &r);
-    });
-  }
-  CHECK(ok > 0);
-}
+TEST_CASE("corpus: slots inputs never crash", "[corpus]") { CHECK(run_corpus("slots", 3, read_slots_buffer) > 0); }
 
 TEST_CASE("corpus: aliccp inputs never crash", "[corpus]") {
   const auto files = corpus("aliccp");

@@ -16,6 +16,7 @@
 #include "core/op.hpp"
 #include "exporter/onnx_export.hpp"
 #include "models/model.hpp"
+#include "support/small_model.hpp"
 #include "tools/cli_util.hpp"
 #include "train/model.hpp"
 
@@ -25,12 +26,7 @@ using namespace funnel;
 namespace {
 
 ModelConfig small_config(const std::string& kind, Pool pool = Pool::Sum) {
-  ModelConfig c;
-  c.kind = kind;
-  c.num_fields = 3;
-  c.vocab = 40;
-  c.dim = 4;
-  c.hidden = {6, 3};
+  ModelConfig c = test::small(kind, {.vocab = 40, .dim = 4, .hidden = {6, 3}});
   c.num_dense = 2;
   c.pool = pool;
   return c;

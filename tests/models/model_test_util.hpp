@@ -6,23 +6,15 @@
 #include <cmath>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "autodiff/executor.hpp"
 #include "autodiff/gradflow.hpp"
 #include "models/model.hpp"
+#include "support/small_model.hpp"
 
 namespace funnel::test {
-
-inline ModelConfig small(const std::string& kind) {
-  ModelConfig c;
-  c.kind = kind;
-  c.num_fields = 3;
-  c.vocab = 30;
-  c.dim = 3;
-  c.hidden = {5, 4};
-  return c;
-}
 
 inline std::vector<NodeId> tables(const Graph& g) {
   std::vector<NodeId> out;
@@ -78,21 +70,30 @@ inline void feed(Executor<T>& ex, const ModelHandle& h, const ModelConfig& c, st
 
 inline double bce(double p, double y) { return -(y * std::log(p) + (1 - y) * std::log(1 - p)); }
 
-// A small model of `kind` (with `options`) built, its parameters initialised from `init_seed`, fed a batch of `rows`
-// rows from `batch_seed` and run forward in double precision: the fixture of the by-hand loss tests. The accessors
-// read row r of a column or label, and a loss by its short name.
-struct ForwardRun {
+// The model of config `c` built, its parameters initialised from `init_seed` and a batch of `rows` rows fed from
+// `batch_seed` (nothing run yet).
+template <class T>
+struct Fed {
   ModelConfig c;
   Graph g;
   ModelHandle h;
-  Executor<double> ex;
+  Executor<T> ex;
+
+  Fed(ModelConfig cfg, std::int64_t rows, std::uint64_t init_seed, std::uint64_t batch_seed)
+      : c(std::move(cfg)), h(build_model(g, c)), ex(g) {
+    ex.init_params(init_seed);
+    feed(ex, h, c, rows, batch_seed);
+  }
+};
+
+// A small model of `kind` (with `options`) Fed in double precision and run forward: the fixture of the by-hand loss
+// tests. The accessors read row r of a column or label, and a loss by its short name.
+struct ForwardRun : Fed<double> {
   std::int64_t rows;
 
   ForwardRun(const std::string& kind, const nlohmann::json& options, std::int64_t rows_, std::uint64_t init_seed,
              std::uint64_t batch_seed)
-      : c(with_options(small(kind), options)), h(build_model(g, c)), ex(g), rows(rows_) {
-    ex.init_params(init_seed);
-    feed(ex, h, c, rows, batch_seed);
+      : Fed<double>(with_options(small(kind), options), rows_, init_seed, batch_seed), rows(rows_) {
     ex.forward();
   }
   double col(const std::string& name, std::size_t r) const { return ex.value(h.column(name))(r, 0); }

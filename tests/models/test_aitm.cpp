@@ -53,12 +53,9 @@ TEST_CASE("AITM gradient flow: the transfer carries the conversion loss into the
 // pCTCVR < pCTR): after Adam's early overshoot AITM's pCTCVR tower stayed at 0. A saturated pCTCVR must still get
 // the gradient mean(p − y) on its logit.
 TEST_CASE("AITM: a saturated pCTCVR still gets the gradient of its loss", "[models][aitm]") {
-  ModelConfig c = small("aitm");
-  Graph g;
-  ModelHandle h = build_model(g, c);
-  Executor<double> ex(g);
-  ex.init_params(3);
-  feed(ex, h, c, 8, 5);
+  Fed<double> f(small("aitm"), 8, 3, 5);
+  Executor<double>& ex = f.ex;
+  const ModelHandle& h = f.h;
   for (auto& b : ex.param("ctcvr_tower/logit/b")) b = -40.0;  // sigmoid(-40) ≈ 4e-18, below the BCE clamp
   ex.forward();
   ex.backward(h.losses[1]);
@@ -73,13 +70,8 @@ TEST_CASE("AITM: a saturated pCTCVR still gets the gradient of its loss", "[mode
 // The same on real training: pCTCVR pushed into saturation at the start, then a short training run on synthetic
 // data must bring its mean back to the observed click·conversion rate and rank it.
 TEST_CASE("AITM: pCTCVR recovers from saturation in training", "[models][aitm][train]") {
-  TrainerOptions o;
-  o.model.kind = "aitm";
-  o.model.dim = 8;
-  o.model.hidden = {32, 16};
+  TrainerOptions o = small_trainer("aitm", 8, {32, 16}, 256, 0.002);
   o.train.epochs = 8;
-  o.train.batch_size = 256;
-  o.opt.lr = 0.002;
   auto data = load_train_data({.train = "synthetic:rows=30000,fields=8,vocab=200"}, ReadOptions{});
   Trainer t(o, data);
   for (auto& b : t.model().exec().param("ctcvr_tower/logit/b")) b = -40.0f;

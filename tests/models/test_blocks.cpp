@@ -57,12 +57,9 @@ TEST_CASE("no funnel model takes a BCE of a probability: every stage loss reads 
 TEST_CASE("a positive row's CTCVR loss keeps its gradient on the CVR logit at pCTCVR = 1e-12", "[models][losses]") {
   for (const std::string& kind : kEsmmHeads) {
     INFO(kind);
-    ModelConfig c = small(kind);
-    Graph g;
-    ModelHandle h = build_model(g, c);
-    Executor<float> ex(g);
-    ex.init_params(5);
-    feed(ex, h, c, 1, 3);  // row 0 clicks and converts
+    Fed<float> f(small(kind), 1, 5, 3);  // row 0 clicks and converts
+    Executor<float>& ex = f.ex;
+    const ModelHandle& h = f.h;
     REQUIRE(ex.input(h.labels[1])(0, 0) == 1.0f);
     set_logit(ex, "ctr_tower", 0.0);
     set_logit(ex, "cvr_tower", logit_of(2e-12));
@@ -77,11 +74,9 @@ TEST_CASE("the N-stage funnel: a positive's last-stage loss keeps its gradient a
           "[models][losses]") {
   ModelConfig c = small("esmm");
   c.num_stages = 3;
-  Graph g;
-  ModelHandle h = build_model(g, c);
-  Executor<float> ex(g);
-  ex.init_params(5);
-  feed(ex, h, c, 1, 3);  // row 0 reaches every stage
+  Fed<float> f(c, 1, 5, 3);  // row 0 reaches every stage
+  Executor<float>& ex = f.ex;
+  const ModelHandle& h = f.h;
   REQUIRE(ex.input(h.labels[2])(0, 0) == 1.0f);
   set_logit(ex, "ctr_tower", 0.0);
   set_logit(ex, "cvr_tower", 0.0);
@@ -99,13 +94,8 @@ TEST_CASE("the N-stage funnel: a positive's last-stage loss keeps its gradient a
 // the positives always pull back and the mean stays near the observed rate.
 TEST_CASE("ESMM with rare conversions and a high learning rate stays calibrated on its training rows",
           "[models][losses][train]") {
-  TrainerOptions o;
-  o.model.kind = "esmm";
-  o.model.dim = 8;
-  o.model.hidden = {32, 16};
+  TrainerOptions o = small_trainer("esmm", 8, {32, 16}, 256, 0.1);
   o.train.epochs = 5;
-  o.train.batch_size = 256;
-  o.opt.lr = 0.1;
   auto data = load_train_data({.train = "synthetic:rows=40000,fields=8,vocab=1000,ctcvr=0.0005"}, ReadOptions{});
   Trainer t(o, data);
   t.train();

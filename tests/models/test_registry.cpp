@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -45,6 +46,17 @@ ModelHandle build_test_towers(Graph& g, const ModelConfig& c) {
   if (brk == "no_label") h.labels.pop_back();
   if (brk == "no_ids") h.ids = kUnsetNode;
   return h;
+}
+
+// The message of the GraphError that building `c` throws ("<no GraphError>" when it builds).
+std::string build_error(const ModelConfig& c) {
+  Graph g;
+  try {
+    build_model(g, c);
+  } catch (const GraphError& e) {
+    return std::string(e.what());
+  }
+  return std::string("<no GraphError>");
 }
 
 }  // namespace
@@ -100,25 +112,16 @@ TEST_CASE("a model registered outside funnel builds with its options, checked ag
     CHECK(g.node(g.at("cvr_tower/dense_1/w")).shape == Shape{6, 2});
     CHECK(tables(g).size() == 2);
   }
-  auto err = [](ModelConfig cfg) {
-    Graph g;
-    try {
-      build_model(g, cfg);
-    } catch (const GraphError& e) {
-      return std::string(e.what());
-    }
-    return std::string("<no GraphError>");
-  };
   c.options = {{"cvr_hiden", {2}}};
-  CHECK_THAT(err(c), Contains("no option 'cvr_hiden'") && Contains("cvr_hidden") && Contains("share_embedding"));
+  CHECK_THAT(build_error(c), Contains("no option 'cvr_hiden'") && Contains("cvr_hidden") && Contains("share_embedding"));
   c.options = {{"share_embedding", 1}};
-  CHECK_THAT(err(c), Contains("'share_embedding'") && Contains("must be a boolean") && Contains("got 1"));
+  CHECK_THAT(build_error(c), Contains("'share_embedding'") && Contains("must be a boolean") && Contains("got 1"));
   c.options = {{"cvr_hidden", 4}};
-  CHECK_THAT(err(c), Contains("'cvr_hidden'") && Contains("a list"));
+  CHECK_THAT(build_error(c), Contains("'cvr_hidden'") && Contains("a list"));
   // funnel's own models declare no options.
   ModelConfig e = small("esmm");
   e.options = {{"share_embedding", true}};
-  CHECK_THAT(err(e), Contains("model 'esmm' has no option 'share_embedding'") && Contains("none"));
+  CHECK_THAT(build_error(e), Contains("model 'esmm' has no option 'share_embedding'") && Contains("none"));
   CHECK_THROWS_WITH(model_option(small("esmm"), "x"), Contains("declares no option 'x'"));
 }
 
@@ -126,13 +129,7 @@ TEST_CASE("the registry rejects a builder's defective handle, saying what is mis
   auto err = [](const std::string& brk) {
     ModelConfig c = small("test-towers");
     c.options = {{"break", brk}};
-    Graph g;
-    try {
-      build_model(g, c);
-    } catch (const GraphError& e) {
-      return std::string(e.what());
-    }
-    return std::string("<no GraphError>");
+    return build_error(c);
   };
   CHECK(err("none") == "<no GraphError>");
   CHECK_THAT(err("no_losses"), Contains("model 'test-towers'") && Contains("no losses"));
@@ -232,48 +229,35 @@ TEST_CASE("dense features are concatenated to the embeddings", "[models][registr
 
 
 TEST_CASE("bad model configs are GraphErrors saying what is wrong", "[models][registry]") {
-  auto err = [](ModelConfig c) {
-    Graph g;
-    try {
-      build_model(g, c);
-    } catch (const GraphError& e) {
-      return std::string(e.what());
-    }
-    return std::string("<no GraphError>");
+  struct Case {
+    const char* kind;
+    std::function<void(ModelConfig&)> spoil;
+    std::vector<std::string> says;  // what the message must contain
   };
-  ModelConfig c = small("esmm");
-  c.kind = "dcn";
-  CHECK_THAT(err(c), Contains("unknown model 'dcn'") && Contains("esmm") && Contains("division"));
-  c = small("esmm");
-  c.num_fields = 0;
-  CHECK_THAT(err(c), Contains("num_fields"));
-  c = small("esmm");
-  c.vocab = -1;
-  CHECK_THAT(err(c), Contains("vocab"));
-  c = small("esmm");
-  c.dim = 0;
-  CHECK_THAT(err(c), Contains("dim"));
-  c = small("esmm");
-  c.hidden = {4, 0};
-  CHECK_THAT(err(c), Contains("hidden"));
-  c = small("esmm");
-  c.num_stages = 1;
-  CHECK_THAT(err(c), Contains("2 stages"));
-  c = small("base");
-  c.num_stages = 3;
-  CHECK_THAT(err(c), Contains("base"));
-  c = small("esmm");
-  c.num_dense = -1;
-  CHECK_THAT(err(c), Contains("num_dense"));
-  c = small("esmm");
-  c.loss_weights = {1.0};
-  CHECK_THAT(err(c), Contains("1 loss weights") && Contains("2 losses"));
+  const Case cases[] = {
+      {"esmm", [](ModelConfig& c) { c.kind = "dcn"; }, {"unknown model 'dcn'", "esmm", "division"}},
+      {"esmm", [](ModelConfig& c) { c.num_fields = 0; }, {"num_fields"}},
+      {"esmm", [](ModelConfig& c) { c.vocab = -1; }, {"vocab"}},
+      {"esmm", [](ModelConfig& c) { c.dim = 0; }, {"dim"}},
+      {"esmm", [](ModelConfig& c) { c.hidden = {4, 0}; }, {"hidden"}},
+      {"esmm", [](ModelConfig& c) { c.num_stages = 1; }, {"2 stages"}},
+      {"base", [](ModelConfig& c) { c.num_stages = 3; }, {"base"}},
+      {"esmm", [](ModelConfig& c) { c.num_dense = -1; }, {"num_dense"}},
+      {"esmm", [](ModelConfig& c) { c.loss_weights = {1.0}; }, {"1 loss weights", "2 losses"}},
+  };
+  for (const Case& k : cases) {
+    ModelConfig c = small(k.kind);
+    k.spoil(c);
+    const std::string e = build_error(c);
+    INFO(k.kind << ": " << e);
+    for (const std::string& want : k.says) CHECK_THAT(e, Contains(want));
+  }
   // A graph that already has nodes.
   Graph g;
   input(g, "x", {kBatch, 1});
   CHECK_THROWS_WITH(build_model(g, small("esmm")), Contains("empty graph"));
   // Custom loss weights are passed through.
-  c = small("esmm");
+  ModelConfig c = small("esmm");
   c.loss_weights = {1.0, 0.25};
   Graph g2;
   CHECK(build_model(g2, c).loss_weights == std::vector<double>{1.0, 0.25});

@@ -1,8 +1,10 @@
 #pragma once
-// Small helpers shared by the op tests: fill a tensor from a list, read one back as a vector.
+// Small helpers shared by the op tests: fill a tensor from a list, read one back as a vector, random operands.
 #include <cmath>
 #include <cstddef>
+#include <cstdint>
 #include <initializer_list>
+#include <random>
 #include <vector>
 
 #include <catch2/catch.hpp>
@@ -31,6 +33,16 @@ inline void check_near(const std::vector<double>& got, const std::vector<double>
     INFO("element " << i << ": got " << got[i] << ", want " << want[i]);
     CHECK(std::abs(got[i] - want[i]) <= tol);
   }
+}
+
+// `n` values uniform in [-1, 1) drawn from `seed`.
+template <class T>
+std::vector<T> random_vec(std::size_t n, std::uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<T> u(T(-1), T(1));
+  std::vector<T> v(n);
+  for (auto& e : v) e = u(rng);
+  return v;
 }
 
 }  // namespace funnel::testing

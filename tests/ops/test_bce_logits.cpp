@@ -12,15 +12,28 @@ using namespace funnel;
 using namespace funnel::testing;
 using Catch::Matchers::Contains;
 
-TEST_CASE("bce_logits by hand", "[ops][bce_logits]") {
+namespace {
+
+// l = bce_logits(z, y) over logits `zs` (a parameter) and labels `ys` (an input), both n×1, filled (not run).
+template <class T>
+struct BceLogitsRun {
   Graph g;
-  Var z = param(g, "z", Shape{3, 1}, Init::zeros());
-  Var y = input(g, "y", Shape{3, 1});
-  Var l = bce_logits(z, y);
-  Executor<double> ex(g);
-  ex.set_batch(1);
-  fill(ex.param(z.id), {0, 2, -3});
-  fill(ex.input(y.id), {1, 0, 0});
+  Var z, y, l;
+  Executor<T> ex;
+  BceLogitsRun(std::initializer_list<double> zs, std::initializer_list<double> ys)
+      : z(param(g, "z", Shape{static_cast<Dim>(zs.size()), 1}, Init::zeros())),
+        y(input(g, "y", Shape{static_cast<Dim>(ys.size()), 1})), l(bce_logits(z, y)), ex(g) {
+    ex.set_batch(1);
+    fill(ex.param(z.id), zs);
+    fill(ex.input(y.id), ys);
+  }
+};
+
+}  // namespace
+
+TEST_CASE("bce_logits by hand", "[ops][bce_logits]") {
+  BceLogitsRun<double> r({0, 2, -3}, {1, 0, 0});
+  auto& [g, z, y, l, ex] = r;
   ex.forward();
   // (log 2 + 2 + log(1 + e^-2) + log(1 + e^-3)) / 3
   CHECK(ex.scalar(l.id) == Approx(0.9562208477255534).epsilon(1e-14));
@@ -46,14 +59,8 @@ TEST_CASE("bce_logits equals bce of the sigmoid", "[ops][bce_logits]") {
 }
 
 TEMPLATE_TEST_CASE("bce_logits at large |z| is finite", "[ops][bce_logits]", float, double) {
-  Graph g;
-  Var z = param(g, "z", Shape{4, 1}, Init::zeros());
-  Var y = input(g, "y", Shape{4, 1});
-  Var l = bce_logits(z, y);
-  Executor<TestType> ex(g);
-  ex.set_batch(1);
-  fill(ex.param(z.id), {1000, -1000, 1000, -1000});
-  fill(ex.input(y.id), {0, 1, 1, 0});
+  BceLogitsRun<TestType> r({1000, -1000, 1000, -1000}, {0, 1, 1, 0});
+  auto& [g, z, y, l, ex] = r;
   REQUIRE_NOTHROW(ex.forward());
   CHECK(static_cast<double>(ex.scalar(l.id)) == Approx(500.0));  // two rows cost 1000, two cost ~0
   ex.backward(l.id);

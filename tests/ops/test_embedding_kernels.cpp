@@ -11,7 +11,7 @@
 
 #include "core/simd.hpp"
 #include "ops/embedding_kernels.hpp"
-#include "support/skip.hpp"
+#include "support/isa_cases.hpp"
 
 using namespace funnel;
 
@@ -127,16 +127,5 @@ void check_isa(SimdIsa isa) {
 
 }  // namespace
 
-TEST_CASE("embedding kernels, generic: pool and scatter equal the scalar reference exactly", "[ops][simd]") {
-  check_isa(SimdIsa::generic);
-}
-
-TEST_CASE("embedding kernels, AVX2: pool and scatter equal the scalar reference exactly", "[ops][simd]") {
-  if (!simd_isa_supported(SimdIsa::avx2)) FUNNEL_SKIP("this CPU has no AVX2 + FMA");
-  check_isa(SimdIsa::avx2);
-}
-
-TEST_CASE("embedding kernels, AVX-512: pool and scatter equal the scalar reference exactly", "[ops][simd]") {
-  if (!simd_isa_supported(SimdIsa::avx512)) FUNNEL_SKIP("this CPU has no AVX-512 F/BW/VL (or the OS does not enable it)");
-  check_isa(SimdIsa::avx512);
-}
+FUNNEL_ISA_TEST_CASES("embedding kernels", "pool and scatter equal the scalar reference exactly", "[ops][simd]",
+                      check_isa)

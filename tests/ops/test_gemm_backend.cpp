@@ -10,8 +10,10 @@
 #include "core/parallel.hpp"
 #include "ops/blas.hpp"
 #include "ops/gemm_backend.hpp"
+#include "op_test_util.hpp"
 
 using namespace funnel;
+using funnel::testing::random_vec;
 
 namespace {
 
@@ -30,14 +32,6 @@ struct Restore {
   }
 };
 
-std::vector<float> random_vec(std::size_t n, std::uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
-  std::vector<float> v(n);
-  for (auto& e : v) e = u(rng);
-  return v;
-}
-
 }  // namespace
 
 TEST_CASE("float gemm backends match a double reference for every transpose pair", "[ops][gemm]") {
@@ -50,9 +44,9 @@ TEST_CASE("float gemm backends match a double reference for every transpose pair
         INFO(gemm_backend_name(be) << " ta=" << ta << " tb=" << tb);
         // op(A) is m×k, op(B) is k×n; stored row-major with padded leading dimensions.
         const int lda = (ta ? m : k) + pad, ldb = (tb ? k : n) + pad, ldc = n + pad;
-        const auto a = random_vec(static_cast<std::size_t>((ta ? k : m) * lda), 1);
-        const auto b = random_vec(static_cast<std::size_t>((tb ? n : k) * ldb), 2);
-        auto c = random_vec(static_cast<std::size_t>(m * ldc), 3);
+        const auto a = random_vec<float>(static_cast<std::size_t>((ta ? k : m) * lda), 1);
+        const auto b = random_vec<float>(static_cast<std::size_t>((tb ? n : k) * ldb), 2);
+        auto c = random_vec<float>(static_cast<std::size_t>(m * ldc), 3);
         const auto c0 = c;
         const float alpha = 0.75f, beta = -0.5f;
         sgemm_one_thread(ta, tb, m, n, k, alpha, a.data(), lda, b.data(), ldb, beta, c.data(), ldc);
@@ -89,8 +83,8 @@ TEST_CASE("gemm row cuts over threads give the same bits as one call, for each b
     for (const Case& cs : cases) {
       INFO(gemm_backend_name(be) << " ta=" << cs.ta << " tb=" << cs.tb << " " << cs.m << "x" << cs.n << "x" << cs.k);
       const int lda = cs.ta ? cs.m : cs.k, ldb = cs.tb ? cs.k : cs.n;
-      const auto a = random_vec(static_cast<std::size_t>(cs.m * cs.k), 4);
-      const auto b = random_vec(static_cast<std::size_t>(cs.k * cs.n), 5);
+      const auto a = random_vec<float>(static_cast<std::size_t>(cs.m * cs.k), 4);
+      const auto b = random_vec<float>(static_cast<std::size_t>(cs.k * cs.n), 5);
       std::vector<float> one(static_cast<std::size_t>(cs.m * cs.n)), many(one.size());
       set_num_threads(1);
       blas::gemm(cs.ta, cs.tb, cs.m, cs.n, cs.k, 1.0f, a.data(), lda, b.data(), ldb, 0.0f, one.data(), cs.n);
@@ -123,8 +117,8 @@ TEST_CASE("gemm row cuts keep the bits at batch sizes whose rows are not whole b
           const int k = which == 0 ? l.k : which == 1 ? l.n : rows;
           INFO(gemm_backend_name(be) << " ta=" << ta << " tb=" << tb << " " << m << "x" << n << "x" << k);
           const int lda = ta ? m : k, ldb = tb ? k : n;
-          const auto a = random_vec(static_cast<std::size_t>(m * k), 6);
-          const auto b = random_vec(static_cast<std::size_t>(k * n), 7);
+          const auto a = random_vec<float>(static_cast<std::size_t>(m * k), 6);
+          const auto b = random_vec<float>(static_cast<std::size_t>(k * n), 7);
           std::vector<float> one(static_cast<std::size_t>(m * n)), many(one.size());
           set_num_threads(1);
           blas::gemm(ta, tb, m, n, k, 1.0f, a.data(), lda, b.data(), ldb, 0.0f, one.data(), n);

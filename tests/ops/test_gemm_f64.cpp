@@ -12,18 +12,12 @@
 #include "core/parallel.hpp"
 #include "ops/blas.hpp"
 #include "ops/gemm_f64.hpp"
+#include "op_test_util.hpp"
 
 using namespace funnel;
+using funnel::testing::random_vec;
 
 namespace {
-
-std::vector<double> random_vec(std::size_t n, std::uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::uniform_real_distribution<double> u(-1.0, 1.0);
-  std::vector<double> v(n);
-  for (auto& e : v) e = u(rng);
-  return v;
-}
 
 // C = alpha · op(A) · op(B) + beta · C, element by element from the definitions of the row-major layouts.
 void naive(bool ta, bool tb, int m, int n, int k, double alpha, const std::vector<double>& a,
@@ -55,9 +49,9 @@ TEST_CASE("gemm_f64: double gemm matches a naive product for every transpose pai
       const bool ta = t & 1, tb = t & 2;
       for (double alpha : {1.0, -0.5})
         for (double beta : {0.0, 1.0, 0.25}) {
-          const auto a = random_vec(static_cast<std::size_t>(sz.m * sz.k), seed++);
-          const auto b = random_vec(static_cast<std::size_t>(sz.k * sz.n), seed++);
-          auto c0 = random_vec(static_cast<std::size_t>(sz.m * sz.n), seed++);
+          const auto a = random_vec<double>(static_cast<std::size_t>(sz.m * sz.k), seed++);
+          const auto b = random_vec<double>(static_cast<std::size_t>(sz.k * sz.n), seed++);
+          auto c0 = random_vec<double>(static_cast<std::size_t>(sz.m * sz.n), seed++);
           auto want = c0;
           naive(ta, tb, sz.m, sz.n, sz.k, alpha, a, b, beta, want);
           auto got = c0;
@@ -74,7 +68,7 @@ TEST_CASE("gemm_f64: double gemm matches a naive product for every transpose pai
 }
 
 TEST_CASE("gemm_f64: beta 0 overwrites garbage, k = 0 scales C, padded rows are refused", "[gemm_f64]") {
-  const auto a = random_vec(6, 11), b = random_vec(6, 12);
+  const auto a = random_vec<double>(6, 11), b = random_vec<double>(6, 12);
   std::vector<double> c(4, std::numeric_limits<double>::quiet_NaN());
   blas::gemm_f64(false, false, 2, 2, 3, 1.0, a.data(), 3, b.data(), 2, 0.0, c.data(), 2);
   std::vector<double> want(4, 0.0);

@@ -267,12 +267,7 @@ TEST_CASE("under bf16 each weight is rounded once per step, with the bits of rou
 TEST_CASE("native bf16 gemms match the emulated ones within fp32 summation error, at ESMM's shapes",
           "[ops][bf16][native]") {
   PrecisionGuard guard;
-  if (!bf16_native_available()) {
-    // Shown by CTest as skipped (tests/CMakeLists.txt: SKIP_REGULAR_EXPRESSION), never as passed.
-    REQUIRE_THROWS_AS(set_bf16_impl(Bf16Impl::native), std::invalid_argument);
-    WARN(funnel::test::kSkipMarker << " native bf16: " << bf16_native_unavailable_reason());
-    return;
-  }
+  if (!funnel::test::native_bf16_or_skip()) return;
   set_gemm_backend(GemmBackend::onednn);
   set_gemm_precision(GemmPrecision::bf16);
   std::mt19937 rng(11);

@@ -1,6 +1,6 @@
 #pragma once
-// Shared by the serving tests: small checkpoints trained by the `funnel` binary on the test fixtures, and the
-// fixtures' lines.
+// Shared by the serving tests: small checkpoints trained by the `funnel` binary on the test fixtures, what
+// `funnel predict` scores with them, and the fixtures' lines.
 #include <catch2/catch.hpp>
 
 #include <sys/wait.h>
@@ -10,6 +10,8 @@
 #include <sstream>
 #include <string>
 #include <vector>
+
+#include "support/temp_dir.hpp"
 
 namespace funnel::test {
 
@@ -55,5 +57,19 @@ inline std::vector<std::vector<double>> read_predictions(const std::string& file
   }
   return out;
 }
+
+// A checkpoint of `kind` trained on the rechub fixture in a fresh temporary directory (tag `tag`), and the rows
+// `funnel predict` scores with it over the same file.
+struct RechubCheckpoint {
+  TempDir dir;
+  std::string ck;
+  std::vector<std::vector<double>> cli;
+  RechubCheckpoint(const std::string& kind, const std::string& tag) : dir(tag), ck(dir.file("ck")) {
+    train_checkpoint(kind, "csv:" + kRechub, ck);
+    REQUIRE(shell(kFunnelBin + " predict --checkpoint " + ck + " --data csv:" + kRechub + " --out " +
+                  dir.file("p.csv") + " 2>/dev/null") == 0);
+    cli = read_predictions(dir.file("p.csv"));
+  }
+};
 
 }  // namespace funnel::test

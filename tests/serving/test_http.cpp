@@ -332,13 +332,9 @@ TEST_CASE("every registered model: funnel serve == the Predictor == funnel predi
   std::vector<std::string_view> data(lines.begin() + 1, lines.end());
   for (const auto& kind : model_kinds()) {
     INFO("model " << kind);
-    TempDir t("http_models_" + kind);
-    const std::string ck = t.file("ck");
-    train_checkpoint(kind, "csv:" + kRechub, ck);
-    REQUIRE(shell(kFunnelBin + " predict --checkpoint " + ck + " --data csv:" + kRechub + " --out " +
-                  t.file("p.csv") + " 2>/dev/null") == 0);
-    const auto cli = read_predictions(t.file("p.csv"));
-    Running s(ck, {});
+    const RechubCheckpoint rc(kind, "http_models_" + kind);
+    const auto& cli = rc.cli;
+    Running s(rc.ck, {});
     const auto m = s.pred.current();
     const std::size_t nc = m->columns().size();
     std::vector<float> ref(data.size() * nc);

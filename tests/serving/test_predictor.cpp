@@ -72,12 +72,9 @@ TEST_CASE("every registered model: Predictor == funnel predict == the training-s
   Rows rows(lines);
   for (const auto& kind : model_kinds()) {
     INFO("model " << kind);
-    TempDir t("predictor_" + kind);
-    const std::string ck = t.file("ck");
-    train_checkpoint(kind, "csv:" + kRechub, ck);
-    REQUIRE(shell(kFunnelBin + " predict --checkpoint " + ck + " --data csv:" + kRechub + " --out " +
-                  t.file("p.csv") + " 2>/dev/null") == 0);
-    const auto cli = read_predictions(t.file("p.csv"));
+    const RechubCheckpoint rc(kind, "predictor_" + kind);
+    const auto& cli = rc.cli;
+    const std::string& ck = rc.ck;
     Predictor p(ck);
     const auto m = p.current();
     CHECK(m->kind() == kind);

@@ -1,6 +1,6 @@
 #pragma once
-// Small file helpers shared by the tests: read a whole file, write one, the path of a checked-in
-// fixture, an Ali-CCP field's index.
+// Small file helpers shared by the tests: read a whole file, write one, damage one in place, the path of a
+// checked-in fixture, an Ali-CCP field's index.
 #include <algorithm>
 #include <cstdint>
 #include <filesystem>
@@ -21,6 +21,17 @@ inline std::string slurp(const std::filesystem::path& p) {
 // Writes `text` to `p` (binary, replacing it).
 inline void spit(const std::filesystem::path& p, const std::string& text) {
   std::ofstream(p, std::ios::binary | std::ios::trunc) << text;
+}
+
+// Flips the bits `mask` of the byte at `offset` of `p`, in place (the file keeps its size).
+inline void flip_bits(const std::filesystem::path& p, std::streamoff offset, char mask) {
+  std::fstream f(p, std::ios::in | std::ios::out | std::ios::binary);
+  f.seekg(offset);
+  char c = 0;
+  f.read(&c, 1);
+  c ^= mask;
+  f.seekp(offset);
+  f.write(&c, 1);
 }
 
 // A file of tests/data/fixtures (the real Ali-CCP samples).

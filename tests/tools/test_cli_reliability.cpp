@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <regex>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -162,34 +163,27 @@ TEST_CASE("a FIFO given as a cache is refused at once", "[cli][reliability]") {
 // ------------------------------------------------------------------------------------------------ flags
 
 TEST_CASE("bad flag values exit 2 naming the flag, before any data is read", "[cli][reliability]") {
-  Run h = run("train --data " + kSmall + kModel + " --hidden 200,,80");
-  INFO(h.out);
-  CHECK(h.code == 2);
-  CHECK_THAT(h.out, Contains("--hidden") && Contains("empty item"));
-  Run b = run("train --data " + kSmall + kModel + " --on-bad-row foo");
-  INFO(b.out);
-  CHECK(b.code == 2);
-  CHECK_THAT(b.out, Contains("--on-bad-row") && Contains("foo"));
-  // --model-options: checked against the model with the other flags; the data is never loaded ("train:" line).
-  Run m = run("train --data " + kSmall + kModel + " --model esmm-mmoe --model-options expert=3");
-  INFO(m.out);
-  CHECK(m.code == 2);
-  CHECK_THAT(m.out, Contains("--model-options") && Contains("experts"));
-  CHECK(m.out.find("synthetic:rows") == std::string::npos);
-  Run t = run("train --data " + kSmall + kModel + " --model esmm-mmoe --model-options experts=true");
-  CHECK(t.code == 2);
-  CHECK_THAT(t.out, Contains("--model-options"));
-  Run s = run("train --data " + kSmall + kModel + " --lr-schedule step");
-  INFO(s.out);
-  CHECK(s.code == 2);
-  CHECK_THAT(s.out, Contains("--lr-schedule") && Contains("cosine"));
-  Run lm = run("train --data " + kSmall + kModel + " --lr-min 0.001");
-  INFO(lm.out);
-  CHECK(lm.code == 2);
-  CHECK_THAT(lm.out, Contains("--lr-min") && Contains("--lr-schedule"));
-  Run hi = run("train --data " + kSmall + kModel + " --lr-schedule cosine --lr 0.01 --lr-min 0.1");
-  CHECK(hi.code == 2);
-  CHECK_THAT(hi.out, Contains("--lr-min"));
+  struct Case {
+    std::string flags;
+    std::vector<std::string> says;  // what the message must contain
+  };
+  const Case cases[] = {
+      {" --hidden 200,,80", {"--hidden", "empty item"}},
+      {" --on-bad-row foo", {"--on-bad-row", "foo"}},
+      // --model-options: checked against the model with the other flags.
+      {" --model esmm-mmoe --model-options expert=3", {"--model-options", "experts"}},
+      {" --model esmm-mmoe --model-options experts=true", {"--model-options"}},
+      {" --lr-schedule step", {"--lr-schedule", "cosine"}},
+      {" --lr-min 0.001", {"--lr-min", "--lr-schedule"}},
+      {" --lr-schedule cosine --lr 0.01 --lr-min 0.1", {"--lr-min"}},
+  };
+  for (const Case& c : cases) {
+    Run r = run("train --data " + kSmall + kModel + c.flags);
+    INFO(c.flags << "\n" << r.out);
+    CHECK(r.code == 2);
+    for (const std::string& want : c.says) CHECK_THAT(r.out, Contains(want));
+    CHECK(r.out.find("synthetic:rows") == std::string::npos);  // the data is never loaded (its "train:" line)
+  }
 }
 
 TEST_CASE("a data set too small to hold out evaluation rows is refused, never nan metrics", "[cli][reliability]") {

@@ -10,6 +10,7 @@
 #include "data/aliccp_synth.hpp"
 #include "data/readers.hpp"
 #include "data/stream_cache.hpp"
+#include "support/files.hpp"
 
 using namespace funnel;
 using namespace funnel::test;
@@ -137,16 +138,8 @@ TEST_CASE("CLI: --shuffle-window and --prefetch shape the streamed order, bad va
 
 TEST_CASE("CLI: a corrupt chunk of a streamed cache stops training with the file and the chunk", "[cli][stream]") {
   const Data d("stream_corrupt", 2000, 256, 64);
-  {
-    // Flip a byte inside the first chunk (the meta at the end stays intact: the file opens).
-    std::fstream f(d.cache, std::ios::in | std::ios::out | std::ios::binary);
-    f.seekg(300);
-    char c = 0;
-    f.read(&c, 1);
-    c ^= 0x10;
-    f.seekp(300);
-    f.write(&c, 1);
-  }
+  // Flip a byte inside the first chunk (the meta at the end stays intact: the file opens).
+  funnel::test::flip_bits(d.cache, 300, 0x10);
   const Run r = run("train --data cache:" + d.cache + kSmall + " --no-shuffle");
   INFO(r.out);
   CHECK(r.code == 1);
@@ -196,15 +189,7 @@ TEST_CASE("CLI: a damaged chunk of the evaluation cache stops the run before tra
   const Data d("stream_eval_corrupt", 2000, 256, 64);
   const std::string eval = d.out("e.cache");
   fs::copy_file(d.cache, eval);
-  {
-    std::fstream f(eval, std::ios::in | std::ios::out | std::ios::binary);
-    f.seekg(300);
-    char c = 0;
-    f.read(&c, 1);
-    c ^= 0x10;
-    f.seekp(300);
-    f.write(&c, 1);
-  }
+  funnel::test::flip_bits(eval, 300, 0x10);
   const Run r = run("train --data cache:" + d.cache + " --eval-data cache:" + eval + kSmall + " --no-shuffle --save " +
                     d.out("ck"));
   INFO(r.out);

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "data/synthetic.hpp"
+#include "support/small_model.hpp"
 #include "train/loop.hpp"
 
 using namespace funnel;
@@ -16,24 +17,8 @@ struct EvalStopSetup {
   Dataset train, eval;
   Model m;
   std::unique_ptr<Optimizer<float>> opt = make_optimizer<float>("sgd", {});
-  static Dataset data() {
-    SyntheticConfig c;
-    c.rows = 6000;
-    c.fields = 4;
-    c.vocab_per_field = 30;
-    c.seed = 11;
-    return make_synthetic(c);
-  }
-  static ModelConfig model(const Dataset& d) {
-    ModelConfig mc;
-    mc.kind = "esmm";
-    mc.num_fields = d.num_fields;
-    mc.vocab = d.vocab;
-    mc.dim = 4;
-    mc.hidden = {8};
-    return mc;
-  }
-  explicit EvalStopSetup(Dataset all = data()) : m(model(all)) {
+  static Dataset data() { return make_synthetic({.rows = 6000, .fields = 4, .vocab_per_field = 30, .seed = 11}); }
+  explicit EvalStopSetup(Dataset all = data()) : m(test::sized_for(all, "esmm", 4, {8})) {
     split_tail(all, 0.5, train, eval);
     m.exec().init_params(3);
   }

@@ -14,6 +14,7 @@
 #include "train/checkpoint.hpp"
 
 #include "data/synthetic.hpp"
+#include "support/small_model.hpp"
 #include "train/loop.hpp"
 
 using namespace funnel;
@@ -29,15 +30,7 @@ SyntheticConfig small_data() {
   c.ctcvr = 0.02;
   return c;
 }
-ModelConfig small_model(const Dataset& d, const std::string& kind) {
-  ModelConfig m;
-  m.kind = kind;
-  m.num_fields = d.num_fields;
-  m.vocab = d.vocab;
-  m.dim = 6;
-  m.hidden = {16, 8};
-  return m;
-}
+ModelConfig small_model(const Dataset& d, const std::string& kind) { return test::sized_for(d, kind, 6, {16, 8}); }
 // ESMM on small_data() with SGD, its parameters drawn with `seed`.
 struct SgdEsmm {
   Dataset d = make_synthetic(small_data());

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "data/synthetic.hpp"
+#include "support/small_model.hpp"
 #include "train/loop.hpp"
 #include "train/lr_schedule.hpp"
 
@@ -42,7 +43,8 @@ struct Run {
   Model m;
   std::unique_ptr<Optimizer<float>> opt;
   std::vector<double> lrs;  // the optimizer's rate seen after each step
-  explicit Run(const LrSchedule& s, std::int64_t max_steps = 0) : d(make_data()), m(model(d)) {
+  explicit Run(const LrSchedule& s, std::int64_t max_steps = 0)
+      : d(make_data()), m(test::sized_for(d, "esmm", 4, {8})) {
     m.exec().init_params(1);
     OptimizerConfig oc;
     oc.lr = 0.01;
@@ -56,23 +58,7 @@ struct Run {
     h.on_step = [this](const StepInfo&) { lrs.push_back(opt->config().lr); };
     train(m, *opt, d, nullptr, o, h);
   }
-  static Dataset make_data() {
-    SyntheticConfig c;
-    c.rows = 1000;
-    c.fields = 4;
-    c.vocab_per_field = 20;
-    c.seed = 3;
-    return make_synthetic(c);
-  }
-  static ModelConfig model(const Dataset& d) {
-    ModelConfig mc;
-    mc.kind = "esmm";
-    mc.num_fields = d.num_fields;
-    mc.vocab = d.vocab;
-    mc.dim = 4;
-    mc.hidden = {8};
-    return mc;
-  }
+  static Dataset make_data() { return make_synthetic({.rows = 1000, .fields = 4, .vocab_per_field = 20, .seed = 3}); }
   // The shared embedding table: every step moves it.
   std::vector<float> params() {
     const auto id = m.exec().graph().find("embedding/table");

@@ -88,6 +88,14 @@ TEST_CASE("npy reader rejects bad files with the file name and the reason", "[np
   std::vector<float> v(12, 1.0f);
   write_npy(p, {3, 4}, v.data());
   const std::string good = slurp(p);
+  // Writes `good` with the first `from` in its header replaced by `to`.
+  auto spit_with = [&](const std::string& from, const std::string& to) {
+    std::string b = good;
+    const std::size_t at = b.find(from);
+    REQUIRE(at != std::string::npos);
+    b.replace(at, from.size(), to);
+    spit(p, b);
+  };
 
   SECTION("truncated data") {
     spit(p, good.substr(0, good.size() - 5));
@@ -118,33 +126,23 @@ TEST_CASE("npy reader rejects bad files with the file name and the reason", "[np
     CHECK_THROWS_WITH(read_npy<double>(p), Contains("'<f4'") && Contains("expected '<f8'"));
   }
   SECTION("big-endian dtype") {
-    std::string b = good;
-    b.replace(b.find("<f4"), 3, ">f4");
-    spit(p, b);
+    spit_with("<f4", ">f4");
     CHECK_THROWS_WITH(read_npy<float>(p), Contains("unsupported .npy dtype '>f4'"));
   }
   SECTION("fortran order") {
-    std::string b = good;
-    b.replace(b.find("False"), 5, "True ");
-    spit(p, b);
+    spit_with("False", "True ");
     CHECK_THROWS_WITH(read_npy<float>(p), Contains("fortran_order True"));
   }
   SECTION("shape that disagrees with the data") {
-    std::string b = good;
-    b.replace(b.find("(3, 4)"), 6, "(3, 5)");
-    spit(p, b);
+    spit_with("(3, 4)", "(3, 5)");
     CHECK_THROWS_WITH(read_npy<float>(p), Contains("truncated") && Contains("(3, 5)") && Contains("60 data bytes"));
   }
   SECTION("garbled dict") {
-    std::string b = good;
-    b.replace(b.find("'shape'"), 7, "'shope'");
-    spit(p, b);
+    spit_with("'shape'", "'shope'");
     CHECK_THROWS_WITH(read_npy<float>(p), Contains("unknown key 'shope'"));
   }
   SECTION("raw bytes in a damaged header are shown escaped") {
-    std::string b = good;
-    b.replace(b.find("'shape'"), 7, "'sh\x01\xff" "e'");
-    spit(p, b);
+    spit_with("'shape'", "'sh\x01\xff" "e'");
     try {
       (void)read_npy<float>(p);
       FAIL("a damaged header was read");

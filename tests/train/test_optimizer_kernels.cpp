@@ -12,7 +12,7 @@
 
 #include "core/parallel.hpp"
 #include "core/simd.hpp"
-#include "support/skip.hpp"
+#include "support/isa_cases.hpp"
 #include "train/optimizer.hpp"
 #include "train/optimizer_kernels.hpp"
 
@@ -103,19 +103,8 @@ void check_isa(SimdIsa isa) {
 
 }  // namespace
 
-TEST_CASE("optimizer kernels, generic: Adam and Adagrad equal the scalar reference exactly", "[train][simd]") {
-  check_isa(SimdIsa::generic);
-}
-
-TEST_CASE("optimizer kernels, AVX2: Adam and Adagrad equal the scalar reference exactly", "[train][simd]") {
-  if (!simd_isa_supported(SimdIsa::avx2)) FUNNEL_SKIP("this CPU has no AVX2 + FMA");
-  check_isa(SimdIsa::avx2);
-}
-
-TEST_CASE("optimizer kernels, AVX-512: Adam and Adagrad equal the scalar reference exactly", "[train][simd]") {
-  if (!simd_isa_supported(SimdIsa::avx512)) FUNNEL_SKIP("this CPU has no AVX-512 F/BW/VL (or the OS does not enable it)");
-  check_isa(SimdIsa::avx512);
-}
+FUNNEL_ISA_TEST_CASES("optimizer kernels", "Adam and Adagrad equal the scalar reference exactly", "[train][simd]",
+                      check_isa)
 
 TEST_CASE("sparse Adam over two threads (row ranges) equals one thread bit for bit", "[train][simd]") {
   // 3000 touched rows of a 5000 × 18 table: above the grain, so two threads each take a range of rows.

@@ -11,6 +11,7 @@
 #include "core/error.hpp"
 #include "train/checkpoint.hpp"
 #include "train/optimizer.hpp"
+#include "support/small_model.hpp"
 #include "train/trainer.hpp"
 
 using namespace funnel;
@@ -70,13 +71,8 @@ TEST_CASE("an optimizer registered from a test file is found by name and listed"
 }
 
 TEST_CASE("the Trainer trains with a registered optimizer by name and checkpoints its slots", "[optimizer][registry]") {
-  TrainerOptions o;
-  o.model.kind = "esmm";
-  o.model.dim = 4;
-  o.model.hidden = {8, 4};
-  o.train.batch_size = 256;
+  TrainerOptions o = test::small_trainer("esmm", 4, {8, 4}, 256, 0.001);
   o.optimizer = "signsgd";
-  o.opt.lr = 0.001;
   Trainer t(o, load_train_data({.train = "synthetic:rows=2000,fields=4,vocab=30,seed=5"}, ReadOptions{}));
   CHECK(std::string(t.optimizer().name()) == "signsgd");
   ParamStore<float>& ps = t.model().exec().store();

@@ -10,6 +10,7 @@
 #include "autodiff/executor.hpp"
 #include "core/parallel.hpp"
 #include "data/synthetic.hpp"
+#include "support/small_model.hpp"
 #include "support/alloc_counter.hpp"
 #include "support/gemm_guard.hpp"
 #include "support/skip.hpp"
@@ -25,13 +26,7 @@ namespace {
 using funnel::test::PrecisionGuard;
 
 ModelConfig esmm_config(const Dataset& d, std::int64_t dim, std::vector<std::int64_t> hidden) {
-  ModelConfig c;
-  c.kind = "esmm";
-  c.num_fields = d.num_fields;
-  c.vocab = d.vocab;
-  c.dim = dim;
-  c.hidden = std::move(hidden);
-  return c;
+  return funnel::test::sized_for(d, "esmm", dim, std::move(hidden));
 }
 
 // The parameters some matmul reads: the weights rounded once per bf16 step.
@@ -198,11 +193,7 @@ TEST_CASE("bf16 ESMM steps round each weight once per step and use the optimizer
 // differ only in the fp32 summation order inside each gemm. Three seeds, a small model on small synthetic data.
 TEST_CASE("native bf16 trains ESMM to the AUCs of emulated bf16 and of fp32", "[train][bf16][native]") {
   PrecisionGuard guard;
-  if (!bf16_native_available()) {
-    REQUIRE_THROWS_AS(set_bf16_impl(Bf16Impl::native), std::invalid_argument);
-    WARN(funnel::test::kSkipMarker << " native bf16: " << bf16_native_unavailable_reason());
-    return;
-  }
+  if (!funnel::test::native_bf16_or_skip()) return;
   set_gemm_backend(GemmBackend::onednn);
   static const auto data = load_train_data({.train = "synthetic:rows=24000,fields=6,vocab=40,seed=7"}, ReadOptions{});
   struct Aucs {
@@ -210,15 +201,10 @@ TEST_CASE("native bf16 trains ESMM to the AUCs of emulated bf16 and of fp32", "[
   };
   auto run = [](GemmPrecision p, Bf16Impl impl, std::uint64_t seed) {
     set_bf16_impl(impl);
-    TrainerOptions o;
-    o.model.kind = "esmm";
-    o.model.dim = 8;
-    o.model.hidden = {32, 16};
-    o.train.batch_size = 256;
+    TrainerOptions o = funnel::test::small_trainer("esmm", 8, {32, 16}, 256, 0.01);
     o.train.epochs = 2;
     o.train.seed = seed;
     o.optimizer = "adam";
-    o.opt.lr = 0.01;
     o.precision = p;
     Trainer t(o, data);
     const Bf16Counts c0 = bf16_counts();

@@ -11,6 +11,7 @@
 #include "data/readers.hpp"
 #include "data/stream_cache.hpp"
 #include "data/synthetic.hpp"
+#include "support/small_model.hpp"
 #include "support/temp_dir.hpp"
 #include "train/batch_source.hpp"
 #include "train/loop.hpp"
@@ -40,15 +41,7 @@ SyntheticConfig small(std::int64_t stages) {
   return c;
 }
 
-ModelConfig model_for(const Dataset& d) {
-  ModelConfig m;
-  m.num_fields = d.num_fields;
-  m.vocab = d.vocab;
-  m.num_stages = d.num_stages;
-  m.dim = 4;
-  m.hidden = {12, 6};
-  return m;
-}
+ModelConfig model_for(const Dataset& d) { return test::sized_for(d, "esmm", 4, {12, 6}); }
 
 // A few epochs of Adam so that the predictions separate the classes.
 void fit(Model& m, const Dataset& d) {

@@ -11,6 +11,7 @@
 #include "core/error.hpp"
 #include "train/communicator.hpp"
 #include "train/strategy.hpp"
+#include "support/small_model.hpp"
 #include "train/trainer.hpp"
 
 using namespace funnel;
@@ -59,14 +60,9 @@ class Recording final : public ParallelStrategy {
 };
 
 TrainerOptions strategy_options() {
-  TrainerOptions o;
-  o.model.kind = "esmm";
-  o.model.dim = 4;
-  o.model.hidden = {8, 4};
-  o.train.batch_size = 500;
+  TrainerOptions o = test::small_trainer("esmm", 4, {8, 4}, 500, 0.01);
   o.train.max_steps = 2;
   o.train.save_every = 2;
-  o.opt.lr = 0.01;
   return o;
 }
 

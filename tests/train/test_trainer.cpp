@@ -10,6 +10,7 @@
 
 #include "core/error.hpp"
 #include "core/simd.hpp"
+#include "support/small_model.hpp"
 #include "train/trainer.hpp"
 
 using namespace funnel;
@@ -21,13 +22,8 @@ namespace {
 const char* kSpec = "synthetic:rows=20000,fields=4,vocab=30,seed=5";
 
 TrainerOptions small(const std::string& kind) {
-  TrainerOptions o;
-  o.model.kind = kind;
-  o.model.dim = 4;
-  o.model.hidden = {8, 4};
-  o.train.batch_size = 256;
+  TrainerOptions o = test::small_trainer(kind, 4, {8, 4}, 256, 0.01);
   o.optimizer = "adam";
-  o.opt.lr = 0.01;
   return o;
 }
 

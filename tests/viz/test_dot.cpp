@@ -13,6 +13,7 @@
 #include "viz/dot.hpp"
 #include "core/error.hpp"
 #include "models/model.hpp"
+#include "support/small_model.hpp"
 #include "support/skip.hpp"
 
 using namespace funnel;
@@ -106,6 +107,14 @@ bool graphviz_accepts(const std::string& dot, bool* ran) {
 
 }  // namespace
 
+// Graphviz reads the DOT text `d` without an error; without `dot` on PATH the test case is skipped (it returns).
+#define CHECK_GRAPHVIZ_ACCEPTS(d)                                                                  \
+  do {                                                                                             \
+    bool ran = false;                                                                              \
+    CHECK(graphviz_accepts(d, &ran));                                                              \
+    if (!ran) FUNNEL_SKIP("graphviz `dot` not on PATH: the DOT text was not checked by Graphviz"); \
+  } while (false)
+
 TEST_CASE("to_dot: nested scope clusters, kinds styled apart, shaped edges, legend", "[core][dot]") {
   Two t;
   build(t);
@@ -134,9 +143,7 @@ TEST_CASE("to_dot: nested scope clusters, kinds styled apart, shaped edges, lege
   CHECK(d.find("label=\"B×4\"") != std::string::npos);
   // No gradient drawing unless asked.
   CHECK(d.find("∂L/∂") == std::string::npos);
-  bool ran = false;
-  CHECK(graphviz_accepts(d, &ran));
-  if (!ran) FUNNEL_SKIP("graphviz `dot` not on PATH: the DOT text was not checked by Graphviz");
+  CHECK_GRAPHVIZ_ACCEPTS(d);
 }
 
 TEST_CASE("to_dot is deterministic: same graph, same bytes", "[core][dot]") {
@@ -166,10 +173,8 @@ TEST_CASE("to_dot escapes quotes, backslashes and newlines in labels", "[core][d
   CHECK(d.find("line\\nbreak") != std::string::npos);
   CHECK(d.find("title with \\\"quotes\\\"") != std::string::npos);
   CHECK(lexically_balanced(d));
-  bool ran = false;
   CHECK(dot_escape("a\"b\\c\nd") == "a\\\"b\\\\c\\nd");
-  CHECK(graphviz_accepts(d, &ran));
-  if (!ran) FUNNEL_SKIP("graphviz `dot` not on PATH: the DOT text was not checked by Graphviz");
+  CHECK_GRAPHVIZ_ACCEPTS(d);
 }
 
 TEST_CASE("to_dot --grad-flow colours parameters and edges by the losses that reach them", "[core][dot]") {
@@ -197,9 +202,7 @@ TEST_CASE("to_dot --grad-flow colours parameters and edges by the losses that re
   CHECK(d.find("gradient from loss_a only") != std::string::npos);
   CHECK(d.find("gradient from head_b/loss_b only") != std::string::npos);
   CHECK(d.find("gradient from every loss") != std::string::npos);
-  bool ran = false;
-  CHECK(graphviz_accepts(d, &ran));
-  if (!ran) FUNNEL_SKIP("graphviz `dot` not on PATH: the DOT text was not checked by Graphviz");
+  CHECK_GRAPHVIZ_ACCEPTS(d);
 }
 
 TEST_CASE("to_dot backward draws a gradient node per node that gets a gradient, edges reversed", "[core][dot]") {
@@ -216,9 +219,7 @@ TEST_CASE("to_dot backward draws a gradient node per node that gets a gradient, 
   CHECK(d.find("g" + std::to_string(t.out) + " -> g" + std::to_string(t.la) + " [dir=back, style=dashed") !=
         std::string::npos);
   CHECK(d.find("n" + std::to_string(t.la) + " -> g" + std::to_string(t.la) + " [style=dashed") != std::string::npos);
-  bool ran = false;
-  CHECK(graphviz_accepts(d, &ran));
-  if (!ran) FUNNEL_SKIP("graphviz `dot` not on PATH: the DOT text was not checked by Graphviz");
+  CHECK_GRAPHVIZ_ACCEPTS(d);
 }
 
 TEST_CASE("to_dot rejects a bad rankdir and a grad-flow made for another graph", "[core][dot]") {
@@ -237,14 +238,8 @@ TEST_CASE("to_dot rejects a bad rankdir and a grad-flow made for another graph",
 }
 
 TEST_CASE("to_dot --grad-flow marks a parameter read through stop_gradient as stopped, not as an alarm", "[core][dot]") {
-  ModelConfig c;
-  c.kind = "escm2-ips";
-  c.num_fields = 3;
-  c.vocab = 30;
-  c.dim = 3;
-  c.hidden = {5, 4};
   Graph g;
-  build_model(g, c);
+  build_model(g, test::small("escm2-ips"));
   GradFlowOptions go;
   GradFlow gf = analyze_grad_flow(g, go);
   DotOptions o;

@@ -3,6 +3,7 @@
 
 
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <limits>
@@ -149,6 +150,17 @@ void check_precision(GemmPrecision p) {
 }
 
 void set_precision(const Flags& f) { set_gemm_precision(precision_flag(f)); }
+
+int launcher_process_count() {
+  for (const char* v : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE"}) {
+    const char* text = std::getenv(v);
+    if (!text || !*text) continue;
+    char* end = nullptr;
+    const long n = std::strtol(text, &end, 10);
+    if (*end == '\0' && n > 0 && n <= 1 << 24) return static_cast<int>(n);
+  }
+  return 1;
+}
 
 void set_threads(int n) {
   if (n < 1) throw UsageError("--threads must be at least 1");

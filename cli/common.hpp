@@ -43,6 +43,11 @@ void check_distinct_outputs(const Flags& f, const std::vector<std::string>& flag
 /// UsageError on malformed text; the keys and values are checked by the model when it is built.
 nlohmann::json model_options_flag(const Flags& flags);
 
+/// The number of processes an MPI launcher (mpirun; Open MPI's OMPI_COMM_WORLD_SIZE or PMI_SIZE) started this one
+/// among: 1 when none did or the variable is not a positive number. `funnel train` compares it with its
+/// communicator's size: a build without the MPI layer started as several processes refuses to run (each process
+/// would train alone and write the same outputs).
+int launcher_process_count();
 /// --threads as the training table's row reads it (its check and default), for commands that train nothing.
 int threads_flag(const Flags& f);
 /// Sets the number of threads, `n` in [1, 256] (funnel::set_num_threads: the worker pool that also splits gemms;

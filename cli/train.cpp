@@ -31,6 +31,12 @@ int run_train(int argc, char** argv) {
   const int ranks = comm.size();
   const bool lead = comm.rank() == 0;
   check_same_config(comm, ro.trainer.config);  // before any data is read
+  // Started by mpirun as several processes, but this build has no MPI layer: every process would train alone on
+  // all the data and write the same outputs. Refuse before anything is read or written.
+  if (const int launched = launcher_process_count(); ranks == 1 && launched > 1)
+    throw UsageError("started by an MPI launcher as one of " + std::to_string(launched) +
+                     " processes, but this funnel was built without MPI (FUNNEL_MPI=OFF): each process would train "
+                     "alone; rebuild with MPI (libopenmpi-dev) or run it without the launcher");
   StrategyOptions strategy;
   apply_options(strategy_option_table(), f, strategy);
   const std::int64_t check_every = strategy.check_every;

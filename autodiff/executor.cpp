@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <random>
@@ -66,6 +67,21 @@ void Executor<T>::setup() {
         if (g.node(u).kind == NodeKind::Ids) id_ptrs_[nd.id][s] = &ids_[u];
         else in_ptrs_[nd.id][s] = vbuf_[u];
       }
+    }
+  }
+  // Tables used by one op that can lay out their gradient rows in its forward pass.
+  std::vector<int> uses(n, 0);
+  for (const Node& nd : g.nodes())
+    for (NodeId u : nd.inputs) ++uses[u];
+  fwd_sparse_.resize(n);
+  for (const Node& nd : g.nodes()) {
+    if (nd.kind != NodeKind::Op) continue;
+    for (std::size_t s = 0; s < nd.inputs.size(); ++s) {
+      const NodeId u = nd.inputs[s];
+      if (!sparse_of_[u] || uses[u] != 1 || !ops_[nd.id]->sparse_grad(s) || !ops_[nd.id]->prepares_sparse(s))
+        continue;
+      fwd_sparse_[nd.id].resize(nd.inputs.size(), nullptr);
+      fwd_sparse_[nd.id][s] = sparse_of_[u];
     }
   }
   full_plan_.order = g.topo_order();
@@ -225,8 +241,10 @@ void add_into(Tensor<T>& dst, const Tensor<T>& src) {
 }  // namespace
 
 template <class T>
-void Executor<T>::run_forward(const Plan& p) {
+void Executor<T>::run_forward(const Plan& p, bool prepare_sparse) {
   if (batch_ == 0) throw Error("call set_batch() before forward()");
+  sparse_prepared_ = false;
+  if (prepare_sparse) reset_sparse();
   ++pass_;  // parameters may have changed since the last pass: bf16 copies are remade at their first use
   for (NodeId v : p.order) {
     const Node& nd = g_.node(v);
@@ -240,8 +258,17 @@ void Executor<T>::run_forward(const Plan& p) {
     c.in = std::span<const Tensor<T>* const>(in_ptrs_[v]);
     c.ids = std::span<const IdBatch* const>(id_ptrs_[v]);
     c.out = &values_[v];
+    if (prepare_sparse && !fwd_sparse_[v].empty())
+      c.sparse = std::span<SparseRows<T>* const>(fwd_sparse_[v]);
     bind_rounded(v, c);
-    ops_[v]->forward(c);
+    if (profiling_) {
+      const auto t0 = std::chrono::steady_clock::now();
+      ops_[v]->forward(c);
+      profile_.forward_seconds[v] += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      ++profile_.forward_calls[v];
+    } else {
+      ops_[v]->forward(c);
+    }
     if (check_finite_ && check_[v] && !all_finite(values_[v].data(), values_[v].size())) {
       const T* d = values_[v].data();
       std::size_t i = 0;
@@ -258,8 +285,55 @@ void Executor<T>::forward() {
 }
 
 template <class T>
+void Executor<T>::set_profiling(bool on) {
+  profiling_ = on;
+  if (on && profile_.forward_seconds.size() != g_.size()) reset_profile();
+}
+
+template <class T>
+void Executor<T>::reset_profile() {
+  profile_.forward_seconds.assign(g_.size(), 0.0);
+  profile_.backward_seconds.assign(g_.size(), 0.0);
+  profile_.forward_calls.assign(g_.size(), 0);
+  profile_.backward_calls.assign(g_.size(), 0);
+}
+
+template <class T>
 void Executor<T>::forward(const std::vector<NodeId>& targets) {
   run_forward(forward_plan(targets));
+}
+
+template <class T>
+void Executor<T>::forward_for_backward(const std::vector<NodeId>& targets) {
+  run_forward(forward_plan(targets), true);
+  sparse_prepared_ = true;
+}
+
+template <class T>
+void Executor<T>::reset_sparse() {
+  // Sparse gradients touch at most min(table rows, ids in the batch) rows: reserve that once, so that a batch
+  // touching more distinct rows than earlier ones does not allocate inside the op.
+  std::size_t total_ids = 0;
+  for (const IdBatch& b : ids_) total_ids += b.ids.size();
+  for (SparseRows<T>* sr : sparse_list_) {
+    SparseRows<T>& s = *sr;
+    s.clear();
+    const std::size_t cap = std::min(static_cast<std::size_t>(s.num_rows), total_ids);
+    if (s.rows.capacity() < cap) {
+      // Twice what this batch needs (at most the table): with multi-valued fields the number of ids varies from
+      // batch to batch, and an exact reserve would reallocate at every new maximum. Untouched pages cost no RSS.
+      const std::size_t want = std::min(static_cast<std::size_t>(s.num_rows), 2 * cap);
+      s.rows.reserve(want);
+      s.values.reserve(want * static_cast<std::size_t>(s.dim));
+    }
+    if (s.id_slot.capacity() < total_ids) s.id_slot.reserve(2 * total_ids);
+    if (s.entry_cell.capacity() < total_ids) {  // the ops that lay out their rows ahead (prepares_sparse)
+      s.entry_cell.reserve(2 * total_ids);
+      s.entry_w.reserve(2 * total_ids);
+    }
+    if (s.by_slot.capacity() < cap + 1)
+      s.by_slot.reserve(std::min(static_cast<std::size_t>(s.num_rows), 2 * cap) + 1);
+  }
 }
 
 template <class T>
@@ -358,23 +432,9 @@ void Executor<T>::backward(const std::vector<LossWeight>& losses) {
   if (losses.empty()) throw GraphError("backward needs at least one loss");
   const Plan& p = backward_plan(losses);
   ensure_grad_buffers();
-  // Sparse gradients touch at most min(table rows, ids in the batch) rows: reserve that once, so that a batch
-  // touching more distinct rows than earlier ones does not allocate inside the op.
-  std::size_t total_ids = 0;
-  for (const IdBatch& b : ids_) total_ids += b.ids.size();
-  for (SparseRows<T>* sr : sparse_list_) {
-    SparseRows<T>& s = *sr;
-    s.clear();
-    const std::size_t cap = std::min(static_cast<std::size_t>(s.num_rows), total_ids);
-    if (s.rows.capacity() < cap) {
-      // Twice what this batch needs (at most the table): with multi-valued fields the number of ids varies from
-      // batch to batch, and an exact reserve would reallocate at every new maximum. Untouched pages cost no RSS.
-      const std::size_t want = std::min(static_cast<std::size_t>(s.num_rows), 2 * cap);
-      s.rows.reserve(want);
-      s.values.reserve(want * static_cast<std::size_t>(s.dim));
-    }
-    if (s.id_slot.capacity() < total_ids) s.id_slot.reserve(2 * total_ids);
-  }
+  // The rows a forward_for_backward laid out stay (the ops add their values); otherwise start empty.
+  if (!sparse_prepared_) reset_sparse();
+  sparse_prepared_ = false;
   for (std::size_t v = 0; v < g_.size(); ++v) reached_[v] = p.need[v];
   for (std::size_t i = 0; i < losses.size(); ++i) {
     const LossWeight& lw = losses[i];
@@ -401,11 +461,19 @@ void Executor<T>::backward(const std::vector<LossWeight>& losses) {
     c.sparse = std::span<SparseRows<T>* const>(p.sparse.data() + st.slots, k);
     c.add = std::span<const char>(p.add.data() + st.slots, k);
     bind_rounded(v, c);
+    const auto t0 = profiling_ ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
     st.op->backward(c);
     for (std::size_t s = 0; s < k; ++s)
       if (Tensor<T>* dst = p.add_to[st.slots + s]) add_into(*dst, *p.gin[st.slots + s]);
+    if (profiling_) {
+      profile_.backward_seconds[v] += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      ++profile_.backward_calls[v];
+    }
   }
   for (NodeId q : p.zero_params) gbuf_[q]->fill(T(0));
+  // Rows laid out in the forward pass by an op this backward did not run (its losses were not asked for): none.
+  for (SparseRows<T>* sr : sparse_list_)
+    if (sr->slots_ready) sr->clear();
   for (NodeId q : ps_->ids()) ps_->set_has_grad(q, reached_[q] != 0);
   backward_ran_ = true;
 }

@@ -83,6 +83,10 @@ class Executor {
   // ---- running ----
   void forward();                                    ///< every node
   void forward(const std::vector<NodeId>& targets);  ///< only what the targets need
+  /// forward(targets) when backward() follows on the same batch: ops that can lay out their sparse gradients' rows
+  /// do it now (Op::prepares_sparse, e.g. embedding's id-to-row slots, overlapped with its lookups), and the next
+  /// backward() uses that layout.
+  void forward_for_backward(const std::vector<NodeId>& targets);
   /// @{
   /// A node's value from the last forward pass (valid until the next set_batch or forward).
   const Tensor<T>& value(NodeId id) const { return *vbuf_.at(id); }
@@ -114,6 +118,21 @@ class Executor {
   /// NaN/Inf in a forward output throws NonFiniteError naming the node (on by default).
   void set_check_finite(bool on) { check_finite_ = on; }
 
+  // ---- where the time goes ----
+  /// Wall time of each op node's forward and backward calls, summed since the last reset_profile() (off by
+  /// default; when on, two clock reads per op call). Indexed by NodeId; nodes that never ran stay at 0.
+  struct Profile {
+    std::vector<double> forward_seconds;   ///< per node: seconds in its forward calls
+    std::vector<double> backward_seconds;  ///< per node: seconds in its backward calls (with fan-out adds)
+    std::vector<std::int64_t> forward_calls;   ///< per node: forward calls timed
+    std::vector<std::int64_t> backward_calls;  ///< per node: backward calls timed
+  };
+  /// Turns the per-op timing on or off; the sums are kept (reset_profile zeroes them).
+  void set_profiling(bool on);
+  bool profiling() const { return profiling_; }  ///< whether op calls are being timed
+  void reset_profile();  ///< zeroes the sums
+  const Profile& profile() const { return profile_; }  ///< the sums so far
+
  private:
   /// One op of a backward pass.
   struct Step {
@@ -139,7 +158,7 @@ class Executor {
   const Plan& forward_plan(const std::vector<NodeId>& targets);
   const Plan& backward_plan(const std::vector<LossWeight>& losses);
   Tensor<T>* scratch(NodeId u, std::size_t k);
-  void run_forward(const Plan& p);
+  void run_forward(const Plan& p, bool prepare_sparse = false);
   void ensure_grad_buffers();
   void check_inputs(NodeId v) const;
   void bind_rounded(NodeId v, Ctx<T>& c);
@@ -149,6 +168,12 @@ class Executor {
   ParamStore<T>* ps_;  ///< its ids() are the parameters, in graph order (the executor keeps no copy)
   std::int64_t batch_ = 0;
   bool check_finite_ = true;
+  bool profiling_ = false;
+  // Per op node, per input: the SparseRows a forward_for_backward hands the op (prepares_sparse), else empty.
+  std::vector<std::vector<SparseRows<T>*>> fwd_sparse_;
+  bool sparse_prepared_ = false;  // the last forward was forward_for_backward: backward keeps its layout
+  void reset_sparse();  // forgets the touched rows, and reserves for the bound batch's ids
+  Profile profile_;
   bool backward_ran_ = false;
   /// Per node: its value and gradient buffer (a parameter's are in the store, every other node's in values_ and
   /// grads_), and for a sparse parameter its SparseRows (else nullptr).

@@ -10,6 +10,7 @@
 #include <optional>
 
 #include "core/error.hpp"
+#include "core/parallel.hpp"
 #include "core/files.hpp"
 #include "core/signals.hpp"
 #include "train/checkpoint.hpp"
@@ -21,6 +22,42 @@
 
 namespace funnel::cli {
 namespace {
+
+// The --profile table: where a steady step's time went, and the ops that took most of it.
+std::string format_profile(const TrainResult& r) {
+  const double steps = static_cast<double>(r.steady_steps);
+  const double batch = 1e3 * r.steady_batch_seconds / steps, grad = 1e3 * r.steady_gradient_seconds / steps,
+               update = 1e3 * r.steady_update_seconds / steps, total = batch + grad + update;
+  std::string out;
+  char line[256];
+  std::snprintf(line, sizeof line,
+                "profile: %lld steady steps, %.2f ms each (%d threads): batch %.2f, forward+backward %.2f, "
+                "optimizer and hooks %.2f\n",
+                static_cast<long long>(r.steady_steps), total, num_threads(), batch, grad, update);
+  out += line;
+  std::snprintf(line, sizeof line, "  %-34s %-18s %10s %10s %7s\n", "node", "op", "fwd ms", "bwd ms", "share");
+  out += line;
+  constexpr std::size_t kShown = 15;
+  double rest_f = 0, rest_b = 0;
+  for (std::size_t i = 0; i < r.profile.size(); ++i) {
+    const OpTime& t = r.profile[i];
+    if (i >= kShown) {
+      rest_f += t.forward_ms;
+      rest_b += t.backward_ms;
+      continue;
+    }
+    std::snprintf(line, sizeof line, "  %-34s %-18s %10.3f %10.3f %6.1f%%\n", t.node.c_str(), t.op.c_str(),
+                  t.forward_ms, t.backward_ms, total > 0 ? 100.0 * (t.forward_ms + t.backward_ms) / total : 0.0);
+    out += line;
+  }
+  if (r.profile.size() > kShown) {
+    const std::string more = "(" + std::to_string(r.profile.size() - kShown) + " more ops)";
+    std::snprintf(line, sizeof line, "  %-34s %-18s %10.3f %10.3f %6.1f%%\n", more.c_str(), "", rest_f, rest_b,
+                  total > 0 ? 100.0 * (rest_f + rest_b) / total : 0.0);
+    out += line;
+  }
+  return out;
+}
 
 int run_train(int argc, char** argv) {
   Flags f(argc, argv, train_flag_specs());
@@ -158,6 +195,7 @@ int run_train(int argc, char** argv) {
   if (res.stopped && res.stopped_in_eval) eval_progress.finish_line();
   else if (res.stopped && tty) std::fprintf(stderr, "\n");
   std::printf("%s", format_epochs(res, s).c_str());
+  if (!res.profile.empty()) std::fprintf(stderr, "%s", format_profile(res).c_str());
   if (!so.init_dir.empty())
     std::fprintf(stderr, "this run: %lld steps (steps %lld..%lld of the model, resumed from %s)\n",
                  static_cast<long long>(run_steps), static_cast<long long>(start_step + (run_steps > 0 ? 1 : 0)),

@@ -37,6 +37,8 @@ OptionTable<TrainOptions> train_options_table() {
                     "seed of the initialisation and the shuffling"),
       switch_option<T>("no-shuffle", [](auto& o) -> auto& { return o.shuffle; }, false,
                        "keep the data order (no per-epoch shuffle)"),
+      switch_option<T>("profile", [](auto& o) -> auto& { return o.profile; }, true,
+                       "time every op of the steady steps: a table on stderr, and \"profile\" in --metrics-json"),
       int_option<T>("save-every", [](auto& o) -> auto& { return o.save_every; }, 0, kNoMax,
                     "also checkpoint every N steps (needs --save; 0 = only at the end)"),
       int_option<T>("shuffle-window", [](auto& o) -> auto& { return o.shuffle_window; }, 1, std::int64_t{1} << 32,

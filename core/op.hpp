@@ -30,6 +30,7 @@
 #include "core/error.hpp"
 #include "core/graph.hpp"
 #include "core/ids.hpp"
+#include "core/parallel.hpp"
 #include "core/shape.hpp"
 
 namespace funnel {
@@ -47,6 +48,15 @@ struct SparseRows {
   std::vector<T> values;           ///< rows.size() * dim, row-major
   std::vector<std::int32_t> slot;  ///< num_rows entries: index into rows, or -1
   std::vector<std::int32_t> id_slot;  ///< scratch for ops: per id of the batch, the index of its row (or -1)
+  /// The ids grouped by slot, for an op that lays them out ahead (prepares_sparse): slot s's ids are entries
+  /// [by_slot[s], by_slot[s + 1]), each with its cell (entry_cell) and its weight times the cell's pooling scale
+  /// (entry_w).
+  std::vector<std::int64_t> by_slot;
+  std::vector<std::int32_t> entry_cell;  ///< per entry: the cell (batch row × field) of its id
+  std::vector<T> entry_w;                ///< per entry: its id's weight times the cell's pooling scale
+  /// Set by an op that laid out `rows`, `slot`, `id_slot`, the zeroed `values` and the entries for the batch in
+  /// its forward pass (prepares_sparse); its backward then writes the values. Reset by clear().
+  bool slots_ready = false;
 
   /// Sizes the accumulator for an `n` × `d` table and forgets every touched row (O(n): call once per table, then clear()).
   void init(std::int64_t n, std::int64_t d) {
@@ -55,12 +65,18 @@ struct SparseRows {
     rows.clear();
     values.clear();
     slot.assign(static_cast<std::size_t>(n), -1);
+    slots_ready = false;
   }
-  /// Forget the touched rows (only those are reset, so this costs O(touched)).
+  /// Forget the touched rows (only those are reset, so this costs O(touched), split over the threads).
   void clear() {
-    for (std::int64_t r : rows) slot[static_cast<std::size_t>(r)] = -1;
+    const std::int64_t* r = rows.data();
+    std::int32_t* sl = slot.data();
+    parallel_for(static_cast<std::int64_t>(rows.size()), 16384, [r, sl](std::int64_t b, std::int64_t e) {
+      for (std::int64_t k = b; k < e; ++k) sl[static_cast<std::size_t>(r[k])] = -1;
+    });
     rows.clear();
     values.clear();
+    slots_ready = false;
   }
   /// The index of table row r's accumulator, which is zero-filled on first touch.
   std::int32_t index(std::int64_t r) {
@@ -94,6 +110,7 @@ struct Ctx {
   const Tensor<T>* gout = nullptr;
   std::span<Tensor<T>* const> gin;  ///< per input: where to write dL/d input, or nullptr when none is needed
   /// Per input: the sparse row gradient to add into (embedding tables), or nullptr.
+  /// In a forward pass, set only for an op that prepares_sparse() that input, when a backward will follow.
   std::span<SparseRows<T>* const> sparse;
   std::span<const char> add;  ///< only for slots the op accumulates_into(): gin[i] holds a gradient to add to
   /// Per input, or empty: the input's value already rounded to bf16 (float, under --precision bf16, for a parameter
@@ -133,6 +150,10 @@ class Op {
   virtual bool differentiable(std::size_t /*input*/) const { return true; }
   /// True when input i receives a sparse (row) gradient when it is a parameter (embedding tables).
   virtual bool sparse_grad(std::size_t /*input*/) const { return false; }
+  /// True when the op, given input i's SparseRows in a forward pass that a backward will follow (Ctx::sparse in
+  /// forward; see Executor::forward_for_backward), lays out its rows there already (SparseRows::slots_ready), so
+  /// that the work overlaps the forward's. Only asked for sparse_grad inputs used by this op alone.
+  virtual bool prepares_sparse(std::size_t /*input*/) const { return false; }
   /// True when the op's VJP for input i adds to gin[i] at no cost when c.beta(i) is 1 (a gemm's beta): the engine
   /// then lets it accumulate in place instead of giving it a scratch buffer to add in afterwards.
   virtual bool accumulates_into(std::size_t /*input*/) const { return false; }

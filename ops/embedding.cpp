@@ -7,6 +7,8 @@
 // The table gradient is sparse (SparseRows: only touched rows) unless the table is also read densely elsewhere,
 // in which case it accumulates into the dense gradient. Forward and backward are O(total ids · D).
 // Every id is checked against [0, V) in forward; a bad id throws funnel::Error naming node, row, field and id.
+#include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <type_traits>
 
@@ -23,6 +25,7 @@ struct Embedding : OpT<Embedding> {
   int arity() const override { return 2; }
   bool differentiable(std::size_t i) const override { return i == 0; }
   bool sparse_grad(std::size_t i) const override { return i == 0; }
+  bool prepares_sparse(std::size_t i) const override { return i == 0; }
 
   struct Params {
     bool mean;  // pool=mean (else sum)
@@ -62,6 +65,10 @@ struct Embedding : OpT<Embedding> {
   static constexpr std::size_t kPrefetchSlot = 16;
   // Smallest share of one thread: ids to range-check, cells to gather, touched rows to accumulate.
   static constexpr std::int64_t kGrainIds = 8192, kGrainCells = 1024, kGrainRows = 1024;
+  // Cells a thread takes at a time while another lays out the gradient rows (forward before a backward).
+  static constexpr std::size_t kCellBlock = 256;
+  // Smallest share of one thread when rows are summed from their grouped ids.
+  static constexpr std::int64_t kGrainEntries = 16384;
   template <class T>
   static void prefetch_row(const T* tp, const std::int64_t* ids, std::int64_t k, std::size_t nids, std::size_t D) {
     if (static_cast<std::size_t>(k) >= nids) return;
@@ -102,40 +109,203 @@ struct Embedding : OpT<Embedding> {
         if (static_cast<std::uint64_t>(ids[k]) >= static_cast<std::uint64_t>(V)) out_of_range(c, b, k, V);
     });
     // Cells write disjoint output rows: split them over the threads. Float runs the SIMD kernels of the CPU
-    // (ops/embedding_kernels.hpp: the same arithmetic as below, with fused multiply-adds).
-    if constexpr (std::is_same_v<T, float>) {
-      const EmbeddingPoolArgs args{y, tp, D, off, ids, ws, nids, mean};
-      const EmbeddingKernels& kern = embedding_kernels();
+    // (ops/embedding_kernels.hpp: the same arithmetic as pool_cells below, with fused multiply-adds).
+    auto pool = [&](std::size_t c0, std::size_t c1) {
+      if constexpr (std::is_same_v<T, float>)
+        embedding_kernels().pool(EmbeddingPoolArgs{y, tp, D, off, ids, ws, nids, mean}, c0, c1);
+      else
+        pool_cells(y, tp, D, off, ids, ws, nids, mean, c0, c1);
+    };
+    SparseRows<T>* sp = c.sparse.empty() ? nullptr : c.sparse[0];
+    if (!sp) {
       parallel_for(static_cast<std::int64_t>(cells), kGrainCells, [&](std::int64_t c0, std::int64_t c1) {
-        kern.pool(args, static_cast<std::size_t>(c0), static_cast<std::size_t>(c1));
+        pool(static_cast<std::size_t>(c0), static_cast<std::size_t>(c1));
       });
       return;
     }
-    parallel_for(static_cast<std::int64_t>(cells), kGrainCells, [&](std::int64_t c0, std::int64_t c1) {
-      for (auto cell = static_cast<std::size_t>(c0); cell < static_cast<std::size_t>(c1); ++cell) {
-        T* __restrict o = y + cell * D;
-        const std::int64_t k0 = off[cell], k1 = off[cell + 1];
-        T wsum = T(0);
-        for (std::int64_t k = k0; k < k1; ++k) {
-          prefetch_row(tp, ids, k + kPrefetch, nids, D);
-          const T w = static_cast<T>(ws[k]);
-          wsum += w;
-          const T* __restrict r = tp + static_cast<std::size_t>(ids[k]) * D;
-          if (k == k0)  // the first id writes, the rest add: no separate zero fill
-            for (std::size_t j = 0; j < D; ++j) o[j] = w * r[j];
-          else
-            for (std::size_t j = 0; j < D; ++j) o[j] += w * r[j];
-        }
-        if (k0 == k1) std::memset(o, 0, D * sizeof(T));
-        if (mean) {
-          if (wsum != T(0)) {
-            const T inv = T(1) / wsum;
-            for (std::size_t j = 0; j < D; ++j) o[j] *= inv;
+    // A backward follows: lay out the gradient rows now (assign_slots: one serial pass, and their zeroed
+    // accumulators) on one thread while the others pool, every thread taking blocks of cells until none is left.
+    // A cell's output does not depend on the thread that pools it, so the bits are those of the loop above. With
+    // several threads the ids are also grouped by row (group_by_slot), so that the backward's sums split evenly
+    // over the threads (write_rows) instead of each thread walking every id.
+    sp->id_slot.resize(nids);  // reserved by the executor: no allocation in a steady state
+    sp->by_slot.clear();
+    std::atomic<std::size_t> next{0};
+    const int parts = detail::chunks_for(static_cast<std::int64_t>(cells), kGrainCells);
+    parallel_for(parts, 1, [&](std::int64_t t0, std::int64_t t1) {
+      for (std::int64_t t = t0; t < t1; ++t) {
+        if (t == 0) {
+          const auto skip = [&](std::size_t cell) { return skip_cell<T>(off, ws, mean, cell); };
+          if (parts > 1) {
+            assign_slots(*sp, b, cells, skip, &sp->by_slot);
+            group_by_slot(*sp, b, cells, mean);
           } else {
-            std::memset(o, 0, D * sizeof(T));
+            assign_slots(*sp, b, cells, skip);
+          }
+          sp->values.resize(sp->size() * D, T(0));  // within the executor's reserve
+        }
+        for (;;) {
+          const std::size_t c0 = next.fetch_add(kCellBlock, std::memory_order_relaxed);
+          if (c0 >= cells) break;
+          pool(c0, std::min(cells, c0 + kCellBlock));
+        }
+      }
+    });
+    sp->slots_ready = true;
+  }
+
+  // The generic pooling of cells [c0, c1) (double, and the reference for the float kernels).
+  template <class T>
+  static void pool_cells(T* y, const T* tp, std::size_t D, const std::int64_t* off, const std::int64_t* ids,
+                         const float* ws, std::size_t nids, bool mean, std::size_t c0, std::size_t c1) {
+    for (std::size_t cell = c0; cell < c1; ++cell) {
+      T* __restrict o = y + cell * D;
+      const std::int64_t k0 = off[cell], k1 = off[cell + 1];
+      T wsum = T(0);
+      for (std::int64_t k = k0; k < k1; ++k) {
+        prefetch_row(tp, ids, k + kPrefetch, nids, D);
+        const T w = static_cast<T>(ws[k]);
+        wsum += w;
+        const T* __restrict r = tp + static_cast<std::size_t>(ids[k]) * D;
+        if (k == k0)  // the first id writes, the rest add: no separate zero fill
+          for (std::size_t j = 0; j < D; ++j) o[j] = w * r[j];
+        else
+          for (std::size_t j = 0; j < D; ++j) o[j] += w * r[j];
+      }
+      if (k0 == k1) std::memset(o, 0, D * sizeof(T));
+      if (mean) {
+        if (wsum != T(0)) {
+          const T inv = T(1) / wsum;
+          for (std::size_t j = 0; j < D; ++j) o[j] *= inv;
+        } else {
+          std::memset(o, 0, D * sizeof(T));
+        }
+      }
+    }
+  }
+
+  // A cell whose terms get no gradient: empty, or mean-pooled with weights summing to 0 (forward wrote zeros).
+  // (Σ w summed in T, as the backward's scale and the forward's mean do.)
+  template <class T>
+  static bool skip_cell(const std::int64_t* off, const float* ws, bool mean, std::size_t cell) {
+    const std::int64_t k0 = off[cell], k1 = off[cell + 1];
+    if (k0 == k1) return true;
+    if (!mean) return false;
+    T wsum = T(0);
+    for (std::int64_t k = k0; k < k1; ++k) wsum += static_cast<T>(ws[k]);
+    return wsum == T(0);
+  }
+
+  // Gives every row the batch touches (in cells that have a gradient) its accumulator slot, in the order of first
+  // touch after the rows touched before this op (sp.rows), and writes every id's slot to sp.id_slot (-1 for the ids
+  // of a skipped cell). `counts` (empty, and only when no rows were touched before): each slot's number of ids. One pass on one thread: a split needs a second pass over the scattered slot entries (to
+  // agree on the first touch), which costs two threads as much as the one pass costs one.
+  template <class T, class Skip>
+  static void assign_slots(SparseRows<T>& sp, const IdBatch& b, std::size_t cells, const Skip& skip_cell,
+                           std::vector<std::int64_t>* counts = nullptr) {
+    const std::int64_t* off = b.offsets.data();
+    const std::int64_t* ids = b.ids.data();
+    const std::size_t nids = b.ids.size();
+    std::int32_t* slot_of_row = sp.slot.data();
+    std::int32_t* id_slot = sp.id_slot.data();
+    std::vector<std::int64_t>& rows = sp.rows;
+    for (std::size_t cell = 0; cell < cells; ++cell) {
+      const std::int64_t k0 = off[cell], k1 = off[cell + 1];
+      const bool skip = skip_cell(cell);
+      for (std::int64_t k = k0; k < k1; ++k) {
+        if (static_cast<std::size_t>(k) + kPrefetchSlot < nids)
+          __builtin_prefetch(slot_of_row + ids[static_cast<std::size_t>(k) + kPrefetchSlot], 1);
+        std::int32_t slot = -1;
+        if (!skip) {
+          std::int32_t& s = slot_of_row[static_cast<std::size_t>(ids[k])];
+          if (s < 0) {
+            s = static_cast<std::int32_t>(rows.size());
+            rows.push_back(ids[k]);  // within the executor's reserve
+            if (counts) counts->push_back(0);
+          }
+          slot = s;
+          if (counts) ++(*counts)[static_cast<std::size_t>(s)];
+        }
+        id_slot[static_cast<std::size_t>(k)] = slot;
+      }
+    }
+  }
+
+  // Groups the ids of cells with a gradient by their slot (after assign_slots, which counted them per slot into
+  // sp.by_slot): sp.by_slot becomes the slots' offsets, and per entry (in id order within a slot) its cell and its
+  // weight times the cell's pooling scale, as the backward's sums take them.
+  template <class T>
+  static void group_by_slot(SparseRows<T>& sp, const IdBatch& b, std::size_t cells, bool mean) {
+    const std::int64_t* off = b.offsets.data();
+    const float* ws = b.weights.data();
+    const std::int32_t* id_slot = sp.id_slot.data();
+    const std::size_t S = sp.size();
+    std::vector<std::int64_t>& start = sp.by_slot;
+    start.push_back(0);  // within the executor's reserve
+    std::int64_t sum = 0;
+    for (std::size_t s = 0; s <= S; ++s) {
+      const std::int64_t n = start[s];
+      start[s] = sum;
+      sum += n;
+    }
+    const auto entries = static_cast<std::size_t>(start[S]);
+    sp.entry_cell.resize(entries);
+    sp.entry_w.resize(entries);
+    std::int32_t* ec = sp.entry_cell.data();
+    T* ew = sp.entry_w.data();
+    for (std::size_t cell = 0; cell < cells; ++cell) {
+      const std::int64_t k0 = off[cell], k1 = off[cell + 1];
+      if (k0 == k1 || id_slot[k0] < 0) continue;  // a cell without gradient has every id at -1
+      T scale = T(1);
+      if (mean) {
+        T wsum = T(0);
+        for (std::int64_t k = k0; k < k1; ++k) wsum += static_cast<T>(ws[k]);
+        scale = T(1) / wsum;  // not 0: such cells were skipped
+      }
+      for (std::int64_t k = k0; k < k1; ++k) {
+        const auto e = static_cast<std::size_t>(start[static_cast<std::size_t>(id_slot[k])]++);
+        ec[e] = static_cast<std::int32_t>(cell);
+        ew[e] = scale * static_cast<T>(ws[k]);
+      }
+    }
+    for (std::size_t s = S; s > 0; --s) start[s] = start[s - 1];  // the fill moved each start to the next one's
+    start[0] = 0;
+  }
+
+  // Every touched row's accumulator from the ids grouped by slot (group_by_slot): the threads take slot ranges of
+  // about equal numbers of ids, and each row sums its terms in id order from zero, as the scatter below does into
+  // zeroed rows: the same bits for any thread count, and for either path.
+  template <class T>
+  static void write_rows(SparseRows<T>& sp, const T* gy, std::size_t D) {
+    const std::size_t S = sp.size();
+    const std::int64_t* start = sp.by_slot.data();
+    const auto entries = static_cast<std::int64_t>(start[S]);
+    const int parts = detail::chunks_for(entries, kGrainEntries);
+    auto run = [&](std::size_t s0, std::size_t s1) {
+      if constexpr (std::is_same_v<T, float>) {
+        const EmbeddingRowsArgs a{sp.values.data(), D, gy, start, sp.entry_cell.data(), sp.entry_w.data(),
+                                  static_cast<std::size_t>(entries)};
+        embedding_kernels().rows(a, s0, s1);
+      } else {
+        for (std::size_t s = s0; s < s1; ++s) {
+          T* __restrict acc = sp.values.data() + s * D;
+          std::memset(acc, 0, D * sizeof(T));
+          for (auto e = start[s]; e < start[s + 1]; ++e) {
+            const T w = sp.entry_w[static_cast<std::size_t>(e)];
+            const T* g = gy + static_cast<std::size_t>(sp.entry_cell[static_cast<std::size_t>(e)]) * D;
+            for (std::size_t j = 0; j < D; ++j) acc[j] += w * g[j];
           }
         }
       }
+    };
+    // Part p starts at the first slot whose entries begin at or after p / parts of them.
+    auto slot_at = [&](int p) {
+      if (p >= parts) return S;
+      const std::int64_t want = entries * p / parts;
+      return static_cast<std::size_t>(std::lower_bound(start, start + S, want) - start);
+    };
+    parallel_for(parts, 1, [&](std::int64_t p0, std::int64_t p1) {
+      for (auto p = static_cast<int>(p0); p < static_cast<int>(p1); ++p) run(slot_at(p), slot_at(p + 1));
     });
   }
 
@@ -176,36 +346,23 @@ struct Embedding : OpT<Embedding> {
       }
       return;
     }
-    // Sparse: first give every touched row its accumulator slot (in first-touch order, serially) and note each id's
-    // slot, then split the slots over the threads. Each thread walks all ids in order and adds only into its own
-    // slots, so every row sums its terms in the same order as one thread would: the same bits for any thread count.
-    // The slots are handed out here without SparseRows::index(), whose per-row growth of `values` cost more than
-    // the lookup itself; the new rows' accumulators are zero-filled in one pass afterwards.
-    std::vector<std::int32_t>& id_slot = sp->id_slot;
-    id_slot.resize(b.ids.size());  // reserved by the executor: no allocation in a steady state
-    std::int32_t* slot_of_row = sp->slot.data();
-    std::vector<std::int64_t>& rows = sp->rows;  // reserved by the executor too
-    const std::size_t nids = b.ids.size();
-    for (std::size_t cell = 0; cell < cells; ++cell) {
-      const std::int64_t k0 = off[cell], k1 = off[cell + 1];
-      const bool skip = k0 == k1 || scale(k0, k1) == T(0);
-      for (std::int64_t k = k0; k < k1; ++k) {
-        if (static_cast<std::size_t>(k) + kPrefetchSlot < nids)
-          __builtin_prefetch(slot_of_row + ids[static_cast<std::size_t>(k) + kPrefetchSlot], 1);
-        std::int32_t slot = -1;
-        if (!skip) {
-          std::int32_t& s = slot_of_row[static_cast<std::size_t>(ids[k])];
-          if (s < 0) {
-            s = static_cast<std::int32_t>(rows.size());
-            rows.push_back(ids[k]);
-          }
-          slot = s;
-        }
-        id_slot[static_cast<std::size_t>(k)] = slot;
-      }
+    // Sparse: first give every touched row its accumulator slot, in first-touch order, and note each id's slot
+    // (assign_slots), then split the slots over the threads. Each thread walks all ids in order and adds only into
+    // its own slots, so every row sums its terms in the same order as one thread would: the same bits for any
+    // thread count. The slots are handed out without SparseRows::index(), whose per-row growth of `values` cost
+    // more than the lookup itself; the new rows' accumulators are zero-filled in one pass afterwards.
+    if (sp->slots_ready && !sp->by_slot.empty()) {  // the forward pass grouped the ids by row: sum each row's terms
+      sp->slots_ready = false;
+      write_rows(*sp, gy, D);
+      return;
     }
-    sp->values.resize(rows.size() * D, T(0));  // rows touched before this op keep their sums
-    const std::int32_t* ks = id_slot.data();
+    if (!sp->slots_ready) {  // else the forward pass laid out the rows and zeroed their accumulators
+      sp->id_slot.resize(b.ids.size());  // reserved by the executor: no allocation in a steady state
+      assign_slots(*sp, b, cells, [&](std::size_t cell) { return skip_cell<T>(off, ws, mean, cell); });
+      sp->values.resize(sp->size() * D, T(0));  // rows touched before this op keep their sums
+    }
+    sp->slots_ready = false;
+    const std::int32_t* ks = sp->id_slot.data();
     T* vals = sp->values.data();
     if constexpr (std::is_same_v<T, float>) {
       const EmbeddingScatterArgs args{vals, D, gy, off, ks, ws, cells, mean};

@@ -27,10 +27,10 @@ FUNNEL_SIMD_END
 #endif
 
 const EmbeddingKernels& embedding_kernels(SimdIsa isa) {
-  static const EmbeddingKernels generic{&emb_generic::pool, &emb_generic::scatter};
+  static const EmbeddingKernels generic{&emb_generic::pool, &emb_generic::scatter, &emb_generic::rows};
 #ifdef FUNNEL_SIMD_X86
-  static const EmbeddingKernels avx2{&emb_avx2::pool, &emb_avx2::scatter};
-  static const EmbeddingKernels avx512{&emb_avx512::pool, &emb_avx512::scatter};
+  static const EmbeddingKernels avx2{&emb_avx2::pool, &emb_avx2::scatter, &emb_avx2::rows};
+  static const EmbeddingKernels avx512{&emb_avx512::pool, &emb_avx512::scatter, &emb_avx512::rows};
   if (isa == SimdIsa::avx512) return avx512;
   if (isa == SimdIsa::avx2) return avx2;
 #endif

@@ -5,6 +5,7 @@
 //   dx = dy, viewed in x's shape
 #include <cstring>
 
+#include "core/parallel.hpp"
 #include "ops/op.hpp"
 
 namespace funnel {
@@ -48,14 +49,22 @@ struct Reshape : OpT<Reshape> {
     return target;
   }
 
+  // A copy of n values, split over the threads (a batch's embedding rows are megabytes).
+  template <class T>
+  static void copy(T* dst, const T* src, std::size_t n) {
+    parallel_for(static_cast<std::int64_t>(n), 4 * kElementGrain, [&](std::int64_t b, std::int64_t e) {
+      std::memcpy(dst + b, src + b, static_cast<std::size_t>(e - b) * sizeof(T));
+    });
+  }
+
   template <class T>
   static void fwd(Ctx<T>& c) {
-    std::memcpy(c.out->data(), c.x(0).data(), c.out->size() * sizeof(T));
+    copy(c.out->data(), c.x(0).data(), c.out->size());
   }
 
   template <class T>
   static void bwd(Ctx<T>& c) {
-    std::memcpy(c.gin[0]->data(), c.gout->data(), c.out->size() * sizeof(T));
+    copy(c.gin[0]->data(), c.gout->data(), c.out->size());
   }
 };
 

@@ -38,6 +38,13 @@ TrainResult train(Model& m, Optimizer<float>& opt, BatchSource& src, const EvalF
     double lr;
     ~RestoreLr() { opt.set_lr(lr); }
   } restore{opt, base_lr};
+  // Per-op timing of the steady steps: on after the warm-up, paused for the evaluations.
+  auto& ex = m.exec();
+  bool profiling = false;
+  struct StopProfiling {
+    Executor<float>& ex;
+    ~StopProfiling() { ex.set_profiling(false); }
+  } stop_profiling{ex};
   for (std::int64_t epoch = 0; epoch < o.epochs; ++epoch) {
     if (o.max_steps > 0 && step >= o.max_steps) break;
     EpochReport rep;
@@ -49,14 +56,22 @@ TrainResult train(Model& m, Optimizer<float>& opt, BatchSource& src, const EvalF
     for (;;) {
       if (o.max_steps > 0 && step >= o.max_steps) break;
       st.before_step();
+      if (o.profile && !profiling && step - start_step >= TrainResult::kWarmupSteps) {
+        ex.reset_profile();
+        profiling = true;
+      }
+      ex.set_profiling(profiling);
       const auto t0 = std::chrono::steady_clock::now();
       GradientStep g;
       g.step = step + 1;
       g.stop = hooks.stop && hooks.stop->load();
       if (sched.active()) opt.set_lr(sched.at(base_lr, step - start_step));
+      auto t_batch = t0, t_grad = t0;
       try {
         g.batch = src.next(m);  // waiting for a streaming source's reader counts as training time
+        t_batch = std::chrono::steady_clock::now();
         if (g.batch.local > 0) m.compute_gradients();
+        t_grad = std::chrono::steady_clock::now();
       } catch (...) {
         g.error = std::current_exception();  // the strategy agrees on it (every process fails), then it is thrown
       }
@@ -68,11 +83,16 @@ TrainResult train(Model& m, Optimizer<float>& opt, BatchSource& src, const EvalF
       if (hooks.after_gradients) hooks.after_gradients(m, g);
       if (g.error) std::rethrow_exception(g.error);
       st.apply_optimizer(m, opt, g);
-      const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      const auto t_end = std::chrono::steady_clock::now();
+      const double took = std::chrono::duration<double>(t_end - t0).count();
       seconds += took;
       if (step - start_step >= TrainResult::kWarmupSteps) {
         res.steady_seconds += took;
         res.steady_rows += g.batch.rows;
+        ++res.steady_steps;
+        res.steady_batch_seconds += std::chrono::duration<double>(t_batch - t0).count();
+        res.steady_gradient_seconds += std::chrono::duration<double>(t_grad - t_batch).count();
+        res.steady_update_seconds += std::chrono::duration<double>(t_end - t_grad).count();
       }
       ++step;
       ++rep.steps;
@@ -100,6 +120,7 @@ TrainResult train(Model& m, Optimizer<float>& opt, BatchSource& src, const EvalF
     }
     for (auto& v : rep.mean_losses) v = rep.steps ? v / static_cast<double>(rep.steps) : 0.0;
     rep.samples_per_sec = seconds > 0 ? static_cast<double>(rows_done) / seconds : 0.0;
+    ex.set_profiling(false);
     if (eval && !res.stopped && rep.steps > 0) {
       try {
         rep.eval = eval(m);
@@ -117,6 +138,18 @@ TrainResult train(Model& m, Optimizer<float>& opt, BatchSource& src, const EvalF
     if (res.stopped || (o.max_steps > 0 && step >= o.max_steps)) break;
   }
   res.steps = step;
+  if (profiling && res.steady_steps > 0) {
+    const auto& pr = ex.profile();
+    const double per = 1e3 / static_cast<double>(res.steady_steps);
+    for (std::size_t v = 0; v < pr.forward_seconds.size(); ++v) {
+      if (pr.forward_calls[v] == 0 && pr.backward_calls[v] == 0) continue;
+      const Node& nd = m.graph().node(static_cast<NodeId>(v));
+      res.profile.push_back({nd.name, nd.op, per * pr.forward_seconds[v], per * pr.backward_seconds[v]});
+    }
+    std::stable_sort(res.profile.begin(), res.profile.end(), [](const OpTime& a, const OpTime& b) {
+      return a.forward_ms + a.backward_ms > b.forward_ms + b.backward_ms;
+    });
+  }
   return res;
 }
 

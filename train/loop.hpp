@@ -44,6 +44,16 @@ struct TrainOptions {
   /// configured rate, which is put back when the run ends. lr_schedule.steps = 0 with an active schedule: the loop
   /// counts the run's steps from the source (epochs × batches, at most max_steps).
   LrSchedule lr_schedule;
+  /// Time every op of the steady steps (after the warm-up, not the evaluation): TrainResult::profile.
+  bool profile = false;
+};
+
+/// One op node's share of the steady training steps (TrainOptions::profile).
+struct OpTime {
+  std::string node;  ///< the node's full name
+  std::string op;    ///< its op
+  double forward_ms = 0.0;   ///< its forward, per steady step
+  double backward_ms = 0.0;  ///< its backward (with adding fan-out gradients), per steady step
 };
 
 /// What on_step sees after every step.
@@ -122,7 +132,16 @@ struct TrainResult {
   /// (0 when the run took no more steps than that).
   static constexpr std::int64_t kWarmupSteps = 5;
   std::int64_t steady_rows = 0;  ///< rows of the steps after the warm-up
+  std::int64_t steady_steps = 0;  ///< how many steps those were
   double steady_seconds = 0.0;  ///< their seconds
+  /// Where those seconds went: waiting for the batch (the source's next(): binding it, and for a streaming source
+  /// any wait for its reader), the forward and backward passes, and everything after them (the strategy's
+  /// exchange, the after-gradients hook, the optimizer). The three sum to steady_seconds.
+  double steady_batch_seconds = 0.0;     ///< waiting for and binding the batches
+  double steady_gradient_seconds = 0.0;  ///< the forward and backward passes
+  double steady_update_seconds = 0.0;    ///< the exchange, the hook and the optimizer
+  /// With TrainOptions::profile: every op node that ran in the steady steps, the most expensive first.
+  std::vector<OpTime> profile;
   /// steady_rows / steady_seconds (0 without steady steps).
   double steady_samples_per_sec() const {
     return steady_seconds > 0 ? static_cast<double>(steady_rows) / steady_seconds : 0.0;

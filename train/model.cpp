@@ -28,7 +28,7 @@ void Model::bind(const Dataset& d, std::span<const std::int64_t> rows) {
 }
 
 void Model::compute_gradients() {
-  ex_->forward(h_.losses);
+  ex_->forward_for_backward(h_.losses);
   for (std::size_t i = 0; i < h_.losses.size(); ++i) last_losses_[i] = ex_->scalar(h_.losses[i]);
   ex_->backward(losses_);
 }

@@ -134,6 +134,13 @@ std::string Trainer::model_description() const {
 
 const std::string& Trainer::loss_name(std::size_t k) const { return model_->handle().loss_names.at(k); }
 
+namespace {
+// Milliseconds per steady step of `seconds` summed over the steady steps (0 without any).
+double per_step_ms(const TrainResult& r, double seconds) {
+  return r.steady_steps > 0 ? 1e3 * seconds / static_cast<double>(r.steady_steps) : 0.0;
+}
+}  // namespace
+
 nlohmann::json Trainer::metrics_json(const TrainResult& r) const {
   nlohmann::json epochs = nlohmann::json::array();
   double total_rows = 0, total_sec = 0;
@@ -161,6 +168,10 @@ nlohmann::json Trainer::metrics_json(const TrainResult& r) const {
                         {"samples_per_sec", total_sec > 0 ? total_rows / total_sec : 0.0},
                         {"steady_samples_per_sec", r.steady_samples_per_sec()},
                         {"warmup_steps", TrainResult::kWarmupSteps},
+                        {"steady_step_ms",  // per steady step: where the time went (TrainResult)
+                         {{"batch", per_step_ms(r, r.steady_batch_seconds)},
+                          {"gradients", per_step_ms(r, r.steady_gradient_seconds)},
+                          {"update", per_step_ms(r, r.steady_update_seconds)}}},
                         {"gemm",
                          {{"precision", gemm_precision_name(gemm_precision())},
                           {"implementation", gemm_implementation()},
@@ -168,6 +179,12 @@ nlohmann::json Trainer::metrics_json(const TrainResult& r) const {
                         {"simd",  // funnel's own kernels (embedding, optimizer updates): core/simd.hpp
                          {{"isa", simd_isa_name(simd_isa())}, {"description", simd_isa_description()}}},
                         {"epochs", epochs}};
+  if (!r.profile.empty()) {
+    nlohmann::json ops = nlohmann::json::array();
+    for (const OpTime& t : r.profile)
+      ops.push_back({{"node", t.node}, {"op", t.op}, {"forward_ms", t.forward_ms}, {"backward_ms", t.backward_ms}});
+    j["profile"] = ops;  // per steady step, the most expensive first
+  }
   if (o_.config.is_object()) j["config"] = o_.config;
   return j;
 }

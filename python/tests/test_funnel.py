@@ -45,7 +45,7 @@ def test_dataframe_trains_like_csv(tmp_path, fixture_csv):
         m["config"].pop("save")
         for e in m["epochs"]:
             e.pop("samples_per_sec")
-        for k in ("samples_per_sec", "steady_samples_per_sec"):
+        for k in ("samples_per_sec", "steady_samples_per_sec", "steady_step_ms"):
             m.pop(k)
     assert m_df == m_csv
     # A dict of numpy arrays is the same table.
@@ -61,7 +61,7 @@ def test_metrics_dict_is_metrics_json(tmp_path, fixture_csv):
     m = funnel.train(data=f"csv:{fixture_csv}", metrics_json=tmp_path / "m.json", **SMALL)
     written = json.loads((tmp_path / "m.json").read_text())
     for d in (m, written):
-        for k in ("samples_per_sec", "steady_samples_per_sec"):
+        for k in ("samples_per_sec", "steady_samples_per_sec", "steady_step_ms"):
             d.pop(k)
         for e in d["epochs"]:
             e.pop("samples_per_sec")

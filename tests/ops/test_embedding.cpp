@@ -177,3 +177,111 @@ TEST_CASE("embedding run with a dense input in place of ids fails clearly", "[op
   ex.set_batch(1);
   CHECK_THROWS_WITH(ex.forward(), Contains("'lookup'") && Contains("not an ids node"));
 }
+
+namespace {
+// Restores one thread when a test that changed the count ends (however it ends).
+struct ThreadsGuard {
+  ~ThreadsGuard() { set_num_threads(1); }
+};
+
+// A batch large enough that the layout in the forward pass groups the ids by row (several chunks of cells): 512
+// rows × 8 fields, bags of 0..7 ids skewed to a few hot rows, every 37th cell empty, and for mean pooling every
+// 41st cell with weights summing to zero (no gradient).
+template <class T>
+struct BigFixture {
+  static constexpr std::int64_t V = 3000, D = 18, B = 512, F = 8;
+  Graph g;
+  Var table, idv, e, r, loss, other, loss2;
+  explicit BigFixture(Pool pool) {
+    table = param(g, "table", Shape{V, D}, Init::normal(1.0));
+    idv = ids(g, "ids", F);
+    e = embedding(table, idv, pool, "lookup");
+    r = input(g, "r", Shape{kBatch, F, D});
+    loss = sum(mul(e, r));
+    other = param(g, "other", Shape{1}, Init::constant(2.0));
+    loss2 = sum(mul(other, other));  // does not reach the table
+  }
+  void bind(Executor<T>& ex) {
+    ex.set_batch(B);
+    IdBatch& b = ex.ids(idv.id);
+    b.reset(B, F);
+    std::uint64_t x = 12345;
+    auto next = [&x] {
+      x = x * 6364136223846793005ull + 1442695040888963407ull;
+      return x >> 33;
+    };
+    for (std::int64_t cell = 0; cell < B * F; ++cell) {
+      const std::uint64_t n = cell % 37 == 0 ? 0 : next() % 8;
+      for (std::uint64_t j = 0; j < n; ++j) {
+        const double u = static_cast<double>(next() % 10000) / 10000.0;
+        const auto id = static_cast<std::int64_t>(static_cast<double>(V) * u * u * u);
+        const float w = cell % 41 == 0 ? (j % 2 ? -1.0f : 1.0f) : 0.25f + static_cast<float>(next() % 4);
+        b.push(id, cell % 41 == 0 && n % 2 ? 0.0f : w);
+      }
+      b.end_cell();
+    }
+    const std::vector<T> rv = random_vec<T>(static_cast<std::size_t>(B * F * D), 7);
+    std::copy(rv.begin(), rv.end(), ex.input(r.id).data());
+  }
+};
+}  // namespace
+
+TEMPLATE_TEST_CASE("a forward that prepares the backward gives the same gradient rows and bits for any thread count",
+                   "[ops][embedding][threads]", float, double) {
+  ThreadsGuard guard;
+  for (Pool pool : {Pool::Sum, Pool::Mean}) {
+    BigFixture<TestType> f(pool);
+    ParamStore<TestType> ref_store(f.g);
+    ref_store.init(3);
+    Executor<TestType> ref(f.g, ref_store);
+    f.bind(ref);
+    ref.forward();
+    ref.backward(f.loss.id);  // one thread, the layout made in the backward pass
+    const SparseRows<TestType>& want = ref.sparse_grad(f.table.id);
+    REQUIRE(want.size() > 100);
+    for (int threads : {1, 2, 3}) {
+      set_num_threads(threads);
+      for (bool prepared : {false, true}) {
+        INFO("pool " << (pool == Pool::Sum ? "sum" : "mean") << ", " << threads << " threads, "
+                     << (prepared ? "forward_for_backward" : "forward"));
+        ParamStore<TestType> store(f.g);
+        store.init(3);
+        Executor<TestType> ex(f.g, store);
+        for (int step = 0; step < 2; ++step) {  // the second step reuses the first one's buffers
+          f.bind(ex);
+          if (prepared) ex.forward_for_backward({f.loss.id});
+          else ex.forward();
+          CHECK(values(ex.value(f.e.id)) == values(ref.value(f.e.id)));
+          ex.backward(f.loss.id);
+          const SparseRows<TestType>& got = ex.sparse_grad(f.table.id);
+          CHECK(got.rows == want.rows);
+          CHECK(got.values == want.values);
+          CHECK_FALSE(got.slots_ready);
+        }
+      }
+    }
+    set_num_threads(1);
+  }
+}
+
+TEST_CASE("rows laid out in a forward pass are dropped when the backward does not reach the table",
+          "[ops][embedding][threads]") {
+  ThreadsGuard guard;
+  set_num_threads(2);
+  BigFixture<float> f(Pool::Sum);
+  Executor<float> ex(f.g);
+  ex.init_params(3);
+  f.bind(ex);
+  ex.forward_for_backward({f.loss.id, f.loss2.id});
+  CHECK(ex.sparse_grad(f.table.id).size() > 0);  // laid out ahead
+  ex.backward(f.loss2.id);
+  CHECK(ex.sparse_grad(f.table.id).size() == 0);
+  CHECK(ex.sparse_grad(f.table.id).values.empty());
+  CHECK(ex.grad(f.other.id).data()[0] == Approx(4.0));
+  // A plain forward after a prepared one: the backward lays out the rows itself.
+  ex.forward_for_backward({f.loss.id});
+  ex.forward();
+  ex.backward(f.loss.id);
+  CHECK(ex.sparse_grad(f.table.id).size() > 100);
+  CHECK(ex.sparse_grad(f.table.id).values.size() == ex.sparse_grad(f.table.id).size() * 18);
+}

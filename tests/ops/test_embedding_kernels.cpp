@@ -121,11 +121,33 @@ void check_isa(SimdIsa isa) {
       kern.scatter(sa, 0, nslots / 3);  // slot ranges as threads split them
       kern.scatter(sa, nslots / 3, nslots);
       CHECK(vals == expect);
+
+      // Rows: the same sums from the ids grouped by slot (in id order within a slot), written in two slot ranges.
+      std::vector<std::int64_t> start(static_cast<std::size_t>(nslots) + 1, 0);
+      for (std::int32_t s : slot)
+        if (s >= 0) ++start[static_cast<std::size_t>(s) + 1];
+      for (std::size_t s = 0; s < static_cast<std::size_t>(nslots); ++s) start[s + 1] += start[s];
+      std::vector<std::int32_t> ecell(static_cast<std::size_t>(start.back()));
+      std::vector<float> ew(ecell.size());
+      std::vector<std::int64_t> fill(start.begin(), start.end() - 1);
+      for (std::size_t c = 0; c < cells; ++c)
+        for (std::int64_t k = b.off[c]; k < b.off[c + 1]; ++k) {
+          const std::int32_t s = slot[static_cast<std::size_t>(k)];
+          if (s < 0) continue;
+          const auto e = static_cast<std::size_t>(fill[static_cast<std::size_t>(s)]++);
+          ecell[e] = static_cast<std::int32_t>(c);
+          ew[e] = scale[c] * b.weights[k];
+        }
+      std::vector<float> rows(static_cast<std::size_t>(nslots) * D, 99.0f);  // every value is written
+      const EmbeddingRowsArgs ra{rows.data(), D, gy.data(), start.data(), ecell.data(), ew.data(), ecell.size()};
+      kern.rows(ra, 0, static_cast<std::size_t>(nslots) / 2);
+      kern.rows(ra, static_cast<std::size_t>(nslots) / 2, static_cast<std::size_t>(nslots));
+      CHECK(rows == expect);
     }
   }
 }
 
 }  // namespace
 
-FUNNEL_ISA_TEST_CASES("embedding kernels", "pool and scatter equal the scalar reference exactly", "[ops][simd]",
+FUNNEL_ISA_TEST_CASES("embedding kernels", "pool, scatter and rows equal the scalar reference exactly", "[ops][simd]",
                       check_isa)

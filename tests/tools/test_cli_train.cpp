@@ -32,6 +32,25 @@ Run run(const std::string& args) { return funnel::test::run_funnel(args, true); 
 fs::path temp_dir(const std::string& name) { return funnel::test::fresh_temp_dir("cli_" + name); }
 }  // namespace
 
+TEST_CASE("train --profile prints where a step's time goes and records it", "[cli]") {
+  fs::path d = temp_dir("profile");
+  Run t = run("train --data " + kSmall + kModel + " --profile --metrics-json " + (d / "m.json").string());
+  INFO(t.out);
+  REQUIRE(t.code == 0);
+  CHECK(t.out.find("profile: ") != std::string::npos);
+  CHECK(t.out.find("embedding/lookup") != std::string::npos);
+  auto m = nlohmann::json::parse(slurp(d / "m.json"));
+  REQUIRE(m["profile"].is_array());
+  REQUIRE_FALSE(m["profile"].empty());
+  for (const auto& op : m["profile"]) {
+    CHECK(op["node"].is_string());
+    CHECK(op["op"].is_string());
+    CHECK(op["forward_ms"].get<double>() >= 0);
+    CHECK(op["backward_ms"].get<double>() >= 0);
+  }
+  CHECK(m["config"]["profile"] == true);
+}
+
 TEST_CASE("train, save, predict and eval round-trip", "[cli]") {
   fs::path d = temp_dir("roundtrip");
   Run t = run("train --data " + kSmall + kModel + " --epochs 2 --save " + (d / "ck").string() + " --metrics-json " +
@@ -47,6 +66,8 @@ TEST_CASE("train, save, predict and eval round-trip", "[cli]") {
   CHECK(m["samples_per_sec"].get<double>() > 0);
   CHECK(m["warmup_steps"].get<int>() == 5);
   CHECK(m.contains("steady_samples_per_sec"));
+  for (const char* k : {"batch", "gradients", "update"}) CHECK(m["steady_step_ms"][k].get<double>() >= 0);
+  CHECK_FALSE(m.contains("profile"));
 
   Run p = run("predict --checkpoint " + (d / "ck").string() + " --data " + kSmall + " --out " +
               (d / "p.csv").string());

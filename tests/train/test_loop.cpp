@@ -130,12 +130,55 @@ TEST_CASE("the steady rate leaves out the first steps of a run, across epochs an
   double all_seconds = 0;
   for (const EpochReport& e : r.epochs) all_seconds += 3 * 10000 / e.samples_per_sec;
   CHECK(r.steady_seconds < all_seconds);
+  CHECK(r.steady_steps == 9 - TrainResult::kWarmupSteps);
+  // The phases add up to the steady time; the gradients took some of it.
+  CHECK(r.steady_batch_seconds + r.steady_gradient_seconds + r.steady_update_seconds ==
+        Approx(r.steady_seconds).epsilon(1e-9));
+  CHECK(r.steady_gradient_seconds > 0);
+  CHECK(r.profile.empty());  // not asked for
   // Resumed at step 9: the warm-up counts from the run's own first step.
   o.epochs = 1;
   TrainResult again = train(m, *opt, d, nullptr, o, {}, 9);
   CHECK(again.steps == 12);
   CHECK(again.steady_rows == 0);
   CHECK(again.steady_samples_per_sec() == 0);
+}
+
+TEST_CASE("a profiled run times every op of its steady steps, not its warm-up or evaluation", "[train]") {
+  SgdEsmm r0(1);
+  auto& [d, m, opt] = r0;
+  TrainOptions o;
+  o.batch_size = 3000;
+  o.epochs = 2;
+  o.profile = true;
+  std::int64_t evals = 0;
+  const EvalFn ev = [&](Model& mm) {
+    ++evals;
+    DatasetSource es(d, 3000);
+    return evaluate(mm, es);
+  };
+  DatasetSource src(d, o.batch_size, true, 1);
+  TrainResult r = train(m, *opt, src, ev, o, {});
+  REQUIRE(evals == 2);
+  REQUIRE(r.steady_steps == 20 - TrainResult::kWarmupSteps);
+  REQUIRE_FALSE(r.profile.empty());
+  double ms = 0;
+  bool has_embedding = false, has_matmul = false;
+  for (std::size_t i = 0; i < r.profile.size(); ++i) {
+    const OpTime& t = r.profile[i];
+    CHECK_FALSE(t.node.empty());
+    CHECK(t.forward_ms >= 0);
+    CHECK(t.backward_ms >= 0);
+    if (i > 0) CHECK(t.forward_ms + t.backward_ms <= r.profile[i - 1].forward_ms + r.profile[i - 1].backward_ms);
+    has_embedding = has_embedding || t.op == "embedding";
+    has_matmul = has_matmul || t.op == "matmul";
+    ms += t.forward_ms + t.backward_ms;
+  }
+  CHECK(has_embedding);
+  CHECK(has_matmul);
+  // Per steady step the ops take part of the forward and backward time (not the evaluations').
+  CHECK(ms <= 1e3 * r.steady_gradient_seconds / static_cast<double>(r.steady_steps) * 1.01);
+  CHECK_FALSE(m.exec().profiling());
 }
 
 TEST_CASE("data that does not fit the model is a clear error", "[train]") {

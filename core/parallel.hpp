@@ -36,6 +36,10 @@ void run_chunks(std::int64_t n, int chunks, ChunkFn fn, const void* ctx);
 int chunks_for(std::int64_t n, std::int64_t grain);
 }  // namespace detail
 
+/// How many chunks parallel_for(n, grain, f) would run right now (1 when single-threaded, or inside a chunk): for a
+/// loop that splits its work itself, e.g. `parallel_for(parts, 1, ...)` over parts it balances on its own.
+inline int parallel_chunks(std::int64_t n, std::int64_t grain) { return detail::chunks_for(n, grain); }
+
 /// Runs f(begin, end) over contiguous chunks covering [0, n), each at least `grain` items (fewer chunks when n is
 /// small), chunk 0 on the calling thread; returns when all are done and rethrows the first exception in chunk order.
 /// `f` must be callable concurrently on disjoint ranges. n <= 0 does nothing.

@@ -131,7 +131,7 @@ struct Embedding : OpT<Embedding> {
     sp->id_slot.resize(nids);  // reserved by the executor: no allocation in a steady state
     sp->by_slot.clear();
     std::atomic<std::size_t> next{0};
-    const int parts = detail::chunks_for(static_cast<std::int64_t>(cells), kGrainCells);
+    const int parts = parallel_chunks(static_cast<std::int64_t>(cells), kGrainCells);
     parallel_for(parts, 1, [&](std::int64_t t0, std::int64_t t1) {
       for (std::int64_t t = t0; t < t1; ++t) {
         if (t == 0) {
@@ -280,7 +280,7 @@ struct Embedding : OpT<Embedding> {
     const std::size_t S = sp.size();
     const std::int64_t* start = sp.by_slot.data();
     const auto entries = static_cast<std::int64_t>(start[S]);
-    const int parts = detail::chunks_for(entries, kGrainEntries);
+    const int parts = parallel_chunks(entries, kGrainEntries);
     auto run = [&](std::size_t s0, std::size_t s1) {
       if constexpr (std::is_same_v<T, float>) {
         const EmbeddingRowsArgs a{sp.values.data(), D, gy, start, sp.entry_cell.data(), sp.entry_w.data(),

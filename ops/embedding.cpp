@@ -184,22 +184,28 @@ struct Embedding : OpT<Embedding> {
     }
   }
 
-  // A cell whose terms get no gradient: empty, or mean-pooled with weights summing to 0 (forward wrote zeros).
-  // (Σ w summed in T, as the backward's scale and the forward's mean do.)
+  // Pooling scale of the cell of ids [k0, k1): 1 (sum), 1/Σw (mean), 0 when the mean cell's weights sum to 0
+  // (forward wrote zeros: no dependence on the table). Σw is summed in T, as the forward's mean does.
+  template <class T>
+  static T cell_scale(const float* ws, bool mean, std::int64_t k0, std::int64_t k1) {
+    if (!mean) return T(1);
+    T wsum = T(0);
+    for (std::int64_t k = k0; k < k1; ++k) wsum += static_cast<T>(ws[k]);
+    return wsum == T(0) ? T(0) : T(1) / wsum;
+  }
+
+  // A cell whose terms get no gradient: empty, or of scale 0.
   template <class T>
   static bool skip_cell(const std::int64_t* off, const float* ws, bool mean, std::size_t cell) {
     const std::int64_t k0 = off[cell], k1 = off[cell + 1];
-    if (k0 == k1) return true;
-    if (!mean) return false;
-    T wsum = T(0);
-    for (std::int64_t k = k0; k < k1; ++k) wsum += static_cast<T>(ws[k]);
-    return wsum == T(0);
+    return k0 == k1 || cell_scale<T>(ws, mean, k0, k1) == T(0);
   }
 
   // Gives every row the batch touches (in cells that have a gradient) its accumulator slot, in the order of first
   // touch after the rows touched before this op (sp.rows), and writes every id's slot to sp.id_slot (-1 for the ids
-  // of a skipped cell). `counts` (empty, and only when no rows were touched before): each slot's number of ids. One pass on one thread: a split needs a second pass over the scattered slot entries (to
-  // agree on the first touch), which costs two threads as much as the one pass costs one.
+  // of a skipped cell). `counts` (empty, and only when no rows were touched before): each slot's number of ids.
+  // One pass on one thread: a split needs a second pass over the scattered slot entries (to agree on the first
+  // touch), which costs two threads as much as the one pass costs one.
   template <class T, class Skip>
   static void assign_slots(SparseRows<T>& sp, const IdBatch& b, std::size_t cells, const Skip& skip_cell,
                            std::vector<std::int64_t>* counts = nullptr) {
@@ -256,12 +262,7 @@ struct Embedding : OpT<Embedding> {
     for (std::size_t cell = 0; cell < cells; ++cell) {
       const std::int64_t k0 = off[cell], k1 = off[cell + 1];
       if (k0 == k1 || id_slot[k0] < 0) continue;  // a cell without gradient has every id at -1
-      T scale = T(1);
-      if (mean) {
-        T wsum = T(0);
-        for (std::int64_t k = k0; k < k1; ++k) wsum += static_cast<T>(ws[k]);
-        scale = T(1) / wsum;  // not 0: such cells were skipped
-      }
+      const T scale = cell_scale<T>(ws, mean, k0, k1);  // not 0: such cells were skipped
       for (std::int64_t k = k0; k < k1; ++k) {
         const auto e = static_cast<std::size_t>(start[static_cast<std::size_t>(id_slot[k])]++);
         ec[e] = static_cast<std::int32_t>(cell);
@@ -322,14 +323,7 @@ struct Embedding : OpT<Embedding> {
     const std::int64_t* off = b.offsets.data();
     const std::int64_t* ids = b.ids.data();
     const float* ws = b.weights.data();
-    // Pooling scale of a cell: 1 (sum), 1/Σw (mean), 0 when the mean cell's weights sum to 0 (forward wrote zeros:
-    // no dependence on the table).
-    auto scale = [&](std::int64_t k0, std::int64_t k1) {
-      if (!mean) return T(1);
-      T wsum = T(0);
-      for (std::int64_t k = k0; k < k1; ++k) wsum += static_cast<T>(ws[k]);
-      return wsum == T(0) ? T(0) : T(1) / wsum;
-    };
+    auto scale = [&](std::int64_t k0, std::int64_t k1) { return cell_scale<T>(ws, mean, k0, k1); };
     if (!sp) {
       T* gd = dense->data();
       std::memset(gd, 0, dense->size() * sizeof(T));

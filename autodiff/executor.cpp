@@ -263,8 +263,11 @@ void Executor<T>::run_forward(const Plan& p, bool prepare_sparse) {
     bind_rounded(v, c);
     if (profiling_) {
       const auto t0 = std::chrono::steady_clock::now();
+      const double loops0 = thread_loop_seconds(), wait0 = thread_wait_seconds();
       ops_[v]->forward(c);
-      profile_.forward_seconds[v] += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      profile_.forward_seconds[v] += took;
+      add_thread_profile(v, took, loops0, wait0);
       ++profile_.forward_calls[v];
     } else {
       ops_[v]->forward(c);
@@ -287,13 +290,22 @@ void Executor<T>::forward() {
 template <class T>
 void Executor<T>::set_profiling(bool on) {
   profiling_ = on;
+  set_thread_timing(on);
   if (on && profile_.forward_seconds.size() != g_.size()) reset_profile();
+}
+
+template <class T>
+void Executor<T>::add_thread_profile(NodeId v, double took, double loops0, double wait0) {
+  profile_.serial_seconds[v] += took - (thread_loop_seconds() - loops0);
+  profile_.wait_seconds[v] += thread_wait_seconds() - wait0;
 }
 
 template <class T>
 void Executor<T>::reset_profile() {
   profile_.forward_seconds.assign(g_.size(), 0.0);
   profile_.backward_seconds.assign(g_.size(), 0.0);
+  profile_.serial_seconds.assign(g_.size(), 0.0);
+  profile_.wait_seconds.assign(g_.size(), 0.0);
   profile_.forward_calls.assign(g_.size(), 0);
   profile_.backward_calls.assign(g_.size(), 0);
 }
@@ -462,11 +474,14 @@ void Executor<T>::backward(const std::vector<LossWeight>& losses) {
     c.add = std::span<const char>(p.add.data() + st.slots, k);
     bind_rounded(v, c);
     const auto t0 = profiling_ ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
+    const double loops0 = profiling_ ? thread_loop_seconds() : 0.0, wait0 = profiling_ ? thread_wait_seconds() : 0.0;
     st.op->backward(c);
     for (std::size_t s = 0; s < k; ++s)
       if (Tensor<T>* dst = p.add_to[st.slots + s]) add_into(*dst, *p.gin[st.slots + s]);
     if (profiling_) {
-      profile_.backward_seconds[v] += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      profile_.backward_seconds[v] += took;
+      add_thread_profile(v, took, loops0, wait0);
       ++profile_.backward_calls[v];
     }
   }

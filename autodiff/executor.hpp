@@ -124,10 +124,17 @@ class Executor {
   struct Profile {
     std::vector<double> forward_seconds;   ///< per node: seconds in its forward calls
     std::vector<double> backward_seconds;  ///< per node: seconds in its backward calls (with fan-out adds)
+    /// Per node: the part of its forward and backward seconds spent outside loops that ran on more than one thread
+    /// (core/parallel.hpp ThreadTimes): serial work, during which the other threads wait.
+    std::vector<double> serial_seconds;
+    /// Per node: the part of its seconds in which the calling thread, done with its share of a parallel loop,
+    /// waited for the other threads (the loops' imbalance).
+    std::vector<double> wait_seconds;
     std::vector<std::int64_t> forward_calls;   ///< per node: forward calls timed
     std::vector<std::int64_t> backward_calls;  ///< per node: backward calls timed
   };
-  /// Turns the per-op timing on or off; the sums are kept (reset_profile zeroes them).
+  /// Turns the per-op timing on or off, and with it the thread pool's timing (set_thread_timing); the sums are kept
+  /// (reset_profile zeroes them).
   void set_profiling(bool on);
   bool profiling() const { return profiling_; }  ///< whether op calls are being timed
   void reset_profile();  ///< zeroes the sums
@@ -174,6 +181,8 @@ class Executor {
   bool sparse_prepared_ = false;  // the last forward was forward_for_backward: backward keeps its layout
   void reset_sparse();  // forgets the touched rows, and reserves for the bound batch's ids
   Profile profile_;
+  // Adds an op call's time outside multi-thread loops and its waits inside them, from the pool's sums before it.
+  void add_thread_profile(NodeId v, double took, double loops0, double wait0);
   bool backward_ran_ = false;
   /// Per node: its value and gradient buffer (a parameter's are in the store, every other node's in values_ and
   /// grads_), and for a sparse parameter its SparseRows (else nullptr).

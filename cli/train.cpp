@@ -35,25 +35,45 @@ std::string format_profile(const TrainResult& r) {
                 "optimizer and hooks %.2f\n",
                 static_cast<long long>(r.steady_steps), total, num_threads(), batch, grad, update);
   out += line;
-  std::snprintf(line, sizeof line, "  %-34s %-18s %10s %10s %7s\n", "node", "op", "fwd ms", "bwd ms", "share");
+  // Where the threads wait: everything outside the parallel loops runs on the training thread (thread 0) alone.
+  if (r.profile_thread_busy_ms.size() > 1) {
+    std::snprintf(line, sizeof line,
+                  "threads: %.2f ms of each step in parallel loops, %.2f ms outside them (thread 0 alone)\n",
+                  r.profile_loop_ms, total - r.profile_loop_ms);
+    out += line;
+    for (std::size_t t = 0; t < r.profile_thread_busy_ms.size(); ++t) {
+      const double busy = r.profile_thread_busy_ms[t];
+      if (t == 0)
+        std::snprintf(line, sizeof line, "  thread 0: runs chunks %.2f ms, waits for the others %.2f ms\n", busy,
+                      r.profile_wait_ms);
+      else
+        std::snprintf(line, sizeof line, "  thread %zu: runs chunks %.2f ms, idle %.2f ms\n", t, busy, total - busy);
+      out += line;
+    }
+  }
+  std::snprintf(line, sizeof line, "  %-34s %-18s %9s %9s %9s %9s %7s\n", "node", "op", "fwd ms", "bwd ms",
+                "serial", "waits", "share");
   out += line;
   constexpr std::size_t kShown = 15;
-  double rest_f = 0, rest_b = 0;
+  double rest_f = 0, rest_b = 0, rest_s = 0, rest_w = 0;
   for (std::size_t i = 0; i < r.profile.size(); ++i) {
     const OpTime& t = r.profile[i];
     if (i >= kShown) {
       rest_f += t.forward_ms;
       rest_b += t.backward_ms;
+      rest_s += t.serial_ms;
+      rest_w += t.wait_ms;
       continue;
     }
-    std::snprintf(line, sizeof line, "  %-34s %-18s %10.3f %10.3f %6.1f%%\n", t.node.c_str(), t.op.c_str(),
-                  t.forward_ms, t.backward_ms, total > 0 ? 100.0 * (t.forward_ms + t.backward_ms) / total : 0.0);
+    std::snprintf(line, sizeof line, "  %-34s %-18s %9.3f %9.3f %9.3f %9.3f %6.1f%%\n", t.node.c_str(),
+                  t.op.c_str(), t.forward_ms, t.backward_ms, t.serial_ms, t.wait_ms,
+                  total > 0 ? 100.0 * (t.forward_ms + t.backward_ms) / total : 0.0);
     out += line;
   }
   if (r.profile.size() > kShown) {
     const std::string more = "(" + std::to_string(r.profile.size() - kShown) + " more ops)";
-    std::snprintf(line, sizeof line, "  %-34s %-18s %10.3f %10.3f %6.1f%%\n", more.c_str(), "", rest_f, rest_b,
-                  total > 0 ? 100.0 * (rest_f + rest_b) / total : 0.0);
+    std::snprintf(line, sizeof line, "  %-34s %-18s %9.3f %9.3f %9.3f %9.3f %6.1f%%\n", more.c_str(), "", rest_f,
+                  rest_b, rest_s, rest_w, total > 0 ? 100.0 * (rest_f + rest_b) / total : 0.0);
     out += line;
   }
   return out;

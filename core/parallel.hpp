@@ -15,6 +15,7 @@
 /// Why one pool for gemm too: BLAS's own threads and a second pool would compete for the same cores between calls;
 /// splitting each gemm over this pool (ops/blas.hpp) keeps one set of threads busy.
 #include <cstdint>
+#include <vector>
 
 namespace funnel {
 
@@ -27,6 +28,30 @@ int num_threads();
 /// Grain for cheap elementwise loops (a few ns per element): below about this many elements per thread, waking a
 /// worker costs more than it saves.
 inline constexpr std::int64_t kElementGrain = 16384;
+
+/// Where the pool's threads spent their time while thread timing was on (for profiles such as `funnel train
+/// --profile`). Only loops that ran on more than one thread count; a loop run on the calling thread alone (one
+/// chunk) is serial code like any other. Off by default: when on, each such loop and each chunk reads the clock twice.
+struct ThreadTimes {
+  std::int64_t loops = 0;      ///< parallel loops that ran on more than one thread
+  double loop_seconds = 0.0;   ///< their wall time, on the calling thread (from publishing the loop to its end)
+  /// The part of loop_seconds in which the calling thread, out of chunks to claim, waited for the others to finish
+  /// theirs: the loops' imbalance.
+  double wait_seconds = 0.0;
+  /// Per thread (0: the calling thread, then the workers): seconds spent running chunks of those loops. A worker is
+  /// idle for the rest of the time; the calling thread also runs everything outside the loops.
+  std::vector<double> busy_seconds;
+};
+/// Turns thread timing on or off (from the thread that called set_num_threads); the sums are kept.
+void set_thread_timing(bool on);
+/// Zeroes the sums of thread_times().
+void reset_thread_times();
+/// The sums since the last reset_thread_times() (or set_num_threads, which also resets them).
+ThreadTimes thread_times();
+/// thread_times().loop_seconds without copying the per-thread sums (cheap enough to read around every op).
+double thread_loop_seconds();
+/// thread_times().wait_seconds, as cheaply.
+double thread_wait_seconds();
 
 namespace detail {
 using ChunkFn = void (*)(const void* ctx, std::int64_t begin, std::int64_t end);

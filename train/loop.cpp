@@ -8,6 +8,7 @@
 #include <numeric>
 
 #include "core/error.hpp"
+#include "core/parallel.hpp"
 #include "train/strategy.hpp"
 
 namespace funnel {
@@ -58,6 +59,7 @@ TrainResult train(Model& m, Optimizer<float>& opt, BatchSource& src, const EvalF
       st.before_step();
       if (o.profile && !profiling && step - start_step >= TrainResult::kWarmupSteps) {
         ex.reset_profile();
+        reset_thread_times();
         profiling = true;
       }
       ex.set_profiling(profiling);
@@ -144,8 +146,14 @@ TrainResult train(Model& m, Optimizer<float>& opt, BatchSource& src, const EvalF
     for (std::size_t v = 0; v < pr.forward_seconds.size(); ++v) {
       if (pr.forward_calls[v] == 0 && pr.backward_calls[v] == 0) continue;
       const Node& nd = m.graph().node(static_cast<NodeId>(v));
-      res.profile.push_back({nd.name, nd.op, per * pr.forward_seconds[v], per * pr.backward_seconds[v]});
+      res.profile.push_back(
+          {nd.name, nd.op, per * pr.forward_seconds[v], per * pr.backward_seconds[v], per * pr.serial_seconds[v],
+                             per * pr.wait_seconds[v]});
     }
+    const ThreadTimes tt = thread_times();
+    res.profile_loop_ms = per * tt.loop_seconds;
+    res.profile_wait_ms = per * tt.wait_seconds;
+    for (double b : tt.busy_seconds) res.profile_thread_busy_ms.push_back(per * b);
     std::stable_sort(res.profile.begin(), res.profile.end(), [](const OpTime& a, const OpTime& b) {
       return a.forward_ms + a.backward_ms > b.forward_ms + b.backward_ms;
     });

@@ -54,6 +54,11 @@ struct OpTime {
   std::string op;    ///< its op
   double forward_ms = 0.0;   ///< its forward, per steady step
   double backward_ms = 0.0;  ///< its backward (with adding fan-out gradients), per steady step
+  /// The part of forward_ms + backward_ms outside loops that ran on more than one thread: serial work, during which
+  /// the other threads wait (equal to the sum with one thread).
+  double serial_ms = 0.0;
+  /// The part in which the training thread, done with its share of a parallel loop, waited for the other threads.
+  double wait_ms = 0.0;
 };
 
 /// What on_step sees after every step.
@@ -142,6 +147,12 @@ struct TrainResult {
   double steady_update_seconds = 0.0;    ///< the exchange, the hook and the optimizer
   /// With TrainOptions::profile: every op node that ran in the steady steps, the most expensive first.
   std::vector<OpTime> profile;
+  /// With TrainOptions::profile, per steady step (core/parallel.hpp ThreadTimes): the milliseconds inside loops that
+  /// ran on more than one thread, and each thread's milliseconds running chunks of them (0: the training thread,
+  /// which also runs everything outside the loops; a worker idles for the rest of the step).
+  double profile_loop_ms = 0.0;
+  double profile_wait_ms = 0.0;  ///< the training thread's waits for the others inside those loops (ThreadTimes)
+  std::vector<double> profile_thread_busy_ms;  ///< one per thread (empty without a profile)
   /// steady_rows / steady_seconds (0 without steady steps).
   double steady_samples_per_sec() const {
     return steady_seconds > 0 ? static_cast<double>(steady_rows) / steady_seconds : 0.0;

@@ -182,8 +182,17 @@ nlohmann::json Trainer::metrics_json(const TrainResult& r) const {
   if (!r.profile.empty()) {
     nlohmann::json ops = nlohmann::json::array();
     for (const OpTime& t : r.profile)
-      ops.push_back({{"node", t.node}, {"op", t.op}, {"forward_ms", t.forward_ms}, {"backward_ms", t.backward_ms}});
+      ops.push_back({{"node", t.node},
+                     {"op", t.op},
+                     {"forward_ms", t.forward_ms},
+                     {"backward_ms", t.backward_ms},
+                     {"serial_ms", t.serial_ms},
+                     {"wait_ms", t.wait_ms}});
     j["profile"] = ops;  // per steady step, the most expensive first
+    // Per steady step: inside loops run on several threads, and each thread's time running their chunks.
+    j["profile_threads"] = {{"loop_ms", r.profile_loop_ms},
+                                {"wait_ms", r.profile_wait_ms},
+                                {"busy_ms", r.profile_thread_busy_ms}};
   }
   if (o_.config.is_object()) j["config"] = o_.config;
   return j;

@@ -134,6 +134,51 @@ TEST_CASE("set_num_threads clamps to at least one thread", "[parallel]") {
   CHECK(num_threads() == 1);
 }
 
+TEST_CASE("thread timing counts the loops that ran on several threads, each thread's chunk time and the waits",
+          "[parallel]") {
+  Threads th(2);
+  // Chunk 1 busy-waits 20 ms, chunk 0 returns at once: whichever thread runs chunk 0 then has nothing to do.
+  auto loop = [] {
+    parallel_for(2, 1, [](std::int64_t b, std::int64_t) {
+      if (b == 0) return;
+      const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(20);
+      while (std::chrono::steady_clock::now() < until) {
+      }
+    });
+  };
+  loop();  // timing is off: nothing is counted
+  ThreadTimes t = thread_times();
+  CHECK(t.loops == 0);
+  CHECK(t.loop_seconds == 0.0);
+  REQUIRE(t.busy_seconds.size() == 2);
+  CHECK(t.busy_seconds[0] + t.busy_seconds[1] == 0.0);
+
+  set_thread_timing(true);
+  loop();
+  parallel_for(10, 100, [](std::int64_t, std::int64_t) {});  // one chunk: runs on the caller alone, not counted
+  set_thread_timing(false);
+  loop();  // off again
+  t = thread_times();
+  CHECK(t.loops == 1);
+  CHECK(t.loop_seconds >= 0.020);
+  CHECK(t.loop_seconds == thread_loop_seconds());
+  CHECK(t.wait_seconds == thread_wait_seconds());
+  CHECK(t.wait_seconds >= 0.0);
+  CHECK(t.wait_seconds <= t.loop_seconds);
+  const double busy = t.busy_seconds[0] + t.busy_seconds[1];
+  CHECK(busy >= 0.020);
+  CHECK(std::max(t.busy_seconds[0], t.busy_seconds[1]) <= t.loop_seconds);
+  // The caller either ran the slow chunk (then it barely waited) or waited for the worker that did.
+  CHECK((t.busy_seconds[0] >= 0.020 || t.wait_seconds >= 0.015));
+
+  reset_thread_times();
+  t = thread_times();
+  CHECK(t.loops == 0);
+  CHECK(t.loop_seconds == 0.0);
+  CHECK(t.wait_seconds == 0.0);
+  CHECK(t.busy_seconds[0] + t.busy_seconds[1] == 0.0);
+}
+
 TEST_CASE("ESMM trains to the same bits on 1, 2 and 3 threads (gemm, embedding, elementwise, Adam split)",
           "[parallel]") {
   SyntheticConfig sc;

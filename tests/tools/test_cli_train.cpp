@@ -47,8 +47,21 @@ TEST_CASE("train --profile prints where a step's time goes and records it", "[cl
     CHECK(op["op"].is_string());
     CHECK(op["forward_ms"].get<double>() >= 0);
     CHECK(op["backward_ms"].get<double>() >= 0);
+    CHECK(op["serial_ms"].get<double>() >= 0);
+    CHECK(op["wait_ms"].get<double>() >= 0);
   }
+  REQUIRE(m["profile_threads"]["busy_ms"].size() == 1);  // one thread by default
+  CHECK(m["profile_threads"]["loop_ms"].get<double>() == 0.0);
   CHECK(m["config"]["profile"] == true);
+  CHECK(t.out.find("threads: ") == std::string::npos);  // the thread lines only with several threads
+
+  Run two = run("train --data " + kSmall + kModel + " --threads 2 --profile --metrics-json " + (d / "m2.json").string());
+  INFO(two.out);
+  REQUIRE(two.code == 0);
+  CHECK(two.out.find("ms outside them (thread 0 alone)") != std::string::npos);
+  CHECK(two.out.find("thread 1: runs chunks") != std::string::npos);
+  auto m2 = nlohmann::json::parse(slurp(d / "m2.json"));
+  REQUIRE(m2["profile_threads"]["busy_ms"].size() == 2);
 }
 
 TEST_CASE("train, save, predict and eval round-trip", "[cli]") {

@@ -11,6 +11,7 @@
 #include <memory>
 #include <vector>
 
+#include "core/parallel.hpp"
 #include "train/checkpoint.hpp"
 
 #include "data/synthetic.hpp"
@@ -169,6 +170,9 @@ TEST_CASE("a profiled run times every op of its steady steps, not its warm-up or
     CHECK_FALSE(t.node.empty());
     CHECK(t.forward_ms >= 0);
     CHECK(t.backward_ms >= 0);
+    // One thread: no loop runs on several threads, so all of an op's time is serial and nothing waits.
+    CHECK(t.serial_ms == Approx(t.forward_ms + t.backward_ms).margin(1e-9));
+    CHECK(t.wait_ms == 0.0);
     if (i > 0) CHECK(t.forward_ms + t.backward_ms <= r.profile[i - 1].forward_ms + r.profile[i - 1].backward_ms);
     has_embedding = has_embedding || t.op == "embedding";
     has_matmul = has_matmul || t.op == "matmul";
@@ -179,6 +183,45 @@ TEST_CASE("a profiled run times every op of its steady steps, not its warm-up or
   // Per steady step the ops take part of the forward and backward time (not the evaluations').
   CHECK(ms <= 1e3 * r.steady_gradient_seconds / static_cast<double>(r.steady_steps) * 1.01);
   CHECK_FALSE(m.exec().profiling());
+  REQUIRE(r.profile_thread_busy_ms.size() == 1);
+  CHECK(r.profile_loop_ms == 0.0);
+  CHECK(r.profile_wait_ms == 0.0);
+}
+
+TEST_CASE("a profiled run on two threads says how much of each op ran on one thread and how long it waited",
+          "[train]") {
+  set_num_threads(2);
+  struct OneThread {
+    ~OneThread() { set_num_threads(1); }
+  } restore;
+  const Dataset d = make_synthetic(small_data());
+  // Towers wide enough that their gemms and elementwise ops split over both threads.
+  Model m(test::sized_for(d, "esmm", 16, {192, 96}));
+  m.exec().init_params(1);
+  auto opt = make_optimizer<float>("adam", {});
+  TrainOptions o;
+  o.batch_size = 1000;
+  o.epochs = 1;
+  o.profile = true;
+  TrainResult r = train(m, *opt, d, nullptr, o, {});
+  REQUIRE(r.steady_steps > 0);
+  REQUIRE(r.profile_thread_busy_ms.size() == 2);
+  const double step_ms = 1e3 * r.steady_seconds / static_cast<double>(r.steady_steps);
+  CHECK(r.profile_loop_ms > 0.0);
+  CHECK(r.profile_loop_ms <= step_ms * 1.01);
+  CHECK(r.profile_wait_ms <= r.profile_loop_ms);
+  CHECK(r.profile_thread_busy_ms[1] > 0.0);  // the worker ran chunks
+  CHECK(r.profile_thread_busy_ms[1] <= r.profile_loop_ms * 1.01);
+  bool split = false;
+  for (const OpTime& t : r.profile) {
+    INFO(t.node);
+    CHECK(t.serial_ms <= t.forward_ms + t.backward_ms + 1e-6);
+    CHECK(t.serial_ms >= -1e-6);
+    CHECK(t.wait_ms >= 0.0);
+    CHECK(t.wait_ms <= t.forward_ms + t.backward_ms + 1e-6);
+    if (t.op == "matmul" && t.serial_ms < 0.5 * (t.forward_ms + t.backward_ms)) split = true;
+  }
+  CHECK(split);  // some gemm ran mostly on both threads
 }
 
 TEST_CASE("data that does not fit the model is a clear error", "[train]") {

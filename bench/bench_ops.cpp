@@ -3,7 +3,9 @@
 //
 //   op/<op>/<input shapes>/B:<b>/{fwd,bwd}   every op of the registry, alone (bench/op_cases.hpp), with bytes/s
 //                                            (and FLOP/s for matmul). The list is made from the registry itself: an
-//                                            op without a case shows up as op/<op>/NO_CASE with an error.
+//                                            op without a case shows up as op/<op>/NO_CASE with an error. Ops with a
+//                                            sparse gradient also get /fwd+bwd: both passes as a training step runs
+//                                            them (the forward lays out the gradient rows).
 //   sgemm/<be>/<p>/B:<b>/<K>x<N>/{fwd,dx,dw} one raw single-thread call of backend <be> (openblas: cblas_sgemm,
 //                                            onednn: dnnl_sgemm) in precision <p> with the dense layer's three gemms
 //                                            (bf16: W rounded once beforehand, as a step does; X, dY per call)
@@ -61,20 +63,27 @@ using namespace funnel::bench;
 
 // ---------------------------------------------------------------- single ops
 
-void run_op(benchmark::State& st, const OpCase& oc, std::int64_t b, bool backward) {
+// What a case times: the forward alone, the backward alone (after one forward), or both as a training step runs
+// them (for ops with a sparse gradient, whose forward then lays out the gradient rows).
+enum class Pass { Fwd, Bwd, Train };
+
+void run_op(benchmark::State& st, const OpCase& oc, std::int64_t b, Pass pass) {
   OpRun r(oc, b);
   r.forward();
-  if (backward) r.backward();
+  if (pass != Pass::Fwd) r.backward();
   for (auto _ : st) {
-    if (backward) r.backward();
-    else r.forward();
+    if (pass == Pass::Bwd) r.backward();
+    else if (pass == Pass::Fwd) r.forward();
+    else r.forward_backward();
     benchmark::ClobberMemory();
   }
-  const double bytes = backward ? r.bwd_bytes() : r.fwd_bytes();
+  const bool backward = pass != Pass::Fwd;
+  const double bytes = pass == Pass::Train ? r.fwd_bytes() + r.bwd_bytes() : backward ? r.bwd_bytes() : r.fwd_bytes();
   st.SetBytesProcessed(static_cast<std::int64_t>(bytes * static_cast<double>(st.iterations())));
   st.SetItemsProcessed(st.iterations() * b);  // rows
   const auto& fl = backward ? oc.bwd_flops : oc.fwd_flops;
-  if (fl) st.counters["FLOP/s"] = benchmark::Counter(fl(b), benchmark::Counter::kIsIterationInvariantRate);
+  if (fl && pass != Pass::Train)
+    st.counters["FLOP/s"] = benchmark::Counter(fl(b), benchmark::Counter::kIsIterationInvariantRate);
 }
 
 void register_ops() {
@@ -84,13 +93,16 @@ void register_ops() {
     for (const OpCase& oc : cases) {
       if (oc.op != name) continue;
       any = true;
+      const bool sparse = OpRun(oc, 1).has_sparse();
       for (std::int64_t b : kBatches)
-        for (bool bwd : {false, true})
-          benchmark::RegisterBenchmark(("op/" + name + "/" + oc.label + "/B:" + std::to_string(b) +
-                                        (bwd ? "/bwd" : "/fwd")).c_str(),
-                                       [oc, b, bwd](benchmark::State& st) { run_op(st, oc, b, bwd); })
+        for (Pass pass : {Pass::Fwd, Pass::Bwd, Pass::Train}) {
+          if (pass == Pass::Train && !sparse) continue;
+          const char* tail = pass == Pass::Fwd ? "/fwd" : pass == Pass::Bwd ? "/bwd" : "/fwd+bwd";
+          benchmark::RegisterBenchmark(("op/" + name + "/" + oc.label + "/B:" + std::to_string(b) + tail).c_str(),
+                                       [oc, b, pass](benchmark::State& st) { run_op(st, oc, b, pass); })
               ->Unit(benchmark::kMicrosecond)
               ->MinTime(0.2);
+        }
     }
     if (!any)
       benchmark::RegisterBenchmark(("op/" + name + "/NO_CASE").c_str(), [name](benchmark::State& st) {

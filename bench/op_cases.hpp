@@ -180,13 +180,27 @@ class OpRun {
     c_.rounded = any ? std::span<const Tensor<float>* const>(rnd_ptrs_) : std::span<const Tensor<float>* const>();
   }
 
-  void forward() { op_->forward(c_); }
+  // A forward pass as evaluation and serving run it: no sparse gradient is prepared.
+  void forward() {
+    c_.sparse = {};
+    op_->forward(c_);
+    c_.sparse = std::span<SparseRows<float>* const>(sparse_ptrs_);
+  }
   // The executor clears sparse accumulators before each backward; so does this (O(rows touched)).
   void backward() {
     for (auto& s : sparse_)
       if (s) s->clear();
     op_->backward(c_);
   }
+  // A training step's forward and backward, as Executor::forward_for_backward and backward run them: an op that
+  // prepares_sparse() lays out its sparse gradient rows in the forward pass.
+  void forward_backward() {
+    for (auto& s : sparse_)
+      if (s) s->clear();
+    op_->forward(c_);
+    op_->backward(c_);
+  }
+  bool has_sparse() const { return has_sparse_; }  // some input takes a sparse gradient
 
   const Tensor<float>& out() const { return out_; }
   // Bytes an ideal implementation moves. Forward reads the inputs and writes the output; with ids, a table is not

@@ -131,12 +131,15 @@ struct Embedding : OpT<Embedding> {
     sp->id_slot.resize(nids);  // reserved by the executor: no allocation in a steady state
     sp->by_slot.clear();
     std::atomic<std::size_t> next{0};
+    // Grouping needs every slot counted from this batch's ids: not with rows touched before (the executor clears the
+    // rows before a training step's forward; a caller that does not gets the layout without the grouping).
     const int parts = parallel_chunks(static_cast<std::int64_t>(cells), kGrainCells);
+    const bool group = parts > 1 && sp->size() == 0;
     parallel_for(parts, 1, [&](std::int64_t t0, std::int64_t t1) {
       for (std::int64_t t = t0; t < t1; ++t) {
         if (t == 0) {
           const auto skip = [&](std::size_t cell) { return skip_cell<T>(off, ws, mean, cell); };
-          if (parts > 1) {
+          if (group) {
             assign_slots(*sp, b, cells, skip, &sp->by_slot);
             group_by_slot(*sp, b, cells, mean);
           } else {

@@ -285,3 +285,43 @@ TEST_CASE("rows laid out in a forward pass are dropped when the backward does no
   CHECK(ex.sparse_grad(f.table.id).size() > 100);
   CHECK(ex.sparse_grad(f.table.id).values.size() == ex.sparse_grad(f.table.id).size() * 18);
 }
+
+TEST_CASE("a forward that prepares rows already touched (no clear in between) lays them out without grouping",
+          "[ops][embedding][threads]") {
+  ThreadsGuard guard;
+  set_num_threads(2);
+  using F = BigFixture<float>;
+  F f(Pool::Sum);
+  Executor<float> ex(f.g);
+  ex.init_params(3);
+  f.bind(ex);
+  ex.forward();
+  ex.backward(f.loss.id);
+  const auto want = sparse_rows(ex.sparse_grad(f.table.id));
+  REQUIRE(want.size() > 100);
+  // The op called directly, as code outside the executor may: two forwards prepare the same rows without a
+  // clear() between them (the second finds every row touched), then the backward.
+  const Op& op = get_op("embedding");
+  SparseRows<float> sp;
+  sp.init(F::V, F::D);
+  Tensor<float> out = Tensor<float>::from_shape({static_cast<std::size_t>(F::B), static_cast<std::size_t>(F::F),
+                                                 static_cast<std::size_t>(F::D)});
+  const Tensor<float>* in[2] = {&ex.param(f.table.id), nullptr};
+  const IdBatch* id_in[2] = {nullptr, &ex.ids(f.idv.id)};
+  SparseRows<float>* sparse[2] = {&sp, nullptr};
+  Tensor<float>* gin[2] = {nullptr, nullptr};
+  Ctx<float> c;
+  c.node = &f.g.node(f.e.id);
+  c.batch = F::B;
+  c.in = in;
+  c.ids = id_in;
+  c.out = &out;
+  c.sparse = sparse;
+  c.gin = gin;
+  op.forward(c);
+  op.forward(c);
+  CHECK(values(out) == values(ex.value(f.e.id)));
+  c.gout = &ex.node_grad(f.e.id);
+  op.backward(c);
+  CHECK(sparse_rows(sp) == want);
+}

@@ -75,6 +75,21 @@ def test_metrics_dict_is_metrics_json(tmp_path, fixture_csv):
     assert again["resumed_from"] == {"checkpoint": str(tmp_path / "ck"), "step": first["steps"]}
 
 
+def test_profile_says_where_the_threads_wait():
+    flags = dict(SMALL, threads=2, epochs=1, profile=True)
+    m = funnel.train(data="synthetic:rows=4000", **flags)
+    ops = {o["node"]: o for o in m["profile"]}
+    assert "embedding/lookup" in ops
+    for o in ops.values():
+        assert o["serial_ms"] <= o["forward_ms"] + o["backward_ms"] + 1e-6
+        assert 0 <= o["wait_ms"] <= o["forward_ms"] + o["backward_ms"] + 1e-6
+    threads = m["profile_threads"]
+    assert len(threads["busy_ms"]) == 2
+    assert 0 <= threads["wait_ms"] <= threads["loop_ms"]
+    one = funnel.train(data="synthetic:rows=4000", **dict(flags, threads=1))
+    assert len(one["profile_threads"]["busy_ms"]) == 1 and one["profile_threads"]["loop_ms"] == 0
+
+
 def test_predict_equals_cli(tmp_path, fixture_csv, funnel_bin):
     df = pd.read_csv(fixture_csv)
     funnel.train(data=df, save=tmp_path / "ck", **SMALL)

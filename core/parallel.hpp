@@ -42,7 +42,8 @@ struct ThreadTimes {
   /// idle for the rest of the time; the calling thread also runs everything outside the loops.
   std::vector<double> busy_seconds;
 };
-/// Turns thread timing on or off (from the thread that called set_num_threads); the sums are kept.
+/// Turns thread timing on or off; the sums are kept. Call this and the functions below from the thread that called
+/// set_num_threads (the one that runs the loops), like set_num_threads itself.
 void set_thread_timing(bool on);
 /// Zeroes the sums of thread_times().
 void reset_thread_times();

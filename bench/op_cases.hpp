@@ -74,6 +74,17 @@ struct OpCase {
   // FLOPs of one forward / backward call at batch B (0: the op is counted in bytes only).
   std::function<double(std::int64_t)> fwd_flops;
   std::function<double(std::int64_t)> bwd_flops;
+  // Input i takes a sparse gradient (an embedding table read through ids).
+  bool sparse_input(std::size_t i) const {
+    const Op& o = get_op(op);
+    return o.differentiable(i) && inputs[i].kind != InputSpec::Kind::Ids && o.sparse_grad(i);
+  }
+  // Some input takes a sparse gradient: the case also gets a /fwd+bwd benchmark.
+  bool has_sparse() const {
+    for (std::size_t i = 0; i < inputs.size(); ++i)
+      if (sparse_input(i)) return true;
+    return false;
+  }
 };
 
 // One op with its buffers, ready to run forward and backward at a fixed batch size.
@@ -135,7 +146,7 @@ class OpRun {
     for (auto& v : gout_) v = u(rng);
     for (std::size_t i = 0; i < k; ++i) {
       if (!op_->differentiable(i) || oc.inputs[i].kind == InputSpec::Kind::Ids) continue;
-      if (op_->sparse_grad(i)) {
+      if (oc.sparse_input(i)) {
         sparse_[i] = std::make_unique<SparseRows<float>>();
         sparse_[i]->init(static_cast<std::int64_t>(values_[i].shape()[0]),
                          static_cast<std::int64_t>(values_[i].shape()[1]));
@@ -200,7 +211,6 @@ class OpRun {
     op_->forward(c_);
     op_->backward(c_);
   }
-  bool has_sparse() const { return has_sparse_; }  // some input takes a sparse gradient
 
   const Tensor<float>& out() const { return out_; }
   // Bytes an ideal implementation moves. Forward reads the inputs and writes the output; with ids, a table is not
